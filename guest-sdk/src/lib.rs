@@ -1,0 +1,236 @@
+//! Write task modules for [wasmpool](https://docs.rs/wasmpool): plain Rust
+//! functions, run by a pool of sandboxed worker processes.
+//!
+//! ```no_run
+//! use wasmpool_guest::task;
+//!
+//! #[task]
+//! fn square(x: i64) -> i64 {
+//!     x * x
+//! }
+//!
+//! #[task]
+//! fn divide(a: i64, b: i64) -> Result<i64, String> {
+//!     if b == 0 {
+//!         return Err("division by zero".into());
+//!     }
+//!     Ok(a / b)
+//! }
+//! ```
+//!
+//! Put that in a library crate with `crate-type = ["cdylib"]` that depends on
+//! `wasmpool-guest` and `serde`, and build it with
+//! `cargo build --release --target wasm32-wasip2` (once:
+//! `rustup target add wasm32-wasip2`). The `.wasm` file under
+//! `target/wasm32-wasip2/release/` is the module a host hands to its pool:
+//!
+//! ```toml
+//! [lib]
+//! crate-type = ["cdylib"]
+//!
+//! [dependencies]
+//! wasmpool-guest = "0.1"
+//! ```
+//!
+//! # Tasks
+//!
+//! - Parameters are any types that implement `serde::Deserialize` (owned:
+//!   `String`, not `&str`); several parameters are passed positionally, which is
+//!   what `starmap` does.
+//! - The result is any type that implements `serde::Serialize`. A return type
+//!   spelled `Result<T, E>` with `E: Display` makes `Err` a task error carrying
+//!   `E`'s message.
+//! - A panic fails the task with the panic message; the worker then throws the
+//!   instance away and gives the next task a fresh one.
+//! - State in `static`s persists from task to task in one worker, as module
+//!   state does in a CPython pool worker, until the instance is renewed.
+//! - `#[task(name = "other")]` exports a function under another name.
+//!
+//! [`worker_pid`] and [`task_index`] tell a task where it runs. Guest output on
+//! stdout and stderr is captured by the host and attributed to the task.
+//!
+//! # The contract
+//!
+//! Modules implement the `task-module` world of `wit/wasmpool.wit`; arguments and
+//! results travel as MessagePack (see that file). This crate is one way to
+//! implement it; any language that targets the component model can.
+
+use std::cell::Cell;
+use std::fmt::Display;
+use std::sync::Once;
+
+mod bindings {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "task-module",
+    });
+}
+
+use bindings::exports::wasmpool::task::tasks::{Guest, TaskInfo};
+use bindings::wasmpool::task::types::{ErrorKind, TaskError};
+use bindings::wasmpool::task::{context, outcomes};
+
+pub use wasmpool_guest_macros::task;
+
+/// The operating-system process id of the worker running the current task.
+///
+/// Tasks of one pool see several ids, one for each worker process.
+pub fn worker_pid() -> u32 {
+    context::worker_pid()
+}
+
+/// The index of the current task: its position in the input of a `map`, `imap`
+/// or `starmap`, or 0 for an `apply`.
+pub fn task_index() -> u64 {
+    context::task_index()
+}
+
+/// Items used by the code `#[task]` generates. Not public API.
+#[doc(hidden)]
+pub mod __private {
+    use super::*;
+
+    pub use inventory;
+
+    /// What a task's generated wrapper returns: the encoded result, or why it failed.
+    pub type Outcome = Result<Vec<u8>, TaskError>;
+
+    /// A task registered by `#[task]`.
+    pub struct TaskDef {
+        pub(crate) name: &'static str,
+        pub(crate) arity: u32,
+        pub(crate) call: fn(&[u8]) -> Outcome,
+    }
+
+    impl TaskDef {
+        /// Describes a task; used by `#[task]`.
+        pub const fn new(name: &'static str, arity: u32, call: fn(&[u8]) -> Outcome) -> Self {
+            TaskDef { name, arity, call }
+        }
+    }
+
+    inventory::collect!(TaskDef);
+
+    /// Decodes a task's MessagePack argument array into its parameter tuple.
+    pub fn decode_args<T: serde::de::DeserializeOwned>(
+        task: &str,
+        bytes: &[u8],
+    ) -> Result<T, TaskError> {
+        rmp_serde::from_slice(bytes).map_err(|err| TaskError {
+            kind: ErrorKind::BadArguments,
+            message: format!(
+                "arguments of task `{task}` do not decode to {}: {err}",
+                std::any::type_name::<T>()
+            ),
+        })
+    }
+
+    /// Encodes the value a task returned.
+    pub fn finish_value<T: serde::Serialize>(value: T) -> Outcome {
+        rmp_serde::to_vec_named(&value).map_err(|err| TaskError {
+            kind: ErrorKind::BadResult,
+            message: format!("the result does not encode as MessagePack: {err}"),
+        })
+    }
+
+    /// Encodes the `Ok` of a task that returns a `Result`, or reports its `Err`.
+    pub fn finish_result<T: serde::Serialize, E: Display>(result: Result<T, E>) -> Outcome {
+        match result {
+            Ok(value) => finish_value(value),
+            Err(err) => Err(TaskError {
+                kind: ErrorKind::Failed,
+                message: err.to_string(),
+            }),
+        }
+    }
+}
+
+use __private::TaskDef;
+
+thread_local! {
+    /// Set while a task runs, so the panic hook knows to report it.
+    static RUNNING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Reports a panic of the running task as its outcome; the abort that follows
+/// traps, and the host renews the instance.
+fn install_panic_hook() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        std::panic::set_hook(Box::new(|info| {
+            let message = match info.payload().downcast_ref::<&str>() {
+                Some(s) => (*s).to_string(),
+                None => match info.payload().downcast_ref::<String>() {
+                    Some(s) => s.clone(),
+                    None => "panic with a non-string payload".to_string(),
+                },
+            };
+            let message = match info.location() {
+                Some(loc) => format!("{message} (at {}:{})", loc.file(), loc.line()),
+                None => message,
+            };
+            if RUNNING.with(|running| running.replace(false)) {
+                outcomes::finish(Err(&TaskError {
+                    kind: ErrorKind::Panic,
+                    message,
+                }));
+            } else {
+                eprintln!("panic outside a task: {message}");
+            }
+        }));
+    });
+}
+
+fn find(name: &str) -> Option<&'static TaskDef> {
+    inventory::iter::<TaskDef>
+        .into_iter()
+        .find(|task| task.name == name)
+}
+
+struct Module;
+
+impl Guest for Module {
+    fn describe() -> Vec<TaskInfo> {
+        let mut tasks: Vec<TaskInfo> = inventory::iter::<TaskDef>
+            .into_iter()
+            .map(|task| TaskInfo {
+                name: task.name.to_string(),
+                arity: task.arity,
+            })
+            .collect();
+        tasks.sort_by(|a, b| a.name.cmp(&b.name));
+        tasks
+    }
+
+    fn run(task: String, _first_index: u64, args: Vec<u8>, ends: Vec<u32>) {
+        install_panic_hook();
+        let def = find(&task);
+        let mut start = 0usize;
+        for end in ends {
+            let end = end as usize;
+            let outcome = match (def, args.get(start..end)) {
+                (None, _) => Err(TaskError {
+                    kind: ErrorKind::UnknownTask,
+                    message: format!("this module has no task named `{task}`"),
+                }),
+                (Some(_), None) => Err(TaskError {
+                    kind: ErrorKind::BadArguments,
+                    message: format!("argument bounds {start}..{end} are outside the batch"),
+                }),
+                (Some(def), Some(bytes)) => {
+                    RUNNING.with(|running| running.set(true));
+                    let outcome = (def.call)(bytes);
+                    RUNNING.with(|running| running.set(false));
+                    outcome
+                }
+            };
+            match &outcome {
+                Ok(bytes) => outcomes::finish(Ok(bytes)),
+                Err(err) => outcomes::finish(Err(err)),
+            }
+            start = end;
+        }
+    }
+}
+
+bindings::export!(Module with_types_in bindings);

@@ -1,0 +1,317 @@
+//! Chunks of tasks on their way to a worker, and the sinks their outcomes go to.
+//!
+//! A [`Chunk`] owns the promise that each of its tasks gets exactly one
+//! outcome: it is either completed with the worker's outcomes, failed with an
+//! error, or, if it is dropped without either (the pool shut down under it),
+//! failed as terminated.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_bytes::ByteBuf;
+
+use crate::error::{Error, ErrorKind};
+use crate::protocol::Outcome;
+
+/// Where the outcomes of a job's tasks go.
+pub(crate) trait Sink: Send + Sync {
+    /// The outcomes of the tasks `first_index..first_index + outcomes.len()`.
+    fn deliver(&self, first_index: u64, outcomes: Vec<Outcome>);
+}
+
+/// Consecutive tasks of one job, run by one worker in one guest call.
+pub(crate) struct Chunk {
+    pub(crate) task: Arc<str>,
+    pub(crate) first_index: u64,
+    /// The tasks' MessagePack argument arrays, concatenated.
+    pub(crate) args: Vec<u8>,
+    /// Where each task's arguments end in `args`.
+    pub(crate) ends: Vec<u32>,
+    sink: Option<Arc<dyn Sink>>,
+}
+
+impl Chunk {
+    /// How many tasks the chunk holds.
+    pub(crate) fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Delivers the worker's outcomes, one per task.
+    pub(crate) fn complete(mut self, outcomes: Vec<Outcome>) {
+        debug_assert_eq!(outcomes.len(), self.len());
+        if let Some(sink) = self.sink.take() {
+            sink.deliver(self.first_index, outcomes);
+        }
+    }
+
+    /// Fails every task of the chunk with `error`.
+    pub(crate) fn fail(mut self, error: &Error) {
+        if let Some(sink) = self.sink.take() {
+            fail_all(&*sink, self.first_index, self.len(), error);
+        }
+    }
+
+    /// Splits the chunk at task `at`: `self` keeps the tasks before it and the
+    /// returned chunk holds the rest.
+    pub(crate) fn split_off(&mut self, at: usize) -> Chunk {
+        let base = self.ends[at - 1];
+        let args = self.args.split_off(base as usize);
+        let ends = self
+            .ends
+            .split_off(at)
+            .into_iter()
+            .map(|end| end - base)
+            .collect();
+        Chunk {
+            task: self.task.clone(),
+            first_index: self.first_index + at as u64,
+            args,
+            ends,
+            sink: self.sink.clone(),
+        }
+    }
+}
+
+impl Drop for Chunk {
+    fn drop(&mut self) {
+        if let Some(sink) = self.sink.take() {
+            let error = Error::new(
+                ErrorKind::Terminated,
+                "the pool shut down before this task finished",
+            );
+            fail_all(&*sink, self.first_index, self.len(), &error);
+        }
+    }
+}
+
+fn fail_all(sink: &dyn Sink, first_index: u64, len: usize, error: &Error) {
+    if len == 0 {
+        return;
+    }
+    let outcomes = (0..len as u64)
+        .map(|i| Err(error.clone().with_index(first_index + i)))
+        .collect();
+    sink.deliver(first_index, outcomes);
+}
+
+/// Encodes a job's tasks into chunks of at most `chunksize` tasks.
+///
+/// A task whose arguments cannot be encoded, are too large or have the wrong
+/// number of positional arguments fails on its own, at once; the others go on.
+pub(crate) struct Chunker {
+    task: Arc<str>,
+    arity: u32,
+    chunksize: usize,
+    max_payload: usize,
+    sink: Arc<dyn Sink>,
+    next_index: u64,
+    current: Option<Chunk>,
+}
+
+impl Chunker {
+    pub(crate) fn new(
+        task: Arc<str>,
+        arity: u32,
+        chunksize: usize,
+        max_payload: usize,
+        sink: Arc<dyn Sink>,
+    ) -> Self {
+        Chunker {
+            task,
+            arity,
+            chunksize: chunksize.max(1),
+            max_payload,
+            sink,
+            next_index: 0,
+            current: None,
+        }
+    }
+
+    /// The index the next task will get.
+    pub(crate) fn next_index(&self) -> u64 {
+        self.next_index
+    }
+
+    /// Adds a task with `args`, a value that serialises as a sequence of the
+    /// positional arguments (a tuple). Returns a chunk when one is full.
+    pub(crate) fn push<A: Serialize + ?Sized>(&mut self, args: &A) -> Option<Chunk> {
+        let index = self.next_index;
+        self.next_index += 1;
+        let chunk = self.current.get_or_insert_with(|| Chunk {
+            task: self.task.clone(),
+            first_index: index,
+            args: Vec::new(),
+            ends: Vec::new(),
+            sink: Some(self.sink.clone()),
+        });
+        let start = chunk.args.len();
+        let encoded = rmp_serde::encode::write_named(&mut chunk.args, args)
+            .map_err(|err| format!("the arguments do not encode as MessagePack: {err}"))
+            .and_then(|()| check_args(&chunk.args[start..], self.arity, self.max_payload));
+        match encoded {
+            Ok(()) => {
+                chunk.ends.push(chunk.args.len() as u32);
+                if chunk.len() >= self.chunksize {
+                    return self.current.take();
+                }
+                None
+            }
+            Err(message) => {
+                chunk.args.truncate(start);
+                // The tasks before this one form a chunk of their own, so that
+                // every chunk holds consecutive indices.
+                let before = self.current.take().filter(|chunk| chunk.len() > 0);
+                let error = Error::new(
+                    ErrorKind::BadArguments,
+                    format!("task `{}`: {message}", self.task),
+                )
+                .with_index(index);
+                self.sink.deliver(index, vec![Err(error)]);
+                before
+            }
+        }
+    }
+
+    /// The last, partly filled chunk.
+    pub(crate) fn finish(&mut self) -> Option<Chunk> {
+        self.current.take().filter(|chunk| chunk.len() > 0)
+    }
+}
+
+/// Checks one task's encoded arguments: a MessagePack array of `arity`
+/// elements, no larger than `max_payload` bytes.
+fn check_args(bytes: &[u8], arity: u32, max_payload: usize) -> Result<(), String> {
+    if bytes.len() > max_payload {
+        return Err(format!(
+            "the arguments take {} bytes, over the payload limit of {max_payload} bytes",
+            bytes.len()
+        ));
+    }
+    let len = match bytes {
+        [b @ 0x90..=0x9f, ..] => u32::from(b & 0x0f),
+        [0xdc, hi, lo, ..] => u32::from(u16::from_be_bytes([*hi, *lo])),
+        [0xdd, a, b, c, d, ..] => u32::from_be_bytes([*a, *b, *c, *d]),
+        _ => {
+            return Err(
+                "the arguments must be a sequence of positional arguments (a tuple), \
+                 not a single value"
+                    .to_string(),
+            );
+        }
+    };
+    if len != arity {
+        return Err(format!(
+            "the task takes {arity} argument{}, but {len} were given",
+            if arity == 1 { "" } else { "s" }
+        ));
+    }
+    Ok(())
+}
+
+/// Decodes a task's result into the type the caller asked for.
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(
+    index: u64,
+    bytes: &ByteBuf,
+) -> Result<T, Error> {
+    rmp_serde::from_slice(bytes).map_err(|err| {
+        Error::new(
+            ErrorKind::BadResult,
+            format!(
+                "the result does not decode to {}: {err}",
+                std::any::type_name::<T>()
+            ),
+        )
+        .with_index(index)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    #[derive(Default)]
+    struct Record(Mutex<Vec<(u64, Outcome)>>);
+
+    impl Sink for Record {
+        fn deliver(&self, first_index: u64, outcomes: Vec<Outcome>) {
+            let mut seen = self.0.lock().unwrap();
+            for (i, outcome) in outcomes.into_iter().enumerate() {
+                seen.push((first_index + i as u64, outcome));
+            }
+        }
+    }
+
+    fn chunker(arity: u32, chunksize: usize) -> (Arc<Record>, Chunker) {
+        let record = Arc::new(Record::default());
+        let chunker = Chunker::new("t".into(), arity, chunksize, 1 << 20, record.clone());
+        (record, chunker)
+    }
+
+    #[test]
+    fn chunks_hold_consecutive_tasks_and_split_cleanly() {
+        let (_, mut chunker) = chunker(1, 3);
+        let mut chunks: Vec<Chunk> = (0..7i64).filter_map(|i| chunker.push(&(i,))).collect();
+        chunks.extend(chunker.finish());
+        let sizes: Vec<usize> = chunks.iter().map(Chunk::len).collect();
+        assert_eq!(sizes, [3, 3, 1]);
+        let mut first = chunks.remove(0);
+        let tail = first.split_off(1);
+        assert_eq!((first.first_index, first.len()), (0, 1));
+        assert_eq!((tail.first_index, tail.len()), (1, 2));
+        let arg: (i64,) = rmp_serde::from_slice(&tail.args[..tail.ends[0] as usize]).unwrap();
+        assert_eq!(arg, (1,));
+        for chunk in chunks.into_iter().chain([first, tail]) {
+            let n = chunk.len();
+            chunk.complete(vec![Ok(ByteBuf::new()); n]);
+        }
+    }
+
+    #[test]
+    fn a_wrong_arity_fails_that_task_only() {
+        let (record, mut chunker) = chunker(2, 10);
+        assert!(chunker.push(&(1, 2)).is_none());
+        let before = chunker
+            .push(&(1,))
+            .expect("the tasks before the bad one are flushed");
+        assert_eq!(before.len(), 1);
+        assert!(chunker.push(&(3, 4)).is_none());
+        let after = chunker.finish().unwrap();
+        assert_eq!(after.first_index, 2);
+        let seen = record.0.lock().unwrap();
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].0, 1);
+        let err = seen[0].1.as_ref().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::BadArguments);
+        assert!(
+            err.message()
+                .contains("takes 2 arguments, but 1 were given"),
+            "{err}"
+        );
+        drop(seen);
+        before.complete(vec![Ok(ByteBuf::new())]);
+        after.complete(vec![Ok(ByteBuf::new())]);
+    }
+
+    #[test]
+    fn a_dropped_chunk_fails_its_tasks_as_terminated() {
+        let (record, mut chunker) = chunker(1, 10);
+        chunker.push(&(1,));
+        chunker.push(&(2,));
+        drop(chunker.finish());
+        let seen = record.0.lock().unwrap();
+        assert_eq!(seen.len(), 2);
+        assert!(
+            seen.iter()
+                .all(|(_, o)| o.as_ref().unwrap_err().is_terminated())
+        );
+    }
+
+    #[test]
+    fn a_single_value_is_not_an_argument_list() {
+        assert!(check_args(&rmp_serde::to_vec(&5).unwrap(), 1, 100).is_err());
+        assert!(check_args(&rmp_serde::to_vec(&(5,)).unwrap(), 1, 100).is_ok());
+        assert!(check_args(&rmp_serde::to_vec(&(5,)).unwrap(), 1, 1).is_err());
+    }
+}

@@ -1,0 +1,838 @@
+//! [`Pool`] and [`PoolBuilder`]: the API of `multiprocessing.Pool`.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::{self, JoinHandle};
+
+use crossbeam_channel::{Sender, bounded, unbounded};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_bytes::ByteBuf;
+
+use crate::callbacks::CallbackThread;
+use crate::engine::{self, Role};
+use crate::error::{Error, ErrorKind};
+use crate::imap::Imap;
+use crate::job::{Chunk, Chunker, Sink};
+use crate::module;
+use crate::output::{self, GuestOutput, OutputHandler};
+use crate::process::SpawnConfig;
+use crate::protocol::{Call, EngineSettings, Setup, TaskInfo};
+use crate::result::{self, AsyncResult, Callbacks};
+use crate::supervisor::{self, Shared};
+use crate::worker;
+
+/// Set by [`crate::init`], so that a pool knows it may run this program as
+/// its workers.
+pub(crate) static INIT_CALLED: AtomicBool = AtomicBool::new(false);
+
+/// The default most bytes of one task's arguments or result.
+const DEFAULT_MAX_PAYLOAD: usize = 64 << 20;
+/// The default most bytes of stdout (and of stderr) kept per task.
+const DEFAULT_OUTPUT_LIMIT: u32 = 64 << 10;
+/// The default linear memory limit of one instance.
+const DEFAULT_MEMORY_LIMIT: u64 = 1 << 30;
+
+/// Where the module comes from.
+enum ModuleSource {
+    File(PathBuf),
+    Bytes(Vec<u8>),
+}
+
+/// Configures and starts a [`Pool`]; from [`Pool::builder`].
+///
+/// ```no_run
+/// let pool = wasmpool::Pool::builder()
+///     .module_file("tasks.wasm")
+///     .processes(4)
+///     .max_tasks_per_child(1000)
+///     .build()?;
+/// # Ok::<(), wasmpool::Error>(())
+/// ```
+pub struct PoolBuilder {
+    module: Option<ModuleSource>,
+    processes: Option<usize>,
+    initializer: Option<Result<Call, Error>>,
+    max_tasks_per_child: Option<usize>,
+    worker_program: Option<PathBuf>,
+    cache_dir: Option<PathBuf>,
+    on_output: Option<OutputHandler>,
+    output_limit: u32,
+    max_payload: usize,
+    memory_limit: u64,
+}
+
+impl fmt::Debug for PoolBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PoolBuilder")
+            .field("processes", &self.processes)
+            .field("max_tasks_per_child", &self.max_tasks_per_child)
+            .field("worker_program", &self.worker_program)
+            .field("cache_dir", &self.cache_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PoolBuilder {
+    fn new() -> Self {
+        PoolBuilder {
+            module: None,
+            processes: None,
+            initializer: None,
+            max_tasks_per_child: None,
+            worker_program: None,
+            cache_dir: None,
+            on_output: None,
+            output_limit: DEFAULT_OUTPUT_LIMIT,
+            max_payload: DEFAULT_MAX_PAYLOAD,
+            memory_limit: DEFAULT_MEMORY_LIMIT,
+        }
+    }
+
+    /// The task module: a WebAssembly component file (required, or
+    /// [`module_bytes`](Self::module_bytes)).
+    pub fn module_file(mut self, path: impl AsRef<Path>) -> Self {
+        self.module = Some(ModuleSource::File(path.as_ref().to_path_buf()));
+        self
+    }
+
+    /// The task module, as the bytes of a WebAssembly component.
+    pub fn module_bytes(mut self, bytes: impl Into<Vec<u8>>) -> Self {
+        self.module = Some(ModuleSource::Bytes(bytes.into()));
+        self
+    }
+
+    /// How many worker processes run tasks.
+    ///
+    /// # Default
+    ///
+    /// The available parallelism ([`std::thread::available_parallelism`]), as
+    /// CPython uses `os.cpu_count()`.
+    pub fn processes(mut self, processes: usize) -> Self {
+        self.processes = Some(processes);
+        self
+    }
+
+    /// A task of the module to run with `args` (a tuple of its positional
+    /// arguments) on every fresh instance before its first task: when a
+    /// worker starts, and again whenever its instance is renewed after a trap.
+    /// State it leaves in the module is seen by the tasks that follow.
+    ///
+    /// # Errors
+    ///
+    /// If it fails, [`build`](Self::build) fails with
+    /// [`ErrorKind::Initializer`].
+    pub fn initializer(mut self, task: &str, args: impl Serialize) -> Self {
+        let encoded = rmp_serde::to_vec_named(&args)
+            .map(|args| Call {
+                task: task.to_string(),
+                args: ByteBuf::from(args),
+            })
+            .map_err(|err| {
+                Error::new(
+                    ErrorKind::BadArguments,
+                    format!("the initializer's arguments do not encode: {err}"),
+                )
+            });
+        self.initializer = Some(encoded);
+        self
+    }
+
+    /// How many tasks a worker process runs before it is replaced by a fresh
+    /// one. Counted in tasks, not chunks: a worker is never handed more tasks
+    /// than it has left, and chunks are split to fit.
+    ///
+    /// # Default
+    ///
+    /// None: workers live as long as the pool (unless they die).
+    pub fn max_tasks_per_child(mut self, tasks: usize) -> Self {
+        self.max_tasks_per_child = Some(tasks);
+        self
+    }
+
+    /// The program started as each worker process.
+    ///
+    /// # Default
+    ///
+    /// The running program itself ([`std::env::current_exe`]), which must
+    /// then call [`crate::init`] first thing in `main`. Set this to use
+    /// another program that does, such as the `wasmpool` command-line tool.
+    pub fn worker_program(mut self, path: impl AsRef<Path>) -> Self {
+        self.worker_program = Some(path.as_ref().to_path_buf());
+        self
+    }
+
+    /// Where compiled modules are cached, so that the next run of the program
+    /// does not compile again.
+    ///
+    /// # Default
+    ///
+    /// `$XDG_CACHE_HOME/wasmpool`, else `~/.cache/wasmpool`.
+    pub fn cache_dir(mut self, dir: impl AsRef<Path>) -> Self {
+        self.cache_dir = Some(dir.as_ref().to_path_buf());
+        self
+    }
+
+    /// Receives what tasks write to stdout and stderr, attributed to the task.
+    ///
+    /// # Default
+    ///
+    /// Each line goes to the host's stderr, prefixed with the worker's pid and
+    /// the task's index.
+    pub fn on_output(mut self, handler: impl Fn(&GuestOutput) + Send + Sync + 'static) -> Self {
+        self.on_output = Some(Arc::new(handler));
+        self
+    }
+
+    /// The most bytes of stdout, and of stderr, kept from one task; the rest
+    /// is dropped and the output marked truncated.
+    ///
+    /// # Default
+    ///
+    /// 64 KiB.
+    pub fn output_limit(mut self, bytes: u32) -> Self {
+        self.output_limit = bytes;
+        self
+    }
+
+    /// The most bytes one task's encoded arguments may take; a task over it
+    /// fails with [`ErrorKind::BadArguments`] without being sent.
+    ///
+    /// # Default
+    ///
+    /// 64 MiB.
+    pub fn max_payload(mut self, bytes: usize) -> Self {
+        self.max_payload = bytes;
+        self
+    }
+
+    /// The most linear memory one instance may grow to.
+    ///
+    /// # Default
+    ///
+    /// 1 GiB.
+    pub fn memory_limit(mut self, bytes: u64) -> Self {
+        self.memory_limit = bytes;
+        self
+    }
+
+    /// Compiles the module (or loads it from the cache), starts the workers
+    /// and waits until every one is ready.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::BadModule`] for a module that is not a wasmpool task
+    /// module; [`ErrorKind::Spawn`] if workers cannot start;
+    /// [`ErrorKind::Initializer`] if the initializer fails;
+    /// [`ErrorKind::Config`] for an invalid configuration.
+    pub fn build(self) -> Result<Pool, Error> {
+        if std::env::var_os(worker::MARKER).is_some() {
+            return Err(Error::new(
+                ErrorKind::Config,
+                "this process was started as a wasmpool worker but runs the host's code: \
+                 call wasmpool::init() first thing in main",
+            ));
+        }
+        let processes = match self.processes {
+            Some(0) => {
+                return Err(Error::new(
+                    ErrorKind::Config,
+                    "a pool needs at least one process",
+                ));
+            }
+            Some(n) => n,
+            None => thread::available_parallelism().map_or(1, usize::from),
+        };
+        if self.max_tasks_per_child == Some(0) {
+            return Err(Error::new(
+                ErrorKind::Config,
+                "max_tasks_per_child must be at least 1",
+            ));
+        }
+        let initializer = self.initializer.transpose()?;
+        let program = match self.worker_program {
+            Some(program) => program,
+            None if INIT_CALLED.load(Ordering::SeqCst) => {
+                std::env::current_exe().map_err(|err| {
+                    Error::new(
+                        ErrorKind::Spawn,
+                        format!("cannot find the running program to start workers: {err}"),
+                    )
+                })?
+            }
+            None => {
+                return Err(Error::new(
+                    ErrorKind::Config,
+                    "no worker program: call wasmpool::init() first thing in main (the pool \
+                     then runs this program as its workers), or set \
+                     PoolBuilder::worker_program",
+                ));
+            }
+        };
+        let (bytes, name) = match self.module {
+            Some(ModuleSource::File(path)) => {
+                let bytes = std::fs::read(&path).map_err(|err| {
+                    Error::new(
+                        ErrorKind::Io,
+                        format!("cannot read the module {}: {err}", path.display()),
+                    )
+                })?;
+                (bytes, path.display().to_string())
+            }
+            Some(ModuleSource::Bytes(bytes)) => (bytes, "the module".to_string()),
+            None => {
+                return Err(Error::new(
+                    ErrorKind::Config,
+                    "no module: set PoolBuilder::module_file or module_bytes",
+                ));
+            }
+        };
+        let settings = EngineSettings {
+            max_memory: self.memory_limit,
+        };
+        let engine = engine::engine(&settings, Role::Compile)?;
+        let cache_dir = self.cache_dir.unwrap_or_else(module::default_cache_dir);
+        let artifact = module::prepare(&engine, &bytes, &name, &cache_dir)?;
+        let setup = Setup {
+            artifact,
+            engine: settings,
+            initializer: initializer.clone(),
+            output_limit: self.output_limit,
+        };
+        let (queue_tx, queue_rx) = unbounded();
+        let (stop_tx, stop_rx) = bounded(0);
+        let shared = Arc::new(Shared {
+            spawn: SpawnConfig { program, setup },
+            max_tasks_per_child: self.max_tasks_per_child,
+            queue: queue_rx,
+            requeue: unbounded(),
+            stop: stop_rx,
+            terminating: AtomicBool::new(false),
+            pids: Mutex::new(vec![None; processes]),
+            on_output: self
+                .on_output
+                .unwrap_or_else(|| Arc::new(output::to_stderr)),
+        });
+        let callbacks = CallbackThread::start().map_err(|err| {
+            Error::new(
+                ErrorKind::Spawn,
+                format!("cannot start the callback thread: {err}"),
+            )
+        })?;
+        // Each slot starts its own worker from its own thread: Linux delivers
+        // a worker's parent-death signal when the thread that started it
+        // exits, and a slot's thread lives as long as the slot.
+        let (started_tx, started_rx) = unbounded();
+        let mut slots = Vec::with_capacity(processes);
+        for index in 0..processes {
+            let (shared, started) = (shared.clone(), started_tx.clone());
+            let handle = thread::Builder::new()
+                .name(format!("wasmpool-slot-{index}"))
+                .spawn(move || supervisor::run(index, shared, started))
+                .map_err(|err| {
+                    Error::new(
+                        ErrorKind::Spawn,
+                        format!("cannot start a slot thread: {err}"),
+                    )
+                })?;
+            slots.push(handle);
+        }
+        drop(started_tx);
+        let pool = Pool {
+            shared,
+            queue: Mutex::new(Some(queue_tx)),
+            stop: Mutex::new(Some(stop_tx)),
+            slots: Mutex::new(slots),
+            callbacks,
+            tasks: Vec::new(),
+            processes,
+            max_payload: self.max_payload,
+            closed: AtomicBool::new(false),
+        };
+        let mut tasks = None;
+        let mut first_error = None;
+        for started in started_rx.iter() {
+            match started {
+                Ok(offered) => tasks = tasks.or(Some(offered)),
+                Err(err) => first_error = first_error.or(Some(err)),
+            }
+        }
+        if let Some(err) = first_error {
+            pool.terminate();
+            return Err(err);
+        }
+        let mut pool = pool;
+        pool.tasks = tasks.unwrap_or_default();
+        Ok(pool)
+    }
+}
+
+/// A pool of sandboxed worker processes running the tasks of one module.
+///
+/// The API is CPython's `multiprocessing.Pool`: see the [crate
+/// documentation](crate) for an overview. A `Pool` is `Send` and `Sync`: tasks
+/// may be submitted from many threads at once.
+///
+/// Dropping a pool terminates it: tasks not finished fail with
+/// [`ErrorKind::Terminated`], and every worker is killed and reaped. Call
+/// [`close`](Self::close) and [`join`](Self::join) first to let them finish.
+pub struct Pool {
+    shared: Arc<Shared>,
+    queue: Mutex<Option<Sender<Chunk>>>,
+    stop: Mutex<Option<Sender<()>>>,
+    slots: Mutex<Vec<JoinHandle<()>>>,
+    callbacks: Arc<CallbackThread>,
+    tasks: Vec<TaskInfo>,
+    processes: usize,
+    max_payload: usize,
+    closed: AtomicBool,
+}
+
+impl fmt::Debug for Pool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pool")
+            .field("processes", &self.processes)
+            .field("tasks", &self.tasks)
+            .field("closed", &self.closed.load(Ordering::SeqCst))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pool {
+    /// Starts configuring a pool.
+    pub fn builder() -> PoolBuilder {
+        PoolBuilder::new()
+    }
+
+    /// How many worker processes the pool runs.
+    pub fn processes(&self) -> usize {
+        self.processes
+    }
+
+    /// The tasks the module offers, by name.
+    pub fn tasks(&self) -> &[TaskInfo] {
+        &self.tasks
+    }
+
+    /// The pids of the worker processes running now (fewer while some are
+    /// being replaced).
+    pub fn worker_pids(&self) -> Vec<u32> {
+        self.shared
+            .pids
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .flatten()
+            .copied()
+            .collect()
+    }
+
+    fn task(&self, name: &str) -> Result<&TaskInfo, Error> {
+        self.tasks
+            .iter()
+            .find(|task| task.name == name)
+            .ok_or_else(|| {
+                let known: Vec<&str> = self.tasks.iter().map(|t| t.name.as_str()).collect();
+                Error::new(
+                    ErrorKind::UnknownTask,
+                    format!(
+                        "the module has no task named `{name}`; it has: {}",
+                        known.join(", ")
+                    ),
+                )
+            })
+    }
+
+    /// The queue to submit chunks to, unless the pool is closed.
+    pub(crate) fn sender(&self) -> Result<Sender<Chunk>, Error> {
+        self.queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::PoolClosed,
+                    "the pool is closed: it takes no new tasks",
+                )
+            })
+    }
+
+    /// A chunker for tasks of `task`, if the pool has that task and is open.
+    pub(crate) fn chunker(
+        &self,
+        task: &str,
+        chunksize: usize,
+        sink: Arc<dyn Sink>,
+    ) -> Result<Chunker, Error> {
+        let info = self.task(task)?;
+        self.sender()?;
+        Ok(Chunker::new(
+            info.name.as_str().into(),
+            info.arity,
+            chunksize,
+            self.max_payload,
+            sink,
+        ))
+    }
+
+    fn submit<A: Serialize>(
+        &self,
+        task: &str,
+        items: impl IntoIterator<Item = A>,
+        chunksize: usize,
+        sink: Arc<dyn Sink>,
+    ) -> Result<(), Error> {
+        let mut chunker = self.chunker(task, chunksize, sink)?;
+        let sender = self.sender()?;
+        for item in items {
+            if let Some(chunk) = chunker.push(&item) {
+                send(&sender, chunk);
+            }
+        }
+        if let Some(chunk) = chunker.finish() {
+            send(&sender, chunk);
+        }
+        Ok(())
+    }
+
+    /// The chunk size CPython's `map` picks: the tasks spread over four
+    /// chunks per process.
+    fn default_chunksize(&self, tasks: usize) -> usize {
+        tasks.div_ceil(self.processes * 4).max(1)
+    }
+
+    /// Runs `task` with `args` (a tuple of its positional arguments) on a
+    /// worker and waits for its result.
+    ///
+    /// ```no_run
+    /// # let pool = wasmpool::Pool::builder().module_file("m.wasm").build()?;
+    /// let q: i64 = pool.apply("divide", (7, 2))?;
+    /// # Ok::<(), wasmpool::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The task's failure, or why it could not be submitted.
+    pub fn apply<R, A>(&self, task: &str, args: A) -> Result<R, Error>
+    where
+        R: DeserializeOwned + Send + 'static,
+        A: Serialize,
+    {
+        self.apply_async(task, args)?.get()
+    }
+
+    /// Submits `task` with `args` and returns at once with a handle to its result.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::UnknownTask`] or [`ErrorKind::PoolClosed`] at once;
+    /// anything else through the [`AsyncResult`].
+    pub fn apply_async<R, A>(&self, task: &str, args: A) -> Result<AsyncResult<R>, Error>
+    where
+        R: DeserializeOwned + Send + 'static,
+        A: Serialize,
+    {
+        self.apply_async_with(task, args, Callbacks::new())
+    }
+
+    /// [`apply_async`](Self::apply_async) with a callback and an error callback.
+    ///
+    /// # Errors
+    ///
+    /// As [`apply_async`](Self::apply_async).
+    pub fn apply_async_with<R, A>(
+        &self,
+        task: &str,
+        args: A,
+        callbacks: Callbacks<R>,
+    ) -> Result<AsyncResult<R>, Error>
+    where
+        R: DeserializeOwned + Send + 'static,
+        A: Serialize,
+    {
+        let (result, sink) = result::gather(1, result::single, callbacks, self.callbacks.queue());
+        self.submit(task, [args], 1, sink)?;
+        Ok(result)
+    }
+
+    /// Runs `task` on every item of `items` and returns the results in order.
+    ///
+    /// Each item is the task's single argument. `chunksize` (`None` for
+    /// CPython's default) sets how many items a worker takes at once.
+    ///
+    /// ```no_run
+    /// # let pool = wasmpool::Pool::builder().module_file("m.wasm").build()?;
+    /// let squares: Vec<i64> = pool.map("square", 0..10, None)?;
+    /// # Ok::<(), wasmpool::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The failure of the first task (by index) that failed; the other tasks
+    /// still run. Use [`imap`](Self::imap) for each task's own outcome.
+    pub fn map<R, T, I>(
+        &self,
+        task: &str,
+        items: I,
+        chunksize: impl Into<Option<usize>>,
+    ) -> Result<Vec<R>, Error>
+    where
+        R: DeserializeOwned + Send + 'static,
+        T: Serialize,
+        I: IntoIterator<Item = T>,
+    {
+        self.map_async(task, items, chunksize)?.get()
+    }
+
+    /// Like [`map`](Self::map), but returns at once with a handle to the results.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::UnknownTask`] or [`ErrorKind::PoolClosed`] at once;
+    /// task failures through the [`AsyncResult`].
+    pub fn map_async<R, T, I>(
+        &self,
+        task: &str,
+        items: I,
+        chunksize: impl Into<Option<usize>>,
+    ) -> Result<AsyncResult<Vec<R>>, Error>
+    where
+        R: DeserializeOwned + Send + 'static,
+        T: Serialize,
+        I: IntoIterator<Item = T>,
+    {
+        self.map_async_with(task, items, chunksize, Callbacks::new())
+    }
+
+    /// [`map_async`](Self::map_async) with a callback (called once with all
+    /// the results) and an error callback (called once per failed task).
+    ///
+    /// # Errors
+    ///
+    /// As [`map_async`](Self::map_async).
+    pub fn map_async_with<R, T, I>(
+        &self,
+        task: &str,
+        items: I,
+        chunksize: impl Into<Option<usize>>,
+        callbacks: Callbacks<Vec<R>>,
+    ) -> Result<AsyncResult<Vec<R>>, Error>
+    where
+        R: DeserializeOwned + Send + 'static,
+        T: Serialize,
+        I: IntoIterator<Item = T>,
+    {
+        let items: Vec<(T,)> = items.into_iter().map(|item| (item,)).collect();
+        self.many_async(task, items, chunksize.into(), callbacks)
+    }
+
+    /// Like [`map`](Self::map), but each item is a tuple of the task's
+    /// positional arguments: `[(1, 2), (3, 4)]` runs `f(1, 2)` and `f(3, 4)`.
+    ///
+    /// # Errors
+    ///
+    /// As [`map`](Self::map).
+    pub fn starmap<R, A, I>(
+        &self,
+        task: &str,
+        items: I,
+        chunksize: impl Into<Option<usize>>,
+    ) -> Result<Vec<R>, Error>
+    where
+        R: DeserializeOwned + Send + 'static,
+        A: Serialize,
+        I: IntoIterator<Item = A>,
+    {
+        self.starmap_async(task, items, chunksize)?.get()
+    }
+
+    /// Like [`starmap`](Self::starmap), but returns at once with a handle to the results.
+    ///
+    /// # Errors
+    ///
+    /// As [`map_async`](Self::map_async).
+    pub fn starmap_async<R, A, I>(
+        &self,
+        task: &str,
+        items: I,
+        chunksize: impl Into<Option<usize>>,
+    ) -> Result<AsyncResult<Vec<R>>, Error>
+    where
+        R: DeserializeOwned + Send + 'static,
+        A: Serialize,
+        I: IntoIterator<Item = A>,
+    {
+        self.starmap_async_with(task, items, chunksize, Callbacks::new())
+    }
+
+    /// [`starmap_async`](Self::starmap_async) with callbacks, as
+    /// [`map_async_with`](Self::map_async_with).
+    ///
+    /// # Errors
+    ///
+    /// As [`map_async`](Self::map_async).
+    pub fn starmap_async_with<R, A, I>(
+        &self,
+        task: &str,
+        items: I,
+        chunksize: impl Into<Option<usize>>,
+        callbacks: Callbacks<Vec<R>>,
+    ) -> Result<AsyncResult<Vec<R>>, Error>
+    where
+        R: DeserializeOwned + Send + 'static,
+        A: Serialize,
+        I: IntoIterator<Item = A>,
+    {
+        let items: Vec<A> = items.into_iter().collect();
+        self.many_async(task, items, chunksize.into(), callbacks)
+    }
+
+    fn many_async<R, A>(
+        &self,
+        task: &str,
+        items: Vec<A>,
+        chunksize: Option<usize>,
+        callbacks: Callbacks<Vec<R>>,
+    ) -> Result<AsyncResult<Vec<R>>, Error>
+    where
+        R: DeserializeOwned + Send + 'static,
+        A: Serialize,
+    {
+        // Check before anything is submitted, so a bad call leaves no trace.
+        self.task(task)?;
+        self.sender()?;
+        let chunksize = chunksize.unwrap_or_else(|| self.default_chunksize(items.len()));
+        let (result, sink) =
+            result::gather(items.len(), result::all, callbacks, self.callbacks.queue());
+        self.submit(task, items, chunksize, sink)?;
+        Ok(result)
+    }
+
+    /// A lazy, ordered [`map`](Self::map): results come back in input order as
+    /// they are ready, each task's own outcome.
+    ///
+    /// `items` is pulled as results are consumed, through a bounded window, so
+    /// an endless input runs in bounded memory. `chunksize` defaults to 1, as
+    /// in CPython.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::UnknownTask`] or [`ErrorKind::PoolClosed`] at once.
+    pub fn imap<R, T, I>(
+        &self,
+        task: &str,
+        items: I,
+        chunksize: impl Into<Option<usize>>,
+    ) -> Result<Imap<'_, R, T, I::IntoIter>, Error>
+    where
+        R: DeserializeOwned + Send + 'static,
+        T: Serialize,
+        I: IntoIterator<Item = T>,
+    {
+        Imap::new(
+            self,
+            task,
+            items.into_iter(),
+            chunksize.into().unwrap_or(1),
+            true,
+        )
+    }
+
+    /// Like [`imap`](Self::imap), but results come back as soon as they are
+    /// ready, in any order. Each carries its task's index.
+    ///
+    /// # Errors
+    ///
+    /// As [`imap`](Self::imap).
+    pub fn imap_unordered<R, T, I>(
+        &self,
+        task: &str,
+        items: I,
+        chunksize: impl Into<Option<usize>>,
+    ) -> Result<Imap<'_, R, T, I::IntoIter>, Error>
+    where
+        R: DeserializeOwned + Send + 'static,
+        T: Serialize,
+        I: IntoIterator<Item = T>,
+    {
+        Imap::new(
+            self,
+            task,
+            items.into_iter(),
+            chunksize.into().unwrap_or(1),
+            false,
+        )
+    }
+
+    /// Stops the pool from taking new tasks; those already submitted still
+    /// run. Then [`join`](Self::join) waits for them.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        self.queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+    }
+
+    /// Stops the pool at once: workers are killed, tasks not finished fail
+    /// with [`ErrorKind::Terminated`].
+    pub fn terminate(&self) {
+        self.close();
+        self.shared.terminating.store(true, Ordering::SeqCst);
+        self.stop
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let pids = self.worker_pids();
+        for pid in pids {
+            // SAFETY: kill(2) with a pid of one of our own children, which stay
+            // unreaped (so their pid is not reused) until their slot reaps them.
+            unsafe {
+                libc::kill(pid as libc::pid_t, libc::SIGKILL);
+            }
+        }
+        // Tasks still queued will never run: dropping them fails them.
+        while self.shared.queue.try_recv().is_ok() {}
+        while self.shared.requeue.1.try_recv().is_ok() {}
+    }
+
+    /// Waits until every worker has exited and every callback has run. Call
+    /// [`close`](Self::close) or [`terminate`](Self::terminate) first.
+    ///
+    /// Safe to call from a callback: it then waits for the workers, not for
+    /// the callback thread it runs on.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Usage`] if the pool was neither closed nor terminated
+    /// (CPython raises `ValueError`).
+    pub fn join(&self) -> Result<(), Error> {
+        if !self.closed.load(Ordering::SeqCst) {
+            return Err(Error::new(
+                ErrorKind::Usage,
+                "join() needs close() or terminate() first: the pool is still running",
+            ));
+        }
+        let slots = std::mem::take(&mut *self.slots.lock().unwrap_or_else(PoisonError::into_inner));
+        for slot in slots {
+            let _ = slot.join();
+        }
+        self.callbacks.finish();
+        Ok(())
+    }
+}
+
+fn send(sender: &Sender<Chunk>, chunk: Chunk) {
+    // If every slot is gone the chunk comes back and is dropped here, which
+    // fails its tasks: nothing is lost silently.
+    let _ = sender.send(chunk);
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.terminate();
+        let _ = self.join();
+    }
+}

@@ -1,0 +1,164 @@
+//! The messages between the pool and its worker processes, and their framing.
+//!
+//! A frame is a little-endian `u32` length followed by that many bytes of a
+//! postcard-encoded message. This module does no I/O: it turns messages into
+//! bytes and bytes into messages, and it never allocates more than the
+//! configured frame limit for a length read off the wire.
+//!
+//! The conversation: the worker says [`FromWorker::Hello`]; the pool answers
+//! [`ToWorker::Setup`]; the worker answers [`FromWorker::Ready`] (or
+//! [`FromWorker::SetupFailed`]). Then the pool sends [`ToWorker::Run`] batches,
+//! several ahead, and the worker answers each with a [`FromWorker::Done`], in
+//! order, preceded by the [`FromWorker::Output`] its tasks wrote.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+
+use crate::error::Error;
+
+/// The version of this protocol; pool and worker must agree on it.
+pub(crate) const VERSION: u32 = 1;
+
+/// Bytes of the length prefix of a frame.
+pub(crate) const HEADER_LEN: usize = 4;
+
+/// Settings the wasmtime engines of the pool and of its workers share; an
+/// artifact compiled under one set loads only under the same set.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub(crate) struct EngineSettings {
+    /// The most linear memory one instance may have, in bytes.
+    pub(crate) max_memory: u64,
+}
+
+/// A call of a task with encoded arguments.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Call {
+    pub(crate) task: String,
+    pub(crate) args: ByteBuf,
+}
+
+/// What a worker needs to start.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Setup {
+    /// The precompiled module to load.
+    pub(crate) artifact: PathBuf,
+    pub(crate) engine: EngineSettings,
+    /// Run once on every fresh instance, before its first task.
+    pub(crate) initializer: Option<Call>,
+    /// The most bytes of stdout (and of stderr) kept from one task.
+    pub(crate) output_limit: u32,
+}
+
+/// A batch of tasks of one kind, with consecutive indices.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Batch {
+    /// Numbers the batches sent to one worker, so answers can be checked.
+    pub(crate) seq: u64,
+    pub(crate) task: String,
+    pub(crate) first_index: u64,
+    /// The tasks' MessagePack argument arrays, concatenated.
+    pub(crate) args: ByteBuf,
+    /// Where each task's arguments end in `args`.
+    pub(crate) ends: Vec<u32>,
+}
+
+/// A message from the pool to a worker.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum ToWorker {
+    Setup(Setup),
+    Run(Batch),
+    /// Finish what was sent, then exit.
+    Shutdown,
+}
+
+/// One task offered by a module.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TaskInfo {
+    /// The task's name.
+    pub name: String,
+    /// How many positional arguments it takes.
+    pub arity: u32,
+}
+
+/// Which output stream of a guest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Stream {
+    /// The guest's standard output.
+    Stdout,
+    /// The guest's standard error.
+    Stderr,
+}
+
+/// The outcome of one task: its MessagePack-encoded result, or its failure.
+pub(crate) type Outcome = Result<ByteBuf, Error>;
+
+/// A message from a worker to the pool.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum FromWorker {
+    Hello {
+        version: u32,
+        pid: u32,
+    },
+    Ready {
+        tasks: Vec<TaskInfo>,
+    },
+    SetupFailed {
+        error: Error,
+    },
+    /// What a task wrote to stdout or stderr (bounded; `truncated` if more was
+    /// written than kept).
+    Output {
+        index: u64,
+        stream: Stream,
+        bytes: ByteBuf,
+        truncated: bool,
+    },
+    /// The outcomes of batch `seq`, one per task, in order.
+    Done {
+        seq: u64,
+        outcomes: Vec<Outcome>,
+    },
+}
+
+/// A frame that cannot be decoded.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum FrameError {
+    #[error("frame of {len} bytes exceeds the limit of {limit} bytes")]
+    TooLarge { len: usize, limit: usize },
+    #[error("malformed frame: {0}")]
+    Malformed(String),
+}
+
+/// Appends `message` as one frame to `out`.
+pub(crate) fn encode<M: Serialize>(message: &M, out: &mut Vec<u8>) {
+    let start = out.len();
+    out.extend_from_slice(&[0; HEADER_LEN]);
+    // Writing into a Vec cannot fail, and every message type serialises.
+    *out = postcard::to_extend(message, std::mem::take(out)).expect("message encodes");
+    let len = (out.len() - start - HEADER_LEN) as u32;
+    out[start..start + HEADER_LEN].copy_from_slice(&len.to_le_bytes());
+}
+
+/// Reads a frame header: how many bytes of body follow.
+pub(crate) fn decode_header(header: [u8; HEADER_LEN], limit: usize) -> Result<usize, FrameError> {
+    let len = u32::from_le_bytes(header) as usize;
+    if len > limit {
+        return Err(FrameError::TooLarge { len, limit });
+    }
+    Ok(len)
+}
+
+/// Decodes a frame body.
+pub(crate) fn decode_body<'de, M: Deserialize<'de>>(body: &'de [u8]) -> Result<M, FrameError> {
+    let (message, rest) =
+        postcard::take_from_bytes(body).map_err(|err| FrameError::Malformed(err.to_string()))?;
+    if !rest.is_empty() {
+        return Err(FrameError::Malformed(format!(
+            "{} bytes left over after the message",
+            rest.len()
+        )));
+    }
+    Ok(message)
+}

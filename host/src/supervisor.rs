@@ -1,0 +1,345 @@
+//! One thread per worker slot: it owns the slot's worker process, feeds it
+//! chunks from the pool's queue a step ahead of what it runs, routes the
+//! outcomes back, recycles the process after `max_tasks_per_child` tasks, and
+//! replaces it when it dies.
+//!
+//! Scheduling: all slots take from one shared queue, and a slot takes a chunk
+//! only while its worker has fewer than [`AHEAD`] chunks in hand. So a worker
+//! finds its next chunk waiting when it finishes one (no idle round trip), and
+//! no worker hoards a backlog while another one idles.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use crossbeam_channel::{Receiver, Select, Sender, TryRecvError};
+use serde_bytes::ByteBuf;
+
+use crate::error::{Error, ErrorKind};
+use crate::job::Chunk;
+use crate::output::{GuestOutput, OutputHandler};
+use crate::process::{Event, SpawnConfig, WorkerProcess, describe_status};
+use crate::protocol::{Batch, FromWorker, TaskInfo, ToWorker};
+
+/// How many chunks a worker holds at most: the one it runs and the next.
+const AHEAD: usize = 2;
+
+/// What every slot of a pool shares.
+pub(crate) struct Shared {
+    pub(crate) spawn: SpawnConfig,
+    pub(crate) max_tasks_per_child: Option<usize>,
+    /// Chunks submitted by callers; disconnected when the pool closes.
+    pub(crate) queue: Receiver<Chunk>,
+    /// The rest of chunks split to respect a worker's task quota; taken first.
+    pub(crate) requeue: (Sender<Chunk>, Receiver<Chunk>),
+    /// Disconnected when the pool is terminated.
+    pub(crate) stop: Receiver<()>,
+    pub(crate) terminating: AtomicBool,
+    /// The pid of each slot's current worker, so `terminate` can kill them all
+    /// at once, even while their slots are busy.
+    pub(crate) pids: Mutex<Vec<Option<u32>>>,
+    pub(crate) on_output: OutputHandler,
+}
+
+impl Shared {
+    fn set_pid(&self, slot: usize, pid: Option<u32>) {
+        self.pids.lock().unwrap_or_else(PoisonError::into_inner)[slot] = pid;
+    }
+
+    fn terminating(&self) -> bool {
+        self.terminating.load(Ordering::SeqCst)
+    }
+}
+
+/// A chunk handed to the worker, waiting for its outcomes.
+struct InFlight {
+    seq: u64,
+    chunk: Chunk,
+}
+
+/// The state of one slot.
+struct Slot {
+    index: usize,
+    shared: Arc<Shared>,
+    worker: Option<WorkerProcess>,
+    in_flight: VecDeque<InFlight>,
+    /// Tasks handed to the current worker and not yet answered.
+    in_flight_tasks: usize,
+    /// Tasks the current worker may still be handed, if limited.
+    quota: Option<usize>,
+    next_seq: u64,
+    queue_open: bool,
+}
+
+/// Runs slot `index`: starts its first worker, reports the handshake on
+/// `started`, then serves until the pool closes or is terminated.
+pub(crate) fn run(
+    index: usize,
+    shared: Arc<Shared>,
+    started: Sender<Result<Vec<TaskInfo>, Error>>,
+) {
+    let mut slot = Slot {
+        index,
+        shared,
+        worker: None,
+        in_flight: VecDeque::new(),
+        in_flight_tasks: 0,
+        quota: None,
+        next_seq: 0,
+        queue_open: true,
+    };
+    match slot.spawn() {
+        Ok(tasks) => {
+            let _ = started.send(Ok(tasks));
+        }
+        Err(err) => {
+            let _ = started.send(Err(err));
+            return;
+        }
+    }
+    drop(started);
+    slot.serve();
+}
+
+impl Slot {
+    fn spawn(&mut self) -> Result<Vec<TaskInfo>, Error> {
+        let (worker, tasks) = WorkerProcess::spawn(&self.shared.spawn)?;
+        self.shared.set_pid(self.index, Some(worker.pid()));
+        self.worker = Some(worker);
+        self.quota = self.shared.max_tasks_per_child;
+        self.next_seq = 0;
+        Ok(tasks)
+    }
+
+    fn can_take(&self) -> bool {
+        self.worker.is_some()
+            && self.in_flight.len() < AHEAD
+            && self.quota.is_none_or(|quota| quota > self.in_flight_tasks)
+    }
+
+    fn serve(&mut self) {
+        loop {
+            if self.shared.terminating() {
+                return self.terminate();
+            }
+            if self.quota == Some(0) && self.in_flight.is_empty() {
+                // Recycle: the worker did its share.
+                self.retire();
+            }
+            if self.worker.is_none() {
+                if !self.queue_open && self.requeue_is_empty() {
+                    return;
+                }
+                if let Err(err) = self.spawn() {
+                    if !self.fail_next_chunk(&err) {
+                        return;
+                    }
+                    continue;
+                }
+            }
+            if !self.queue_open && self.in_flight.is_empty() && self.requeue_is_empty() {
+                self.retire();
+                return;
+            }
+            if self.can_take() {
+                if let Ok(chunk) = self.shared.requeue.1.try_recv() {
+                    self.hand(chunk);
+                    continue;
+                }
+            }
+            self.wait_for_something();
+        }
+    }
+
+    fn requeue_is_empty(&self) -> bool {
+        self.shared.requeue.1.is_empty()
+    }
+
+    /// Waits for an answer of the worker, a chunk to take, or the stop signal.
+    fn wait_for_something(&mut self) {
+        let shared = self.shared.clone();
+        let can_take = self.can_take();
+        let mut select = Select::new();
+        let stop = select.recv(&shared.stop);
+        let events = self
+            .worker
+            .as_ref()
+            .map(|worker| select.recv(&worker.events));
+        let requeue = can_take.then(|| select.recv(&shared.requeue.1));
+        let queue = (can_take && self.queue_open).then(|| select.recv(&shared.queue));
+        let op = select.select();
+        let index = op.index();
+        if index == stop {
+            let _ = op.recv(&shared.stop);
+        } else if Some(index) == events {
+            let event = op.recv(&self.worker.as_ref().expect("selected").events);
+            match event {
+                Ok(event) => self.on_event(event),
+                Err(_) => self.on_lost(Some("its reader thread ended".into())),
+            }
+        } else if Some(index) == requeue {
+            if let Ok(chunk) = op.recv(&shared.requeue.1) {
+                self.hand(chunk);
+            }
+        } else if Some(index) == queue {
+            match op.recv(&shared.queue) {
+                Ok(chunk) => self.hand(chunk),
+                Err(_) => self.queue_open = false,
+            }
+        }
+    }
+
+    /// Hands `chunk` to the worker, keeping within its quota.
+    fn hand(&mut self, mut chunk: Chunk) {
+        if let Some(quota) = self.quota {
+            let room = quota - self.in_flight_tasks;
+            if chunk.len() > room {
+                let rest = chunk.split_off(room);
+                // Cannot fail: this slot holds a receiver. Were it to, the
+                // dropped chunk would fail its tasks rather than lose them.
+                let _ = self.shared.requeue.0.send(rest);
+            }
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let batch = ToWorker::Run(Batch {
+            seq,
+            task: chunk.task.to_string(),
+            first_index: chunk.first_index,
+            args: ByteBuf::from(std::mem::take(&mut chunk.args)),
+            ends: chunk.ends.clone(),
+        });
+        self.in_flight_tasks += chunk.len();
+        self.in_flight.push_back(InFlight { seq, chunk });
+        let sent = self.worker.as_mut().expect("can_take").send(&batch);
+        if let Err(err) = sent {
+            self.on_lost(Some(format!("cannot send it work: {err}")));
+        }
+    }
+
+    fn on_event(&mut self, event: Event) {
+        match event {
+            Event::Message(FromWorker::Done { seq, outcomes }) => {
+                let expected = self.in_flight.front().map(|f| (f.seq, f.chunk.len()));
+                if expected != Some((seq, outcomes.len())) {
+                    return self.on_lost(Some(format!(
+                        "it broke the protocol: answered batch {seq} with {} outcomes, \
+                         expected {expected:?}",
+                        outcomes.len()
+                    )));
+                }
+                let done = self.in_flight.pop_front().expect("checked");
+                let tasks = done.chunk.len();
+                self.in_flight_tasks -= tasks;
+                if let Some(quota) = &mut self.quota {
+                    *quota -= tasks;
+                }
+                done.chunk.complete(outcomes);
+            }
+            Event::Message(FromWorker::Output {
+                index,
+                stream,
+                bytes,
+                truncated,
+            }) => {
+                let pid = self.worker.as_ref().map_or(0, WorkerProcess::pid);
+                (self.shared.on_output)(&GuestOutput {
+                    pid,
+                    task_index: index,
+                    stream,
+                    bytes: bytes.into_vec(),
+                    truncated,
+                });
+            }
+            Event::Message(other) => {
+                self.on_lost(Some(format!("it broke the protocol: unexpected {other:?}")));
+            }
+            Event::Closed(reason) => self.on_lost(reason),
+        }
+    }
+
+    /// The worker is gone (or must go): its chunks fail, a new one will start.
+    fn on_lost(&mut self, reason: Option<String>) {
+        let Some(mut worker) = self.worker.take() else {
+            return;
+        };
+        self.shared.set_pid(self.index, None);
+        let pid = worker.pid();
+        let status = worker.kill();
+        let error = if self.shared.terminating() {
+            Error::new(
+                ErrorKind::Terminated,
+                "the pool was terminated before this task finished",
+            )
+        } else {
+            let reason = reason.map(|r| format!(": {r}")).unwrap_or_default();
+            Error::new(
+                ErrorKind::WorkerLost,
+                format!("worker {pid} {}{reason}", describe_status(status)),
+            )
+        };
+        if !self.shared.terminating() {
+            tracing::warn!("{error}");
+        }
+        self.fail_in_flight(&error);
+    }
+
+    fn fail_in_flight(&mut self, error: &Error) {
+        for lost in self.in_flight.drain(..) {
+            lost.chunk.fail(error);
+        }
+        self.in_flight_tasks = 0;
+    }
+
+    /// Shuts the current worker down gracefully.
+    fn retire(&mut self) {
+        if let Some(worker) = self.worker.take() {
+            self.shared.set_pid(self.index, None);
+            worker.shutdown();
+        }
+    }
+
+    /// No worker can be started: fail the next chunk with why, so that callers
+    /// hear of it rather than wait. Returns false when there is nothing left.
+    fn fail_next_chunk(&mut self, error: &Error) -> bool {
+        tracing::error!("{error}");
+        let chunk = match self.shared.requeue.1.try_recv() {
+            Ok(chunk) => Ok(chunk),
+            Err(TryRecvError::Empty | TryRecvError::Disconnected) if self.queue_open => {
+                let mut select = Select::new();
+                let stop = select.recv(&self.shared.stop);
+                let queue = select.recv(&self.shared.queue);
+                let op = select.select();
+                if op.index() == stop {
+                    let _ = op.recv(&self.shared.stop);
+                    return true;
+                }
+                debug_assert_eq!(op.index(), queue);
+                op.recv(&self.shared.queue).map_err(|_| ())
+            }
+            Err(_) => Err(()),
+        };
+        match chunk {
+            Ok(chunk) => {
+                chunk.fail(error);
+                true
+            }
+            Err(()) => {
+                self.queue_open = false;
+                !self.requeue_is_empty()
+            }
+        }
+    }
+
+    fn terminate(&mut self) {
+        if let Some(mut worker) = self.worker.take() {
+            self.shared.set_pid(self.index, None);
+            worker.kill();
+        }
+        let error = Error::new(
+            ErrorKind::Terminated,
+            "the pool was terminated before this task finished",
+        );
+        self.fail_in_flight(&error);
+    }
+}

@@ -1,0 +1,136 @@
+//! The worker process: speaks the protocol on its stdin and stdout and runs
+//! batches on the task module.
+
+pub(crate) mod output;
+
+use std::fs::File;
+use std::os::fd::{FromRawFd, OwnedFd};
+
+use crate::engine::{self, Role};
+use crate::ipc::{FrameReader, FrameWriter};
+use crate::protocol::{self, FromWorker, ToWorker};
+use crate::runtime::Runner;
+
+/// The environment variable that tells a process it was started as a worker.
+pub(crate) const MARKER: &str = "WASMPOOL_WORKER";
+
+/// The largest frame a worker accepts from its pool.
+const FRAME_LIMIT: usize = 1 << 30;
+
+/// Runs the worker to its end and returns the process exit code.
+pub(crate) fn main() -> i32 {
+    let (input, output) = match take_stdio() {
+        Ok(pair) => pair,
+        Err(err) => {
+            eprintln!("wasmpool worker: cannot set up its channel: {err}");
+            return 3;
+        }
+    };
+    let mut reader = FrameReader::new(input, FRAME_LIMIT);
+    let mut writer = FrameWriter::new(output);
+    match serve(&mut reader, &mut writer) {
+        Ok(()) => 0,
+        Err(err) => {
+            eprintln!("wasmpool worker {}: {err}", std::process::id());
+            2
+        }
+    }
+}
+
+/// Takes stdin and stdout for the protocol, and points descriptors 0 and 1 at
+/// /dev/null and stderr so that nothing else can write into the channel.
+fn take_stdio() -> std::io::Result<(File, File)> {
+    // SAFETY: dup and dup2 on the standard descriptors, which this process owns;
+    // the duplicates are owned by the Files made from them.
+    unsafe {
+        let input = libc::dup(0);
+        let output = libc::dup(1);
+        if input < 0 || output < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let null = File::open("/dev/null")?;
+        use std::os::fd::AsRawFd;
+        if libc::dup2(null.as_raw_fd(), 0) < 0 || libc::dup2(2, 1) < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok((
+            File::from(OwnedFd::from_raw_fd(input)),
+            File::from(OwnedFd::from_raw_fd(output)),
+        ))
+    }
+}
+
+fn serve(reader: &mut FrameReader<File>, writer: &mut FrameWriter<File>) -> Result<(), String> {
+    let pid = std::process::id();
+    writer
+        .send(&FromWorker::Hello {
+            version: protocol::VERSION,
+            pid,
+        })
+        .and_then(|()| writer.flush())
+        .map_err(|err| format!("cannot greet the pool: {err}"))?;
+    let setup = match reader.read::<ToWorker>() {
+        Ok(Some(ToWorker::Setup(setup))) => setup,
+        Ok(Some(other)) => return Err(format!("expected setup, got {other:?}")),
+        Ok(None) => return Ok(()),
+        Err(err) => return Err(format!("cannot read the setup: {err}")),
+    };
+    let runner = engine::engine(&setup.engine, Role::Run).and_then(|engine| {
+        // SAFETY: the pool wrote this artifact with an engine of the same settings.
+        unsafe {
+            Runner::load(
+                engine,
+                &setup.artifact,
+                pid,
+                setup.output_limit as usize,
+                setup.initializer.clone(),
+            )
+        }
+    });
+    let mut runner =
+        match runner.and_then(|mut runner| runner.describe().map(|tasks| (runner, tasks))) {
+            Ok((runner, tasks)) => {
+                writer
+                    .send(&FromWorker::Ready { tasks })
+                    .and_then(|()| writer.flush())
+                    .map_err(|err| err.to_string())?;
+                runner
+            }
+            Err(error) => {
+                let _ = writer
+                    .send(&FromWorker::SetupFailed { error })
+                    .and_then(|()| writer.flush());
+                return Ok(());
+            }
+        };
+    loop {
+        match reader.read::<ToWorker>() {
+            Ok(Some(ToWorker::Run(batch))) => {
+                let (output, outcomes) =
+                    runner.run(&batch.task, batch.first_index, &batch.args, &batch.ends);
+                for message in &output {
+                    writer.send(message).map_err(|err| err.to_string())?;
+                }
+                writer
+                    .send(&FromWorker::Done {
+                        seq: batch.seq,
+                        outcomes,
+                    })
+                    .map_err(|err| err.to_string())?;
+                // Answer at once unless the next batch is already waiting.
+                if !reader.has_buffered() {
+                    writer.flush().map_err(|err| err.to_string())?;
+                }
+            }
+            Ok(Some(ToWorker::Shutdown)) | Ok(None) => {
+                writer.flush().map_err(|err| err.to_string())?;
+                return Ok(());
+            }
+            Ok(Some(ToWorker::Setup(_))) => return Err("setup sent twice".into()),
+            Err(err) => {
+                let _ = writer.flush();
+                return Err(format!("cannot read from the pool: {err}"));
+            }
+        }
+    }
+}
