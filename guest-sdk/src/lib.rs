@@ -114,14 +114,30 @@ pub mod __private {
     /// Decodes a task's MessagePack argument array into its parameter tuple.
     pub fn decode_args<T: serde::de::DeserializeOwned>(
         task: &str,
+        arity: u32,
         bytes: &[u8],
     ) -> Result<T, TaskError> {
-        rmp_serde::from_slice(bytes).map_err(|err| TaskError {
+        let bad = |message: String| TaskError {
             kind: ErrorKind::BadArguments,
-            message: format!(
-                "arguments of task `{task}` do not decode to {}: {err}",
+            message: format!("arguments of task `{task}`: {message}"),
+        };
+        if arity == 0 {
+            // `()` deserializes from nil, not from the empty array.
+            let args: Vec<serde::de::IgnoredAny> = rmp_serde::from_slice(bytes)
+                .map_err(|err| bad(format!("expected an empty array: {err}")))?;
+            if !args.is_empty() {
+                return Err(bad(format!(
+                    "the task takes no arguments, {} were given",
+                    args.len()
+                )));
+            }
+            return rmp_serde::from_slice(&[0xc0]).map_err(|err| bad(err.to_string()));
+        }
+        rmp_serde::from_slice(bytes).map_err(|err| {
+            bad(format!(
+                "they do not decode to {}: {err}",
                 std::any::type_name::<T>()
-            ),
+            ))
         })
     }
 

@@ -19,7 +19,8 @@ use crate::protocol::Outcome;
 /// the window an `Imap` keeps submitted.
 const CHUNKS_PER_PROCESS: usize = 4;
 
-type Entry<R> = (u64, Result<R, Error>);
+/// A task's index and its outcome.
+pub type Entry<R> = (u64, Result<R, Error>);
 
 /// Sends each delivered outcome, decoded, to the iterator.
 struct Forward<R> {
@@ -266,10 +267,7 @@ where
     /// # Errors
     ///
     /// [`NextTimeout`] if no result came in time; the iterator goes on.
-    pub fn next_timeout(
-        &mut self,
-        timeout: Duration,
-    ) -> Result<Option<(u64, Result<R, Error>)>, NextTimeout> {
+    pub fn next_timeout(&mut self, timeout: Duration) -> Result<Option<Entry<R>>, NextTimeout> {
         self.0.next_entry(Some(Instant::now() + timeout))
     }
 }
@@ -280,7 +278,7 @@ where
     T: Serialize,
     I: Iterator<Item = T>,
 {
-    type Item = (u64, Result<R, Error>);
+    type Item = Entry<R>;
 
     fn next(&mut self) -> Option<Self::Item> {
         self.0.next_entry(None).unwrap_or(None)

@@ -13,6 +13,11 @@ use serde_bytes::ByteBuf;
 use crate::error::{Error, ErrorKind};
 use crate::protocol::Outcome;
 
+/// MessagePack's nil, which is how `()` encodes.
+const NIL: u8 = 0xc0;
+/// MessagePack's empty array: the arguments of a task without parameters.
+const EMPTY_ARRAY: u8 = 0x90;
+
 /// Where the outcomes of a job's tasks go.
 pub(crate) trait Sink: Send + Sync {
     /// The outcomes of the tasks `first_index..first_index + outcomes.len()`.
@@ -145,8 +150,7 @@ impl Chunker {
             sink: Some(self.sink.clone()),
         });
         let start = chunk.args.len();
-        let encoded = rmp_serde::encode::write_named(&mut chunk.args, args)
-            .map_err(|err| format!("the arguments do not encode as MessagePack: {err}"))
+        let encoded = encode_args(&mut chunk.args, args)
             .and_then(|()| check_args(&chunk.args[start..], self.arity, self.max_payload));
         match encoded {
             Ok(()) => {
@@ -176,6 +180,22 @@ impl Chunker {
     pub(crate) fn finish(&mut self) -> Option<Chunk> {
         self.current.take().filter(|chunk| chunk.len() > 0)
     }
+}
+
+/// Appends `args`, a tuple of positional arguments, to `out` as the
+/// MessagePack array the contract wants.
+pub(crate) fn encode_args<A: Serialize + ?Sized>(
+    out: &mut Vec<u8>,
+    args: &A,
+) -> Result<(), String> {
+    let start = out.len();
+    rmp_serde::encode::write_named(out, args)
+        .map_err(|err| format!("the arguments do not encode as MessagePack: {err}"))?;
+    // `()` encodes as nil; no arguments are the empty array.
+    if out[start..] == [NIL] {
+        out[start] = EMPTY_ARRAY;
+    }
+    Ok(())
 }
 
 /// Checks one task's encoded arguments: a MessagePack array of `arity`

@@ -97,7 +97,7 @@ mod supervisor;
 mod worker;
 
 pub use error::{Error, ErrorKind, GetTimeoutError, NextTimeout, NotReady, TrapDetails};
-pub use imap::{Imap, Indexed};
+pub use imap::{Entry, Imap, Indexed};
 pub use output::{GuestOutput, Stream};
 pub use pool::{Pool, PoolBuilder};
 pub use protocol::TaskInfo;

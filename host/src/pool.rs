@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 
@@ -15,7 +15,7 @@ use crate::callbacks::CallbackThread;
 use crate::engine::{self, Role};
 use crate::error::{Error, ErrorKind};
 use crate::imap::Imap;
-use crate::job::{Chunk, Chunker, Sink};
+use crate::job::{self, Chunk, Chunker, Sink};
 use crate::module;
 use crate::output::{self, GuestOutput, OutputHandler};
 use crate::process::SpawnConfig;
@@ -125,15 +125,16 @@ impl PoolBuilder {
     /// If it fails, [`build`](Self::build) fails with
     /// [`ErrorKind::Initializer`].
     pub fn initializer(mut self, task: &str, args: impl Serialize) -> Self {
-        let encoded = rmp_serde::to_vec_named(&args)
-            .map(|args| Call {
+        let mut encoded = Vec::new();
+        let encoded = job::encode_args(&mut encoded, &args)
+            .map(|()| Call {
                 task: task.to_string(),
-                args: ByteBuf::from(args),
+                args: ByteBuf::from(encoded),
             })
             .map_err(|err| {
                 Error::new(
                     ErrorKind::BadArguments,
-                    format!("the initializer's arguments do not encode: {err}"),
+                    format!("initializer `{task}`: {err}"),
                 )
             });
         self.initializer = Some(encoded);
@@ -310,6 +311,7 @@ impl PoolBuilder {
             requeue: unbounded(),
             stop: stop_rx,
             terminating: AtomicBool::new(false),
+            idle: AtomicUsize::new(0),
             pids: Mutex::new(vec![None; processes]),
             on_output: self
                 .on_output

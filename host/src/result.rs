@@ -89,7 +89,7 @@ struct Cell<R> {
 
 impl<R> Cell<R> {
     fn new() -> Arc<Self> {
-        let (tx, rx) = bounded(0);
+        let (tx, rx) = bounded(1);
         Arc::new(Cell {
             value: Mutex::new(None),
             succeeded: OnceLock::new(),
@@ -213,17 +213,26 @@ impl<R> AsyncResult<R> {
         if results.is_empty() {
             return None;
         }
+        let deadline = timeout.map(|timeout| Instant::now() + timeout);
         let mut select = Select::new();
         for result in results {
             select.recv(&result.cell.ready_rx);
         }
-        let index = match timeout {
-            None => select.ready(),
-            Some(timeout) => select.ready_timeout(timeout).ok()?,
-        };
-        Some(index)
+        loop {
+            let index = match deadline {
+                None => select.ready(),
+                Some(deadline) => select.ready_deadline(deadline).ok()?,
+            };
+            // `ready` may wake spuriously: check.
+            if results[index].ready() {
+                return Some(index);
+            }
+        }
     }
 }
+
+/// Makes a call's result out of its tasks' results.
+type Combine<T, R> = fn(Vec<Result<T, Error>>) -> Result<R, Error>;
 
 /// Builds the pieces of an asynchronous call: the handle the caller keeps and
 /// the sink its tasks' outcomes go to.
@@ -232,7 +241,7 @@ impl<R> AsyncResult<R> {
 /// from all of them by `combine`.
 pub(crate) fn gather<T, R>(
     tasks: usize,
-    combine: fn(Vec<Result<T, Error>>) -> Result<R, Error>,
+    combine: Combine<T, R>,
     callbacks: Callbacks<R>,
     queue: Option<CallbackQueue>,
 ) -> (AsyncResult<R>, Arc<dyn Sink>)
@@ -270,7 +279,7 @@ struct GatherState<T, R> {
 struct Gather<T, R> {
     state: Mutex<GatherState<T, R>>,
     on_error: Option<OnError>,
-    combine: fn(Vec<Result<T, Error>>) -> Result<R, Error>,
+    combine: Combine<T, R>,
     cell: Arc<Cell<R>>,
     queue: Option<CallbackQueue>,
     _task: PhantomData<fn() -> T>,

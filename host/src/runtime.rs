@@ -157,9 +157,32 @@ pub(crate) fn check(engine: &Engine, component: &Component) -> Result<(), Error>
     Ok(())
 }
 
+/// A short, stable name for a trap code.
+fn trap_code(trap: Trap) -> &'static str {
+    match trap {
+        Trap::UnreachableCodeReached => "unreachable",
+        Trap::StackOverflow => "stack overflow",
+        Trap::MemoryOutOfBounds => "out-of-bounds memory access",
+        Trap::HeapMisaligned => "misaligned memory access",
+        Trap::TableOutOfBounds => "out-of-bounds table access",
+        Trap::IndirectCallToNull => "indirect call to null",
+        Trap::BadSignature => "indirect call type mismatch",
+        Trap::IntegerOverflow => "integer overflow",
+        Trap::IntegerDivisionByZero => "integer division by zero",
+        Trap::BadConversionToInteger => "invalid conversion to integer",
+        Trap::Interrupt => "interrupt",
+        Trap::OutOfFuel => "out of fuel",
+        Trap::NullReference => "null reference",
+        Trap::AllocationTooLarge => "allocation too large",
+        _ => "other",
+    }
+}
+
 /// Turns a failed guest call into the error of the task that was running.
 fn trap_error(err: wasmtime::Error) -> Error {
-    let code = err.downcast_ref::<Trap>().map(|trap| trap.to_string());
+    let code = err
+        .downcast_ref::<Trap>()
+        .map(|trap| trap_code(*trap).to_string());
     let backtrace = err
         .downcast_ref::<WasmBacktrace>()
         .map(|trace| {
@@ -177,9 +200,9 @@ fn trap_error(err: wasmtime::Error) -> Error {
                 .collect()
         })
         .unwrap_or_default();
-    let message = match &code {
-        Some(code) => format!("wasm trap: {code}"),
-        None => format!("{:#}", err),
+    let message = match err.downcast_ref::<Trap>() {
+        Some(trap) => trap.to_string(),
+        None => format!("{err:#}"),
     };
     Error::trap(message, TrapDetails { code, backtrace })
 }

@@ -3,13 +3,14 @@
 //! outcomes back, recycles the process after `max_tasks_per_child` tasks, and
 //! replaces it when it dies.
 //!
-//! Scheduling: all slots take from one shared queue, and a slot takes a chunk
-//! only while its worker has fewer than [`AHEAD`] chunks in hand. So a worker
-//! finds its next chunk waiting when it finishes one (no idle round trip), and
-//! no worker hoards a backlog while another one idles.
+//! Scheduling: all slots take from one shared queue. A slot whose worker is
+//! idle takes the next chunk; a slot whose worker is busy takes one more, to
+//! have it waiting when the current one finishes (no idle round trip), but
+//! only while no other worker is idle, and never more than [`AHEAD`] in all.
+//! So no worker idles while another holds a backlog.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crossbeam_channel::{Receiver, Select, Sender, TryRecvError};
@@ -35,6 +36,8 @@ pub(crate) struct Shared {
     /// Disconnected when the pool is terminated.
     pub(crate) stop: Receiver<()>,
     pub(crate) terminating: AtomicBool,
+    /// How many slots have a worker with nothing to do.
+    pub(crate) idle: AtomicUsize,
     /// The pid of each slot's current worker, so `terminate` can kill them all
     /// at once, even while their slots are busy.
     pub(crate) pids: Mutex<Vec<Option<u32>>>,
@@ -69,6 +72,8 @@ struct Slot {
     quota: Option<usize>,
     next_seq: u64,
     queue_open: bool,
+    /// Whether this slot is counted in [`Shared::idle`].
+    counted_idle: bool,
 }
 
 /// Runs slot `index`: starts its first worker, reports the handshake on
@@ -87,6 +92,7 @@ pub(crate) fn run(
         quota: None,
         next_seq: 0,
         queue_open: true,
+        counted_idle: false,
     };
     match slot.spawn() {
         Ok(tasks) => {
@@ -114,11 +120,33 @@ impl Slot {
     fn can_take(&self) -> bool {
         self.worker.is_some()
             && self.in_flight.len() < AHEAD
+            && (self.in_flight.is_empty() || self.shared.idle.load(Ordering::SeqCst) == 0)
             && self.quota.is_none_or(|quota| quota > self.in_flight_tasks)
     }
 
+    /// Keeps [`Shared::idle`] in step with this slot.
+    fn update_idle(&mut self) {
+        let idle = self.worker.is_some() && self.in_flight.is_empty();
+        if idle != self.counted_idle {
+            self.counted_idle = idle;
+            if idle {
+                self.shared.idle.fetch_add(1, Ordering::SeqCst);
+            } else {
+                self.shared.idle.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+    }
+
     fn serve(&mut self) {
+        self.serve_until_done();
+        self.worker = None;
+        self.in_flight.clear();
+        self.update_idle();
+    }
+
+    fn serve_until_done(&mut self) {
         loop {
+            self.update_idle();
             if self.shared.terminating() {
                 return self.terminate();
             }
@@ -141,11 +169,11 @@ impl Slot {
                 self.retire();
                 return;
             }
-            if self.can_take() {
-                if let Ok(chunk) = self.shared.requeue.1.try_recv() {
-                    self.hand(chunk);
-                    continue;
-                }
+            if self.can_take()
+                && let Ok(chunk) = self.shared.requeue.1.try_recv()
+            {
+                self.hand(chunk);
+                continue;
             }
             self.wait_for_something();
         }
@@ -211,6 +239,7 @@ impl Slot {
         });
         self.in_flight_tasks += chunk.len();
         self.in_flight.push_back(InFlight { seq, chunk });
+        self.update_idle();
         let sent = self.worker.as_mut().expect("can_take").send(&batch);
         if let Err(err) = sent {
             self.on_lost(Some(format!("cannot send it work: {err}")));

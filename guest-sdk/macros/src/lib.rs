@@ -100,7 +100,7 @@ fn expand(args: TaskArgs, func: ItemFn) -> syn::Result<TokenStream2> {
         #[doc(hidden)]
         #[allow(non_snake_case)]
         fn #call_fn(args: &[u8]) -> #sdk::Outcome {
-            let (#(#bindings,)*): (#(#types,)*) = #sdk::decode_args(#name, args)?;
+            let (#(#bindings,)*): (#(#types,)*) = #sdk::decode_args::<(#(#types,)*)>(#name, #arity, args)?;
             #finish(#ident(#(#bindings),*))
         }
 
