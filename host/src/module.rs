@@ -3,6 +3,7 @@
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
@@ -97,12 +98,14 @@ pub(crate) fn prepare(
     })?;
     create_private_dir(cache_dir)?;
     // Write under a unique name, then rename: a reader never sees half a file.
+    static WRITES: AtomicU64 = AtomicU64::new(0);
     let tmp = cache_dir.join(format!(
-        ".{}.{}.tmp",
+        ".{}.{}.{}.tmp",
         path.file_name()
             .and_then(|n| n.to_str())
             .unwrap_or("artifact"),
-        std::process::id()
+        std::process::id(),
+        WRITES.fetch_add(1, Ordering::Relaxed)
     ));
     std::fs::write(&tmp, &artifact).map_err(|err| io_error("write", &tmp, err))?;
     std::fs::rename(&tmp, &path).map_err(|err| io_error("rename into place", &path, err))?;
