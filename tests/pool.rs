@@ -453,3 +453,22 @@ fn pools_and_results_are_send_and_sync() {
         assert_eq!(total, (0..40i64).map(|x| x * x).sum::<i64>());
     });
 }
+
+#[test]
+fn istarmap_is_a_lazy_starmap() {
+    let pool = pool(2);
+    let pairs = (0..50i64).map(|i| (i, 2 * i));
+    let sums: Vec<i64> = pool
+        .istarmap("add", pairs, 4, true)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(sums, (0..50).map(|i| 3 * i).collect::<Vec<_>>());
+    let mut unordered: Vec<i64> = pool
+        .istarmap("add", [(1i64, 1i64), (2, 2)], None, false)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    unordered.sort();
+    assert_eq!(unordered, [2, 4]);
+}

@@ -43,8 +43,9 @@ impl<R: DeserializeOwned + Send + 'static> Sink for Forward<R> {
     }
 }
 
-/// The results of [`Pool::imap`] or [`Pool::imap_unordered`]: each task's own
-/// outcome, in input order or as they come.
+/// The results of [`Pool::imap`], [`Pool::imap_unordered`] or
+/// [`Pool::istarmap`]: each task's own outcome, in input order or as they
+/// come.
 ///
 /// The input is pulled as results are consumed, a window of chunks ahead, so
 /// memory stays bounded however long the input. Work stops when the iterator
@@ -58,6 +59,9 @@ pub struct Imap<'p, R, T, I> {
     chunker: Chunker,
     rx: Receiver<Vec<Entry<R>>>,
     ordered: bool,
+    /// Items are tuples of positional arguments (`istarmap`), not single
+    /// arguments.
+    star: bool,
     /// Ordered: results waiting for the ones before them.
     waiting: BTreeMap<u64, Result<R, Error>>,
     /// Unordered: results in the order they came.
@@ -91,6 +95,7 @@ where
         input: I,
         chunksize: usize,
         ordered: bool,
+        star: bool,
     ) -> Result<Self, Error> {
         let chunksize = chunksize.max(1);
         let (tx, rx) = unbounded();
@@ -106,6 +111,7 @@ where
             chunker,
             rx,
             ordered,
+            star,
             waiting: BTreeMap::new(),
             ready: VecDeque::new(),
             next_index: 0,
@@ -133,7 +139,12 @@ where
             for _ in 0..self.chunksize {
                 match input.next() {
                     Some(item) => {
-                        if let Some(full) = self.chunker.push(&(item,)) {
+                        let full = if self.star {
+                            self.chunker.push(&item)
+                        } else {
+                            self.chunker.push(&(item,))
+                        };
+                        if let Some(full) = full {
                             chunk = Some(full);
                             break;
                         }

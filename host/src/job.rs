@@ -189,8 +189,7 @@ pub(crate) fn encode_args<A: Serialize + ?Sized>(
     args: &A,
 ) -> Result<(), String> {
     let start = out.len();
-    rmp_serde::encode::write_named(out, args)
-        .map_err(|err| format!("the arguments do not encode as MessagePack: {err}"))?;
+    rmp_serde::encode::write_named(out, args).map_err(|err| format!("bad arguments: {err}"))?;
     // `()` encodes as nil; no arguments are the empty array.
     if out[start..] == [NIL] {
         out[start] = EMPTY_ARRAY;

@@ -739,6 +739,7 @@ impl Pool {
             items.into_iter(),
             chunksize.into().unwrap_or(1),
             true,
+            false,
         )
     }
 
@@ -765,6 +766,36 @@ impl Pool {
             items.into_iter(),
             chunksize.into().unwrap_or(1),
             false,
+            false,
+        )
+    }
+
+    /// A lazy [`starmap`](Self::starmap): as [`imap`](Self::imap) (or, with
+    /// `ordered` false, [`imap_unordered`](Self::imap_unordered)), but each
+    /// item is a tuple of the task's positional arguments.
+    ///
+    /// # Errors
+    ///
+    /// As [`imap`](Self::imap).
+    pub fn istarmap<R, A, I>(
+        &self,
+        task: &str,
+        items: I,
+        chunksize: impl Into<Option<usize>>,
+        ordered: bool,
+    ) -> Result<Imap<'_, R, A, I::IntoIter>, Error>
+    where
+        R: DeserializeOwned + Send + 'static,
+        A: Serialize,
+        I: IntoIterator<Item = A>,
+    {
+        Imap::new(
+            self,
+            task,
+            items.into_iter(),
+            chunksize.into().unwrap_or(1),
+            ordered,
+            true,
         )
     }
 

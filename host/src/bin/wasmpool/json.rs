@@ -1,0 +1,119 @@
+//! JSON Lines in, JSON Lines out: input lines become task arguments, results
+//! become output records.
+
+use serde::{Serialize, Serializer};
+use serde_json::{Map, Value, json};
+
+/// One input line, parsed into a task's positional arguments; a line that
+/// cannot be a task's arguments carries why, and fails to serialise with that
+/// message, so the pool reports it as that task's error without running
+/// anything.
+pub(crate) enum Line {
+    Args(Vec<Value>),
+    Malformed(String),
+}
+
+impl Line {
+    /// Parses line `number` (1-based, for messages). With `star`, the line
+    /// must be an array of positional arguments.
+    pub(crate) fn parse(bytes: &[u8], number: u64, star: bool) -> Line {
+        let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+        match serde_json::from_slice::<Value>(bytes) {
+            Ok(Value::Array(args)) if star => Line::Args(args),
+            Ok(_) if star => Line::Malformed(format!(
+                "input line {number}: with --star, a line must be a JSON array of the \
+                 task's positional arguments"
+            )),
+            Ok(value) => Line::Args(vec![value]),
+            Err(err) => Line::Malformed(format!("input line {number} is not valid JSON: {err}")),
+        }
+    }
+}
+
+impl Serialize for Line {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Line::Args(value) => value.serialize(serializer),
+            Line::Malformed(message) => Err(serde::ser::Error::custom(message)),
+        }
+    }
+}
+
+/// The output record of task `index`.
+pub(crate) fn record(index: u64, outcome: Result<rmpv::Value, wasmpool::Error>) -> Value {
+    match outcome {
+        Ok(value) => json!({ "index": index, "ok": to_json(value) }),
+        Err(err) => json!({
+            "index": index,
+            "error": { "kind": err.kind().as_str(), "message": err.message() },
+        }),
+    }
+}
+
+/// MessagePack to JSON: byte strings become arrays of numbers, map keys that
+/// are not strings become their JSON text, NaN and infinities become null.
+pub(crate) fn to_json(value: rmpv::Value) -> Value {
+    match value {
+        rmpv::Value::Nil => Value::Null,
+        rmpv::Value::Boolean(b) => Value::Bool(b),
+        rmpv::Value::Integer(i) => match (i.as_u64(), i.as_i64()) {
+            (Some(u), _) => Value::from(u),
+            (None, Some(s)) => Value::from(s),
+            (None, None) => Value::Null,
+        },
+        rmpv::Value::F32(f) => float(f64::from(f)),
+        rmpv::Value::F64(f) => float(f),
+        rmpv::Value::String(s) => Value::String(match s.into_str() {
+            Some(s) => s,
+            None => "<invalid UTF-8>".to_string(),
+        }),
+        rmpv::Value::Binary(bytes) => Value::Array(bytes.into_iter().map(Value::from).collect()),
+        rmpv::Value::Array(items) => Value::Array(items.into_iter().map(to_json).collect()),
+        rmpv::Value::Map(entries) => {
+            let mut map = Map::new();
+            for (key, value) in entries {
+                let key = match key {
+                    rmpv::Value::String(s) if s.is_str() => s.into_str().unwrap_or_default(),
+                    other => to_json(other).to_string(),
+                };
+                map.insert(key, to_json(value));
+            }
+            Value::Object(map)
+        }
+        rmpv::Value::Ext(kind, data) => json!({ "ext": kind, "data": data }),
+    }
+}
+
+fn float(f: f64) -> Value {
+    serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_parse_or_say_why_not() {
+        assert!(matches!(Line::parse(b"[1, 2]\r", 1, true), Line::Args(a) if a.len() == 2));
+        assert!(matches!(Line::parse(b"[1, 2]", 1, false), Line::Args(a) if a.len() == 1));
+        assert!(matches!(Line::parse(b"{\"a\": 1}", 1, false), Line::Args(a) if a[0].is_object()));
+        let Line::Malformed(why) = Line::parse(b"{oops", 7, false) else {
+            panic!("accepted malformed JSON");
+        };
+        assert!(why.starts_with("input line 7 is not valid JSON"), "{why}");
+        let Line::Malformed(why) = Line::parse(b"3", 2, true) else {
+            panic!("accepted a non-array with --star");
+        };
+        assert!(why.contains("--star"), "{why}");
+    }
+
+    #[test]
+    fn messagepack_values_become_json() {
+        let value = rmpv::Value::Map(vec![
+            (rmpv::Value::from("n"), rmpv::Value::from(-3)),
+            (rmpv::Value::from(7), rmpv::Value::Binary(vec![1, 2])),
+            (rmpv::Value::from("f"), rmpv::Value::F64(f64::NAN)),
+        ]);
+        assert_eq!(to_json(value), json!({"n": -3, "7": [1, 2], "f": null}));
+    }
+}
