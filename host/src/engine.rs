@@ -29,6 +29,8 @@ pub(crate) fn engine(settings: &EngineSettings, role: Role) -> Result<Engine, Er
     let mut config = Config::new();
     config.cranelift_opt_level(OptLevel::Speed);
     config.wasm_component_model(true);
+    config.epoch_interruption(settings.epochs);
+    config.consume_fuel(settings.fuel);
     if role == Role::Run {
         // Size the pooling allocator for one worker's needs instead of its
         // default, which reserves terabytes of address space.
@@ -42,7 +44,9 @@ pub(crate) fn engine(settings: &EngineSettings, role: Role) -> Result<Engine, Er
             .total_tables(INSTANCES_PER_WORKER * TABLES_PER_COMPONENT)
             .max_tables_per_component(TABLES_PER_COMPONENT)
             .total_stacks(INSTANCES_PER_WORKER)
-            .max_memory_size(settings.max_memory as usize);
+            // The limiter refuses growth past the limit first, as a clean
+            // memory-limit error; this is only the backstop.
+            .max_memory_size(settings.max_memory.saturating_add(1 << 16) as usize);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
         // A worker never compiles; one thread is all it has to spare.
         config.parallel_compilation(false);

@@ -22,6 +22,15 @@ pub enum ErrorKind {
     /// The result did not encode in the guest, or did not decode to the type
     /// the caller asked for.
     BadResult,
+    /// The task ran longer than its time limit
+    /// ([`PoolBuilder::task_timeout`](crate::PoolBuilder::task_timeout)).
+    Timeout,
+    /// The task's linear memory would have grown past the limit
+    /// ([`PoolBuilder::memory_limit`](crate::PoolBuilder::memory_limit)).
+    MemoryLimit,
+    /// The task used up its fuel budget
+    /// ([`PoolBuilder::fuel`](crate::PoolBuilder::fuel)).
+    OutOfFuel,
     /// The initializer failed, so the worker could not prepare an instance.
     Initializer,
     /// The worker process running the task died.
@@ -52,6 +61,9 @@ impl ErrorKind {
             ErrorKind::UnknownTask => "unknown-task",
             ErrorKind::BadArguments => "bad-arguments",
             ErrorKind::BadResult => "bad-result",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::MemoryLimit => "memory-limit",
+            ErrorKind::OutOfFuel => "out-of-fuel",
             ErrorKind::Initializer => "initializer",
             ErrorKind::WorkerLost => "worker-lost",
             ErrorKind::Terminated => "terminated",
@@ -152,6 +164,21 @@ impl Error {
     /// Whether the task returned an error of its own.
     pub fn is_failed(&self) -> bool {
         self.kind == ErrorKind::Failed
+    }
+
+    /// Whether the task overran its time limit.
+    pub fn is_timeout(&self) -> bool {
+        self.kind == ErrorKind::Timeout
+    }
+
+    /// Whether the task hit the memory limit.
+    pub fn is_memory_limit(&self) -> bool {
+        self.kind == ErrorKind::MemoryLimit
+    }
+
+    /// Whether the task used up its fuel.
+    pub fn is_out_of_fuel(&self) -> bool {
+        self.kind == ErrorKind::OutOfFuel
     }
 
     /// Whether the worker process running the task died.

@@ -32,6 +32,8 @@ pub(crate) struct Chunk {
     pub(crate) args: Vec<u8>,
     /// Where each task's arguments end in `args`.
     pub(crate) ends: Vec<u32>,
+    /// How many times the chunk was run again after its worker died.
+    pub(crate) retries: u32,
     sink: Option<Arc<dyn Sink>>,
 }
 
@@ -72,6 +74,7 @@ impl Chunk {
             first_index: self.first_index + at as u64,
             args,
             ends,
+            retries: self.retries,
             sink: self.sink.clone(),
         }
     }
@@ -147,6 +150,7 @@ impl Chunker {
             first_index: index,
             args: Vec::new(),
             ends: Vec::new(),
+            retries: 0,
             sink: Some(self.sink.clone()),
         });
         let start = chunk.args.len();

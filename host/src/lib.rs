@@ -100,7 +100,7 @@ pub use error::{Error, ErrorKind, GetTimeoutError, NextTimeout, NotReady, TrapDe
 pub use imap::{Entry, Imap, Indexed};
 pub use output::{GuestOutput, Stream};
 pub use pool::{Pool, PoolBuilder};
-pub use protocol::TaskInfo;
+pub use protocol::{Preopen, TaskInfo};
 pub use result::{AsyncResult, Callbacks};
 
 /// Makes this program usable as the workers of its pools; call it first

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
+use std::time::Duration;
 
 use crossbeam_channel::{Sender, bounded, unbounded};
 use serde::Serialize;
@@ -19,7 +20,7 @@ use crate::job::{self, Chunk, Chunker, Sink};
 use crate::module;
 use crate::output::{self, GuestOutput, OutputHandler};
 use crate::process::SpawnConfig;
-use crate::protocol::{Call, EngineSettings, Setup, TaskInfo};
+use crate::protocol::{Call, EngineSettings, Grants, Limits, Preopen, Setup, TaskInfo};
 use crate::result::{self, AsyncResult, Callbacks};
 use crate::supervisor::{self, Shared};
 use crate::worker;
@@ -62,6 +63,11 @@ pub struct PoolBuilder {
     output_limit: u32,
     max_payload: usize,
     memory_limit: u64,
+    task_timeout: Option<Duration>,
+    fuel: Option<u64>,
+    retries: u32,
+    grants: Grants,
+    verify_sandbox: bool,
 }
 
 impl fmt::Debug for PoolBuilder {
@@ -88,6 +94,11 @@ impl PoolBuilder {
             output_limit: DEFAULT_OUTPUT_LIMIT,
             max_payload: DEFAULT_MAX_PAYLOAD,
             memory_limit: DEFAULT_MEMORY_LIMIT,
+            task_timeout: None,
+            fuel: None,
+            retries: 0,
+            grants: Grants::default(),
+            verify_sandbox: false,
         }
     }
 
@@ -198,8 +209,9 @@ impl PoolBuilder {
         self
     }
 
-    /// The most bytes one task's encoded arguments may take; a task over it
-    /// fails with [`ErrorKind::BadArguments`] without being sent.
+    /// The most bytes one task's encoded arguments, or its encoded result,
+    /// may take; a task over it fails with [`ErrorKind::BadArguments`]
+    /// without being sent, or with [`ErrorKind::BadResult`].
     ///
     /// # Default
     ///
@@ -216,6 +228,74 @@ impl PoolBuilder {
     /// 1 GiB.
     pub fn memory_limit(mut self, bytes: u64) -> Self {
         self.memory_limit = bytes;
+        self
+    }
+
+    /// The wall-clock time one task may take. A task over it fails with
+    /// [`ErrorKind::Timeout`] — stopped inside its worker wherever it is, in a
+    /// loop or blocked in a sleep — and its instance is renewed. Should a
+    /// worker not answer within the limit plus a grace period even so, a
+    /// watchdog kills and replaces it.
+    ///
+    /// # Default
+    ///
+    /// None: tasks may run for ever.
+    pub fn task_timeout(mut self, limit: Duration) -> Self {
+        self.task_timeout = Some(limit);
+        self
+    }
+
+    /// A deterministic budget per task: fuel, roughly one unit per wasm
+    /// instruction. A task that uses it up fails with
+    /// [`ErrorKind::OutOfFuel`].
+    ///
+    /// # Default
+    ///
+    /// None: no budget (and no metering cost).
+    pub fn fuel(mut self, fuel: u64) -> Self {
+        self.fuel = Some(fuel);
+        self
+    }
+
+    /// How many times tasks whose worker died are run again on another
+    /// worker before they fail with [`ErrorKind::WorkerLost`]. A retried task
+    /// may have run partly before: use it for tasks that can run twice.
+    ///
+    /// # Default
+    ///
+    /// 0.
+    pub fn retries(mut self, retries: u32) -> Self {
+        self.retries = retries;
+        self
+    }
+
+    /// Lets guests use the host directory `host`, seen as `guest` (such as
+    /// `/data`), read-only or read-write.
+    pub fn preopen_dir(mut self, host: impl AsRef<Path>, guest: &str, read_only: bool) -> Self {
+        self.grants.dirs.push(Preopen {
+            host: host.as_ref().to_path_buf(),
+            guest: guest.to_string(),
+            read_only,
+        });
+        self
+    }
+
+    /// Gives guests the environment variable `name` with `value`. Guests see
+    /// no other variables.
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.grants.env.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// Makes every worker check, once sandboxed, that it cannot exec, fork,
+    /// create sockets or (with no directory granted) open files, and fails
+    /// [`build`](Self::build) with [`ErrorKind::Spawn`] if any of it works.
+    ///
+    /// # Default
+    ///
+    /// Off.
+    pub fn verify_sandbox(mut self, verify: bool) -> Self {
+        self.verify_sandbox = verify;
         self
     }
 
@@ -290,8 +370,16 @@ impl PoolBuilder {
                 ));
             }
         };
+        if self.task_timeout.is_some_and(|limit| limit.is_zero()) {
+            return Err(Error::new(
+                ErrorKind::Config,
+                "task_timeout must be more than zero",
+            ));
+        }
         let settings = EngineSettings {
             max_memory: self.memory_limit,
+            epochs: self.task_timeout.is_some(),
+            fuel: self.fuel.is_some(),
         };
         let engine = engine::engine(&settings, Role::Compile)?;
         let cache_dir = self.cache_dir.unwrap_or_else(module::default_cache_dir);
@@ -301,12 +389,21 @@ impl PoolBuilder {
             engine: settings,
             initializer: initializer.clone(),
             output_limit: self.output_limit,
+            limits: Limits {
+                task_timeout: self.task_timeout,
+                fuel: self.fuel,
+                max_result: self.max_payload as u64,
+            },
+            grants: self.grants,
+            probe_sandbox: self.verify_sandbox,
         };
         let (queue_tx, queue_rx) = unbounded();
         let (stop_tx, stop_rx) = bounded(0);
         let shared = Arc::new(Shared {
             spawn: SpawnConfig { program, setup },
             max_tasks_per_child: self.max_tasks_per_child,
+            task_timeout: self.task_timeout,
+            retries: self.retries,
             queue: queue_rx,
             requeue: unbounded(),
             stop: stop_rx,

@@ -17,6 +17,9 @@ use crate::worker::MARKER;
 /// The largest frame the pool accepts from a worker.
 pub(crate) const FRAME_LIMIT: usize = 1 << 30;
 
+/// The most descriptors a worker may have open.
+const MAX_DESCRIPTORS: libc::rlim_t = 256;
+
 /// How long a new worker has to greet the pool and load its module.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -65,7 +68,8 @@ impl WorkerProcess {
             .stderr(Stdio::inherit());
         let parent = std::process::id() as libc::pid_t;
         // SAFETY: the closure runs in the child between fork and exec and calls
-        // only async-signal-safe functions (prctl, getppid, _exit).
+        // only async-signal-safe functions (prctl, getppid, setrlimit, syscall,
+        // _exit).
         unsafe {
             command.pre_exec(move || {
                 // Die with the pool, even if it is killed.
@@ -76,6 +80,30 @@ impl WorkerProcess {
                 if libc::getppid() != parent {
                     libc::_exit(1);
                 }
+                // Never gain privileges (and allow the seccomp filter).
+                if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                let limit = |resource, value| {
+                    let rlimit = libc::rlimit {
+                        rlim_cur: value,
+                        rlim_max: value,
+                    };
+                    if libc::setrlimit(resource, &rlimit) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                };
+                limit(libc::RLIMIT_CORE, 0)?;
+                limit(libc::RLIMIT_NOFILE, MAX_DESCRIPTORS)?;
+                // Only the channel crosses exec: every other descriptor the
+                // host left open becomes close-on-exec.
+                libc::syscall(
+                    libc::SYS_close_range,
+                    3u32,
+                    u32::MAX,
+                    libc::CLOSE_RANGE_CLOEXEC,
+                );
                 Ok(())
             });
         }
@@ -153,7 +181,17 @@ impl WorkerProcess {
             return Err(self.fail(format!("cannot send the setup to worker {program}: {err}")));
         }
         match self.next_event(&program, "")? {
-            FromWorker::Ready { tasks } => Ok(tasks),
+            FromWorker::Ready { tasks, escapes } if escapes.is_empty() => Ok(tasks),
+            FromWorker::Ready { escapes, .. } => {
+                self.kill();
+                Err(Error::new(
+                    ErrorKind::Spawn,
+                    format!(
+                        "the worker sandbox does not hold on this machine: {}",
+                        escapes.join("; ")
+                    ),
+                ))
+            }
             FromWorker::SetupFailed { error } => {
                 self.kill();
                 Err(error)

@@ -12,6 +12,7 @@
 //! order, preceded by the [`FromWorker::Output`] its tasks wrote.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
@@ -30,6 +31,39 @@ pub(crate) const HEADER_LEN: usize = 4;
 pub(crate) struct EngineSettings {
     /// The most linear memory one instance may have, in bytes.
     pub(crate) max_memory: u64,
+    /// Compiled with epoch checks, for task timeouts.
+    pub(crate) epochs: bool,
+    /// Compiled with fuel metering, for fuel budgets.
+    pub(crate) fuel: bool,
+}
+
+/// Limits on each task, enforced inside the worker.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Limits {
+    /// Wall-clock time one task may take.
+    pub(crate) task_timeout: Option<Duration>,
+    /// Fuel (roughly, wasm instructions) one task may burn.
+    pub(crate) fuel: Option<u64>,
+    /// The most bytes one task's encoded result may take.
+    pub(crate) max_result: u64,
+}
+
+/// A host directory a guest may use.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Preopen {
+    /// The directory on the host.
+    pub host: PathBuf,
+    /// Where the guest sees it.
+    pub guest: String,
+    /// Whether the guest may only read.
+    pub read_only: bool,
+}
+
+/// What a guest is granted beyond clocks and randomness.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Grants {
+    pub(crate) dirs: Vec<Preopen>,
+    pub(crate) env: Vec<(String, String)>,
 }
 
 /// A call of a task with encoded arguments.
@@ -49,6 +83,11 @@ pub(crate) struct Setup {
     pub(crate) initializer: Option<Call>,
     /// The most bytes of stdout (and of stderr) kept from one task.
     pub(crate) output_limit: u32,
+    pub(crate) limits: Limits,
+    pub(crate) grants: Grants,
+    /// Check, once sandboxed, that the worker cannot exec, open sockets or
+    /// open files it was not granted.
+    pub(crate) probe_sandbox: bool,
 }
 
 /// A batch of tasks of one kind, with consecutive indices.
@@ -103,6 +142,8 @@ pub(crate) enum FromWorker {
     },
     Ready {
         tasks: Vec<TaskInfo>,
+        /// What the sandbox probe found still possible (empty: all refused).
+        escapes: Vec<String>,
     },
     SetupFailed {
         error: Error,

@@ -1,30 +1,119 @@
 //! The wasm side of a worker: the bindings of `wit/wasmpool.wit`, the linker
 //! every task module is checked against, and running batches on an instance
-//! that is renewed whenever it traps.
+//! that is renewed whenever a task traps, times out or hits a limit.
+//!
+//! Guest calls are async, so a task that overruns its time limit is stopped
+//! wherever it is: in a loop (epoch interruption yields to the timer) or
+//! blocked in a host call such as a sleep (its future is dropped).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use serde_bytes::ByteBuf;
-use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Engine, Store, Trap, WasmBacktrace};
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{
+    AsContextMut, Engine, ResourceLimiter, Store, StoreContextMut, Trap, WasmBacktrace,
+};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 
 use crate::error::{Error, ErrorKind, TrapDetails};
-use crate::protocol::{Call, FromWorker, Outcome, Stream, TaskInfo};
+use crate::protocol::{Call, FromWorker, Grants, Limits, Outcome, Stream, TaskInfo};
 use crate::worker::output::Capture;
 
 mod bindings {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "task-module",
+        exports: { default: async },
     });
 }
 
 use bindings::wasmpool::task::types::{ErrorKind as GuestErrorKind, TaskError};
 use bindings::{TaskModule, TaskModulePre};
 
+/// The task's memory grew past the limit.
+#[derive(Debug)]
+struct MemoryLimitExceeded {
+    limit: usize,
+    desired: usize,
+}
+
+impl std::fmt::Display for MemoryLimitExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the task's memory would grow to {} bytes, over the limit of {} bytes",
+            self.desired, self.limit
+        )
+    }
+}
+
+impl std::error::Error for MemoryLimitExceeded {}
+
+/// Refuses linear memory beyond the limit, with an error that says so.
+struct Limiter {
+    max_memory: usize,
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.max_memory {
+            return Err(wasmtime::Error::new(MemoryLimitExceeded {
+                limit: self.max_memory,
+                desired,
+            }));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 1 << 20)
+    }
+}
+
+/// When the running task started, shared with the timer that enforces the
+/// time limit while the store is busy.
+#[derive(Debug)]
+struct Clock {
+    origin: Instant,
+    /// Nanoseconds from `origin` to the start of the running task.
+    task_started: AtomicU64,
+}
+
+impl Clock {
+    fn new() -> Arc<Self> {
+        Arc::new(Clock {
+            origin: Instant::now(),
+            task_started: AtomicU64::new(0),
+        })
+    }
+
+    fn start_task(&self) {
+        let now = self.origin.elapsed().as_nanos() as u64;
+        self.task_started.store(now, Ordering::SeqCst);
+    }
+
+    fn task_deadline(&self, timeout: Duration) -> Instant {
+        self.origin + Duration::from_nanos(self.task_started.load(Ordering::SeqCst)) + timeout
+    }
+}
+
 /// The state a guest's imports work on.
 pub(crate) struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
+    limiter: Limiter,
     pid: u32,
     /// The index of the task running now.
     index: u64,
@@ -36,32 +125,55 @@ pub(crate) struct HostState {
     stderr: Capture,
     /// Output of finished tasks, waiting to be sent.
     output: Vec<FromWorker>,
+    clock: Arc<Clock>,
+    limits: Limits,
 }
 
 impl HostState {
-    fn new(pid: u32, output_limit: usize) -> Self {
-        let stdout = Capture::new(output_limit);
-        let stderr = Capture::new(output_limit);
-        // Nothing is granted: no files, no environment, no arguments, no
-        // network. Clocks and randomness stay.
-        let wasi = WasiCtx::builder()
-            .stdout(stdout.clone())
+    fn new(runner: &Runner) -> Result<Self, Error> {
+        let stdout = Capture::new(runner.output_limit);
+        let stderr = Capture::new(runner.output_limit);
+        // Nothing is granted unless the pool says so: no files, no
+        // environment, no arguments, no network. Clocks and randomness stay.
+        let mut wasi = WasiCtx::builder();
+        wasi.stdout(stdout.clone())
             .stderr(stderr.clone())
             .allow_tcp(false)
             .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
-        HostState {
-            wasi,
+            .allow_ip_name_lookup(false);
+        for (name, value) in &runner.grants.env {
+            wasi.env(name, value);
+        }
+        for dir in &runner.grants.dirs {
+            let perms = if dir.read_only {
+                FsPerms::ReadOnly
+            } else {
+                FsPerms::ReadWrite
+            };
+            wasi.preopened_dir(&dir.host, &dir.guest, perms)
+                .map_err(|err| {
+                    Error::new(
+                        ErrorKind::Config,
+                        format!("cannot grant the directory {}: {err:#}", dir.host.display()),
+                    )
+                })?;
+        }
+        Ok(HostState {
+            wasi: wasi.build(),
             table: ResourceTable::new(),
-            pid,
+            limiter: Limiter {
+                max_memory: runner.max_memory,
+            },
+            pid: runner.pid,
             index: 0,
             outcomes: Vec::new(),
             panicked: false,
             stdout,
             stderr,
             output: Vec::new(),
-        }
+            clock: runner.clock.clone(),
+            limits: runner.limits.clone(),
+        })
     }
 
     /// Moves what the running task wrote into `output`, attributed to it.
@@ -91,8 +203,6 @@ impl WasiView for HostState {
     }
 }
 
-impl bindings::wasmpool::task::types::Host for HostState {}
-
 impl bindings::wasmpool::task::context::Host for HostState {
     fn worker_pid(&mut self) -> u32 {
         self.pid
@@ -103,17 +213,39 @@ impl bindings::wasmpool::task::context::Host for HostState {
     }
 }
 
-impl bindings::wasmpool::task::outcomes::Host for HostState {
-    fn finish(&mut self, outcome: Result<Vec<u8>, TaskError>) {
-        self.collect_output();
-        let index = self.index;
-        self.panicked = matches!(&outcome, Err(err) if err.kind == GuestErrorKind::Panic);
-        self.outcomes.push(match outcome {
-            Ok(bytes) => Ok(ByteBuf::from(bytes)),
-            Err(err) => Err(guest_error(err).with_index(index)),
-        });
-        self.index += 1;
+/// Starts the clock and the fuel budget of the next task.
+fn start_task(store: &mut StoreContextMut<'_, HostState>) -> wasmtime::Result<()> {
+    store.data().clock.start_task();
+    if let Some(fuel) = store.data().limits.fuel {
+        store.set_fuel(fuel)?;
     }
+    Ok(())
+}
+
+/// `outcomes.finish`: records a task's outcome and starts the next task.
+fn finish(
+    mut store: StoreContextMut<'_, HostState>,
+    (outcome,): (Result<Vec<u8>, TaskError>,),
+) -> wasmtime::Result<()> {
+    let state = store.data_mut();
+    state.collect_output();
+    let index = state.index;
+    state.panicked = matches!(&outcome, Err(err) if err.kind == GuestErrorKind::Panic);
+    let max_result = state.limits.max_result;
+    state.outcomes.push(match outcome {
+        Ok(bytes) if bytes.len() as u64 > max_result => Err(Error::new(
+            ErrorKind::BadResult,
+            format!(
+                "the result takes {} bytes, over the payload limit of {max_result} bytes",
+                bytes.len()
+            ),
+        )
+        .with_index(index)),
+        Ok(bytes) => Ok(ByteBuf::from(bytes)),
+        Err(err) => Err(guest_error(err).with_index(index)),
+    });
+    state.index += 1;
+    start_task(&mut store)
 }
 
 fn guest_error(err: TaskError) -> Error {
@@ -131,11 +263,15 @@ fn guest_error(err: TaskError) -> Error {
 /// wasmpool imports.
 pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
-    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-    TaskModule::add_to_linker::<HostState, wasmtime::component::HasSelf<HostState>>(
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    bindings::wasmpool::task::context::add_to_linker::<HostState, HasSelf<HostState>>(
         &mut linker,
         |state| state,
     )?;
+    // `finish` needs the store itself, to restart the clock and the fuel.
+    linker
+        .instance("wasmpool:task/outcomes@0.1.0")?
+        .func_wrap("finish", finish)?;
     Ok(linker)
 }
 
@@ -179,10 +315,18 @@ fn trap_code(trap: Trap) -> &'static str {
 }
 
 /// Turns a failed guest call into the error of the task that was running.
-fn trap_error(err: wasmtime::Error) -> Error {
-    let code = err
-        .downcast_ref::<Trap>()
-        .map(|trap| trap_code(*trap).to_string());
+fn trap_error(err: wasmtime::Error, limits: &Limits) -> Error {
+    if let Some(exceeded) = err.downcast_ref::<MemoryLimitExceeded>() {
+        return Error::new(ErrorKind::MemoryLimit, exceeded.to_string());
+    }
+    let trap = err.downcast_ref::<Trap>().copied();
+    if trap == Some(Trap::OutOfFuel) {
+        let fuel = limits.fuel.unwrap_or_default();
+        return Error::new(
+            ErrorKind::OutOfFuel,
+            format!("the task used up its fuel budget of {fuel}"),
+        );
+    }
     let backtrace = err
         .downcast_ref::<WasmBacktrace>()
         .map(|trace| {
@@ -200,11 +344,17 @@ fn trap_error(err: wasmtime::Error) -> Error {
                 .collect()
         })
         .unwrap_or_default();
-    let message = match err.downcast_ref::<Trap>() {
+    let message = match trap {
         Some(trap) => trap.to_string(),
         None => format!("{err:#}"),
     };
-    Error::trap(message, TrapDetails { code, backtrace })
+    Error::trap(
+        message,
+        TrapDetails {
+            code: trap.map(|trap| trap_code(trap).to_string()),
+            backtrace,
+        },
+    )
 }
 
 /// A live instance and the store it lives in.
@@ -213,14 +363,35 @@ struct Live {
     module: TaskModule,
 }
 
-/// Runs batches of tasks on one module, renewing its instance after a trap.
+/// Runs batches of tasks on one module, renewing its instance after a
+/// failure that may have left it broken.
 pub(crate) struct Runner {
     pre: TaskModulePre<HostState>,
     engine: Engine,
     pid: u32,
     output_limit: usize,
+    max_memory: usize,
     initializer: Option<Call>,
+    limits: Limits,
+    grants: Grants,
+    clock: Arc<Clock>,
     live: Option<Live>,
+}
+
+/// How often the epoch advances while a time limit is set: a tenth of the
+/// limit, within 1 ms and 100 ms.
+pub(crate) fn epoch_tick(timeout: Duration) -> Duration {
+    (timeout / 10).clamp(Duration::from_millis(1), Duration::from_millis(100))
+}
+
+/// What a worker needs to run a module, besides the module.
+pub(crate) struct RunnerConfig {
+    pub(crate) pid: u32,
+    pub(crate) output_limit: usize,
+    pub(crate) max_memory: usize,
+    pub(crate) initializer: Option<Call>,
+    pub(crate) limits: Limits,
+    pub(crate) grants: Grants,
 }
 
 impl Runner {
@@ -233,9 +404,7 @@ impl Runner {
     pub(crate) unsafe fn load(
         engine: Engine,
         artifact: &std::path::Path,
-        pid: u32,
-        output_limit: usize,
-        initializer: Option<Call>,
+        config: RunnerConfig,
     ) -> Result<Self, Error> {
         // SAFETY: the caller vouches for the artifact.
         let component =
@@ -257,20 +426,26 @@ impl Runner {
         Ok(Runner {
             pre,
             engine,
-            pid,
-            output_limit,
-            initializer,
+            pid: config.pid,
+            output_limit: config.output_limit,
+            max_memory: config.max_memory,
+            initializer: config.initializer,
+            limits: config.limits,
+            grants: config.grants,
+            clock: Clock::new(),
             live: None,
         })
     }
 
     /// The tasks the module offers.
-    pub(crate) fn describe(&mut self) -> Result<Vec<TaskInfo>, Error> {
-        let live = self.live()?;
+    pub(crate) async fn describe(&mut self) -> Result<Vec<TaskInfo>, Error> {
+        let limits = self.limits.clone();
+        let live = self.live().await?;
         match live
             .module
             .wasmpool_task_tasks()
             .call_describe(&mut live.store)
+            .await
         {
             Ok(tasks) => Ok(tasks
                 .into_iter()
@@ -283,45 +458,61 @@ impl Runner {
                 self.live = None;
                 Err(Error::new(
                     ErrorKind::BadModule,
-                    format!("the module failed to list its tasks: {}", trap_error(err)),
+                    format!(
+                        "the module failed to list its tasks: {}",
+                        trap_error(err, &limits)
+                    ),
                 ))
             }
         }
     }
 
     /// The live instance, made (and initialized) if there is none.
-    fn live(&mut self) -> Result<&mut Live, Error> {
+    async fn live(&mut self) -> Result<&mut Live, Error> {
         if self.live.is_none() {
-            self.live = Some(self.instantiate()?);
+            self.live = Some(self.instantiate().await?);
         }
         Ok(self.live.as_mut().expect("just made"))
     }
 
-    fn instantiate(&mut self) -> Result<Live, Error> {
-        let mut store = Store::new(&self.engine, HostState::new(self.pid, self.output_limit));
-        let module = self.pre.instantiate(&mut store).map_err(|err| {
-            Error::new(
-                ErrorKind::Initializer,
-                format!("cannot instantiate the module: {err:#}"),
-            )
-        })?;
+    fn new_store(&self) -> Result<Store<HostState>, Error> {
+        let mut store = Store::new(&self.engine, HostState::new(self)?);
+        store.limiter(|state| &mut state.limiter);
+        if self.limits.task_timeout.is_some() {
+            // Yield to the timer at every epoch tick.
+            store.epoch_deadline_async_yield_and_update(1);
+        }
+        if let Some(fuel) = self.limits.fuel {
+            store
+                .set_fuel(fuel)
+                .map_err(|err| Error::new(ErrorKind::Config, format!("{err:#}")))?;
+        }
+        Ok(store)
+    }
+
+    async fn instantiate(&mut self) -> Result<Live, Error> {
+        let mut store = self.new_store()?;
+        let module = self
+            .pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|err| {
+                let err = trap_error(err, &self.limits);
+                Error::new(
+                    ErrorKind::Initializer,
+                    format!("cannot instantiate the module: {}", err.message()),
+                )
+            })?;
         let mut live = Live { store, module };
-        if let Some(init) = &self.initializer {
+        if let Some(init) = self.initializer.clone() {
             let end = init.args.len() as u32;
-            let result = live.module.wasmpool_task_tasks().call_run(
-                &mut live.store,
-                &init.task,
-                0,
-                &init.args,
-                &[end],
-            );
-            let state = live.store.data_mut();
-            let reported = std::mem::take(&mut state.outcomes);
-            let output = std::mem::take(&mut state.output);
+            let (result, reported) = self
+                .call(&mut live, &init.task, 0, &init.args, &[end])
+                .await;
             let failure = match (result, reported.into_iter().next()) {
                 (Ok(()), Some(Ok(_))) => None,
                 (_, Some(Err(err))) => Some(err),
-                (Err(err), _) => Some(trap_error(err)),
+                (Err(err), _) => Some(err),
                 (Ok(()), None) => Some(Error::new(
                     ErrorKind::BadModule,
                     "the initializer reported no outcome",
@@ -338,15 +529,68 @@ impl Runner {
                     ),
                 ));
             }
-            // The initializer's output belongs to no task; keep it for the next.
-            live.store.data_mut().output = output;
         }
         Ok(live)
     }
 
+    /// One guest call, stopped if a task overruns the time limit. Returns
+    /// how the call ended (the error of the task that broke it) and the
+    /// outcomes the guest reported.
+    async fn call(
+        &self,
+        live: &mut Live,
+        task: &str,
+        first_index: u64,
+        args: &[u8],
+        ends: &[u32],
+    ) -> (Result<(), Error>, Vec<Outcome>) {
+        let state = live.store.data_mut();
+        state.index = first_index;
+        state.panicked = false;
+        let mut context = live.store.as_context_mut();
+        if let Err(err) = start_task(&mut context) {
+            return (
+                Err(Error::new(ErrorKind::Config, format!("{err:#}"))),
+                Vec::new(),
+            );
+        }
+        let limits = &self.limits;
+        let call = live.module.wasmpool_task_tasks().call_run(
+            &mut live.store,
+            task,
+            first_index,
+            args,
+            ends,
+        );
+        let result = match limits.task_timeout {
+            None => call.await.map_err(|err| trap_error(err, limits)),
+            Some(timeout) => {
+                tokio::pin!(call);
+                loop {
+                    let deadline = self.clock.task_deadline(timeout);
+                    tokio::select! {
+                        result = &mut call => break result.map_err(|err| trap_error(err, limits)),
+                        () = tokio::time::sleep_until(deadline.into()) => {
+                            // Still the same task past its deadline? (A new
+                            // task moves the deadline.)
+                            if self.clock.task_deadline(timeout) <= Instant::now() {
+                                break Err(Error::new(
+                                    ErrorKind::Timeout,
+                                    format!("the task ran longer than its limit of {timeout:?}"),
+                                ));
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        let state = live.store.data_mut();
+        (result, std::mem::take(&mut state.outcomes))
+    }
+
     /// Runs a batch, one outcome per task, and returns the output the tasks
     /// wrote along with the outcomes.
-    pub(crate) fn run(
+    pub(crate) async fn run(
         &mut self,
         task: &str,
         first_index: u64,
@@ -357,56 +601,53 @@ impl Runner {
         let mut output = Vec::new();
         while outcomes.len() < ends.len() {
             let done = outcomes.len();
-            let index = first_index + done as u64;
-            let live = match self.live() {
-                Ok(live) => live,
-                Err(err) => {
-                    // Without an instance no task of the batch can run.
-                    for i in done..ends.len() {
-                        outcomes.push(Err(err.clone().with_index(first_index + i as u64)));
+            let mut live = match self.live.take() {
+                Some(live) => live,
+                None => match self.instantiate().await {
+                    Ok(live) => live,
+                    Err(err) => {
+                        // Without an instance no task of the batch can run.
+                        for i in done..ends.len() {
+                            outcomes.push(Err(err.clone().with_index(first_index + i as u64)));
+                        }
+                        break;
                     }
-                    break;
-                }
+                },
             };
             let base = if done == 0 { 0 } else { ends[done - 1] };
             let rest: Vec<u32> = ends[done..].iter().map(|end| end - base).collect();
+            let index = first_index + done as u64;
+            let (result, mut reported) = self
+                .call(&mut live, task, index, &args[base as usize..], &rest)
+                .await;
+            outcomes.append(&mut reported);
             let state = live.store.data_mut();
-            state.index = index;
-            state.panicked = false;
-            state.outcomes = std::mem::take(&mut outcomes);
-            let result = live.module.wasmpool_task_tasks().call_run(
-                &mut live.store,
-                task,
-                index,
-                &args[base as usize..],
-                &rest,
-            );
-            let state = live.store.data_mut();
-            outcomes = std::mem::take(&mut state.outcomes);
             let panicked = state.panicked;
             match result {
-                Ok(()) if outcomes.len() == ends.len() => {}
                 Ok(()) => {
-                    // The guest broke the contract; fail the rest rather than wait.
-                    let message = "the module returned without reporting every task of the batch";
-                    for i in outcomes.len()..ends.len() {
-                        outcomes.push(Err(Error::new(ErrorKind::BadModule, message)
-                            .with_index(first_index + i as u64)));
+                    output.append(&mut state.output);
+                    if outcomes.len() < ends.len() {
+                        // The guest broke the contract; fail the rest
+                        // rather than wait.
+                        let message =
+                            "the module returned without reporting every task of the batch";
+                        for i in outcomes.len()..ends.len() {
+                            outcomes.push(Err(Error::new(ErrorKind::BadModule, message)
+                                .with_index(first_index + i as u64)));
+                        }
                     }
+                    self.live = Some(live);
                 }
                 Err(err) => {
-                    live.store.data_mut().collect_output();
+                    state.collect_output();
+                    output.append(&mut state.output);
                     if !panicked {
                         let index = first_index + outcomes.len() as u64;
-                        outcomes.push(Err(trap_error(err).with_index(index)));
+                        outcomes.push(Err(err.with_index(index)));
                     }
-                    output.append(&mut live.store.data_mut().output);
-                    // No broken state reaches the next task.
-                    self.live = None;
-                    continue;
+                    // No broken state reaches the next task: `live` is dropped.
                 }
             }
-            output.append(&mut live.store.data_mut().output);
         }
         (output, outcomes)
     }

@@ -12,6 +12,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Select, Sender, TryRecvError};
 use serde_bytes::ByteBuf;
@@ -25,10 +26,18 @@ use crate::protocol::{Batch, FromWorker, TaskInfo, ToWorker};
 /// How many chunks a worker holds at most: the one it runs and the next.
 const AHEAD: usize = 2;
 
+/// How much longer than its tasks' time limits a worker may take to answer
+/// before the watchdog kills it.
+const WATCHDOG_GRACE: Duration = Duration::from_secs(2);
+
 /// What every slot of a pool shares.
 pub(crate) struct Shared {
     pub(crate) spawn: SpawnConfig,
     pub(crate) max_tasks_per_child: Option<usize>,
+    /// The per-task time limit, which arms the watchdog.
+    pub(crate) task_timeout: Option<Duration>,
+    /// How many times a chunk whose worker died is run again.
+    pub(crate) retries: u32,
     /// Chunks submitted by callers; disconnected when the pool closes.
     pub(crate) queue: Receiver<Chunk>,
     /// The rest of chunks split to respect a worker's task quota; taken first.
@@ -74,6 +83,8 @@ struct Slot {
     queue_open: bool,
     /// Whether this slot is counted in [`Shared::idle`].
     counted_idle: bool,
+    /// When the worker started on the chunk at the front of `in_flight`.
+    front_started: Instant,
 }
 
 /// Runs slot `index`: starts its first worker, reports the handshake on
@@ -93,6 +104,7 @@ pub(crate) fn run(
         next_seq: 0,
         queue_open: true,
         counted_idle: false,
+        front_started: Instant::now(),
     };
     match slot.spawn() {
         Ok(tasks) => {
@@ -187,20 +199,26 @@ impl Slot {
     fn wait_for_something(&mut self) {
         let shared = self.shared.clone();
         let can_take = self.can_take();
+        let watchdog = self.watchdog_deadline();
+        // A handle of its own, so that the select borrows nothing of `self`.
+        let worker_events = self.worker.as_ref().map(|worker| worker.events.clone());
         let mut select = Select::new();
         let stop = select.recv(&shared.stop);
-        let events = self
-            .worker
-            .as_ref()
-            .map(|worker| select.recv(&worker.events));
+        let events = worker_events.as_ref().map(|events| select.recv(events));
         let requeue = can_take.then(|| select.recv(&shared.requeue.1));
         let queue = (can_take && self.queue_open).then(|| select.recv(&shared.queue));
-        let op = select.select();
+        let selected = match watchdog {
+            None => Some(select.select()),
+            Some(deadline) => select.select_deadline(deadline).ok(),
+        };
+        let Some(op) = selected else {
+            return self.on_watchdog();
+        };
         let index = op.index();
         if index == stop {
             let _ = op.recv(&shared.stop);
         } else if Some(index) == events {
-            let event = op.recv(&self.worker.as_ref().expect("selected").events);
+            let event = op.recv(worker_events.as_ref().expect("selected"));
             match event {
                 Ok(event) => self.on_event(event),
                 Err(_) => self.on_lost(Some("its reader thread ended".into())),
@@ -217,6 +235,35 @@ impl Slot {
         }
     }
 
+    /// When the watchdog fires if the worker has not answered the chunk it
+    /// runs: its tasks' time limits plus a grace period.
+    fn watchdog_deadline(&self) -> Option<Instant> {
+        let timeout = self.shared.task_timeout?;
+        let front = self.in_flight.front()?;
+        Some(self.front_started + timeout * front.chunk.len() as u32 + WATCHDOG_GRACE)
+    }
+
+    /// The worker did not answer in time, though it should have stopped the
+    /// task itself: kill it, fail the chunk it ran, start a new one.
+    fn on_watchdog(&mut self) {
+        let Some(mut worker) = self.worker.take() else {
+            return;
+        };
+        self.shared.set_pid(self.index, None);
+        let waited = self.front_started.elapsed();
+        worker.kill();
+        let error = Error::new(
+            ErrorKind::Timeout,
+            format!(
+                "worker {} did not answer within {waited:.1?}, past its tasks' time limit; \
+                 it was killed and replaced",
+                worker.pid()
+            ),
+        );
+        tracing::warn!("{error}");
+        self.drop_in_flight(&error, false);
+    }
+
     /// Hands `chunk` to the worker, keeping within its quota.
     fn hand(&mut self, mut chunk: Chunk) {
         if let Some(quota) = self.quota {
@@ -230,13 +277,18 @@ impl Slot {
         }
         let seq = self.next_seq;
         self.next_seq += 1;
+        // The chunk keeps its arguments, to run again elsewhere if this
+        // worker dies before it starts on them.
         let batch = ToWorker::Run(Batch {
             seq,
             task: chunk.task.to_string(),
             first_index: chunk.first_index,
-            args: ByteBuf::from(std::mem::take(&mut chunk.args)),
+            args: ByteBuf::from(chunk.args.clone()),
             ends: chunk.ends.clone(),
         });
+        if self.in_flight.is_empty() {
+            self.front_started = Instant::now();
+        }
         self.in_flight_tasks += chunk.len();
         self.in_flight.push_back(InFlight { seq, chunk });
         self.update_idle();
@@ -258,6 +310,7 @@ impl Slot {
                     )));
                 }
                 let done = self.in_flight.pop_front().expect("checked");
+                self.front_started = Instant::now();
                 let tasks = done.chunk.len();
                 self.in_flight_tasks -= tasks;
                 if let Some(quota) = &mut self.quota {
@@ -310,7 +363,34 @@ impl Slot {
         if !self.shared.terminating() {
             tracing::warn!("{error}");
         }
-        self.fail_in_flight(&error);
+        let retry = !self.shared.terminating();
+        self.drop_in_flight(&error, retry);
+    }
+
+    /// Settles the chunks of a worker that is gone. The one it was running
+    /// runs again if `retry` and retries are left, else fails with `error`;
+    /// the ones it had not started go back to the queue, unless the pool is
+    /// terminating.
+    fn drop_in_flight(&mut self, error: &Error, retry: bool) {
+        let mut in_flight = std::mem::take(&mut self.in_flight);
+        self.in_flight_tasks = 0;
+        if self.shared.terminating() {
+            for lost in in_flight {
+                lost.chunk.fail(error);
+            }
+            return;
+        }
+        if let Some(InFlight { mut chunk, .. }) = in_flight.pop_front() {
+            if retry && chunk.retries < self.shared.retries {
+                chunk.retries += 1;
+                let _ = self.shared.requeue.0.send(chunk);
+            } else {
+                chunk.fail(error);
+            }
+        }
+        for unstarted in in_flight {
+            let _ = self.shared.requeue.0.send(unstarted.chunk);
+        }
     }
 
     fn fail_in_flight(&mut self, error: &Error) {
@@ -370,5 +450,12 @@ impl Slot {
             "the pool was terminated before this task finished",
         );
         self.fail_in_flight(&error);
+        // Chunks requeued by any slot after terminate drained the queues.
+        while let Ok(chunk) = self.shared.requeue.1.try_recv() {
+            chunk.fail(&error);
+        }
+        while let Ok(chunk) = self.shared.queue.try_recv() {
+            chunk.fail(&error);
+        }
     }
 }

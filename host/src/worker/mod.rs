@@ -2,14 +2,16 @@
 //! batches on the task module.
 
 pub(crate) mod output;
+mod sandbox;
 
 use std::fs::File;
 use std::os::fd::{FromRawFd, OwnedFd};
 
 use crate::engine::{self, Role};
+use crate::error::{Error, ErrorKind};
 use crate::ipc::{FrameReader, FrameWriter};
 use crate::protocol::{self, FromWorker, ToWorker};
-use crate::runtime::Runner;
+use crate::runtime::{Runner, RunnerConfig, epoch_tick};
 
 /// The environment variable that tells a process it was started as a worker.
 pub(crate) const MARKER: &str = "WASMPOOL_WORKER";
@@ -75,39 +77,60 @@ fn serve(reader: &mut FrameReader<File>, writer: &mut FrameWriter<File>) -> Resu
         Ok(None) => return Ok(()),
         Err(err) => return Err(format!("cannot read the setup: {err}")),
     };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .enable_io()
+        .build()
+        .map_err(|err| format!("cannot start the async runtime: {err}"))?;
     let runner = engine::engine(&setup.engine, Role::Run).and_then(|engine| {
-        // SAFETY: the pool wrote this artifact with an engine of the same settings.
-        unsafe {
-            Runner::load(
-                engine,
-                &setup.artifact,
-                pid,
-                setup.output_limit as usize,
-                setup.initializer.clone(),
-            )
+        if let Some(timeout) = setup.limits.task_timeout {
+            start_epoch_ticker(engine.clone(), epoch_tick(timeout))?;
         }
-    });
-    let mut runner =
-        match runner.and_then(|mut runner| runner.describe().map(|tasks| (runner, tasks))) {
-            Ok((runner, tasks)) => {
-                writer
-                    .send(&FromWorker::Ready { tasks })
-                    .and_then(|()| writer.flush())
-                    .map_err(|err| err.to_string())?;
-                runner
-            }
-            Err(error) => {
-                let _ = writer
-                    .send(&FromWorker::SetupFailed { error })
-                    .and_then(|()| writer.flush());
-                return Ok(());
-            }
+        let config = RunnerConfig {
+            pid,
+            output_limit: setup.output_limit as usize,
+            max_memory: setup.engine.max_memory as usize,
+            initializer: setup.initializer.clone(),
+            limits: setup.limits.clone(),
+            grants: setup.grants.clone(),
         };
+        // SAFETY: the pool wrote this artifact with an engine of the same settings.
+        unsafe { Runner::load(engine, &setup.artifact, config) }
+    });
+    let described = runner.and_then(|mut runner| {
+        let tasks = runtime.block_on(runner.describe())?;
+        sandbox::enter(&setup.grants)?;
+        let escapes = if setup.probe_sandbox {
+            sandbox::probe(&setup.grants)
+        } else {
+            Vec::new()
+        };
+        Ok((runner, tasks, escapes))
+    });
+    let mut runner = match described {
+        Ok((runner, tasks, escapes)) => {
+            writer
+                .send(&FromWorker::Ready { tasks, escapes })
+                .and_then(|()| writer.flush())
+                .map_err(|err| err.to_string())?;
+            runner
+        }
+        Err(error) => {
+            let _ = writer
+                .send(&FromWorker::SetupFailed { error })
+                .and_then(|()| writer.flush());
+            return Ok(());
+        }
+    };
     loop {
         match reader.read::<ToWorker>() {
             Ok(Some(ToWorker::Run(batch))) => {
-                let (output, outcomes) =
-                    runner.run(&batch.task, batch.first_index, &batch.args, &batch.ends);
+                let (output, outcomes) = runtime.block_on(runner.run(
+                    &batch.task,
+                    batch.first_index,
+                    &batch.args,
+                    &batch.ends,
+                ));
                 for message in &output {
                     writer.send(message).map_err(|err| err.to_string())?;
                 }
@@ -133,4 +156,24 @@ fn serve(reader: &mut FrameReader<File>, writer: &mut FrameWriter<File>) -> Resu
             }
         }
     }
+}
+
+/// Advances the engine's epoch every `tick`, so that a task past its time
+/// limit is interrupted even in a loop that never calls the host.
+fn start_epoch_ticker(engine: wasmtime::Engine, tick: std::time::Duration) -> Result<(), Error> {
+    std::thread::Builder::new()
+        .name("wasmpool-epoch".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(tick);
+                engine.increment_epoch();
+            }
+        })
+        .map(drop)
+        .map_err(|err| {
+            Error::new(
+                ErrorKind::Spawn,
+                format!("cannot start the epoch thread: {err}"),
+            )
+        })
 }

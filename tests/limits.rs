@@ -1,0 +1,259 @@
+//! Limits and the sandbox: every way a task can overrun or overreach is a
+//! clean outcome for that task, and the worker goes on.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{builder, pool};
+use wasmpool::ErrorKind;
+
+#[test]
+fn a_task_that_loops_for_ever_times_out() {
+    let pool = builder(1)
+        .task_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let err = pool.apply::<u64, _>("spin", (1u64,)).unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    assert!(err.message().contains("300ms"), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
+    // The worker goes on, on a fresh instance.
+    assert_eq!(pool.apply::<i64, _>("square", (3,)).unwrap(), 9);
+}
+
+#[test]
+fn a_task_that_sleeps_past_its_limit_times_out() {
+    let pool = builder(1)
+        .task_timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let pids = pool.worker_pids();
+    let started = Instant::now();
+    let outcomes: Vec<Result<u64, wasmpool::Error>> = pool
+        .imap("sleep_ms", [10u64, 60_000, 10], 3)
+        .unwrap()
+        .collect();
+    assert_eq!(outcomes[0].as_ref().unwrap(), &10);
+    let err = outcomes[1].as_ref().unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    assert_eq!(err.task_index(), Some(1));
+    assert_eq!(outcomes[2].as_ref().unwrap(), &10);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
+    // Stopped inside the worker: the same process goes on.
+    assert_eq!(pool.worker_pids(), pids);
+}
+
+#[test]
+fn the_time_limit_is_per_task_not_per_chunk() {
+    let pool = builder(1)
+        .task_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    // Ten tasks of 100 ms in one chunk: a second in all, each within its limit.
+    let out: Vec<u64> = pool.map("sleep_ms", vec![100u64; 10], 10).unwrap();
+    assert_eq!(out, vec![100; 10]);
+}
+
+#[test]
+fn a_worker_that_stops_answering_is_killed_by_the_watchdog() {
+    let pool = builder(1)
+        .task_timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let victim = pool.worker_pids()[0];
+    let pending = pool.apply_async::<u64, _>("sleep_ms", (100u64,)).unwrap();
+    // A frozen worker cannot stop its own task: only the watchdog can.
+    // SAFETY: kill(2) on this pool's worker.
+    unsafe {
+        libc::kill(victim as i32, libc::SIGSTOP);
+    }
+    let err = pending.get().unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    assert!(err.message().contains("killed and replaced"), "{err}");
+    assert_eq!(pool.apply::<i64, _>("square", (4,)).unwrap(), 16);
+    assert!(!pool.worker_pids().contains(&victim));
+}
+
+#[test]
+fn memory_growth_past_the_limit_is_a_memory_limit_error() {
+    let pool = builder(1).memory_limit(64 << 20).build().unwrap();
+    let err = pool.apply::<u64, _>("hog", (4u64,)).unwrap_err();
+    assert!(err.is_memory_limit(), "{err}");
+    assert!(
+        err.message().contains("over the limit of 67108864 bytes"),
+        "{err}"
+    );
+    // Within the limit is fine, on a fresh instance.
+    assert_eq!(pool.apply::<u64, _>("allocate", (16u64,)).unwrap(), 16);
+    assert!(
+        pool.apply::<u64, _>("allocate", (100u64,))
+            .unwrap_err()
+            .is_memory_limit()
+    );
+}
+
+#[test]
+fn endless_recursion_is_a_stack_overflow_trap() {
+    let pool = pool(1);
+    let err = pool.apply::<u64, _>("recurse", (u64::MAX,)).unwrap_err();
+    assert!(err.is_trap(), "{err}");
+    assert_eq!(
+        err.trap_details().unwrap().code.as_deref(),
+        Some("stack overflow")
+    );
+    assert_eq!(pool.apply::<u64, _>("recurse", (100u64,)).unwrap(), 100);
+}
+
+#[test]
+fn fuel_is_a_deterministic_budget_per_task() {
+    let pool = builder(2).fuel(1_000_000).build().unwrap();
+    // Each task gets the whole budget: many small tasks all fit.
+    let sums: Vec<u64> = pool.map("burn", vec![1_000u64; 50], 50).unwrap();
+    assert!(sums.iter().all(|s| *s == 499_500));
+    let err = pool.apply::<u64, _>("burn", (10_000_000u64,)).unwrap_err();
+    assert!(err.is_out_of_fuel(), "{err}");
+    assert!(err.message().contains("1000000"), "{err}");
+    // Deterministic: the same task fails the same way every time.
+    let again = pool.apply::<u64, _>("burn", (10_000_000u64,)).unwrap_err();
+    assert_eq!(again.kind(), err.kind());
+    assert_eq!(pool.apply::<u64, _>("burn", (10u64,)).unwrap(), 45);
+}
+
+#[test]
+fn payloads_over_the_limit_are_refused() {
+    let pool = builder(1).max_payload(1000).build().unwrap();
+    let err = pool
+        .apply::<String, _>("echo", ("x".repeat(2000),))
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::BadArguments);
+    assert!(
+        err.message()
+            .contains("over the payload limit of 1000 bytes"),
+        "{err}"
+    );
+    let err = pool
+        .apply::<Vec<u8>, _>("big_result", (5000u64,))
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::BadResult);
+    assert!(err.message().contains("over the payload limit"), "{err}");
+    assert_eq!(
+        pool.apply::<Vec<u8>, _>("big_result", (10u64,)).unwrap(),
+        vec![7; 10]
+    );
+}
+
+#[test]
+fn a_guest_has_no_files_and_no_environment_unless_granted() {
+    let pool = pool(1);
+    let err = pool
+        .apply::<String, _>("read_file", ("/etc/passwd",))
+        .unwrap_err();
+    assert!(err.is_failed(), "{err}");
+    assert!(
+        err.message().starts_with("cannot read /etc/passwd"),
+        "{err}"
+    );
+    // The host's own environment is not the guest's.
+    assert_eq!(
+        pool.apply::<Option<String>, _>("read_env", ("PATH",))
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        pool.apply::<Option<String>, _>("read_env", ("HOME",))
+            .unwrap(),
+        None
+    );
+}
+
+#[test]
+fn granted_directories_and_variables_are_usable() {
+    let dir = std::env::temp_dir().join(format!("wasmpool-grant-{}", std::process::id()));
+    let ro = dir.join("ro");
+    let rw = dir.join("rw");
+    std::fs::create_dir_all(&ro).unwrap();
+    std::fs::create_dir_all(&rw).unwrap();
+    std::fs::write(ro.join("hello.txt"), "hello from the host").unwrap();
+    let pool = builder(1)
+        .preopen_dir(&ro, "/data", true)
+        .preopen_dir(&rw, "/out", false)
+        .env("GREETING", "hi")
+        .build()
+        .unwrap();
+    assert_eq!(
+        pool.apply::<String, _>("read_file", ("/data/hello.txt",))
+            .unwrap(),
+        "hello from the host"
+    );
+    let err = pool
+        .apply::<(), _>("write_file", ("/data/nope.txt", "x"))
+        .unwrap_err();
+    assert!(err.is_failed(), "read-only means read-only: {err}");
+    pool.apply::<(), _>("write_file", ("/out/result.txt", "written by a guest"))
+        .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(rw.join("result.txt")).unwrap(),
+        "written by a guest"
+    );
+    // Outside the grants nothing changes.
+    assert!(
+        pool.apply::<String, _>("read_file", ("/etc/passwd",))
+            .is_err()
+    );
+    assert_eq!(
+        pool.apply::<Option<String>, _>("read_env", ("GREETING",))
+            .unwrap()
+            .as_deref(),
+        Some("hi")
+    );
+    assert_eq!(
+        pool.apply::<Option<String>, _>("read_env", ("PATH",))
+            .unwrap(),
+        None
+    );
+    drop(pool);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_worker_cannot_exec_fork_open_sockets_or_files() {
+    // The workers probe their own sandbox; build fails if any of it works.
+    let pool = builder(2).verify_sandbox(true).build().unwrap();
+    assert_eq!(pool.apply::<i64, _>("square", (5,)).unwrap(), 25);
+    let pool = builder(1)
+        .preopen_dir(std::env::temp_dir(), "/tmp", true)
+        .verify_sandbox(true)
+        .build()
+        .unwrap();
+    assert_eq!(pool.apply::<i64, _>("square", (6,)).unwrap(), 36);
+}
+
+#[test]
+fn retries_run_the_tasks_of_a_dead_worker_again() {
+    let pool = builder(2).retries(2).build().unwrap();
+    let mut results = pool
+        .imap::<u64, u64, _>("sleep_ms", vec![150u64; 10], 1)
+        .unwrap();
+    assert_eq!(results.next().unwrap().unwrap(), 150);
+    let victim = pool.worker_pids()[0];
+    // SAFETY: kill(2) on this pool's worker.
+    unsafe {
+        libc::kill(victim as i32, libc::SIGKILL);
+    }
+    let rest: Vec<Result<u64, wasmpool::Error>> = results.collect();
+    assert_eq!(rest.len(), 9);
+    assert!(
+        rest.iter().all(|r| r.as_ref().is_ok_and(|v| *v == 150)),
+        "{rest:?}"
+    );
+}
