@@ -201,3 +201,59 @@ fn a_large_input_streams_through_in_bounded_memory() {
     let peak_mb = usage.ru_maxrss / 1024;
     assert!(peak_mb < 120, "peak RSS {peak_mb} MB for 200 MB of input");
 }
+
+#[test]
+fn limits_and_grants_from_the_command_line() {
+    let out = wasmpool(
+        &["map", FIXTURES, "sleep_ms", "--timeout", "200ms"],
+        "10\n5000\n",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let got = records(&out);
+    assert_eq!(got[0], json!({"index": 0, "ok": 10}));
+    assert_eq!(got[1]["error"]["kind"], "timeout");
+
+    let out = wasmpool(
+        &["map", FIXTURES, "burn", "--fuel", "100000"],
+        "10\n100000000\n",
+    );
+    let got = records(&out);
+    assert_eq!(got[0]["ok"], 45);
+    assert_eq!(got[1]["error"]["kind"], "out-of-fuel");
+
+    let out = wasmpool(&["map", FIXTURES, "hog", "--memory", "32M"], "4\n");
+    assert_eq!(records(&out)[0]["error"]["kind"], "memory-limit");
+
+    let dir = std::env::temp_dir().join(format!("wasmpool-cli-dir-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("in.txt"), "granted").unwrap();
+    let grant = format!("{}:/in:ro", dir.display());
+    let out = wasmpool(
+        &["map", FIXTURES, "read_file", "--dir", &grant],
+        "\"/in/in.txt\"\n\"/etc/passwd\"\n",
+    );
+    let got = records(&out);
+    assert_eq!(got[0]["ok"], "granted");
+    assert_eq!(got[1]["error"]["kind"], "failed");
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    let out = Command::new(env!("CARGO_BIN_EXE_wasmpool"))
+        .args(["map", FIXTURES, "read_env", "--env", "WASMPOOL_TEST_VAR"])
+        .env("WASMPOOL_TEST_VAR", "passed through")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(b"\"WASMPOOL_TEST_VAR\"\n\"PATH\"\n")?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    let got = records(&out);
+    assert_eq!(got[0]["ok"], "passed through");
+    assert_eq!(got[1]["ok"], Value::Null);
+}

@@ -2,19 +2,21 @@
 //! line one task, in a pool of sandboxed worker processes.
 
 mod json;
+mod parse;
 
 use std::cell::RefCell;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use wasmpool::{GuestOutput, Pool, PoolBuilder, Stream};
+use wasmpool::{GuestOutput, Pool, PoolBuilder, Preopen, Stream};
 
 use json::{Line, record};
+use parse::{parse_dir, parse_duration, parse_size};
 
 /// Run untrusted WebAssembly tasks in a pool of sandboxed worker processes.
 #[derive(Parser)]
@@ -33,7 +35,7 @@ enum Command {
     ///
     /// Exit status: 0 if every task succeeded, 1 if any failed (every line
     /// is still processed), 2 for a usage or set-up error.
-    Map(MapArgs),
+    Map(Box<MapArgs>),
     /// List the tasks a module exports, with how many arguments each takes.
     Tasks {
         /// The task module (a WebAssembly component).
@@ -72,36 +74,26 @@ struct MapArgs {
     /// The most linear memory one instance may have (e.g. 256M, 1G).
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     memory: Option<u64>,
+    /// The wall-clock time one task may take (e.g. 500ms, 10s, 2m).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    timeout: Option<Duration>,
+    /// A deterministic budget per task, in fuel (about one unit per wasm
+    /// instruction).
+    #[arg(long, value_name = "N")]
+    fuel: Option<u64>,
+    /// Let tasks use a host directory: HOST, HOST:GUEST, or with :ro at the
+    /// end read-only (e.g. ./data:/data:ro). Repeatable.
+    #[arg(long, value_name = "HOST[:GUEST][:ro]", value_parser = parse_dir)]
+    dir: Vec<Preopen>,
+    /// Give tasks the host's environment variable NAME. Repeatable.
+    #[arg(long, value_name = "NAME")]
+    env: Vec<String>,
+    /// Run tasks whose worker died again, up to N times.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    retries: u32,
     /// Never show a progress bar.
     #[arg(long)]
     no_progress: bool,
-}
-
-/// "512", "64K", "256M", "1G" (powers of 1024) as bytes.
-fn parse_size(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let (digits, unit) = text.split_at(
-        text.find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(text.len()),
-    );
-    let number: u64 = digits
-        .parse()
-        .map_err(|_| format!("`{text}` is not a size such as 512, 64K, 256M or 1G"))?;
-    let shift = match unit.to_ascii_uppercase().trim_end_matches(['B', 'I']) {
-        "" => 0,
-        "K" => 10,
-        "M" => 20,
-        "G" => 30,
-        "T" => 40,
-        _ => {
-            return Err(format!(
-                "`{text}`: unknown unit `{unit}` (use K, M, G or T)"
-            ));
-        }
-    };
-    number
-        .checked_mul(1 << shift)
-        .ok_or_else(|| format!("`{text}` is too large"))
 }
 
 /// A usage or set-up error: printed, exit status 2.
@@ -117,7 +109,7 @@ fn main() -> ExitCode {
     wasmpool::init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Map(args) => map(args),
+        Command::Map(args) => map(*args),
         Command::Tasks { module } => tasks(module),
     };
     match result {
@@ -234,6 +226,21 @@ fn map(args: MapArgs) -> Result<ExitCode, SetupError> {
     if let Some(bytes) = args.memory {
         builder = builder.memory_limit(bytes);
     }
+    if let Some(limit) = args.timeout {
+        builder = builder.task_timeout(limit);
+    }
+    if let Some(fuel) = args.fuel {
+        builder = builder.fuel(fuel);
+    }
+    for dir in &args.dir {
+        builder = builder.preopen_dir(&dir.host, &dir.guest, dir.read_only);
+    }
+    for name in &args.env {
+        let value = std::env::var(name)
+            .map_err(|_| SetupError(format!("--env {name}: the variable is not set")))?;
+        builder = builder.env(name, &value);
+    }
+    builder = builder.retries(args.retries);
     let shown = bar.clone();
     let pool = builder
         .on_output(move |output| show_output(&shown, output))
