@@ -92,19 +92,24 @@ pub mod __private {
 
     pub use inventory;
 
-    /// What a task's generated wrapper returns: the encoded result, or why it failed.
-    pub type Outcome = Result<Vec<u8>, TaskError>;
+    /// What a task's generated wrapper returns: whether it wrote its encoded
+    /// result, or why it failed.
+    pub type Outcome = Result<(), TaskError>;
 
     /// A task registered by `#[task]`.
     pub struct TaskDef {
         pub(crate) name: &'static str,
         pub(crate) arity: u32,
-        pub(crate) call: fn(&[u8]) -> Outcome,
+        pub(crate) call: fn(&[u8], &mut Vec<u8>) -> Outcome,
     }
 
     impl TaskDef {
         /// Describes a task; used by `#[task]`.
-        pub const fn new(name: &'static str, arity: u32, call: fn(&[u8]) -> Outcome) -> Self {
+        pub const fn new(
+            name: &'static str,
+            arity: u32,
+            call: fn(&[u8], &mut Vec<u8>) -> Outcome,
+        ) -> Self {
             TaskDef { name, arity, call }
         }
     }
@@ -141,18 +146,21 @@ pub mod __private {
         })
     }
 
-    /// Encodes the value a task returned.
-    pub fn finish_value<T: serde::Serialize>(value: T) -> Outcome {
-        rmp_serde::to_vec_named(&value).map_err(|err| TaskError {
+    /// Encodes the value a task returned into `out`.
+    pub fn finish_value<T: serde::Serialize>(value: T, out: &mut Vec<u8>) -> Outcome {
+        rmp_serde::encode::write_named(out, &value).map_err(|err| TaskError {
             kind: ErrorKind::BadResult,
             message: format!("the result does not encode as MessagePack: {err}"),
         })
     }
 
     /// Encodes the `Ok` of a task that returns a `Result`, or reports its `Err`.
-    pub fn finish_result<T: serde::Serialize, E: Display>(result: Result<T, E>) -> Outcome {
+    pub fn finish_result<T: serde::Serialize, E: Display>(
+        result: Result<T, E>,
+        out: &mut Vec<u8>,
+    ) -> Outcome {
         match result {
-            Ok(value) => finish_value(value),
+            Ok(value) => finish_value(value, out),
             Err(err) => Err(TaskError {
                 kind: ErrorKind::Failed,
                 message: err.to_string(),
@@ -221,9 +229,12 @@ impl Guest for Module {
     fn run(task: String, _first_index: u64, args: Vec<u8>, ends: Vec<u32>) {
         install_panic_hook();
         let def = find(&task);
+        // One buffer for every result of the batch.
+        let mut out = Vec::with_capacity(64);
         let mut start = 0usize;
         for end in ends {
             let end = end as usize;
+            out.clear();
             let outcome = match (def, args.get(start..end)) {
                 (None, _) => Err(TaskError {
                     kind: ErrorKind::UnknownTask,
@@ -235,13 +246,13 @@ impl Guest for Module {
                 }),
                 (Some(def), Some(bytes)) => {
                     RUNNING.with(|running| running.set(true));
-                    let outcome = (def.call)(bytes);
+                    let outcome = (def.call)(bytes, &mut out);
                     RUNNING.with(|running| running.set(false));
                     outcome
                 }
             };
             match &outcome {
-                Ok(bytes) => outcomes::finish(Ok(bytes)),
+                Ok(()) => outcomes::finish(Ok(&out)),
                 Err(err) => outcomes::finish(Err(err)),
             }
             start = end;

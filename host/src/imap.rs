@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use crate::error::{Error, NextTimeout};
 use crate::job::{Chunk, Chunker, Sink, decode};
 use crate::pool::Pool;
-use crate::protocol::Outcome;
+use crate::protocol::Outcomes;
 
 /// Chunks each worker may have queued ahead, on top of the one it runs, in
 /// the window an `Imap` keeps submitted.
@@ -29,13 +29,17 @@ struct Forward<R> {
 }
 
 impl<R: DeserializeOwned + Send + 'static> Sink for Forward<R> {
-    fn deliver(&self, first_index: u64, outcomes: Vec<Outcome>) {
+    fn deliver(&self, first_index: u64, outcomes: Outcomes) {
         let entries = outcomes
-            .into_iter()
+            .iter()
             .enumerate()
             .map(|(i, outcome)| {
                 let index = first_index + i as u64;
-                (index, outcome.and_then(|bytes| decode(index, &bytes)))
+                let result = match outcome {
+                    Ok(bytes) => decode(index, bytes),
+                    Err(err) => Err(err.clone()),
+                };
+                (index, result)
             })
             .collect();
         // The iterator may have been dropped; then nobody wants these.

@@ -8,10 +8,9 @@
 use std::sync::Arc;
 
 use serde::Serialize;
-use serde_bytes::ByteBuf;
 
 use crate::error::{Error, ErrorKind};
-use crate::protocol::Outcome;
+use crate::protocol::Outcomes;
 
 /// MessagePack's nil, which is how `()` encodes.
 const NIL: u8 = 0xc0;
@@ -21,7 +20,7 @@ const EMPTY_ARRAY: u8 = 0x90;
 /// Where the outcomes of a job's tasks go.
 pub(crate) trait Sink: Send + Sync {
     /// The outcomes of the tasks `first_index..first_index + outcomes.len()`.
-    fn deliver(&self, first_index: u64, outcomes: Vec<Outcome>);
+    fn deliver(&self, first_index: u64, outcomes: Outcomes);
 }
 
 /// Consecutive tasks of one job, run by one worker in one guest call.
@@ -44,7 +43,7 @@ impl Chunk {
     }
 
     /// Delivers the worker's outcomes, one per task.
-    pub(crate) fn complete(mut self, outcomes: Vec<Outcome>) {
+    pub(crate) fn complete(mut self, outcomes: Outcomes) {
         debug_assert_eq!(outcomes.len(), self.len());
         if let Some(sink) = self.sink.take() {
             sink.deliver(self.first_index, outcomes);
@@ -96,9 +95,10 @@ fn fail_all(sink: &dyn Sink, first_index: u64, len: usize, error: &Error) {
     if len == 0 {
         return;
     }
-    let outcomes = (0..len as u64)
-        .map(|i| Err(error.clone().with_index(first_index + i)))
-        .collect();
+    let mut outcomes = Outcomes::with_capacity(len);
+    for i in 0..len as u64 {
+        outcomes.push_err(error.clone().with_index(first_index + i));
+    }
     sink.deliver(first_index, outcomes);
 }
 
@@ -174,7 +174,9 @@ impl Chunker {
                     format!("task `{}`: {message}", self.task),
                 )
                 .with_index(index);
-                self.sink.deliver(index, vec![Err(error)]);
+                let mut outcomes = Outcomes::with_capacity(1);
+                outcomes.push_err(error);
+                self.sink.deliver(index, outcomes);
                 before
             }
         }
@@ -232,10 +234,7 @@ fn check_args(bytes: &[u8], arity: u32, max_payload: usize) -> Result<(), String
 }
 
 /// Decodes a task's result into the type the caller asked for.
-pub(crate) fn decode<T: serde::de::DeserializeOwned>(
-    index: u64,
-    bytes: &ByteBuf,
-) -> Result<T, Error> {
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(index: u64, bytes: &[u8]) -> Result<T, Error> {
     rmp_serde::from_slice(bytes).map_err(|err| {
         Error::new(
             ErrorKind::BadResult,
@@ -255,12 +254,18 @@ mod tests {
     use super::*;
 
     #[derive(Default)]
-    struct Record(Mutex<Vec<(u64, Outcome)>>);
+    struct Record(Mutex<Vec<(u64, Result<Vec<u8>, Error>)>>);
+
+    fn ok(n: usize) -> Outcomes {
+        let mut outcomes = Outcomes::default();
+        (0..n).for_each(|_| outcomes.push_ok(b""));
+        outcomes
+    }
 
     impl Sink for Record {
-        fn deliver(&self, first_index: u64, outcomes: Vec<Outcome>) {
+        fn deliver(&self, first_index: u64, outcomes: Outcomes) {
             let mut seen = self.0.lock().unwrap();
-            for (i, outcome) in outcomes.into_iter().enumerate() {
+            for (i, outcome) in outcomes.into_results().enumerate() {
                 seen.push((first_index + i as u64, outcome));
             }
         }
@@ -287,7 +292,7 @@ mod tests {
         assert_eq!(arg, (1,));
         for chunk in chunks.into_iter().chain([first, tail]) {
             let n = chunk.len();
-            chunk.complete(vec![Ok(ByteBuf::new()); n]);
+            chunk.complete(ok(n));
         }
     }
 
@@ -313,8 +318,8 @@ mod tests {
             "{err}"
         );
         drop(seen);
-        before.complete(vec![Ok(ByteBuf::new())]);
-        after.complete(vec![Ok(ByteBuf::new())]);
+        before.complete(ok(1));
+        after.complete(ok(1));
     }
 
     #[test]

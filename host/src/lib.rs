@@ -83,6 +83,9 @@
 mod callbacks;
 mod engine;
 mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod imap;
 mod ipc;
 mod job;

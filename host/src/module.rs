@@ -56,6 +56,20 @@ fn artifact_path(cache_dir: &Path, engine: &Engine, bytes: &[u8]) -> PathBuf {
     cache_dir.join(format!("{hex}.cwasm"))
 }
 
+/// Compiles `bytes` and checks the component against the wasmpool world.
+pub(crate) fn validate(engine: &Engine, bytes: &[u8], name: &str) -> Result<Component, Error> {
+    check_kind(bytes, name)?;
+    let component = Component::new(engine, bytes).map_err(|err| {
+        Error::new(
+            ErrorKind::BadModule,
+            format!("{name} does not compile: {err:#}"),
+        )
+    })?;
+    runtime::check(engine, &component)
+        .map_err(|err| Error::new(err.kind(), format!("{name}: {}", err.message())))?;
+    Ok(component)
+}
+
 fn io_error(what: &str, path: &Path, err: std::io::Error) -> Error {
     Error::new(
         ErrorKind::Io,
@@ -82,14 +96,7 @@ pub(crate) fn prepare(
         }
         // Unloadable (from another wasmtime, or damaged): compile again.
     }
-    let component = Component::new(engine, bytes).map_err(|err| {
-        Error::new(
-            ErrorKind::BadModule,
-            format!("{name} does not compile: {err:#}"),
-        )
-    })?;
-    runtime::check(engine, &component)
-        .map_err(|err| Error::new(err.kind(), format!("{name}: {}", err.message())))?;
+    let component = validate(engine, bytes, name)?;
     let artifact = component.serialize().map_err(|err| {
         Error::new(
             ErrorKind::BadModule,

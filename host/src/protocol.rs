@@ -130,8 +130,97 @@ pub enum Stream {
     Stderr,
 }
 
-/// The outcome of one task: its MessagePack-encoded result, or its failure.
-pub(crate) type Outcome = Result<ByteBuf, Error>;
+/// The outcomes of consecutive tasks, packed so that a chunk's results cost
+/// one allocation, not one per task: the encoded results of the tasks that
+/// succeeded back to back, and the failures by position.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Outcomes {
+    bytes: ByteBuf,
+    /// For each task, where its result ends in `bytes` (for a failed task,
+    /// where the one before ended).
+    ends: Vec<u32>,
+    /// The failed tasks' positions and errors, in order.
+    failures: Vec<(u32, Error)>,
+}
+
+impl Outcomes {
+    pub(crate) fn with_capacity(tasks: usize) -> Self {
+        Outcomes {
+            bytes: ByteBuf::new(),
+            ends: Vec::with_capacity(tasks),
+            failures: Vec::new(),
+        }
+    }
+
+    /// How many tasks' outcomes this holds.
+    pub(crate) fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub(crate) fn push_ok(&mut self, result: &[u8]) {
+        self.bytes.extend_from_slice(result);
+        self.ends.push(self.bytes.len() as u32);
+    }
+
+    pub(crate) fn push_err(&mut self, error: Error) {
+        self.failures.push((self.ends.len() as u32, error));
+        self.ends.push(self.bytes.len() as u32);
+    }
+
+    /// Whether the last outcome is a failure of `kind`.
+    pub(crate) fn last_failed_with(&self, kind: crate::ErrorKind) -> bool {
+        matches!(self.failures.last(), Some((at, err)) if *at as usize + 1 == self.len() && err.kind() == kind)
+    }
+
+    /// Appends `other`'s outcomes after these.
+    pub(crate) fn append(&mut self, other: Outcomes) {
+        let (base, offset) = (self.bytes.len() as u32, self.ends.len() as u32);
+        self.bytes.extend_from_slice(&other.bytes);
+        self.ends
+            .extend(other.ends.into_iter().map(|end| end + base));
+        self.failures.extend(
+            other
+                .failures
+                .into_iter()
+                .map(|(at, err)| (at + offset, err)),
+        );
+    }
+
+    /// Each task's outcome, in order.
+    pub(crate) fn into_results(self) -> impl Iterator<Item = Result<Vec<u8>, Error>> {
+        let Outcomes {
+            bytes,
+            ends,
+            failures,
+        } = self;
+        let mut failures = failures.into_iter().peekable();
+        let mut start = 0usize;
+        ends.into_iter().enumerate().map(move |(i, end)| {
+            let end = end as usize;
+            let range = start..end;
+            start = end;
+            match failures.next_if(|(at, _)| *at as usize == i) {
+                Some((_, err)) => Err(err),
+                None => Ok(bytes[range].to_vec()),
+            }
+        })
+    }
+
+    /// Each task's outcome, in order, borrowing the results.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = Result<&[u8], &Error>> {
+        let mut failures = self.failures.iter().peekable();
+        let mut start = 0usize;
+        self.ends.iter().enumerate().map(move |(i, end)| {
+            let end = *end as usize;
+            let range = start..end;
+            start = end;
+            match failures.next_if(|(at, _)| *at as usize == i) {
+                Some((_, err)) => Err(err),
+                None => Ok(&self.bytes[range]),
+            }
+        })
+    }
+}
 
 /// A message from a worker to the pool.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -159,7 +248,7 @@ pub(crate) enum FromWorker {
     /// The outcomes of batch `seq`, one per task, in order.
     Done {
         seq: u64,
-        outcomes: Vec<Outcome>,
+        outcomes: Outcomes,
     },
 }
 
@@ -202,4 +291,58 @@ pub(crate) fn decode_body<'de, M: Deserialize<'de>>(body: &'de [u8]) -> Result<M
         )));
     }
     Ok(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorKind;
+
+    #[test]
+    fn outcomes_keep_order_across_appends() {
+        let mut a = Outcomes::with_capacity(2);
+        a.push_ok(b"one");
+        a.push_err(Error::new(ErrorKind::Failed, "two"));
+        let mut b = Outcomes::default();
+        b.push_ok(b"");
+        b.push_ok(b"four");
+        b.push_err(Error::new(ErrorKind::Panic, "five"));
+        assert!(b.last_failed_with(ErrorKind::Panic));
+        a.append(b);
+        assert_eq!(a.len(), 5);
+        let seen: Vec<Result<&[u8], ErrorKind>> =
+            a.iter().map(|o| o.map_err(Error::kind)).collect();
+        assert_eq!(
+            seen,
+            [
+                Ok(&b"one"[..]),
+                Err(ErrorKind::Failed),
+                Ok(&b""[..]),
+                Ok(&b"four"[..]),
+                Err(ErrorKind::Panic)
+            ]
+        );
+        let owned: Vec<Result<Vec<u8>, Error>> = a.clone().into_results().collect();
+        assert_eq!(owned[3], Ok(b"four".to_vec()));
+    }
+
+    #[test]
+    fn frames_round_trip_and_refuse_oversized_lengths() {
+        let mut frame = Vec::new();
+        let mut outcomes = Outcomes::default();
+        outcomes.push_ok(&[1, 2, 3]);
+        let message = FromWorker::Done { seq: 7, outcomes };
+        encode(&message, &mut frame);
+        let len = decode_header(frame[..HEADER_LEN].try_into().unwrap(), 1 << 20).unwrap();
+        assert_eq!(len, frame.len() - HEADER_LEN);
+        assert_eq!(decode_body::<FromWorker>(&frame[HEADER_LEN..]), Ok(message));
+        assert_eq!(
+            decode_header(u32::MAX.to_le_bytes(), 1 << 20),
+            Err(FrameError::TooLarge {
+                len: u32::MAX as usize,
+                limit: 1 << 20
+            })
+        );
+        assert!(decode_body::<FromWorker>(&frame[HEADER_LEN..frame.len() - 1]).is_err());
+    }
 }

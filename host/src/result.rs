@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use crate::callbacks::{self, CallbackQueue};
 use crate::error::{Error, ErrorKind, GetTimeoutError, NotReady};
 use crate::job::{Sink, decode};
-use crate::protocol::Outcome;
+use crate::protocol::Outcomes;
 
 /// Called with a successful result (`callback` in CPython).
 pub(crate) type OnSuccess<R> = Box<dyn FnOnce(&R) + Send>;
@@ -313,12 +313,15 @@ where
     T: DeserializeOwned + Send + 'static,
     R: Send + 'static,
 {
-    fn deliver(&self, first_index: u64, outcomes: Vec<Outcome>) {
+    fn deliver(&self, first_index: u64, outcomes: Outcomes) {
         let mut guard = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let state = &mut *guard;
-        for (i, outcome) in outcomes.into_iter().enumerate() {
+        for (i, outcome) in outcomes.iter().enumerate() {
             let index = first_index + i as u64;
-            let decoded = outcome.and_then(|bytes| decode::<T>(index, &bytes));
+            let decoded = match outcome {
+                Ok(bytes) => decode::<T>(index, bytes),
+                Err(err) => Err(err.clone()),
+            };
             if let (Err(err), Some(on_error), Some(queue)) = (&decoded, &self.on_error, &self.queue)
             {
                 let (err, on_error) = (err.clone(), on_error.clone());

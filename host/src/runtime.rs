@@ -11,14 +11,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_bytes::ByteBuf;
-use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable, WasmList};
 use wasmtime::{
     AsContextMut, Engine, ResourceLimiter, Store, StoreContextMut, Trap, WasmBacktrace,
 };
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 
 use crate::error::{Error, ErrorKind, TrapDetails};
-use crate::protocol::{Call, FromWorker, Grants, Limits, Outcome, Stream, TaskInfo};
+use crate::protocol::{Call, FromWorker, Grants, Limits, Outcomes, Stream, TaskInfo};
 use crate::worker::output::Capture;
 
 mod bindings {
@@ -118,9 +118,7 @@ pub(crate) struct HostState {
     /// The index of the task running now.
     index: u64,
     /// Outcomes reported by the guest during the current call.
-    outcomes: Vec<Outcome>,
-    /// The last outcome reported was a panic: the trap that follows is its abort.
-    panicked: bool,
+    outcomes: Outcomes,
     stdout: Capture,
     stderr: Capture,
     /// Output of finished tasks, waiting to be sent.
@@ -166,8 +164,7 @@ impl HostState {
             },
             pid: runner.pid,
             index: 0,
-            outcomes: Vec::new(),
-            panicked: false,
+            outcomes: Outcomes::default(),
             stdout,
             stderr,
             output: Vec::new(),
@@ -178,6 +175,9 @@ impl HostState {
 
     /// Moves what the running task wrote into `output`, attributed to it.
     fn collect_output(&mut self) {
+        if !self.stdout.written() && !self.stderr.written() {
+            return;
+        }
         for (stream, capture) in [
             (Stream::Stdout, &self.stdout),
             (Stream::Stderr, &self.stderr),
@@ -213,37 +213,54 @@ impl bindings::wasmpool::task::context::Host for HostState {
     }
 }
 
-/// Starts the clock and the fuel budget of the next task.
+/// Starts the clock and the fuel budget of the next task, where limits need
+/// them.
 fn start_task(store: &mut StoreContextMut<'_, HostState>) -> wasmtime::Result<()> {
-    store.data().clock.start_task();
+    let limits = &store.data().limits;
+    if limits.task_timeout.is_some() {
+        store.data().clock.start_task();
+    }
     if let Some(fuel) = store.data().limits.fuel {
         store.set_fuel(fuel)?;
     }
     Ok(())
 }
 
-/// `outcomes.finish`: records a task's outcome and starts the next task.
+/// `outcomes.finish`: records a task's outcome and starts the next task. The
+/// result is copied from the guest's memory straight into the batch's buffer.
 fn finish(
     mut store: StoreContextMut<'_, HostState>,
-    (outcome,): (Result<Vec<u8>, TaskError>,),
+    (outcome,): (Result<WasmList<u8>, TaskError>,),
 ) -> wasmtime::Result<()> {
+    let outcome = match outcome {
+        Ok(list) => {
+            let max_result = store.data().limits.max_result;
+            // Out of the state while the guest's memory is borrowed.
+            let mut outcomes = std::mem::take(&mut store.data_mut().outcomes);
+            let result = list.as_le_slice(&store);
+            let checked = if result.len() as u64 > max_result {
+                Err(Error::new(
+                    ErrorKind::BadResult,
+                    format!(
+                        "the result takes {} bytes, over the payload limit of {max_result} bytes",
+                        result.len()
+                    ),
+                ))
+            } else {
+                outcomes.push_ok(result);
+                Ok(())
+            };
+            store.data_mut().outcomes = outcomes;
+            checked
+        }
+        Err(err) => Err(guest_error(err)),
+    };
     let state = store.data_mut();
     state.collect_output();
-    let index = state.index;
-    state.panicked = matches!(&outcome, Err(err) if err.kind == GuestErrorKind::Panic);
-    let max_result = state.limits.max_result;
-    state.outcomes.push(match outcome {
-        Ok(bytes) if bytes.len() as u64 > max_result => Err(Error::new(
-            ErrorKind::BadResult,
-            format!(
-                "the result takes {} bytes, over the payload limit of {max_result} bytes",
-                bytes.len()
-            ),
-        )
-        .with_index(index)),
-        Ok(bytes) => Ok(ByteBuf::from(bytes)),
-        Err(err) => Err(guest_error(err).with_index(index)),
-    });
+    if let Err(err) = outcome {
+        let index = state.index;
+        state.outcomes.push_err(err.with_index(index));
+    }
     state.index += 1;
     start_task(&mut store)
 }
@@ -509,7 +526,7 @@ impl Runner {
             let (result, reported) = self
                 .call(&mut live, &init.task, 0, &init.args, &[end])
                 .await;
-            let failure = match (result, reported.into_iter().next()) {
+            let failure = match (result, reported.into_results().next()) {
                 (Ok(()), Some(Ok(_))) => None,
                 (_, Some(Err(err))) => Some(err),
                 (Err(err), _) => Some(err),
@@ -543,15 +560,15 @@ impl Runner {
         first_index: u64,
         args: &[u8],
         ends: &[u32],
-    ) -> (Result<(), Error>, Vec<Outcome>) {
+    ) -> (Result<(), Error>, Outcomes) {
         let state = live.store.data_mut();
         state.index = first_index;
-        state.panicked = false;
+        state.outcomes = Outcomes::with_capacity(ends.len());
         let mut context = live.store.as_context_mut();
         if let Err(err) = start_task(&mut context) {
             return (
                 Err(Error::new(ErrorKind::Config, format!("{err:#}"))),
-                Vec::new(),
+                Outcomes::default(),
             );
         }
         let limits = &self.limits;
@@ -596,8 +613,8 @@ impl Runner {
         first_index: u64,
         args: &[u8],
         ends: &[u32],
-    ) -> (Vec<FromWorker>, Vec<Outcome>) {
-        let mut outcomes: Vec<Outcome> = Vec::with_capacity(ends.len());
+    ) -> (Vec<FromWorker>, Outcomes) {
+        let mut outcomes = Outcomes::with_capacity(ends.len());
         let mut output = Vec::new();
         while outcomes.len() < ends.len() {
             let done = outcomes.len();
@@ -608,7 +625,7 @@ impl Runner {
                     Err(err) => {
                         // Without an instance no task of the batch can run.
                         for i in done..ends.len() {
-                            outcomes.push(Err(err.clone().with_index(first_index + i as u64)));
+                            outcomes.push_err(err.clone().with_index(first_index + i as u64));
                         }
                         break;
                     }
@@ -617,12 +634,14 @@ impl Runner {
             let base = if done == 0 { 0 } else { ends[done - 1] };
             let rest: Vec<u32> = ends[done..].iter().map(|end| end - base).collect();
             let index = first_index + done as u64;
-            let (result, mut reported) = self
+            let (result, reported) = self
                 .call(&mut live, task, index, &args[base as usize..], &rest)
                 .await;
-            outcomes.append(&mut reported);
+            // A guest reports its panic, then aborts: the trap that follows
+            // is not another failure.
+            let panicked = reported.last_failed_with(ErrorKind::Panic);
+            outcomes.append(reported);
             let state = live.store.data_mut();
-            let panicked = state.panicked;
             match result {
                 Ok(()) => {
                     output.append(&mut state.output);
@@ -632,8 +651,10 @@ impl Runner {
                         let message =
                             "the module returned without reporting every task of the batch";
                         for i in outcomes.len()..ends.len() {
-                            outcomes.push(Err(Error::new(ErrorKind::BadModule, message)
-                                .with_index(first_index + i as u64)));
+                            outcomes.push_err(
+                                Error::new(ErrorKind::BadModule, message)
+                                    .with_index(first_index + i as u64),
+                            );
                         }
                     }
                     self.live = Some(live);
@@ -643,7 +664,7 @@ impl Runner {
                     output.append(&mut state.output);
                     if !panicked {
                         let index = first_index + outcomes.len() as u64;
-                        outcomes.push(Err(err.with_index(index)));
+                        outcomes.push_err(err.with_index(index));
                     }
                     // No broken state reaches the next task: `live` is dropped.
                 }

@@ -99,9 +99,9 @@ fn expand(args: TaskArgs, func: ItemFn) -> syn::Result<TokenStream2> {
 
         #[doc(hidden)]
         #[allow(non_snake_case)]
-        fn #call_fn(args: &[u8]) -> #sdk::Outcome {
+        fn #call_fn(args: &[u8], out: &mut ::std::vec::Vec<u8>) -> #sdk::Outcome {
             let (#(#bindings,)*): (#(#types,)*) = #sdk::decode_args::<(#(#types,)*)>(#name, #arity, args)?;
-            #finish(#ident(#(#bindings),*))
+            #finish(#ident(#(#bindings),*), out)
         }
 
         #sdk::inventory::submit! {

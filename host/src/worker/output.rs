@@ -1,5 +1,6 @@
 //! Bounded capture of a guest's stdout and stderr, drained task by task.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
@@ -19,6 +20,8 @@ struct Captured {
 #[derive(Clone, Debug)]
 pub(crate) struct Capture {
     captured: Arc<Mutex<Captured>>,
+    /// Set on a write, cleared by a drain: checking for output costs no lock.
+    written: Arc<AtomicBool>,
     limit: usize,
 }
 
@@ -26,6 +29,7 @@ impl Capture {
     pub(crate) fn new(limit: usize) -> Self {
         Capture {
             captured: Arc::default(),
+            written: Arc::default(),
             limit,
         }
     }
@@ -33,6 +37,9 @@ impl Capture {
     /// Takes what was written since the last call: the bytes, and whether some
     /// were dropped. `None` if nothing was written.
     pub(crate) fn drain(&self) -> Option<(Vec<u8>, bool)> {
+        if !self.written.swap(false, Ordering::AcqRel) {
+            return None;
+        }
         let mut captured = self.captured.lock().unwrap_or_else(PoisonError::into_inner);
         if captured.bytes.is_empty() && !captured.truncated {
             return None;
@@ -41,7 +48,15 @@ impl Capture {
         Some((std::mem::take(&mut captured.bytes), truncated))
     }
 
+    /// Whether anything was written since the last drain.
+    pub(crate) fn written(&self) -> bool {
+        self.written.load(Ordering::Acquire)
+    }
+
     fn push(&self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
         let mut captured = self.captured.lock().unwrap_or_else(PoisonError::into_inner);
         let room = self.limit.saturating_sub(captured.bytes.len());
         if bytes.len() > room {
@@ -50,6 +65,7 @@ impl Capture {
         captured
             .bytes
             .extend_from_slice(&bytes[..bytes.len().min(room)]);
+        self.written.store(true, Ordering::Release);
     }
 }
 

@@ -65,11 +65,23 @@ fn add_range(n: i64) -> i64 {
     (0..100).fold(n, |n, i| n + i)
 }
 
+mod compute;
+
 /// `sum(range(n))`, CPU-bound.
 #[task]
 fn sum_range(n: u64) -> u64 {
-    (0..n).fold(0u64, |sum, i| sum.wrapping_add(std::hint::black_box(i)))
+    compute::sum_range(n)
 }
+
+/// Counts the primes up to `n`, CPU-bound.
+#[task]
+fn sieve(n: u64) -> u64 {
+    compute::sieve(n)
+}
+
+/// Does nothing: the cost of a task itself.
+#[task]
+fn noop() {}
 
 static GREETING_COUNT: AtomicU64 = AtomicU64::new(0);
 
