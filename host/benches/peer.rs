@@ -204,11 +204,11 @@ fn run_wasmpool(processes: usize) -> Results {
         .collect();
     latencies.sort_by(f64::total_cmp);
     let w4 = time_runs(3, || {
-        let n = p
-            .imap::<i64, _, _>("square", 0..200_000i64, 1)
-            .expect("W4")
-            .map(|r| r.expect("W4"))
-            .count();
+        let mut n = 0;
+        for result in p.imap::<i64, _, _>("square", 0..200_000i64, 1).expect("W4") {
+            result.expect("W4");
+            n += 1;
+        }
         assert_eq!(n, 200_000);
     });
     let tasks = processes * 2;

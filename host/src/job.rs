@@ -253,8 +253,11 @@ mod tests {
 
     use super::*;
 
+    /// Each task's index and outcome, as delivered.
+    type Delivered = Vec<(u64, Result<Vec<u8>, Error>)>;
+
     #[derive(Default)]
-    struct Record(Mutex<Vec<(u64, Result<Vec<u8>, Error>)>>);
+    struct Record(Mutex<Delivered>);
 
     fn ok(n: usize) -> Outcomes {
         let mut outcomes = Outcomes::default();
