@@ -5,7 +5,7 @@
 //! then the same workloads on wasmpool, prints a table of times and ratios,
 //! and writes it with a description of the machine to `BENCHMARKS.md`.
 //!
-//! For profiling: `WASMPOOL_BENCH_ONLY=w1` (or w2, w3, w4) runs just that
+//! For profiling: `WASMPOOL_BENCH_ONLY=w1` (or w2 ... w5) runs just that
 //! workload of wasmpool's, twenty times, and prints its median.
 
 #[path = "../../examples/guests/seeds/src/compute.rs"]
@@ -271,7 +271,16 @@ fn profile(workload: &str, processes: usize) {
             let it = p.imap::<i64, _, _>("square", 0..20_000i64, 1).expect("W4");
             assert_eq!(it.count(), 20_000);
         }
-        other => panic!("no workload {other}: use w1, w2, w3 or w4"),
+        "w5" => {
+            let p = Pool::builder()
+                .module_file(SEEDS)
+                .processes(processes)
+                .max_tasks_per_child(1)
+                .build()
+                .expect("W5");
+            let _: Vec<()> = p.starmap("noop", vec![(); 200], 1).expect("W5");
+        }
+        other => panic!("no workload {other}: use w1, w2, w3, w4 or w5"),
     });
     println!("{workload}: median {seconds:.4} s");
 }

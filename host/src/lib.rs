@@ -114,8 +114,8 @@ pub use result::{AsyncResult, Callbacks};
 /// Otherwise it returns at once, and pools built afterwards run this program
 /// as their workers.
 pub fn init() {
-    if std::env::var_os(worker::MARKER).is_some() {
-        std::process::exit(worker::main());
+    if let Some(marker) = std::env::var_os(worker::MARKER) {
+        std::process::exit(worker::main(&marker));
     }
     pool::INIT_CALLED.store(true, std::sync::atomic::Ordering::SeqCst);
 }

@@ -413,6 +413,7 @@ impl PoolBuilder {
             on_output: self
                 .on_output
                 .unwrap_or_else(|| Arc::new(output::to_stderr)),
+            reapers: Mutex::default(),
         });
         let callbacks = CallbackThread::start().map_err(|err| {
             Error::new(
@@ -948,6 +949,16 @@ impl Pool {
         let slots = std::mem::take(&mut *self.slots.lock().unwrap_or_else(PoisonError::into_inner));
         for slot in slots {
             let _ = slot.join();
+        }
+        let reapers = std::mem::take(
+            &mut *self
+                .shared
+                .reapers
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        for reaper in reapers {
+            let _ = reaper.join();
         }
         self.callbacks.finish();
         Ok(())

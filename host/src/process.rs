@@ -1,7 +1,7 @@
 //! A worker process seen from the pool: started with exec, greeted, fed
 //! batches, read by a thread of its own, and always reaped.
 
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::thread;
@@ -16,9 +16,6 @@ use crate::worker::MARKER;
 
 /// The largest frame the pool accepts from a worker.
 pub(crate) const FRAME_LIMIT: usize = 1 << 30;
-
-/// The most descriptors a worker may have open.
-const MAX_DESCRIPTORS: libc::rlim_t = 256;
 
 /// How long a new worker has to greet the pool and load its module.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -50,63 +47,20 @@ pub(crate) struct WorkerProcess {
 }
 
 impl WorkerProcess {
-    /// Starts a worker and completes the handshake; returns it with the tasks
-    /// its module offers.
-    pub(crate) fn spawn(config: &SpawnConfig) -> Result<(Self, Vec<TaskInfo>), Error> {
-        let mut worker = Self::start(config)?;
-        let tasks = worker.handshake(config)?;
-        Ok((worker, tasks))
-    }
-
-    fn start(config: &SpawnConfig) -> Result<Self, Error> {
+    /// Starts a worker process and sends its setup at once, without waiting
+    /// for its greeting: it loads its module while the pool goes on.
+    /// [`handshake`](Self::handshake) then waits for it to be ready.
+    pub(crate) fn start(config: &SpawnConfig) -> Result<Self, Error> {
         let mut command = Command::new(&config.program);
         command
             .env_clear()
-            .env(MARKER, "1")
+            // The worker hardens itself first thing (see `worker::harden`),
+            // checking it is still this process's child; with no pre-exec
+            // hook, std starts it with posix_spawn rather than fork.
+            .env(MARKER, std::process::id().to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
-        let parent = std::process::id() as libc::pid_t;
-        // SAFETY: the closure runs in the child between fork and exec and calls
-        // only async-signal-safe functions (prctl, getppid, setrlimit, syscall,
-        // _exit).
-        unsafe {
-            command.pre_exec(move || {
-                // Die with the pool, even if it is killed.
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                // The pool may have died before prctl took effect.
-                if libc::getppid() != parent {
-                    libc::_exit(1);
-                }
-                // Never gain privileges (and allow the seccomp filter).
-                if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                let limit = |resource, value| {
-                    let rlimit = libc::rlimit {
-                        rlim_cur: value,
-                        rlim_max: value,
-                    };
-                    if libc::setrlimit(resource, &rlimit) != 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    Ok(())
-                };
-                limit(libc::RLIMIT_CORE, 0)?;
-                limit(libc::RLIMIT_NOFILE, MAX_DESCRIPTORS)?;
-                // Only the channel crosses exec: every other descriptor the
-                // host left open becomes close-on-exec.
-                libc::syscall(
-                    libc::SYS_close_range,
-                    3u32,
-                    u32::MAX,
-                    libc::CLOSE_RANGE_CLOEXEC,
-                );
-                Ok(())
-            });
-        }
         let mut child = command.spawn().map_err(|err| {
             Error::new(
                 ErrorKind::Spawn,
@@ -156,10 +110,18 @@ impl WorkerProcess {
                 format!("cannot start a reader thread: {err}"),
             ));
         }
+        // The pipe holds the setup until the worker reads it, after its
+        // greeting. Should the program not be a worker, the write may fail;
+        // the handshake then says what the program did instead.
+        let _ = worker
+            .writer
+            .send(&ToWorker::Setup(config.setup.clone()))
+            .and_then(|()| worker.writer.flush());
         Ok(worker)
     }
 
-    fn handshake(&mut self, config: &SpawnConfig) -> Result<Vec<TaskInfo>, Error> {
+    /// Waits until the worker is ready; returns the tasks its module offers.
+    pub(crate) fn handshake(&mut self, config: &SpawnConfig) -> Result<Vec<TaskInfo>, Error> {
         let program = config.program.display().to_string();
         let hint = "is it a wasmpool worker? A program that builds pools must call \
                     wasmpool::init() first thing in main, or set PoolBuilder::worker_program";
@@ -172,13 +134,6 @@ impl WorkerProcess {
                 )));
             }
             other => return Err(self.fail(format!("worker {program} said {other:?} before hello"))),
-        }
-        if let Err(err) = self
-            .writer
-            .send(&ToWorker::Setup(config.setup.clone()))
-            .and_then(|()| self.writer.flush())
-        {
-            return Err(self.fail(format!("cannot send the setup to worker {program}: {err}")));
         }
         match self.next_event(&program, "")? {
             FromWorker::Ready { tasks, escapes } if escapes.is_empty() => Ok(tasks),

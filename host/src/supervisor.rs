@@ -12,6 +12,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Select, Sender, TryRecvError};
@@ -51,6 +52,8 @@ pub(crate) struct Shared {
     /// at once, even while their slots are busy.
     pub(crate) pids: Mutex<Vec<Option<u32>>>,
     pub(crate) on_output: OutputHandler,
+    /// Threads reaping retired workers; joined by `Pool::join`.
+    pub(crate) reapers: Mutex<Vec<thread::JoinHandle<()>>>,
 }
 
 impl Shared {
@@ -85,6 +88,8 @@ struct Slot {
     counted_idle: bool,
     /// When the worker started on the chunk at the front of `in_flight`.
     front_started: Instant,
+    /// The next worker, started while the current one runs its last tasks.
+    spare: Option<WorkerProcess>,
 }
 
 /// Runs slot `index`: starts its first worker, reports the handshake on
@@ -105,6 +110,7 @@ pub(crate) fn run(
         queue_open: true,
         counted_idle: false,
         front_started: Instant::now(),
+        spare: None,
     };
     match slot.spawn() {
         Ok(tasks) => {
@@ -121,7 +127,11 @@ pub(crate) fn run(
 
 impl Slot {
     fn spawn(&mut self) -> Result<Vec<TaskInfo>, Error> {
-        let (worker, tasks) = WorkerProcess::spawn(&self.shared.spawn)?;
+        let mut worker = match self.spare.take() {
+            Some(spare) => spare,
+            None => WorkerProcess::start(&self.shared.spawn)?,
+        };
+        let tasks = worker.handshake(&self.shared.spawn)?;
         self.shared.set_pid(self.index, Some(worker.pid()));
         self.worker = Some(worker);
         self.quota = self.shared.max_tasks_per_child;
@@ -289,6 +299,11 @@ impl Slot {
         if self.in_flight.is_empty() {
             self.front_started = Instant::now();
         }
+        if self.quota == Some(self.in_flight_tasks + chunk.len()) && self.spare.is_none() {
+            // The worker was just handed its last tasks: start the next one,
+            // so that it loads while these run.
+            self.spare = WorkerProcess::start(&self.shared.spawn).ok();
+        }
         self.in_flight_tasks += chunk.len();
         self.in_flight.push_back(InFlight { seq, chunk });
         self.update_idle();
@@ -404,7 +419,20 @@ impl Slot {
     fn retire(&mut self) {
         if let Some(worker) = self.worker.take() {
             self.shared.set_pid(self.index, None);
-            worker.shutdown();
+            // It has nothing left to do: let it exit, and reap it, off this
+            // slot's path.
+            let reaper = thread::Builder::new()
+                .name("wasmpool-reaper".into())
+                .spawn(move || worker.shutdown());
+            match reaper {
+                Ok(reaper) => self
+                    .shared
+                    .reapers
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(reaper),
+                Err(err) => tracing::warn!("cannot start a reaper thread: {err}"),
+            }
         }
     }
 

@@ -19,8 +19,16 @@ pub(crate) const MARKER: &str = "WASMPOOL_WORKER";
 /// The largest frame a worker accepts from its pool.
 const FRAME_LIMIT: usize = 1 << 30;
 
-/// Runs the worker to its end and returns the process exit code.
-pub(crate) fn main() -> i32 {
+/// The most descriptors a worker may have open.
+const MAX_DESCRIPTORS: libc::rlim_t = 256;
+
+/// Runs the worker to its end and returns the process exit code. `marker` is
+/// the value of [`MARKER`]: the pid of the pool that started it.
+pub(crate) fn main(marker: &std::ffi::OsStr) -> i32 {
+    if let Err(err) = harden(marker) {
+        eprintln!("wasmpool worker: cannot harden the process: {err}");
+        return 3;
+    }
     let (input, output) = match take_stdio() {
         Ok(pair) => pair,
         Err(err) => {
@@ -37,6 +45,46 @@ pub(crate) fn main() -> i32 {
             2
         }
     }
+}
+
+/// The first wall, before anything else runs: die with the pool, never gain
+/// privileges, no core dumps, few descriptors, and none but the standard
+/// three inherited.
+fn harden(marker: &std::ffi::OsStr) -> std::io::Result<()> {
+    let parent: libc::pid_t = marker
+        .to_str()
+        .and_then(|pid| pid.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("{MARKER} is not a pid")))?;
+    let check = |status: libc::c_int| {
+        if status != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    };
+    // SAFETY: prctl, getppid, setrlimit and close_range on this process.
+    unsafe {
+        check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL))?;
+        // The pool may have died before prctl took effect.
+        if libc::getppid() != parent {
+            std::process::exit(1);
+        }
+        check(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))?;
+        for (resource, value) in [
+            (libc::RLIMIT_CORE, 0),
+            (libc::RLIMIT_NOFILE, MAX_DESCRIPTORS),
+        ] {
+            let limit = libc::rlimit {
+                rlim_cur: value,
+                rlim_max: value,
+            };
+            check(libc::setrlimit(resource, &limit))?;
+        }
+        // Descriptors the host left open (without close-on-exec) end here.
+        if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 /// Takes stdin and stdout for the protocol, and points descriptors 0 and 1 at
