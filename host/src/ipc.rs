@@ -48,11 +48,7 @@ impl<R: Read> FrameReader<R> {
             .map(Some)
             .map_err(|err| io::Error::new(io::ErrorKind::InvalidData, err))
     }
-
-    /// Whether bytes are already buffered, so that the next read need not wait.
-    pub(crate) fn has_buffered(&self) -> bool {
-        !self.inner.buffer().is_empty()
-    }
+}
 }
 
 /// Writes frames through a buffer.

@@ -188,10 +188,9 @@ fn serve(reader: &mut FrameReader<File>, writer: &mut FrameWriter<File>) -> Resu
                         outcomes,
                     })
                     .map_err(|err| err.to_string())?;
-                // Answer at once unless the next batch is already waiting.
-                if !reader.has_buffered() {
-                    writer.flush().map_err(|err| err.to_string())?;
-                }
+                // Answer at once, even with the next batch waiting: the
+                // pool hands out more work as answers come back.
+                writer.flush().map_err(|err| err.to_string())?;
             }
             Ok(Some(ToWorker::Shutdown)) | Ok(None) => {
                 writer.flush().map_err(|err| err.to_string())?;
