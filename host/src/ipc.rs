@@ -49,7 +49,6 @@ impl<R: Read> FrameReader<R> {
             .map_err(|err| io::Error::new(io::ErrorKind::InvalidData, err))
     }
 }
-}
 
 /// Writes frames through a buffer.
 pub(crate) struct FrameWriter<W: Write> {
