@@ -64,29 +64,76 @@
 //!
 //! # Crash semantics
 //!
-//! Every submitted task gets exactly one outcome. A task that traps, panics
-//! or returns an error fails alone, with an [`Error`] whose [`kind`](Error::kind)
-//! says which; the rest of its `map` completes. A worker that dies fails only
-//! the tasks it held ([`ErrorKind::WorkerLost`]) and is replaced; the pool
-//! stays usable. Workers die with the pool, even if it is killed
-//! (`PR_SET_PDEATHSIG`), and every worker that exits is reaped.
+//! Every submitted task gets exactly one outcome, whatever happens to it, so
+//! waiting on a result always ends. Each failure is an [`Error`] with a
+//! [`kind`](Error::kind) to branch on and the task's index:
+//!
+//! | what happened | kind | what the pool does |
+//! |---|---|---|
+//! | the task returned `Err` | [`ErrorKind::Failed`] | nothing: the instance is fine |
+//! | the task panicked | [`ErrorKind::Panic`] (with the message) | renews the instance |
+//! | the task trapped (`unreachable`, out-of-bounds, stack overflow, ...) | [`ErrorKind::Trap`], with [`TrapDetails`]: code and wasm backtrace | renews the instance |
+//! | the task ran past [`PoolBuilder::task_timeout`] | [`ErrorKind::Timeout`] | stops it in the worker, loop or sleep alike, and renews the instance |
+//! | the worker did not answer within the time limits plus a grace period | [`ErrorKind::Timeout`] | kills and replaces the worker (the watchdog) |
+//! | the task's memory would grow past [`PoolBuilder::memory_limit`] | [`ErrorKind::MemoryLimit`] | renews the instance |
+//! | the task used up [`PoolBuilder::fuel`] | [`ErrorKind::OutOfFuel`] | renews the instance |
+//! | the worker process died (killed, OOM killer, crash) | [`ErrorKind::WorkerLost`], with its exit status or signal | fails only the chunk it was running (or runs it again, with [`PoolBuilder::retries`]), runs its unstarted chunk elsewhere, starts a replacement |
+//! | unknown task, wrong number of arguments | [`ErrorKind::UnknownTask`], [`ErrorKind::BadArguments`] | refuses the call at once |
+//! | arguments that do not decode, a result that does not decode, a payload over [`PoolBuilder::max_payload`] | [`ErrorKind::BadArguments`], [`ErrorKind::BadResult`] | fails that task only |
+//! | not wasm, a core module, a component that is not a task module | [`ErrorKind::BadModule`] | refuses it in [`PoolBuilder::build`], before any worker starts |
+//! | the pool was terminated (or dropped) under the task | [`ErrorKind::Terminated`] | — |
+//!
+//! A renewed instance runs the [initializer](PoolBuilder::initializer) again
+//! before its next task, so no broken state reaches it. The rest of a `map`
+//! goes on whatever happens to one of its tasks.
+//!
+//! Shutting down cannot hang: [`Pool::close`], [`Pool::join`],
+//! [`Pool::terminate`] and dropping the pool work with tasks in flight, after
+//! workers died, and from inside a callback (which cannot wait for its own
+//! thread, so it waits for the workers only). Workers die with the pool even
+//! if it is killed (`PR_SET_PDEATHSIG`, and end of file on their channel),
+//! and every worker that exits is reaped.
 //!
 //! # Limits
 //!
-//! A task's guest has no files, no environment variables, no arguments and no
-//! network: only clocks and randomness. What it writes to stdout and stderr is
-//! captured, bounded by [`PoolBuilder::output_limit`], and handed to
-//! [`PoolBuilder::on_output`] with the task it came from. Arguments over
-//! [`PoolBuilder::max_payload`] fail the task before it is sent; linear memory
-//! is capped by [`PoolBuilder::memory_limit`].
+//! Two walls stand around every task:
+//!
+//! 1. **The wasm sandbox.** A guest gets no files, no environment variables,
+//!    no arguments and no network: only clocks and randomness. The pool can
+//!    grant directories ([`PoolBuilder::preopen_dir`], read-only or
+//!    read-write) and named variables ([`PoolBuilder::env`]). What a guest
+//!    writes to stdout and stderr is captured, at most
+//!    [`PoolBuilder::output_limit`] per task, and handed to
+//!    [`PoolBuilder::on_output`] with the task it came from; it never
+//!    reaches the host's stdout raw.
+//! 2. **The worker process.** It starts with an empty environment, only its
+//!    channel open (inherited descriptors are closed first thing), no core
+//!    dumps, a cap of 256 descriptors and `no_new_privs`; once its module is
+//!    loaded a seccomp filter refuses exec, fork, sockets, ptrace, signals to
+//!    other processes, mounts and namespaces, and — when no directory is
+//!    granted — opening files. A guest that escaped wasmtime still could not
+//!    act. [`PoolBuilder::verify_sandbox`] makes each worker prove it.
+//!
+//! Per task: wall-clock time ([`PoolBuilder::task_timeout`], enforced by
+//! epoch interruption and async cancellation inside the worker, backed by
+//! the watchdog), linear memory ([`PoolBuilder::memory_limit`], 1 GiB by
+//! default, enforced by a resource limiter), fuel
+//! ([`PoolBuilder::fuel`], deterministic), and the size of arguments and
+//! results ([`PoolBuilder::max_payload`], 64 MiB by default).
+//!
+//! Memory reservations are sized to the pool: each worker's pooling
+//! allocator holds slots for two instances (the one in use and its
+//! replacement) — four linear memories of 4 GiB of address space each,
+//! plus guards — instead of wasmtime's default of thousands of slots and
+//! terabytes of address space.
 
 mod callbacks;
 mod engine;
 mod error;
-#[cfg(feature = "fuzzing")]
-#[doc(hidden)]
-pub mod fuzzing;
 mod imap;
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub mod internals;
 mod ipc;
 mod job;
 mod module;

@@ -454,6 +454,12 @@ impl Runner {
         })
     }
 
+    /// Throws the live instance away; the next call makes a fresh one.
+    #[cfg(feature = "internals")]
+    pub(crate) fn renew(&mut self) {
+        self.live = None;
+    }
+
     /// The tasks the module offers.
     pub(crate) async fn describe(&mut self) -> Result<Vec<TaskInfo>, Error> {
         let limits = self.limits.clone();

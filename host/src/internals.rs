@@ -1,0 +1,136 @@
+//! Entry points for the fuzz targets (`host/fuzz/`) and the micro-benchmarks
+//! (`host/benches/parts.rs`), behind the `internals` feature: the pieces that
+//! take untrusted bytes, and the worker's runtime run in-process. Not public
+//! API.
+
+use std::path::Path;
+
+use serde_bytes::ByteBuf;
+
+use crate::engine::{self, Role};
+use crate::ipc::FrameReader;
+use crate::protocol::{self, EngineSettings, FromWorker, Grants, Limits, Outcomes, ToWorker};
+use crate::runtime::{Runner, RunnerConfig};
+
+fn settings() -> EngineSettings {
+    EngineSettings {
+        max_memory: 1 << 30,
+        epochs: false,
+        fuel: false,
+    }
+}
+
+/// Decodes frames from `bytes` as a pool reads a worker's answers and as a
+/// worker reads its pool's requests, until the bytes run out or do not
+/// decode. Must never panic, and never allocate more than `limit` for a
+/// frame whatever its header claims.
+pub fn decode_frames(bytes: &[u8], limit: usize) {
+    let mut from_worker = FrameReader::new(bytes, limit);
+    while let Ok(Some(_)) = from_worker.read::<FromWorker>() {}
+    let mut to_worker = FrameReader::new(bytes, limit);
+    while let Ok(Some(_)) = to_worker.read::<ToWorker>() {}
+}
+
+/// Runs the module loader on `bytes`: the checks of the pool, compiling,
+/// and checking the result against the wasmpool world (without running
+/// it). Returns whether the module was accepted; must never panic.
+pub fn load_module(bytes: &[u8]) -> bool {
+    let Ok(engine) = engine::engine(&settings(), Role::Compile) else {
+        return false;
+    };
+    crate::module::validate(&engine, bytes, "the input").is_ok()
+}
+
+/// A worker's answer to a batch of `tasks` small results, as a frame.
+pub fn answer_frame(tasks: usize) -> Vec<u8> {
+    let mut outcomes = Outcomes::with_capacity(tasks);
+    for i in 0..tasks {
+        outcomes.push_ok(&rmp_serde::to_vec(&(i as i64 * 7919)).expect("an integer encodes"));
+    }
+    let mut frame = Vec::new();
+    protocol::encode(&FromWorker::Done { seq: 1, outcomes }, &mut frame);
+    frame
+}
+
+/// A batch of `tasks` one-argument tasks, as a frame.
+pub fn batch_frame(tasks: usize) -> Vec<u8> {
+    let mut args = Vec::new();
+    let mut ends = Vec::with_capacity(tasks);
+    for i in 0..tasks {
+        crate::job::encode_args(&mut args, &(i as i64,)).expect("a tuple encodes");
+        ends.push(args.len() as u32);
+    }
+    let batch = protocol::Batch {
+        seq: 1,
+        task: "square".into(),
+        first_index: 0,
+        args: ByteBuf::from(args),
+        ends,
+    };
+    let mut frame = Vec::new();
+    protocol::encode(&ToWorker::Run(batch), &mut frame);
+    frame
+}
+
+/// Decodes a frame made by [`answer_frame`] or [`batch_frame`]; returns how
+/// many tasks it carries.
+pub fn decode_frame(frame: &[u8]) -> usize {
+    let body = &frame[protocol::HEADER_LEN..];
+    match protocol::decode_body::<FromWorker>(body) {
+        Ok(FromWorker::Done { outcomes, .. }) => outcomes.len(),
+        _ => match protocol::decode_body::<ToWorker>(body) {
+            Ok(ToWorker::Run(batch)) => batch.ends.len(),
+            _ => 0,
+        },
+    }
+}
+
+/// A worker's runtime, in this process and without its sandbox: for
+/// measuring guest calls and instantiation.
+pub struct Guest {
+    runtime: tokio::runtime::Runtime,
+    runner: Runner,
+}
+
+impl Guest {
+    /// Compiles `module` (cached in `cache_dir`) and loads it as a worker does.
+    pub fn load(module: &Path, cache_dir: &Path) -> Result<Self, crate::Error> {
+        let bytes = std::fs::read(module)
+            .map_err(|err| crate::Error::new(crate::ErrorKind::Io, err.to_string()))?;
+        let compiler = engine::engine(&settings(), Role::Compile)?;
+        let artifact = crate::module::prepare(&compiler, &bytes, "the module", cache_dir)?;
+        let config = RunnerConfig {
+            pid: std::process::id(),
+            output_limit: 1 << 16,
+            max_memory: 1 << 30,
+            initializer: None,
+            limits: Limits {
+                task_timeout: None,
+                fuel: None,
+                max_result: 1 << 26,
+            },
+            grants: Grants::default(),
+        };
+        let engine = engine::engine(&settings(), Role::Run)?;
+        // SAFETY: `prepare` just wrote the artifact for these settings.
+        let runner = unsafe { Runner::load(engine, &artifact, config) }?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|err| crate::Error::new(crate::ErrorKind::Spawn, err.to_string()))?;
+        Ok(Guest { runtime, runner })
+    }
+
+    /// Throws the instance away and makes a fresh one.
+    pub fn renew(&mut self) -> Result<(), crate::Error> {
+        self.runner.renew();
+        self.runtime.block_on(self.runner.describe()).map(drop)
+    }
+
+    /// Runs `task` once per element of `args` (each a MessagePack argument
+    /// array) in one guest call; returns how many succeeded.
+    pub fn run(&mut self, task: &str, args: &[u8], ends: &[u32]) -> usize {
+        let (_, outcomes) = self.runtime.block_on(self.runner.run(task, 0, args, ends));
+        outcomes.iter().filter(|outcome| outcome.is_ok()).count()
+    }
+}
