@@ -6,5 +6,5 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     // A small limit, so that lengths beyond it are refused, not allocated.
-    wasmpool::fuzzing::decode_frames(data, 1 << 16);
+    wasmpool::internals::decode_frames(data, 1 << 16);
 });

@@ -5,5 +5,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    wasmpool::fuzzing::load_module(data);
+    wasmpool::internals::load_module(data);
 });
