@@ -220,15 +220,7 @@ fn run_wasmpool(processes: usize) -> Results {
     });
     drop(p);
 
-    let w5 = time_runs(3, || {
-        let p = Pool::builder()
-            .module_file(SEEDS)
-            .processes(processes)
-            .max_tasks_per_child(1)
-            .build()
-            .expect("W5");
-        let _: Vec<()> = p.starmap("noop", vec![(); 200], 1).expect("W5");
-    });
+    let w5 = time_runs(3, || w5(processes));
 
     let w8 = Command::new(std::env::current_exe().unwrap())
         .args(["--w8-child", &processes.to_string()])
@@ -253,6 +245,17 @@ fn run_wasmpool(processes: usize) -> Results {
     }
 }
 
+/// W5: 200 no-op tasks with a fresh worker process for each.
+fn w5(processes: usize) {
+    let p = Pool::builder()
+        .module_file(SEEDS)
+        .processes(processes)
+        .max_tasks_per_child(1)
+        .build()
+        .expect("W5");
+    let _: Vec<()> = p.starmap("noop", vec![(); 200], 1).expect("W5");
+}
+
 /// Runs one workload of wasmpool's twenty times, for a profiler.
 fn profile(workload: &str, processes: usize) {
     let p = pool(processes);
@@ -271,15 +274,7 @@ fn profile(workload: &str, processes: usize) {
             let it = p.imap::<i64, _, _>("square", 0..20_000i64, 1).expect("W4");
             assert_eq!(it.count(), 20_000);
         }
-        "w5" => {
-            let p = Pool::builder()
-                .module_file(SEEDS)
-                .processes(processes)
-                .max_tasks_per_child(1)
-                .build()
-                .expect("W5");
-            let _: Vec<()> = p.starmap("noop", vec![(); 200], 1).expect("W5");
-        }
+        "w5" => w5(processes),
         other => panic!("no workload {other}: use w1, w2, w3, w4 or w5"),
     });
     println!("{workload}: median {seconds:.4} s");
