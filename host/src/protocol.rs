@@ -326,6 +326,65 @@ mod tests {
         assert_eq!(owned[3], Ok(b"four".to_vec()));
     }
 
+    use proptest::prelude::*;
+
+    /// An outcome: a result's bytes, or a failure's message.
+    fn outcome() -> impl Strategy<Value = Result<Vec<u8>, String>> {
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..40).prop_map(Ok),
+            ".{0,20}".prop_map(Err),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn packed_outcomes_come_back_as_they_went(
+            first in proptest::collection::vec(outcome(), 0..30),
+            second in proptest::collection::vec(outcome(), 0..30),
+        ) {
+            let pack = |items: &[Result<Vec<u8>, String>]| {
+                let mut outcomes = Outcomes::default();
+                for item in items {
+                    match item {
+                        Ok(bytes) => outcomes.push_ok(bytes),
+                        Err(message) => outcomes.push_err(Error::new(ErrorKind::Failed, message.clone())),
+                    }
+                }
+                outcomes
+            };
+            let mut packed = pack(&first);
+            packed.append(pack(&second));
+            let unpacked: Vec<Result<Vec<u8>, String>> = packed
+                .into_results()
+                .map(|o| o.map_err(|e| e.message().to_string()))
+                .collect();
+            let expected: Vec<_> = first.into_iter().chain(second).collect();
+            prop_assert_eq!(unpacked, expected);
+        }
+
+        #[test]
+        fn batches_survive_a_frame(
+            seq in any::<u64>(),
+            task in "[a-z_]{1,12}",
+            first_index in any::<u64>(),
+            args in proptest::collection::vec(any::<u8>(), 0..200),
+            ends in proptest::collection::vec(any::<u32>(), 0..20),
+        ) {
+            let message = ToWorker::Run(Batch { seq, task, first_index, args: ByteBuf::from(args), ends });
+            let mut frame = vec![0xAA];
+            encode(&message, &mut frame);
+            let len = decode_header(frame[1..1 + HEADER_LEN].try_into().unwrap(), usize::MAX).unwrap();
+            prop_assert_eq!(len, frame.len() - 1 - HEADER_LEN);
+            prop_assert_eq!(decode_body::<ToWorker>(&frame[1 + HEADER_LEN..]), Ok(message));
+        }
+
+        #[test]
+        fn arbitrary_bodies_never_panic(body in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = decode_body::<FromWorker>(&body);
+            let _ = decode_body::<ToWorker>(&body);
+        }
+    }
+
     #[test]
     fn frames_round_trip_and_refuse_oversized_lengths() {
         let mut frame = Vec::new();
