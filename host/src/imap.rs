@@ -15,9 +15,9 @@ use crate::job::{Chunk, Chunker, Sink, decode};
 use crate::pool::Pool;
 use crate::protocol::Outcomes;
 
-/// Chunks each worker may have queued ahead, on top of the one it runs, in
-/// the window an `Imap` keeps submitted.
-const CHUNKS_PER_PROCESS: usize = 4;
+/// Chunks per worker in the window an `Imap` keeps submitted: enough for a
+/// worker to hold as many quick chunks as it may (see `supervisor`).
+const CHUNKS_PER_PROCESS: usize = 24;
 
 /// A task's index and its outcome.
 pub type Entry<R> = (u64, Result<R, Error>);

@@ -6,7 +6,10 @@
 //! Scheduling: all slots take from one shared queue. A slot whose worker is
 //! idle takes the next chunk; a slot whose worker is busy takes one more, to
 //! have it waiting when the current one finishes (no idle round trip), but
-//! only while no other worker is idle, and never more than [`AHEAD`] in all.
+//! only while no other worker is idle, and never more than [`AHEAD`] in all —
+//! or, while its chunks finish within [`QUICK`], up to [`AHEAD_QUICK`], so
+//! that tiny chunks (an `imap` with chunksize 1) are not paced by round trips
+//! while the imbalance stays within a few milliseconds.
 //! So no worker idles while another holds a backlog.
 
 use std::collections::VecDeque;
@@ -26,6 +29,12 @@ use crate::protocol::{Batch, FromWorker, TaskInfo, ToWorker};
 
 /// How many chunks a worker holds at most: the one it runs and the next.
 const AHEAD: usize = 2;
+
+/// How many chunks a worker holds at most while its chunks are quick.
+const AHEAD_QUICK: usize = 16;
+
+/// A chunk served faster than this, on average, is quick.
+const QUICK: Duration = Duration::from_micros(250);
 
 /// How much longer than its tasks' time limits a worker may take to answer
 /// before the watchdog kills it.
@@ -90,6 +99,8 @@ struct Slot {
     front_started: Instant,
     /// The next worker, started while the current one runs its last tasks.
     spare: Option<WorkerProcess>,
+    /// A moving average of how long the worker takes per chunk.
+    service: Duration,
 }
 
 /// Runs slot `index`: starts its first worker, reports the handshake on
@@ -111,6 +122,7 @@ pub(crate) fn run(
         counted_idle: false,
         front_started: Instant::now(),
         spare: None,
+        service: Duration::MAX,
     };
     match slot.spawn() {
         Ok(tasks) => {
@@ -141,9 +153,18 @@ impl Slot {
 
     fn can_take(&self) -> bool {
         self.worker.is_some()
-            && self.in_flight.len() < AHEAD
+            && self.in_flight.len() < self.ahead()
             && (self.in_flight.is_empty() || self.shared.idle.load(Ordering::SeqCst) == 0)
             && self.quota.is_none_or(|quota| quota > self.in_flight_tasks)
+    }
+
+    /// How many chunks the worker may hold now.
+    fn ahead(&self) -> usize {
+        if self.service < QUICK {
+            AHEAD_QUICK
+        } else {
+            AHEAD
+        }
     }
 
     /// Keeps [`Shared::idle`] in step with this slot.
@@ -325,6 +346,12 @@ impl Slot {
                     )));
                 }
                 let done = self.in_flight.pop_front().expect("checked");
+                let took = self.front_started.elapsed();
+                self.service = if self.service == Duration::MAX {
+                    took
+                } else {
+                    (self.service * 7 + took) / 8
+                };
                 self.front_started = Instant::now();
                 let tasks = done.chunk.len();
                 self.in_flight_tasks -= tasks;
