@@ -85,7 +85,8 @@ pub(crate) fn prepare(
     name: &str,
     cache_dir: &Path,
 ) -> Result<PathBuf, Error> {
-    check_kind(bytes, name)?;
+    // An artifact is cached only after `validate` accepted its module, which
+    // is where the kind of the bytes is checked.
     let path = artifact_path(cache_dir, engine, bytes);
     if path.exists() {
         // SAFETY: the cache directory is private to this user and files in it

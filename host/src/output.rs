@@ -24,6 +24,25 @@ pub struct GuestOutput {
 }
 
 impl GuestOutput {
+    /// The output as lines prefixed with where they came from,
+    /// `[worker PID task INDEX out] ...` (or `err`), one per line, ending with
+    /// a note when output was truncated.
+    pub fn attributed(&self) -> String {
+        let stream = match self.stream {
+            Stream::Stdout => "out",
+            Stream::Stderr => "err",
+        };
+        let prefix = format!("[worker {} task {} {stream}]", self.pid, self.task_index);
+        let mut lines = String::new();
+        for line in self.text().lines() {
+            lines.push_str(&format!("{prefix} {line}\n"));
+        }
+        if self.truncated {
+            lines.push_str(&format!("{prefix} (output truncated)\n"));
+        }
+        lines
+    }
+
     /// The output as text, with invalid UTF-8 replaced.
     pub fn text(&self) -> std::borrow::Cow<'_, str> {
         String::from_utf8_lossy(&self.bytes)
@@ -38,23 +57,7 @@ pub(crate) type OutputHandler = Arc<dyn Fn(&GuestOutput) + Send + Sync>;
 /// task, so that output of concurrent tasks never interleaves mid-line and
 /// never mixes into the host's stdout.
 pub(crate) fn to_stderr(output: &GuestOutput) {
-    let stream = match output.stream {
-        Stream::Stdout => "out",
-        Stream::Stderr => "err",
-    };
-    let text = output.text();
-    let mut buffer = String::with_capacity(text.len() + 32);
-    for line in text.lines() {
-        buffer.push_str(&format!(
-            "[worker {} task {} {stream}] {line}\n",
-            output.pid, output.task_index
-        ));
-    }
-    if output.truncated {
-        buffer.push_str(&format!(
-            "[worker {} task {} {stream}] (output truncated)\n",
-            output.pid, output.task_index
-        ));
-    }
-    let _ = std::io::stderr().lock().write_all(buffer.as_bytes());
+    let _ = std::io::stderr()
+        .lock()
+        .write_all(output.attributed().as_bytes());
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use wasmpool::{GuestOutput, Pool, PoolBuilder, Preopen, Stream};
+use wasmpool::{GuestOutput, Pool, PoolBuilder, Preopen};
 
 use json::{Line, record};
 use parse::{parse_dir, parse_duration, parse_size};
@@ -167,27 +167,9 @@ fn progress_bar(total: Option<u64>, hidden: bool) -> ProgressBar {
 /// Guest output on stderr, each line attributed to its worker and task,
 /// around the progress bar.
 fn show_output(bar: &ProgressBar, output: &GuestOutput) {
-    let stream = match output.stream {
-        Stream::Stdout => "out",
-        Stream::Stderr => "err",
-    };
-    let text = output.text();
+    let lines = output.attributed();
     bar.suspend(|| {
-        let mut stderr = io::stderr().lock();
-        for line in text.lines() {
-            let _ = writeln!(
-                stderr,
-                "[worker {} task {} {stream}] {line}",
-                output.pid, output.task_index
-            );
-        }
-        if output.truncated {
-            let _ = writeln!(
-                stderr,
-                "[worker {} task {} {stream}] (output truncated)",
-                output.pid, output.task_index
-            );
-        }
+        let _ = io::stderr().lock().write_all(lines.as_bytes());
     });
 }
 
