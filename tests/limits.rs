@@ -257,3 +257,152 @@ fn retries_run_the_tasks_of_a_dead_worker_again() {
         "{rest:?}"
     );
 }
+
+/// Pools with a task time limit stop a module's code cleanly at any limit
+/// (epoch checks are compiled in); pools without one have the worker's
+/// backstop end it. Both must say the same thing.
+fn with_and_without_task_timeout(check: impl Fn(wasmpool::PoolBuilder)) {
+    check(builder(1));
+    check(builder(1).task_timeout(Duration::from_secs(60)));
+}
+
+#[test]
+fn a_module_whose_describe_never_returns_is_refused_at_build() {
+    with_and_without_task_timeout(|builder| {
+        let started = Instant::now();
+        let err = builder
+            .module_file(wasmpool_artifacts::HOSTILE)
+            .processes(2)
+            .startup_timeout(Duration::from_secs(1))
+            .build()
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::BadModule, "{err}");
+        // Said of the module and of what it did, not of the worker.
+        assert!(err.message().contains(wasmpool_artifacts::HOSTILE), "{err}");
+        assert!(
+            err.message()
+                .contains("`describe` did not return within 1s"),
+            "{err}"
+        );
+        // Generous: the limit is 1 s, the old handshake wait was 30 s.
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "took {:?}",
+            started.elapsed()
+        );
+    });
+}
+
+#[test]
+fn an_initializer_that_never_returns_fails_the_build() {
+    with_and_without_task_timeout(|builder| {
+        let started = Instant::now();
+        let err = builder
+            .initializer("spin", (1u64,))
+            .initializer_timeout(Duration::from_millis(500))
+            .build()
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Initializer, "{err}");
+        assert!(
+            err.message().contains(wasmpool_artifacts::FIXTURES),
+            "{err}"
+        );
+        assert!(
+            err.message()
+                .contains("initializer `spin` did not return within 500ms"),
+            "{err}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(20));
+    });
+}
+
+#[test]
+fn an_initializer_that_hangs_on_a_renewed_instance_fails_the_waiting_tasks() {
+    let dir = std::env::temp_dir().join(format!("wasmpool-renew-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let flag = dir.join("hang");
+    with_and_without_task_timeout(|builder| {
+        let _ = std::fs::remove_file(&flag);
+        let pool = builder
+            .preopen_dir(&dir, "/flags", true)
+            .initializer("spin_if_exists", ("/flags/hang",))
+            .initializer_timeout(Duration::from_millis(500))
+            .build()
+            .unwrap();
+        assert_eq!(pool.apply::<i64, _>("square", (3,)).unwrap(), 9);
+        // From now on a fresh instance's initializer spins; a trap forces one.
+        std::fs::write(&flag, b"").unwrap();
+        assert!(
+            pool.apply::<i64, _>("trap_if_negative", (-1,))
+                .unwrap_err()
+                .is_trap()
+        );
+        let late = "initializer `spin_if_exists` did not return within 500ms";
+        let err = pool.apply::<i64, _>("square", (4,)).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Initializer, "{err}");
+        assert!(err.message().contains(late), "{err}");
+        // The pool recovers once the initializer passes again. (A worker
+        // that the backstop ended is replaced; a replacement that hangs too
+        // fails the next task with why, so a few may fail first.)
+        std::fs::remove_file(&flag).unwrap();
+        let recovered = (0..20).any(|_| match pool.apply::<i64, _>("square", (5,)) {
+            Ok(value) => {
+                assert_eq!(value, 25);
+                true
+            }
+            Err(err) => {
+                assert!(err.message().contains(late), "{err}");
+                false
+            }
+        });
+        assert!(recovered);
+    });
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn duration_max_is_no_limit_anywhere() {
+    // Each is a natural spelling of "no limit"; none may overflow.
+    let pool = builder(2)
+        .task_timeout(Duration::MAX)
+        .startup_timeout(Duration::MAX)
+        .initializer_timeout(Duration::MAX)
+        .initializer("set_base", (1u64,))
+        .build()
+        .unwrap();
+    assert_eq!(pool.apply::<i64, _>("square", (5,)).unwrap(), 25);
+    // A renewed instance (after a trap) runs under the same limits.
+    assert!(
+        pool.apply::<i64, _>("trap_if_negative", (-1,))
+            .unwrap_err()
+            .is_trap()
+    );
+    assert_eq!(pool.apply::<u64, _>("get_base", ()).unwrap(), 1);
+    let pending = pool.apply_async::<i64, _>("square", (6,)).unwrap();
+    assert_eq!(pending.get_timeout(Duration::MAX).unwrap(), 36);
+    let pending = pool.apply_async::<i64, _>("square", (7,)).unwrap();
+    assert!(wasmpool::AsyncResult::wait_all(
+        std::slice::from_ref(&pending),
+        Some(Duration::MAX)
+    ));
+    assert_eq!(
+        wasmpool::AsyncResult::wait_any(std::slice::from_ref(&pending), Some(Duration::MAX)),
+        Some(0)
+    );
+    let mut squares = pool.imap::<i64, _, _>("square", 0..3i64, None).unwrap();
+    assert_eq!(
+        squares
+            .next_timeout(Duration::MAX)
+            .unwrap()
+            .unwrap()
+            .unwrap(),
+        0
+    );
+    let mut indexed = pool
+        .imap::<i64, _, _>("square", 0..3i64, None)
+        .unwrap()
+        .indexed();
+    assert_eq!(indexed.next_timeout(Duration::MAX).unwrap().unwrap().0, 0);
+    pool.close();
+    pool.join().unwrap();
+}

@@ -7,7 +7,7 @@ use std::process::Command;
 /// Guest workspaces and the modules each builds.
 const GUESTS: &[(&str, &[&str])] = &[
     ("examples/guests", &["seeds"]),
-    ("tests/guests", &["fixtures"]),
+    ("tests/guests", &["fixtures", "hostile"]),
 ];
 
 fn main() {

@@ -241,7 +241,7 @@ where
         timeout: Duration,
     ) -> Result<Option<Result<R, Error>>, NextTimeout> {
         Ok(self
-            .next_entry(Some(Instant::now() + timeout))?
+            .next_entry(Instant::now().checked_add(timeout))?
             .map(|(_, result)| result))
     }
 
@@ -283,7 +283,7 @@ where
     ///
     /// [`NextTimeout`] if no result came in time; the iterator goes on.
     pub fn next_timeout(&mut self, timeout: Duration) -> Result<Option<Entry<R>>, NextTimeout> {
-        self.0.next_entry(Some(Instant::now() + timeout))
+        self.0.next_entry(Instant::now().checked_add(timeout))
     }
 }
 

@@ -98,7 +98,8 @@ impl Guest {
         let bytes = std::fs::read(module)
             .map_err(|err| crate::Error::new(crate::ErrorKind::Io, err.to_string()))?;
         let compiler = engine::engine(&settings(), Role::Compile)?;
-        let artifact = crate::module::prepare(&compiler, &bytes, "the module", cache_dir)?;
+        let cache = crate::cache::CacheDir::open(cache_dir)?;
+        let artifact = crate::module::prepare(&compiler, &bytes, "the module", &cache)?;
         let config = RunnerConfig {
             pid: std::process::id(),
             output_limit: 1 << 16,
@@ -106,10 +107,13 @@ impl Guest {
             initializer: None,
             limits: Limits {
                 task_timeout: None,
+                startup_timeout: std::time::Duration::from_secs(5),
+                initializer_timeout: std::time::Duration::from_secs(30),
                 fuel: None,
                 max_result: 1 << 26,
             },
             grants: Grants::default(),
+            backstop: None,
         };
         let engine = engine::engine(&settings(), Role::Run)?;
         // SAFETY: `prepare` just wrote the artifact for these settings.

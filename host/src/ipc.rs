@@ -76,4 +76,9 @@ impl<W: Write> FrameWriter<W> {
     pub(crate) fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
     }
+
+    /// The stream written to.
+    pub(crate) fn get_ref(&self) -> &W {
+        self.inner.get_ref()
+    }
 }

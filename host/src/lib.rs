@@ -36,7 +36,9 @@
 //! - **The module** is compiled once, by the pool, into an artifact cached on
 //!   disk under its content and the engine's configuration
 //!   ([`PoolBuilder::cache_dir`]); workers only load it. A second run of the
-//!   program does not compile.
+//!   program does not compile. The cache is used only if it is private to
+//!   the user: an artifact is native code, so one that another user could
+//!   have written is never loaded.
 //! - **Instances**: each worker keeps one instance of the module and runs task
 //!   after task on it, so module state persists within a worker, as in
 //!   CPython. When a task traps, that instance is thrown away and a fresh one
@@ -127,6 +129,7 @@
 //! plus guards — instead of wasmtime's default of thousands of slots and
 //! terabytes of address space.
 
+mod cache;
 mod callbacks;
 mod engine;
 mod error;

@@ -1,15 +1,17 @@
 //! Turning a task module into the precompiled artifact workers load: checked
-//! and compiled once by the pool, cached on disk by content and engine.
+//! and compiled once by the pool, cached on disk by content and engine (in
+//! the private directory of [`crate::cache`]).
 
 use std::hash::{Hash, Hasher};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
+use crate::cache::{self, CacheDir};
 use crate::error::{Error, ErrorKind};
+use crate::protocol::ArtifactFile;
 use crate::runtime;
 
 /// The 8 bytes every WebAssembly binary starts with, after the magic number,
@@ -40,9 +42,9 @@ fn check_kind(bytes: &[u8], name: &str) -> Result<(), Error> {
     }
 }
 
-/// The file an artifact is cached in: named by the module's content and
+/// The name an artifact is cached under: the module's content and
 /// everything about the engine that makes an artifact loadable.
-fn artifact_path(cache_dir: &Path, engine: &Engine, bytes: &[u8]) -> PathBuf {
+fn artifact_name(engine: &Engine, bytes: &[u8]) -> String {
     let mut digest = Sha256::new();
     digest.update(bytes);
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
@@ -53,7 +55,7 @@ fn artifact_path(cache_dir: &Path, engine: &Engine, bytes: &[u8]) -> PathBuf {
         .iter()
         .map(|byte| format!("{byte:02x}"))
         .collect();
-    cache_dir.join(format!("{hex}.cwasm"))
+    format!("{hex}.cwasm")
 }
 
 /// Compiles `bytes` and checks the component against the wasmpool world.
@@ -70,30 +72,24 @@ pub(crate) fn validate(engine: &Engine, bytes: &[u8], name: &str) -> Result<Comp
     Ok(component)
 }
 
-fn io_error(what: &str, path: &Path, err: std::io::Error) -> Error {
-    Error::new(
-        ErrorKind::Io,
-        format!("cannot {what} {}: {err}", path.display()),
-    )
-}
-
-/// Makes sure the compiled artifact of `bytes` is in `cache_dir` and returns
-/// its path. Compiles only if no earlier run left it there.
+/// Makes sure the compiled artifact of `bytes` is in `cache` and returns
+/// it. Compiles only if no earlier run left it there.
 pub(crate) fn prepare(
     engine: &Engine,
     bytes: &[u8],
     name: &str,
-    cache_dir: &Path,
-) -> Result<PathBuf, Error> {
+    cache: &CacheDir,
+) -> Result<ArtifactFile, Error> {
     // An artifact is cached only after `validate` accepted its module, which
     // is where the kind of the bytes is checked.
-    let path = artifact_path(cache_dir, engine, bytes);
-    if path.exists() {
-        // SAFETY: the cache directory is private to this user and files in it
-        // are written only by this function, complete, under their content hash.
-        if let Ok(component) = unsafe { Component::deserialize_file(engine, &path) } {
+    let file_name = artifact_name(engine, bytes);
+    if let Some(artifact) = cache.find(&file_name) {
+        // SAFETY: `find` checked that this user wrote the file, in a directory
+        // only this user can write, where files are written only by `store`,
+        // complete, under their module's content hash.
+        if let Ok(component) = unsafe { cache::load(engine, &artifact) } {
             runtime::check(engine, &component)?;
-            return Ok(path);
+            return Ok(artifact);
         }
         // Unloadable (from another wasmtime, or damaged): compile again.
     }
@@ -104,40 +100,26 @@ pub(crate) fn prepare(
             format!("cannot serialise the compiled {name}: {err:#}"),
         )
     })?;
-    create_private_dir(cache_dir)?;
-    // Write under a unique name, then rename: a reader never sees half a file.
-    static WRITES: AtomicU64 = AtomicU64::new(0);
-    let tmp = cache_dir.join(format!(
-        ".{}.{}.{}.tmp",
-        path.file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("artifact"),
-        std::process::id(),
-        WRITES.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::write(&tmp, &artifact).map_err(|err| io_error("write", &tmp, err))?;
-    std::fs::rename(&tmp, &path).map_err(|err| io_error("rename into place", &path, err))?;
-    Ok(path)
+    cache.store(&file_name, &artifact)
 }
 
-fn create_private_dir(dir: &Path) -> Result<(), Error> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|err| io_error("create the cache directory", dir, err))
-}
-
-/// Where artifacts are cached when the pool is not told: `$XDG_CACHE_HOME` or
-/// `~/.cache`, else the temporary directory, under `wasmpool/`.
+/// Where artifacts are cached when the pool is not told: under
+/// `$XDG_CACHE_HOME` or `~/.cache`, else under a directory of this user's in
+/// the temporary directory.
 pub(crate) fn default_cache_dir() -> PathBuf {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|dir| !dir.is_empty())
+    let xdg = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir);
-    base.join("wasmpool")
+        .filter(|dir| dir.is_absolute());
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .filter(|dir| dir.is_absolute())
+        .map(|home| home.join(".cache"));
+    match xdg.or(home) {
+        Some(base) => base.join("wasmpool"),
+        None => {
+            std::env::temp_dir().join(format!("wasmpool-{}", rustix::process::geteuid().as_raw()))
+        }
+    }
 }
 
 #[cfg(test)]

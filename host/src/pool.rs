@@ -12,6 +12,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_bytes::ByteBuf;
 
+use crate::cache::CacheDir;
 use crate::callbacks::CallbackThread;
 use crate::engine::{self, Role};
 use crate::error::{Error, ErrorKind};
@@ -19,7 +20,7 @@ use crate::imap::Imap;
 use crate::job::{self, Chunk, Chunker, Sink};
 use crate::module;
 use crate::output::{self, GuestOutput, OutputHandler};
-use crate::process::SpawnConfig;
+use crate::process::{KillHandle, SpawnConfig};
 use crate::protocol::{Call, EngineSettings, Grants, Limits, Preopen, Setup, TaskInfo};
 use crate::result::{self, AsyncResult, Callbacks};
 use crate::supervisor::{self, Shared};
@@ -35,6 +36,10 @@ const DEFAULT_MAX_PAYLOAD: usize = 64 << 20;
 const DEFAULT_OUTPUT_LIMIT: u32 = 64 << 10;
 /// The default linear memory limit of one instance.
 const DEFAULT_MEMORY_LIMIT: u64 = 1 << 30;
+/// The default time a fresh instance has to start, and `describe` to answer.
+const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(5);
+/// The default time one run of the initializer may take.
+const DEFAULT_INITIALIZER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Where the module comes from.
 enum ModuleSource {
@@ -64,6 +69,8 @@ pub struct PoolBuilder {
     max_payload: usize,
     memory_limit: u64,
     task_timeout: Option<Duration>,
+    startup_timeout: Duration,
+    initializer_timeout: Duration,
     fuel: Option<u64>,
     retries: u32,
     grants: Grants,
@@ -95,6 +102,8 @@ impl PoolBuilder {
             max_payload: DEFAULT_MAX_PAYLOAD,
             memory_limit: DEFAULT_MEMORY_LIMIT,
             task_timeout: None,
+            startup_timeout: DEFAULT_STARTUP_TIMEOUT,
+            initializer_timeout: DEFAULT_INITIALIZER_TIMEOUT,
             fuel: None,
             retries: 0,
             grants: Grants::default(),
@@ -179,9 +188,16 @@ impl PoolBuilder {
     /// Where compiled modules are cached, so that the next run of the program
     /// does not compile again.
     ///
+    /// The directory is used only if it is private: owned by this user and
+    /// writable by nobody else (it is created with mode 0700 if missing),
+    /// since loading an artifact runs its native code. Otherwise the pool
+    /// compiles into a private temporary directory, removed with the pool,
+    /// and logs a warning once.
+    ///
     /// # Default
     ///
-    /// `$XDG_CACHE_HOME/wasmpool`, else `~/.cache/wasmpool`.
+    /// `$XDG_CACHE_HOME/wasmpool`, else `~/.cache/wasmpool`, else (no home
+    /// directory) `wasmpool-<uid>` in the temporary directory.
     pub fn cache_dir(mut self, dir: impl AsRef<Path>) -> Self {
         self.cache_dir = Some(dir.as_ref().to_path_buf());
         self
@@ -237,11 +253,41 @@ impl PoolBuilder {
     /// worker not answer within the limit plus a grace period even so, a
     /// watchdog kills and replaces it.
     ///
+    /// Any duration works: `Duration::MAX` is as good as no limit.
+    ///
     /// # Default
     ///
     /// None: tasks may run for ever.
     pub fn task_timeout(mut self, limit: Duration) -> Self {
         self.task_timeout = Some(limit);
+        self
+    }
+
+    /// The wall-clock time a fresh instance of the module may take to start
+    /// (its start functions), and then its `describe` to list its tasks.
+    /// Both run outside any task, when a worker starts or renews its
+    /// instance; a module over the limit is stopped wherever it is, and
+    /// [`build`](Self::build) fails with [`ErrorKind::BadModule`] naming the
+    /// module and what it did not finish.
+    ///
+    /// # Default
+    ///
+    /// 5 seconds.
+    pub fn startup_timeout(mut self, limit: Duration) -> Self {
+        self.startup_timeout = limit;
+        self
+    }
+
+    /// The wall-clock time one run of the [initializer](Self::initializer)
+    /// may take. An initializer over it is stopped wherever it is; at start,
+    /// [`build`](Self::build) fails with [`ErrorKind::Initializer`], and on a
+    /// renewed instance the tasks waiting for it fail with that error.
+    ///
+    /// # Default
+    ///
+    /// 30 seconds.
+    pub fn initializer_timeout(mut self, limit: Duration) -> Self {
+        self.initializer_timeout = limit;
         self
     }
 
@@ -305,8 +351,10 @@ impl PoolBuilder {
     /// # Errors
     ///
     /// [`ErrorKind::BadModule`] for a module that is not a wasmpool task
-    /// module; [`ErrorKind::Spawn`] if workers cannot start;
-    /// [`ErrorKind::Initializer`] if the initializer fails;
+    /// module, or that does not start or list its tasks within
+    /// [`startup_timeout`](Self::startup_timeout); [`ErrorKind::Spawn`] if
+    /// workers cannot start; [`ErrorKind::Initializer`] if the initializer
+    /// fails or runs past [`initializer_timeout`](Self::initializer_timeout);
     /// [`ErrorKind::Config`] for an invalid configuration.
     pub fn build(self) -> Result<Pool, Error> {
         if std::env::var_os(worker::MARKER).is_some() {
@@ -370,11 +418,17 @@ impl PoolBuilder {
                 ));
             }
         };
-        if self.task_timeout.is_some_and(|limit| limit.is_zero()) {
-            return Err(Error::new(
-                ErrorKind::Config,
-                "task_timeout must be more than zero",
-            ));
+        for (name, limit) in [
+            ("task_timeout", self.task_timeout),
+            ("startup_timeout", Some(self.startup_timeout)),
+            ("initializer_timeout", Some(self.initializer_timeout)),
+        ] {
+            if limit.is_some_and(|limit| limit.is_zero()) {
+                return Err(Error::new(
+                    ErrorKind::Config,
+                    format!("{name} must be more than zero"),
+                ));
+            }
         }
         let settings = EngineSettings {
             max_memory: self.memory_limit,
@@ -383,7 +437,8 @@ impl PoolBuilder {
         };
         let engine = engine::engine(&settings, Role::Compile)?;
         let cache_dir = self.cache_dir.unwrap_or_else(module::default_cache_dir);
-        let artifact = module::prepare(&engine, &bytes, &name, &cache_dir)?;
+        let cache = CacheDir::open(&cache_dir)?;
+        let artifact = module::prepare(&engine, &bytes, &name, &cache)?;
         let setup = Setup {
             artifact,
             engine: settings,
@@ -391,6 +446,8 @@ impl PoolBuilder {
             output_limit: self.output_limit,
             limits: Limits {
                 task_timeout: self.task_timeout,
+                startup_timeout: self.startup_timeout,
+                initializer_timeout: self.initializer_timeout,
                 fuel: self.fuel,
                 max_result: self.max_payload as u64,
             },
@@ -401,15 +458,26 @@ impl PoolBuilder {
         let (stop_tx, stop_rx) = bounded(0);
         let shared = Arc::new(Shared {
             spawn: SpawnConfig { program, setup },
+            _cache: cache,
             max_tasks_per_child: self.max_tasks_per_child,
-            task_timeout: self.task_timeout,
+            // A task may follow a renewal of the instance: its start and
+            // the initializer count too.
+            watchdog_per_task: self.task_timeout.map(|limit| {
+                let renewal = if initializer.is_some() {
+                    self.startup_timeout
+                        .saturating_add(self.initializer_timeout)
+                } else {
+                    self.startup_timeout
+                };
+                limit.saturating_add(renewal)
+            }),
             retries: self.retries,
             queue: queue_rx,
             requeue: unbounded(),
             stop: stop_rx,
             terminating: AtomicBool::new(false),
             idle: AtomicUsize::new(0),
-            pids: Mutex::new(vec![None; processes]),
+            workers: Mutex::new(vec![None; processes]),
             on_output: self
                 .on_output
                 .unwrap_or_else(|| Arc::new(output::to_stderr)),
@@ -461,7 +529,13 @@ impl PoolBuilder {
         }
         if let Some(err) = first_error {
             pool.terminate();
-            return Err(err);
+            // What the module did wrong, said of the module.
+            return Err(match err.kind() {
+                ErrorKind::BadModule | ErrorKind::Initializer => {
+                    Error::new(err.kind(), format!("{name}: {}", err.message()))
+                }
+                _ => err,
+            });
         }
         let mut pool = pool;
         pool.tasks = tasks.unwrap_or_default();
@@ -519,14 +593,7 @@ impl Pool {
     /// The pids of the worker processes running now (fewer while some are
     /// being replaced).
     pub fn worker_pids(&self) -> Vec<u32> {
-        self.shared
-            .pids
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .flatten()
-            .copied()
-            .collect()
+        self.shared.workers().iter().map(KillHandle::pid).collect()
     }
 
     fn task(&self, name: &str) -> Result<&TaskInfo, Error> {
@@ -916,13 +983,10 @@ impl Pool {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
-        let pids = self.worker_pids();
-        for pid in pids {
-            // SAFETY: kill(2) with a pid of one of our own children, which stay
-            // unreaped (so their pid is not reused) until their slot reaps them.
-            unsafe {
-                libc::kill(pid as libc::pid_t, libc::SIGKILL);
-            }
+        for worker in self.shared.workers() {
+            // Through its pidfd: a worker its slot reaped in the meantime is
+            // not signalled, nor a process that took its pid.
+            let _ = worker.kill();
         }
         // Tasks still queued will never run: dropping them fails them.
         while self.shared.queue.try_recv().is_ok() {}

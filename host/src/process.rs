@@ -1,11 +1,15 @@
 //! A worker process seen from the pool: started with exec, greeted, fed
 //! batches, read by a thread of its own, and always reaped.
 
+use std::os::fd::OwnedFd;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
+
+use rustix::process::{Pid, PidfdFlags, Signal};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, unbounded};
 
@@ -17,7 +21,8 @@ use crate::worker::MARKER;
 /// The largest frame the pool accepts from a worker.
 pub(crate) const FRAME_LIMIT: usize = 1 << 30;
 
-/// How long a new worker has to greet the pool and load its module.
+/// How long a new worker has to greet the pool, and then to load its
+/// module, besides the time limits on what the module runs at start.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long a worker told to shut down has before it is killed.
@@ -37,10 +42,46 @@ pub(crate) enum Event {
     Closed(Option<String>),
 }
 
+/// A handle that kills one worker process and never another: it holds a
+/// pidfd, which refers to the process itself, so a signal sent after the
+/// process was reaped fails instead of reaching whatever process reused its
+/// pid. Cheap to clone; usable from any thread.
+#[derive(Clone, Debug)]
+pub(crate) struct KillHandle {
+    pid: u32,
+    pidfd: Arc<OwnedFd>,
+}
+
+impl KillHandle {
+    /// A handle on `pid`, which must be a child of this process that was not
+    /// reaped yet (so that the pid is still its own).
+    fn open(pid: u32) -> std::io::Result<Self> {
+        let raw = i32::try_from(pid).map_err(std::io::Error::other)?;
+        let target = Pid::from_raw(raw).ok_or_else(|| std::io::Error::other("pid 0"))?;
+        let pidfd = rustix::process::pidfd_open(target, PidfdFlags::empty())?;
+        Ok(KillHandle {
+            pid,
+            pidfd: Arc::new(pidfd),
+        })
+    }
+
+    /// The process's pid.
+    pub(crate) fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Sends SIGKILL to the process, unless it was reaped already.
+    pub(crate) fn kill(&self) -> std::io::Result<()> {
+        rustix::process::pidfd_send_signal(&*self.pidfd, Signal::KILL)?;
+        Ok(())
+    }
+}
+
 /// A running worker process.
 pub(crate) struct WorkerProcess {
     child: Child,
     pid: u32,
+    handle: KillHandle,
     writer: FrameWriter<ChildStdin>,
     pub(crate) events: Receiver<Event>,
     reaped: Option<ExitStatus>,
@@ -71,6 +112,17 @@ impl WorkerProcess {
             )
         })?;
         let pid = child.id();
+        let handle = match KillHandle::open(pid) {
+            Ok(handle) => handle,
+            Err(err) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(Error::new(
+                    ErrorKind::Spawn,
+                    format!("cannot open a pidfd for worker {pid} (Linux 5.3 or later): {err}"),
+                ));
+            }
+        };
         let stdin = child.stdin.take().expect("piped");
         let stdout = child.stdout.take().expect("piped");
         let (tx, events) = unbounded();
@@ -99,6 +151,7 @@ impl WorkerProcess {
         let mut worker = WorkerProcess {
             child,
             pid,
+            handle,
             writer: FrameWriter::new(stdin),
             events,
             reaped: None,
@@ -125,7 +178,7 @@ impl WorkerProcess {
         let program = config.program.display().to_string();
         let hint = "is it a wasmpool worker? A program that builds pools must call \
                     wasmpool::init() first thing in main, or set PoolBuilder::worker_program";
-        match self.next_event(&program, hint)? {
+        match self.next_event(&program, hint, HANDSHAKE_TIMEOUT)? {
             FromWorker::Hello { version, .. } if version == protocol::VERSION => {}
             FromWorker::Hello { version, .. } => {
                 return Err(self.fail(format!(
@@ -135,7 +188,14 @@ impl WorkerProcess {
             }
             other => return Err(self.fail(format!("worker {program} said {other:?} before hello"))),
         }
-        match self.next_event(&program, "")? {
+        // The worker enforces the limits on its module's start, `describe`
+        // and initializer itself, and says which one failed; this only
+        // catches a worker that stopped answering altogether.
+        let limits = &config.setup.limits;
+        let ready_within = HANDSHAKE_TIMEOUT
+            .saturating_add(limits.startup_timeout.saturating_mul(2))
+            .saturating_add(limits.initializer_timeout);
+        match self.next_event(&program, "", ready_within)? {
             FromWorker::Ready { tasks, escapes } if escapes.is_empty() => Ok(tasks),
             FromWorker::Ready { escapes, .. } => {
                 self.kill();
@@ -147,7 +207,7 @@ impl WorkerProcess {
                     ),
                 ))
             }
-            FromWorker::SetupFailed { error } => {
+            FromWorker::SetupFailed { error } | FromWorker::Stuck { error } => {
                 self.kill();
                 Err(error)
             }
@@ -155,8 +215,13 @@ impl WorkerProcess {
         }
     }
 
-    fn next_event(&mut self, program: &str, hint: &str) -> Result<FromWorker, Error> {
-        match self.events.recv_timeout(HANDSHAKE_TIMEOUT) {
+    fn next_event(
+        &mut self,
+        program: &str,
+        hint: &str,
+        timeout: Duration,
+    ) -> Result<FromWorker, Error> {
+        match self.events.recv_timeout(timeout) {
             Ok(Event::Message(message)) => Ok(message),
             Ok(Event::Closed(reason)) => {
                 let status = self.wait();
@@ -167,7 +232,7 @@ impl WorkerProcess {
                 )))
             }
             Err(RecvTimeoutError::Timeout) => Err(self.fail(format!(
-                "worker {program} did not finish its handshake within {HANDSHAKE_TIMEOUT:?}; {hint}"
+                "worker {program} did not finish its handshake within {timeout:?}; {hint}"
             ))),
             Err(RecvTimeoutError::Disconnected) => {
                 Err(self.fail(format!("worker {program}: its reader thread is gone")))
@@ -183,6 +248,12 @@ impl WorkerProcess {
     /// The worker's process id.
     pub(crate) fn pid(&self) -> u32 {
         self.pid
+    }
+
+    /// A handle that can kill the worker from any thread, safely even after
+    /// it was reaped.
+    pub(crate) fn kill_handle(&self) -> KillHandle {
+        self.handle.clone()
     }
 
     /// Sends one message and pushes it out at once.
@@ -264,5 +335,68 @@ pub(crate) fn describe_status(status: Option<ExitStatus>) -> String {
             format!("was killed by signal {signal}{name}")
         }
         None => format!("ended with {status}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::process::{Child, Command};
+
+    use super::*;
+
+    fn sleeper() -> Child {
+        Command::new("sleep").arg("30").spawn().unwrap()
+    }
+
+    /// Starts a process that gets `pid`, by setting the pid the kernel hands
+    /// out next; `None` where that is not allowed (it takes root).
+    fn process_with_pid(pid: u32) -> Option<Child> {
+        for _ in 0..100 {
+            std::fs::write("/proc/sys/kernel/ns_last_pid", (pid - 1).to_string()).ok()?;
+            let mut child = sleeper();
+            if child.id() == pid {
+                return Some(child);
+            }
+            // Another process took it first: try again.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        None
+    }
+
+    #[test]
+    fn a_kill_handle_never_reaches_a_process_that_reused_the_pid() {
+        let mut first = sleeper();
+        let handle = KillHandle::open(first.id()).unwrap();
+        assert_eq!(handle.pid(), first.id());
+        first.kill().unwrap();
+        first.wait().unwrap();
+        let reused = process_with_pid(handle.pid());
+        let err = handle.kill().unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ESRCH), "{err}");
+        match reused {
+            Some(mut second) => {
+                // The pid names a live process again, which a kill by pid
+                // would have hit; the handle left it alone.
+                assert!(
+                    second.try_wait().unwrap().is_none(),
+                    "the new process was killed"
+                );
+                second.kill().unwrap();
+                second.wait().unwrap();
+            }
+            None => {
+                eprintln!("pid reuse could not be forced here (needs root); checked ESRCH only")
+            }
+        }
+    }
+
+    #[test]
+    fn a_kill_handle_kills_its_live_process() {
+        let mut child = sleeper();
+        let handle = KillHandle::open(child.id()).unwrap();
+        handle.clone().kill().unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(status.signal(), Some(libc::SIGKILL));
     }
 }

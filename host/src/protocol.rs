@@ -20,7 +20,7 @@ use serde_bytes::ByteBuf;
 use crate::error::Error;
 
 /// The version of this protocol; pool and worker must agree on it.
-pub(crate) const VERSION: u32 = 1;
+pub(crate) const VERSION: u32 = 2;
 
 /// Bytes of the length prefix of a frame.
 pub(crate) const HEADER_LEN: usize = 4;
@@ -31,17 +31,24 @@ pub(crate) const HEADER_LEN: usize = 4;
 pub(crate) struct EngineSettings {
     /// The most linear memory one instance may have, in bytes.
     pub(crate) max_memory: u64,
-    /// Compiled with epoch checks, for task timeouts.
+    /// Compiled with epoch checks, for task timeouts. They cost compute-bound
+    /// guests a third of their speed, so only a pool with a task time limit
+    /// pays for them.
     pub(crate) epochs: bool,
     /// Compiled with fuel metering, for fuel budgets.
     pub(crate) fuel: bool,
 }
 
-/// Limits on each task, enforced inside the worker.
+/// Limits on what a module runs, enforced inside the worker.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Limits {
     /// Wall-clock time one task may take.
     pub(crate) task_timeout: Option<Duration>,
+    /// Wall-clock time a fresh instance may take to start, and `describe`
+    /// to answer.
+    pub(crate) startup_timeout: Duration,
+    /// Wall-clock time one run of the initializer may take.
+    pub(crate) initializer_timeout: Duration,
     /// Fuel (roughly, wasm instructions) one task may burn.
     pub(crate) fuel: Option<u64>,
     /// The most bytes one task's encoded result may take.
@@ -73,11 +80,21 @@ pub(crate) struct Call {
     pub(crate) args: ByteBuf,
 }
 
+/// A precompiled module on disk, named by its path and identified by the
+/// file the pool checked, so that a worker loads that file or nothing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ArtifactFile {
+    pub(crate) path: PathBuf,
+    /// The device and inode of the file.
+    pub(crate) dev: u64,
+    pub(crate) ino: u64,
+}
+
 /// What a worker needs to start.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Setup {
     /// The precompiled module to load.
-    pub(crate) artifact: PathBuf,
+    pub(crate) artifact: ArtifactFile,
     pub(crate) engine: EngineSettings,
     /// Run once on every fresh instance, before its first task.
     pub(crate) initializer: Option<Call>,
@@ -235,6 +252,12 @@ pub(crate) enum FromWorker {
         escapes: Vec<String>,
     },
     SetupFailed {
+        error: Error,
+    },
+    /// The module is stuck outside a task (starting, `describe`, the
+    /// initializer) past its time limit, where nothing could stop it: the
+    /// worker ends right after this message.
+    Stuck {
         error: Error,
     },
     /// What a task wrote to stdout or stderr (bounded; `truncated` if more was

@@ -195,7 +195,8 @@ impl<R> AsyncResult<R> {
     /// Blocks until every one of `results` has finished, or `timeout` passed
     /// (`None`: no limit); returns whether all finished.
     pub fn wait_all(results: &[AsyncResult<R>], timeout: Option<Duration>) -> bool {
-        let deadline = timeout.map(|timeout| Instant::now() + timeout);
+        // A timeout too far to reach is none (Duration::MAX means no limit).
+        let deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
         results.iter().all(|result| match deadline {
             None => {
                 result.wait();
@@ -213,7 +214,8 @@ impl<R> AsyncResult<R> {
         if results.is_empty() {
             return None;
         }
-        let deadline = timeout.map(|timeout| Instant::now() + timeout);
+        // A timeout too far to reach is none (Duration::MAX means no limit).
+        let deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
         let mut select = Select::new();
         for result in results {
             select.recv(&result.cell.ready_rx);

@@ -17,8 +17,10 @@ use wasmtime::{
 };
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 
+use crate::cache;
 use crate::error::{Error, ErrorKind, TrapDetails};
-use crate::protocol::{Call, FromWorker, Grants, Limits, Outcomes, Stream, TaskInfo};
+use crate::protocol::{ArtifactFile, Call, FromWorker, Grants, Limits, Outcomes, Stream, TaskInfo};
+use crate::worker::backstop::Backstop;
 use crate::worker::output::Capture;
 
 mod bindings {
@@ -104,8 +106,11 @@ impl Clock {
         self.task_started.store(now, Ordering::SeqCst);
     }
 
-    fn task_deadline(&self, timeout: Duration) -> Instant {
-        self.origin + Duration::from_nanos(self.task_started.load(Ordering::SeqCst)) + timeout
+    /// When the running task must stop; `None` if that is too far away to
+    /// reach (a timeout of `Duration::MAX` means no limit).
+    fn task_deadline(&self, timeout: Duration) -> Option<Instant> {
+        let started = Duration::from_nanos(self.task_started.load(Ordering::SeqCst));
+        self.origin.checked_add(started)?.checked_add(timeout)
     }
 }
 
@@ -391,14 +396,37 @@ pub(crate) struct Runner {
     initializer: Option<Call>,
     limits: Limits,
     grants: Grants,
+    backstop: Option<Backstop>,
     clock: Arc<Clock>,
     live: Option<Live>,
 }
 
-/// How often the epoch advances while a time limit is set: a tenth of the
-/// limit, within 1 ms and 100 ms.
-pub(crate) fn epoch_tick(timeout: Duration) -> Duration {
-    (timeout / 10).clamp(Duration::from_millis(1), Duration::from_millis(100))
+/// How often the epoch advances: a tenth of the shortest time limit, within
+/// 1 ms and 100 ms.
+pub(crate) fn epoch_tick(limits: &Limits) -> Duration {
+    let shortest = [
+        limits.task_timeout,
+        Some(limits.startup_timeout),
+        Some(limits.initializer_timeout),
+    ]
+    .into_iter()
+    .flatten()
+    .min()
+    .unwrap_or(Duration::MAX);
+    (shortest / 10).clamp(Duration::from_millis(1), Duration::from_millis(100))
+}
+
+/// Watches a stage that must be over within `limit`, if there is a backstop.
+fn arm(backstop: &Option<Backstop>, limit: Duration, late: &Error) {
+    if let Some(backstop) = backstop {
+        backstop.arm(limit, late.clone());
+    }
+}
+
+fn disarm(backstop: &Option<Backstop>) {
+    if let Some(backstop) = backstop {
+        backstop.disarm();
+    }
 }
 
 /// What a worker needs to run a module, besides the module.
@@ -409,6 +437,9 @@ pub(crate) struct RunnerConfig {
     pub(crate) initializer: Option<Call>,
     pub(crate) limits: Limits,
     pub(crate) grants: Grants,
+    /// Ends the worker should the module be stuck outside a task where the
+    /// runtime cannot stop it (in a worker; none in-process).
+    pub(crate) backstop: Option<Backstop>,
 }
 
 impl Runner {
@@ -416,24 +447,16 @@ impl Runner {
     ///
     /// # Safety
     ///
-    /// `artifact` must have been written by [`crate::module`] for an engine with
-    /// the same settings as `engine`: loading it maps native code.
+    /// `artifact` must have been checked or written by [`crate::cache`] for
+    /// an engine with the same settings as `engine`: loading it maps native
+    /// code.
     pub(crate) unsafe fn load(
         engine: Engine,
-        artifact: &std::path::Path,
+        artifact: &ArtifactFile,
         config: RunnerConfig,
     ) -> Result<Self, Error> {
         // SAFETY: the caller vouches for the artifact.
-        let component =
-            unsafe { Component::deserialize_file(&engine, artifact) }.map_err(|err| {
-                Error::new(
-                    ErrorKind::BadModule,
-                    format!(
-                        "cannot load the compiled module {}: {err:#}",
-                        artifact.display()
-                    ),
-                )
-            })?;
+        let component = unsafe { cache::load(&engine, artifact) }?;
         let linker =
             linker(&engine).map_err(|err| Error::new(ErrorKind::Config, format!("{err:#}")))?;
         let pre = linker
@@ -449,6 +472,7 @@ impl Runner {
             initializer: config.initializer,
             limits: config.limits,
             grants: config.grants,
+            backstop: config.backstop,
             clock: Clock::new(),
             live: None,
         })
@@ -460,16 +484,31 @@ impl Runner {
         self.live = None;
     }
 
-    /// The tasks the module offers.
+    /// The tasks the module offers. `describe` must answer within the
+    /// startup time limit.
     pub(crate) async fn describe(&mut self) -> Result<Vec<TaskInfo>, Error> {
         let limits = self.limits.clone();
+        let backstop = self.backstop.clone();
         let live = self.live().await?;
-        match live
+        let late = Error::new(
+            ErrorKind::BadModule,
+            format!(
+                "`describe` did not return within {:?}",
+                limits.startup_timeout
+            ),
+        );
+        let describe = live
             .module
             .wasmpool_task_tasks()
-            .call_describe(&mut live.store)
-            .await
-        {
+            .call_describe(&mut live.store);
+        arm(&backstop, limits.startup_timeout, &late);
+        let described = tokio::time::timeout(limits.startup_timeout, describe).await;
+        disarm(&backstop);
+        let Ok(described) = described else {
+            self.live = None;
+            return Err(late);
+        };
+        match described {
             Ok(tasks) => Ok(tasks
                 .into_iter()
                 .map(|task| TaskInfo {
@@ -502,7 +541,9 @@ impl Runner {
         let mut store = Store::new(&self.engine, HostState::new(self)?);
         store.limiter(|state| &mut state.limiter);
         if self.limits.task_timeout.is_some() {
-            // Yield to the timer at every epoch tick.
+            // Compiled with epoch checks: yield to the timers at every tick,
+            // so whatever the module runs — its start, `describe`, the
+            // initializer, a task — stops at its limit, even in a loop.
             store.epoch_deadline_async_yield_and_update(1);
         }
         if let Some(fuel) = self.limits.fuel {
@@ -513,25 +554,45 @@ impl Runner {
         Ok(store)
     }
 
+    /// A fresh instance, started within the startup time limit and
+    /// initialized within the initializer's.
     async fn instantiate(&mut self) -> Result<Live, Error> {
         let mut store = self.new_store()?;
-        let module = self
-            .pre
-            .instantiate_async(&mut store)
-            .await
-            .map_err(|err| {
-                let err = trap_error(err, &self.limits);
-                Error::new(
-                    ErrorKind::Initializer,
-                    format!("cannot instantiate the module: {}", err.message()),
-                )
-            })?;
+        let startup = self.limits.startup_timeout;
+        let late = Error::new(
+            ErrorKind::BadModule,
+            format!("instantiating the module did not finish within {startup:?}"),
+        );
+        let instantiate = self.pre.instantiate_async(&mut store);
+        arm(&self.backstop, startup, &late);
+        let instantiated = tokio::time::timeout(startup, instantiate).await;
+        disarm(&self.backstop);
+        let Ok(instantiated) = instantiated else {
+            return Err(late);
+        };
+        let module = instantiated.map_err(|err| {
+            let err = trap_error(err, &self.limits);
+            Error::new(
+                ErrorKind::Initializer,
+                format!("cannot instantiate the module: {}", err.message()),
+            )
+        })?;
         let mut live = Live { store, module };
         if let Some(init) = self.initializer.clone() {
             let end = init.args.len() as u32;
+            let limit = self.limits.initializer_timeout;
+            let late = Error::new(
+                ErrorKind::Initializer,
+                format!(
+                    "initializer `{}` did not return within {limit:?}",
+                    init.task
+                ),
+            );
+            arm(&self.backstop, limit, &late);
             let (result, reported) = self
-                .call(&mut live, &init.task, 0, &init.args, &[end])
+                .call(&mut live, &init.task, 0, &init.args, &[end], Some(limit))
                 .await;
+            disarm(&self.backstop);
             let failure = match (result, reported.into_results().next()) {
                 (Ok(()), Some(Ok(_))) => None,
                 (_, Some(Err(err))) => Some(err),
@@ -542,6 +603,9 @@ impl Runner {
                 )),
             };
             if let Some(err) = failure {
+                if err.kind() == ErrorKind::Timeout {
+                    return Err(late);
+                }
                 return Err(Error::new(
                     ErrorKind::Initializer,
                     format!(
@@ -556,7 +620,7 @@ impl Runner {
         Ok(live)
     }
 
-    /// One guest call, stopped if a task overruns the time limit. Returns
+    /// One guest call, stopped if a task runs longer than `limit`. Returns
     /// how the call ended (the error of the task that broke it) and the
     /// outcomes the guest reported.
     async fn call(
@@ -566,10 +630,14 @@ impl Runner {
         first_index: u64,
         args: &[u8],
         ends: &[u32],
+        limit: Option<Duration>,
     ) -> (Result<(), Error>, Outcomes) {
         let state = live.store.data_mut();
         state.index = first_index;
         state.outcomes = Outcomes::with_capacity(ends.len());
+        if limit.is_some() {
+            self.clock.start_task();
+        }
         let mut context = live.store.as_context_mut();
         if let Err(err) = start_task(&mut context) {
             return (
@@ -585,18 +653,21 @@ impl Runner {
             args,
             ends,
         );
-        let result = match limits.task_timeout {
+        let result = match limit {
             None => call.await.map_err(|err| trap_error(err, limits)),
             Some(timeout) => {
                 tokio::pin!(call);
                 loop {
-                    let deadline = self.clock.task_deadline(timeout);
+                    let Some(deadline) = self.clock.task_deadline(timeout) else {
+                        // Too far away to reach: no limit after all.
+                        break call.await.map_err(|err| trap_error(err, limits));
+                    };
                     tokio::select! {
                         result = &mut call => break result.map_err(|err| trap_error(err, limits)),
                         () = tokio::time::sleep_until(deadline.into()) => {
                             // Still the same task past its deadline? (A new
                             // task moves the deadline.)
-                            if self.clock.task_deadline(timeout) <= Instant::now() {
+                            if self.clock.task_deadline(timeout).is_some_and(|d| d <= Instant::now()) {
                                 break Err(Error::new(
                                     ErrorKind::Timeout,
                                     format!("the task ran longer than its limit of {timeout:?}"),
@@ -640,8 +711,9 @@ impl Runner {
             let base = if done == 0 { 0 } else { ends[done - 1] };
             let rest: Vec<u32> = ends[done..].iter().map(|end| end - base).collect();
             let index = first_index + done as u64;
+            let limit = self.limits.task_timeout;
             let (result, reported) = self
-                .call(&mut live, task, index, &args[base as usize..], &rest)
+                .call(&mut live, task, index, &args[base as usize..], &rest, limit)
                 .await;
             // A guest reports its panic, then aborts: the trap that follows
             // is not another failure.

@@ -21,10 +21,11 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Select, Sender, TryRecvError};
 use serde_bytes::ByteBuf;
 
+use crate::cache::CacheDir;
 use crate::error::{Error, ErrorKind};
 use crate::job::Chunk;
 use crate::output::{GuestOutput, OutputHandler};
-use crate::process::{Event, SpawnConfig, WorkerProcess, describe_status};
+use crate::process::{Event, KillHandle, SpawnConfig, WorkerProcess, describe_status};
 use crate::protocol::{Batch, FromWorker, TaskInfo, ToWorker};
 
 /// How many chunks a worker holds at most: the one it runs and the next.
@@ -43,9 +44,12 @@ const WATCHDOG_GRACE: Duration = Duration::from_secs(2);
 /// What every slot of a pool shares.
 pub(crate) struct Shared {
     pub(crate) spawn: SpawnConfig,
+    /// Where the workers' artifact is: kept as long as workers may start.
+    pub(crate) _cache: CacheDir,
     pub(crate) max_tasks_per_child: Option<usize>,
-    /// The per-task time limit, which arms the watchdog.
-    pub(crate) task_timeout: Option<Duration>,
+    /// The longest a worker may take per task of a chunk, a renewal of its
+    /// instance included, if tasks have a time limit; arms the watchdog.
+    pub(crate) watchdog_per_task: Option<Duration>,
     /// How many times a chunk whose worker died is run again.
     pub(crate) retries: u32,
     /// Chunks submitted by callers; disconnected when the pool closes.
@@ -57,17 +61,24 @@ pub(crate) struct Shared {
     pub(crate) terminating: AtomicBool,
     /// How many slots have a worker with nothing to do.
     pub(crate) idle: AtomicUsize,
-    /// The pid of each slot's current worker, so `terminate` can kill them all
-    /// at once, even while their slots are busy.
-    pub(crate) pids: Mutex<Vec<Option<u32>>>,
+    /// Each slot's current worker, so `terminate` can kill them all at once,
+    /// even while their slots are busy — and never a process that merely
+    /// reused a worker's pid.
+    pub(crate) workers: Mutex<Vec<Option<KillHandle>>>,
     pub(crate) on_output: OutputHandler,
     /// Threads reaping retired workers; joined by `Pool::join`.
     pub(crate) reapers: Mutex<Vec<thread::JoinHandle<()>>>,
 }
 
 impl Shared {
-    fn set_pid(&self, slot: usize, pid: Option<u32>) {
-        self.pids.lock().unwrap_or_else(PoisonError::into_inner)[slot] = pid;
+    fn set_worker(&self, slot: usize, worker: Option<KillHandle>) {
+        self.workers.lock().unwrap_or_else(PoisonError::into_inner)[slot] = worker;
+    }
+
+    /// The workers running now.
+    pub(crate) fn workers(&self) -> Vec<KillHandle> {
+        let workers = self.workers.lock().unwrap_or_else(PoisonError::into_inner);
+        workers.iter().flatten().cloned().collect()
     }
 
     fn terminating(&self) -> bool {
@@ -144,7 +155,8 @@ impl Slot {
             None => WorkerProcess::start(&self.shared.spawn)?,
         };
         let tasks = worker.handshake(&self.shared.spawn)?;
-        self.shared.set_pid(self.index, Some(worker.pid()));
+        self.shared
+            .set_worker(self.index, Some(worker.kill_handle()));
         self.worker = Some(worker);
         self.quota = self.shared.max_tasks_per_child;
         self.next_seq = 0;
@@ -267,11 +279,16 @@ impl Slot {
     }
 
     /// When the watchdog fires if the worker has not answered the chunk it
-    /// runs: its tasks' time limits plus a grace period.
+    /// runs: its tasks' time limits plus a grace period. `None` without a
+    /// limit, or with one too far away to reach.
     fn watchdog_deadline(&self) -> Option<Instant> {
-        let timeout = self.shared.task_timeout?;
+        let per_task = self.shared.watchdog_per_task?;
         let front = self.in_flight.front()?;
-        Some(self.front_started + timeout * front.chunk.len() as u32 + WATCHDOG_GRACE)
+        let tasks = u32::try_from(front.chunk.len()).unwrap_or(u32::MAX);
+        let allowed = per_task
+            .saturating_mul(tasks)
+            .saturating_add(WATCHDOG_GRACE);
+        self.front_started.checked_add(allowed)
     }
 
     /// The worker did not answer in time, though it should have stopped the
@@ -280,7 +297,7 @@ impl Slot {
         let Some(mut worker) = self.worker.take() else {
             return;
         };
-        self.shared.set_pid(self.index, None);
+        self.shared.set_worker(self.index, None);
         let waited = self.front_started.elapsed();
         worker.kill();
         let error = Error::new(
@@ -375,6 +392,7 @@ impl Slot {
                     truncated,
                 });
             }
+            Event::Message(FromWorker::Stuck { error }) => self.on_stuck(error),
             Event::Message(other) => {
                 self.on_lost(Some(format!("it broke the protocol: unexpected {other:?}")));
             }
@@ -387,7 +405,7 @@ impl Slot {
         let Some(mut worker) = self.worker.take() else {
             return;
         };
-        self.shared.set_pid(self.index, None);
+        self.shared.set_worker(self.index, None);
         let pid = worker.pid();
         let status = worker.kill();
         let error = if self.shared.terminating() {
@@ -407,6 +425,19 @@ impl Slot {
         }
         let retry = !self.shared.terminating();
         self.drop_in_flight(&error, retry);
+    }
+
+    /// The module got stuck outside a task (renewing its instance) and the
+    /// worker is ending: the chunk it ran fails with why, the rest run
+    /// elsewhere.
+    fn on_stuck(&mut self, error: Error) {
+        let Some(mut worker) = self.worker.take() else {
+            return;
+        };
+        self.shared.set_worker(self.index, None);
+        worker.kill();
+        tracing::warn!("worker {}: {error}", worker.pid());
+        self.drop_in_flight(&error, false);
     }
 
     /// Settles the chunks of a worker that is gone. The one it was running
@@ -445,7 +476,7 @@ impl Slot {
     /// Shuts the current worker down gracefully.
     fn retire(&mut self) {
         if let Some(worker) = self.worker.take() {
-            self.shared.set_pid(self.index, None);
+            self.shared.set_worker(self.index, None);
             // It has nothing left to do: let it exit, and reap it, off this
             // slot's path.
             let reaper = thread::Builder::new()
@@ -497,7 +528,7 @@ impl Slot {
 
     fn terminate(&mut self) {
         if let Some(mut worker) = self.worker.take() {
-            self.shared.set_pid(self.index, None);
+            self.shared.set_worker(self.index, None);
             worker.kill();
         }
         let error = Error::new(

@@ -1,6 +1,7 @@
 //! The worker process: speaks the protocol on its stdin and stdout and runs
 //! batches on the task module.
 
+pub(crate) mod backstop;
 pub(crate) mod output;
 mod sandbox;
 
@@ -12,6 +13,7 @@ use crate::error::{Error, ErrorKind};
 use crate::ipc::{FrameReader, FrameWriter};
 use crate::protocol::{self, FromWorker, ToWorker};
 use crate::runtime::{Runner, RunnerConfig, epoch_tick};
+use backstop::Backstop;
 
 /// The environment variable that tells a process it was started as a worker.
 pub(crate) const MARKER: &str = "WASMPOOL_WORKER";
@@ -112,6 +114,11 @@ fn take_stdio() -> std::io::Result<(File, File)> {
 
 fn serve(reader: &mut FrameReader<File>, writer: &mut FrameWriter<File>) -> Result<(), String> {
     let pid = std::process::id();
+    let backstop = writer
+        .get_ref()
+        .try_clone()
+        .and_then(Backstop::start)
+        .map_err(|err| format!("cannot start the backstop thread: {err}"))?;
     writer
         .send(&FromWorker::Hello {
             version: protocol::VERSION,
@@ -131,8 +138,8 @@ fn serve(reader: &mut FrameReader<File>, writer: &mut FrameWriter<File>) -> Resu
         .build()
         .map_err(|err| format!("cannot start the async runtime: {err}"))?;
     let runner = engine::engine(&setup.engine, Role::Run).and_then(|engine| {
-        if let Some(timeout) = setup.limits.task_timeout {
-            start_epoch_ticker(engine.clone(), epoch_tick(timeout))?;
+        if setup.limits.task_timeout.is_some() {
+            start_epoch_ticker(engine.clone(), epoch_tick(&setup.limits))?;
         }
         let config = RunnerConfig {
             pid,
@@ -141,8 +148,9 @@ fn serve(reader: &mut FrameReader<File>, writer: &mut FrameWriter<File>) -> Resu
             initializer: setup.initializer.clone(),
             limits: setup.limits.clone(),
             grants: setup.grants.clone(),
+            backstop: Some(backstop),
         };
-        // SAFETY: the pool wrote this artifact with an engine of the same settings.
+        // SAFETY: the pool checked or wrote this artifact with an engine of the same settings.
         unsafe { Runner::load(engine, &setup.artifact, config) }
     });
     let described = runner.and_then(|mut runner| {

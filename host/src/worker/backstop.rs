@@ -1,0 +1,106 @@
+//! The worker's last resort against a module stuck outside a task.
+//!
+//! Starting an instance, `describe` and the initializer each have a time
+//! limit. With epoch checks compiled in (a pool with a task time limit) the
+//! runtime stops them cleanly at that limit. Without them a loop that never
+//! calls the host cannot be stopped from inside, and the epoch checks cost a
+//! compute-bound guest a third of its speed, so they are not compiled in just
+//! for this. The backstop covers that case: a thread that, should a stage
+//! outlive its limit (plus a short grace, so that a clean stop wins where
+//! there is one), tells the pool why on the channel and ends the process.
+
+use std::fs::File;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use crate::error::Error;
+use crate::ipc::FrameWriter;
+use crate::protocol::FromWorker;
+
+/// How much longer than its limit a stage may run before the backstop ends
+/// the worker.
+const GRACE: Duration = Duration::from_millis(200);
+
+/// A stage being watched: when it must be over, and the error that says it
+/// was not.
+struct Armed {
+    deadline: Instant,
+    error: Error,
+}
+
+/// The watching thread's handle; cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Backstop {
+    state: Arc<(Mutex<Option<Armed>>, Condvar)>,
+}
+
+impl std::fmt::Debug for Backstop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Backstop").finish_non_exhaustive()
+    }
+}
+
+impl Backstop {
+    /// Starts the watching thread, which writes its last word to `channel`
+    /// (a duplicate of the worker's channel to the pool). The worker writes
+    /// nothing to the channel while a stage runs, so the two never mix.
+    pub(crate) fn start(channel: File) -> std::io::Result<Backstop> {
+        let state = Arc::new((Mutex::new(None::<Armed>), Condvar::new()));
+        let watched = state.clone();
+        std::thread::Builder::new()
+            .name("wasmpool-backstop".into())
+            .spawn(move || watch(&watched, channel))?;
+        Ok(Backstop { state })
+    }
+
+    /// Watches a stage that must be over within `limit`; `error` says it
+    /// was not. A limit too far away to reach is none.
+    pub(crate) fn arm(&self, limit: Duration, error: Error) {
+        let Some(deadline) = Instant::now()
+            .checked_add(limit)
+            .and_then(|deadline| deadline.checked_add(GRACE))
+        else {
+            return;
+        };
+        let (armed, wake) = &*self.state;
+        *armed.lock().unwrap_or_else(PoisonError::into_inner) = Some(Armed { deadline, error });
+        wake.notify_one();
+    }
+
+    /// The stage is over.
+    pub(crate) fn disarm(&self) {
+        let (armed, _) = &*self.state;
+        *armed.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    }
+}
+
+fn watch(state: &(Mutex<Option<Armed>>, Condvar), channel: File) {
+    let (armed, wake) = state;
+    let mut current = armed.lock().unwrap_or_else(PoisonError::into_inner);
+    loop {
+        let deadline = match &*current {
+            None => {
+                current = wake.wait(current).unwrap_or_else(PoisonError::into_inner);
+                continue;
+            }
+            Some(stage) => stage.deadline,
+        };
+        let now = Instant::now();
+        if now < deadline {
+            current = wake
+                .wait_timeout(current, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+            continue;
+        }
+        // Past the deadline and still armed: the lock is held from here on,
+        // so a stage that ends now cannot write to the channel too.
+        let error = current.take().expect("armed").error;
+        let mut writer = FrameWriter::new(&channel);
+        let _ = writer
+            .send(&FromWorker::Stuck { error })
+            .and_then(|()| writer.flush());
+        // SAFETY: _exit ends the process at once; nothing of it is used after.
+        unsafe { libc::_exit(4) };
+    }
+}
