@@ -83,6 +83,8 @@
 //! | unknown task, wrong number of arguments | [`ErrorKind::UnknownTask`], [`ErrorKind::BadArguments`] | refuses the call at once |
 //! | arguments that do not decode, a result that does not decode, a payload over [`PoolBuilder::max_payload`] | [`ErrorKind::BadArguments`], [`ErrorKind::BadResult`] | fails that task only |
 //! | not wasm, a core module, a component that is not a task module | [`ErrorKind::BadModule`] | refuses it in [`PoolBuilder::build`], before any worker starts |
+//! | the module's start or its `describe` ran past [`PoolBuilder::startup_timeout`] | [`ErrorKind::BadModule`], naming the module and the stage | stops it; [`PoolBuilder::build`] fails rather than waits |
+//! | the initializer ran past [`PoolBuilder::initializer_timeout`] | [`ErrorKind::Initializer`] | at start, `build` fails; on a renewed instance, the tasks waiting for it fail, and the worker goes on (or, if it could not stop the initializer, is replaced) |
 //! | the pool was terminated (or dropped) under the task | [`ErrorKind::Terminated`] | — |
 //!
 //! A renewed instance runs the [initializer](PoolBuilder::initializer) again
@@ -94,7 +96,9 @@
 //! workers died, and from inside a callback (which cannot wait for its own
 //! thread, so it waits for the workers only). Workers die with the pool even
 //! if it is killed (`PR_SET_PDEATHSIG`, and end of file on their channel),
-//! and every worker that exits is reaped.
+//! and every worker that exits is reaped. Workers are killed through
+//! pidfds, so a signal never reaches a process that reused a reaped
+//! worker's pid.
 //!
 //! # Limits
 //!
@@ -116,12 +120,31 @@
 //!    granted — opening files. A guest that escaped wasmtime still could not
 //!    act. [`PoolBuilder::verify_sandbox`] makes each worker prove it.
 //!
+//! Outside tasks: a fresh instance must start and list its tasks within
+//! [`PoolBuilder::startup_timeout`] (5 s by default), and the initializer
+//! must return within [`PoolBuilder::initializer_timeout`] (30 s). A pool
+//! with a task time limit compiles epoch checks into the module and stops
+//! them cleanly; without one (the checks cost a compute-bound guest about a
+//! third of its speed) a backstop thread in the worker reports the stage and
+//! ends the worker.
+//!
 //! Per task: wall-clock time ([`PoolBuilder::task_timeout`], enforced by
 //! epoch interruption and async cancellation inside the worker, backed by
 //! the watchdog), linear memory ([`PoolBuilder::memory_limit`], 1 GiB by
 //! default, enforced by a resource limiter), fuel
 //! ([`PoolBuilder::fuel`], deterministic), and the size of arguments and
 //! results ([`PoolBuilder::max_payload`], 64 MiB by default).
+//!
+//! Every `Duration` the API takes may be as large as `Duration::MAX`, which
+//! means no limit.
+//!
+//! **On disk**, the artifact cache ([`PoolBuilder::cache_dir`]) holds native
+//! code, so it is trusted only while it is private: owned by the user and
+//! writable by nobody else (made with mode 0700 when missing). Files are
+//! opened through the directory the pool checked, must belong to the user,
+//! and a worker loads exactly the file (device and inode) the pool checked.
+//! A cache that is not private is not read or written: the pool compiles
+//! into a private temporary directory instead and logs a warning once.
 //!
 //! Memory reservations are sized to the pool: each worker's pooling
 //! allocator holds slots for two instances (the one in use and its
