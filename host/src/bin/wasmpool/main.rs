@@ -2,6 +2,7 @@
 //! line one task, in a pool of sandboxed worker processes.
 
 mod json;
+mod log;
 mod parse;
 
 use std::cell::RefCell;
@@ -122,6 +123,7 @@ fn main() -> ExitCode {
 }
 
 fn tasks(module: PathBuf) -> Result<ExitCode, SetupError> {
+    log::init(ProgressBar::hidden());
     let pool = Pool::builder().module_file(&module).processes(1).build()?;
     for task in pool.tasks() {
         println!("{}\t{}", task.name, task.arity);
@@ -198,6 +200,7 @@ fn map(args: MapArgs) -> Result<ExitCode, SetupError> {
     let mut output = BufWriter::with_capacity(1 << 16, output);
 
     let bar = progress_bar(total, args.no_progress || !io::stderr().is_terminal());
+    log::init(bar.clone());
     let mut builder: PoolBuilder = Pool::builder().module_file(&args.module);
     if let Some(processes) = args.processes {
         builder = builder.processes(processes);
