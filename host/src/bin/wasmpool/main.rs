@@ -121,7 +121,8 @@ struct MapArgs {
     #[arg(long)]
     resume: bool,
     /// The most bytes of one task's arguments, or of its result; a longer
-    /// input line becomes an error record without being read into memory.
+    /// input line becomes an error record, and is not kept in memory past
+    /// the limit.
     #[arg(long, value_name = "SIZE", default_value = "64M", value_parser = parse_size)]
     max_payload: u64,
 }
