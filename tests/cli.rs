@@ -1,7 +1,11 @@
 //! The `wasmpool` command, run as a user would.
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Output, Stdio};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use wasmpool_artifacts::FIXTURES;
@@ -14,12 +18,11 @@ fn wasmpool(args: &[&str], stdin: &str) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
+    let written = child.stdin.take().unwrap().write_all(stdin.as_bytes());
+    // A command that fails at once (a usage error) may exit before it reads.
+    if let Err(err) = written {
+        assert_eq!(err.kind(), std::io::ErrorKind::BrokenPipe, "{err}");
+    }
     child.wait_with_output().unwrap()
 }
 
@@ -256,4 +259,534 @@ fn limits_and_grants_from_the_command_line() {
     let got = records(&out);
     assert_eq!(got[0]["ok"], "passed through");
     assert_eq!(got[1]["ok"], Value::Null);
+}
+
+/// A fresh, empty directory for one test's files.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("wasmpool-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `wasmpool map FIXTURES TASK --input INPUT --output OUTPUT` and `more`
+/// arguments, its stderr piped.
+fn map_files(task: &str, input: &Path, output: &Path, more: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_wasmpool"));
+    command
+        .args(["map", FIXTURES, task, "--input"])
+        .arg(input)
+        .arg("--output")
+        .arg(output)
+        .args(more)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    command
+}
+
+/// Waits for `child` to exit, at most `limit` (then kills it and fails), and
+/// returns its status and stderr.
+fn finish(mut child: Child, limit: Duration) -> (ExitStatus, String) {
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("wasmpool did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        pipe.read_to_string(&mut stderr).unwrap();
+    }
+    (status, stderr)
+}
+
+/// Waits until the file at `path` holds a record while `child` still runs.
+fn wait_for_records(path: &Path, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::fs::metadata(path).map_or(true, |m| m.len() == 0) {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut stderr = String::new();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut stderr)
+                .unwrap();
+            panic!("wasmpool exited ({status}) before a record reached {path:?}: {stderr}");
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("no record reached {path:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits until the process `pid` handles SIGINT (its signal handling is set
+/// up), as /proc tells.
+fn wait_for_sigint_handler(pid: u32) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let caught = status
+            .lines()
+            .find_map(|line| line.strip_prefix("SigCgt:"))
+            .map(|mask| u64::from_str_radix(mask.trim(), 16).unwrap())
+            .unwrap();
+        if caught & (1 << (libc::SIGINT - 1)) != 0 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "wasmpool never handled SIGINT");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The records of an output file; fails on a line that is not one.
+fn file_records(path: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(
+        text.is_empty() || text.ends_with('\n'),
+        "a partial record: {text}"
+    );
+    text.lines()
+        .map(|line| {
+            let record: Value = serde_json::from_str(line).unwrap();
+            assert!(record["index"].is_u64(), "{line}");
+            assert!(
+                record.get("ok").is_some() != record.get("error").is_some(),
+                "{line}"
+            );
+            record
+        })
+        .collect()
+}
+
+fn indices(records: &[Value]) -> Vec<u64> {
+    records
+        .iter()
+        .map(|r| r["index"].as_u64().unwrap())
+        .collect()
+}
+
+fn signal(pid: i32, signal: libc::c_int) {
+    // SAFETY: kill(2) on a process (or process group) this test started.
+    assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
+}
+
+/// The numbers before `ok`, `failed` and `not run` in the summary line.
+fn interrupted_counts(stderr: &str) -> (u64, u64, u64) {
+    let line = stderr
+        .lines()
+        .find(|line| line.starts_with("wasmpool: interrupted: ") && line.contains("not run"))
+        .unwrap_or_else(|| panic!("no summary of the interruption: {stderr}"));
+    let count = |what: &str| -> u64 {
+        let before = &line[..line.find(what).unwrap()];
+        before
+            .trim_end()
+            .rsplit([' ', ','])
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    (count(" ok"), count(" failed"), count(" not run"))
+}
+
+#[test]
+fn an_interrupted_run_keeps_its_finished_records_and_resume_finishes_it() {
+    let dir = scratch("interrupt");
+    let (input, output) = (dir.join("in.jsonl"), dir.join("out.jsonl"));
+    std::fs::write(&input, "20\n".repeat(500)).unwrap();
+    let mut child = map_files("sleep_ms", &input, &output, &["-j", "2"])
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    wait_for_records(&output, &mut child);
+    // As Ctrl-C on a terminal does: to the whole process group, the
+    // workers included.
+    signal(-(child.id() as i32), libc::SIGINT);
+    let (status, stderr) = finish(child, Duration::from_secs(60));
+    assert_eq!(status.code(), Some(130), "{stderr}");
+
+    let records = file_records(&output);
+    assert!(!records.is_empty());
+    let wrong: Vec<&Value> = records.iter().filter(|r| r["ok"] != 20).take(3).collect();
+    assert!(
+        wrong.is_empty(),
+        "tasks that did not finish got records: {wrong:?}"
+    );
+    let mut done = indices(&records);
+    done.sort();
+    done.dedup();
+    assert_eq!(done.len(), records.len(), "an index twice");
+    assert!(done.iter().all(|&i| i < 500));
+    let (ok, failed, not_run) = interrupted_counts(&stderr);
+    assert_eq!((ok, failed), (records.len() as u64, 0), "{stderr}");
+    assert_eq!(ok + not_run, 500, "{stderr}");
+    assert!(not_run > 0, "{stderr}");
+    assert!(stderr.contains("--resume"), "{stderr}");
+
+    let resumed = map_files("sleep_ms", &input, &output, &["-j", "2", "--resume"])
+        .spawn()
+        .unwrap();
+    let (status, stderr) = finish(resumed, Duration::from_secs(120));
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{not_run} ok, 0 failed, {ok} skipped as done already"
+        )),
+        "{stderr}"
+    );
+    let records = file_records(&output);
+    let mut all = indices(&records);
+    all.sort();
+    assert_eq!(all, (0..500).collect::<Vec<_>>());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn sigterm_stops_a_run_with_status_143() {
+    let dir = scratch("sigterm");
+    let (input, output) = (dir.join("in.jsonl"), dir.join("out.jsonl"));
+    std::fs::write(&input, "20\n".repeat(500)).unwrap();
+    let mut child = map_files("sleep_ms", &input, &output, &["-j", "2"])
+        .spawn()
+        .unwrap();
+    wait_for_records(&output, &mut child);
+    signal(child.id() as i32, libc::SIGTERM);
+    let (status, stderr) = finish(child, Duration::from_secs(60));
+    assert_eq!(status.code(), Some(143), "{stderr}");
+    let records = file_records(&output);
+    let (ok, _, not_run) = interrupted_counts(&stderr);
+    assert_eq!(ok, records.len() as u64, "{stderr}");
+    assert!(not_run > 0, "{stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn an_interrupt_stops_long_tasks_at_once_and_keeps_the_records_whole() {
+    // Four quick lines, then tasks far longer than the test waits.
+    let dir = scratch("long-tasks");
+    let (input, output) = (dir.join("in.jsonl"), dir.join("out.jsonl"));
+    std::fs::write(
+        &input,
+        format!("{}{}", "10\n".repeat(4), "60000\n".repeat(20)),
+    )
+    .unwrap();
+    let mut child = map_files(
+        "sleep_ms",
+        &input,
+        &output,
+        &["-j", "2", "--chunksize", "1"],
+    )
+    .spawn()
+    .unwrap();
+    wait_for_records(&output, &mut child);
+    signal(child.id() as i32, libc::SIGINT);
+    // The second may come while the first is handled, or after the process
+    // ended; either way the status and the file must be the same.
+    std::thread::sleep(Duration::from_millis(50));
+    // SAFETY: kill(2) on the child, which is not reaped yet.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let (status, stderr) = finish(child, Duration::from_secs(30));
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    let records = file_records(&output);
+    assert!(!records.is_empty());
+    let wrong: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["ok"] != 10 || r["index"].as_u64() >= Some(4))
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "records of tasks that did not finish: {wrong:?}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_second_interrupt_exits_at_once_even_when_the_first_cannot_finish() {
+    // Records of 100 kB to a pipe nobody reads: the command blocks writing
+    // the first, so the first interrupt cannot finish; the second must not
+    // wait for it.
+    let dir = scratch("second-interrupt");
+    let input = dir.join("in.jsonl");
+    std::fs::write(&input, format!("\"{}\"\n", "x".repeat(100_000)).repeat(50)).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wasmpool"))
+        .args(["map", FIXTURES, "echo", "-j", "1", "--input"])
+        .arg(&input)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut waiting: libc::c_int = 0;
+        // SAFETY: FIONREAD stores the bytes waiting in the pipe in `waiting`.
+        assert_eq!(
+            unsafe { libc::ioctl(stdout.as_raw_fd(), libc::FIONREAD, &mut waiting) },
+            0
+        );
+        if waiting > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no output came");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (line_tx, lines) = crossbeam_channel::unbounded();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    std::thread::spawn(move || {
+        for line in stderr.lines() {
+            let _ = line_tx.send(line.unwrap());
+        }
+    });
+    signal(child.id() as i32, libc::SIGINT);
+    // The second once the first was seen, so that the two are not taken
+    // for one.
+    let first = lines.recv_timeout(Duration::from_secs(30)).unwrap();
+    assert!(first.starts_with("wasmpool: interrupted"), "{first}");
+    signal(child.id() as i32, libc::SIGINT);
+    let (status, _) = finish(child, Duration::from_secs(20));
+    let rest: Vec<String> = lines.iter().collect();
+    assert_eq!(status.code(), Some(130), "{rest:?}");
+    assert!(
+        rest.iter().any(|line| line.contains("interrupted again")),
+        "{rest:?}"
+    );
+    drop(stdout);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn an_interrupt_does_not_wait_for_input_that_does_not_come() {
+    // Three lines on stdin, which then stays open with nothing more.
+    let dir = scratch("stdin");
+    let output = dir.join("out.jsonl");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wasmpool"))
+        .args(["map", FIXTURES, "sleep_ms", "-j", "1", "--chunksize", "1"])
+        .arg("--output")
+        .arg(&output)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"10\n10\n10\n").unwrap();
+    wait_for_sigint_handler(child.id());
+    signal(child.id() as i32, libc::SIGINT);
+    let (status, stderr) = finish(child, Duration::from_secs(30));
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("and the rest of the input unread"),
+        "{stderr}"
+    );
+    let records = file_records(&output);
+    assert!(records.iter().all(|r| r["ok"] == 10), "{records:?}");
+    drop(stdin);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn records_reach_the_file_while_the_run_goes_on() {
+    let dir = scratch("flush");
+    let (input, output) = (dir.join("in.jsonl"), dir.join("out.jsonl"));
+    std::fs::write(&input, "20\n".repeat(200)).unwrap();
+    let mut child = map_files("sleep_ms", &input, &output, &["-j", "1"])
+        .spawn()
+        .unwrap();
+    wait_for_records(&output, &mut child);
+    let written = std::fs::read_to_string(&output)
+        .unwrap()
+        .matches('\n')
+        .count();
+    assert!(written < 200, "every record came at once, at the end");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the run of 4 s is over already"
+    );
+    let (status, stderr) = finish(child, Duration::from_secs(60));
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert_eq!(file_records(&output).len(), 200);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn resume_cuts_a_partial_last_line_and_runs_only_what_is_not_done() {
+    let dir = scratch("resume");
+    let (input, output) = (dir.join("in.jsonl"), dir.join("out.jsonl"));
+    std::fs::write(&input, "1\n2\n3\n4\n5\n").unwrap();
+    let before = "{\"index\":0,\"ok\":1}\n\
+                  {\"index\":2,\"error\":{\"kind\":\"failed\",\"message\":\"earlier\"}}\n";
+    std::fs::write(&output, format!("{before}{{\"index\":3,\"o")).unwrap();
+    let child = map_files("square", &input, &output, &["--resume"])
+        .spawn()
+        .unwrap();
+    let (status, stderr) = finish(child, Duration::from_secs(60));
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("cut off line 3"), "{stderr}");
+    assert!(
+        stderr.contains("3 ok, 0 failed, 2 skipped as done already"),
+        "{stderr}"
+    );
+    let text = std::fs::read_to_string(&output).unwrap();
+    assert!(text.starts_with(before), "{text}");
+    let records = file_records(&output);
+    assert_eq!(
+        records[2..],
+        [
+            json!({"index": 1, "ok": 4}),
+            json!({"index": 3, "ok": 16}),
+            json!({"index": 4, "ok": 25}),
+        ]
+    );
+
+    // Without --resume, the output starts anew.
+    let child = map_files("square", &input, &output, &[]).spawn().unwrap();
+    assert_eq!(finish(child, Duration::from_secs(60)).0.code(), Some(0));
+    assert_eq!(indices(&file_records(&output)), [0, 1, 2, 3, 4]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn resume_refuses_a_file_that_is_not_records_and_needs_an_output_file() {
+    let dir = scratch("resume-refused");
+    let (input, output) = (dir.join("in.jsonl"), dir.join("out.jsonl"));
+    std::fs::write(&input, "1\n2\n").unwrap();
+    let foreign = "{\"index\":0,\"ok\":1}\nsomething else\n";
+    std::fs::write(&output, foreign).unwrap();
+    let child = map_files("square", &input, &output, &["--resume"])
+        .spawn()
+        .unwrap();
+    let (status, stderr) = finish(child, Duration::from_secs(60));
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{} line 2 is not a wasmpool record",
+            output.display()
+        )),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_to_string(&output).unwrap(), foreign);
+
+    let out = wasmpool(&["map", FIXTURES, "square", "--resume"], "1\n");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--resume needs --output FILE"), "{stderr}");
+    assert!(out.stdout.is_empty());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn an_input_line_over_the_payload_limit_fails_alone_in_bounded_memory() {
+    // Two lines of 100 MB, the last without a newline, among short ones,
+    // with a payload limit of 1 MiB: neither is held in memory.
+    const BIG: usize = 100_000_000;
+    #[expect(
+        clippy::zombie_processes,
+        reason = "reaped by wait4, which tells its peak memory"
+    )]
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wasmpool"))
+        .args(["map", FIXTURES, "echo", "-j", "1", "--max-payload", "1M"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        let piece = vec![b'x'; 1 << 20];
+        let big_line = |stdin: &mut std::process::ChildStdin| {
+            stdin.write_all(b"\"")?;
+            for _ in 0..BIG / piece.len() {
+                stdin.write_all(&piece)?;
+            }
+            stdin.write_all(&piece[..BIG % piece.len()])?;
+            stdin.write_all(b"\"")
+        };
+        stdin.write_all(b"\"a\"\n")?;
+        big_line(&mut stdin)?;
+        stdin.write_all(b"\n\"b\"\n")?;
+        big_line(&mut stdin)
+    });
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    writer.join().unwrap().unwrap();
+    // wait4 reports the peak memory of this child (and of the workers it
+    // reaped), whatever other tests run at the same time.
+    let (mut status, mut usage) = (0, unsafe { std::mem::zeroed::<libc::rusage>() });
+    // SAFETY: wait4 on this test's own child, filling the two it is given.
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as i32);
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 1);
+    let records: Vec<Value> = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(records.len(), 4, "{stdout}");
+    assert_eq!(records[0], json!({"index": 0, "ok": "a"}));
+    assert_eq!(records[2], json!({"index": 2, "ok": "b"}));
+    for (record, number) in [(&records[1], 2), (&records[3], 4)] {
+        assert_eq!(record["error"]["kind"], "bad-arguments");
+        let message = record["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(&format!(
+                "input line {number} is {} bytes, over the payload limit of 1048576 bytes",
+                BIG + 2
+            )),
+            "{message}"
+        );
+    }
+    let peak_mb = usage.ru_maxrss / 1024;
+    assert!(peak_mb < 50, "peak RSS {peak_mb} MB for lines of 100 MB");
+}
+
+#[test]
+fn a_lost_worker_is_reported_on_stderr_as_a_warning() {
+    let dir = scratch("warning");
+    let (input, output) = (dir.join("in.jsonl"), dir.join("out.jsonl"));
+    std::fs::write(&input, "10\n60000\n").unwrap();
+    let mut child = map_files(
+        "sleep_ms",
+        &input,
+        &output,
+        &["-j", "1", "--chunksize", "1"],
+    )
+    .spawn()
+    .unwrap();
+    wait_for_records(&output, &mut child);
+    // The workers are the children of the command's threads.
+    for task in std::fs::read_dir(format!("/proc/{}/task", child.id())).unwrap() {
+        let children = std::fs::read_to_string(task.unwrap().path().join("children"));
+        for worker in children.unwrap_or_default().split_whitespace() {
+            signal(worker.parse().unwrap(), libc::SIGKILL);
+        }
+    }
+    let (status, stderr) = finish(child, Duration::from_secs(60));
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr
+            .lines()
+            .any(|line| line.starts_with("wasmpool: warning: ")
+                && line.contains("worker")
+                && line.contains("SIGKILL")),
+        "{stderr}"
+    );
+    let records = file_records(&output);
+    assert_eq!(records[1]["error"]["kind"], "worker-lost");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

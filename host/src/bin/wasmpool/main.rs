@@ -1,22 +1,36 @@
 //! The `wasmpool` command: pushes JSON Lines through a task of a module, each
 //! line one task, in a pool of sandboxed worker processes.
 
+mod input;
+mod interrupt;
 mod json;
+mod log;
 mod parse;
+mod records;
+mod resume;
+mod run;
 
 use std::cell::RefCell;
-use std::fs::File;
-use std::io::{self, BufRead, BufReader, BufWriter, IsTerminal, Read, Write};
-use std::path::PathBuf;
+use std::fs::{File, OpenOptions};
+use std::io::{self, IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::thread;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use signal_hook::iterator::{Handle, Signals};
 use wasmpool::{GuestOutput, Pool, PoolBuilder, Preopen};
 
-use json::{Line, record};
+use input::{Feed, Ledger, Source};
+use interrupt::{Interrupt, Watch};
 use parse::{parse_dir, parse_duration, parse_size};
+use records::{Gate, Records};
+use resume::{Done, ResumeError};
+use run::Summary;
 
 /// Run untrusted WebAssembly tasks in a pool of sandboxed worker processes.
 #[derive(Parser)]
@@ -34,7 +48,14 @@ enum Command {
     /// {"index": N, "error": {"kind": ..., "message": ...}}.
     ///
     /// Exit status: 0 if every task succeeded, 1 if any failed (every line
-    /// is still processed), 2 for a usage or set-up error.
+    /// is still processed), 2 for a usage or set-up error, 130 after SIGINT
+    /// (Ctrl-C) and 143 after SIGTERM.
+    ///
+    /// On SIGINT or SIGTERM no more input is read, tasks still running are
+    /// stopped, and the records of those that finished are written; the
+    /// lines that did not run get no record, so --resume runs them. A second
+    /// signal exits at once. Records reach the output at least every half
+    /// second.
     Map(Box<MapArgs>),
     /// List the tasks a module exports, with how many arguments each takes.
     Tasks {
@@ -94,6 +115,16 @@ struct MapArgs {
     /// Never show a progress bar.
     #[arg(long)]
     no_progress: bool,
+    /// Append to the --output file, running only the input lines it has no
+    /// record of yet (error records count as done): finishes a run that was
+    /// interrupted.
+    #[arg(long)]
+    resume: bool,
+    /// The most bytes of one task's arguments, or of its result; a longer
+    /// input line becomes an error record, and is not kept in memory past
+    /// the limit.
+    #[arg(long, value_name = "SIZE", default_value = "64M", value_parser = parse_size)]
+    max_payload: u64,
 }
 
 /// A usage or set-up error: printed, exit status 2.
@@ -106,7 +137,7 @@ impl From<wasmpool::Error> for SetupError {
 }
 
 fn main() -> ExitCode {
-    wasmpool::init();
+    interrupt::init_worker_ignoring_signals();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Map(args) => map(*args),
@@ -122,6 +153,7 @@ fn main() -> ExitCode {
 }
 
 fn tasks(module: PathBuf) -> Result<ExitCode, SetupError> {
+    log::init(ProgressBar::hidden());
     let pool = Pool::builder().module_file(&module).processes(1).build()?;
     for task in pool.tasks() {
         println!("{}\t{}", task.name, task.arity);
@@ -173,32 +205,56 @@ fn show_output(bar: &ProgressBar, output: &GuestOutput) {
     });
 }
 
-fn map(args: MapArgs) -> Result<ExitCode, SetupError> {
-    let started = Instant::now();
-    let input: Box<dyn BufRead> = if args.input == "-" {
-        Box::new(io::stdin().lock())
-    } else {
-        let file = File::open(&args.input)
-            .map_err(|err| SetupError(format!("cannot open the input {}: {err}", args.input)))?;
-        Box::new(BufReader::with_capacity(1 << 16, file))
-    };
-    let total = if args.input == "-" {
-        None
-    } else {
-        count_lines(&args.input).ok()
-    };
-    let output: Box<dyn Write> = if args.output == "-" {
-        Box::new(io::stdout().lock())
-    } else {
-        Box::new(File::create(&args.output).map_err(|err| {
-            SetupError(format!("cannot create the output {}: {err}", args.output))
-        })?)
-    };
-    let flush_each = args.output == "-" && io::stdout().is_terminal();
-    let mut output = BufWriter::with_capacity(1 << 16, output);
+/// Reads what `--resume` needs of the output file at `path`.
+fn resume(path: &str) -> Result<Done, SetupError> {
+    match resume::load(Path::new(path)) {
+        Ok(resumed) => {
+            if let Some(line) = resumed.cut_line {
+                eprintln!(
+                    "wasmpool: {path}: cut off line {line}, a partial record left by an \
+                     interrupted write"
+                );
+            }
+            Ok(resumed.done)
+        }
+        Err(ResumeError::Io(err)) => Err(SetupError(format!(
+            "--resume: cannot read the output {path}: {err}"
+        ))),
+        Err(ResumeError::NotARecord(line, why)) => Err(SetupError(format!(
+            "--resume: {path} line {line} is not a wasmpool record ({why}); \
+             is it the output of an earlier run?"
+        ))),
+    }
+}
 
-    let bar = progress_bar(total, args.no_progress || !io::stderr().is_terminal());
-    let mut builder: PoolBuilder = Pool::builder().module_file(&args.module);
+/// Opens the output: stdout, a file appended to (`--resume`), or a file
+/// made anew.
+fn open_output(args: &MapArgs) -> Result<Box<dyn Write>, SetupError> {
+    if args.output == "-" {
+        return Ok(Box::new(io::stdout().lock()));
+    }
+    let file = if args.resume {
+        OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&args.output)
+    } else {
+        File::create(&args.output)
+    };
+    match file {
+        Ok(file) => Ok(Box::new(file)),
+        Err(err) => Err(SetupError(format!(
+            "cannot open the output {}: {err}",
+            args.output
+        ))),
+    }
+}
+
+/// Starts the pool the options ask for.
+fn build_pool(args: &MapArgs, max_payload: usize, bar: &ProgressBar) -> Result<Pool, SetupError> {
+    let mut builder: PoolBuilder = Pool::builder()
+        .module_file(&args.module)
+        .max_payload(max_payload);
     if let Some(processes) = args.processes {
         builder = builder.processes(processes);
     }
@@ -222,67 +278,126 @@ fn map(args: MapArgs) -> Result<ExitCode, SetupError> {
             .map_err(|_| SetupError(format!("--env {name}: the variable is not set")))?;
         builder = builder.env(name, &value);
     }
-    builder = builder.retries(args.retries);
     let shown = bar.clone();
-    let pool = builder
+    Ok(builder
+        .retries(args.retries)
         .on_output(move |output| show_output(&shown, output))
-        .build()?;
-    let chunksize = args.chunksize.unwrap_or_else(|| match total {
-        Some(total) => (total as usize)
+        .build()?)
+}
+
+/// Closes the signal iterator when dropped, ending the thread that waits on
+/// it, however the run ends.
+struct CloseSignals(Handle);
+
+impl Drop for CloseSignals {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
+fn map(args: MapArgs) -> Result<ExitCode, SetupError> {
+    let started = Instant::now();
+    if args.resume && args.output == "-" {
+        return Err(SetupError(
+            "--resume needs --output FILE: it appends to that file the records it lacks".into(),
+        ));
+    }
+    let max_payload = usize::try_from(args.max_payload)
+        .map_err(|_| SetupError(format!("--max-payload {} is too large", args.max_payload)))?;
+    let source =
+        if args.input == "-" {
+            Source::Stdin
+        } else {
+            Source::File(File::open(&args.input).map_err(|err| {
+                SetupError(format!("cannot open the input {}: {err}", args.input))
+            })?)
+        };
+    let total = if args.input == "-" {
+        None
+    } else {
+        count_lines(&args.input).ok()
+    };
+    let done = if args.resume {
+        resume(&args.output)?
+    } else {
+        Done::default()
+    };
+    let to_run = total.map(|total| total - done.count_below(total));
+    let sink = open_output(&args)?;
+    let flush_each = args.output == "-" && io::stdout().is_terminal();
+
+    let bar = progress_bar(to_run, args.no_progress || !io::stderr().is_terminal());
+    log::init(bar.clone());
+    let pool = build_pool(&args, max_payload, &bar)?;
+    let chunksize = args.chunksize.unwrap_or_else(|| match to_run {
+        Some(lines) => (lines as usize)
             .div_ceil(pool.processes() * 4)
             .clamp(1, 1024),
         None => 32,
     });
 
-    // Lines are read as the pool asks for them, so the input streams through
-    // in bounded memory. A read error ends the input.
-    let read_error = RefCell::new(None);
-    let lines = input
-        .split(b'\n')
-        .enumerate()
-        .map_while(|(i, line)| match line {
-            Ok(bytes) => Some(Line::parse(&bytes, i as u64 + 1, args.star)),
-            Err(err) => {
-                *read_error.borrow_mut() = Some(err);
-                None
-            }
-        });
-    let results =
-        pool.istarmap::<rmpv::Value, _, _>(&args.task, lines, chunksize, !args.unordered)?;
-    let (mut ok, mut failed) = (0u64, 0u64);
-    for (index, outcome) in results.indexed() {
-        match &outcome {
-            Ok(_) => ok += 1,
-            Err(_) => {
-                failed += 1;
-                bar.set_message(format!("{failed} failed"));
-            }
-        }
-        let written = serde_json::to_writer(&mut output, &record(index, outcome))
-            .map_err(io::Error::from)
-            .and_then(|()| output.write_all(b"\n"))
-            .and_then(|()| if flush_each { output.flush() } else { Ok(()) });
-        if let Err(err) = written {
-            return Err(SetupError(format!("cannot write the output: {err}")));
-        }
-        bar.inc(1);
-    }
-    output
-        .flush()
-        .map_err(|err| SetupError(format!("cannot write the output: {err}")))?;
+    // Lines are read on a thread of their own, a bounded channel ahead of
+    // the pool, so the input streams through in bounded memory, and a read
+    // that blocks cannot hold up an interrupt.
+    let done = Arc::new(done);
+    let lines = input::spawn_reader(source, max_payload, args.star, done.clone())
+        .map_err(|err| SetupError(format!("cannot start the input thread: {err}")))?;
+    let signals = Signals::new(interrupt::SIGNALS)
+        .map_err(|err| SetupError(format!("cannot handle signals: {err}")))?;
+    let close_signals = CloseSignals(signals.handle());
+    let (stop, stopped) = crossbeam_channel::bounded(0);
+    let gate = Gate::default();
+    let records = RefCell::new(Records::new(sink, flush_each, &gate));
+    let ledger = Rc::new(RefCell::new(Ledger::default()));
+    let interrupt = Interrupt::default();
+    // Before the feed waits for input, what is written goes out: nothing
+    // else can while the pool waits for lines.
+    let feed = Feed::new(lines, stopped, ledger.clone(), || {
+        // An error breaks the output, and the next write reports it.
+        let _ = records.borrow_mut().flush();
+    });
+    let watch = Watch {
+        interrupt: &interrupt,
+        stop,
+        pool: &pool,
+        gate: &gate,
+        bar: &bar,
+    };
+    let tally = thread::scope(|scope| {
+        let _close_signals = close_signals;
+        scope.spawn(move || watch.run(signals));
+        // The pool pulls its first lines at once: signals are watched from
+        // before then.
+        let results = pool
+            .istarmap::<rmpv::Value, _, _>(&args.task, feed, chunksize, !args.unordered)?
+            .indexed();
+        run::write_records(&pool, results, &records, &ledger, &interrupt, &bar)
+    })?;
     bar.finish_and_clear();
-    let elapsed = started.elapsed();
-    eprintln!(
-        "wasmpool: {ok} ok, {failed} failed in {elapsed:.2?} ({:.0} tasks/s)",
-        (ok + failed) as f64 / elapsed.as_secs_f64().max(1e-9)
-    );
-    if let Some(err) = read_error.into_inner() {
+
+    let mut ledger = ledger.borrow_mut();
+    let lines = total.map_or(ledger.seen(), |total| total.max(ledger.seen()));
+    let signal = interrupt.signal();
+    let summary = Summary {
+        tally,
+        skipped: done.count_below(lines),
+        lines,
+        signal,
+        rest_unread: total.is_none() && !ledger.exhausted(),
+        resumable: args.output != "-",
+        elapsed: started.elapsed(),
+    };
+    eprintln!("{}", summary.line());
+    if let Some(signal) = signal {
+        return Ok(ExitCode::from(interrupt::exit_status(signal)));
+    }
+    if let Some(err) = ledger.take_read_error() {
         return Err(SetupError(format!(
             "reading the input failed after {} lines: {err}",
-            ok + failed
+            ledger.seen()
         )));
     }
-    Ok(if failed == 0 {
+    Ok(if summary.tally.failed == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

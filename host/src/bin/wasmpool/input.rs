@@ -1,0 +1,399 @@
+//! The input side of a run: a thread reads lines, each at most the payload
+//! limit long, into a bounded channel; the [`Feed`] hands them to the pool
+//! and stops at once when told to, however the reading goes.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, ErrorKind};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::thread;
+
+use crossbeam_channel::{Receiver, Sender, TryRecvError, bounded, select};
+
+use crate::json::Line;
+use crate::resume::Done;
+
+/// Lines read ahead of the pool, at most.
+const READ_AHEAD: usize = 256;
+/// The buffer a line is read into shrinks back to this after a long line.
+const LINE_BUFFER: usize = 64 << 10;
+
+/// Where the lines come from.
+pub(crate) enum Source {
+    /// Standard input (`--input -`).
+    Stdin,
+    /// An input file, opened.
+    File(File),
+}
+
+/// A line as the [`LineReader`] found it.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Fetched {
+    /// The line is in the buffer, without its newline.
+    Line,
+    /// The line was longer than the limit: its bytes were passed over, and
+    /// this is its length.
+    TooLong(u64),
+}
+
+/// Reads lines of at most `limit` bytes. A longer line is not kept: its
+/// bytes are passed over up to its newline, so memory stays bounded whatever
+/// the input, a stream without newlines included.
+pub(crate) struct LineReader<R> {
+    reader: R,
+    limit: usize,
+}
+
+impl<R: BufRead> LineReader<R> {
+    /// Reads lines of `reader`, each at most `limit` bytes long.
+    pub(crate) fn new(reader: R, limit: usize) -> Self {
+        LineReader { reader, limit }
+    }
+
+    /// Reads the next line into `line` (cleared first). `None` at the end of
+    /// the input. The last line may lack its newline; an empty input has no
+    /// lines.
+    pub(crate) fn read(&mut self, line: &mut Vec<u8>) -> io::Result<Option<Fetched>> {
+        line.clear();
+        let mut length = 0u64;
+        let mut started = false;
+        loop {
+            let available = match self.reader.fill_buf() {
+                Ok(available) => available,
+                Err(err) if err.kind() == ErrorKind::Interrupted => continue,
+                Err(err) => return Err(err),
+            };
+            if available.is_empty() {
+                return Ok(started.then(|| self.fetched(length)));
+            }
+            started = true;
+            let newline = available.iter().position(|&b| b == b'\n');
+            let part = &available[..newline.unwrap_or(available.len())];
+            length += part.len() as u64;
+            if length <= self.limit as u64 {
+                line.extend_from_slice(part);
+            } else {
+                line.clear();
+            }
+            let used = part.len() + usize::from(newline.is_some());
+            self.reader.consume(used);
+            if newline.is_some() {
+                return Ok(Some(self.fetched(length)));
+            }
+        }
+    }
+
+    /// What a line of `length` bytes is.
+    fn fetched(&self, length: u64) -> Fetched {
+        if length > self.limit as u64 {
+            Fetched::TooLong(length)
+        } else {
+            Fetched::Line
+        }
+    }
+}
+
+/// What the reader thread sends.
+pub(crate) enum Read {
+    /// The 0-based line `index`, parsed.
+    Line(u64, Line),
+    /// The end of the input, after this many lines, or the error that ended
+    /// it.
+    End(io::Result<u64>),
+}
+
+/// Starts the thread that reads `source` line by line, passes over the lines
+/// `done` holds, and parses the others (with `star`, as arrays of positional
+/// arguments; a line over `limit` bytes becomes a malformed line). The thread
+/// is not joined: a read of stdin may block for ever, and must not keep the
+/// command from ending; it ends when the channel is dropped.
+pub(crate) fn spawn_reader(
+    source: Source,
+    limit: usize,
+    star: bool,
+    done: Arc<Done>,
+) -> io::Result<Receiver<Read>> {
+    let (tx, rx) = bounded(READ_AHEAD);
+    thread::Builder::new()
+        .name("wasmpool-input".into())
+        .spawn(move || match source {
+            Source::Stdin => read_all(io::stdin().lock(), limit, star, &done, &tx),
+            Source::File(file) => read_all(
+                BufReader::with_capacity(LINE_BUFFER, file),
+                limit,
+                star,
+                &done,
+                &tx,
+            ),
+        })?;
+    Ok(rx)
+}
+
+/// The reader thread's work: every line of `reader` not `done` to `tx`, then
+/// the end.
+fn read_all(reader: impl BufRead, limit: usize, star: bool, done: &Done, tx: &Sender<Read>) {
+    let mut reader = LineReader::new(reader, limit);
+    let mut bytes = Vec::new();
+    let mut index = 0u64;
+    let end = loop {
+        let fetched = match reader.read(&mut bytes) {
+            Ok(Some(fetched)) => fetched,
+            Ok(None) => break Ok(index),
+            Err(err) => break Err(err),
+        };
+        if !done.contains(index) {
+            let number = index + 1;
+            let line = match fetched {
+                Fetched::Line => Line::parse(&bytes, number, star),
+                Fetched::TooLong(length) => Line::Malformed(format!(
+                    "input line {number} is {length} bytes, over the payload limit of \
+                     {limit} bytes"
+                )),
+            };
+            if tx.send(Read::Line(index, line)).is_err() {
+                return;
+            }
+        }
+        if bytes.capacity() > LINE_BUFFER {
+            bytes = Vec::with_capacity(LINE_BUFFER);
+        }
+        index += 1;
+    };
+    let _ = tx.send(Read::End(end));
+}
+
+/// What the [`Feed`] tells the loop that writes the records: the input line
+/// of each task, and how far the input went.
+#[derive(Default)]
+pub(crate) struct Ledger {
+    /// The input line index of each task the pool was given, by the task's
+    /// index in the pool (tasks are numbered 0, 1, 2, ... as fed), until its
+    /// outcome is taken.
+    lines: HashMap<u64, u64>,
+    /// Tasks the pool was given.
+    fed: u64,
+    /// Input lines passed so far, fed or skipped.
+    seen: u64,
+    /// The feed gave its last line: the input ended (or failed), or the feed
+    /// was stopped.
+    ended: bool,
+    /// The input was read to its end.
+    exhausted: bool,
+    read_error: Option<io::Error>,
+}
+
+impl Ledger {
+    /// The input line index of the task the pool numbered `task`.
+    pub(crate) fn take_line(&mut self, task: u64) -> u64 {
+        self.lines
+            .remove(&task)
+            .expect("every task the pool numbers came from the feed")
+    }
+
+    /// Input lines passed so far, fed or skipped.
+    pub(crate) fn seen(&self) -> u64 {
+        self.seen
+    }
+
+    /// Whether the feed gave its last line.
+    pub(crate) fn ended(&self) -> bool {
+        self.ended
+    }
+
+    /// Whether the input was read to its end.
+    pub(crate) fn exhausted(&self) -> bool {
+        self.exhausted
+    }
+
+    /// The error that ended the reading, if one did.
+    pub(crate) fn take_read_error(&mut self) -> Option<io::Error> {
+        self.read_error.take()
+    }
+}
+
+/// The lines, as the pool pulls them. Ends at the end of the input, or at
+/// once when `stop` disconnects, even while a read blocks.
+pub(crate) struct Feed<F> {
+    /// From the reader thread.
+    lines: Receiver<Read>,
+    /// Never sent on; disconnects when the feed must stop.
+    stop: Receiver<()>,
+    ledger: Rc<RefCell<Ledger>>,
+    /// Called before waiting for a line that is not there yet.
+    before_waiting: F,
+}
+
+impl<F: FnMut()> Feed<F> {
+    /// The lines `lines` brings from [`spawn_reader`], until `stop`
+    /// disconnects, noted in `ledger`; `before_waiting` runs whenever the
+    /// next line is not there yet.
+    pub(crate) fn new(
+        lines: Receiver<Read>,
+        stop: Receiver<()>,
+        ledger: Rc<RefCell<Ledger>>,
+        before_waiting: F,
+    ) -> Self {
+        Feed {
+            lines,
+            stop,
+            ledger,
+            before_waiting,
+        }
+    }
+
+    /// Whether the feed was told to stop.
+    fn stopped(&self) -> bool {
+        matches!(self.stop.try_recv(), Err(TryRecvError::Disconnected))
+    }
+
+    /// The next message of the reader thread; `None` if told to stop first.
+    fn receive(&mut self) -> Option<Read> {
+        match self.lines.try_recv() {
+            Ok(read) => return Some(read),
+            Err(TryRecvError::Disconnected) => return None,
+            Err(TryRecvError::Empty) => {}
+        }
+        (self.before_waiting)();
+        select! {
+            recv(self.lines) -> read => read.ok(),
+            recv(self.stop) -> _ => None,
+        }
+    }
+}
+
+impl<F: FnMut()> Iterator for Feed<F> {
+    type Item = Line;
+
+    fn next(&mut self) -> Option<Line> {
+        if self.ledger.borrow().ended {
+            return None;
+        }
+        let read = if self.stopped() { None } else { self.receive() };
+        let mut ledger = self.ledger.borrow_mut();
+        match read {
+            Some(Read::Line(index, line)) => {
+                let task = ledger.fed;
+                ledger.lines.insert(task, index);
+                ledger.fed += 1;
+                ledger.seen = index + 1;
+                Some(line)
+            }
+            Some(Read::End(end)) => {
+                ledger.ended = true;
+                ledger.exhausted = true;
+                match end {
+                    Ok(lines) => ledger.seen = lines,
+                    Err(err) => ledger.read_error = Some(err),
+                }
+                None
+            }
+            // Stopped (the reader thread cannot end without an `End`).
+            None => {
+                ledger.ended = true;
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every line of `input` read with `limit`, as text or its length if too
+    /// long; `capacity` is the reader's buffer size.
+    fn lines(input: &[u8], limit: usize, capacity: usize) -> Vec<Result<String, u64>> {
+        let mut reader = LineReader::new(BufReader::with_capacity(capacity, input), limit);
+        let mut line = Vec::new();
+        let mut out = Vec::new();
+        while let Some(fetched) = reader.read(&mut line).unwrap() {
+            out.push(match fetched {
+                Fetched::Line => Ok(String::from_utf8(line.clone()).unwrap()),
+                Fetched::TooLong(length) => {
+                    assert!(line.is_empty(), "a long line's bytes were kept");
+                    Err(length)
+                }
+            });
+        }
+        out
+    }
+
+    #[test]
+    fn lines_within_the_limit_come_whole_and_longer_ones_by_length() {
+        let input = b"1\n\n12345\r\n123456\n[1]";
+        for capacity in [1, 2, 3, 7, 64] {
+            assert_eq!(
+                lines(input, 6, capacity),
+                vec![
+                    Ok("1".to_string()),
+                    Ok(String::new()),
+                    Ok("12345\r".to_string()),
+                    Ok("123456".to_string()),
+                    Ok("[1]".to_string()),
+                ],
+                "buffer of {capacity}"
+            );
+            assert_eq!(
+                lines(input, 5, capacity),
+                vec![
+                    Ok("1".to_string()),
+                    Ok(String::new()),
+                    Err(6),
+                    Err(6),
+                    Ok("[1]".to_string()),
+                ],
+                "buffer of {capacity}"
+            );
+        }
+        assert_eq!(lines(b"", 5, 8), vec![]);
+        assert_eq!(lines(b"\n", 5, 8), vec![Ok(String::new())]);
+        assert_eq!(lines(b"abcdefgh", 5, 3), vec![Err(8)]);
+    }
+
+    #[test]
+    fn the_feed_skips_done_lines_keeps_their_numbers_and_stops_when_told() {
+        let done = Arc::new(Done::from_indices([1, 3]));
+        let input = "10\n11\n12\n13\n14\n".as_bytes();
+        let (tx, rx) = bounded(READ_AHEAD);
+        read_all(input, 64, false, &done, &tx);
+        drop(tx);
+        let ledger = Rc::new(RefCell::new(Ledger::default()));
+        let (stop_tx, stop) = bounded(0);
+        let fed: Vec<String> = Feed::new(rx, stop, ledger.clone(), || {})
+            .map(|line| match line {
+                Line::Args(args) => args[0].to_string(),
+                Line::Malformed(why) => why,
+            })
+            .collect();
+        assert_eq!(fed, ["10", "12", "14"]);
+        let mut ledger = ledger.borrow_mut();
+        assert_eq!(
+            (0..3)
+                .map(|task| ledger.take_line(task))
+                .collect::<Vec<_>>(),
+            [0, 2, 4]
+        );
+        assert!(ledger.exhausted() && ledger.ended());
+        assert_eq!(ledger.seen(), 5);
+        drop(stop_tx);
+
+        // Before waiting for a line, the feed says so; a stopped feed ends
+        // at once, even while the reader waits for input.
+        let (tx, rx) = bounded(1);
+        let (stop_tx, stop) = bounded(0);
+        let ledger = Rc::new(RefCell::new(Ledger::default()));
+        let waits = std::cell::Cell::new(0);
+        let mut feed = Feed::new(rx, stop, ledger.clone(), || {
+            waits.set(waits.get() + 1);
+            tx.send(Read::Line(7, Line::Args(Vec::new()))).unwrap();
+        });
+        assert!(matches!(feed.next(), Some(Line::Args(args)) if args.is_empty()));
+        assert_eq!((waits.get(), ledger.borrow().seen()), (1, 8));
+        drop(stop_tx);
+        assert!(feed.next().is_none());
+        assert_eq!(waits.get(), 1);
+        assert!(ledger.borrow().ended() && !ledger.borrow().exhausted());
+    }
+}

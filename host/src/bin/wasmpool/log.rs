@@ -1,0 +1,69 @@
+//! The library's warnings and errors on stderr, as `wasmpool: warning: ...`,
+//! around the progress bar. `RUST_LOG` picks more (e.g. `RUST_LOG=debug`).
+
+use std::fmt;
+use std::io::{self, Write};
+
+use indicatif::ProgressBar;
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::fmt::FmtContext;
+use tracing_subscriber::fmt::format::{FormatEvent, FormatFields, Writer};
+use tracing_subscriber::registry::LookupSpan;
+
+/// Sends log events to stderr from now on, around `bar`.
+pub(crate) fn init(bar: ProgressBar) {
+    let filter = EnvFilter::builder()
+        .with_default_directive(LevelFilter::WARN.into())
+        .from_env_lossy();
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .event_format(Compact)
+        .with_writer(move || AroundBar(bar.clone()))
+        .finish();
+    // Only `main` sets one, once.
+    let _ = tracing::subscriber::set_global_default(subscriber);
+}
+
+/// One line per event: `wasmpool: LEVEL: message` (the library logs no
+/// spans).
+struct Compact;
+
+impl<S, N> FormatEvent<S, N> for Compact
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let level = match *event.metadata().level() {
+            Level::ERROR => "error",
+            Level::WARN => "warning",
+            Level::INFO => "info",
+            Level::DEBUG => "debug",
+            Level::TRACE => "trace",
+        };
+        write!(writer, "wasmpool: {level}: ")?;
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
+}
+
+/// Writes to stderr with the progress bar out of the way.
+struct AroundBar(ProgressBar);
+
+impl Write for AroundBar {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.suspend(|| io::stderr().lock().write_all(buf))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        io::stderr().flush()
+    }
+}
