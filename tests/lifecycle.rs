@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{Place, builder, pool};
-use wasmpool::{AsyncResult, Callbacks, ErrorKind, Pool};
+use wasmpool::{AsyncResult, Callbacks, ErrorKind, GetTimeoutError, Pool};
 
 fn alive(pid: u32) -> bool {
     // A reaped process has no /proc entry; a zombie would still have one.
@@ -108,6 +108,43 @@ fn terminate_with_tasks_in_flight() {
     for pid in pids {
         assert!(!alive(pid), "worker {pid} survived terminate");
     }
+}
+
+#[test]
+fn terminate_while_another_thread_submits_leaves_no_task_without_an_outcome() {
+    // A submitting thread holds a handle on the queue while it sends chunk
+    // after chunk; a terminate in the middle must still end every task.
+    let mut raced = 0;
+    for round in 0..40u64 {
+        let pool = &pool(2);
+        let submitted = std::thread::scope(|scope| {
+            let (go_tx, go_rx) = std::sync::mpsc::channel();
+            let submitter = scope.spawn(move || {
+                go_tx.send(()).unwrap();
+                pool.map_async::<i64, _, _>("square", 0..100_000i64, 1)
+            });
+            go_rx.recv().unwrap();
+            std::thread::sleep(Duration::from_millis(1 + round % 8));
+            pool.terminate();
+            submitter.join().unwrap()
+        });
+        // Terminated before the submission began: nothing raced.
+        let Ok(results) = submitted else { continue };
+        raced += 1;
+        match results.get_timeout(Duration::from_secs(30)) {
+            Ok(_) => {}
+            Err(GetTimeoutError::Failed(err)) => {
+                assert_eq!(err.kind(), ErrorKind::Terminated, "{err}")
+            }
+            Err(GetTimeoutError::Timeout) => {
+                panic!("round {round}: tasks were left without an outcome")
+            }
+        }
+        if raced == 5 {
+            return;
+        }
+    }
+    panic!("terminate never came during a submission ({raced} of 5 rounds)");
 }
 
 #[test]

@@ -168,11 +168,7 @@ where
 
     fn send(&mut self, chunk: Chunk) {
         match self.pool.sender() {
-            Ok(sender) => {
-                // A send fails only once every slot is gone; the chunk comes
-                // back and dropping it fails its tasks.
-                let _ = sender.send(chunk);
-            }
+            Ok(sender) => self.pool.send(&sender, chunk),
             Err(err) => {
                 chunk.fail(&err);
                 // Drain the rest of the input as failures would take forever

@@ -98,7 +98,9 @@
 //! if it is killed (`PR_SET_PDEATHSIG`, and end of file on their channel),
 //! and every worker that exits is reaped. Workers are killed through
 //! pidfds, so a signal never reaches a process that reused a reaped
-//! worker's pid.
+//! worker's pid. They run in a process group of their own: a Ctrl-C on the
+//! terminal reaches the host alone, which decides what becomes of its tasks
+//! (a host that dies of it takes its workers along).
 //!
 //! # Limits
 //!

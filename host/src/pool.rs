@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
@@ -626,6 +626,22 @@ impl Pool {
             })
     }
 
+    /// Puts `chunk` on the queue of a sender from [`sender`](Self::sender).
+    pub(crate) fn send(&self, sender: &Sender<Chunk>, chunk: Chunk) {
+        // If every slot is gone the chunk comes back and is dropped here,
+        // which fails its tasks: nothing is lost silently.
+        let _ = sender.send(chunk);
+        // A `terminate` on another thread marks the pool, then empties the
+        // queue. A chunk sent after that emptying is seen here (the mark is
+        // set by then; the fences pair up) and dropped, which fails its
+        // tasks as terminated, rather than left in a queue no slot reads any
+        // more.
+        fence(Ordering::SeqCst);
+        if self.shared.terminating() {
+            self.shared.drop_queued();
+        }
+    }
+
     /// A chunker for tasks of `task`, if the pool has that task and is open.
     pub(crate) fn chunker(
         &self,
@@ -655,11 +671,11 @@ impl Pool {
         let sender = self.sender()?;
         for item in items {
             if let Some(chunk) = chunker.push(&item) {
-                send(&sender, chunk);
+                self.send(&sender, chunk);
             }
         }
         if let Some(chunk) = chunker.finish() {
-            send(&sender, chunk);
+            self.send(&sender, chunk);
         }
         Ok(())
     }
@@ -988,9 +1004,10 @@ impl Pool {
             // not signalled, nor a process that took its pid.
             let _ = worker.kill();
         }
-        // Tasks still queued will never run: dropping them fails them.
-        while self.shared.queue.try_recv().is_ok() {}
-        while self.shared.requeue.1.try_recv().is_ok() {}
+        // Tasks still queued will never run: dropping them fails them. (A
+        // chunk sent from now on is dropped by its sender: see `send`.)
+        fence(Ordering::SeqCst);
+        self.shared.drop_queued();
     }
 
     /// Waits until every worker has exited and every callback has run. Call
@@ -1027,12 +1044,6 @@ impl Pool {
         self.callbacks.finish();
         Ok(())
     }
-}
-
-fn send(sender: &Sender<Chunk>, chunk: Chunk) {
-    // If every slot is gone the chunk comes back and is dropped here, which
-    // fails its tasks: nothing is lost silently.
-    let _ = sender.send(chunk);
 }
 
 impl Drop for Pool {

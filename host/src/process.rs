@@ -2,7 +2,7 @@
 //! batches, read by a thread of its own, and always reaped.
 
 use std::os::fd::OwnedFd;
-use std::os::unix::process::ExitStatusExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::Arc;
@@ -101,7 +101,11 @@ impl WorkerProcess {
             .env(MARKER, std::process::id().to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(Stdio::inherit())
+            // A process group of its own: a Ctrl-C on the terminal signals
+            // the host's group, and the host decides what its workers do
+            // (they die with it in any case, by their parent-death signal).
+            .process_group(0);
         let mut child = command.spawn().map_err(|err| {
             Error::new(
                 ErrorKind::Spawn,

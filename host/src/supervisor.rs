@@ -13,7 +13,7 @@
 //! So no worker idles while another holds a backlog.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -81,8 +81,27 @@ impl Shared {
         workers.iter().flatten().cloned().collect()
     }
 
-    fn terminating(&self) -> bool {
+    pub(crate) fn terminating(&self) -> bool {
         self.terminating.load(Ordering::SeqCst)
+    }
+
+    /// Puts a chunk back for any slot to take first.
+    fn put_back(&self, chunk: Chunk) {
+        // Cannot fail: this slot holds a receiver. Were it to, the dropped
+        // chunk would fail its tasks rather than lose them.
+        let _ = self.requeue.0.send(chunk);
+        // Put back as the pool was being terminated: drop it, as a chunk
+        // submitted then (see `Pool::send`).
+        fence(Ordering::SeqCst);
+        if self.terminating() {
+            self.drop_queued();
+        }
+    }
+
+    /// Drops every chunk waiting in the queues, which fails their tasks.
+    pub(crate) fn drop_queued(&self) {
+        while self.queue.try_recv().is_ok() {}
+        while self.requeue.1.try_recv().is_ok() {}
     }
 }
 
@@ -318,9 +337,7 @@ impl Slot {
             let room = quota - self.in_flight_tasks;
             if chunk.len() > room {
                 let rest = chunk.split_off(room);
-                // Cannot fail: this slot holds a receiver. Were it to, the
-                // dropped chunk would fail its tasks rather than lose them.
-                let _ = self.shared.requeue.0.send(rest);
+                self.shared.put_back(rest);
             }
         }
         let seq = self.next_seq;
@@ -456,13 +473,13 @@ impl Slot {
         if let Some(InFlight { mut chunk, .. }) = in_flight.pop_front() {
             if retry && chunk.retries < self.shared.retries {
                 chunk.retries += 1;
-                let _ = self.shared.requeue.0.send(chunk);
+                self.shared.put_back(chunk);
             } else {
                 chunk.fail(error);
             }
         }
         for unstarted in in_flight {
-            let _ = self.shared.requeue.0.send(unstarted.chunk);
+            self.shared.put_back(unstarted.chunk);
         }
     }
 

@@ -197,11 +197,6 @@ impl Ledger {
         self.seen
     }
 
-    /// Whether the feed gave its last line.
-    pub(crate) fn ended(&self) -> bool {
-        self.ended
-    }
-
     /// Whether the input was read to its end.
     pub(crate) fn exhausted(&self) -> bool {
         self.exhausted
@@ -375,7 +370,7 @@ mod tests {
                 .collect::<Vec<_>>(),
             [0, 2, 4]
         );
-        assert!(ledger.exhausted() && ledger.ended());
+        assert!(ledger.exhausted() && ledger.ended);
         assert_eq!(ledger.seen(), 5);
         drop(stop_tx);
 
@@ -394,6 +389,6 @@ mod tests {
         drop(stop_tx);
         assert!(feed.next().is_none());
         assert_eq!(waits.get(), 1);
-        assert!(ledger.borrow().ended() && !ledger.borrow().exhausted());
+        assert!(ledger.borrow().ended && !ledger.borrow().exhausted());
     }
 }

@@ -25,29 +25,6 @@ pub(crate) fn exit_status(signal: libc::c_int) -> u8 {
     u8::try_from(128 + signal).unwrap_or(u8::MAX)
 }
 
-/// Runs this process as a worker if a pool started it as one (see
-/// [`wasmpool::init`]), with SIGINT and SIGTERM ignored.
-///
-/// Workers are this program too. A Ctrl-C on a terminal signals the whole
-/// process group, workers included; a worker that died of it would fail its
-/// tasks as a lost worker, and they would get error records instead of being
-/// left to `--resume`. So workers ignore both signals, and end when the pool
-/// terminates them (or, should this process die, with it). In this process
-/// the two signals get back what they had.
-pub(crate) fn init_worker_ignoring_signals() {
-    // SAFETY: signal(2) with SIG_IGN, before any other thread exists.
-    let previous = SIGNALS.map(|signal| unsafe { libc::signal(signal, libc::SIG_IGN) });
-    wasmpool::init();
-    for (signal, previous) in SIGNALS.into_iter().zip(previous) {
-        if previous != libc::SIG_ERR {
-            // SAFETY: puts back the disposition signal(2) returned.
-            unsafe {
-                libc::signal(signal, previous);
-            }
-        }
-    }
-}
-
 /// Which signal stopped the run, if one did.
 #[derive(Debug, Default)]
 pub(crate) struct Interrupt(AtomicI32);

@@ -137,7 +137,9 @@ impl From<wasmpool::Error> for SetupError {
 }
 
 fn main() -> ExitCode {
-    interrupt::init_worker_ignoring_signals();
+    // Workers run in a process group of their own, so a Ctrl-C on the
+    // terminal reaches this process only, which decides what they do.
+    wasmpool::init();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Map(args) => map(*args),
@@ -371,7 +373,7 @@ fn map(args: MapArgs) -> Result<ExitCode, SetupError> {
         let results = pool
             .istarmap::<rmpv::Value, _, _>(&args.task, feed, chunksize, !args.unordered)?
             .indexed();
-        run::write_records(&pool, results, &records, &ledger, &interrupt, &bar)
+        run::write_records(results, &records, &ledger, &interrupt, &bar)
     })?;
     bar.finish_and_clear();
 

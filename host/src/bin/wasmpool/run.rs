@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use indicatif::ProgressBar;
 use serde::Serialize;
-use wasmpool::{ErrorKind, Indexed, Pool};
+use wasmpool::{ErrorKind, Indexed};
 
 use crate::SetupError;
 use crate::input::Ledger;
@@ -29,7 +29,6 @@ pub(crate) struct Tally {
 /// Once `interrupt` has a signal, the tasks the pool refused or terminated
 /// did not run: they get no record, so that `--resume` runs them.
 pub(crate) fn write_records<T, I>(
-    pool: &Pool,
     mut results: Indexed<'_, rmpv::Value, T, I>,
     records: &RefCell<Records<'_>>,
     ledger: &RefCell<Ledger>,
@@ -42,18 +41,10 @@ where
 {
     let cannot_write = |why| SetupError(format!("cannot write the output: {why}"));
     let mut tally = Tally::default();
-    let mut terminated_after_feed = false;
     loop {
         let due = records.borrow().due_in();
         let next = results.next_timeout(due);
         let interrupted = interrupt.signal().is_some();
-        if interrupted && !terminated_after_feed && ledger.borrow().ended() {
-            // A chunk being sent as the signal came can reach the pool's
-            // queue after the terminate emptied it; once the feed has ended
-            // nothing more is sent, and terminating again fails such a chunk.
-            pool.terminate();
-            terminated_after_feed = true;
-        }
         let (task, outcome) = match next {
             Ok(Some(entry)) => entry,
             Ok(None) => break,
