@@ -2,6 +2,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
@@ -165,6 +166,71 @@ fn tasks_lists_what_a_module_exports() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.lines().any(|l| l == "divide\t2"), "{stdout}");
     assert!(stdout.lines().any(|l| l == "noop\t0"), "{stdout}");
+}
+
+#[test]
+fn a_module_whose_describe_never_returns_is_a_set_up_error_naming_it() {
+    // With the default limits: the command does not wait 30 s for a
+    // handshake, and blames the module, not the worker.
+    let started = Instant::now();
+    let out = wasmpool(&["tasks", wasmpool_artifacts::HOSTILE], "");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(wasmpool_artifacts::HOSTILE), "{stderr}");
+    assert!(
+        stderr.contains("`describe` did not return within 5s"),
+        "{stderr}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(25));
+}
+
+#[test]
+fn a_cache_others_may_write_is_not_used_and_the_command_says_so() {
+    // XDG_CACHE_HOME/wasmpool made by someone else, writable by all, with
+    // the fixtures' native code planted under every name the seeds' artifact
+    // could have.
+    let base = scratch("shared-cache");
+    let shared = base.join("wasmpool");
+    std::fs::create_dir_all(&shared).unwrap();
+    let run = |module: &str| {
+        Command::new(env!("CARGO_BIN_EXE_wasmpool"))
+            .args(["tasks", module])
+            .env("XDG_CACHE_HOME", &base)
+            .output()
+            .unwrap()
+    };
+    // Compile the fixtures while the directory is still private, then
+    // share it and put that artifact under the seeds' artifact's name.
+    assert_eq!(run(FIXTURES).status.code(), Some(0));
+    let planted = std::fs::read_dir(&shared)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    assert_eq!(run(wasmpool_artifacts::SEEDS).status.code(), Some(0));
+    for entry in std::fs::read_dir(&shared).unwrap() {
+        let path = entry.unwrap().path();
+        if path != planted {
+            std::fs::copy(&planted, &path).unwrap();
+        }
+    }
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+
+    let out = run(wasmpool_artifacts::SEEDS);
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // The seeds' own tasks, not the fixtures' planted code.
+    assert!(stdout.lines().any(|l| l == "sieve\t1"), "{stdout}");
+    assert!(!stdout.lines().any(|l| l == "divide\t2"), "{stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.matches("not using the artifact cache").count(),
+        1,
+        "said once: {stderr}"
+    );
+    assert!(stderr.contains("others may write to it"), "{stderr}");
+    std::fs::remove_dir_all(&base).unwrap();
 }
 
 #[test]
