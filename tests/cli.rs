@@ -233,18 +233,25 @@ fn a_cache_others_may_write_is_not_used_and_the_command_says_so() {
     std::fs::remove_dir_all(&base).unwrap();
 }
 
+/// `wasmpool map FIXTURES echo` with `more` arguments, fed and read through
+/// pipes, its stderr dropped.
+fn echo_through_pipes(more: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_wasmpool"))
+        .args(["map", FIXTURES, "echo"])
+        .args(more)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 #[test]
 fn a_large_input_streams_through_in_bounded_memory() {
     // 200 MB of input (20,000 lines of 10 kB) through a pool, read and
     // written as a stream: the peak memory of the command and its workers
     // stays far below the size of the input.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wasmpool"))
-        .args(["map", FIXTURES, "echo", "-j", "2", "--no-progress"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = echo_through_pipes(&["-j", "2", "--no-progress"]);
     let mut stdin = child.stdin.take().unwrap();
     let writer = std::thread::spawn(move || {
         let line = format!("\"{}\"\n", "x".repeat(10_000));
@@ -333,6 +340,21 @@ fn scratch(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// Starts `wasmpool map FIXTURES sleep_ms` over the lines `lines` (each a
+/// sleep in milliseconds) in `dir`, with `more` arguments and in a process
+/// group of its own, and waits until it has written records: its input, its
+/// output and the process.
+fn start_sleepy_run(dir: &Path, lines: &str, more: &[&str]) -> (PathBuf, PathBuf, Child) {
+    let (input, output) = (dir.join("in.jsonl"), dir.join("out.jsonl"));
+    std::fs::write(&input, lines).unwrap();
+    let mut child = map_files("sleep_ms", &input, &output, more)
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    wait_for_records(&output, &mut child);
+    (input, output, child)
 }
 
 /// `wasmpool map FIXTURES TASK --input INPUT --output OUTPUT` and `more`
@@ -469,13 +491,7 @@ fn interrupted_counts(stderr: &str) -> (u64, u64, u64) {
 #[test]
 fn an_interrupted_run_keeps_its_finished_records_and_resume_finishes_it() {
     let dir = scratch("interrupt");
-    let (input, output) = (dir.join("in.jsonl"), dir.join("out.jsonl"));
-    std::fs::write(&input, "20\n".repeat(500)).unwrap();
-    let mut child = map_files("sleep_ms", &input, &output, &["-j", "2"])
-        .process_group(0)
-        .spawn()
-        .unwrap();
-    wait_for_records(&output, &mut child);
+    let (input, output, child) = start_sleepy_run(&dir, &"20\n".repeat(500), &["-j", "2"]);
     // As Ctrl-C on a terminal does: to the whole process group, the
     // workers included.
     signal(-(child.id() as i32), libc::SIGINT);
@@ -521,12 +537,7 @@ fn an_interrupted_run_keeps_its_finished_records_and_resume_finishes_it() {
 #[test]
 fn sigterm_stops_a_run_with_status_143() {
     let dir = scratch("sigterm");
-    let (input, output) = (dir.join("in.jsonl"), dir.join("out.jsonl"));
-    std::fs::write(&input, "20\n".repeat(500)).unwrap();
-    let mut child = map_files("sleep_ms", &input, &output, &["-j", "2"])
-        .spawn()
-        .unwrap();
-    wait_for_records(&output, &mut child);
+    let (_, output, child) = start_sleepy_run(&dir, &"20\n".repeat(500), &["-j", "2"]);
     signal(child.id() as i32, libc::SIGTERM);
     let (status, stderr) = finish(child, Duration::from_secs(60));
     assert_eq!(status.code(), Some(143), "{stderr}");
@@ -541,21 +552,8 @@ fn sigterm_stops_a_run_with_status_143() {
 fn an_interrupt_stops_long_tasks_at_once_and_keeps_the_records_whole() {
     // Four quick lines, then tasks far longer than the test waits.
     let dir = scratch("long-tasks");
-    let (input, output) = (dir.join("in.jsonl"), dir.join("out.jsonl"));
-    std::fs::write(
-        &input,
-        format!("{}{}", "10\n".repeat(4), "60000\n".repeat(20)),
-    )
-    .unwrap();
-    let mut child = map_files(
-        "sleep_ms",
-        &input,
-        &output,
-        &["-j", "2", "--chunksize", "1"],
-    )
-    .spawn()
-    .unwrap();
-    wait_for_records(&output, &mut child);
+    let lines = format!("{}{}", "10\n".repeat(4), "60000\n".repeat(20));
+    let (_, output, child) = start_sleepy_run(&dir, &lines, &["-j", "2", "--chunksize", "1"]);
     signal(child.id() as i32, libc::SIGINT);
     // The second may come while the first is handled, or after the process
     // ended; either way the status and the file must be the same.
@@ -665,12 +663,7 @@ fn an_interrupt_does_not_wait_for_input_that_does_not_come() {
 #[test]
 fn records_reach_the_file_while_the_run_goes_on() {
     let dir = scratch("flush");
-    let (input, output) = (dir.join("in.jsonl"), dir.join("out.jsonl"));
-    std::fs::write(&input, "20\n".repeat(200)).unwrap();
-    let mut child = map_files("sleep_ms", &input, &output, &["-j", "1"])
-        .spawn()
-        .unwrap();
-    wait_for_records(&output, &mut child);
+    let (_, output, mut child) = start_sleepy_run(&dir, &"20\n".repeat(200), &["-j", "1"]);
     let written = std::fs::read_to_string(&output)
         .unwrap()
         .matches('\n')
@@ -686,18 +679,31 @@ fn records_reach_the_file_while_the_run_goes_on() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-#[test]
-fn resume_cuts_a_partial_last_line_and_runs_only_what_is_not_done() {
-    let dir = scratch("resume");
-    let (input, output) = (dir.join("in.jsonl"), dir.join("out.jsonl"));
-    std::fs::write(&input, "1\n2\n3\n4\n5\n").unwrap();
-    let before = "{\"index\":0,\"ok\":1}\n\
-                  {\"index\":2,\"error\":{\"kind\":\"failed\",\"message\":\"earlier\"}}\n";
-    std::fs::write(&output, format!("{before}{{\"index\":3,\"o")).unwrap();
-    let child = map_files("square", &input, &output, &["--resume"])
+/// Runs `wasmpool map FIXTURES square --resume` in `dir` over the lines
+/// `input`, with `existing` in the output file already: the input and output
+/// files, and how the run ended.
+fn resume_square(
+    dir: &Path,
+    input: &str,
+    existing: &str,
+) -> (PathBuf, PathBuf, ExitStatus, String) {
+    let (input_file, output) = (dir.join("in.jsonl"), dir.join("out.jsonl"));
+    std::fs::write(&input_file, input).unwrap();
+    std::fs::write(&output, existing).unwrap();
+    let child = map_files("square", &input_file, &output, &["--resume"])
         .spawn()
         .unwrap();
     let (status, stderr) = finish(child, Duration::from_secs(60));
+    (input_file, output, status, stderr)
+}
+
+#[test]
+fn resume_cuts_a_partial_last_line_and_runs_only_what_is_not_done() {
+    let dir = scratch("resume");
+    let before = "{\"index\":0,\"ok\":1}\n\
+                  {\"index\":2,\"error\":{\"kind\":\"failed\",\"message\":\"earlier\"}}\n";
+    let partial = format!("{before}{{\"index\":3,\"o");
+    let (input, output, status, stderr) = resume_square(&dir, "1\n2\n3\n4\n5\n", &partial);
     assert_eq!(status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("cut off line 3"), "{stderr}");
     assert!(
@@ -726,14 +732,8 @@ fn resume_cuts_a_partial_last_line_and_runs_only_what_is_not_done() {
 #[test]
 fn resume_refuses_a_file_that_is_not_records_and_needs_an_output_file() {
     let dir = scratch("resume-refused");
-    let (input, output) = (dir.join("in.jsonl"), dir.join("out.jsonl"));
-    std::fs::write(&input, "1\n2\n").unwrap();
     let foreign = "{\"index\":0,\"ok\":1}\nsomething else\n";
-    std::fs::write(&output, foreign).unwrap();
-    let child = map_files("square", &input, &output, &["--resume"])
-        .spawn()
-        .unwrap();
-    let (status, stderr) = finish(child, Duration::from_secs(60));
+    let (_, output, status, stderr) = resume_square(&dir, "1\n2\n", foreign);
     assert_eq!(status.code(), Some(2), "{stderr}");
     assert!(
         stderr.contains(&format!(
@@ -761,13 +761,7 @@ fn an_input_line_over_the_payload_limit_fails_alone_in_bounded_memory() {
         clippy::zombie_processes,
         reason = "reaped by wait4, which tells its peak memory"
     )]
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wasmpool"))
-        .args(["map", FIXTURES, "echo", "-j", "1", "--max-payload", "1M"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = echo_through_pipes(&["-j", "1", "--max-payload", "1M"]);
     let mut stdin = child.stdin.take().unwrap();
     let writer = std::thread::spawn(move || {
         let piece = vec![b'x'; 1 << 20];
@@ -824,17 +818,8 @@ fn an_input_line_over_the_payload_limit_fails_alone_in_bounded_memory() {
 #[test]
 fn a_lost_worker_is_reported_on_stderr_as_a_warning() {
     let dir = scratch("warning");
-    let (input, output) = (dir.join("in.jsonl"), dir.join("out.jsonl"));
-    std::fs::write(&input, "10\n60000\n").unwrap();
-    let mut child = map_files(
-        "sleep_ms",
-        &input,
-        &output,
-        &["-j", "1", "--chunksize", "1"],
-    )
-    .spawn()
-    .unwrap();
-    wait_for_records(&output, &mut child);
+    let (_, output, child) =
+        start_sleepy_run(&dir, "10\n60000\n", &["-j", "1", "--chunksize", "1"]);
     // The workers are the children of the command's threads.
     for task in std::fs::read_dir(format!("/proc/{}/task", child.id())).unwrap() {
         let children = std::fs::read_to_string(task.unwrap().path().join("children"));
