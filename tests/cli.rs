@@ -698,6 +698,44 @@ fn resume_square(
 }
 
 #[test]
+fn records_of_a_trickling_pipe_come_before_its_next_line() {
+    // Lockstep: the next line goes in only once the record of the last one
+    // came out; holding results back until more input arrives (or the input
+    // ends) would stall this for ever.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wasmpool"))
+        .args(["map", FIXTURES, "square", "-j", "2"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let (records_tx, records_rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let _ = records_tx.send(line.unwrap());
+        }
+    });
+    for i in 0..10i64 {
+        stdin.write_all(format!("{i}\n").as_bytes()).unwrap();
+        let record = records_rx
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| {
+                panic!("the record of line {i} did not come before line {}", i + 1)
+            });
+        assert_eq!(
+            serde_json::from_str::<Value>(&record).unwrap(),
+            json!({"index": i, "ok": i * i})
+        );
+    }
+    drop(stdin);
+    let (status, stderr) = finish(child, Duration::from_secs(30));
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("10 ok, 0 failed"), "{stderr}");
+}
+
+#[test]
 fn resume_cuts_a_partial_last_line_and_runs_only_what_is_not_done() {
     let dir = scratch("resume");
     let before = "{\"index\":0,\"ok\":1}\n\

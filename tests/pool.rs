@@ -152,6 +152,62 @@ fn imap_next_with_a_timeout() {
 }
 
 #[test]
+fn a_stream_yields_each_result_before_the_next_item_comes() {
+    // Lockstep: the producer sends item k+1 only once result k was yielded,
+    // so an imap that waited for input before yielding would never finish.
+    // Chunks of 8 hold one item each time: what came goes out at once.
+    let pool = pool(2);
+    for ordered in [true, false] {
+        let (items, rx) = wasmpool::crossbeam_channel::bounded(4);
+        let (yielded_tx, yielded) = std::sync::mpsc::channel::<()>();
+        let producer = std::thread::spawn(move || {
+            for x in 0..20i64 {
+                items.send((x,)).unwrap();
+                if yielded.recv_timeout(Duration::from_secs(10)).is_err() {
+                    return false;
+                }
+            }
+            true
+        });
+        let mut results = pool
+            .istarmap_stream::<i64, _>("square", rx, 8, ordered)
+            .unwrap()
+            .indexed();
+        let mut got = Vec::new();
+        while let Some((index, result)) = results.next_timeout(Duration::from_secs(20)).unwrap() {
+            got.push((index, result.unwrap()));
+            let _ = yielded_tx.send(());
+        }
+        assert!(producer.join().unwrap(), "a result was held back");
+        got.sort();
+        assert_eq!(got, (0..20).map(|x| (x as u64, x * x)).collect::<Vec<_>>());
+    }
+}
+
+#[test]
+fn a_stream_ends_when_the_pool_is_terminated_though_its_channel_stays_open() {
+    let pool = pool(1);
+    let (items, rx) = wasmpool::crossbeam_channel::unbounded();
+    items.send((3i64,)).unwrap();
+    let mut results = pool
+        .istarmap_stream::<i64, _>("square", rx, None, true)
+        .unwrap();
+    assert_eq!(results.next().unwrap().unwrap(), 9);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            std::thread::sleep(Duration::from_millis(200));
+            pool.terminate();
+        });
+        let started = Instant::now();
+        assert!(results.next().is_none());
+        assert!(started.elapsed() < Duration::from_secs(20));
+    });
+    // The stream is let go: its producer learns that nobody takes items.
+    assert!(items.send((4i64,)).is_err());
+    assert!(results.next().is_none());
+}
+
+#[test]
 fn imap_unordered_yields_every_item_once() {
     let pool = pool(2);
     // Slow items first, so completion order differs from input order.

@@ -6,7 +6,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, unbounded};
+use crossbeam_channel::{Receiver, Select, Sender, TryRecvError, unbounded};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -47,19 +47,38 @@ impl<R: DeserializeOwned + Send + 'static> Sink for Forward<R> {
     }
 }
 
-/// The results of [`Pool::imap`], [`Pool::imap_unordered`] or
-/// [`Pool::istarmap`]: each task's own outcome, in input order or as they
-/// come.
+/// Where the items of an [`Imap`] come from.
+pub(crate) enum Items<I, T> {
+    /// An iterator, pulled on the consumer's thread while the window has
+    /// room.
+    Pulled(I),
+    /// A channel, taken from as items arrive, never waited on while results
+    /// are ready.
+    Streamed(Receiver<T>),
+}
+
+/// What asking the input for an item gave.
+enum Pull<T> {
+    Item(T),
+    /// A stream with nothing in it right now.
+    NotYet,
+    Ended,
+}
+
+/// The results of [`Pool::imap`], [`Pool::imap_unordered`],
+/// [`Pool::istarmap`] or [`Pool::istarmap_stream`]: each task's own outcome,
+/// in input order or as they come.
 ///
 /// The input is pulled as results are consumed, a window of chunks ahead, so
 /// memory stays bounded however long the input. Work stops when the iterator
 /// is not consumed, and resumes when it is.
 ///
 /// If the pool is closed while inputs remain, the tasks not yet submitted
-/// fail with [`ErrorKind::PoolClosed`](crate::ErrorKind::PoolClosed).
+/// fail with [`ErrorKind::PoolClosed`](crate::ErrorKind::PoolClosed) (a
+/// stream's items are no longer taken once the pool is closed or terminated).
 pub struct Imap<'p, R, T, I> {
     pool: &'p Pool,
-    input: Option<I>,
+    input: Option<Items<I, T>>,
     chunker: Chunker,
     rx: Receiver<Vec<Entry<R>>>,
     ordered: bool,
@@ -96,7 +115,7 @@ where
     pub(crate) fn new(
         pool: &'p Pool,
         task: &str,
-        input: I,
+        input: Items<I, T>,
         chunksize: usize,
         ordered: bool,
         star: bool,
@@ -133,16 +152,34 @@ where
         self.chunker.next_index() - self.yielded
     }
 
-    /// Submits whole chunks while the window has room for one.
+    /// Whether the window has room for another chunk.
+    fn has_room(&self) -> bool {
+        self.window as u64 >= self.outstanding() + self.chunksize as u64
+    }
+
+    /// The next item of the input, without waiting for a stream.
+    fn pull(&mut self) -> Pull<T> {
+        match &mut self.input {
+            None => Pull::Ended,
+            Some(Items::Pulled(items)) => items.next().map_or(Pull::Ended, Pull::Item),
+            Some(Items::Streamed(items)) => match items.try_recv() {
+                Ok(item) => Pull::Item(item),
+                Err(TryRecvError::Empty) => Pull::NotYet,
+                Err(TryRecvError::Disconnected) => Pull::Ended,
+            },
+        }
+    }
+
+    /// Submits chunks while the window has room for one: whole chunks, or
+    /// what there is when the input ends or a stream has nothing more yet
+    /// (an item that came is never held back waiting for the next).
     fn top_up(&mut self) {
-        while self.input.is_some()
-            && self.window as u64 >= self.outstanding() + self.chunksize as u64
-        {
-            let input = self.input.as_mut().expect("checked");
+        while self.input.is_some() && self.has_room() {
             let mut chunk = None;
+            let mut starved = false;
             for _ in 0..self.chunksize {
-                match input.next() {
-                    Some(item) => {
+                match self.pull() {
+                    Pull::Item(item) => {
                         let full = if self.star {
                             self.chunker.push(&item)
                         } else {
@@ -153,7 +190,11 @@ where
                             break;
                         }
                     }
-                    None => {
+                    Pull::NotYet => {
+                        starved = true;
+                        break;
+                    }
+                    Pull::Ended => {
                         self.input = None;
                         break;
                     }
@@ -163,7 +204,47 @@ where
             if let Some(chunk) = chunk {
                 self.send(chunk);
             }
+            if starved {
+                return;
+            }
         }
+    }
+
+    /// Waits until results come, a stream has an item for a window with
+    /// room, or the pool is terminated; false if `deadline` passed first.
+    fn wait(&mut self, deadline: Option<Instant>) -> bool {
+        if self.pool.is_closed() && matches!(self.input, Some(Items::Streamed(_))) {
+            // A stream's items are no longer taken: none of them is a task.
+            // Whatever is outstanding is still awaited, on the next round.
+            self.input = None;
+            return true;
+        }
+        let room = self.has_room();
+        let stop = self.pool.terminated_signal();
+        let mut select = Select::new();
+        let results = select.recv(&self.rx);
+        if let Some(Items::Streamed(items)) = &self.input
+            && room
+        {
+            select.recv(items);
+            select.recv(stop);
+        }
+        let ready = match deadline {
+            None => select.ready(),
+            Some(deadline) => match select.ready_deadline(deadline) {
+                Ok(ready) => ready,
+                Err(_) => return false,
+            },
+        };
+        if ready == results {
+            // Cannot be disconnected: this iterator's chunker holds a sender.
+            if let Ok(entries) = self.rx.try_recv() {
+                self.store(entries);
+            }
+        }
+        // Otherwise an item came (taken by the next top-up) or the pool was
+        // terminated (seen by the check above on the next round).
+        true
     }
 
     fn send(&mut self, chunk: Chunk) {
@@ -171,8 +252,8 @@ where
             Ok(sender) => self.pool.send(&sender, chunk),
             Err(err) => {
                 chunk.fail(&err);
-                // Drain the rest of the input as failures would take forever
-                // on an endless input: stop pulling instead.
+                // Draining the rest of the input as failures would take
+                // forever on an endless input: stop pulling instead.
                 self.input = None;
                 if let Some(rest) = self.chunker.finish() {
                     rest.fail(&err);
@@ -213,15 +294,8 @@ where
             if self.input.is_none() && self.outstanding() == 0 {
                 return Ok(None);
             }
-            let received = match deadline {
-                None => self.rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
-                Some(deadline) => self.rx.recv_deadline(deadline),
-            };
-            match received {
-                Ok(entries) => self.store(entries),
-                Err(RecvTimeoutError::Timeout) => return Err(NextTimeout),
-                // Cannot happen: this iterator's chunker holds a sender.
-                Err(RecvTimeoutError::Disconnected) => return Ok(None),
+            if !self.wait(deadline) {
+                return Err(NextTimeout);
             }
         }
     }

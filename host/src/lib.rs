@@ -59,7 +59,7 @@
 //! | `apply_async(f, args, cb, ecb)` | [`Pool::apply_async`], [`Pool::apply_async_with`] |
 //! | `map(f, xs, chunksize)`      | [`Pool::map`]                                   |
 //! | `map_async(..)`              | [`Pool::map_async`], [`Pool::map_async_with`]   |
-//! | `imap`, `imap_unordered`     | [`Pool::imap`], [`Pool::imap_unordered`]        |
+//! | `imap`, `imap_unordered`     | [`Pool::imap`], [`Pool::imap_unordered`] (and [`Pool::istarmap_stream`] for items that trickle in) |
 //! | `starmap`, `starmap_async`   | [`Pool::starmap`], [`Pool::starmap_async`]      |
 //! | `close`, `terminate`, `join` | [`Pool::close`], [`Pool::terminate`], [`Pool::join`] |
 //! | `AsyncResult`                | [`AsyncResult`]: `get`, `get_timeout`, `wait`, `ready`, `successful`, `wait_any` |
@@ -174,6 +174,8 @@ mod runtime;
 mod supervisor;
 mod worker;
 
+/// The channels [`Pool::istarmap_stream`] takes its items from.
+pub use crossbeam_channel;
 pub use error::{Error, ErrorKind, GetTimeoutError, NextTimeout, NotReady, TrapDetails};
 pub use imap::{Entry, Imap, Indexed};
 pub use output::{GuestOutput, Stream};

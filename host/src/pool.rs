@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use crossbeam_channel::{Sender, bounded, unbounded};
+use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_bytes::ByteBuf;
@@ -16,7 +16,7 @@ use crate::cache::CacheDir;
 use crate::callbacks::CallbackThread;
 use crate::engine::{self, Role};
 use crate::error::{Error, ErrorKind};
-use crate::imap::Imap;
+use crate::imap::{Imap, Items};
 use crate::job::{self, Chunk, Chunker, Sink};
 use crate::module;
 use crate::output::{self, GuestOutput, OutputHandler};
@@ -917,7 +917,7 @@ impl Pool {
         Imap::new(
             self,
             task,
-            items.into_iter(),
+            Items::Pulled(items.into_iter()),
             chunksize.into().unwrap_or(1),
             true,
             false,
@@ -944,7 +944,7 @@ impl Pool {
         Imap::new(
             self,
             task,
-            items.into_iter(),
+            Items::Pulled(items.into_iter()),
             chunksize.into().unwrap_or(1),
             false,
             false,
@@ -973,11 +973,73 @@ impl Pool {
         Imap::new(
             self,
             task,
-            items.into_iter(),
+            Items::Pulled(items.into_iter()),
             chunksize.into().unwrap_or(1),
             ordered,
             true,
         )
+    }
+
+    /// Like [`istarmap`](Self::istarmap), but the items come from a channel,
+    /// as a producer sends them: each item is submitted as soon as it comes
+    /// (a chunk goes out with what there is when the channel is momentarily
+    /// empty), and results are yielded as they finish even while no item
+    /// comes. Use it when items trickle in, such as lines of a pipe, where
+    /// `istarmap` would wait inside its input for the next item before
+    /// yielding finished results.
+    ///
+    /// Ends once the channel is disconnected and every result was yielded.
+    /// Once the pool is closed or terminated the channel is let go (its
+    /// sender's `send` fails), and items left in it are no tasks; a
+    /// terminate wakes a waiting iterator.
+    ///
+    /// ```no_run
+    /// # let pool = wasmpool::Pool::builder().module_file("m.wasm").build()?;
+    /// let (tx, rx) = wasmpool::crossbeam_channel::bounded(64);
+    /// std::thread::spawn(move || {
+    ///     for x in 0..10i64 {
+    ///         tx.send((x,)).unwrap();
+    ///         std::thread::sleep(std::time::Duration::from_millis(100));
+    ///     }
+    /// });
+    /// for result in pool.istarmap_stream::<i64, _>("square", rx, None, true)? {
+    ///     println!("{}", result?);
+    /// }
+    /// # Ok::<(), wasmpool::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`imap`](Self::imap).
+    pub fn istarmap_stream<R, A>(
+        &self,
+        task: &str,
+        items: Receiver<A>,
+        chunksize: impl Into<Option<usize>>,
+        ordered: bool,
+    ) -> Result<Imap<'_, R, A, std::iter::Empty<A>>, Error>
+    where
+        R: DeserializeOwned + Send + 'static,
+        A: Serialize,
+    {
+        Imap::new(
+            self,
+            task,
+            Items::Streamed(items),
+            chunksize.into().unwrap_or(1),
+            ordered,
+            true,
+        )
+    }
+
+    /// Whether the pool was closed (or terminated).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    /// Disconnects when the pool is terminated.
+    pub(crate) fn terminated_signal(&self) -> &Receiver<()> {
+        &self.shared.stop
     }
 
     /// Stops the pool from taking new tasks; those already submitted still

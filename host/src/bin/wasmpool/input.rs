@@ -1,16 +1,15 @@
 //! The input side of a run: a thread reads lines, each at most the payload
-//! limit long, into a bounded channel; the [`Feed`] hands them to the pool
-//! and stops at once when told to, however the reading goes.
+//! limit long, into a bounded channel that the pool takes its tasks from as
+//! they come (a stream: results flow while the input waits), and notes the
+//! input line of each task in a [`Ledger`].
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, ErrorKind};
-use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
 
-use crossbeam_channel::{Receiver, Sender, TryRecvError, bounded, select};
+use crossbeam_channel::{Receiver, Sender, bounded};
 
 use crate::json::Line;
 use crate::resume::Done;
@@ -95,45 +94,48 @@ impl<R: BufRead> LineReader<R> {
     }
 }
 
-/// What the reader thread sends.
-pub(crate) enum Read {
-    /// The 0-based line `index`, parsed.
-    Line(u64, Line),
-    /// The end of the input, after this many lines, or the error that ended
-    /// it.
-    End(io::Result<u64>),
-}
-
 /// Starts the thread that reads `source` line by line, passes over the lines
 /// `done` holds, and parses the others (with `star`, as arrays of positional
-/// arguments; a line over `limit` bytes becomes a malformed line). The thread
-/// is not joined: a read of stdin may block for ever, and must not keep the
-/// command from ending; it ends when the channel is dropped.
+/// arguments; a line over `limit` bytes becomes a malformed line) into the
+/// channel returned, noting each in the ledger returned. The channel is the
+/// pool's stream of tasks: the `n`th line sent is task `n`. The thread is not
+/// joined: a read of stdin may block for ever, and must not keep the command
+/// from ending; it ends when the channel is let go.
 pub(crate) fn spawn_reader(
     source: Source,
     limit: usize,
     star: bool,
     done: Arc<Done>,
-) -> io::Result<Receiver<Read>> {
+) -> io::Result<(Receiver<Line>, Arc<Mutex<Ledger>>)> {
     let (tx, rx) = bounded(READ_AHEAD);
+    let ledger = Arc::new(Mutex::new(Ledger::default()));
+    let noted = ledger.clone();
     thread::Builder::new()
         .name("wasmpool-input".into())
         .spawn(move || match source {
-            Source::Stdin => read_all(io::stdin().lock(), limit, star, &done, &tx),
+            Source::Stdin => read_all(io::stdin().lock(), limit, star, &done, &tx, &noted),
             Source::File(file) => read_all(
                 BufReader::with_capacity(LINE_BUFFER, file),
                 limit,
                 star,
                 &done,
                 &tx,
+                &noted,
             ),
         })?;
-    Ok(rx)
+    Ok((rx, ledger))
 }
 
-/// The reader thread's work: every line of `reader` not `done` to `tx`, then
-/// the end.
-fn read_all(reader: impl BufRead, limit: usize, star: bool, done: &Done, tx: &Sender<Read>) {
+/// The reader thread's work: every line of `reader` not `done` to `tx`,
+/// noted in `ledger` before it is sent, then how the input ended.
+fn read_all(
+    reader: impl BufRead,
+    limit: usize,
+    star: bool,
+    done: &Done,
+    tx: &Sender<Line>,
+    ledger: &Mutex<Ledger>,
+) {
     let mut reader = LineReader::new(reader, limit);
     let mut bytes = Vec::new();
     let mut index = 0u64;
@@ -152,7 +154,9 @@ fn read_all(reader: impl BufRead, limit: usize, star: bool, done: &Done, tx: &Se
                      {limit} bytes"
                 )),
             };
-            if tx.send(Read::Line(index, line)).is_err() {
+            lock(ledger).note(index);
+            if tx.send(line).is_err() {
+                // The pool let the stream go: it was terminated.
                 return;
             }
         }
@@ -161,38 +165,52 @@ fn read_all(reader: impl BufRead, limit: usize, star: bool, done: &Done, tx: &Se
         }
         index += 1;
     };
-    let _ = tx.send(Read::End(end));
+    let mut ledger = lock(ledger);
+    ledger.exhausted = true;
+    match end {
+        Ok(lines) => ledger.seen = lines,
+        Err(err) => ledger.read_error = Some(err),
+    }
 }
 
-/// What the [`Feed`] tells the loop that writes the records: the input line
-/// of each task, and how far the input went.
+/// The ledger, whoever panicked holding it.
+pub(crate) fn lock(ledger: &Mutex<Ledger>) -> MutexGuard<'_, Ledger> {
+    ledger.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// What the reader thread tells the loop that writes the records: the input
+/// line of each task, and how far the input went.
 #[derive(Default)]
 pub(crate) struct Ledger {
-    /// The input line index of each task the pool was given, by the task's
-    /// index in the pool (tasks are numbered 0, 1, 2, ... as fed), until its
-    /// outcome is taken.
+    /// The input line index of each task sent to the pool, by the task's
+    /// index in the pool (tasks are numbered 0, 1, 2, ... as sent), until
+    /// its outcome is taken.
     lines: HashMap<u64, u64>,
-    /// Tasks the pool was given.
+    /// Tasks sent to the pool.
     fed: u64,
-    /// Input lines passed so far, fed or skipped.
+    /// Input lines read so far, sent or skipped.
     seen: u64,
-    /// The feed gave its last line: the input ended (or failed), or the feed
-    /// was stopped.
-    ended: bool,
     /// The input was read to its end.
     exhausted: bool,
     read_error: Option<io::Error>,
 }
 
 impl Ledger {
+    /// Notes that input line `index` is the next task.
+    fn note(&mut self, index: u64) {
+        self.lines.insert(self.fed, index);
+        self.fed += 1;
+        self.seen = index + 1;
+    }
+
     /// The input line index of the task the pool numbered `task`.
     pub(crate) fn take_line(&mut self, task: u64) -> u64 {
         self.lines
             .remove(&task)
-            .expect("every task the pool numbers came from the feed")
+            .expect("every task the pool numbers was sent by the reader")
     }
 
-    /// Input lines passed so far, fed or skipped.
+    /// Input lines read so far, sent or skipped.
     pub(crate) fn seen(&self) -> u64 {
         self.seen
     }
@@ -205,91 +223,6 @@ impl Ledger {
     /// The error that ended the reading, if one did.
     pub(crate) fn take_read_error(&mut self) -> Option<io::Error> {
         self.read_error.take()
-    }
-}
-
-/// The lines, as the pool pulls them. Ends at the end of the input, or at
-/// once when `stop` disconnects, even while a read blocks.
-pub(crate) struct Feed<F> {
-    /// From the reader thread.
-    lines: Receiver<Read>,
-    /// Never sent on; disconnects when the feed must stop.
-    stop: Receiver<()>,
-    ledger: Rc<RefCell<Ledger>>,
-    /// Called before waiting for a line that is not there yet.
-    before_waiting: F,
-}
-
-impl<F: FnMut()> Feed<F> {
-    /// The lines `lines` brings from [`spawn_reader`], until `stop`
-    /// disconnects, noted in `ledger`; `before_waiting` runs whenever the
-    /// next line is not there yet.
-    pub(crate) fn new(
-        lines: Receiver<Read>,
-        stop: Receiver<()>,
-        ledger: Rc<RefCell<Ledger>>,
-        before_waiting: F,
-    ) -> Self {
-        Feed {
-            lines,
-            stop,
-            ledger,
-            before_waiting,
-        }
-    }
-
-    /// Whether the feed was told to stop.
-    fn stopped(&self) -> bool {
-        matches!(self.stop.try_recv(), Err(TryRecvError::Disconnected))
-    }
-
-    /// The next message of the reader thread; `None` if told to stop first.
-    fn receive(&mut self) -> Option<Read> {
-        match self.lines.try_recv() {
-            Ok(read) => return Some(read),
-            Err(TryRecvError::Disconnected) => return None,
-            Err(TryRecvError::Empty) => {}
-        }
-        (self.before_waiting)();
-        select! {
-            recv(self.lines) -> read => read.ok(),
-            recv(self.stop) -> _ => None,
-        }
-    }
-}
-
-impl<F: FnMut()> Iterator for Feed<F> {
-    type Item = Line;
-
-    fn next(&mut self) -> Option<Line> {
-        if self.ledger.borrow().ended {
-            return None;
-        }
-        let read = if self.stopped() { None } else { self.receive() };
-        let mut ledger = self.ledger.borrow_mut();
-        match read {
-            Some(Read::Line(index, line)) => {
-                let task = ledger.fed;
-                ledger.lines.insert(task, index);
-                ledger.fed += 1;
-                ledger.seen = index + 1;
-                Some(line)
-            }
-            Some(Read::End(end)) => {
-                ledger.ended = true;
-                ledger.exhausted = true;
-                match end {
-                    Ok(lines) => ledger.seen = lines,
-                    Err(err) => ledger.read_error = Some(err),
-                }
-                None
-            }
-            // Stopped (the reader thread cannot end without an `End`).
-            None => {
-                ledger.ended = true;
-                None
-            }
-        }
     }
 }
 
@@ -348,47 +281,47 @@ mod tests {
     }
 
     #[test]
-    fn the_feed_skips_done_lines_keeps_their_numbers_and_stops_when_told() {
+    fn the_reader_skips_done_lines_and_notes_the_line_of_each_task() {
         let done = Arc::new(Done::from_indices([1, 3]));
         let input = "10\n11\n12\n13\n14\n".as_bytes();
         let (tx, rx) = bounded(READ_AHEAD);
-        read_all(input, 64, false, &done, &tx);
+        let ledger = Mutex::new(Ledger::default());
+        read_all(input, 64, false, &done, &tx, &ledger);
         drop(tx);
-        let ledger = Rc::new(RefCell::new(Ledger::default()));
-        let (stop_tx, stop) = bounded(0);
-        let fed: Vec<String> = Feed::new(rx, stop, ledger.clone(), || {})
+        let sent: Vec<String> = rx
+            .iter()
             .map(|line| match line {
                 Line::Args(args) => args[0].to_string(),
                 Line::Malformed(why) => why,
             })
             .collect();
-        assert_eq!(fed, ["10", "12", "14"]);
-        let mut ledger = ledger.borrow_mut();
+        assert_eq!(sent, ["10", "12", "14"]);
+        let mut ledger = lock(&ledger);
         assert_eq!(
             (0..3)
                 .map(|task| ledger.take_line(task))
                 .collect::<Vec<_>>(),
             [0, 2, 4]
         );
-        assert!(ledger.exhausted() && ledger.ended);
+        assert!(ledger.exhausted());
         assert_eq!(ledger.seen(), 5);
-        drop(stop_tx);
+    }
 
-        // Before waiting for a line, the feed says so; a stopped feed ends
-        // at once, even while the reader waits for input.
+    #[test]
+    fn the_reader_stops_when_the_stream_is_let_go() {
         let (tx, rx) = bounded(1);
-        let (stop_tx, stop) = bounded(0);
-        let ledger = Rc::new(RefCell::new(Ledger::default()));
-        let waits = std::cell::Cell::new(0);
-        let mut feed = Feed::new(rx, stop, ledger.clone(), || {
-            waits.set(waits.get() + 1);
-            tx.send(Read::Line(7, Line::Args(Vec::new()))).unwrap();
-        });
-        assert!(matches!(feed.next(), Some(Line::Args(args)) if args.is_empty()));
-        assert_eq!((waits.get(), ledger.borrow().seen()), (1, 8));
-        drop(stop_tx);
-        assert!(feed.next().is_none());
-        assert_eq!(waits.get(), 1);
-        assert!(ledger.borrow().ended && !ledger.borrow().exhausted());
+        drop(rx);
+        let ledger = Mutex::new(Ledger::default());
+        read_all(
+            "1\n2\n".as_bytes(),
+            64,
+            false,
+            &Done::default(),
+            &tx,
+            &ledger,
+        );
+        let ledger = lock(&ledger);
+        assert!(!ledger.exhausted(), "it stopped at the first line");
+        assert_eq!(ledger.seen(), 1);
     }
 }

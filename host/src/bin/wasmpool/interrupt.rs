@@ -5,7 +5,6 @@
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
 
-use crossbeam_channel::Sender;
 use indicatif::ProgressBar;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
@@ -43,8 +42,6 @@ impl Interrupt {
 pub(crate) struct Watch<'a> {
     /// Where the first signal is recorded.
     pub(crate) interrupt: &'a Interrupt,
-    /// Dropped on the first signal, which stops the feed of input lines.
-    pub(crate) stop: Sender<()>,
     /// Terminated on the first signal.
     pub(crate) pool: &'a Pool,
     /// Closed on the second, before exiting.
@@ -60,10 +57,8 @@ impl Watch<'_> {
     /// a task terminated (or refused as the pool closed) also sees that the
     /// run was interrupted: nothing else terminates or closes the pool.
     pub(crate) fn run(self, mut signals: Signals) {
-        let mut stop = Some(self.stop);
         for signal in signals.forever() {
             if self.interrupt.0.swap(signal, Ordering::SeqCst) == 0 {
-                drop(stop.take());
                 self.pool.terminate();
                 self.bar.suspend(|| {
                     eprintln!(

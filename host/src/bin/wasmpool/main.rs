@@ -15,7 +15,6 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::rc::Rc;
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -25,7 +24,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use signal_hook::iterator::{Handle, Signals};
 use wasmpool::{GuestOutput, Pool, PoolBuilder, Preopen};
 
-use input::{Feed, Ledger, Source};
+use input::Source;
 use interrupt::{Interrupt, Watch};
 use parse::{parse_dir, parse_duration, parse_size};
 use records::{Gate, Records};
@@ -339,28 +338,20 @@ fn map(args: MapArgs) -> Result<ExitCode, SetupError> {
     });
 
     // Lines are read on a thread of their own, a bounded channel ahead of
-    // the pool, so the input streams through in bounded memory, and a read
-    // that blocks cannot hold up an interrupt.
+    // the pool, so the input streams through in bounded memory; the pool
+    // takes them as they come and never waits for input while results are
+    // ready, and a read that blocks cannot hold up an interrupt.
     let done = Arc::new(done);
-    let lines = input::spawn_reader(source, max_payload, args.star, done.clone())
+    let (lines, ledger) = input::spawn_reader(source, max_payload, args.star, done.clone())
         .map_err(|err| SetupError(format!("cannot start the input thread: {err}")))?;
     let signals = Signals::new(interrupt::SIGNALS)
         .map_err(|err| SetupError(format!("cannot handle signals: {err}")))?;
     let close_signals = CloseSignals(signals.handle());
-    let (stop, stopped) = crossbeam_channel::bounded(0);
     let gate = Gate::default();
     let records = RefCell::new(Records::new(sink, flush_each, &gate));
-    let ledger = Rc::new(RefCell::new(Ledger::default()));
     let interrupt = Interrupt::default();
-    // Before the feed waits for input, what is written goes out: nothing
-    // else can while the pool waits for lines.
-    let feed = Feed::new(lines, stopped, ledger.clone(), || {
-        // An error breaks the output, and the next write reports it.
-        let _ = records.borrow_mut().flush();
-    });
     let watch = Watch {
         interrupt: &interrupt,
-        stop,
         pool: &pool,
         gate: &gate,
         bar: &bar,
@@ -371,13 +362,13 @@ fn map(args: MapArgs) -> Result<ExitCode, SetupError> {
         // The pool pulls its first lines at once: signals are watched from
         // before then.
         let results = pool
-            .istarmap::<rmpv::Value, _, _>(&args.task, feed, chunksize, !args.unordered)?
+            .istarmap_stream::<rmpv::Value, _>(&args.task, lines, chunksize, !args.unordered)?
             .indexed();
         run::write_records(results, &records, &ledger, &interrupt, &bar)
     })?;
     bar.finish_and_clear();
 
-    let mut ledger = ledger.borrow_mut();
+    let mut ledger = input::lock(&ledger);
     let lines = total.map_or(ledger.seen(), |total| total.max(ledger.seen()));
     let signal = interrupt.signal();
     let summary = Summary {

@@ -2,6 +2,7 @@
 //! results end or an interrupt has stopped them, and the summary after.
 
 use std::cell::RefCell;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use indicatif::ProgressBar;
@@ -9,7 +10,7 @@ use serde::Serialize;
 use wasmpool::{ErrorKind, Indexed};
 
 use crate::SetupError;
-use crate::input::Ledger;
+use crate::input::{self, Ledger};
 use crate::interrupt::Interrupt;
 use crate::records::Records;
 
@@ -31,7 +32,7 @@ pub(crate) struct Tally {
 pub(crate) fn write_records<T, I>(
     mut results: Indexed<'_, rmpv::Value, T, I>,
     records: &RefCell<Records<'_>>,
-    ledger: &RefCell<Ledger>,
+    ledger: &Mutex<Ledger>,
     interrupt: &Interrupt,
     bar: &ProgressBar,
 ) -> Result<Tally, SetupError>
@@ -53,7 +54,7 @@ where
                 continue;
             }
         };
-        let index = ledger.borrow_mut().take_line(task);
+        let index = input::lock(ledger).take_line(task);
         match &outcome {
             Err(err)
                 if interrupted
