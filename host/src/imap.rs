@@ -19,6 +19,12 @@ use crate::protocol::Outcomes;
 /// worker to hold as many quick chunks as it may (see `supervisor`).
 const CHUNKS_PER_PROCESS: usize = 24;
 
+/// How long a stream's partly filled chunk waits for more items before it
+/// goes out as it is: long enough for a producer that is only a little
+/// behind to fill it (a chunk per item would cost a round trip each), short
+/// next to any task worth a pool.
+const LINGER: Duration = Duration::from_millis(1);
+
 /// A task's index and its outcome.
 pub type Entry<R> = (u64, Result<R, Error>);
 
@@ -93,6 +99,8 @@ pub struct Imap<'p, R, T, I> {
     yielded: u64,
     chunksize: usize,
     window: usize,
+    /// Since when a stream's partly filled chunk waits for more items.
+    lingering: Option<Instant>,
     _item: PhantomData<fn(T)>,
 }
 
@@ -141,6 +149,7 @@ where
             yielded: 0,
             chunksize,
             window,
+            lingering: None,
             _item: PhantomData,
         };
         imap.top_up();
@@ -171,8 +180,8 @@ where
     }
 
     /// Submits chunks while the window has room for one: whole chunks, or
-    /// what there is when the input ends or a stream has nothing more yet
-    /// (an item that came is never held back waiting for the next).
+    /// what there is when the input ends. A stream with nothing more yet
+    /// keeps its partly filled chunk for at most [`LINGER`].
     fn top_up(&mut self) {
         while self.input.is_some() && self.has_room() {
             let mut chunk = None;
@@ -200,8 +209,15 @@ where
                     }
                 }
             }
+            if starved && chunk.is_none() {
+                let since = *self.lingering.get_or_insert_with(Instant::now);
+                if since.elapsed() < LINGER {
+                    return;
+                }
+            }
             let chunk = chunk.or_else(|| self.chunker.finish());
             if let Some(chunk) = chunk {
+                self.lingering = None;
                 self.send(chunk);
             }
             if starved {
@@ -229,10 +245,21 @@ where
             select.recv(items);
             select.recv(stop);
         }
-        let ready = match deadline {
+        // A lingering chunk goes out when its time is up: wake for it.
+        let linger_end = self
+            .lingering
+            .filter(|_| self.chunker.pending() > 0)
+            .map(|since| since + LINGER);
+        let wake = match (deadline, linger_end) {
+            (Some(deadline), Some(linger)) => Some(deadline.min(linger)),
+            (deadline, linger) => deadline.or(linger),
+        };
+        let ready = match wake {
             None => select.ready(),
-            Some(deadline) => match select.ready_deadline(deadline) {
+            Some(wake) => match select.ready_deadline(wake) {
                 Ok(ready) => ready,
+                // The linger ended: the next top-up sends the chunk.
+                Err(_) if linger_end == Some(wake) => return true,
                 Err(_) => return false,
             },
         };

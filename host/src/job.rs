@@ -182,6 +182,11 @@ impl Chunker {
         }
     }
 
+    /// How many tasks the chunk being filled holds.
+    pub(crate) fn pending(&self) -> usize {
+        self.current.as_ref().map_or(0, Chunk::len)
+    }
+
     /// The last, partly filled chunk.
     pub(crate) fn finish(&mut self) -> Option<Chunk> {
         self.current.take().filter(|chunk| chunk.len() > 0)

@@ -3,10 +3,10 @@
 //! they come (a stream: results flow while the input waits), and notes the
 //! input line of each task in a [`Ledger`].
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, ErrorKind};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 
 use crossbeam_channel::{Receiver, Sender, bounded};
@@ -97,18 +97,19 @@ impl<R: BufRead> LineReader<R> {
 /// Starts the thread that reads `source` line by line, passes over the lines
 /// `done` holds, and parses the others (with `star`, as arrays of positional
 /// arguments; a line over `limit` bytes becomes a malformed line) into the
-/// channel returned, noting each in the ledger returned. The channel is the
-/// pool's stream of tasks: the `n`th line sent is task `n`. The thread is not
-/// joined: a read of stdin may block for ever, and must not keep the command
-/// from ending; it ends when the channel is let go.
+/// channel returned, telling how far it got in the ledger returned. The
+/// channel is the pool's stream of tasks: the `n`th line sent is task `n`
+/// (see [`Done::line_of`]). The thread is not joined: a read of stdin may
+/// block for ever, and must not keep the command from ending; it ends when
+/// the channel is let go.
 pub(crate) fn spawn_reader(
     source: Source,
     limit: usize,
     star: bool,
     done: Arc<Done>,
-) -> io::Result<(Receiver<Line>, Arc<Mutex<Ledger>>)> {
+) -> io::Result<(Receiver<Line>, Arc<Ledger>)> {
     let (tx, rx) = bounded(READ_AHEAD);
-    let ledger = Arc::new(Mutex::new(Ledger::default()));
+    let ledger = Arc::new(Ledger::default());
     let noted = ledger.clone();
     thread::Builder::new()
         .name("wasmpool-input".into())
@@ -127,14 +128,14 @@ pub(crate) fn spawn_reader(
 }
 
 /// The reader thread's work: every line of `reader` not `done` to `tx`,
-/// noted in `ledger` before it is sent, then how the input ended.
+/// then how the input ended, in `ledger`.
 fn read_all(
     reader: impl BufRead,
     limit: usize,
     star: bool,
     done: &Done,
     tx: &Sender<Line>,
-    ledger: &Mutex<Ledger>,
+    ledger: &Ledger,
 ) {
     let mut reader = LineReader::new(reader, limit);
     let mut bytes = Vec::new();
@@ -142,9 +143,10 @@ fn read_all(
     let end = loop {
         let fetched = match reader.read(&mut bytes) {
             Ok(Some(fetched)) => fetched,
-            Ok(None) => break Ok(index),
+            Ok(None) => break Ok(()),
             Err(err) => break Err(err),
         };
+        ledger.seen.store(index + 1, Ordering::Relaxed);
         if !done.contains(index) {
             let number = index + 1;
             let line = match fetched {
@@ -154,7 +156,6 @@ fn read_all(
                      {limit} bytes"
                 )),
             };
-            lock(ledger).note(index);
             if tx.send(line).is_err() {
                 // The pool let the stream go: it was terminated.
                 return;
@@ -165,64 +166,44 @@ fn read_all(
         }
         index += 1;
     };
-    let mut ledger = lock(ledger);
-    ledger.exhausted = true;
     match end {
-        Ok(lines) => ledger.seen = lines,
-        Err(err) => ledger.read_error = Some(err),
+        Ok(()) => ledger.exhausted.store(true, Ordering::SeqCst),
+        Err(err) => {
+            *ledger
+                .read_error
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(err);
+        }
     }
 }
 
-/// The ledger, whoever panicked holding it.
-pub(crate) fn lock(ledger: &Mutex<Ledger>) -> MutexGuard<'_, Ledger> {
-    ledger.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// What the reader thread tells the loop that writes the records: the input
-/// line of each task, and how far the input went.
+/// How far the reader thread got.
 #[derive(Default)]
 pub(crate) struct Ledger {
-    /// The input line index of each task sent to the pool, by the task's
-    /// index in the pool (tasks are numbered 0, 1, 2, ... as sent), until
-    /// its outcome is taken.
-    lines: HashMap<u64, u64>,
-    /// Tasks sent to the pool.
-    fed: u64,
     /// Input lines read so far, sent or skipped.
-    seen: u64,
+    seen: AtomicU64,
     /// The input was read to its end.
-    exhausted: bool,
-    read_error: Option<io::Error>,
+    exhausted: AtomicBool,
+    read_error: Mutex<Option<io::Error>>,
 }
 
 impl Ledger {
-    /// Notes that input line `index` is the next task.
-    fn note(&mut self, index: u64) {
-        self.lines.insert(self.fed, index);
-        self.fed += 1;
-        self.seen = index + 1;
-    }
-
-    /// The input line index of the task the pool numbered `task`.
-    pub(crate) fn take_line(&mut self, task: u64) -> u64 {
-        self.lines
-            .remove(&task)
-            .expect("every task the pool numbers was sent by the reader")
-    }
-
     /// Input lines read so far, sent or skipped.
     pub(crate) fn seen(&self) -> u64 {
-        self.seen
+        self.seen.load(Ordering::SeqCst)
     }
 
     /// Whether the input was read to its end.
     pub(crate) fn exhausted(&self) -> bool {
-        self.exhausted
+        self.exhausted.load(Ordering::SeqCst)
     }
 
     /// The error that ended the reading, if one did.
-    pub(crate) fn take_read_error(&mut self) -> Option<io::Error> {
-        self.read_error.take()
+    pub(crate) fn take_read_error(&self) -> Option<io::Error> {
+        self.read_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
     }
 }
 
@@ -281,11 +262,11 @@ mod tests {
     }
 
     #[test]
-    fn the_reader_skips_done_lines_and_notes_the_line_of_each_task() {
+    fn the_reader_skips_done_lines_and_tells_how_far_it_got() {
         let done = Arc::new(Done::from_indices([1, 3]));
         let input = "10\n11\n12\n13\n14\n".as_bytes();
         let (tx, rx) = bounded(READ_AHEAD);
-        let ledger = Mutex::new(Ledger::default());
+        let ledger = Ledger::default();
         read_all(input, 64, false, &done, &tx, &ledger);
         drop(tx);
         let sent: Vec<String> = rx
@@ -296,13 +277,6 @@ mod tests {
             })
             .collect();
         assert_eq!(sent, ["10", "12", "14"]);
-        let mut ledger = lock(&ledger);
-        assert_eq!(
-            (0..3)
-                .map(|task| ledger.take_line(task))
-                .collect::<Vec<_>>(),
-            [0, 2, 4]
-        );
         assert!(ledger.exhausted());
         assert_eq!(ledger.seen(), 5);
     }
@@ -311,7 +285,7 @@ mod tests {
     fn the_reader_stops_when_the_stream_is_let_go() {
         let (tx, rx) = bounded(1);
         drop(rx);
-        let ledger = Mutex::new(Ledger::default());
+        let ledger = Ledger::default();
         read_all(
             "1\n2\n".as_bytes(),
             64,
@@ -320,7 +294,6 @@ mod tests {
             &tx,
             &ledger,
         );
-        let ledger = lock(&ledger);
         assert!(!ledger.exhausted(), "it stopped at the first line");
         assert_eq!(ledger.seen(), 1);
     }

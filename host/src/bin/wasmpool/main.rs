@@ -364,11 +364,10 @@ fn map(args: MapArgs) -> Result<ExitCode, SetupError> {
         let results = pool
             .istarmap_stream::<rmpv::Value, _>(&args.task, lines, chunksize, !args.unordered)?
             .indexed();
-        run::write_records(results, &records, &ledger, &interrupt, &bar)
+        run::write_records(results, &records, &done, &interrupt, &bar)
     })?;
     bar.finish_and_clear();
 
-    let mut ledger = input::lock(&ledger);
     let lines = total.map_or(ledger.seen(), |total| total.max(ledger.seen()));
     let signal = interrupt.signal();
     let summary = Summary {

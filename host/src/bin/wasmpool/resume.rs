@@ -1,31 +1,52 @@
 //! `--resume`: which input lines an output file already has records of.
 
-use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader};
 use std::path::Path;
 
 use serde::de::{Deserialize, Deserializer, IgnoredAny};
 
-/// The indices (0-based input line numbers) of the lines done already.
+/// The indices (0-based input line numbers) of the lines done already,
+/// sorted.
 #[derive(Debug, Default)]
-pub(crate) struct Done(HashSet<u64>);
+pub(crate) struct Done(Vec<u64>);
 
 impl Done {
     /// The lines `indices` done.
-    #[cfg(test)]
     pub(crate) fn from_indices(indices: impl IntoIterator<Item = u64>) -> Self {
-        Done(indices.into_iter().collect())
+        let mut sorted: Vec<u64> = indices.into_iter().collect();
+        sorted.sort_unstable();
+        sorted.dedup();
+        Done(sorted)
     }
 
     /// Whether line `index` is done.
     pub(crate) fn contains(&self, index: u64) -> bool {
-        self.0.contains(&index)
+        self.0.binary_search(&index).is_ok()
     }
 
     /// How many of the lines before line `end` are done.
     pub(crate) fn count_below(&self, end: u64) -> u64 {
-        self.0.iter().filter(|&&index| index < end).count() as u64
+        self.0.partition_point(|&index| index < end) as u64
+    }
+
+    /// The input line that task `task` runs: the lines not done are the
+    /// tasks, in order, so it is line number `task` among those.
+    pub(crate) fn line_of(&self, task: u64) -> u64 {
+        // The done line at position i has i done lines before it, so
+        // `index - i` (non-decreasing) counts the lines to run before it:
+        // the done lines before the task's line are those where that count
+        // is at most `task`.
+        let (mut low, mut high) = (0, self.0.len());
+        while low < high {
+            let middle = low + (high - low) / 2;
+            if self.0[middle] - middle as u64 <= task {
+                low = middle + 1;
+            } else {
+                high = middle;
+            }
+        }
+        task + low as u64
     }
 }
 
@@ -82,7 +103,7 @@ pub(crate) fn load(path: &Path) -> Result<Resumed, ResumeError> {
         Err(err) => return Err(ResumeError::Io(err)),
     };
     let mut reader = BufReader::with_capacity(1 << 16, file);
-    let mut indices = HashSet::new();
+    let mut indices = Vec::new();
     let (mut line, mut number, mut complete_bytes) = (Vec::new(), 0u64, 0u64);
     loop {
         line.clear();
@@ -101,7 +122,7 @@ pub(crate) fn load(path: &Path) -> Result<Resumed, ResumeError> {
                 .and_then(|file| file.set_len(complete_bytes))
                 .map_err(ResumeError::Io)?;
             return Ok(Resumed {
-                done: Done(indices),
+                done: Done::from_indices(indices),
                 cut_line: Some(number),
             });
         }
@@ -113,11 +134,11 @@ pub(crate) fn load(path: &Path) -> Result<Resumed, ResumeError> {
                 "a record has either \"ok\" or \"error\"".into(),
             ));
         }
-        indices.insert(record.index);
+        indices.push(record.index);
         complete_bytes += line.len() as u64;
     }
     Ok(Resumed {
-        done: Done(indices),
+        done: Done::from_indices(indices),
         cut_line: None,
     })
 }
@@ -125,6 +146,22 @@ pub(crate) fn load(path: &Path) -> Result<Resumed, ResumeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tasks_map_to_the_lines_not_done() {
+        for done in [vec![], vec![0], vec![1, 3], vec![0, 1, 2, 7, 8, 20]] {
+            let set = Done::from_indices(done.iter().copied());
+            let expected: Vec<u64> = (0..30).filter(|line| !done.contains(line)).collect();
+            let mapped: Vec<u64> = (0..expected.len() as u64)
+                .map(|task| set.line_of(task))
+                .collect();
+            assert_eq!(mapped, expected, "done {done:?}");
+            assert_eq!(
+                set.count_below(8),
+                done.iter().filter(|&&l| l < 8).count() as u64
+            );
+        }
+    }
 
     fn file(name: &str, text: &str) -> std::path::PathBuf {
         let path = std::env::temp_dir().join(format!(

@@ -2,7 +2,6 @@
 //! results end or an interrupt has stopped them, and the summary after.
 
 use std::cell::RefCell;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use indicatif::ProgressBar;
@@ -10,9 +9,13 @@ use serde::Serialize;
 use wasmpool::{ErrorKind, Indexed};
 
 use crate::SetupError;
-use crate::input::{self, Ledger};
 use crate::interrupt::Interrupt;
 use crate::records::Records;
+use crate::resume::Done;
+
+/// Lines the progress bar moves by at once, at most (it redraws ten times a
+/// second whatever the step).
+const BAR_STEP: u64 = 64;
 
 /// How the lines of a run went.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -32,7 +35,7 @@ pub(crate) struct Tally {
 pub(crate) fn write_records<T, I>(
     mut results: Indexed<'_, rmpv::Value, T, I>,
     records: &RefCell<Records<'_>>,
-    ledger: &Mutex<Ledger>,
+    done: &Done,
     interrupt: &Interrupt,
     bar: &ProgressBar,
 ) -> Result<Tally, SetupError>
@@ -42,19 +45,27 @@ where
 {
     let cannot_write = |why| SetupError(format!("cannot write the output: {why}"));
     let mut tally = Tally::default();
+    // Lines done and not yet shown on the progress bar, which is moved a
+    // few at a time: each move reads the clock.
+    let mut unshown = 0;
     loop {
         let due = records.borrow().due_in();
+        if due.is_zero() {
+            records.borrow_mut().flush().map_err(cannot_write)?;
+            continue;
+        }
         let next = results.next_timeout(due);
         let interrupted = interrupt.signal().is_some();
         let (task, outcome) = match next {
             Ok(Some(entry)) => entry,
             Ok(None) => break,
             Err(wasmpool::NextTimeout) => {
+                bar.inc(std::mem::take(&mut unshown));
                 records.borrow_mut().flush_if_due().map_err(cannot_write)?;
                 continue;
             }
         };
-        let index = input::lock(ledger).take_line(task);
+        let index = done.line_of(task);
         match &outcome {
             Err(err)
                 if interrupted
@@ -72,8 +83,12 @@ where
             .borrow_mut()
             .write(index, outcome)
             .map_err(cannot_write)?;
-        bar.inc(1);
+        unshown += 1;
+        if unshown == BAR_STEP {
+            bar.inc(std::mem::take(&mut unshown));
+        }
     }
+    bar.inc(unshown);
     records.borrow_mut().flush().map_err(cannot_write)?;
     Ok(tally)
 }
