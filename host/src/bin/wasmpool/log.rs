@@ -59,11 +59,16 @@ struct AroundBar(ProgressBar);
 
 impl Write for AroundBar {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.suspend(|| io::stderr().lock().write_all(buf))?;
+        to_stderr(&self.0, buf)?;
         Ok(buf.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
         io::stderr().flush()
     }
+}
+
+/// Writes `bytes` to stderr with the progress bar `bar` out of the way.
+pub(crate) fn to_stderr(bar: &ProgressBar, bytes: &[u8]) -> io::Result<()> {
+    bar.suspend(|| io::stderr().lock().write_all(bytes))
 }

@@ -200,10 +200,7 @@ fn progress_bar(total: Option<u64>, hidden: bool) -> ProgressBar {
 /// Guest output on stderr, each line attributed to its worker and task,
 /// around the progress bar.
 fn show_output(bar: &ProgressBar, output: &GuestOutput) {
-    let lines = output.attributed();
-    bar.suspend(|| {
-        let _ = io::stderr().lock().write_all(lines.as_bytes());
-    });
+    let _ = log::to_stderr(bar, output.attributed().as_bytes());
 }
 
 /// Reads what `--resume` needs of the output file at `path`.

@@ -71,18 +71,6 @@ impl<'g> Records<'g> {
         FLUSH_EVERY.saturating_sub(self.last_flush.elapsed())
     }
 
-    /// Writes out the records waiting if they are due.
-    ///
-    /// # Errors
-    ///
-    /// As [`flush`](Self::flush).
-    pub(crate) fn flush_if_due(&mut self) -> Result<(), String> {
-        if self.due_in().is_zero() {
-            self.flush()?;
-        }
-        Ok(())
-    }
-
     /// Writes out every record waiting.
     ///
     /// # Errors
