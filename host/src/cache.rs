@@ -136,19 +136,13 @@ impl CacheDir {
         )
         .map_err(|err| io_error("create", err.into()))?;
         let mut file = File::from(fd);
-        let written = file
-            .write_all(bytes)
-            .and_then(|()| file.metadata())
-            .and_then(|meta| {
-                rustix::fs::renameat(&self.dir, tmp.as_str(), &self.dir, name)?;
-                Ok(meta)
-            });
+        let written = file.write_all(bytes).and_then(|()| {
+            let stat = rustix::fs::fstat(&file)?;
+            rustix::fs::renameat(&self.dir, tmp.as_str(), &self.dir, name)?;
+            Ok(stat)
+        });
         match written {
-            Ok(meta) => Ok(ArtifactFile {
-                path: self.path.join(name),
-                dev: meta.dev(),
-                ino: meta.ino(),
-            }),
+            Ok(stat) => Ok(self.artifact(name, &stat)),
             Err(err) => {
                 let _ = rustix::fs::unlinkat(&self.dir, tmp.as_str(), AtFlags::empty());
                 Err(io_error("write", err))
@@ -156,6 +150,7 @@ impl CacheDir {
         }
     }
 
+    /// The artifact `name`, as the file `stat` describes.
     fn artifact(&self, name: &str, stat: &Stat) -> ArtifactFile {
         ArtifactFile {
             path: self.path.join(name),
@@ -183,30 +178,27 @@ fn open_private(dir: &Path) -> Result<OwnedFd, String> {
     )
     .map_err(|err| format!("it cannot be opened: {err}"))?;
     let stat = rustix::fs::fstat(&fd).map_err(|err| format!("cannot stat it: {err}"))?;
+    check_private(&stat)?;
+    Ok(fd)
+}
+
+/// Whether an artifact file can only have been written by this user.
+fn check_file(stat: &Stat) -> Result<(), String> {
+    if stat.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return Err("it is not a regular file".into());
+    }
+    check_private(stat)
+}
+
+/// Whether a file or directory belongs to this user and nobody else may
+/// write to it.
+fn check_private(stat: &Stat) -> Result<(), String> {
     let me = rustix::process::geteuid().as_raw();
     if stat.st_uid != me {
         return Err(format!(
             "it belongs to user {}, not to this user ({me})",
             stat.st_uid
         ));
-    }
-    if stat.st_mode & WRITABLE_BY_OTHERS != 0 {
-        return Err(format!(
-            "others may write to it (mode {:o})",
-            stat.st_mode & 0o7777
-        ));
-    }
-    Ok(fd)
-}
-
-/// Whether an artifact file can only have been written by this user.
-fn check_file(stat: &Stat) -> Result<(), String> {
-    let me = rustix::process::geteuid().as_raw();
-    if stat.st_mode & libc::S_IFMT != libc::S_IFREG {
-        return Err("it is not a regular file".into());
-    }
-    if stat.st_uid != me {
-        return Err(format!("it belongs to user {}", stat.st_uid));
     }
     if stat.st_mode & WRITABLE_BY_OTHERS != 0 {
         return Err(format!(

@@ -210,6 +210,11 @@ where
                 }
             }
             if starved && chunk.is_none() {
+                if self.chunker.pending() == 0 {
+                    // Nothing waits to go out: no linger to time.
+                    self.lingering = None;
+                    return;
+                }
                 let since = *self.lingering.get_or_insert_with(Instant::now);
                 if since.elapsed() < LINGER {
                     return;

@@ -631,15 +631,8 @@ impl Pool {
         // If every slot is gone the chunk comes back and is dropped here,
         // which fails its tasks: nothing is lost silently.
         let _ = sender.send(chunk);
-        // A `terminate` on another thread marks the pool, then empties the
-        // queue. A chunk sent after that emptying is seen here (the mark is
-        // set by then; the fences pair up) and dropped, which fails its
-        // tasks as terminated, rather than left in a queue no slot reads any
-        // more.
-        fence(Ordering::SeqCst);
-        if self.shared.terminating() {
-            self.shared.drop_queued();
-        }
+        // Sent as another thread terminates the pool: not left behind.
+        self.shared.drop_if_terminating();
     }
 
     /// A chunker for tasks of `task`, if the pool has that task and is open.
@@ -1067,7 +1060,8 @@ impl Pool {
             let _ = worker.kill();
         }
         // Tasks still queued will never run: dropping them fails them. (A
-        // chunk sent from now on is dropped by its sender: see `send`.)
+        // chunk sent from now on is dropped by its sender: see
+        // `Shared::drop_if_terminating`, whose fence pairs with this one.)
         fence(Ordering::SeqCst);
         self.shared.drop_queued();
     }

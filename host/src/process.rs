@@ -80,7 +80,6 @@ impl KillHandle {
 /// A running worker process.
 pub(crate) struct WorkerProcess {
     child: Child,
-    pid: u32,
     handle: KillHandle,
     writer: FrameWriter<ChildStdin>,
     pub(crate) events: Receiver<Event>,
@@ -154,7 +153,6 @@ impl WorkerProcess {
             });
         let mut worker = WorkerProcess {
             child,
-            pid,
             handle,
             writer: FrameWriter::new(stdin),
             events,
@@ -251,7 +249,7 @@ impl WorkerProcess {
 
     /// The worker's process id.
     pub(crate) fn pid(&self) -> u32 {
-        self.pid
+        self.handle.pid()
     }
 
     /// A handle that can kill the worker from any thread, safely even after

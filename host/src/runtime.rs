@@ -416,6 +416,21 @@ pub(crate) fn epoch_tick(limits: &Limits) -> Duration {
     (shortest / 10).clamp(Duration::from_millis(1), Duration::from_millis(100))
 }
 
+/// Runs `stage`, which must be over within `limit`: stopped at the limit if
+/// it yields (it does at every epoch tick when epoch checks are compiled
+/// in), else ended by the backstop with the worker. `late` says it was not.
+async fn within<F: Future>(
+    backstop: &Option<Backstop>,
+    limit: Duration,
+    late: &Error,
+    stage: F,
+) -> Result<F::Output, Error> {
+    arm(backstop, limit, late);
+    let ended = tokio::time::timeout(limit, stage).await;
+    disarm(backstop);
+    ended.map_err(|_| late.clone())
+}
+
 /// Watches a stage that must be over within `limit`, if there is a backstop.
 fn arm(backstop: &Option<Backstop>, limit: Duration, late: &Error) {
     if let Some(backstop) = backstop {
@@ -501,10 +516,7 @@ impl Runner {
             .module
             .wasmpool_task_tasks()
             .call_describe(&mut live.store);
-        arm(&backstop, limits.startup_timeout, &late);
-        let described = tokio::time::timeout(limits.startup_timeout, describe).await;
-        disarm(&backstop);
-        let Ok(described) = described else {
+        let Ok(described) = within(&backstop, limits.startup_timeout, &late, describe).await else {
             self.live = None;
             return Err(late);
         };
@@ -564,19 +576,15 @@ impl Runner {
             format!("instantiating the module did not finish within {startup:?}"),
         );
         let instantiate = self.pre.instantiate_async(&mut store);
-        arm(&self.backstop, startup, &late);
-        let instantiated = tokio::time::timeout(startup, instantiate).await;
-        disarm(&self.backstop);
-        let Ok(instantiated) = instantiated else {
-            return Err(late);
-        };
-        let module = instantiated.map_err(|err| {
-            let err = trap_error(err, &self.limits);
-            Error::new(
-                ErrorKind::Initializer,
-                format!("cannot instantiate the module: {}", err.message()),
-            )
-        })?;
+        let module = within(&self.backstop, startup, &late, instantiate)
+            .await?
+            .map_err(|err| {
+                let err = trap_error(err, &self.limits);
+                Error::new(
+                    ErrorKind::Initializer,
+                    format!("cannot instantiate the module: {}", err.message()),
+                )
+            })?;
         let mut live = Live { store, module };
         if let Some(init) = self.initializer.clone() {
             let end = init.args.len() as u32;

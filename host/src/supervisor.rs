@@ -81,7 +81,7 @@ impl Shared {
         workers.iter().flatten().cloned().collect()
     }
 
-    pub(crate) fn terminating(&self) -> bool {
+    fn terminating(&self) -> bool {
         self.terminating.load(Ordering::SeqCst)
     }
 
@@ -90,8 +90,15 @@ impl Shared {
         // Cannot fail: this slot holds a receiver. Were it to, the dropped
         // chunk would fail its tasks rather than lose them.
         let _ = self.requeue.0.send(chunk);
-        // Put back as the pool was being terminated: drop it, as a chunk
-        // submitted then (see `Pool::send`).
+        self.drop_if_terminating();
+    }
+
+    /// Called after a chunk was queued. `Pool::terminate` marks the pool,
+    /// then empties the queues; a chunk queued after that emptying is seen
+    /// here (the mark is set by then: the fences pair up) and dropped, which
+    /// fails its tasks as terminated, rather than left in a queue no slot
+    /// reads any more.
+    pub(crate) fn drop_if_terminating(&self) {
         fence(Ordering::SeqCst);
         if self.terminating() {
             self.drop_queued();
@@ -310,13 +317,20 @@ impl Slot {
         self.front_started.checked_add(allowed)
     }
 
+    /// Takes the worker out of the slot, and out of the pool's list of
+    /// workers to kill on terminate, before anything reaps it.
+    fn take_worker(&mut self) -> Option<WorkerProcess> {
+        let worker = self.worker.take()?;
+        self.shared.set_worker(self.index, None);
+        Some(worker)
+    }
+
     /// The worker did not answer in time, though it should have stopped the
     /// task itself: kill it, fail the chunk it ran, start a new one.
     fn on_watchdog(&mut self) {
-        let Some(mut worker) = self.worker.take() else {
+        let Some(mut worker) = self.take_worker() else {
             return;
         };
-        self.shared.set_worker(self.index, None);
         let waited = self.front_started.elapsed();
         worker.kill();
         let error = Error::new(
@@ -419,10 +433,9 @@ impl Slot {
 
     /// The worker is gone (or must go): its chunks fail, a new one will start.
     fn on_lost(&mut self, reason: Option<String>) {
-        let Some(mut worker) = self.worker.take() else {
+        let Some(mut worker) = self.take_worker() else {
             return;
         };
-        self.shared.set_worker(self.index, None);
         let pid = worker.pid();
         let status = worker.kill();
         let error = if self.shared.terminating() {
@@ -448,10 +461,9 @@ impl Slot {
     /// worker is ending: the chunk it ran fails with why, the rest run
     /// elsewhere.
     fn on_stuck(&mut self, error: Error) {
-        let Some(mut worker) = self.worker.take() else {
+        let Some(mut worker) = self.take_worker() else {
             return;
         };
-        self.shared.set_worker(self.index, None);
         worker.kill();
         tracing::warn!("worker {}: {error}", worker.pid());
         self.drop_in_flight(&error, false);
@@ -492,8 +504,7 @@ impl Slot {
 
     /// Shuts the current worker down gracefully.
     fn retire(&mut self) {
-        if let Some(worker) = self.worker.take() {
-            self.shared.set_worker(self.index, None);
+        if let Some(worker) = self.take_worker() {
             // It has nothing left to do: let it exit, and reap it, off this
             // slot's path.
             let reaper = thread::Builder::new()
@@ -544,8 +555,7 @@ impl Slot {
     }
 
     fn terminate(&mut self) {
-        if let Some(mut worker) = self.worker.take() {
-            self.shared.set_worker(self.index, None);
+        if let Some(mut worker) = self.take_worker() {
             worker.kill();
         }
         let error = Error::new(

@@ -114,11 +114,6 @@ fn take_stdio() -> std::io::Result<(File, File)> {
 
 fn serve(reader: &mut FrameReader<File>, writer: &mut FrameWriter<File>) -> Result<(), String> {
     let pid = std::process::id();
-    let backstop = writer
-        .get_ref()
-        .try_clone()
-        .and_then(Backstop::start)
-        .map_err(|err| format!("cannot start the backstop thread: {err}"))?;
     writer
         .send(&FromWorker::Hello {
             version: protocol::VERSION,
@@ -131,6 +126,18 @@ fn serve(reader: &mut FrameReader<File>, writer: &mut FrameWriter<File>) -> Resu
         Ok(Some(other)) => return Err(format!("expected setup, got {other:?}")),
         Ok(None) => return Ok(()),
         Err(err) => return Err(format!("cannot read the setup: {err}")),
+    };
+    // With a task time limit, epoch checks stop whatever the module runs;
+    // only without them does a stage need the backstop.
+    let backstop = match setup.limits.task_timeout {
+        Some(_) => None,
+        None => Some(
+            writer
+                .get_ref()
+                .try_clone()
+                .and_then(Backstop::start)
+                .map_err(|err| format!("cannot start the backstop thread: {err}"))?,
+        ),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -148,7 +155,7 @@ fn serve(reader: &mut FrameReader<File>, writer: &mut FrameWriter<File>) -> Resu
             initializer: setup.initializer.clone(),
             limits: setup.limits.clone(),
             grants: setup.grants.clone(),
-            backstop: Some(backstop),
+            backstop,
         };
         // SAFETY: the pool checked or wrote this artifact with an engine of the same settings.
         unsafe { Runner::load(engine, &setup.artifact, config) }
