@@ -46,8 +46,9 @@
 //!   state does in a CPython pool worker, until the instance is renewed.
 //! - `#[task(name = "other")]` exports a function under another name.
 //!
-//! [`worker_pid`] and [`task_index`] tell a task where it runs. Guest output on
-//! stdout and stderr is captured by the host and attributed to the task.
+//! [`worker_pid`] and [`task_index`] tell a task where it runs, and
+//! [`call_host`] calls a function the host offers. Guest output on stdout
+//! and stderr is captured by the host and attributed to the task.
 //!
 //! # The contract
 //!
@@ -68,7 +69,7 @@ mod bindings {
 
 use bindings::exports::wasmpool::task::tasks::{Guest, TaskInfo};
 use bindings::wasmpool::task::types::{ErrorKind, TaskError};
-use bindings::wasmpool::task::{context, outcomes};
+use bindings::wasmpool::task::{context, host, outcomes};
 
 pub use wasmpool_guest_macros::task;
 
@@ -83,6 +84,58 @@ pub fn worker_pid() -> u32 {
 /// or `starmap`, or 0 for an `apply`.
 pub fn task_index() -> u64 {
     context::task_index()
+}
+
+/// Why a call of a host function failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HostCallError {
+    /// The arguments could not be encoded.
+    Arguments(String),
+    /// The host refused or failed the call: no such function, arguments that
+    /// do not decode, the function's own error, or a payload over the
+    /// pool's limit. The message says which.
+    Host(String),
+    /// The reply did not decode to the type asked for.
+    Reply(String),
+}
+
+impl Display for HostCallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HostCallError::Arguments(why) => write!(f, "the host call's arguments: {why}"),
+            HostCallError::Host(why) => write!(f, "{why}"),
+            HostCallError::Reply(why) => write!(f, "the host call's reply: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for HostCallError {}
+
+/// Calls the host function `name` — one the pool offers
+/// (`PoolBuilder::host_fn`) — with `args`, a tuple of its positional
+/// arguments, and waits for its result. The rest of the pool goes on while
+/// the task waits, and the task's time limit still holds.
+///
+/// ```no_run
+/// let n: i64 = wasmpool_guest::call_host("lookup", ("key",)).unwrap();
+/// ```
+///
+/// # Errors
+///
+/// [`HostCallError`] says what failed; the task decides what becomes of it.
+pub fn call_host<A, R>(name: &str, args: A) -> Result<R, HostCallError>
+where
+    A: serde::Serialize,
+    R: serde::de::DeserializeOwned,
+{
+    let mut encoded = rmp_serde::encode::to_vec_named(&args)
+        .map_err(|err| HostCallError::Arguments(err.to_string()))?;
+    // `()` encodes as nil; no arguments are the empty array.
+    if encoded == [0xc0] {
+        encoded = vec![0x90];
+    }
+    let reply = host::call(name, &encoded).map_err(HostCallError::Host)?;
+    rmp_serde::from_slice(&reply).map_err(|err| HostCallError::Reply(err.to_string()))
 }
 
 /// Items used by the code `#[task]` generates. Not public API.

@@ -22,8 +22,8 @@ use rustix::fs::{AtFlags, Mode, OFlags, Stat};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
+use crate::channel::ArtifactFile;
 use crate::error::{Error, ErrorKind};
-use crate::protocol::ArtifactFile;
 
 /// Mode bits that let others change a file or a directory's entries.
 const WRITABLE_BY_OTHERS: u32 = 0o022;

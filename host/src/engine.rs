@@ -3,8 +3,8 @@
 
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig};
 
+use crate::channel::EngineSettings;
 use crate::error::{Error, ErrorKind};
-use crate::protocol::EngineSettings;
 
 /// Instances a worker keeps at once: the one in use, and a fresh one being made.
 const INSTANCES_PER_WORKER: u32 = 2;

@@ -37,6 +37,9 @@ pub enum ErrorKind {
     WorkerLost,
     /// The pool was terminated before the task finished.
     Terminated,
+    /// The task was withdrawn before it started: its caller dropped the
+    /// [`Imap`](crate::Imap) or cancelled the [`AsyncResult`](crate::AsyncResult).
+    Cancelled,
     /// The pool is closed: it takes no new tasks.
     PoolClosed,
     /// The module is not a wasmpool task module.
@@ -67,6 +70,7 @@ impl ErrorKind {
             ErrorKind::Initializer => "initializer",
             ErrorKind::WorkerLost => "worker-lost",
             ErrorKind::Terminated => "terminated",
+            ErrorKind::Cancelled => "cancelled",
             ErrorKind::PoolClosed => "pool-closed",
             ErrorKind::BadModule => "bad-module",
             ErrorKind::Spawn => "spawn",

@@ -7,10 +7,14 @@ use std::path::Path;
 
 use serde_bytes::ByteBuf;
 
+use std::io::Write;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use crate::channel::io::FrameReader;
+use crate::channel::{self, EngineSettings, FromWorker, Grants, Limits, Outcomes, ToWorker, codec};
 use crate::engine::{self, Role};
-use crate::ipc::FrameReader;
-use crate::protocol::{self, EngineSettings, FromWorker, Grants, Limits, Outcomes, ToWorker};
-use crate::runtime::{Runner, RunnerConfig};
+use crate::worker::outbox::Outbox;
+use crate::worker::runtime::{Runner, RunnerConfig};
 
 fn settings() -> EngineSettings {
     EngineSettings {
@@ -48,7 +52,12 @@ pub fn answer_frame(tasks: usize) -> Vec<u8> {
         outcomes.push_ok(&rmp_serde::to_vec(&(i as i64 * 7919)).expect("an integer encodes"));
     }
     let mut frame = Vec::new();
-    protocol::encode(&FromWorker::Done { seq: 1, outcomes }, &mut frame);
+    let answer = FromWorker::Outcomes {
+        seq: 1,
+        first: 0,
+        outcomes,
+    };
+    codec::encode(&answer, &mut frame);
     frame
 }
 
@@ -57,10 +66,10 @@ pub fn batch_frame(tasks: usize) -> Vec<u8> {
     let mut args = Vec::new();
     let mut ends = Vec::with_capacity(tasks);
     for i in 0..tasks {
-        crate::job::encode_args(&mut args, &(i as i64,)).expect("a tuple encodes");
+        crate::chunk::encode_args(&mut args, &(i as i64,)).expect("a tuple encodes");
         ends.push(args.len() as u32);
     }
-    let batch = protocol::Batch {
+    let batch = channel::Batch {
         seq: 1,
         task: "square".into(),
         first_index: 0,
@@ -68,17 +77,17 @@ pub fn batch_frame(tasks: usize) -> Vec<u8> {
         ends,
     };
     let mut frame = Vec::new();
-    protocol::encode(&ToWorker::Run(batch), &mut frame);
+    codec::encode(&ToWorker::Run(batch), &mut frame);
     frame
 }
 
 /// Decodes a frame made by [`answer_frame`] or [`batch_frame`]; returns how
 /// many tasks it carries.
 pub fn decode_frame(frame: &[u8]) -> usize {
-    let body = &frame[protocol::HEADER_LEN..];
-    match protocol::decode_body::<FromWorker>(body) {
-        Ok(FromWorker::Done { outcomes, .. }) => outcomes.len(),
-        _ => match protocol::decode_body::<ToWorker>(body) {
+    let body = &frame[codec::HEADER_LEN..];
+    match codec::decode_body::<FromWorker>(body) {
+        Ok(FromWorker::Outcomes { outcomes, .. }) => outcomes.len(),
+        _ => match codec::decode_body::<ToWorker>(body) {
             Ok(ToWorker::Run(batch)) => batch.ends.len(),
             _ => 0,
         },
@@ -90,6 +99,33 @@ pub fn decode_frame(frame: &[u8]) -> usize {
 pub struct Guest {
     runtime: tokio::runtime::Runtime,
     runner: Runner,
+    outbox: Arc<Outbox>,
+    /// What the outbox wrote.
+    sent: Sent,
+}
+
+/// Keeps what is written, to count the outcomes.
+#[derive(Clone, Default)]
+struct Sent(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Sent {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for Guest {
+    fn drop(&mut self) {
+        let _ = self.outbox.close();
+    }
 }
 
 impl Guest {
@@ -99,6 +135,9 @@ impl Guest {
             .map_err(|err| crate::Error::new(crate::ErrorKind::Io, err.to_string()))?;
         let compiler = engine::engine(&settings(), Role::Compile)?;
         let cache = crate::cache::CacheDir::open(cache_dir)?;
+        let sent = Sent::default();
+        let outbox = Outbox::start(Box::new(sent.clone()))
+            .map_err(|err| crate::Error::new(crate::ErrorKind::Spawn, err.to_string()))?;
         let artifact = crate::module::prepare(&compiler, &bytes, "the module", &cache)?;
         let config = RunnerConfig {
             pid: std::process::id(),
@@ -110,10 +149,11 @@ impl Guest {
                 startup_timeout: std::time::Duration::from_secs(5),
                 initializer_timeout: std::time::Duration::from_secs(30),
                 fuel: None,
-                max_result: 1 << 26,
+                max_payload: 1 << 26,
             },
             grants: Grants::default(),
             backstop: None,
+            outbox: outbox.clone(),
         };
         let engine = engine::engine(&settings(), Role::Run)?;
         // SAFETY: `prepare` just wrote the artifact for these settings.
@@ -122,7 +162,12 @@ impl Guest {
             .enable_all()
             .build()
             .map_err(|err| crate::Error::new(crate::ErrorKind::Spawn, err.to_string()))?;
-        Ok(Guest { runtime, runner })
+        Ok(Guest {
+            runtime,
+            runner,
+            outbox,
+            sent,
+        })
     }
 
     /// Throws the instance away and makes a fresh one.
@@ -132,9 +177,22 @@ impl Guest {
     }
 
     /// Runs `task` once per element of `args` (each a MessagePack argument
-    /// array) in one guest call; returns how many succeeded.
+    /// array) in one guest call, its outcomes sent through an outbox as a
+    /// worker's are; returns how many succeeded.
     pub fn run(&mut self, task: &str, args: &[u8], ends: &[u32]) -> usize {
-        let (_, outcomes) = self.runtime.block_on(self.runner.run(task, 0, args, ends));
-        outcomes.iter().filter(|outcome| outcome.is_ok()).count()
+        self.outbox.begin(0);
+        self.runtime.block_on(self.runner.run(task, 0, args, ends));
+        if self.outbox.end().is_err() {
+            return 0;
+        }
+        let sent = std::mem::take(&mut *self.sent.0.lock().unwrap_or_else(PoisonError::into_inner));
+        let mut frames = FrameReader::new(&sent[..], usize::MAX);
+        let mut succeeded = 0;
+        while let Ok(Some(message)) = frames.read::<FromWorker>() {
+            if let FromWorker::Outcomes { outcomes, .. } = message {
+                succeeded += outcomes.iter().filter(|outcome| outcome.is_ok()).count();
+            }
+        }
+        succeeded
     }
 }

@@ -155,33 +155,25 @@
 //! terabytes of address space.
 
 mod cache;
-mod callbacks;
+mod channel;
+mod chunk;
 mod engine;
 mod error;
-mod imap;
 #[cfg(feature = "internals")]
 #[doc(hidden)]
 pub mod internals;
-mod ipc;
-mod job;
 mod module;
-mod output;
 mod pool;
-mod process;
-mod protocol;
-mod result;
-mod runtime;
 mod supervisor;
 mod worker;
 
+pub use channel::{Preopen, TaskInfo};
 /// The channels [`Pool::istarmap_stream`] takes its items from.
 pub use crossbeam_channel;
 pub use error::{Error, ErrorKind, GetTimeoutError, NextTimeout, NotReady, TrapDetails};
-pub use imap::{Entry, Imap, Indexed};
-pub use output::{GuestOutput, Stream};
-pub use pool::{Pool, PoolBuilder};
-pub use protocol::{Preopen, TaskInfo};
-pub use result::{AsyncResult, Callbacks};
+pub use pool::output::{GuestOutput, Stream};
+pub use pool::result::Callbacks;
+pub use pool::{AsyncResult, Entry, Imap, Indexed, Pool, PoolBuilder};
 
 /// Makes this program usable as the workers of its pools; call it first
 /// thing in `main`.
@@ -194,5 +186,5 @@ pub fn init() {
     if let Some(marker) = std::env::var_os(worker::MARKER) {
         std::process::exit(worker::main(&marker));
     }
-    pool::INIT_CALLED.store(true, std::sync::atomic::Ordering::SeqCst);
+    pool::builder::INIT_CALLED.store(true, std::sync::atomic::Ordering::SeqCst);
 }

@@ -10,9 +10,9 @@ use wasmtime::Engine;
 use wasmtime::component::Component;
 
 use crate::cache::{self, CacheDir};
+use crate::channel::ArtifactFile;
 use crate::error::{Error, ErrorKind};
-use crate::protocol::ArtifactFile;
-use crate::runtime;
+use crate::worker::runtime;
 
 /// The 8 bytes every WebAssembly binary starts with, after the magic number,
 /// tell a core module (version 1, layer 0) from a component (layer 1).

@@ -9,13 +9,12 @@
 //! outlive its limit (plus a short grace, so that a clean stop wins where
 //! there is one), tells the pool why on the channel and ends the process.
 
-use std::fs::File;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use crate::channel::FromWorker;
 use crate::error::Error;
-use crate::ipc::FrameWriter;
-use crate::protocol::FromWorker;
+use crate::worker::outbox::Outbox;
 
 /// How much longer than its limit a stage may run before the backstop ends
 /// the worker.
@@ -41,15 +40,14 @@ impl std::fmt::Debug for Backstop {
 }
 
 impl Backstop {
-    /// Starts the watching thread, which writes its last word to `channel`
-    /// (a duplicate of the worker's channel to the pool). The worker writes
-    /// nothing to the channel while a stage runs, so the two never mix.
-    pub(crate) fn start(channel: File) -> std::io::Result<Backstop> {
+    /// Starts the watching thread, which writes its last word to `outbox`,
+    /// after whatever waits there.
+    pub(crate) fn start(outbox: Arc<Outbox>) -> std::io::Result<Backstop> {
         let state = Arc::new((Mutex::new(None::<Armed>), Condvar::new()));
         let watched = state.clone();
         std::thread::Builder::new()
             .name("wasmpool-backstop".into())
-            .spawn(move || watch(&watched, channel))?;
+            .spawn(move || watch(&watched, &outbox))?;
         Ok(Backstop { state })
     }
 
@@ -74,7 +72,7 @@ impl Backstop {
     }
 }
 
-fn watch(state: &(Mutex<Option<Armed>>, Condvar), channel: File) {
+fn watch(state: &(Mutex<Option<Armed>>, Condvar), outbox: &Outbox) {
     let (armed, wake) = state;
     let mut current = armed.lock().unwrap_or_else(PoisonError::into_inner);
     loop {
@@ -94,12 +92,9 @@ fn watch(state: &(Mutex<Option<Armed>>, Condvar), channel: File) {
             continue;
         }
         // Past the deadline and still armed: the lock is held from here on,
-        // so a stage that ends now cannot write to the channel too.
+        // so a stage that ends now cannot go on.
         let error = current.take().expect("armed").error;
-        let mut writer = FrameWriter::new(&channel);
-        let _ = writer
-            .send(&FromWorker::Stuck { error })
-            .and_then(|()| writer.flush());
+        let _ = outbox.send_now(&FromWorker::Stuck { error });
         // SAFETY: _exit ends the process at once; nothing of it is used after.
         unsafe { libc::_exit(4) };
     }

@@ -1,19 +1,32 @@
-//! The worker process: speaks the protocol on its stdin and stdout and runs
-//! batches on the task module.
+//! The worker process — everything that runs in the child: it hardens
+//! itself ([`harden`]), speaks the channel on its stdin ([`inbox`]) and
+//! stdout ([`outbox`]), runs batches on the task module ([`runtime`]), and
+//! seals itself in ([`sandbox`]) once the module is loaded.
+//!
+//! A task's walk through a worker: the inbox thread reads its batch and
+//! queues it; the main thread takes it, runs it on the module's instance
+//! (`runtime::Runner::run`), and each task's outcome goes to the outbox as
+//! the guest reports it, from where it streams to the pool.
 
 pub(crate) mod backstop;
-pub(crate) mod output;
+mod capture;
+mod harden;
+pub(crate) mod inbox;
+pub(crate) mod outbox;
+pub(crate) mod runtime;
 mod sandbox;
 
 use std::fs::File;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::sync::Arc;
 
+use crate::channel::io::FrameReader;
+use crate::channel::{self, FromWorker, ToWorker};
 use crate::engine::{self, Role};
 use crate::error::{Error, ErrorKind};
-use crate::ipc::{FrameReader, FrameWriter};
-use crate::protocol::{self, FromWorker, ToWorker};
-use crate::runtime::{Runner, RunnerConfig, epoch_tick};
 use backstop::Backstop;
+use inbox::{Inbox, Next};
+use outbox::Outbox;
+use runtime::{Runner, RunnerConfig, epoch_tick};
 
 /// The environment variable that tells a process it was started as a worker.
 pub(crate) const MARKER: &str = "WASMPOOL_WORKER";
@@ -21,26 +34,30 @@ pub(crate) const MARKER: &str = "WASMPOOL_WORKER";
 /// The largest frame a worker accepts from its pool.
 const FRAME_LIMIT: usize = 1 << 30;
 
-/// The most descriptors a worker may have open.
-const MAX_DESCRIPTORS: libc::rlim_t = 256;
-
 /// Runs the worker to its end and returns the process exit code. `marker` is
 /// the value of [`MARKER`]: the pid of the pool that started it.
 pub(crate) fn main(marker: &std::ffi::OsStr) -> i32 {
-    if let Err(err) = harden(marker) {
+    if let Err(err) = harden::harden(marker) {
         eprintln!("wasmpool worker: cannot harden the process: {err}");
         return 3;
     }
-    let (input, output) = match take_stdio() {
+    let (input, output) = match harden::take_stdio() {
         Ok(pair) => pair,
         Err(err) => {
             eprintln!("wasmpool worker: cannot set up its channel: {err}");
             return 3;
         }
     };
-    let mut reader = FrameReader::new(input, FRAME_LIMIT);
-    let mut writer = FrameWriter::new(output);
-    match serve(&mut reader, &mut writer) {
+    let outbox = match Outbox::start(Box::new(output)) {
+        Ok(outbox) => outbox,
+        Err(err) => {
+            eprintln!("wasmpool worker: cannot start its outbox: {err}");
+            return 3;
+        }
+    };
+    let served = serve(FrameReader::new(input, FRAME_LIMIT), &outbox);
+    let closed = outbox.close();
+    match served.and_then(|()| closed.map_err(|err| err.to_string())) {
         Ok(()) => 0,
         Err(err) => {
             eprintln!("wasmpool worker {}: {err}", std::process::id());
@@ -49,77 +66,14 @@ pub(crate) fn main(marker: &std::ffi::OsStr) -> i32 {
     }
 }
 
-/// The first wall, before anything else runs: die with the pool, never gain
-/// privileges, no core dumps, few descriptors, and none but the standard
-/// three inherited.
-fn harden(marker: &std::ffi::OsStr) -> std::io::Result<()> {
-    let parent: libc::pid_t = marker
-        .to_str()
-        .and_then(|pid| pid.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("{MARKER} is not a pid")))?;
-    let check = |status: libc::c_int| {
-        if status != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(())
-    };
-    // SAFETY: prctl, getppid, setrlimit and close_range on this process.
-    unsafe {
-        check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL))?;
-        // The pool may have died before prctl took effect.
-        if libc::getppid() != parent {
-            std::process::exit(1);
-        }
-        check(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))?;
-        for (resource, value) in [
-            (libc::RLIMIT_CORE, 0),
-            (libc::RLIMIT_NOFILE, MAX_DESCRIPTORS),
-        ] {
-            let limit = libc::rlimit {
-                rlim_cur: value,
-                rlim_max: value,
-            };
-            check(libc::setrlimit(resource, &limit))?;
-        }
-        // Descriptors the host left open (without close-on-exec) end here.
-        if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-    }
-    Ok(())
-}
-
-/// Takes stdin and stdout for the protocol, and points descriptors 0 and 1 at
-/// /dev/null and stderr so that nothing else can write into the channel.
-fn take_stdio() -> std::io::Result<(File, File)> {
-    // SAFETY: dup and dup2 on the standard descriptors, which this process owns;
-    // the duplicates are owned by the Files made from them.
-    unsafe {
-        let input = libc::dup(0);
-        let output = libc::dup(1);
-        if input < 0 || output < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        let null = File::open("/dev/null")?;
-        use std::os::fd::AsRawFd;
-        if libc::dup2(null.as_raw_fd(), 0) < 0 || libc::dup2(2, 1) < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok((
-            File::from(OwnedFd::from_raw_fd(input)),
-            File::from(OwnedFd::from_raw_fd(output)),
-        ))
-    }
-}
-
-fn serve(reader: &mut FrameReader<File>, writer: &mut FrameWriter<File>) -> Result<(), String> {
+/// Greets the pool, loads the module, then runs batches until told to stop.
+fn serve(mut reader: FrameReader<File>, outbox: &Arc<Outbox>) -> Result<(), String> {
     let pid = std::process::id();
-    writer
-        .send(&FromWorker::Hello {
-            version: protocol::VERSION,
+    outbox
+        .send_now(&FromWorker::Hello {
+            version: channel::VERSION,
             pid,
         })
-        .and_then(|()| writer.flush())
         .map_err(|err| format!("cannot greet the pool: {err}"))?;
     let setup = match reader.read::<ToWorker>() {
         Ok(Some(ToWorker::Setup(setup))) => setup,
@@ -132,10 +86,7 @@ fn serve(reader: &mut FrameReader<File>, writer: &mut FrameWriter<File>) -> Resu
     let backstop = match setup.limits.task_timeout {
         Some(_) => None,
         None => Some(
-            writer
-                .get_ref()
-                .try_clone()
-                .and_then(Backstop::start)
+            Backstop::start(outbox.clone())
                 .map_err(|err| format!("cannot start the backstop thread: {err}"))?,
         ),
     };
@@ -156,6 +107,7 @@ fn serve(reader: &mut FrameReader<File>, writer: &mut FrameWriter<File>) -> Resu
             limits: setup.limits.clone(),
             grants: setup.grants.clone(),
             backstop,
+            outbox: outbox.clone(),
         };
         // SAFETY: the pool checked or wrote this artifact with an engine of the same settings.
         unsafe { Runner::load(engine, &setup.artifact, config) }
@@ -172,50 +124,33 @@ fn serve(reader: &mut FrameReader<File>, writer: &mut FrameWriter<File>) -> Resu
     });
     let mut runner = match described {
         Ok((runner, tasks, escapes)) => {
-            writer
-                .send(&FromWorker::Ready { tasks, escapes })
-                .and_then(|()| writer.flush())
+            outbox
+                .send_now(&FromWorker::Ready { tasks, escapes })
                 .map_err(|err| err.to_string())?;
             runner
         }
         Err(error) => {
-            let _ = writer
-                .send(&FromWorker::SetupFailed { error })
-                .and_then(|()| writer.flush());
+            let _ = outbox.send_now(&FromWorker::SetupFailed { error });
             return Ok(());
         }
     };
+    let inbox = Inbox::start(reader, outbox.clone())
+        .map_err(|err| format!("cannot start the inbox thread: {err}"))?;
+    runner.answer_host_calls(inbox.clone());
     loop {
-        match reader.read::<ToWorker>() {
-            Ok(Some(ToWorker::Run(batch))) => {
-                let (output, outcomes) = runtime.block_on(runner.run(
+        match inbox.next() {
+            Next::Run(batch) => {
+                outbox.begin(batch.seq);
+                runtime.block_on(runner.run(
                     &batch.task,
                     batch.first_index,
                     &batch.args,
                     &batch.ends,
                 ));
-                for message in &output {
-                    writer.send(message).map_err(|err| err.to_string())?;
-                }
-                writer
-                    .send(&FromWorker::Done {
-                        seq: batch.seq,
-                        outcomes,
-                    })
-                    .map_err(|err| err.to_string())?;
-                // Answer at once, even with the next batch waiting: the
-                // pool hands out more work as answers come back.
-                writer.flush().map_err(|err| err.to_string())?;
+                outbox.end().map_err(|err| err.to_string())?;
             }
-            Ok(Some(ToWorker::Shutdown)) | Ok(None) => {
-                writer.flush().map_err(|err| err.to_string())?;
-                return Ok(());
-            }
-            Ok(Some(ToWorker::Setup(_))) => return Err("setup sent twice".into()),
-            Err(err) => {
-                let _ = writer.flush();
-                return Err(format!("cannot read from the pool: {err}"));
-            }
+            Next::Shutdown => return Ok(()),
+            Next::Failed(why) => return Err(why),
         }
     }
 }

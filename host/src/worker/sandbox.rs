@@ -5,7 +5,7 @@
 //! no opening of files.
 //!
 //! The process was started with no_new_privs, no core dumps, a capped number
-//! of descriptors and an empty environment (see `crate::process`).
+//! of descriptors and an empty environment (see `worker::harden`).
 
 use std::collections::BTreeMap;
 
@@ -14,8 +14,8 @@ use seccompiler::{
     SeccompRule, TargetArch,
 };
 
+use crate::channel::Grants;
 use crate::error::{Error, ErrorKind};
-use crate::protocol::Grants;
 
 /// System calls refused outright.
 const REFUSED: &[libc::c_long] = &[

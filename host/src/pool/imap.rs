@@ -10,13 +10,14 @@ use crossbeam_channel::{Receiver, Select, Sender, TryRecvError, unbounded};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::channel::Outcomes;
+use crate::chunk::{Chunk, Chunker, Job, Sink, decode};
 use crate::error::{Error, NextTimeout};
-use crate::job::{Chunk, Chunker, Sink, decode};
-use crate::pool::Pool;
-use crate::protocol::Outcomes;
+use crate::pool::submit::Submitter;
 
 /// Chunks per worker in the window an `Imap` keeps submitted: enough for a
-/// worker to hold as many quick chunks as it may (see `supervisor`).
+/// worker to hold as many quick chunks as it may (see
+/// `supervisor::schedule`), and some queued behind them.
 const CHUNKS_PER_PROCESS: usize = 24;
 
 /// How long a stream's partly filled chunk waits for more items before it
@@ -82,8 +83,14 @@ enum Pull<T> {
 /// If the pool is closed while inputs remain, the tasks not yet submitted
 /// fail with [`ErrorKind::PoolClosed`](crate::ErrorKind::PoolClosed) (a
 /// stream's items are no longer taken once the pool is closed or terminated).
+///
+/// Dropping an `Imap` withdraws its work: its tasks that have not started —
+/// queued, or handed to a worker ahead of what it runs — are taken back, so
+/// abandoned work does not hold up the pool's other callers. Tasks running
+/// finish.
 pub struct Imap<'p, R, T, I> {
-    pool: &'p Pool,
+    pool: &'p Submitter,
+    job: Arc<Job>,
     input: Option<Items<I, T>>,
     chunker: Chunker,
     rx: Receiver<Vec<Entry<R>>>,
@@ -121,7 +128,7 @@ where
     I: Iterator<Item = T>,
 {
     pub(crate) fn new(
-        pool: &'p Pool,
+        pool: &'p Submitter,
         task: &str,
         input: Items<I, T>,
         chunksize: usize,
@@ -134,10 +141,12 @@ where
             tx,
             _result: PhantomData,
         });
-        let chunker = pool.chunker(task, chunksize, sink)?;
+        let job = pool.job(sink);
+        let chunker = pool.chunker(task, chunksize, job.clone())?;
         let window = chunksize * pool.processes() * CHUNKS_PER_PROCESS;
         let mut imap = Imap {
             pool,
+            job,
             input: Some(input),
             chunker,
             rx,
@@ -351,6 +360,12 @@ where
     /// input), which is what tells the results of an `imap_unordered` apart.
     pub fn indexed(self) -> Indexed<'p, R, T, I> {
         Indexed(self)
+    }
+}
+
+impl<R, T, I> Drop for Imap<'_, R, T, I> {
+    fn drop(&mut self) {
+        self.job.withdraw();
     }
 }
 

@@ -1,26 +1,95 @@
-//! Chunks of tasks on their way to a worker, and the sinks their outcomes go to.
+//! Tasks on their way from a call to a worker and back: a call's [`Job`],
+//! the [`Chunk`]s its tasks travel in, and the [`Sink`] their outcomes go to.
 //!
 //! A [`Chunk`] owns the promise that each of its tasks gets exactly one
-//! outcome: it is either completed with the worker's outcomes, failed with an
-//! error, or, if it is dropped without either (the pool shut down under it),
-//! failed as terminated.
+//! outcome: outcomes are delivered to it as the worker reports them, task by
+//! task; what is left is failed with an error, or, if the chunk is dropped
+//! (the pool shut down under it), failed as terminated.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
+use crossbeam_channel::Sender;
 use serde::Serialize;
 
+use crate::channel::Outcomes;
 use crate::error::{Error, ErrorKind};
-use crate::protocol::Outcomes;
 
 /// MessagePack's nil, which is how `()` encodes.
 const NIL: u8 = 0xc0;
 /// MessagePack's empty array: the arguments of a task without parameters.
 const EMPTY_ARRAY: u8 = 0x90;
 
+/// The most bytes of arguments one chunk carries (it always carries at least
+/// one task): a chunk is one frame to a worker, and one guest call.
+pub(crate) const CHUNK_BYTES: usize = 4 << 20;
+
 /// Where the outcomes of a job's tasks go.
 pub(crate) trait Sink: Send + Sync {
     /// The outcomes of the tasks `first_index..first_index + outcomes.len()`.
     fn deliver(&self, first_index: u64, outcomes: Outcomes);
+}
+
+/// One call's tasks, as the chunks that carry them see it: where their
+/// outcomes go, and whether the caller still wants them.
+pub(crate) struct Job {
+    sink: Arc<dyn Sink>,
+    withdrawn: AtomicBool,
+    /// Wakes the slots when the job is withdrawn.
+    withdrawals: Arc<Withdrawals>,
+}
+
+impl Job {
+    pub(crate) fn new(sink: Arc<dyn Sink>, withdrawals: Arc<Withdrawals>) -> Arc<Self> {
+        Arc::new(Job {
+            sink,
+            withdrawn: AtomicBool::new(false),
+            withdrawals,
+        })
+    }
+
+    /// Nobody waits for this job's outcomes any more: its tasks that have not
+    /// started are taken back, wherever they are (queued, or handed to a
+    /// worker ahead of what it runs), and fail with
+    /// [`ErrorKind::Cancelled`]. Tasks running finish.
+    pub(crate) fn withdraw(&self) {
+        if !self.withdrawn.swap(true, Ordering::SeqCst) {
+            self.withdrawals.announce();
+        }
+    }
+
+    pub(crate) fn is_withdrawn(&self) -> bool {
+        self.withdrawn.load(Ordering::SeqCst)
+    }
+}
+
+/// Tells every slot that a job was withdrawn, so that each takes back the
+/// job's chunks its worker holds and has not started.
+#[derive(Debug)]
+pub(crate) struct Withdrawals {
+    slots: Vec<Sender<()>>,
+}
+
+impl Withdrawals {
+    /// One sender per slot, each on a channel of capacity one: a slot that
+    /// has not looked yet is told once, however many jobs were withdrawn.
+    pub(crate) fn new(slots: Vec<Sender<()>>) -> Arc<Self> {
+        Arc::new(Withdrawals { slots })
+    }
+
+    fn announce(&self) {
+        for slot in &self.slots {
+            let _ = slot.try_send(());
+        }
+    }
+}
+
+/// The error of a task taken back before it started.
+pub(crate) fn withdrawn_error() -> Error {
+    Error::new(
+        ErrorKind::Cancelled,
+        "the task was withdrawn before it started: its caller no longer waits for it",
+    )
 }
 
 /// Consecutive tasks of one job, run by one worker in one guest call.
@@ -33,7 +102,9 @@ pub(crate) struct Chunk {
     pub(crate) ends: Vec<u32>,
     /// How many times the chunk was run again after its worker died.
     pub(crate) retries: u32,
-    sink: Option<Arc<dyn Sink>>,
+    /// How many of its tasks (from the first) have their outcome.
+    done: usize,
+    job: Option<Arc<Job>>,
 }
 
 impl Chunk {
@@ -42,24 +113,78 @@ impl Chunk {
         self.ends.len()
     }
 
-    /// Delivers the worker's outcomes, one per task.
-    pub(crate) fn complete(mut self, outcomes: Outcomes) {
-        debug_assert_eq!(outcomes.len(), self.len());
-        if let Some(sink) = self.sink.take() {
-            sink.deliver(self.first_index, outcomes);
+    /// How many of its tasks have no outcome yet.
+    pub(crate) fn remaining(&self) -> usize {
+        self.len() - self.done
+    }
+
+    /// How many of its tasks have their outcome.
+    pub(crate) fn done(&self) -> usize {
+        self.done
+    }
+
+    /// Whether its caller withdrew it.
+    pub(crate) fn is_withdrawn(&self) -> bool {
+        self.job.as_ref().is_some_and(|job| job.is_withdrawn())
+    }
+
+    /// Delivers the outcomes of the next tasks, in order. The caller checked
+    /// that they fit.
+    pub(crate) fn deliver(&mut self, outcomes: Outcomes) {
+        debug_assert!(outcomes.len() <= self.remaining());
+        let n = outcomes.len();
+        if let Some(job) = &self.job {
+            job.sink
+                .deliver(self.first_index + self.done as u64, outcomes);
+        }
+        self.done += n;
+        if self.done == self.len() {
+            self.job = None;
         }
     }
 
-    /// Fails every task of the chunk with `error`.
+    /// Fails the next task (the one a worker was running) with `error`.
+    pub(crate) fn fail_next(&mut self, error: &Error) {
+        if self.remaining() == 0 {
+            return;
+        }
+        let index = self.first_index + self.done as u64;
+        let mut outcomes = Outcomes::with_capacity(1);
+        outcomes.push_err(error.clone().with_index(index));
+        self.deliver(outcomes);
+    }
+
+    /// Fails every task without an outcome with `error`.
     pub(crate) fn fail(mut self, error: &Error) {
-        if let Some(sink) = self.sink.take() {
-            fail_all(&*sink, self.first_index, self.len(), error);
+        if let Some(job) = self.job.take() {
+            fail_all(
+                &*job.sink,
+                self.first_index + self.done as u64,
+                self.remaining(),
+                error,
+            );
         }
     }
 
-    /// Splits the chunk at task `at`: `self` keeps the tasks before it and the
-    /// returned chunk holds the rest.
+    /// The tasks without an outcome, as a chunk of their own (none if every
+    /// task has one).
+    pub(crate) fn rest(mut self) -> Option<Chunk> {
+        if self.remaining() == 0 {
+            self.job = None;
+            return None;
+        }
+        if self.done == 0 {
+            return Some(self);
+        }
+        let rest = self.split_off(self.done);
+        self.job = None;
+        Some(rest)
+    }
+
+    /// Splits the chunk at task `at` (past the tasks done): `self` keeps the
+    /// tasks before it and the returned chunk holds the rest.
     pub(crate) fn split_off(&mut self, at: usize) -> Chunk {
+        debug_assert!(0 < at && self.done <= at && at < self.len());
         let base = self.ends[at - 1];
         let args = self.args.split_off(base as usize);
         let ends = self
@@ -74,19 +199,25 @@ impl Chunk {
             args,
             ends,
             retries: self.retries,
-            sink: self.sink.clone(),
+            done: 0,
+            job: self.job.clone(),
         }
     }
 }
 
 impl Drop for Chunk {
     fn drop(&mut self) {
-        if let Some(sink) = self.sink.take() {
+        if let Some(job) = self.job.take() {
             let error = Error::new(
                 ErrorKind::Terminated,
                 "the pool shut down before this task finished",
             );
-            fail_all(&*sink, self.first_index, self.len(), &error);
+            fail_all(
+                &*job.sink,
+                self.first_index + self.done as u64,
+                self.remaining(),
+                &error,
+            );
         }
     }
 }
@@ -102,7 +233,8 @@ fn fail_all(sink: &dyn Sink, first_index: u64, len: usize, error: &Error) {
     sink.deliver(first_index, outcomes);
 }
 
-/// Encodes a job's tasks into chunks of at most `chunksize` tasks.
+/// Encodes a job's tasks into chunks of at most `chunksize` tasks and
+/// about [`CHUNK_BYTES`] of arguments.
 ///
 /// A task whose arguments cannot be encoded, are too large or have the wrong
 /// number of positional arguments fails on its own, at once; the others go on.
@@ -111,7 +243,7 @@ pub(crate) struct Chunker {
     arity: u32,
     chunksize: usize,
     max_payload: usize,
-    sink: Arc<dyn Sink>,
+    job: Arc<Job>,
     next_index: u64,
     current: Option<Chunk>,
 }
@@ -122,14 +254,14 @@ impl Chunker {
         arity: u32,
         chunksize: usize,
         max_payload: usize,
-        sink: Arc<dyn Sink>,
+        job: Arc<Job>,
     ) -> Self {
         Chunker {
             task,
             arity,
             chunksize: chunksize.max(1),
             max_payload,
-            sink,
+            job,
             next_index: 0,
             current: None,
         }
@@ -151,7 +283,8 @@ impl Chunker {
             args: Vec::new(),
             ends: Vec::new(),
             retries: 0,
-            sink: Some(self.sink.clone()),
+            done: 0,
+            job: Some(self.job.clone()),
         });
         let start = chunk.args.len();
         let encoded = encode_args(&mut chunk.args, args)
@@ -159,7 +292,7 @@ impl Chunker {
         match encoded {
             Ok(()) => {
                 chunk.ends.push(chunk.args.len() as u32);
-                if chunk.len() >= self.chunksize {
+                if chunk.len() >= self.chunksize || chunk.args.len() >= CHUNK_BYTES {
                     return self.current.take();
                 }
                 None
@@ -176,7 +309,7 @@ impl Chunker {
                 .with_index(index);
                 let mut outcomes = Outcomes::with_capacity(1);
                 outcomes.push_err(error);
-                self.sink.deliver(index, outcomes);
+                self.job.sink.deliver(index, outcomes);
                 before
             }
         }
@@ -279,10 +412,22 @@ mod tests {
         }
     }
 
+    fn job(record: &Arc<Record>) -> Arc<Job> {
+        Job::new(record.clone(), Withdrawals::new(Vec::new()))
+    }
+
     fn chunker(arity: u32, chunksize: usize) -> (Arc<Record>, Chunker) {
         let record = Arc::new(Record::default());
-        let chunker = Chunker::new("t".into(), arity, chunksize, 1 << 20, record.clone());
+        let chunker = Chunker::new("t".into(), arity, chunksize, 1 << 20, job(&record));
         (record, chunker)
+    }
+
+    /// The indices and kinds of what `record` got, in order.
+    fn seen(record: &Record) -> Vec<(u64, Option<ErrorKind>)> {
+        let seen = record.0.lock().unwrap();
+        seen.iter()
+            .map(|(index, outcome)| (*index, outcome.as_ref().err().map(Error::kind)))
+            .collect()
     }
 
     #[test]
@@ -298,9 +443,9 @@ mod tests {
         assert_eq!((tail.first_index, tail.len()), (1, 2));
         let arg: (i64,) = rmp_serde::from_slice(&tail.args[..tail.ends[0] as usize]).unwrap();
         assert_eq!(arg, (1,));
-        for chunk in chunks.into_iter().chain([first, tail]) {
+        for mut chunk in chunks.into_iter().chain([first, tail]) {
             let n = chunk.len();
-            chunk.complete(ok(n));
+            chunk.deliver(ok(n));
         }
     }
 
@@ -326,8 +471,9 @@ mod tests {
             "{err}"
         );
         drop(seen);
-        before.complete(ok(1));
-        after.complete(ok(1));
+        let (mut before, mut after) = (before, after);
+        before.deliver(ok(1));
+        after.deliver(ok(1));
     }
 
     #[test]
@@ -342,6 +488,82 @@ mod tests {
             seen.iter()
                 .all(|(_, o)| o.as_ref().unwrap_err().is_terminated())
         );
+    }
+
+    #[test]
+    fn outcomes_arrive_in_parts_and_the_rest_runs_elsewhere() {
+        let (record, mut chunker) = chunker(1, 5);
+        let mut full: Vec<Chunk> = (0..5i64).filter_map(|i| chunker.push(&(i,))).collect();
+        let mut chunk = full.pop().expect("five tasks fill the chunk");
+        chunk.deliver(ok(2));
+        assert_eq!((chunk.done(), chunk.remaining()), (2, 3));
+        // The worker died running task 2: it fails, 3 and 4 run elsewhere.
+        chunk.fail_next(&Error::new(ErrorKind::WorkerLost, "gone"));
+        let mut rest = chunk.rest().expect("two tasks left");
+        assert_eq!((rest.first_index, rest.len()), (3, 2));
+        let arg: (i64,) = rmp_serde::from_slice(&rest.args[..rest.ends[0] as usize]).unwrap();
+        assert_eq!(arg, (3,));
+        rest.deliver(ok(2));
+        assert_eq!(
+            seen(&record),
+            [
+                (0, None),
+                (1, None),
+                (2, Some(ErrorKind::WorkerLost)),
+                (3, None),
+                (4, None)
+            ]
+        );
+    }
+
+    #[test]
+    fn failing_a_partly_done_chunk_fails_only_what_is_left() {
+        let (record, mut chunker) = chunker(1, 3);
+        chunker.push(&(1,));
+        chunker.push(&(2,));
+        let mut chunk = chunker.push(&(3,)).expect("full");
+        chunk.deliver(ok(1));
+        chunk.fail(&withdrawn_error());
+        assert_eq!(
+            seen(&record),
+            [
+                (0, None),
+                (1, Some(ErrorKind::Cancelled)),
+                (2, Some(ErrorKind::Cancelled))
+            ]
+        );
+    }
+
+    #[test]
+    fn withdrawing_a_job_marks_its_chunks_and_tells_every_slot_once() {
+        let record = Arc::new(Record::default());
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let job = Job::new(record.clone(), Withdrawals::new(vec![tx]));
+        let mut chunker = Chunker::new("t".into(), 1, 1, 1 << 20, job.clone());
+        let chunk = chunker.push(&(1,)).expect("full");
+        assert!(!chunk.is_withdrawn());
+        job.withdraw();
+        job.withdraw();
+        assert!(chunk.is_withdrawn());
+        assert_eq!(rx.len(), 1);
+        chunk.fail(&withdrawn_error());
+    }
+
+    #[test]
+    fn chunks_are_bounded_by_bytes_too() {
+        let (_, mut chunker) = chunker(1, usize::MAX);
+        let big = serde_bytes::ByteBuf::from(vec![0u8; CHUNK_BYTES / 5]);
+        let full: Vec<Chunk> = (0..12).filter_map(|_| chunker.push(&(&big,))).collect();
+        let sizes: Vec<usize> = full.iter().map(Chunk::len).collect();
+        assert_eq!(sizes, [5, 5]);
+        assert!(
+            full.iter()
+                .all(|chunk| chunk.args.len() < CHUNK_BYTES + CHUNK_BYTES / 5)
+        );
+        for mut chunk in full.into_iter().chain(chunker.finish()) {
+            let n = chunk.len();
+            chunk.deliver(ok(n));
+        }
     }
 
     #[test]

@@ -3,16 +3,16 @@
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Select, Sender, TryRecvError, bounded};
 use serde::de::DeserializeOwned;
 
-use crate::callbacks::{self, CallbackQueue};
+use crate::channel::Outcomes;
+use crate::chunk::{Job, Sink, decode};
 use crate::error::{Error, ErrorKind, GetTimeoutError, NotReady};
-use crate::job::{Sink, decode};
-use crate::protocol::Outcomes;
+use crate::pool::callbacks::{self, CallbackQueue};
 
 /// Called with a successful result (`callback` in CPython).
 pub(crate) type OnSuccess<R> = Box<dyn FnOnce(&R) + Send>;
@@ -116,6 +116,9 @@ impl<R> Cell<R> {
 /// the pool is terminated under it, so waiting on an `AsyncResult` always ends.
 pub struct AsyncResult<R> {
     cell: Arc<Cell<R>>,
+    /// The call's tasks, to withdraw them: weak, since the job holds the
+    /// callbacks, which must go once every task has its outcome.
+    job: Weak<Job>,
 }
 
 impl<R> fmt::Debug for AsyncResult<R> {
@@ -127,6 +130,26 @@ impl<R> fmt::Debug for AsyncResult<R> {
 }
 
 impl<R> AsyncResult<R> {
+    /// The same result, able to withdraw the tasks of `job`.
+    pub(crate) fn with_job(mut self, job: &Arc<Job>) -> Self {
+        self.job = Arc::downgrade(job);
+        self
+    }
+
+    /// Withdraws the call's tasks that have not started — queued, or handed
+    /// to a worker ahead of what it runs: they fail with
+    /// [`ErrorKind::Cancelled`] (for a `map_async`, the result is then that
+    /// failure). Tasks running finish. The result becomes ready once every
+    /// task has its outcome, soon after; waiting on it still works.
+    ///
+    /// Dropping an `AsyncResult` does not cancel: its tasks run, and its
+    /// callbacks are called.
+    pub fn cancel(&self) {
+        if let Some(job) = self.job.upgrade() {
+            job.withdraw();
+        }
+    }
+
     /// Whether the call has finished.
     pub fn ready(&self) -> bool {
         matches!(
@@ -252,7 +275,10 @@ where
     R: Send + 'static,
 {
     let cell = Cell::new();
-    let result = AsyncResult { cell: cell.clone() };
+    let result = AsyncResult {
+        cell: cell.clone(),
+        job: Weak::new(),
+    };
     let queue = if callbacks.is_empty() { None } else { queue };
     let sink = Gather {
         state: Mutex::new(GatherState {

@@ -1,121 +1,34 @@
-//! One thread per worker slot: it owns the slot's worker process, feeds it
-//! chunks from the pool's queue a step ahead of what it runs, routes the
-//! outcomes back, recycles the process after `max_tasks_per_child` tasks, and
-//! replaces it when it dies.
-//!
-//! Scheduling: all slots take from one shared queue. A slot whose worker is
-//! idle takes the next chunk; a slot whose worker is busy takes one more, to
-//! have it waiting when the current one finishes (no idle round trip), but
-//! only while no other worker is idle, and never more than [`AHEAD`] in all —
-//! or, while its chunks finish within [`QUICK`], up to [`AHEAD_QUICK`], so
-//! that tiny chunks (an `imap` with chunksize 1) are not paced by round trips
-//! while the imbalance stays within a few milliseconds.
-//! So no worker idles while another holds a backlog.
+//! One thread per worker slot: it owns the slot's worker process, hands it
+//! chunks as the [schedule](super::schedule) allows, routes what the worker
+//! sends back — each outcome to its chunk as it comes, output to the
+//! handler, host calls to their functions — takes back withdrawn work,
+//! recycles the worker after `max_tasks_per_child` tasks, and replaces it
+//! when it dies. It never blocks on the worker's pipe (a writer thread
+//! does), so its stop signal and its watchdog always fire.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, PoisonError};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use crossbeam_channel::{Receiver, Select, Sender, TryRecvError};
+use crossbeam_channel::{Select, Sender, TryRecvError};
 use serde_bytes::ByteBuf;
 
-use crate::cache::CacheDir;
+use crate::channel::{Batch, FromWorker, Outcomes, TaskInfo, ToWorker};
+use crate::chunk::{Chunk, withdrawn_error};
 use crate::error::{Error, ErrorKind};
-use crate::job::Chunk;
-use crate::output::{GuestOutput, OutputHandler};
-use crate::process::{Event, KillHandle, SpawnConfig, WorkerProcess, describe_status};
-use crate::protocol::{Batch, FromWorker, TaskInfo, ToWorker};
-
-/// How many chunks a worker holds at most: the one it runs and the next.
-const AHEAD: usize = 2;
-
-/// How many chunks a worker holds at most while its chunks are quick.
-const AHEAD_QUICK: usize = 16;
-
-/// A chunk served faster than this, on average, is quick.
-const QUICK: Duration = Duration::from_micros(250);
-
-/// How much longer than its tasks' time limits a worker may take to answer
-/// before the watchdog kills it.
-const WATCHDOG_GRACE: Duration = Duration::from_secs(2);
-
-/// What every slot of a pool shares.
-pub(crate) struct Shared {
-    pub(crate) spawn: SpawnConfig,
-    /// Where the workers' artifact is: kept as long as workers may start.
-    pub(crate) _cache: CacheDir,
-    pub(crate) max_tasks_per_child: Option<usize>,
-    /// The longest a worker may take per task of a chunk, a renewal of its
-    /// instance included, if tasks have a time limit; arms the watchdog.
-    pub(crate) watchdog_per_task: Option<Duration>,
-    /// How many times a chunk whose worker died is run again.
-    pub(crate) retries: u32,
-    /// Chunks submitted by callers; disconnected when the pool closes.
-    pub(crate) queue: Receiver<Chunk>,
-    /// The rest of chunks split to respect a worker's task quota; taken first.
-    pub(crate) requeue: (Sender<Chunk>, Receiver<Chunk>),
-    /// Disconnected when the pool is terminated.
-    pub(crate) stop: Receiver<()>,
-    pub(crate) terminating: AtomicBool,
-    /// How many slots have a worker with nothing to do.
-    pub(crate) idle: AtomicUsize,
-    /// Each slot's current worker, so `terminate` can kill them all at once,
-    /// even while their slots are busy — and never a process that merely
-    /// reused a worker's pid.
-    pub(crate) workers: Mutex<Vec<Option<KillHandle>>>,
-    pub(crate) on_output: OutputHandler,
-    /// Threads reaping retired workers; joined by `Pool::join`.
-    pub(crate) reapers: Mutex<Vec<thread::JoinHandle<()>>>,
-}
-
-impl Shared {
-    fn set_worker(&self, slot: usize, worker: Option<KillHandle>) {
-        self.workers.lock().unwrap_or_else(PoisonError::into_inner)[slot] = worker;
-    }
-
-    /// The workers running now.
-    pub(crate) fn workers(&self) -> Vec<KillHandle> {
-        let workers = self.workers.lock().unwrap_or_else(PoisonError::into_inner);
-        workers.iter().flatten().cloned().collect()
-    }
-
-    fn terminating(&self) -> bool {
-        self.terminating.load(Ordering::SeqCst)
-    }
-
-    /// Puts a chunk back for any slot to take first.
-    fn put_back(&self, chunk: Chunk) {
-        // Cannot fail: this slot holds a receiver. Were it to, the dropped
-        // chunk would fail its tasks rather than lose them.
-        let _ = self.requeue.0.send(chunk);
-        self.drop_if_terminating();
-    }
-
-    /// Called after a chunk was queued. `Pool::terminate` marks the pool,
-    /// then empties the queues; a chunk queued after that emptying is seen
-    /// here (the mark is set by then: the fences pair up) and dropped, which
-    /// fails its tasks as terminated, rather than left in a queue no slot
-    /// reads any more.
-    pub(crate) fn drop_if_terminating(&self) {
-        fence(Ordering::SeqCst);
-        if self.terminating() {
-            self.drop_queued();
-        }
-    }
-
-    /// Drops every chunk waiting in the queues, which fails their tasks.
-    pub(crate) fn drop_queued(&self) {
-        while self.queue.try_recv().is_ok() {}
-        while self.requeue.1.try_recv().is_ok() {}
-    }
-}
+use crate::pool::output::GuestOutput;
+use crate::supervisor::Shared;
+use crate::supervisor::host_calls::Request;
+use crate::supervisor::process::{Event, WorkerProcess, describe_status};
+use crate::supervisor::schedule::{self, Load, Pace};
 
 /// A chunk handed to the worker, waiting for its outcomes.
 struct InFlight {
     seq: u64,
     chunk: Chunk,
+    /// A withdraw was sent for it.
+    withdrawing: bool,
 }
 
 /// The state of one slot.
@@ -124,20 +37,20 @@ struct Slot {
     shared: Arc<Shared>,
     worker: Option<WorkerProcess>,
     in_flight: VecDeque<InFlight>,
-    /// Tasks handed to the current worker and not yet answered.
-    in_flight_tasks: usize,
+    /// Tasks handed to the current worker without an outcome yet.
+    tasks_held: usize,
     /// Tasks the current worker may still be handed, if limited.
     quota: Option<usize>,
     next_seq: u64,
     queue_open: bool,
     /// Whether this slot is counted in [`Shared::idle`].
     counted_idle: bool,
-    /// When the worker started on the chunk at the front of `in_flight`.
-    front_started: Instant,
+    /// When the worker last made progress: started on work, or reported.
+    progress: Instant,
+    /// How fast the worker goes.
+    pace: Pace,
     /// The next worker, started while the current one runs its last tasks.
     spare: Option<WorkerProcess>,
-    /// A moving average of how long the worker takes per chunk.
-    service: Duration,
 }
 
 /// Runs slot `index`: starts its first worker, reports the handshake on
@@ -152,14 +65,14 @@ pub(crate) fn run(
         shared,
         worker: None,
         in_flight: VecDeque::new(),
-        in_flight_tasks: 0,
+        tasks_held: 0,
         quota: None,
         next_seq: 0,
         queue_open: true,
         counted_idle: false,
-        front_started: Instant::now(),
+        progress: Instant::now(),
+        pace: Pace::default(),
         spare: None,
-        service: Duration::MAX,
     };
     match slot.spawn() {
         Ok(tasks) => {
@@ -186,23 +99,23 @@ impl Slot {
         self.worker = Some(worker);
         self.quota = self.shared.max_tasks_per_child;
         self.next_seq = 0;
+        self.pace = Pace::default();
         Ok(tasks)
     }
 
-    fn can_take(&self) -> bool {
-        self.worker.is_some()
-            && self.in_flight.len() < self.ahead()
-            && (self.in_flight.is_empty() || self.shared.idle.load(Ordering::SeqCst) == 0)
-            && self.quota.is_none_or(|quota| quota > self.in_flight_tasks)
+    fn load(&self) -> Load {
+        Load {
+            has_worker: self.worker.is_some(),
+            chunks: self.in_flight.len(),
+            tasks: self.tasks_held,
+            others_idle: self.shared.idle.load(std::sync::atomic::Ordering::SeqCst) > 0,
+            quota: self.quota,
+            per_task: self.pace.per_task(),
+        }
     }
 
-    /// How many chunks the worker may hold now.
-    fn ahead(&self) -> usize {
-        if self.service < QUICK {
-            AHEAD_QUICK
-        } else {
-            AHEAD
-        }
+    fn can_take(&self) -> bool {
+        schedule::may_take(&self.load())
     }
 
     /// Keeps [`Shared::idle`] in step with this slot.
@@ -210,10 +123,11 @@ impl Slot {
         let idle = self.worker.is_some() && self.in_flight.is_empty();
         if idle != self.counted_idle {
             self.counted_idle = idle;
+            let idle_count = &self.shared.idle;
             if idle {
-                self.shared.idle.fetch_add(1, Ordering::SeqCst);
+                idle_count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             } else {
-                self.shared.idle.fetch_sub(1, Ordering::SeqCst);
+                idle_count.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
             }
         }
     }
@@ -264,16 +178,19 @@ impl Slot {
         self.shared.requeue.1.is_empty()
     }
 
-    /// Waits for an answer of the worker, a chunk to take, or the stop signal.
+    /// Waits for a message of the worker, a chunk to take, a withdrawal, or
+    /// the stop signal — or for the watchdog.
     fn wait_for_something(&mut self) {
         let shared = self.shared.clone();
         let can_take = self.can_take();
         let watchdog = self.watchdog_deadline();
         // A handle of its own, so that the select borrows nothing of `self`.
         let worker_events = self.worker.as_ref().map(|worker| worker.events.clone());
+        let withdrawals = &shared.withdrawals[self.index];
         let mut select = Select::new();
         let stop = select.recv(&shared.stop);
         let events = worker_events.as_ref().map(|events| select.recv(events));
+        let withdrawn = select.recv(withdrawals);
         let requeue = can_take.then(|| select.recv(&shared.requeue.1));
         let queue = (can_take && self.queue_open).then(|| select.recv(&shared.queue));
         let selected = match watchdog {
@@ -292,6 +209,9 @@ impl Slot {
                 Ok(event) => self.on_event(event),
                 Err(_) => self.on_lost(Some("its reader thread ended".into())),
             }
+        } else if index == withdrawn {
+            let _ = op.recv(withdrawals);
+            self.withdraw();
         } else if Some(index) == requeue {
             if let Ok(chunk) = op.recv(&shared.requeue.1) {
                 self.hand(chunk);
@@ -304,17 +224,15 @@ impl Slot {
         }
     }
 
-    /// When the watchdog fires if the worker has not answered the chunk it
-    /// runs: its tasks' time limits plus a grace period. `None` without a
-    /// limit, or with one too far away to reach.
+    /// When the watchdog fires if the worker makes no progress: one task's
+    /// time limit (and a renewal) after its last, plus a grace period.
+    /// `None` without a limit, without work, or too far away to reach.
     fn watchdog_deadline(&self) -> Option<Instant> {
         let per_task = self.shared.watchdog_per_task?;
-        let front = self.in_flight.front()?;
-        let tasks = u32::try_from(front.chunk.len()).unwrap_or(u32::MAX);
-        let allowed = per_task
-            .saturating_mul(tasks)
-            .saturating_add(WATCHDOG_GRACE);
-        self.front_started.checked_add(allowed)
+        if self.in_flight.is_empty() {
+            return None;
+        }
+        schedule::watchdog_deadline(self.progress, per_task)
     }
 
     /// Takes the worker out of the slot, and out of the pool's list of
@@ -325,18 +243,18 @@ impl Slot {
         Some(worker)
     }
 
-    /// The worker did not answer in time, though it should have stopped the
-    /// task itself: kill it, fail the chunk it ran, start a new one.
+    /// The worker made no progress in time, though it should have stopped
+    /// the task itself: kill it, fail the task it ran, start a new one.
     fn on_watchdog(&mut self) {
         let Some(mut worker) = self.take_worker() else {
             return;
         };
-        let waited = self.front_started.elapsed();
+        let waited = self.progress.elapsed();
         worker.kill();
         let error = Error::new(
             ErrorKind::Timeout,
             format!(
-                "worker {} did not answer within {waited:.1?}, past its tasks' time limit; \
+                "worker {} reported nothing for {waited:.1?}, past its tasks' time limit; \
                  it was killed and replaced",
                 worker.pid()
             ),
@@ -345,14 +263,18 @@ impl Slot {
         self.drop_in_flight(&error, false);
     }
 
-    /// Hands `chunk` to the worker, keeping within its quota.
+    /// Hands `chunk` to the worker, keeping within its quota; a withdrawn
+    /// chunk fails instead.
     fn hand(&mut self, mut chunk: Chunk) {
+        if chunk.is_withdrawn() {
+            return chunk.fail(&withdrawn_error());
+        }
         if let Some(quota) = self.quota {
-            let room = quota - self.in_flight_tasks;
-            if chunk.len() > room {
-                let rest = chunk.split_off(room);
+            if chunk.len() > quota {
+                let rest = chunk.split_off(quota);
                 self.shared.put_back(rest);
             }
+            self.quota = Some(quota - chunk.len());
         }
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -366,48 +288,45 @@ impl Slot {
             ends: chunk.ends.clone(),
         });
         if self.in_flight.is_empty() {
-            self.front_started = Instant::now();
+            self.progress = Instant::now();
         }
-        if self.quota == Some(self.in_flight_tasks + chunk.len()) && self.spare.is_none() {
+        if self.quota == Some(0) && self.spare.is_none() {
             // The worker was just handed its last tasks: start the next one,
             // so that it loads while these run.
             self.spare = WorkerProcess::start(&self.shared.spawn).ok();
         }
-        self.in_flight_tasks += chunk.len();
-        self.in_flight.push_back(InFlight { seq, chunk });
+        self.tasks_held += chunk.len();
+        self.in_flight.push_back(InFlight {
+            seq,
+            chunk,
+            withdrawing: false,
+        });
         self.update_idle();
-        let sent = self.worker.as_mut().expect("can_take").send(&batch);
-        if let Err(err) = sent {
-            self.on_lost(Some(format!("cannot send it work: {err}")));
+        self.worker.as_ref().expect("can_take").send(&batch);
+    }
+
+    /// Asks the worker for the withdrawn chunks it holds back, unless it has
+    /// started on them.
+    fn withdraw(&mut self) {
+        let Some(worker) = &self.worker else {
+            return;
+        };
+        for held in &mut self.in_flight {
+            if !held.withdrawing && held.chunk.done() == 0 && held.chunk.is_withdrawn() {
+                held.withdrawing = true;
+                worker.send(&ToWorker::Withdraw { seq: held.seq });
+            }
         }
     }
 
     fn on_event(&mut self, event: Event) {
         match event {
-            Event::Message(FromWorker::Done { seq, outcomes }) => {
-                let expected = self.in_flight.front().map(|f| (f.seq, f.chunk.len()));
-                if expected != Some((seq, outcomes.len())) {
-                    return self.on_lost(Some(format!(
-                        "it broke the protocol: answered batch {seq} with {} outcomes, \
-                         expected {expected:?}",
-                        outcomes.len()
-                    )));
-                }
-                let done = self.in_flight.pop_front().expect("checked");
-                let took = self.front_started.elapsed();
-                self.service = if self.service == Duration::MAX {
-                    took
-                } else {
-                    (self.service * 7 + took) / 8
-                };
-                self.front_started = Instant::now();
-                let tasks = done.chunk.len();
-                self.in_flight_tasks -= tasks;
-                if let Some(quota) = &mut self.quota {
-                    *quota -= tasks;
-                }
-                done.chunk.complete(outcomes);
-            }
+            Event::Message(FromWorker::Outcomes {
+                seq,
+                first,
+                outcomes,
+            }) => self.on_outcomes(seq, first, outcomes),
+            Event::Message(FromWorker::Withdrawn { seq }) => self.on_withdrawn(seq),
             Event::Message(FromWorker::Output {
                 index,
                 stream,
@@ -423,6 +342,19 @@ impl Slot {
                     truncated,
                 });
             }
+            Event::Message(FromWorker::Request {
+                call,
+                index: _,
+                name,
+                args,
+            }) => {
+                if let Some(worker) = &self.worker {
+                    let request = Request { call, name, args };
+                    self.shared
+                        .host_fns
+                        .serve(request, self.shared.max_payload, worker.outbound());
+                }
+            }
             Event::Message(FromWorker::Stuck { error }) => self.on_stuck(error),
             Event::Message(other) => {
                 self.on_lost(Some(format!("it broke the protocol: unexpected {other:?}")));
@@ -431,7 +363,55 @@ impl Slot {
         }
     }
 
-    /// The worker is gone (or must go): its chunks fail, a new one will start.
+    /// Outcomes of the chunk the worker runs: each goes to its task now.
+    fn on_outcomes(&mut self, seq: u64, first: u32, outcomes: Outcomes) {
+        let n = outcomes.len();
+        let fits = self.in_flight.front().is_some_and(|front| {
+            front.seq == seq && front.chunk.done() == first as usize && n <= front.chunk.remaining()
+        });
+        if !fits {
+            let expected = self
+                .in_flight
+                .front()
+                .map(|front| (front.seq, front.chunk.done(), front.chunk.remaining()));
+            return self.on_lost(Some(format!(
+                "it broke the protocol: sent {n} outcomes of batch {seq} from task {first}, \
+                 expected (batch, from, at most) {expected:?}"
+            )));
+        }
+        let now = Instant::now();
+        self.pace.record(n, now - self.progress);
+        self.progress = now;
+        self.tasks_held -= n;
+        let front = self.in_flight.front_mut().expect("checked");
+        front.chunk.deliver(outcomes);
+        if front.chunk.remaining() == 0 {
+            self.in_flight.pop_front();
+        }
+    }
+
+    /// The worker gave back a chunk it had not started.
+    fn on_withdrawn(&mut self, seq: u64) {
+        let at = self
+            .in_flight
+            .iter()
+            .position(|held| held.seq == seq && held.withdrawing && held.chunk.done() == 0);
+        let Some(at) = at else {
+            return self.on_lost(Some(format!(
+                "it broke the protocol: gave back batch {seq}, which it was not asked for"
+            )));
+        };
+        let held = self.in_flight.remove(at).expect("found");
+        let tasks = held.chunk.len();
+        self.tasks_held -= tasks;
+        if let Some(quota) = &mut self.quota {
+            *quota += tasks;
+        }
+        held.chunk.fail(&withdrawn_error());
+    }
+
+    /// The worker is gone (or must go): the task it ran fails, the rest run
+    /// elsewhere, a new worker will start.
     fn on_lost(&mut self, reason: Option<String>) {
         let Some(mut worker) = self.take_worker() else {
             return;
@@ -458,8 +438,8 @@ impl Slot {
     }
 
     /// The module got stuck outside a task (renewing its instance) and the
-    /// worker is ending: the chunk it ran fails with why, the rest run
-    /// elsewhere.
+    /// worker is ending: the task that waited for it fails with why, the
+    /// rest run elsewhere.
     fn on_stuck(&mut self, error: Error) {
         let Some(mut worker) = self.take_worker() else {
             return;
@@ -469,13 +449,14 @@ impl Slot {
         self.drop_in_flight(&error, false);
     }
 
-    /// Settles the chunks of a worker that is gone. The one it was running
-    /// runs again if `retry` and retries are left, else fails with `error`;
-    /// the ones it had not started go back to the queue, unless the pool is
-    /// terminating.
+    /// Settles the chunks of a worker that is gone. Its finished tasks have
+    /// their outcomes already. The task it was running — the first without
+    /// an outcome — runs again if `retry` and retries are left, else fails
+    /// with `error`; the tasks it had not started go back to the queue,
+    /// unless the pool is terminating.
     fn drop_in_flight(&mut self, error: &Error, retry: bool) {
         let mut in_flight = std::mem::take(&mut self.in_flight);
-        self.in_flight_tasks = 0;
+        self.tasks_held = 0;
         if self.shared.terminating() {
             for lost in in_flight {
                 lost.chunk.fail(error);
@@ -485,9 +466,11 @@ impl Slot {
         if let Some(InFlight { mut chunk, .. }) = in_flight.pop_front() {
             if retry && chunk.retries < self.shared.retries {
                 chunk.retries += 1;
-                self.shared.put_back(chunk);
             } else {
-                chunk.fail(error);
+                chunk.fail_next(error);
+            }
+            if let Some(rest) = chunk.rest() {
+                self.shared.put_back(rest);
             }
         }
         for unstarted in in_flight {
@@ -499,7 +482,7 @@ impl Slot {
         for lost in self.in_flight.drain(..) {
             lost.chunk.fail(error);
         }
-        self.in_flight_tasks = 0;
+        self.tasks_held = 0;
     }
 
     /// Shuts the current worker down gracefully.

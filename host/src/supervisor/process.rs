@@ -1,6 +1,9 @@
-//! A worker process seen from the pool: started with exec, greeted, fed
-//! batches, read by a thread of its own, and always reaped.
+//! A worker process seen from the pool — the child's handle: started with
+//! exec, greeted, written to by a thread of its own (so that sending never
+//! blocks the slot) and read by another, killed through its pidfd, and
+//! always reaped.
 
+use std::io::{BufWriter, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
@@ -11,11 +14,11 @@ use std::time::Duration;
 
 use rustix::process::{Pid, PidfdFlags, Signal};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, unbounded};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, unbounded};
 
+use crate::channel::io::FrameReader;
+use crate::channel::{self, FromWorker, Setup, TaskInfo, ToWorker, codec};
 use crate::error::{Error, ErrorKind};
-use crate::ipc::{FrameReader, FrameWriter};
-use crate::protocol::{self, FromWorker, Setup, TaskInfo, ToWorker};
 use crate::worker::MARKER;
 
 /// The largest frame the pool accepts from a worker.
@@ -27,6 +30,9 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long a worker told to shut down has before it is killed.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Bytes the writer thread gathers before a write.
+const WRITE_BUFFER: usize = 1 << 16;
 
 /// What it takes to start a worker.
 #[derive(Clone, Debug)]
@@ -77,11 +83,49 @@ impl KillHandle {
     }
 }
 
+/// The pool's sending end of one worker's channel: messages are encoded on
+/// the caller's thread and written by the worker's writer thread, so sending
+/// never blocks, whatever the worker does with its input. Cheap to clone:
+/// host calls reply through it from threads of their own.
+#[derive(Clone, Debug)]
+pub(crate) struct Outbound {
+    frames: Sender<Vec<u8>>,
+}
+
+impl Outbound {
+    /// Queues `message` for the worker. Once the worker is gone, messages
+    /// are dropped: the slot hears of its end from the reader.
+    pub(crate) fn send(&self, message: &ToWorker) {
+        let mut frame = Vec::new();
+        codec::encode(message, &mut frame);
+        let _ = self.frames.send(frame);
+    }
+}
+
+/// The writer thread: writes frames as they come, gathering those queued
+/// together into one write, until every [`Outbound`] is gone or the pipe
+/// breaks (which it reports as the end of the channel).
+fn write_frames(stdin: ChildStdin, frames: Receiver<Vec<u8>>, events: Sender<Event>) {
+    let mut out = BufWriter::with_capacity(WRITE_BUFFER, stdin);
+    for frame in frames.iter() {
+        let mut written = out.write_all(&frame);
+        while written.is_ok()
+            && let Ok(next) = frames.try_recv()
+        {
+            written = out.write_all(&next);
+        }
+        if let Err(err) = written.and_then(|()| out.flush()) {
+            let _ = events.send(Event::Closed(Some(format!("cannot send it work: {err}"))));
+            return;
+        }
+    }
+}
+
 /// A running worker process.
 pub(crate) struct WorkerProcess {
     child: Child,
     handle: KillHandle,
-    writer: FrameWriter<ChildStdin>,
+    outbound: Outbound,
     pub(crate) events: Receiver<Event>,
     reaped: Option<ExitStatus>,
 }
@@ -129,6 +173,11 @@ impl WorkerProcess {
         let stdin = child.stdin.take().expect("piped");
         let stdout = child.stdout.take().expect("piped");
         let (tx, events) = unbounded();
+        let (frames_tx, frames) = unbounded();
+        let closed = tx.clone();
+        let writer = thread::Builder::new()
+            .name(format!("wasmpool-writer-{pid}"))
+            .spawn(move || write_frames(stdin, frames, closed));
         let reader = thread::Builder::new()
             .name(format!("wasmpool-reader-{pid}"))
             .spawn(move || {
@@ -154,24 +203,21 @@ impl WorkerProcess {
         let mut worker = WorkerProcess {
             child,
             handle,
-            writer: FrameWriter::new(stdin),
+            outbound: Outbound { frames: frames_tx },
             events,
             reaped: None,
         };
-        if let Err(err) = reader {
+        if let Err(err) = reader.and(writer) {
             worker.kill();
             return Err(Error::new(
                 ErrorKind::Spawn,
-                format!("cannot start a reader thread: {err}"),
+                format!("cannot start the threads of a worker's channel: {err}"),
             ));
         }
         // The pipe holds the setup until the worker reads it, after its
         // greeting. Should the program not be a worker, the write may fail;
         // the handshake then says what the program did instead.
-        let _ = worker
-            .writer
-            .send(&ToWorker::Setup(config.setup.clone()))
-            .and_then(|()| worker.writer.flush());
+        worker.outbound.send(&ToWorker::Setup(config.setup.clone()));
         Ok(worker)
     }
 
@@ -181,11 +227,11 @@ impl WorkerProcess {
         let hint = "is it a wasmpool worker? A program that builds pools must call \
                     wasmpool::init() first thing in main, or set PoolBuilder::worker_program";
         match self.next_event(&program, hint, HANDSHAKE_TIMEOUT)? {
-            FromWorker::Hello { version, .. } if version == protocol::VERSION => {}
+            FromWorker::Hello { version, .. } if version == channel::VERSION => {}
             FromWorker::Hello { version, .. } => {
                 return Err(self.fail(format!(
                     "worker {program} speaks protocol version {version}, this pool {}",
-                    protocol::VERSION
+                    channel::VERSION
                 )));
             }
             other => return Err(self.fail(format!("worker {program} said {other:?} before hello"))),
@@ -258,10 +304,14 @@ impl WorkerProcess {
         self.handle.clone()
     }
 
-    /// Sends one message and pushes it out at once.
-    pub(crate) fn send(&mut self, message: &ToWorker) -> std::io::Result<()> {
-        self.writer.send(message)?;
-        self.writer.flush()
+    /// Queues one message for the worker; never blocks.
+    pub(crate) fn send(&self, message: &ToWorker) {
+        self.outbound.send(message);
+    }
+
+    /// A sending end of the worker's channel, for other threads.
+    pub(crate) fn outbound(&self) -> Outbound {
+        self.outbound.clone()
     }
 
     /// Waits for the process to end and reaps it.
@@ -282,7 +332,7 @@ impl WorkerProcess {
 
     /// Asks the worker to finish and exit; kills it if it does not in time.
     pub(crate) fn shutdown(mut self) {
-        let _ = self.send(&ToWorker::Shutdown);
+        self.send(&ToWorker::Shutdown);
         let deadline = std::time::Instant::now() + SHUTDOWN_GRACE;
         loop {
             match self.child.try_wait() {

@@ -1,15 +1,34 @@
-//! The messages between the pool and its worker processes, and their framing.
+//! The channel between the pool and a worker process: the messages, and
+//! ([`codec`]) how they travel as frames. Both sides speak it; neither side's
+//! code lives here. The codec does no I/O ([`io`] does, for both sides).
 //!
-//! A frame is a little-endian `u32` length followed by that many bytes of a
-//! postcard-encoded message. This module does no I/O: it turns messages into
-//! bytes and bytes into messages, and it never allocates more than the
-//! configured frame limit for a length read off the wire.
+//! # The conversation
 //!
-//! The conversation: the worker says [`FromWorker::Hello`]; the pool answers
-//! [`ToWorker::Setup`]; the worker answers [`FromWorker::Ready`] (or
-//! [`FromWorker::SetupFailed`]). Then the pool sends [`ToWorker::Run`] batches,
-//! several ahead, and the worker answers each with a [`FromWorker::Done`], in
-//! order, preceded by the [`FromWorker::Output`] its tasks wrote.
+//! 1. The worker says [`FromWorker::Hello`]; the pool answers
+//!    [`ToWorker::Setup`]; the worker answers [`FromWorker::Ready`] (or
+//!    [`FromWorker::SetupFailed`]).
+//! 2. The pool sends [`ToWorker::Run`] batches, numbered per worker, a few
+//!    ahead of what the worker runs (bounded by count, bytes and expected
+//!    time: see `supervisor::schedule`).
+//! 3. Outcomes stream: the worker sends [`FromWorker::Outcomes`] for
+//!    consecutive tasks of a batch as they finish. What finishes close
+//!    together travels in one frame (coalesced for at most
+//!    `worker::outbox::LINGER`, or until `worker::outbox::FLUSH_BYTES`), so
+//!    a million tiny tasks are a few hundred writes; a task that finishes
+//!    after a quiet spell goes out at once. A task's [`FromWorker::Output`]
+//!    comes before its outcome.
+//! 4. Both directions are multiplexed: while a batch runs, the pool may send
+//!    [`ToWorker::Withdraw`] (take back a batch not started: the worker
+//!    answers [`FromWorker::Withdrawn`], or nothing if it started it), and a
+//!    running task may send a [`FromWorker::Request`] — a call of a host
+//!    function — and wait for its [`ToWorker::Reply`], matched by id, while
+//!    the rest of the pool goes on.
+//! 5. [`ToWorker::Shutdown`] (or the end of the channel) ends the worker once
+//!    what it holds is done.
+//!
+//! When a worker dies, the pool knows from the outcomes it received which
+//! tasks finished (they keep their outcomes), which one ran (it fails with
+//! `WorkerLost`), and which never started (they run elsewhere).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -19,11 +38,11 @@ use serde_bytes::ByteBuf;
 
 use crate::error::Error;
 
-/// The version of this protocol; pool and worker must agree on it.
-pub(crate) const VERSION: u32 = 2;
+pub(crate) mod codec;
+pub(crate) mod io;
 
-/// Bytes of the length prefix of a frame.
-pub(crate) const HEADER_LEN: usize = 4;
+/// The version of this protocol; pool and worker must agree on it.
+pub(crate) const VERSION: u32 = 3;
 
 /// Settings the wasmtime engines of the pool and of its workers share; an
 /// artifact compiled under one set loads only under the same set.
@@ -51,8 +70,9 @@ pub(crate) struct Limits {
     pub(crate) initializer_timeout: Duration,
     /// Fuel (roughly, wasm instructions) one task may burn.
     pub(crate) fuel: Option<u64>,
-    /// The most bytes one task's encoded result may take.
-    pub(crate) max_result: u64,
+    /// The most bytes one task's encoded result, or one host call's
+    /// arguments or reply, may take.
+    pub(crate) max_payload: u64,
 }
 
 /// A host directory a guest may use.
@@ -125,6 +145,17 @@ pub(crate) struct Batch {
 pub(crate) enum ToWorker {
     Setup(Setup),
     Run(Batch),
+    /// Take back batch `seq` if it has not started: answered with
+    /// [`FromWorker::Withdrawn`], or not at all if it has.
+    Withdraw {
+        seq: u64,
+    },
+    /// The answer to [`FromWorker::Request`] `call`: the host function's
+    /// MessagePack-encoded result, or why the call failed.
+    Reply {
+        call: u64,
+        result: Result<ByteBuf, String>,
+    },
     /// Finish what was sent, then exit.
     Shutdown,
 }
@@ -147,7 +178,7 @@ pub enum Stream {
     Stderr,
 }
 
-/// The outcomes of consecutive tasks, packed so that a chunk's results cost
+/// The outcomes of consecutive tasks, packed so that many results cost
 /// one allocation, not one per task: the encoded results of the tasks that
 /// succeeded back to back, and the failures by position.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -184,26 +215,18 @@ impl Outcomes {
         self.ends.push(self.bytes.len() as u32);
     }
 
-    /// Whether the last outcome is a failure of `kind`.
-    pub(crate) fn last_failed_with(&self, kind: crate::ErrorKind) -> bool {
-        matches!(self.failures.last(), Some((at, err)) if *at as usize + 1 == self.len() && err.kind() == kind)
+    /// Whether this holds no outcome.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.ends.is_empty()
     }
 
-    /// Appends `other`'s outcomes after these.
-    pub(crate) fn append(&mut self, other: Outcomes) {
-        let (base, offset) = (self.bytes.len() as u32, self.ends.len() as u32);
-        self.bytes.extend_from_slice(&other.bytes);
-        self.ends
-            .extend(other.ends.into_iter().map(|end| end + base));
-        self.failures.extend(
-            other
-                .failures
-                .into_iter()
-                .map(|(at, err)| (at + offset, err)),
-        );
+    /// Roughly how many bytes this takes encoded.
+    pub(crate) fn encoded_len(&self) -> usize {
+        self.bytes.len() + 5 * self.ends.len()
     }
 
     /// Each task's outcome, in order.
+    #[cfg(test)]
     pub(crate) fn into_results(self) -> impl Iterator<Item = Result<Vec<u8>, Error>> {
         let Outcomes {
             bytes,
@@ -268,88 +291,51 @@ pub(crate) enum FromWorker {
         bytes: ByteBuf,
         truncated: bool,
     },
-    /// The outcomes of batch `seq`, one per task, in order.
-    Done {
+    /// The outcomes of consecutive tasks of batch `seq`, from its task
+    /// `first` (a position in the batch) on.
+    Outcomes {
         seq: u64,
+        first: u32,
         outcomes: Outcomes,
     },
-}
-
-/// A frame that cannot be decoded.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum FrameError {
-    #[error("frame of {len} bytes exceeds the limit of {limit} bytes")]
-    TooLarge { len: usize, limit: usize },
-    #[error("malformed frame: {0}")]
-    Malformed(String),
-}
-
-/// Appends `message` as one frame to `out`.
-pub(crate) fn encode<M: Serialize>(message: &M, out: &mut Vec<u8>) {
-    let start = out.len();
-    out.extend_from_slice(&[0; HEADER_LEN]);
-    // Writing into a Vec cannot fail, and every message type serialises.
-    *out = postcard::to_extend(message, std::mem::take(out)).expect("message encodes");
-    let len = (out.len() - start - HEADER_LEN) as u32;
-    out[start..start + HEADER_LEN].copy_from_slice(&len.to_le_bytes());
-}
-
-/// Reads a frame header: how many bytes of body follow.
-pub(crate) fn decode_header(header: [u8; HEADER_LEN], limit: usize) -> Result<usize, FrameError> {
-    let len = u32::from_le_bytes(header) as usize;
-    if len > limit {
-        return Err(FrameError::TooLarge { len, limit });
-    }
-    Ok(len)
-}
-
-/// Decodes a frame body.
-pub(crate) fn decode_body<'de, M: Deserialize<'de>>(body: &'de [u8]) -> Result<M, FrameError> {
-    let (message, rest) =
-        postcard::take_from_bytes(body).map_err(|err| FrameError::Malformed(err.to_string()))?;
-    if !rest.is_empty() {
-        return Err(FrameError::Malformed(format!(
-            "{} bytes left over after the message",
-            rest.len()
-        )));
-    }
-    Ok(message)
+    /// Batch `seq` was taken back before it started: none of its tasks ran.
+    Withdrawn {
+        seq: u64,
+    },
+    /// Task `index` calls the host function `name` with `args` (a
+    /// MessagePack array of positional arguments) and waits for the
+    /// [`ToWorker::Reply`] to `call`.
+    Request {
+        call: u64,
+        index: u64,
+        name: String,
+        args: ByteBuf,
+    },
 }
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
     use crate::ErrorKind;
 
     #[test]
-    fn outcomes_keep_order_across_appends() {
-        let mut a = Outcomes::with_capacity(2);
-        a.push_ok(b"one");
-        a.push_err(Error::new(ErrorKind::Failed, "two"));
-        let mut b = Outcomes::default();
-        b.push_ok(b"");
-        b.push_ok(b"four");
-        b.push_err(Error::new(ErrorKind::Panic, "five"));
-        assert!(b.last_failed_with(ErrorKind::Panic));
-        a.append(b);
-        assert_eq!(a.len(), 5);
+    fn outcomes_keep_order() {
+        let mut outcomes = Outcomes::default();
+        outcomes.push_ok(b"one");
+        outcomes.push_err(Error::new(ErrorKind::Failed, "two"));
+        outcomes.push_ok(b"");
+        assert_eq!(outcomes.len(), 3);
         let seen: Vec<Result<&[u8], ErrorKind>> =
-            a.iter().map(|o| o.map_err(Error::kind)).collect();
+            outcomes.iter().map(|o| o.map_err(Error::kind)).collect();
         assert_eq!(
             seen,
-            [
-                Ok(&b"one"[..]),
-                Err(ErrorKind::Failed),
-                Ok(&b""[..]),
-                Ok(&b"four"[..]),
-                Err(ErrorKind::Panic)
-            ]
+            [Ok(&b"one"[..]), Err(ErrorKind::Failed), Ok(&b""[..])]
         );
-        let owned: Vec<Result<Vec<u8>, Error>> = a.clone().into_results().collect();
-        assert_eq!(owned[3], Ok(b"four".to_vec()));
+        let owned: Vec<Result<Vec<u8>, Error>> = outcomes.into_results().collect();
+        assert_eq!(owned[0], Ok(b"one".to_vec()));
     }
-
-    use proptest::prelude::*;
 
     /// An outcome: a result's bytes, or a failure's message.
     fn outcome() -> impl Strategy<Value = Result<Vec<u8>, String>> {
@@ -361,70 +347,19 @@ mod tests {
 
     proptest! {
         #[test]
-        fn packed_outcomes_come_back_as_they_went(
-            first in proptest::collection::vec(outcome(), 0..30),
-            second in proptest::collection::vec(outcome(), 0..30),
-        ) {
-            let pack = |items: &[Result<Vec<u8>, String>]| {
-                let mut outcomes = Outcomes::default();
-                for item in items {
-                    match item {
-                        Ok(bytes) => outcomes.push_ok(bytes),
-                        Err(message) => outcomes.push_err(Error::new(ErrorKind::Failed, message.clone())),
-                    }
+        fn packed_outcomes_come_back_as_they_went(items in proptest::collection::vec(outcome(), 0..60)) {
+            let mut packed = Outcomes::default();
+            for item in &items {
+                match item {
+                    Ok(bytes) => packed.push_ok(bytes),
+                    Err(message) => packed.push_err(Error::new(ErrorKind::Failed, message.clone())),
                 }
-                outcomes
-            };
-            let mut packed = pack(&first);
-            packed.append(pack(&second));
+            }
             let unpacked: Vec<Result<Vec<u8>, String>> = packed
                 .into_results()
                 .map(|o| o.map_err(|e| e.message().to_string()))
                 .collect();
-            let expected: Vec<_> = first.into_iter().chain(second).collect();
-            prop_assert_eq!(unpacked, expected);
+            prop_assert_eq!(unpacked, items);
         }
-
-        #[test]
-        fn batches_survive_a_frame(
-            seq in any::<u64>(),
-            task in "[a-z_]{1,12}",
-            first_index in any::<u64>(),
-            args in proptest::collection::vec(any::<u8>(), 0..200),
-            ends in proptest::collection::vec(any::<u32>(), 0..20),
-        ) {
-            let message = ToWorker::Run(Batch { seq, task, first_index, args: ByteBuf::from(args), ends });
-            let mut frame = vec![0xAA];
-            encode(&message, &mut frame);
-            let len = decode_header(frame[1..1 + HEADER_LEN].try_into().unwrap(), usize::MAX).unwrap();
-            prop_assert_eq!(len, frame.len() - 1 - HEADER_LEN);
-            prop_assert_eq!(decode_body::<ToWorker>(&frame[1 + HEADER_LEN..]), Ok(message));
-        }
-
-        #[test]
-        fn arbitrary_bodies_never_panic(body in proptest::collection::vec(any::<u8>(), 0..300)) {
-            let _ = decode_body::<FromWorker>(&body);
-            let _ = decode_body::<ToWorker>(&body);
-        }
-    }
-
-    #[test]
-    fn frames_round_trip_and_refuse_oversized_lengths() {
-        let mut frame = Vec::new();
-        let mut outcomes = Outcomes::default();
-        outcomes.push_ok(&[1, 2, 3]);
-        let message = FromWorker::Done { seq: 7, outcomes };
-        encode(&message, &mut frame);
-        let len = decode_header(frame[..HEADER_LEN].try_into().unwrap(), 1 << 20).unwrap();
-        assert_eq!(len, frame.len() - HEADER_LEN);
-        assert_eq!(decode_body::<FromWorker>(&frame[HEADER_LEN..]), Ok(message));
-        assert_eq!(
-            decode_header(u32::MAX.to_le_bytes(), 1 << 20),
-            Err(FrameError::TooLarge {
-                len: u32::MAX as usize,
-                limit: 1 << 20
-            })
-        );
-        assert!(decode_body::<FromWorker>(&frame[HEADER_LEN..frame.len() - 1]).is_err());
     }
 }

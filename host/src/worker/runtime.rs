@@ -1,13 +1,15 @@
 //! The wasm side of a worker: the bindings of `wit/wasmpool.wit`, the linker
 //! every task module is checked against, and running batches on an instance
-//! that is renewed whenever a task traps, times out or hits a limit.
+//! that is renewed whenever a task traps, times out or hits a limit. Each
+//! task's outcome goes to the [`Outbox`] as the guest reports it; a host call
+//! goes out as a request and waits for its reply from the [`Inbox`].
 //!
 //! Guest calls are async, so a task that overruns its time limit is stopped
 //! wherever it is: in a loop (epoch interruption yields to the timer) or
 //! blocked in a host call such as a sleep (its future is dropped).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde_bytes::ByteBuf;
@@ -18,15 +20,18 @@ use wasmtime::{
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 
 use crate::cache;
+use crate::channel::{ArtifactFile, Call, FromWorker, Grants, Limits, Stream, TaskInfo};
 use crate::error::{Error, ErrorKind, TrapDetails};
-use crate::protocol::{ArtifactFile, Call, FromWorker, Grants, Limits, Outcomes, Stream, TaskInfo};
 use crate::worker::backstop::Backstop;
-use crate::worker::output::Capture;
+use crate::worker::capture::Capture;
+use crate::worker::inbox::Inbox;
+use crate::worker::outbox::Outbox;
 
 mod bindings {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "task-module",
+        imports: { "wasmpool:task/host.call": async },
         exports: { default: async },
     });
 }
@@ -122,14 +127,32 @@ pub(crate) struct HostState {
     pid: u32,
     /// The index of the task running now.
     index: u64,
-    /// Outcomes reported by the guest during the current call.
-    outcomes: Outcomes,
+    /// Where outcomes and output go.
+    outbox: Arc<Outbox>,
+    /// Where the replies to host calls come from; unset in-process.
+    inbox: Arc<OnceLock<Arc<Inbox>>>,
+    /// The id of the next host call.
+    next_call: u64,
+    /// What the guest reported during the current call.
+    reported: Reported,
     stdout: Capture,
     stderr: Capture,
-    /// Output of finished tasks, waiting to be sent.
-    output: Vec<FromWorker>,
     clock: Arc<Clock>,
     limits: Limits,
+}
+
+/// What a guest reported during one call.
+#[derive(Debug, Default)]
+struct Reported {
+    /// Tasks whose outcome was sent on.
+    tasks: usize,
+    /// The last of them panicked (a guest reports its panic, then aborts).
+    panicked: bool,
+    /// The initializer's outcome, when the call runs it: it is no task of a
+    /// batch, so it is kept here rather than sent.
+    initializer: Option<Result<(), Error>>,
+    /// The call runs the initializer.
+    initializing: bool,
 }
 
 impl HostState {
@@ -169,16 +192,19 @@ impl HostState {
             },
             pid: runner.pid,
             index: 0,
-            outcomes: Outcomes::default(),
+            outbox: runner.outbox.clone(),
+            inbox: runner.inbox.clone(),
+            next_call: 0,
+            reported: Reported::default(),
             stdout,
             stderr,
-            output: Vec::new(),
             clock: runner.clock.clone(),
             limits: runner.limits.clone(),
         })
     }
 
-    /// Moves what the running task wrote into `output`, attributed to it.
+    /// Sends what the running task wrote on, attributed to it, ahead of its
+    /// outcome.
     fn collect_output(&mut self) {
         if !self.stdout.written() && !self.stderr.written() {
             return;
@@ -188,7 +214,7 @@ impl HostState {
             (Stream::Stderr, &self.stderr),
         ] {
             if let Some((bytes, truncated)) = capture.drain() {
-                self.output.push(FromWorker::Output {
+                self.outbox.send(&FromWorker::Output {
                     index: self.index,
                     stream,
                     bytes: ByteBuf::from(bytes),
@@ -218,6 +244,41 @@ impl bindings::wasmpool::task::context::Host for HostState {
     }
 }
 
+impl bindings::wasmpool::task::host::Host for HostState {
+    /// Sends the call to the pool and waits for the reply. The wait is a
+    /// future: the task's time limit still stops it (dropping the future),
+    /// and a reply that comes after is dropped by the inbox.
+    async fn call(&mut self, name: String, args: Vec<u8>) -> Result<Vec<u8>, String> {
+        let limit = self.limits.max_payload;
+        if args.len() as u64 > limit {
+            return Err(format!(
+                "the arguments of host function `{name}` take {} bytes, over the payload \
+                 limit of {limit} bytes",
+                args.len()
+            ));
+        }
+        let Some(inbox) = self.inbox.get() else {
+            return Err("no pool to call: this module runs outside a pool".into());
+        };
+        let call = self.next_call;
+        self.next_call += 1;
+        let reply = inbox.expect_reply(call);
+        let request = FromWorker::Request {
+            call,
+            index: self.index,
+            name,
+            args: ByteBuf::from(args),
+        };
+        if self.outbox.send_now(&request).is_err() {
+            return Err("the pool is gone".into());
+        }
+        match reply.await {
+            Ok(result) => result.map(ByteBuf::into_vec),
+            Err(_) => Err("the pool is gone".into()),
+        }
+    }
+}
+
 /// Starts the clock and the fuel budget of the next task, where limits need
 /// them.
 fn start_task(store: &mut StoreContextMut<'_, HostState>) -> wasmtime::Result<()> {
@@ -231,40 +292,48 @@ fn start_task(store: &mut StoreContextMut<'_, HostState>) -> wasmtime::Result<()
     Ok(())
 }
 
-/// `outcomes.finish`: records a task's outcome and starts the next task. The
-/// result is copied from the guest's memory straight into the batch's buffer.
+/// `outcomes.finish`: sends a task's outcome on (after what it wrote) and
+/// starts the next task. The result is copied from the guest's memory
+/// straight into the outbox.
 fn finish(
     mut store: StoreContextMut<'_, HostState>,
     (outcome,): (Result<WasmList<u8>, TaskError>,),
 ) -> wasmtime::Result<()> {
+    store.data_mut().collect_output();
+    let max_payload = store.data().limits.max_payload;
     let outcome = match outcome {
         Ok(list) => {
-            let max_result = store.data().limits.max_result;
-            // Out of the state while the guest's memory is borrowed.
-            let mut outcomes = std::mem::take(&mut store.data_mut().outcomes);
             let result = list.as_le_slice(&store);
-            let checked = if result.len() as u64 > max_result {
+            if result.len() as u64 > max_payload {
                 Err(Error::new(
                     ErrorKind::BadResult,
                     format!(
-                        "the result takes {} bytes, over the payload limit of {max_result} bytes",
+                        "the result takes {} bytes, over the payload limit of {max_payload} bytes",
                         result.len()
                     ),
                 ))
+            } else if store.data().reported.initializing {
+                Ok(None)
             } else {
-                outcomes.push_ok(result);
-                Ok(())
-            };
-            store.data_mut().outcomes = outcomes;
-            checked
+                // Sent from the guest's memory: no copy of the result first.
+                // A broken channel ends the worker at the end of the batch.
+                let _ = store.data().outbox.ok(result);
+                Ok(Some(()))
+            }
         }
         Err(err) => Err(guest_error(err)),
     };
     let state = store.data_mut();
-    state.collect_output();
-    if let Err(err) = outcome {
-        let index = state.index;
-        state.outcomes.push_err(err.with_index(index));
+    let index = state.index;
+    let reported = &mut state.reported;
+    reported.panicked = matches!(&outcome, Err(err) if err.kind() == ErrorKind::Panic);
+    if reported.initializing {
+        reported.initializer.get_or_insert(outcome.map(drop));
+    } else {
+        reported.tasks += 1;
+        if let Err(err) = outcome {
+            let _ = state.outbox.err(err.with_index(index));
+        }
     }
     state.index += 1;
     start_task(&mut store)
@@ -282,11 +351,15 @@ fn guest_error(err: TaskError) -> Error {
 }
 
 /// The linker every task module is instantiated with: WASI 0.2 and the
-/// wasmpool imports.
+/// wasmpool imports (`context`, `host` and `outcomes`).
 pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     bindings::wasmpool::task::context::add_to_linker::<HostState, HasSelf<HostState>>(
+        &mut linker,
+        |state| state,
+    )?;
+    bindings::wasmpool::task::host::add_to_linker::<HostState, HasSelf<HostState>>(
         &mut linker,
         |state| state,
     )?;
@@ -397,6 +470,9 @@ pub(crate) struct Runner {
     limits: Limits,
     grants: Grants,
     backstop: Option<Backstop>,
+    outbox: Arc<Outbox>,
+    /// Set once the worker reads the pool's messages on a thread of its own.
+    inbox: Arc<OnceLock<Arc<Inbox>>>,
     clock: Arc<Clock>,
     live: Option<Live>,
 }
@@ -455,6 +531,8 @@ pub(crate) struct RunnerConfig {
     /// Ends the worker should the module be stuck outside a task where the
     /// runtime cannot stop it (in a worker; none in-process).
     pub(crate) backstop: Option<Backstop>,
+    /// Where outcomes and output go.
+    pub(crate) outbox: Arc<Outbox>,
 }
 
 impl Runner {
@@ -488,6 +566,8 @@ impl Runner {
             limits: config.limits,
             grants: config.grants,
             backstop: config.backstop,
+            outbox: config.outbox,
+            inbox: Arc::default(),
             clock: Clock::new(),
             live: None,
         })
@@ -597,12 +677,14 @@ impl Runner {
                 ),
             );
             arm(&self.backstop, limit, &late);
-            let (result, reported) = self
+            live.store.data_mut().reported.initializing = true;
+            let result = self
                 .call(&mut live, &init.task, 0, &init.args, &[end], Some(limit))
                 .await;
             disarm(&self.backstop);
-            let failure = match (result, reported.into_results().next()) {
-                (Ok(()), Some(Ok(_))) => None,
+            let reported = std::mem::take(&mut live.store.data_mut().reported);
+            let failure = match (result, reported.initializer) {
+                (Ok(()), Some(Ok(()))) => None,
                 (_, Some(Err(err))) => Some(err),
                 (Err(err), _) => Some(err),
                 (Ok(()), None) => Some(Error::new(
@@ -629,8 +711,9 @@ impl Runner {
     }
 
     /// One guest call, stopped if a task runs longer than `limit`. Returns
-    /// how the call ended (the error of the task that broke it) and the
-    /// outcomes the guest reported.
+    /// how the call ended (the error of the task that broke it); the outcomes
+    /// the guest reported went to the outbox, and are counted in the state's
+    /// `reported`.
     async fn call(
         &self,
         live: &mut Live,
@@ -639,19 +722,17 @@ impl Runner {
         args: &[u8],
         ends: &[u32],
         limit: Option<Duration>,
-    ) -> (Result<(), Error>, Outcomes) {
+    ) -> Result<(), Error> {
         let state = live.store.data_mut();
         state.index = first_index;
-        state.outcomes = Outcomes::with_capacity(ends.len());
+        state.reported.tasks = 0;
+        state.reported.panicked = false;
         if limit.is_some() {
             self.clock.start_task();
         }
         let mut context = live.store.as_context_mut();
         if let Err(err) = start_task(&mut context) {
-            return (
-                Err(Error::new(ErrorKind::Config, format!("{err:#}"))),
-                Outcomes::default(),
-            );
+            return Err(Error::new(ErrorKind::Config, format!("{err:#}")));
         }
         let limits = &self.limits;
         let call = live.module.wasmpool_task_tasks().call_run(
@@ -661,7 +742,7 @@ impl Runner {
             args,
             ends,
         );
-        let result = match limit {
+        match limit {
             None => call.await.map_err(|err| trap_error(err, limits)),
             Some(timeout) => {
                 tokio::pin!(call);
@@ -685,24 +766,15 @@ impl Runner {
                     }
                 }
             }
-        };
-        let state = live.store.data_mut();
-        (result, std::mem::take(&mut state.outcomes))
+        }
     }
 
-    /// Runs a batch, one outcome per task, and returns the output the tasks
-    /// wrote along with the outcomes.
-    pub(crate) async fn run(
-        &mut self,
-        task: &str,
-        first_index: u64,
-        args: &[u8],
-        ends: &[u32],
-    ) -> (Vec<FromWorker>, Outcomes) {
-        let mut outcomes = Outcomes::with_capacity(ends.len());
-        let mut output = Vec::new();
-        while outcomes.len() < ends.len() {
-            let done = outcomes.len();
+    /// Runs a batch: every task gets one outcome, sent to the outbox as it is
+    /// known. A task that breaks the instance fails; the rest of the batch
+    /// goes on on a fresh one.
+    pub(crate) async fn run(&mut self, task: &str, first_index: u64, args: &[u8], ends: &[u32]) {
+        let mut done = 0;
+        while done < ends.len() {
             let mut live = match self.live.take() {
                 Some(live) => live,
                 None => match self.instantiate().await {
@@ -710,9 +782,11 @@ impl Runner {
                     Err(err) => {
                         // Without an instance no task of the batch can run.
                         for i in done..ends.len() {
-                            outcomes.push_err(err.clone().with_index(first_index + i as u64));
+                            let _ = self
+                                .outbox
+                                .err(err.clone().with_index(first_index + i as u64));
                         }
-                        break;
+                        return;
                     }
                 },
             };
@@ -720,42 +794,45 @@ impl Runner {
             let rest: Vec<u32> = ends[done..].iter().map(|end| end - base).collect();
             let index = first_index + done as u64;
             let limit = self.limits.task_timeout;
-            let (result, reported) = self
+            let result = self
                 .call(&mut live, task, index, &args[base as usize..], &rest, limit)
                 .await;
-            // A guest reports its panic, then aborts: the trap that follows
-            // is not another failure.
-            let panicked = reported.last_failed_with(ErrorKind::Panic);
-            outcomes.append(reported);
             let state = live.store.data_mut();
+            done += state.reported.tasks;
             match result {
                 Ok(()) => {
-                    output.append(&mut state.output);
-                    if outcomes.len() < ends.len() {
+                    state.collect_output();
+                    if done < ends.len() {
                         // The guest broke the contract; fail the rest
                         // rather than wait.
                         let message =
                             "the module returned without reporting every task of the batch";
-                        for i in outcomes.len()..ends.len() {
-                            outcomes.push_err(
-                                Error::new(ErrorKind::BadModule, message)
-                                    .with_index(first_index + i as u64),
-                            );
+                        for i in done..ends.len() {
+                            let error = Error::new(ErrorKind::BadModule, message)
+                                .with_index(first_index + i as u64);
+                            let _ = self.outbox.err(error);
                         }
+                        done = ends.len();
                     }
                     self.live = Some(live);
                 }
                 Err(err) => {
                     state.collect_output();
-                    output.append(&mut state.output);
-                    if !panicked {
-                        let index = first_index + outcomes.len() as u64;
-                        outcomes.push_err(err.with_index(index));
+                    // A guest reports its panic, then aborts: the trap that
+                    // follows is not another failure.
+                    if !state.reported.panicked {
+                        let index = first_index + done as u64;
+                        let _ = self.outbox.err(err.with_index(index));
+                        done += 1;
                     }
                     // No broken state reaches the next task: `live` is dropped.
                 }
             }
         }
-        (output, outcomes)
+    }
+
+    /// Lets tasks call the host: their requests' replies come from `inbox`.
+    pub(crate) fn answer_host_calls(&mut self, inbox: Arc<Inbox>) {
+        let _ = self.inbox.set(inbox);
     }
 }

@@ -1,11 +1,12 @@
-//! Frames over a byte stream: the blocking I/O around [`crate::protocol`].
+//! Reading frames off a byte stream: the blocking I/O around
+//! [`super::codec`], used by both sides (writing is each side's own: the
+//! pool's writer thread, the worker's outbox).
 
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufReader, Read};
 
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::protocol::{self, HEADER_LEN};
+use super::codec::{self, HEADER_LEN};
 
 /// Bytes buffered on each side of a channel.
 const BUFFER: usize = 1 << 16;
@@ -39,46 +40,13 @@ impl<R: Read> FrameReader<R> {
                 Err(err) => return Err(err),
             }
         }
-        let len = protocol::decode_header(header, self.limit)
+        let len = codec::decode_header(header, self.limit)
             .map_err(|err| io::Error::new(io::ErrorKind::InvalidData, err))?;
         // `len` is within the limit, so this allocation is bounded.
         self.body.resize(len, 0);
         self.inner.read_exact(&mut self.body)?;
-        protocol::decode_body(&self.body)
+        codec::decode_body(&self.body)
             .map(Some)
             .map_err(|err| io::Error::new(io::ErrorKind::InvalidData, err))
-    }
-}
-
-/// Writes frames through a buffer.
-pub(crate) struct FrameWriter<W: Write> {
-    inner: BufWriter<W>,
-    frame: Vec<u8>,
-}
-
-impl<W: Write> FrameWriter<W> {
-    pub(crate) fn new(inner: W) -> Self {
-        FrameWriter {
-            inner: BufWriter::with_capacity(BUFFER, inner),
-            frame: Vec::new(),
-        }
-    }
-
-    /// Queues one message; it reaches the stream when the buffer fills or on
-    /// [`flush`](Self::flush).
-    pub(crate) fn send<M: Serialize>(&mut self, message: &M) -> io::Result<()> {
-        self.frame.clear();
-        protocol::encode(message, &mut self.frame);
-        self.inner.write_all(&self.frame)
-    }
-
-    /// Pushes everything queued to the stream.
-    pub(crate) fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-
-    /// The stream written to.
-    pub(crate) fn get_ref(&self) -> &W {
-        self.inner.get_ref()
     }
 }

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::sync::Arc;
 
-pub use crate::protocol::Stream;
+pub use crate::channel::Stream;
 
 /// Output a task wrote, captured by its worker.
 ///

@@ -1,0 +1,613 @@
+//! [`PoolBuilder`]: configuring a pool, and [`build`](PoolBuilder::build),
+//! which compiles the module, starts the workers and waits until they are
+//! ready.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use crossbeam_channel::{bounded, unbounded};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_bytes::ByteBuf;
+
+use crate::cache::CacheDir;
+use crate::channel::{Call, EngineSettings, Grants, Limits, Preopen, Setup};
+use crate::chunk::{self, Withdrawals};
+use crate::engine::{self, Role};
+use crate::error::{Error, ErrorKind};
+use crate::module;
+use crate::pool::Pool;
+use crate::pool::callbacks::CallbackThread;
+use crate::pool::output::{self, GuestOutput, OutputHandler};
+use crate::pool::submit::Submitter;
+use crate::supervisor::host_calls::HostFns;
+use crate::supervisor::process::{FRAME_LIMIT, SpawnConfig};
+use crate::supervisor::{self, Shared};
+use crate::worker;
+
+/// Set by [`crate::init`], so that a pool knows it may run this program as
+/// its workers.
+pub(crate) static INIT_CALLED: AtomicBool = AtomicBool::new(false);
+
+/// The default most bytes of one task's arguments or result.
+const DEFAULT_MAX_PAYLOAD: usize = 64 << 20;
+/// The largest `max_payload` a pool takes: a result, with the outcomes
+/// coalesced before it, must fit in one frame.
+const MAX_PAYLOAD_LIMIT: usize = FRAME_LIMIT / 2;
+/// The default most bytes of stdout (and of stderr) kept per task.
+const DEFAULT_OUTPUT_LIMIT: u32 = 64 << 10;
+/// The default linear memory limit of one instance.
+const DEFAULT_MEMORY_LIMIT: u64 = 1 << 30;
+/// The default time a fresh instance has to start, and `describe` to answer.
+const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(5);
+/// The default time one run of the initializer may take.
+const DEFAULT_INITIALIZER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Where the module comes from.
+enum ModuleSource {
+    File(PathBuf),
+    Bytes(Vec<u8>),
+}
+
+/// Configures and starts a [`Pool`]; from [`Pool::builder`].
+///
+/// ```no_run
+/// let pool = wasmpool::Pool::builder()
+///     .module_file("tasks.wasm")
+///     .processes(4)
+///     .max_tasks_per_child(1000)
+///     .build()?;
+/// # Ok::<(), wasmpool::Error>(())
+/// ```
+pub struct PoolBuilder {
+    module: Option<ModuleSource>,
+    processes: Option<usize>,
+    initializer: Option<Result<Call, Error>>,
+    max_tasks_per_child: Option<usize>,
+    worker_program: Option<PathBuf>,
+    cache_dir: Option<PathBuf>,
+    on_output: Option<OutputHandler>,
+    output_limit: u32,
+    max_payload: usize,
+    memory_limit: u64,
+    task_timeout: Option<Duration>,
+    startup_timeout: Duration,
+    initializer_timeout: Duration,
+    fuel: Option<u64>,
+    retries: u32,
+    grants: Grants,
+    verify_sandbox: bool,
+    host_fns: HostFns,
+}
+
+impl fmt::Debug for PoolBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PoolBuilder")
+            .field("processes", &self.processes)
+            .field("max_tasks_per_child", &self.max_tasks_per_child)
+            .field("worker_program", &self.worker_program)
+            .field("cache_dir", &self.cache_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PoolBuilder {
+    pub(crate) fn new() -> Self {
+        PoolBuilder {
+            module: None,
+            processes: None,
+            initializer: None,
+            max_tasks_per_child: None,
+            worker_program: None,
+            cache_dir: None,
+            on_output: None,
+            output_limit: DEFAULT_OUTPUT_LIMIT,
+            max_payload: DEFAULT_MAX_PAYLOAD,
+            memory_limit: DEFAULT_MEMORY_LIMIT,
+            task_timeout: None,
+            startup_timeout: DEFAULT_STARTUP_TIMEOUT,
+            initializer_timeout: DEFAULT_INITIALIZER_TIMEOUT,
+            fuel: None,
+            retries: 0,
+            grants: Grants::default(),
+            verify_sandbox: false,
+            host_fns: HostFns::default(),
+        }
+    }
+
+    /// The task module: a WebAssembly component file (required, or
+    /// [`module_bytes`](Self::module_bytes)).
+    pub fn module_file(mut self, path: impl AsRef<Path>) -> Self {
+        self.module = Some(ModuleSource::File(path.as_ref().to_path_buf()));
+        self
+    }
+
+    /// The task module, as the bytes of a WebAssembly component.
+    pub fn module_bytes(mut self, bytes: impl Into<Vec<u8>>) -> Self {
+        self.module = Some(ModuleSource::Bytes(bytes.into()));
+        self
+    }
+
+    /// How many worker processes run tasks.
+    ///
+    /// # Default
+    ///
+    /// The available parallelism ([`std::thread::available_parallelism`]), as
+    /// CPython uses `os.cpu_count()`.
+    pub fn processes(mut self, processes: usize) -> Self {
+        self.processes = Some(processes);
+        self
+    }
+
+    /// A task of the module to run with `args` (a tuple of its positional
+    /// arguments) on every fresh instance before its first task: when a
+    /// worker starts, and again whenever its instance is renewed after a trap.
+    /// State it leaves in the module is seen by the tasks that follow.
+    ///
+    /// # Errors
+    ///
+    /// If it fails, [`build`](Self::build) fails with
+    /// [`ErrorKind::Initializer`].
+    pub fn initializer(mut self, task: &str, args: impl Serialize) -> Self {
+        let mut encoded = Vec::new();
+        let encoded = chunk::encode_args(&mut encoded, &args)
+            .map(|()| Call {
+                task: task.to_string(),
+                args: ByteBuf::from(encoded),
+            })
+            .map_err(|err| {
+                Error::new(
+                    ErrorKind::BadArguments,
+                    format!("initializer `{task}`: {err}"),
+                )
+            });
+        self.initializer = Some(encoded);
+        self
+    }
+
+    /// How many tasks a worker process runs before it is replaced by a fresh
+    /// one. Counted in tasks, not chunks: a worker is never handed more tasks
+    /// than it has left, and chunks are split to fit.
+    ///
+    /// # Default
+    ///
+    /// None: workers live as long as the pool (unless they die).
+    pub fn max_tasks_per_child(mut self, tasks: usize) -> Self {
+        self.max_tasks_per_child = Some(tasks);
+        self
+    }
+
+    /// The program started as each worker process.
+    ///
+    /// # Default
+    ///
+    /// The running program itself ([`std::env::current_exe`]), which must
+    /// then call [`crate::init`] first thing in `main`. Set this to use
+    /// another program that does, such as the `wasmpool` command-line tool.
+    pub fn worker_program(mut self, path: impl AsRef<Path>) -> Self {
+        self.worker_program = Some(path.as_ref().to_path_buf());
+        self
+    }
+
+    /// Where compiled modules are cached, so that the next run of the program
+    /// does not compile again.
+    ///
+    /// The directory is used only if it is private: owned by this user and
+    /// writable by nobody else (it is created with mode 0700 if missing),
+    /// since loading an artifact runs its native code. Otherwise the pool
+    /// compiles into a private temporary directory, removed with the pool,
+    /// and logs a warning once.
+    ///
+    /// # Default
+    ///
+    /// `$XDG_CACHE_HOME/wasmpool`, else `~/.cache/wasmpool`, else (no home
+    /// directory) `wasmpool-<uid>` in the temporary directory.
+    pub fn cache_dir(mut self, dir: impl AsRef<Path>) -> Self {
+        self.cache_dir = Some(dir.as_ref().to_path_buf());
+        self
+    }
+
+    /// Receives what tasks write to stdout and stderr, attributed to the task.
+    ///
+    /// # Default
+    ///
+    /// Each line goes to the host's stderr, prefixed with the worker's pid and
+    /// the task's index.
+    pub fn on_output(mut self, handler: impl Fn(&GuestOutput) + Send + Sync + 'static) -> Self {
+        self.on_output = Some(Arc::new(handler));
+        self
+    }
+
+    /// The most bytes of stdout, and of stderr, kept from one task; the rest
+    /// is dropped and the output marked truncated.
+    ///
+    /// # Default
+    ///
+    /// 64 KiB.
+    pub fn output_limit(mut self, bytes: u32) -> Self {
+        self.output_limit = bytes;
+        self
+    }
+
+    /// The most bytes one task's encoded arguments, or its encoded result,
+    /// may take; a task over it fails with [`ErrorKind::BadArguments`]
+    /// without being sent, or with [`ErrorKind::BadResult`].
+    ///
+    /// # Default
+    ///
+    /// 64 MiB.
+    pub fn max_payload(mut self, bytes: usize) -> Self {
+        self.max_payload = bytes;
+        self
+    }
+
+    /// The most linear memory one instance may grow to.
+    ///
+    /// # Default
+    ///
+    /// 1 GiB.
+    pub fn memory_limit(mut self, bytes: u64) -> Self {
+        self.memory_limit = bytes;
+        self
+    }
+
+    /// The wall-clock time one task may take. A task over it fails with
+    /// [`ErrorKind::Timeout`] — stopped inside its worker wherever it is, in a
+    /// loop or blocked in a sleep — and its instance is renewed. Should a
+    /// worker not answer within the limit plus a grace period even so, a
+    /// watchdog kills and replaces it.
+    ///
+    /// Any duration works: `Duration::MAX` is as good as no limit.
+    ///
+    /// # Default
+    ///
+    /// None: tasks may run for ever.
+    pub fn task_timeout(mut self, limit: Duration) -> Self {
+        self.task_timeout = Some(limit);
+        self
+    }
+
+    /// The wall-clock time a fresh instance of the module may take to start
+    /// (its start functions), and then its `describe` to list its tasks.
+    /// Both run outside any task, when a worker starts or renews its
+    /// instance; a module over the limit is stopped wherever it is, and
+    /// [`build`](Self::build) fails with [`ErrorKind::BadModule`] naming the
+    /// module and what it did not finish.
+    ///
+    /// # Default
+    ///
+    /// 5 seconds.
+    pub fn startup_timeout(mut self, limit: Duration) -> Self {
+        self.startup_timeout = limit;
+        self
+    }
+
+    /// The wall-clock time one run of the [initializer](Self::initializer)
+    /// may take. An initializer over it is stopped wherever it is; at start,
+    /// [`build`](Self::build) fails with [`ErrorKind::Initializer`], and on a
+    /// renewed instance the tasks waiting for it fail with that error.
+    ///
+    /// # Default
+    ///
+    /// 30 seconds.
+    pub fn initializer_timeout(mut self, limit: Duration) -> Self {
+        self.initializer_timeout = limit;
+        self
+    }
+
+    /// A deterministic budget per task: fuel, roughly one unit per wasm
+    /// instruction. A task that uses it up fails with
+    /// [`ErrorKind::OutOfFuel`].
+    ///
+    /// # Default
+    ///
+    /// None: no budget (and no metering cost).
+    pub fn fuel(mut self, fuel: u64) -> Self {
+        self.fuel = Some(fuel);
+        self
+    }
+
+    /// How many times tasks whose worker died are run again on another
+    /// worker before they fail with [`ErrorKind::WorkerLost`]. A retried task
+    /// may have run partly before: use it for tasks that can run twice.
+    ///
+    /// # Default
+    ///
+    /// 0.
+    pub fn retries(mut self, retries: u32) -> Self {
+        self.retries = retries;
+        self
+    }
+
+    /// Lets guests use the host directory `host`, seen as `guest` (such as
+    /// `/data`), read-only or read-write.
+    pub fn preopen_dir(mut self, host: impl AsRef<Path>, guest: &str, read_only: bool) -> Self {
+        self.grants.dirs.push(Preopen {
+            host: host.as_ref().to_path_buf(),
+            guest: guest.to_string(),
+            read_only,
+        });
+        self
+    }
+
+    /// Gives guests the environment variable `name` with `value`. Guests see
+    /// no other variables.
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.grants.env.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// Offers the host function `name` to tasks: a task calls it with
+    /// `wasmpool_guest::call_host(name, args)` (any guest: the `host.call`
+    /// import of `wit/wasmpool.wit`) and waits for its result while the rest
+    /// of the pool goes on. `A` is the tuple of its positional arguments.
+    ///
+    /// Each call runs on a thread of its own, so `f` may block; the calling
+    /// task's [time limit](Self::task_timeout) still holds, and a task that
+    /// waits too long fails with [`ErrorKind::Timeout`] (the function's late
+    /// result is dropped). The task gets an error — never the pool — when
+    /// the arguments do not decode to `A`, when `f` returns `Err` or panics,
+    /// or when arguments or result are over [`max_payload`](Self::max_payload).
+    ///
+    /// ```no_run
+    /// let pool = wasmpool::Pool::builder()
+    ///     .module_file("tasks.wasm")
+    ///     .host_fn("lookup", |(key,): (String,)| -> Result<i64, String> {
+    ///         Ok(key.len() as i64)
+    ///     })
+    ///     .build()?;
+    /// # Ok::<(), wasmpool::Error>(())
+    /// ```
+    pub fn host_fn<A, R, E, F>(mut self, name: &str, f: F) -> Self
+    where
+        A: DeserializeOwned,
+        R: Serialize,
+        E: fmt::Display,
+        F: Fn(A) -> Result<R, E> + Send + Sync + 'static,
+    {
+        let label = name.to_string();
+        self.host_fns.insert(
+            name,
+            Arc::new(move |args: &[u8]| {
+                let args: A = rmp_serde::from_slice(args).map_err(|err| {
+                    format!("the arguments of host function `{label}` do not decode: {err}")
+                })?;
+                let result = f(args).map_err(|err| err.to_string())?;
+                rmp_serde::encode::to_vec_named(&result).map_err(|err| {
+                    format!("the result of host function `{label}` does not encode: {err}")
+                })
+            }),
+        );
+        self
+    }
+
+    /// Makes every worker check, once sandboxed, that it cannot exec, fork,
+    /// create sockets or (with no directory granted) open files, and fails
+    /// [`build`](Self::build) with [`ErrorKind::Spawn`] if any of it works.
+    ///
+    /// # Default
+    ///
+    /// Off.
+    pub fn verify_sandbox(mut self, verify: bool) -> Self {
+        self.verify_sandbox = verify;
+        self
+    }
+
+    /// Compiles the module (or loads it from the cache), starts the workers
+    /// and waits until every one is ready.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::BadModule`] for a module that is not a wasmpool task
+    /// module, or that does not start or list its tasks within
+    /// [`startup_timeout`](Self::startup_timeout); [`ErrorKind::Spawn`] if
+    /// workers cannot start; [`ErrorKind::Initializer`] if the initializer
+    /// fails or runs past [`initializer_timeout`](Self::initializer_timeout);
+    /// [`ErrorKind::Config`] for an invalid configuration.
+    pub fn build(self) -> Result<Pool, Error> {
+        if std::env::var_os(worker::MARKER).is_some() {
+            return Err(Error::new(
+                ErrorKind::Config,
+                "this process was started as a wasmpool worker but runs the host's code: \
+                 call wasmpool::init() first thing in main",
+            ));
+        }
+        let processes = match self.processes {
+            Some(0) => {
+                return Err(Error::new(
+                    ErrorKind::Config,
+                    "a pool needs at least one process",
+                ));
+            }
+            Some(n) => n,
+            None => thread::available_parallelism().map_or(1, usize::from),
+        };
+        if self.max_tasks_per_child == Some(0) {
+            return Err(Error::new(
+                ErrorKind::Config,
+                "max_tasks_per_child must be at least 1",
+            ));
+        }
+        let initializer = self.initializer.transpose()?;
+        let program = match self.worker_program {
+            Some(program) => program,
+            None if INIT_CALLED.load(Ordering::SeqCst) => {
+                std::env::current_exe().map_err(|err| {
+                    Error::new(
+                        ErrorKind::Spawn,
+                        format!("cannot find the running program to start workers: {err}"),
+                    )
+                })?
+            }
+            None => {
+                return Err(Error::new(
+                    ErrorKind::Config,
+                    "no worker program: call wasmpool::init() first thing in main (the pool \
+                     then runs this program as its workers), or set \
+                     PoolBuilder::worker_program",
+                ));
+            }
+        };
+        let (bytes, name) = match self.module {
+            Some(ModuleSource::File(path)) => {
+                let bytes = std::fs::read(&path).map_err(|err| {
+                    Error::new(
+                        ErrorKind::Io,
+                        format!("cannot read the module {}: {err}", path.display()),
+                    )
+                })?;
+                (bytes, path.display().to_string())
+            }
+            Some(ModuleSource::Bytes(bytes)) => (bytes, "the module".to_string()),
+            None => {
+                return Err(Error::new(
+                    ErrorKind::Config,
+                    "no module: set PoolBuilder::module_file or module_bytes",
+                ));
+            }
+        };
+        for (name, limit) in [
+            ("task_timeout", self.task_timeout),
+            ("startup_timeout", Some(self.startup_timeout)),
+            ("initializer_timeout", Some(self.initializer_timeout)),
+        ] {
+            if limit.is_some_and(|limit| limit.is_zero()) {
+                return Err(Error::new(
+                    ErrorKind::Config,
+                    format!("{name} must be more than zero"),
+                ));
+            }
+        }
+        // One result, or one task's arguments, must fit in a frame.
+        if self.max_payload > MAX_PAYLOAD_LIMIT {
+            return Err(Error::new(
+                ErrorKind::Config,
+                format!(
+                    "max_payload of {} bytes is over the most a pool allows, \
+                     {MAX_PAYLOAD_LIMIT} bytes",
+                    self.max_payload
+                ),
+            ));
+        }
+        let settings = EngineSettings {
+            max_memory: self.memory_limit,
+            epochs: self.task_timeout.is_some(),
+            fuel: self.fuel.is_some(),
+        };
+        let engine = engine::engine(&settings, Role::Compile)?;
+        let cache_dir = self.cache_dir.unwrap_or_else(module::default_cache_dir);
+        let cache = CacheDir::open(&cache_dir)?;
+        let artifact = module::prepare(&engine, &bytes, &name, &cache)?;
+        let setup = Setup {
+            artifact,
+            engine: settings,
+            initializer: initializer.clone(),
+            output_limit: self.output_limit,
+            limits: Limits {
+                task_timeout: self.task_timeout,
+                startup_timeout: self.startup_timeout,
+                initializer_timeout: self.initializer_timeout,
+                fuel: self.fuel,
+                max_payload: self.max_payload as u64,
+            },
+            grants: self.grants,
+            probe_sandbox: self.verify_sandbox,
+        };
+        let (queue_tx, queue_rx) = unbounded();
+        let (stop_tx, stop_rx) = bounded(0);
+        let (withdrawals_tx, withdrawals_rx): (Vec<_>, Vec<_>) =
+            (0..processes).map(|_| bounded(1)).unzip();
+        let shared = Arc::new(Shared {
+            spawn: SpawnConfig { program, setup },
+            _cache: cache,
+            max_tasks_per_child: self.max_tasks_per_child,
+            // A task may follow a renewal of the instance: its start and
+            // the initializer count too.
+            watchdog_per_task: self.task_timeout.map(|limit| {
+                let renewal = if initializer.is_some() {
+                    self.startup_timeout
+                        .saturating_add(self.initializer_timeout)
+                } else {
+                    self.startup_timeout
+                };
+                limit.saturating_add(renewal)
+            }),
+            retries: self.retries,
+            queue: queue_rx,
+            requeue: unbounded(),
+            stop: stop_rx,
+            terminating: AtomicBool::new(false),
+            idle: AtomicUsize::new(0),
+            workers: Mutex::new(vec![None; processes]),
+            on_output: self
+                .on_output
+                .unwrap_or_else(|| Arc::new(output::to_stderr)),
+            reapers: Mutex::default(),
+            withdrawals: withdrawals_rx,
+            host_fns: self.host_fns,
+            max_payload: self.max_payload,
+        });
+        let callbacks = CallbackThread::start().map_err(|err| {
+            Error::new(
+                ErrorKind::Spawn,
+                format!("cannot start the callback thread: {err}"),
+            )
+        })?;
+        // Each slot starts its own worker from its own thread: Linux delivers
+        // a worker's parent-death signal when the thread that started it
+        // exits, and a slot's thread lives as long as the slot.
+        let (started_tx, started_rx) = unbounded();
+        let mut slots = Vec::with_capacity(processes);
+        for index in 0..processes {
+            let (shared, started) = (shared.clone(), started_tx.clone());
+            let handle = thread::Builder::new()
+                .name(format!("wasmpool-slot-{index}"))
+                .spawn(move || supervisor::run(index, shared, started))
+                .map_err(|err| {
+                    Error::new(
+                        ErrorKind::Spawn,
+                        format!("cannot start a slot thread: {err}"),
+                    )
+                })?;
+            slots.push(handle);
+        }
+        drop(started_tx);
+        let pool = Pool {
+            submitter: Submitter::new(
+                shared,
+                queue_tx,
+                processes,
+                self.max_payload,
+                Withdrawals::new(withdrawals_tx),
+            ),
+            stop: Mutex::new(Some(stop_tx)),
+            slots: Mutex::new(slots),
+            callbacks,
+        };
+        let mut tasks = None;
+        let mut first_error = None;
+        for started in started_rx.iter() {
+            match started {
+                Ok(offered) => tasks = tasks.or(Some(offered)),
+                Err(err) => first_error = first_error.or(Some(err)),
+            }
+        }
+        if let Some(err) = first_error {
+            pool.terminate();
+            // What the module did wrong, said of the module.
+            return Err(match err.kind() {
+                ErrorKind::BadModule | ErrorKind::Initializer => {
+                    Error::new(err.kind(), format!("{name}: {}", err.message()))
+                }
+                _ => err,
+            });
+        }
+        let mut pool = pool;
+        pool.submitter.tasks = tasks.unwrap_or_default();
+        Ok(pool)
+    }
+}

@@ -1,0 +1,155 @@
+//! Where a call's tasks become chunks on the pool's queue: the part of a
+//! pool that [`Pool`](super::Pool) and its [`Imap`](super::Imap)s share.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use crossbeam_channel::{Receiver, Sender};
+use serde::Serialize;
+
+use crate::channel::TaskInfo;
+use crate::chunk::{Chunk, Chunker, Job, Sink, Withdrawals};
+use crate::error::{Error, ErrorKind};
+use crate::supervisor::Shared;
+
+/// Submits tasks to a pool's slots.
+pub(crate) struct Submitter {
+    pub(crate) shared: Arc<Shared>,
+    /// Taken when the pool closes.
+    queue: Mutex<Option<Sender<Chunk>>>,
+    /// The tasks the module offers.
+    pub(crate) tasks: Vec<TaskInfo>,
+    processes: usize,
+    max_payload: usize,
+    closed: AtomicBool,
+    withdrawals: Arc<Withdrawals>,
+}
+
+impl Submitter {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        queue: Sender<Chunk>,
+        processes: usize,
+        max_payload: usize,
+        withdrawals: Arc<Withdrawals>,
+    ) -> Self {
+        Submitter {
+            shared,
+            queue: Mutex::new(Some(queue)),
+            tasks: Vec::new(),
+            processes,
+            max_payload,
+            closed: AtomicBool::new(false),
+            withdrawals,
+        }
+    }
+
+    pub(crate) fn processes(&self) -> usize {
+        self.processes
+    }
+
+    /// The task `name`, if the module has it.
+    pub(crate) fn task(&self, name: &str) -> Result<&TaskInfo, Error> {
+        self.tasks
+            .iter()
+            .find(|task| task.name == name)
+            .ok_or_else(|| {
+                let known: Vec<&str> = self.tasks.iter().map(|t| t.name.as_str()).collect();
+                Error::new(
+                    ErrorKind::UnknownTask,
+                    format!(
+                        "the module has no task named `{name}`; it has: {}",
+                        known.join(", ")
+                    ),
+                )
+            })
+    }
+
+    /// A job whose outcomes go to `sink`.
+    pub(crate) fn job(&self, sink: Arc<dyn Sink>) -> Arc<Job> {
+        Job::new(sink, self.withdrawals.clone())
+    }
+
+    /// The queue to submit chunks to, unless the pool is closed.
+    pub(crate) fn sender(&self) -> Result<Sender<Chunk>, Error> {
+        self.queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::PoolClosed,
+                    "the pool is closed: it takes no new tasks",
+                )
+            })
+    }
+
+    /// Puts `chunk` on the queue of a sender from [`sender`](Self::sender).
+    pub(crate) fn send(&self, sender: &Sender<Chunk>, chunk: Chunk) {
+        // If every slot is gone the chunk comes back and is dropped here,
+        // which fails its tasks: nothing is lost silently.
+        let _ = sender.send(chunk);
+        // Sent as another thread terminates the pool: not left behind.
+        self.shared.drop_if_terminating();
+    }
+
+    /// A chunker for tasks of `task` of `job`, if the pool has that task and
+    /// is open.
+    pub(crate) fn chunker(
+        &self,
+        task: &str,
+        chunksize: usize,
+        job: Arc<Job>,
+    ) -> Result<Chunker, Error> {
+        let info = self.task(task)?;
+        self.sender()?;
+        Ok(Chunker::new(
+            info.name.as_str().into(),
+            info.arity,
+            chunksize,
+            self.max_payload,
+            job,
+        ))
+    }
+
+    /// Submits every item of `items` (each a tuple of positional arguments)
+    /// as tasks of `job`.
+    pub(crate) fn submit<A: Serialize>(
+        &self,
+        task: &str,
+        items: impl IntoIterator<Item = A>,
+        chunksize: usize,
+        job: Arc<Job>,
+    ) -> Result<(), Error> {
+        let mut chunker = self.chunker(task, chunksize, job)?;
+        let sender = self.sender()?;
+        for item in items {
+            if let Some(chunk) = chunker.push(&item) {
+                self.send(&sender, chunk);
+            }
+        }
+        if let Some(chunk) = chunker.finish() {
+            self.send(&sender, chunk);
+        }
+        Ok(())
+    }
+
+    /// Whether the pool was closed (or terminated).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    /// Takes no more tasks.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        self.queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+    }
+
+    /// Disconnects when the pool is terminated.
+    pub(crate) fn terminated_signal(&self) -> &Receiver<()> {
+        &self.shared.stop
+    }
+}

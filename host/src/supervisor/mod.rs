@@ -1,0 +1,105 @@
+//! The pool's side of its workers: supervision and scheduling.
+//!
+//! - [`slot`]: one thread per worker, which hands it work, routes what it
+//!   sends back, and replaces it when it dies;
+//! - [`schedule`]: the policy of how much work a worker holds (pure);
+//! - [`process`]: the handle on a worker process, with the threads that write
+//!   to and read from its channel;
+//! - [`host_calls`]: serving the host functions tasks call.
+
+pub(crate) mod host_calls;
+pub(crate) mod process;
+mod schedule;
+mod slot;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
+use std::sync::{Mutex, PoisonError};
+use std::thread;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender};
+
+use crate::cache::CacheDir;
+use crate::chunk::Chunk;
+use crate::pool::output::OutputHandler;
+use host_calls::HostFns;
+use process::{KillHandle, SpawnConfig};
+
+pub(crate) use slot::run;
+
+/// What every slot of a pool shares.
+pub(crate) struct Shared {
+    pub(crate) spawn: SpawnConfig,
+    /// Where the workers' artifact is: kept as long as workers may start.
+    pub(crate) _cache: CacheDir,
+    pub(crate) max_tasks_per_child: Option<usize>,
+    /// The longest a worker may take per task of a chunk, a renewal of its
+    /// instance included, if tasks have a time limit; arms the watchdog.
+    pub(crate) watchdog_per_task: Option<Duration>,
+    /// How many times a chunk whose worker died is run again.
+    pub(crate) retries: u32,
+    /// Chunks submitted by callers; disconnected when the pool closes.
+    pub(crate) queue: Receiver<Chunk>,
+    /// The rest of chunks split to respect a worker's task quota; taken first.
+    pub(crate) requeue: (Sender<Chunk>, Receiver<Chunk>),
+    /// Disconnected when the pool is terminated.
+    pub(crate) stop: Receiver<()>,
+    pub(crate) terminating: AtomicBool,
+    /// How many slots have a worker with nothing to do.
+    pub(crate) idle: AtomicUsize,
+    /// Each slot's current worker, so `terminate` can kill them all at once,
+    /// even while their slots are busy — and never a process that merely
+    /// reused a worker's pid.
+    pub(crate) workers: Mutex<Vec<Option<KillHandle>>>,
+    pub(crate) on_output: OutputHandler,
+    /// Threads reaping retired workers; joined by `Pool::join`.
+    pub(crate) reapers: Mutex<Vec<thread::JoinHandle<()>>>,
+    /// Each slot's news of withdrawn jobs.
+    pub(crate) withdrawals: Vec<Receiver<()>>,
+    /// The functions tasks may call on the host.
+    pub(crate) host_fns: HostFns,
+    /// The most bytes of a host call's arguments or result.
+    pub(crate) max_payload: usize,
+}
+
+impl Shared {
+    pub(crate) fn set_worker(&self, slot: usize, worker: Option<KillHandle>) {
+        self.workers.lock().unwrap_or_else(PoisonError::into_inner)[slot] = worker;
+    }
+
+    /// The workers running now.
+    pub(crate) fn workers(&self) -> Vec<KillHandle> {
+        let workers = self.workers.lock().unwrap_or_else(PoisonError::into_inner);
+        workers.iter().flatten().cloned().collect()
+    }
+
+    pub(crate) fn terminating(&self) -> bool {
+        self.terminating.load(Ordering::SeqCst)
+    }
+
+    /// Puts a chunk back for any slot to take first.
+    pub(crate) fn put_back(&self, chunk: Chunk) {
+        // Cannot fail: this slot holds a receiver. Were it to, the dropped
+        // chunk would fail its tasks rather than lose them.
+        let _ = self.requeue.0.send(chunk);
+        self.drop_if_terminating();
+    }
+
+    /// Called after a chunk was queued. `Pool::terminate` marks the pool,
+    /// then empties the queues; a chunk queued after that emptying is seen
+    /// here (the mark is set by then: the fences pair up) and dropped, which
+    /// fails its tasks as terminated, rather than left in a queue no slot
+    /// reads any more.
+    pub(crate) fn drop_if_terminating(&self) {
+        fence(Ordering::SeqCst);
+        if self.terminating() {
+            self.drop_queued();
+        }
+    }
+
+    /// Drops every chunk waiting in the queues, which fails their tasks.
+    pub(crate) fn drop_queued(&self) {
+        while self.queue.try_recv().is_ok() {}
+        while self.requeue.1.try_recv().is_ok() {}
+    }
+}
