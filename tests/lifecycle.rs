@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{DEADLINE, Place, builder, deadline, pool};
+use common::{DEADLINE, OUTCOME_WAIT, Place, builder, deadline, outcome, pool};
 use wasmpool::{AsyncResult, Callbacks, ErrorKind, GetTimeoutError, Pool};
 
 fn alive(pid: u32) -> bool {
@@ -55,7 +55,10 @@ fn close_then_join_finishes_submitted_work() {
     pool.close();
     pool.join().unwrap();
     for result in &results {
-        assert_eq!(result.get().unwrap(), 50);
+        assert_eq!(
+            outcome(result, "a task submitted before close").unwrap(),
+            50
+        );
     }
     for pid in pids {
         assert!(!alive(pid), "worker {pid} was not reaped");
@@ -111,7 +114,7 @@ fn terminate_with_tasks_in_flight() {
         "terminate waited for the tasks"
     );
     for result in &results {
-        let err = result.get().unwrap_err();
+        let err = outcome(result, "a task in flight at terminate").unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Terminated, "{err}");
     }
     for pid in pids {
@@ -141,7 +144,7 @@ fn terminate_while_another_thread_submits_leaves_no_task_without_an_outcome() {
         // Terminated before the submission began: nothing raced.
         let Ok(results) = submitted else { continue };
         raced += 1;
-        match results.get_timeout(Duration::from_secs(30)) {
+        match results.get_timeout(OUTCOME_WAIT) {
             Ok(_) => {}
             Err(GetTimeoutError::Failed(err)) => {
                 assert_eq!(err.kind(), ErrorKind::Terminated, "{err}")
@@ -177,7 +180,8 @@ fn dropping_a_pool_with_tasks_in_flight_does_not_hang() {
         started.elapsed() < Duration::from_secs(2),
         "drop waited for the tasks"
     );
-    assert_eq!(pending.get().unwrap_err().kind(), ErrorKind::Terminated);
+    let err = outcome(&pending, "a map in flight as its pool was dropped").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Terminated);
     for pid in pids {
         assert!(!alive(pid), "worker {pid} survived the pool");
     }

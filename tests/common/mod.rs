@@ -52,6 +52,23 @@ pub fn deadline(what: &str, limit: Duration) -> Deadline {
     Deadline { _armed: armed }
 }
 
+/// How long a test waits for the outcome of a task that must come at once
+/// (the pool was terminated, dropped or joined): ample on a busy machine, yet
+/// a lost outcome fails the test in seconds.
+pub const OUTCOME_WAIT: Duration = Duration::from_secs(10);
+
+/// The outcome of `result`, which must come within [`OUTCOME_WAIT`];
+/// otherwise panics, naming `what` the result is.
+pub fn outcome<R>(result: &wasmpool::AsyncResult<R>, what: &str) -> Result<R, wasmpool::Error> {
+    match result.get_timeout(OUTCOME_WAIT) {
+        Ok(value) => Ok(value),
+        Err(wasmpool::GetTimeoutError::Failed(err)) => Err(err),
+        Err(wasmpool::GetTimeoutError::Timeout) => {
+            panic!("no outcome for {what} within {OUTCOME_WAIT:?}")
+        }
+    }
+}
+
 /// A pool of `processes` workers on the fixtures module, started as the
 /// `wasmpool` binary of this package.
 pub fn pool(processes: usize) -> Pool {
