@@ -22,6 +22,10 @@ const OVER_STEP_LIMITS: Duration = Duration::from_secs(90);
 /// How long a short command (a few lines of input) may run.
 const COMMAND_LIMIT: Duration = Duration::from_secs(30);
 
+/// How long a command may take to stop once interrupted (it takes well under
+/// a second): one that does not fails its test in seconds.
+const STOP_LIMIT: Duration = Duration::from_secs(20);
+
 /// Waits for `child` to exit and collects its output, at most `limit`: then
 /// kills it and fails, naming `what` command it is.
 fn wait_with_deadline(child: Child, limit: Duration, what: &str) -> Output {
@@ -540,7 +544,7 @@ fn an_interrupted_run_keeps_its_finished_records_and_resume_finishes_it() {
     // As Ctrl-C on a terminal does: to the whole process group, the
     // workers included.
     signal(-(child.id() as i32), libc::SIGINT);
-    let (status, stderr) = finish(child, Duration::from_secs(60), "wasmpool map after SIGINT");
+    let (status, stderr) = finish(child, STOP_LIMIT, "wasmpool map after SIGINT");
     assert_eq!(status.code(), Some(130), "{stderr}");
 
     let records = file_records(&output);
@@ -585,7 +589,7 @@ fn sigterm_stops_a_run_with_status_143() {
     let dir = scratch("sigterm");
     let (_, output, child) = start_sleepy_run(&dir, &"20\n".repeat(500), &["-j", "2"]);
     signal(child.id() as i32, libc::SIGTERM);
-    let (status, stderr) = finish(child, Duration::from_secs(60), "wasmpool map after SIGTERM");
+    let (status, stderr) = finish(child, STOP_LIMIT, "wasmpool map after SIGTERM");
     assert_eq!(status.code(), Some(143), "{stderr}");
     let records = file_records(&output);
     let (ok, _, not_run) = interrupted_counts(&stderr);
@@ -612,7 +616,7 @@ fn an_interrupt_stops_long_tasks_at_once_and_keeps_the_records_whole() {
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let (status, stderr) = finish(
         child,
-        Duration::from_secs(30),
+        STOP_LIMIT,
         "wasmpool map of long tasks after two SIGINTs",
     );
     assert_eq!(status.code(), Some(130), "{stderr}");
@@ -677,11 +681,7 @@ fn a_second_interrupt_exits_at_once_even_when_the_first_cannot_finish() {
     let first = lines.recv_timeout(Duration::from_secs(30)).unwrap();
     assert!(first.starts_with("wasmpool: interrupted"), "{first}");
     signal(child.id() as i32, libc::SIGINT);
-    let (status, _) = finish(
-        child,
-        Duration::from_secs(20),
-        "wasmpool map echo after a second SIGINT",
-    );
+    let (status, _) = finish(child, STOP_LIMIT, "wasmpool map echo after a second SIGINT");
     let rest: Vec<String> = lines.iter().collect();
     assert_eq!(status.code(), Some(130), "{rest:?}");
     assert!(
@@ -716,7 +716,7 @@ fn an_interrupt_does_not_wait_for_input_that_does_not_come() {
     signal(child.id() as i32, libc::SIGINT);
     let (status, stderr) = finish(
         child,
-        Duration::from_secs(30),
+        STOP_LIMIT,
         "wasmpool map on an open stdin after SIGINT",
     );
     assert_eq!(status.code(), Some(130), "{stderr}");
