@@ -6,6 +6,7 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use common::{DEADLINE, deadline};
 use wasmpool::Pool;
 use wasmpool_artifacts::{FIXTURES, SEEDS};
 
@@ -38,6 +39,7 @@ fn artifacts(dir: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn a_foreign_artifact_planted_in_a_shared_cache_is_not_loaded() {
+    let _deadline = deadline("pools on a shared cache with a planted artifact", DEADLINE);
     let dir = fresh_dir("shared-cache");
     let seeds_tasks = task_names(SEEDS, &dir);
     let seeds_artifact = artifacts(&dir).pop().unwrap();
@@ -64,6 +66,7 @@ fn a_foreign_artifact_planted_in_a_shared_cache_is_not_loaded() {
 
 #[test]
 fn a_private_cache_is_made_and_used() {
+    let _deadline = deadline("two pools on a private cache", DEADLINE);
     let dir = fresh_dir("private-cache").join("nested");
     let first = task_names(FIXTURES, &dir);
     let mode = std::fs::metadata(&dir).unwrap().permissions().mode();

@@ -1,5 +1,7 @@
 //! The `wasmpool` command, run as a user would.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
@@ -8,9 +10,43 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{DEADLINE, deadline};
 use serde_json::{Value, json};
 use wasmpool_artifacts::FIXTURES;
 
+/// The deadline of a test whose steps each have a bound of 60 s of their
+/// own: above it, so that the step's bound, which kills the command and says
+/// what it waited for, comes first.
+const OVER_STEP_LIMITS: Duration = Duration::from_secs(90);
+
+/// How long a short command (a few lines of input) may run.
+const COMMAND_LIMIT: Duration = Duration::from_secs(30);
+
+/// How long a command may take to stop once interrupted (it takes well under
+/// a second): one that does not fails its test in seconds.
+const STOP_LIMIT: Duration = Duration::from_secs(20);
+
+/// Waits for `child` to exit and collects its output, at most `limit`: then
+/// kills it and fails, naming `what` command it is.
+fn wait_with_deadline(child: Child, limit: Duration, what: &str) -> Output {
+    let pid = child.id();
+    let (done_tx, done) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done_tx.send(child.wait_with_output());
+    });
+    match done.recv_timeout(limit) {
+        Ok(output) => output.unwrap(),
+        Err(_) => {
+            // SAFETY: kill(2) on this test's child. Only the waiting thread
+            // reaps it, which it had not when the wait timed out: the pid is
+            // still the child's (unless it exited in the microseconds since).
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            panic!("`{what}` did not exit within {limit:?}; killed it");
+        }
+    }
+}
+
+/// Runs `wasmpool ARGS` with `stdin` as its input, at most [`COMMAND_LIMIT`].
 fn wasmpool(args: &[&str], stdin: &str) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_wasmpool"))
         .args(args)
@@ -24,7 +60,8 @@ fn wasmpool(args: &[&str], stdin: &str) -> Output {
     if let Err(err) = written {
         assert_eq!(err.kind(), std::io::ErrorKind::BrokenPipe, "{err}");
     }
-    child.wait_with_output().unwrap()
+    let what = format!("wasmpool {}", args.join(" "));
+    wait_with_deadline(child, COMMAND_LIMIT, &what)
 }
 
 fn records(output: &Output) -> Vec<Value> {
@@ -36,6 +73,7 @@ fn records(output: &Output) -> Vec<Value> {
 
 #[test]
 fn map_writes_one_record_per_line_in_order() {
+    let _deadline = deadline("`wasmpool map` of seven squares", DEADLINE);
     let out = wasmpool(
         &["map", FIXTURES, "square", "-j", "2", "--chunksize", "3"],
         "1\n2\n3\n4\n5\n6\n7\n",
@@ -58,6 +96,7 @@ fn map_writes_one_record_per_line_in_order() {
 
 #[test]
 fn a_malformed_line_fails_alone_and_the_status_says_so() {
+    let _deadline = deadline("`wasmpool map` over malformed lines", DEADLINE);
     let out = wasmpool(&["map", FIXTURES, "square"], "1\n{oops\n\"seven\"\n4\n");
     assert_eq!(out.status.code(), Some(1));
     let records = records(&out);
@@ -76,6 +115,7 @@ fn a_malformed_line_fails_alone_and_the_status_says_so() {
 
 #[test]
 fn star_passes_positional_arguments_and_a_failing_task_exits_1() {
+    let _deadline = deadline("`wasmpool map --star`", DEADLINE);
     let out = wasmpool(
         &["map", FIXTURES, "divide", "--star"],
         "[7, 2]\n[1, 0]\n5\n",
@@ -97,6 +137,7 @@ fn star_passes_positional_arguments_and_a_failing_task_exits_1() {
 
 #[test]
 fn unordered_writes_every_line_once() {
+    let _deadline = deadline("`wasmpool map --unordered` of 60 sleeps", DEADLINE);
     let input: String = (0..60).map(|i| format!("{}\n", (i * 7) % 5)).collect();
     let out = wasmpool(
         &[
@@ -120,6 +161,7 @@ fn unordered_writes_every_line_once() {
 
 #[test]
 fn unknown_task_and_bad_module_are_set_up_errors() {
+    let _deadline = deadline("five `wasmpool` commands that fail to set up", DEADLINE);
     let out = wasmpool(&["map", FIXTURES, "no_such_task"], "1\n");
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -151,6 +193,7 @@ fn unknown_task_and_bad_module_are_set_up_errors() {
 
 #[test]
 fn guest_output_goes_to_stderr_attributed_never_into_the_results() {
+    let _deadline = deadline("`wasmpool map` of chatty tasks", DEADLINE);
     let out = wasmpool(&["map", FIXTURES, "chatty", "-j", "1"], "1\n2\n");
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(records(&out).len(), 2);
@@ -161,6 +204,7 @@ fn guest_output_goes_to_stderr_attributed_never_into_the_results() {
 
 #[test]
 fn tasks_lists_what_a_module_exports() {
+    let _deadline = deadline("`wasmpool tasks`", DEADLINE);
     let out = wasmpool(&["tasks", FIXTURES], "");
     assert_eq!(out.status.code(), Some(0));
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -170,6 +214,10 @@ fn tasks_lists_what_a_module_exports() {
 
 #[test]
 fn a_module_whose_describe_never_returns_is_a_set_up_error_naming_it() {
+    let _deadline = deadline(
+        "`wasmpool tasks` of a module whose describe never returns",
+        DEADLINE,
+    );
     // With the default limits: the command does not wait 30 s for a
     // handshake, and blames the module, not the worker.
     let started = Instant::now();
@@ -186,6 +234,7 @@ fn a_module_whose_describe_never_returns_is_a_set_up_error_naming_it() {
 
 #[test]
 fn a_cache_others_may_write_is_not_used_and_the_command_says_so() {
+    let _deadline = deadline("`wasmpool tasks` on a shared cache", DEADLINE);
     // XDG_CACHE_HOME/wasmpool made by someone else, writable by all, with
     // the fixtures' native code planted under every name the seeds' artifact
     // could have.
@@ -193,11 +242,15 @@ fn a_cache_others_may_write_is_not_used_and_the_command_says_so() {
     let shared = base.join("wasmpool");
     std::fs::create_dir_all(&shared).unwrap();
     let run = |module: &str| {
-        Command::new(env!("CARGO_BIN_EXE_wasmpool"))
+        let child = Command::new(env!("CARGO_BIN_EXE_wasmpool"))
             .args(["tasks", module])
             .env("XDG_CACHE_HOME", &base)
-            .output()
-            .unwrap()
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_with_deadline(child, COMMAND_LIMIT, &format!("wasmpool tasks {module}"))
     };
     // Compile the fixtures while the directory is still private, then
     // share it and put that artifact under the seeds' artifact's name.
@@ -248,6 +301,10 @@ fn echo_through_pipes(more: &[&str]) -> Child {
 
 #[test]
 fn a_large_input_streams_through_in_bounded_memory() {
+    let _deadline = deadline(
+        "20,000 lines of 10 kB through `wasmpool map echo`",
+        Duration::from_secs(120),
+    );
     // 200 MB of input (20,000 lines of 10 kB) through a pool, read and
     // written as a stream: the peak memory of the command and its workers
     // stays far below the size of the input.
@@ -280,6 +337,7 @@ fn a_large_input_streams_through_in_bounded_memory() {
 
 #[test]
 fn limits_and_grants_from_the_command_line() {
+    let _deadline = deadline("`wasmpool map` with limits and grants", DEADLINE);
     let out = wasmpool(
         &["map", FIXTURES, "sleep_ms", "--timeout", "200ms"],
         "10\n5000\n",
@@ -313,22 +371,21 @@ fn limits_and_grants_from_the_command_line() {
     assert_eq!(got[1]["error"]["kind"], "failed");
     std::fs::remove_dir_all(&dir).unwrap();
 
-    let out = Command::new(env!("CARGO_BIN_EXE_wasmpool"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wasmpool"))
         .args(["map", FIXTURES, "read_env", "--env", "WASMPOOL_TEST_VAR"])
         .env("WASMPOOL_TEST_VAR", "passed through")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .and_then(|mut child| {
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(b"\"WASMPOOL_TEST_VAR\"\n\"PATH\"\n")?;
-            child.wait_with_output()
-        })
         .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"\"WASMPOOL_TEST_VAR\"\n\"PATH\"\n")
+        .unwrap();
+    let out = wait_with_deadline(child, COMMAND_LIMIT, "wasmpool map read_env --env");
     let got = records(&out);
     assert_eq!(got[0]["ok"], "passed through");
     assert_eq!(got[1]["ok"], Value::Null);
@@ -373,26 +430,14 @@ fn map_files(task: &str, input: &Path, output: &Path, more: &[&str]) -> Command 
     command
 }
 
-/// Waits for `child` to exit, at most `limit` (then kills it and fails), and
-/// returns its status and stderr.
-fn finish(mut child: Child, limit: Duration) -> (ExitStatus, String) {
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("wasmpool did not exit within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut stderr = String::new();
-    if let Some(mut pipe) = child.stderr.take() {
-        pipe.read_to_string(&mut stderr).unwrap();
-    }
-    (status, stderr)
+/// Waits for `child` to exit, at most `limit` (then kills it and fails,
+/// naming `what` command it is), and returns its status and stderr.
+fn finish(child: Child, limit: Duration, what: &str) -> (ExitStatus, String) {
+    let out = wait_with_deadline(child, limit, what);
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// Waits until the file at `path` holds a record while `child` still runs.
@@ -490,12 +535,16 @@ fn interrupted_counts(stderr: &str) -> (u64, u64, u64) {
 
 #[test]
 fn an_interrupted_run_keeps_its_finished_records_and_resume_finishes_it() {
+    let _deadline = deadline(
+        "an interrupted `wasmpool map` and its resumption",
+        Duration::from_secs(180),
+    );
     let dir = scratch("interrupt");
     let (input, output, child) = start_sleepy_run(&dir, &"20\n".repeat(500), &["-j", "2"]);
     // As Ctrl-C on a terminal does: to the whole process group, the
     // workers included.
     signal(-(child.id() as i32), libc::SIGINT);
-    let (status, stderr) = finish(child, Duration::from_secs(60));
+    let (status, stderr) = finish(child, STOP_LIMIT, "wasmpool map after SIGINT");
     assert_eq!(status.code(), Some(130), "{stderr}");
 
     let records = file_records(&output);
@@ -519,7 +568,7 @@ fn an_interrupted_run_keeps_its_finished_records_and_resume_finishes_it() {
     let resumed = map_files("sleep_ms", &input, &output, &["-j", "2", "--resume"])
         .spawn()
         .unwrap();
-    let (status, stderr) = finish(resumed, Duration::from_secs(120));
+    let (status, stderr) = finish(resumed, Duration::from_secs(120), "wasmpool map --resume");
     assert_eq!(status.code(), Some(0), "{stderr}");
     assert!(
         stderr.contains(&format!(
@@ -536,10 +585,11 @@ fn an_interrupted_run_keeps_its_finished_records_and_resume_finishes_it() {
 
 #[test]
 fn sigterm_stops_a_run_with_status_143() {
+    let _deadline = deadline("`wasmpool map` to stop on SIGTERM", OVER_STEP_LIMITS);
     let dir = scratch("sigterm");
     let (_, output, child) = start_sleepy_run(&dir, &"20\n".repeat(500), &["-j", "2"]);
     signal(child.id() as i32, libc::SIGTERM);
-    let (status, stderr) = finish(child, Duration::from_secs(60));
+    let (status, stderr) = finish(child, STOP_LIMIT, "wasmpool map after SIGTERM");
     assert_eq!(status.code(), Some(143), "{stderr}");
     let records = file_records(&output);
     let (ok, _, not_run) = interrupted_counts(&stderr);
@@ -550,6 +600,10 @@ fn sigterm_stops_a_run_with_status_143() {
 
 #[test]
 fn an_interrupt_stops_long_tasks_at_once_and_keeps_the_records_whole() {
+    let _deadline = deadline(
+        "`wasmpool map` of long tasks to stop on SIGINT",
+        OVER_STEP_LIMITS,
+    );
     // Four quick lines, then tasks far longer than the test waits.
     let dir = scratch("long-tasks");
     let lines = format!("{}{}", "10\n".repeat(4), "60000\n".repeat(20));
@@ -560,7 +614,11 @@ fn an_interrupt_stops_long_tasks_at_once_and_keeps_the_records_whole() {
     std::thread::sleep(Duration::from_millis(50));
     // SAFETY: kill(2) on the child, which is not reaped yet.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let (status, stderr) = finish(child, Duration::from_secs(30));
+    let (status, stderr) = finish(
+        child,
+        STOP_LIMIT,
+        "wasmpool map of long tasks after two SIGINTs",
+    );
     assert_eq!(status.code(), Some(130), "{stderr}");
     let records = file_records(&output);
     assert!(!records.is_empty());
@@ -577,6 +635,10 @@ fn an_interrupt_stops_long_tasks_at_once_and_keeps_the_records_whole() {
 
 #[test]
 fn a_second_interrupt_exits_at_once_even_when_the_first_cannot_finish() {
+    let _deadline = deadline(
+        "`wasmpool map` to exit on a second SIGINT",
+        OVER_STEP_LIMITS,
+    );
     // Records of 100 kB to a pipe nobody reads: the command blocks writing
     // the first, so the first interrupt cannot finish; the second must not
     // wait for it.
@@ -619,7 +681,7 @@ fn a_second_interrupt_exits_at_once_even_when_the_first_cannot_finish() {
     let first = lines.recv_timeout(Duration::from_secs(30)).unwrap();
     assert!(first.starts_with("wasmpool: interrupted"), "{first}");
     signal(child.id() as i32, libc::SIGINT);
-    let (status, _) = finish(child, Duration::from_secs(20));
+    let (status, _) = finish(child, STOP_LIMIT, "wasmpool map echo after a second SIGINT");
     let rest: Vec<String> = lines.iter().collect();
     assert_eq!(status.code(), Some(130), "{rest:?}");
     assert!(
@@ -632,6 +694,10 @@ fn a_second_interrupt_exits_at_once_even_when_the_first_cannot_finish() {
 
 #[test]
 fn an_interrupt_does_not_wait_for_input_that_does_not_come() {
+    let _deadline = deadline(
+        "`wasmpool map` waiting for stdin to stop on SIGINT",
+        OVER_STEP_LIMITS,
+    );
     // Three lines on stdin, which then stays open with nothing more.
     let dir = scratch("stdin");
     let output = dir.join("out.jsonl");
@@ -648,7 +714,11 @@ fn an_interrupt_does_not_wait_for_input_that_does_not_come() {
     stdin.write_all(b"10\n10\n10\n").unwrap();
     wait_for_sigint_handler(child.id());
     signal(child.id() as i32, libc::SIGINT);
-    let (status, stderr) = finish(child, Duration::from_secs(30));
+    let (status, stderr) = finish(
+        child,
+        STOP_LIMIT,
+        "wasmpool map on an open stdin after SIGINT",
+    );
     assert_eq!(status.code(), Some(130), "{stderr}");
     assert!(
         stderr.contains("and the rest of the input unread"),
@@ -662,6 +732,7 @@ fn an_interrupt_does_not_wait_for_input_that_does_not_come() {
 
 #[test]
 fn records_reach_the_file_while_the_run_goes_on() {
+    let _deadline = deadline("the records of a running `wasmpool map`", OVER_STEP_LIMITS);
     let dir = scratch("flush");
     let (_, output, mut child) = start_sleepy_run(&dir, &"20\n".repeat(200), &["-j", "1"]);
     let written = std::fs::read_to_string(&output)
@@ -673,7 +744,7 @@ fn records_reach_the_file_while_the_run_goes_on() {
         child.try_wait().unwrap().is_none(),
         "the run of 4 s is over already"
     );
-    let (status, stderr) = finish(child, Duration::from_secs(60));
+    let (status, stderr) = finish(child, Duration::from_secs(60), "wasmpool map of 200 sleeps");
     assert_eq!(status.code(), Some(0), "{stderr}");
     assert_eq!(file_records(&output).len(), 200);
     std::fs::remove_dir_all(&dir).unwrap();
@@ -693,12 +764,17 @@ fn resume_square(
     let child = map_files("square", &input_file, &output, &["--resume"])
         .spawn()
         .unwrap();
-    let (status, stderr) = finish(child, Duration::from_secs(60));
+    let (status, stderr) = finish(
+        child,
+        Duration::from_secs(60),
+        "wasmpool map square --resume",
+    );
     (input_file, output, status, stderr)
 }
 
 #[test]
 fn records_of_a_trickling_pipe_come_before_its_next_line() {
+    let _deadline = deadline("the records of a trickling pipe", OVER_STEP_LIMITS);
     // Lockstep: the next line goes in only once the record of the last one
     // came out; holding results back until more input arrives (or the input
     // ends) would stall this for ever.
@@ -730,13 +806,21 @@ fn records_of_a_trickling_pipe_come_before_its_next_line() {
         );
     }
     drop(stdin);
-    let (status, stderr) = finish(child, Duration::from_secs(30));
+    let (status, stderr) = finish(
+        child,
+        Duration::from_secs(30),
+        "wasmpool map square after its input ended",
+    );
     assert_eq!(status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("10 ok, 0 failed"), "{stderr}");
 }
 
 #[test]
 fn resume_cuts_a_partial_last_line_and_runs_only_what_is_not_done() {
+    let _deadline = deadline(
+        "`wasmpool map --resume` and a run without it",
+        OVER_STEP_LIMITS,
+    );
     let dir = scratch("resume");
     let before = "{\"index\":0,\"ok\":1}\n\
                   {\"index\":2,\"error\":{\"kind\":\"failed\",\"message\":\"earlier\"}}\n";
@@ -762,13 +846,15 @@ fn resume_cuts_a_partial_last_line_and_runs_only_what_is_not_done() {
 
     // Without --resume, the output starts anew.
     let child = map_files("square", &input, &output, &[]).spawn().unwrap();
-    assert_eq!(finish(child, Duration::from_secs(60)).0.code(), Some(0));
+    let (status, _) = finish(child, Duration::from_secs(60), "wasmpool map square");
+    assert_eq!(status.code(), Some(0));
     assert_eq!(indices(&file_records(&output)), [0, 1, 2, 3, 4]);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn resume_refuses_a_file_that_is_not_records_and_needs_an_output_file() {
+    let _deadline = deadline("`wasmpool map --resume` to refuse", OVER_STEP_LIMITS);
     let dir = scratch("resume-refused");
     let foreign = "{\"index\":0,\"ok\":1}\nsomething else\n";
     let (_, output, status, stderr) = resume_square(&dir, "1\n2\n", foreign);
@@ -792,6 +878,7 @@ fn resume_refuses_a_file_that_is_not_records_and_needs_an_output_file() {
 
 #[test]
 fn an_input_line_over_the_payload_limit_fails_alone_in_bounded_memory() {
+    let _deadline = deadline("two lines of 100 MB through `wasmpool map echo`", DEADLINE);
     // Two lines of 100 MB, the last without a newline, among short ones,
     // with a payload limit of 1 MiB: neither is held in memory.
     const BIG: usize = 100_000_000;
@@ -855,6 +942,10 @@ fn an_input_line_over_the_payload_limit_fails_alone_in_bounded_memory() {
 
 #[test]
 fn a_lost_worker_is_reported_on_stderr_as_a_warning() {
+    let _deadline = deadline(
+        "`wasmpool map` after its worker is killed",
+        OVER_STEP_LIMITS,
+    );
     let dir = scratch("warning");
     let (_, output, child) =
         start_sleepy_run(&dir, "10\n60000\n", &["-j", "1", "--chunksize", "1"]);
@@ -865,7 +956,11 @@ fn a_lost_worker_is_reported_on_stderr_as_a_warning() {
             signal(worker.parse().unwrap(), libc::SIGKILL);
         }
     }
-    let (status, stderr) = finish(child, Duration::from_secs(60));
+    let (status, stderr) = finish(
+        child,
+        Duration::from_secs(60),
+        "wasmpool map after its worker was killed",
+    );
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(
         stderr

@@ -4,11 +4,12 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
-use common::{builder, pool};
+use common::{DEADLINE, builder, deadline, pool};
 use wasmpool::{Callbacks, ErrorKind};
 
 #[test]
 fn a_trap_fails_its_task_and_the_rest_of_the_map_completes() {
+    let _deadline = deadline("a map with a trapping task", DEADLINE);
     let pool = pool(2);
     let input: Vec<i64> = (0..40).map(|i| if i == 17 { -1 } else { i }).collect();
     let errors = Arc::new(Mutex::new(Vec::new()));
@@ -59,6 +60,7 @@ fn a_trap_fails_its_task_and_the_rest_of_the_map_completes() {
 
 #[test]
 fn a_trap_renews_the_instance() {
+    let _deadline = deadline("count tasks around a trap", DEADLINE);
     let pool = pool(1);
     assert_eq!(pool.apply::<u64, _>("count", ()).unwrap(), 1);
     assert_eq!(pool.apply::<u64, _>("count", ()).unwrap(), 2);
@@ -73,6 +75,7 @@ fn a_trap_renews_the_instance() {
 
 #[test]
 fn a_trap_renews_the_instance_and_reruns_the_initializer() {
+    let _deadline = deadline("a task after a trap and the initializer again", DEADLINE);
     let pool = builder(1).initializer("set_base", (7u64,)).build().unwrap();
     assert!(
         pool.apply::<i64, _>("trap_if_negative", (-5,))
@@ -84,6 +87,7 @@ fn a_trap_renews_the_instance_and_reruns_the_initializer() {
 
 #[test]
 fn a_panic_fails_its_task_with_the_message() {
+    let _deadline = deadline("imap with a panicking task", DEADLINE);
     let pool = pool(1);
     let outcomes: Vec<_> = pool
         .imap::<i64, _, _>("panic_if_negative", [1i64, -2, 3], 3)
@@ -99,6 +103,7 @@ fn a_panic_fails_its_task_with_the_message() {
 
 #[test]
 fn an_err_fails_its_task_with_the_message() {
+    let _deadline = deadline("a task that returns an error", DEADLINE);
     let pool = pool(1);
     let err = pool.apply::<i64, _>("divide", (1, 0)).unwrap_err();
     assert!(err.is_failed());
@@ -108,6 +113,7 @@ fn an_err_fails_its_task_with_the_message() {
 
 #[test]
 fn a_killed_worker_fails_only_its_tasks_and_is_replaced() {
+    let _deadline = deadline("the tasks of a killed worker and of the others", DEADLINE);
     let pool = pool(2);
     let mut results = pool
         .imap::<u64, u64, _>("sleep_ms", vec![200u64; 12], 1)
@@ -142,6 +148,7 @@ fn a_killed_worker_fails_only_its_tasks_and_is_replaced() {
 
 #[test]
 fn a_failing_initializer_is_reported_at_build() {
+    let _deadline = deadline("a build with a failing initializer", DEADLINE);
     let err = builder(1)
         .initializer("failing_init", ())
         .build()
@@ -152,6 +159,7 @@ fn a_failing_initializer_is_reported_at_build() {
 
 #[test]
 fn modules_that_are_not_task_modules_are_refused_at_build() {
+    let _deadline = deadline("builds of modules that are not task modules", DEADLINE);
     let cases: [(&[u8], &str); 3] = [
         (b"not wasm at all", "not a WebAssembly binary"),
         (

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Place, builder, pool};
+use common::{DEADLINE, OUTCOME_WAIT, Place, builder, deadline, outcome, pool};
 use wasmpool::{AsyncResult, Callbacks, ErrorKind, GetTimeoutError, Pool};
 
 fn alive(pid: u32) -> bool {
@@ -17,6 +17,7 @@ fn alive(pid: u32) -> bool {
 
 #[test]
 fn max_tasks_per_child_one_gives_a_new_pid_per_task() {
+    let _deadline = deadline("12 tasks, each in a fresh worker", DEADLINE);
     let pool = builder(2).max_tasks_per_child(1).build().unwrap();
     let pids: Vec<u32> = pool.map("pid", 0..12i64, 4).unwrap();
     let distinct: HashSet<u32> = pids.iter().copied().collect();
@@ -29,6 +30,7 @@ fn max_tasks_per_child_one_gives_a_new_pid_per_task() {
 
 #[test]
 fn max_tasks_per_child_counts_tasks_not_chunks() {
+    let _deadline = deadline("a chunk of 10 tasks split over fresh workers", DEADLINE);
     let pool = builder(1).max_tasks_per_child(3).build().unwrap();
     // One chunk of 10 tasks: split to fit each worker's quota of 3.
     let places: Vec<Place> = pool.map("place", 0..10i64, 10).unwrap();
@@ -44,6 +46,7 @@ fn max_tasks_per_child_counts_tasks_not_chunks() {
 
 #[test]
 fn close_then_join_finishes_submitted_work() {
+    let _deadline = deadline("close, join and six sleeping tasks", DEADLINE);
     let pool = pool(2);
     let results: Vec<AsyncResult<u64>> = (0..6)
         .map(|_| pool.apply_async("sleep_ms", (50u64,)).unwrap())
@@ -52,7 +55,10 @@ fn close_then_join_finishes_submitted_work() {
     pool.close();
     pool.join().unwrap();
     for result in &results {
-        assert_eq!(result.get().unwrap(), 50);
+        assert_eq!(
+            outcome(result, "a task submitted before close").unwrap(),
+            50
+        );
     }
     for pid in pids {
         assert!(!alive(pid), "worker {pid} was not reaped");
@@ -61,12 +67,14 @@ fn close_then_join_finishes_submitted_work() {
 
 #[test]
 fn join_needs_close_first() {
+    let _deadline = deadline("a pool to start and refuse join", DEADLINE);
     let pool = pool(1);
     assert_eq!(pool.join().unwrap_err().kind(), ErrorKind::Usage);
 }
 
 #[test]
 fn submit_after_close_is_an_error() {
+    let _deadline = deadline("a closed pool's refusals and its join", DEADLINE);
     let pool = pool(1);
     pool.close();
     let err = pool.apply::<i64, _>("square", (2,)).unwrap_err();
@@ -88,6 +96,10 @@ fn submit_after_close_is_an_error() {
 
 #[test]
 fn terminate_with_tasks_in_flight() {
+    let _deadline = deadline(
+        "terminate, join and the outcomes of ten tasks in flight",
+        DEADLINE,
+    );
     let pool = pool(2);
     let results: Vec<AsyncResult<u64>> = (0..10)
         .map(|_| pool.apply_async("sleep_ms", (5_000u64,)).unwrap())
@@ -102,7 +114,7 @@ fn terminate_with_tasks_in_flight() {
         "terminate waited for the tasks"
     );
     for result in &results {
-        let err = result.get().unwrap_err();
+        let err = outcome(result, "a task in flight at terminate").unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Terminated, "{err}");
     }
     for pid in pids {
@@ -112,6 +124,7 @@ fn terminate_with_tasks_in_flight() {
 
 #[test]
 fn terminate_while_another_thread_submits_leaves_no_task_without_an_outcome() {
+    let _deadline = deadline("terminate during a submission, and the outcomes", DEADLINE);
     // A submitting thread holds a handle on the queue while it sends chunk
     // after chunk; a terminate in the middle must still end every task.
     let mut raced = 0;
@@ -131,7 +144,7 @@ fn terminate_while_another_thread_submits_leaves_no_task_without_an_outcome() {
         // Terminated before the submission began: nothing raced.
         let Ok(results) = submitted else { continue };
         raced += 1;
-        match results.get_timeout(Duration::from_secs(30)) {
+        match results.get_timeout(OUTCOME_WAIT) {
             Ok(_) => {}
             Err(GetTimeoutError::Failed(err)) => {
                 assert_eq!(err.kind(), ErrorKind::Terminated, "{err}")
@@ -149,6 +162,10 @@ fn terminate_while_another_thread_submits_leaves_no_task_without_an_outcome() {
 
 #[test]
 fn dropping_a_pool_with_tasks_in_flight_does_not_hang() {
+    let _deadline = deadline(
+        "the drop of a pool with tasks in flight, and their outcomes",
+        DEADLINE,
+    );
     let pool = pool(2);
     let pids = pool.worker_pids();
     let pending: AsyncResult<Vec<u64>> = pool.map_async("sleep_ms", vec![3_000u64; 8], 1).unwrap();
@@ -163,7 +180,8 @@ fn dropping_a_pool_with_tasks_in_flight_does_not_hang() {
         started.elapsed() < Duration::from_secs(2),
         "drop waited for the tasks"
     );
-    assert_eq!(pending.get().unwrap_err().kind(), ErrorKind::Terminated);
+    let err = outcome(&pending, "a map in flight as its pool was dropped").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Terminated);
     for pid in pids {
         assert!(!alive(pid), "worker {pid} survived the pool");
     }
@@ -171,6 +189,7 @@ fn dropping_a_pool_with_tasks_in_flight_does_not_hang() {
 
 #[test]
 fn close_and_join_from_a_callback_do_not_deadlock() {
+    let _deadline = deadline("close and join called from a callback", DEADLINE);
     let pool = Arc::new(pool(1));
     let done = Arc::new(Mutex::new(None));
     let (inner, flag) = (pool.clone(), done.clone());
@@ -191,6 +210,7 @@ fn close_and_join_from_a_callback_do_not_deadlock() {
 
 #[test]
 fn a_program_that_did_not_call_init_gets_told_how_to_fix_it() {
+    let _deadline = deadline("a build refused for want of init()", DEADLINE);
     // This test binary never called wasmpool::init().
     let err = Pool::builder()
         .module_file(wasmpool_artifacts::FIXTURES)
@@ -202,6 +222,7 @@ fn a_program_that_did_not_call_init_gets_told_how_to_fix_it() {
 
 #[test]
 fn a_worker_program_that_is_not_a_worker_is_refused() {
+    let _deadline = deadline("builds with worker programs that are not workers", DEADLINE);
     let err = Pool::builder()
         .module_file(wasmpool_artifacts::FIXTURES)
         .worker_program("/bin/true")
@@ -222,6 +243,7 @@ fn a_worker_program_that_is_not_a_worker_is_refused() {
 
 #[test]
 fn invalid_configurations_are_refused() {
+    let _deadline = deadline("builds refused for their configuration", DEADLINE);
     assert_eq!(builder(0).build().unwrap_err().kind(), ErrorKind::Config);
     let err = builder(1).max_tasks_per_child(0).build().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Config);
@@ -234,6 +256,7 @@ fn invalid_configurations_are_refused() {
 
 #[test]
 fn the_compiled_module_is_cached_on_disk() {
+    let _deadline = deadline("two pools sharing a cache directory", DEADLINE);
     let dir = std::env::temp_dir().join(format!("wasmpool-cache-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let first = builder(1).cache_dir(&dir).build().unwrap();

@@ -5,11 +5,12 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{builder, pool};
+use common::{DEADLINE, builder, deadline, pool};
 use wasmpool::ErrorKind;
 
 #[test]
 fn a_task_that_loops_for_ever_times_out() {
+    let _deadline = deadline("a spinning task to time out", DEADLINE);
     let pool = builder(1)
         .task_timeout(Duration::from_millis(300))
         .build()
@@ -29,6 +30,7 @@ fn a_task_that_loops_for_ever_times_out() {
 
 #[test]
 fn a_task_that_sleeps_past_its_limit_times_out() {
+    let _deadline = deadline("a sleep past its limit to time out", DEADLINE);
     let pool = builder(1)
         .task_timeout(Duration::from_millis(200))
         .build()
@@ -55,6 +57,7 @@ fn a_task_that_sleeps_past_its_limit_times_out() {
 
 #[test]
 fn the_time_limit_is_per_task_not_per_chunk() {
+    let _deadline = deadline("ten 100 ms tasks in one chunk", DEADLINE);
     let pool = builder(1)
         .task_timeout(Duration::from_millis(300))
         .build()
@@ -66,6 +69,7 @@ fn the_time_limit_is_per_task_not_per_chunk() {
 
 #[test]
 fn a_worker_that_stops_answering_is_killed_by_the_watchdog() {
+    let _deadline = deadline("the pool to replace a frozen worker", DEADLINE);
     let pool = builder(1)
         .task_timeout(Duration::from_millis(200))
         .build()
@@ -86,6 +90,7 @@ fn a_worker_that_stops_answering_is_killed_by_the_watchdog() {
 
 #[test]
 fn memory_growth_past_the_limit_is_a_memory_limit_error() {
+    let _deadline = deadline("tasks growing memory past the limit", DEADLINE);
     let pool = builder(1).memory_limit(64 << 20).build().unwrap();
     let err = pool.apply::<u64, _>("hog", (4u64,)).unwrap_err();
     assert!(err.is_memory_limit(), "{err}");
@@ -104,6 +109,7 @@ fn memory_growth_past_the_limit_is_a_memory_limit_error() {
 
 #[test]
 fn endless_recursion_is_a_stack_overflow_trap() {
+    let _deadline = deadline("a task recursing without end", DEADLINE);
     let pool = pool(1);
     let err = pool.apply::<u64, _>("recurse", (u64::MAX,)).unwrap_err();
     assert!(err.is_trap(), "{err}");
@@ -116,6 +122,7 @@ fn endless_recursion_is_a_stack_overflow_trap() {
 
 #[test]
 fn fuel_is_a_deterministic_budget_per_task() {
+    let _deadline = deadline("tasks burning fuel", DEADLINE);
     let pool = builder(2).fuel(1_000_000).build().unwrap();
     // Each task gets the whole budget: many small tasks all fit.
     let sums: Vec<u64> = pool.map("burn", vec![1_000u64; 50], 50).unwrap();
@@ -131,6 +138,7 @@ fn fuel_is_a_deterministic_budget_per_task() {
 
 #[test]
 fn payloads_over_the_limit_are_refused() {
+    let _deadline = deadline("calls with payloads over the limit", DEADLINE);
     let pool = builder(1).max_payload(1000).build().unwrap();
     let err = pool
         .apply::<String, _>("echo", ("x".repeat(2000),))
@@ -154,6 +162,7 @@ fn payloads_over_the_limit_are_refused() {
 
 #[test]
 fn a_guest_has_no_files_and_no_environment_unless_granted() {
+    let _deadline = deadline("a guest reading files and variables", DEADLINE);
     let pool = pool(1);
     let err = pool
         .apply::<String, _>("read_file", ("/etc/passwd",))
@@ -178,6 +187,7 @@ fn a_guest_has_no_files_and_no_environment_unless_granted() {
 
 #[test]
 fn granted_directories_and_variables_are_usable() {
+    let _deadline = deadline("a guest using granted directories and variables", DEADLINE);
     let dir = std::env::temp_dir().join(format!("wasmpool-grant-{}", std::process::id()));
     let ro = dir.join("ro");
     let rw = dir.join("rw");
@@ -227,6 +237,7 @@ fn granted_directories_and_variables_are_usable() {
 
 #[test]
 fn a_worker_cannot_exec_fork_open_sockets_or_files() {
+    let _deadline = deadline("two pools probing their sandbox", DEADLINE);
     // The workers probe their own sandbox; build fails if any of it works.
     let pool = builder(2).verify_sandbox(true).build().unwrap();
     assert_eq!(pool.apply::<i64, _>("square", (5,)).unwrap(), 25);
@@ -240,6 +251,7 @@ fn a_worker_cannot_exec_fork_open_sockets_or_files() {
 
 #[test]
 fn retries_run_the_tasks_of_a_dead_worker_again() {
+    let _deadline = deadline("the retried tasks of a killed worker", DEADLINE);
     let pool = builder(2).retries(2).build().unwrap();
     let mut results = pool
         .imap::<u64, u64, _>("sleep_ms", vec![150u64; 10], 1)
@@ -268,6 +280,7 @@ fn with_and_without_task_timeout(check: impl Fn(wasmpool::PoolBuilder)) {
 
 #[test]
 fn a_module_whose_describe_never_returns_is_refused_at_build() {
+    let _deadline = deadline("builds of a module whose describe never returns", DEADLINE);
     with_and_without_task_timeout(|builder| {
         let started = Instant::now();
         let err = builder
@@ -295,6 +308,7 @@ fn a_module_whose_describe_never_returns_is_refused_at_build() {
 
 #[test]
 fn an_initializer_that_never_returns_fails_the_build() {
+    let _deadline = deadline("builds with an initializer that never returns", DEADLINE);
     with_and_without_task_timeout(|builder| {
         let started = Instant::now();
         let err = builder
@@ -318,6 +332,10 @@ fn an_initializer_that_never_returns_fails_the_build() {
 
 #[test]
 fn an_initializer_that_hangs_on_a_renewed_instance_fails_the_waiting_tasks() {
+    let _deadline = deadline(
+        "tasks behind an initializer that hangs on renewal",
+        DEADLINE,
+    );
     let dir = std::env::temp_dir().join(format!("wasmpool-renew-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let flag = dir.join("hang");
@@ -362,6 +380,7 @@ fn an_initializer_that_hangs_on_a_renewed_instance_fails_the_waiting_tasks() {
 
 #[test]
 fn duration_max_is_no_limit_anywhere() {
+    let _deadline = deadline("tasks and waits without limits", DEADLINE);
     // Each is a natural spelling of "no limit"; none may overflow.
     let pool = builder(2)
         .task_timeout(Duration::MAX)

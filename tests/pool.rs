@@ -8,11 +8,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Place, pool};
+use common::{DEADLINE, Place, deadline, pool};
 use wasmpool::{AsyncResult, Callbacks, ErrorKind, GetTimeoutError, NotReady, Pool};
 
 #[test]
 fn apply_runs_one_task_and_returns_its_result() {
+    let _deadline = deadline("the results of four apply calls", DEADLINE);
     let pool = pool(2);
     let v: i64 = pool.apply("square", (7,)).unwrap();
     assert_eq!(v, 49);
@@ -26,6 +27,7 @@ fn apply_runs_one_task_and_returns_its_result() {
 
 #[test]
 fn map_keeps_input_order() {
+    let _deadline = deadline("map's 1000 squares", DEADLINE);
     let pool = pool(2);
     let input: Vec<i64> = (0..1000).rev().collect();
     let out: Vec<i64> = pool.map("square", input.clone(), None).unwrap();
@@ -34,6 +36,7 @@ fn map_keeps_input_order() {
 
 #[test]
 fn map_of_nothing_is_nothing() {
+    let _deadline = deadline("the empty map, starmap, map_async and imap", DEADLINE);
     let pool = pool(2);
     let out: Vec<i64> = pool.map("square", Vec::<i64>::new(), None).unwrap();
     assert!(out.is_empty());
@@ -47,6 +50,7 @@ fn map_of_nothing_is_nothing() {
 
 #[test]
 fn chunksize_one_and_huge_give_the_same_results() {
+    let _deadline = deadline("map's 300 squares at four chunk sizes", DEADLINE);
     let pool = pool(2);
     let expected: Vec<i64> = (0..300).map(|x| x * x).collect();
     for chunksize in [1, 7, 300, 1_000_000] {
@@ -57,6 +61,7 @@ fn chunksize_one_and_huge_give_the_same_results() {
 
 #[test]
 fn chunksize_decides_how_items_spread_over_workers() {
+    let _deadline = deadline("the places of map over 7 items", DEADLINE);
     // The seed: map(func, [1..7], 3) on 3 processes gives runs of 3, 3, 1
     // items per pid; with chunksize 7, one pid runs them all.
     let pool = pool(3);
@@ -79,6 +84,7 @@ fn chunksize_decides_how_items_spread_over_workers() {
 
 #[test]
 fn workers_are_distinct_processes() {
+    let _deadline = deadline("six slow place tasks", DEADLINE);
     let pool = pool(3);
     let pids: HashSet<u32> = pool.worker_pids().into_iter().collect();
     assert_eq!(pids.len(), 3);
@@ -92,6 +98,7 @@ fn workers_are_distinct_processes() {
 
 #[test]
 fn starmap_unpacks_tuples_in_order() {
+    let _deadline = deadline("starmap's sums and quotients", DEADLINE);
     let pool = pool(2);
     let pairs: Vec<(i64, i64)> = (0..100).map(|i| (i, 1000 - i)).collect();
     let sums: Vec<i64> = pool.starmap("add", pairs.clone(), 3).unwrap();
@@ -104,6 +111,7 @@ fn starmap_unpacks_tuples_in_order() {
 
 #[test]
 fn imap_is_ordered_and_lazy() {
+    let _deadline = deadline("imap's squares of a finite and an endless input", DEADLINE);
     let pool = pool(2);
     let out: Vec<i64> = pool
         .imap("square", 0..500i64, 4)
@@ -134,6 +142,7 @@ fn imap_is_ordered_and_lazy() {
 
 #[test]
 fn imap_next_with_a_timeout() {
+    let _deadline = deadline("imap's two sleeps", DEADLINE);
     let pool = pool(1);
     let mut it = pool
         .imap::<u64, u64, _>("sleep_ms", [600, 0], None)
@@ -153,6 +162,7 @@ fn imap_next_with_a_timeout() {
 
 #[test]
 fn a_stream_yields_each_result_before_the_next_item_comes() {
+    let _deadline = deadline("the results of a lockstep stream", DEADLINE);
     // Lockstep: the producer sends item k+1 only once result k was yielded,
     // so an imap that waited for input before yielding would never finish.
     // Chunks of 8 hold one item each time: what came goes out at once.
@@ -186,6 +196,7 @@ fn a_stream_yields_each_result_before_the_next_item_comes() {
 
 #[test]
 fn a_stream_ends_when_the_pool_is_terminated_though_its_channel_stays_open() {
+    let _deadline = deadline("the end of a stream whose pool is terminated", DEADLINE);
     let pool = pool(1);
     let (items, rx) = wasmpool::crossbeam_channel::unbounded();
     items.send((3i64,)).unwrap();
@@ -209,6 +220,7 @@ fn a_stream_ends_when_the_pool_is_terminated_though_its_channel_stays_open() {
 
 #[test]
 fn imap_unordered_yields_every_item_once() {
+    let _deadline = deadline("imap_unordered's 40 sleeps", DEADLINE);
     let pool = pool(2);
     // Slow items first, so completion order differs from input order.
     let input: Vec<u64> = (0..40)
@@ -230,6 +242,7 @@ fn imap_unordered_yields_every_item_once() {
 
 #[test]
 fn get_with_a_timeout_on_a_slow_task() {
+    let _deadline = deadline("a task sleeping 400 ms", DEADLINE);
     let pool = pool(1);
     let r = pool.apply_async::<u64, _>("sleep_ms", (400,)).unwrap();
     assert_eq!(
@@ -244,6 +257,7 @@ fn get_with_a_timeout_on_a_slow_task() {
 
 #[test]
 fn successful_before_ready_is_an_error() {
+    let _deadline = deadline("a slow task and a failing one", DEADLINE);
     let pool = pool(1);
     let r = pool.apply_async::<u64, _>("sleep_ms", (300,)).unwrap();
     assert_eq!(r.successful(), Err(NotReady));
@@ -260,6 +274,7 @@ fn successful_before_ready_is_an_error() {
 
 #[test]
 fn wait_any_and_wait_all() {
+    let _deadline = deadline("two sleeping tasks", DEADLINE);
     let pool = pool(2);
     let results: Vec<AsyncResult<u64>> = [800, 10]
         .into_iter()
@@ -279,6 +294,7 @@ fn wait_any_and_wait_all() {
 
 #[test]
 fn apply_async_results_arrive_in_any_order_but_all_arrive() {
+    let _deadline = deadline("20 squares from apply_async", DEADLINE);
     let pool = pool(2);
     let started = Instant::now();
     let results: Vec<AsyncResult<i64>> = (1..=20)
@@ -292,6 +308,7 @@ fn apply_async_results_arrive_in_any_order_but_all_arrive() {
 
 #[test]
 fn callback_and_error_callback_each_exactly_once_per_task() {
+    let _deadline = deadline("join after 50 tasks with callbacks", DEADLINE);
     let pool = pool(2);
     let oks = Arc::new(Mutex::new(Vec::new()));
     let errs = Arc::new(Mutex::new(Vec::new()));
@@ -328,6 +345,7 @@ fn callback_and_error_callback_each_exactly_once_per_task() {
 
 #[test]
 fn map_async_callback_gets_the_whole_list_once() {
+    let _deadline = deadline("map_async's list and its callback", DEADLINE);
     let pool = pool(2);
     let calls = Arc::new(Mutex::new(Vec::new()));
     let seen = calls.clone();
@@ -348,6 +366,7 @@ fn map_async_callback_gets_the_whole_list_once() {
 
 #[test]
 fn a_slow_or_panicking_callback_does_not_stall_other_results() {
+    let _deadline = deadline("results beside a slow and a panicking callback", DEADLINE);
     let pool = pool(2);
     let slow = pool
         .apply_async_with(
@@ -381,6 +400,7 @@ fn a_slow_or_panicking_callback_does_not_stall_other_results() {
 
 #[test]
 fn initializer_state_is_seen_by_tasks() {
+    let _deadline = deadline("tasks after an initializer", DEADLINE);
     let pool = Pool::builder()
         .module_file(wasmpool_artifacts::FIXTURES)
         .worker_program(env!("CARGO_BIN_EXE_wasmpool"))
@@ -394,6 +414,7 @@ fn initializer_state_is_seen_by_tasks() {
 
 #[test]
 fn module_state_persists_within_a_worker() {
+    let _deadline = deadline("five count tasks", DEADLINE);
     let pool = pool(1);
     let counts: Vec<u64> = (0..5).map(|_| pool.apply("count", ()).unwrap()).collect();
     assert_eq!(counts, [1, 2, 3, 4, 5]);
@@ -401,6 +422,10 @@ fn module_state_persists_within_a_worker() {
 
 #[test]
 fn task_names_and_argument_counts_are_checked_at_submit_time() {
+    let _deadline = deadline(
+        "calls with wrong names, arguments and result types",
+        DEADLINE,
+    );
     let pool = pool(1);
     let err = pool.apply::<i64, _>("no_such_task", (1,)).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::UnknownTask);
@@ -433,6 +458,7 @@ fn task_names_and_argument_counts_are_checked_at_submit_time() {
 
 #[test]
 fn guest_output_is_captured_and_attributed() {
+    let _deadline = deadline("four chatty tasks and their output", DEADLINE);
     let lines = Arc::new(Mutex::new(Vec::new()));
     let sink = lines.clone();
     let pool = Pool::builder()
@@ -469,6 +495,7 @@ fn guest_output_is_captured_and_attributed() {
 
 #[test]
 fn output_is_bounded() {
+    let _deadline = deadline("a task shouting 10,000 bytes", DEADLINE);
     let outputs = Arc::new(Mutex::new(Vec::new()));
     let sink = outputs.clone();
     let pool = Pool::builder()
@@ -489,6 +516,7 @@ fn output_is_bounded() {
 
 #[test]
 fn pools_and_results_are_send_and_sync() {
+    let _deadline = deadline("40 squares asked from four threads", DEADLINE);
     fn send_sync<T: Send + Sync>() {}
     send_sync::<Pool>();
     send_sync::<AsyncResult<Vec<String>>>();
@@ -512,6 +540,7 @@ fn pools_and_results_are_send_and_sync() {
 
 #[test]
 fn istarmap_is_a_lazy_starmap() {
+    let _deadline = deadline("istarmap's sums", DEADLINE);
     let pool = pool(2);
     let pairs = (0..50i64).map(|i| (i, 2 * i));
     let sums: Vec<i64> = pool

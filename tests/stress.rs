@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::builder;
+use common::{DEADLINE, builder, deadline};
 use wasmpool::ErrorKind;
 use wasmpool_artifacts::FIXTURES;
 
@@ -52,6 +52,12 @@ fn every_task_gets_exactly_one_outcome_of_the_right_kind() {
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(0x5eed_cafe);
+    // 3000 tasks take about 6 s on two cores; a bigger run gets more time.
+    let budget = Duration::from_millis(20 * tasks as u64).max(DEADLINE);
+    let _deadline = deadline(
+        "every task of the stress run to have an outcome",
+        budget + Duration::from_secs(30),
+    );
     println!("stress: {tasks} tasks, seed {seed}");
     let mut rng = Rng(seed);
     let plan: Vec<(&str, Option<ErrorKind>)> = (0..tasks).map(|_| pick(&mut rng)).collect();
@@ -103,8 +109,8 @@ fn every_task_gets_exactly_one_outcome_of_the_right_kind() {
         });
     }
     let outcomes = rx
-        .recv_timeout(Duration::from_secs(240))
-        .expect("the stress run hung");
+        .recv_timeout(budget)
+        .unwrap_or_else(|_| panic!("the stress run hung: no end within {budget:?}"));
     done.store(true, Ordering::SeqCst);
     let kills = killer.join().unwrap();
 
@@ -162,6 +168,7 @@ fn children(pid: u32) -> Vec<u32> {
 
 #[test]
 fn no_worker_outlives_a_killed_host() {
+    let _deadline = deadline("the workers of a killed host to end", DEADLINE);
     // The host: the wasmpool command with three workers, waiting for input.
     let mut host = Command::new(env!("CARGO_BIN_EXE_wasmpool"))
         .args(["map", FIXTURES, "square", "-j", "3", "--no-progress"])

@@ -2,8 +2,72 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+use std::io::Write;
+use std::sync::mpsc;
+use std::time::Duration;
+
 use serde::Deserialize;
 use wasmpool::Pool;
+
+/// The deadline of a test of the pool: many times what the slowest of them
+/// takes on a busy two-core machine, far below what CI would wait for a hung
+/// test.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+/// A test's watchdog, from [`deadline`]; dropping it (at the end of the test,
+/// or as a failing test unwinds) disarms it.
+#[must_use = "a watchdog bound to `_` is dropped at once: bind it to `_deadline`"]
+pub struct Deadline {
+    _armed: mpsc::Sender<()>,
+}
+
+/// Arms a watchdog over the calling test: if the returned guard is still
+/// alive after `limit`, it prints `test deadline: <test> still waiting for
+/// <what> after <limit>` to stderr and ends the test process with status 1,
+/// so that a test that hangs fails in bounded time instead of holding the
+/// whole run.
+///
+/// Create it first thing in a test, bound to a name (`let _deadline = ...`),
+/// so it lives until the test ends. `what` says what the test waits for.
+pub fn deadline(what: &str, limit: Duration) -> Deadline {
+    let test = std::thread::current().name().unwrap_or("a test").to_owned();
+    let what = what.to_owned();
+    let (armed, disarmed) = mpsc::channel::<()>();
+    std::thread::Builder::new()
+        .name(format!("deadline of {test}"))
+        .spawn(move || {
+            // Nothing is ever sent: the guard's drop disconnects the channel.
+            if disarmed.recv_timeout(limit) == Err(mpsc::RecvTimeoutError::Timeout) {
+                // Straight to stderr: `eprintln!` here would go to the test's
+                // captured output, which nobody prints once the process exits.
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "test deadline: {test} still waiting for {what} after {}s",
+                    limit.as_secs()
+                );
+                std::process::exit(1);
+            }
+        })
+        .expect("the deadline thread starts");
+    Deadline { _armed: armed }
+}
+
+/// How long a test waits for the outcome of a task that must come at once
+/// (the pool was terminated, dropped or joined): ample on a busy machine, yet
+/// a lost outcome fails the test in seconds.
+pub const OUTCOME_WAIT: Duration = Duration::from_secs(10);
+
+/// The outcome of `result`, which must come within [`OUTCOME_WAIT`];
+/// otherwise panics, naming `what` the result is.
+pub fn outcome<R>(result: &wasmpool::AsyncResult<R>, what: &str) -> Result<R, wasmpool::Error> {
+    match result.get_timeout(OUTCOME_WAIT) {
+        Ok(value) => Ok(value),
+        Err(wasmpool::GetTimeoutError::Failed(err)) => Err(err),
+        Err(wasmpool::GetTimeoutError::Timeout) => {
+            panic!("no outcome for {what} within {OUTCOME_WAIT:?}")
+        }
+    }
+}
 
 /// A pool of `processes` workers on the fixtures module, started as the
 /// `wasmpool` binary of this package.
