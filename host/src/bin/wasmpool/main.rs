@@ -1,6 +1,8 @@
 //! The `wasmpool` command: pushes JSON Lines through a task of a module, each
 //! line one task, in a pool of sandboxed worker processes.
 
+#[cfg(test)]
+mod estimate;
 mod input;
 mod interrupt;
 mod json;
