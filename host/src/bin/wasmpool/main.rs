@@ -1,11 +1,13 @@
 //! The `wasmpool` command: pushes JSON Lines through a task of a module, each
 //! line one task, in a pool of sandboxed worker processes.
 
+mod estimate;
 mod input;
 mod interrupt;
 mod json;
 mod log;
 mod parse;
+mod progress;
 mod records;
 mod resume;
 mod run;
@@ -20,13 +22,14 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::ProgressBar;
 use signal_hook::iterator::{Handle, Signals};
 use wasmpool::{GuestOutput, Pool, PoolBuilder, Preopen};
 
 use input::Source;
 use interrupt::{Interrupt, Watch};
 use parse::{parse_dir, parse_duration, parse_size};
+use progress::Progress;
 use records::{Gate, Records};
 use resume::{Done, ResumeError};
 use run::Summary;
@@ -178,25 +181,6 @@ fn count_lines(path: &str) -> io::Result<u64> {
     Ok(lines + u64::from(last != b'\n'))
 }
 
-fn progress_bar(total: Option<u64>, hidden: bool) -> ProgressBar {
-    if hidden {
-        return ProgressBar::hidden();
-    }
-    let (bar, template) = match total {
-        Some(total) => (
-            ProgressBar::new(total),
-            "{bar:30} {pos}/{len} lines, {per_sec}, ETA {eta} {msg}",
-        ),
-        None => (
-            ProgressBar::new_spinner(),
-            "{spinner} {pos} lines, {per_sec} {msg}",
-        ),
-    };
-    bar.set_style(ProgressStyle::with_template(template).expect("a valid template"));
-    bar.set_draw_target(ProgressDrawTarget::stderr_with_hz(10));
-    bar
-}
-
 /// Guest output on stderr, each line attributed to its worker and task,
 /// around the progress bar.
 fn show_output(bar: &ProgressBar, output: &GuestOutput) {
@@ -324,9 +308,10 @@ fn map(args: MapArgs) -> Result<ExitCode, SetupError> {
     let sink = open_output(&args)?;
     let flush_each = args.output == "-" && io::stdout().is_terminal();
 
-    let bar = progress_bar(to_run, args.no_progress || !io::stderr().is_terminal());
+    let progress = Progress::new(to_run, args.no_progress || !io::stderr().is_terminal());
+    let bar = progress.bar();
     log::init(bar.clone());
-    let pool = build_pool(&args, max_payload, &bar)?;
+    let pool = build_pool(&args, max_payload, bar)?;
     let chunksize = args.chunksize.unwrap_or_else(|| match to_run {
         Some(lines) => (lines as usize)
             .div_ceil(pool.processes() * 4)
@@ -351,17 +336,22 @@ fn map(args: MapArgs) -> Result<ExitCode, SetupError> {
         interrupt: &interrupt,
         pool: &pool,
         gate: &gate,
-        bar: &bar,
+        bar,
     };
     let tally = thread::scope(|scope| {
         let _close_signals = close_signals;
         scope.spawn(move || watch.run(signals));
         // The pool pulls its first lines at once: signals are watched from
         // before then.
+        // The rate counts from here; the ticker stops (is dropped) before
+        // the bar is cleared.
+        let _ticker = progress
+            .start()
+            .map_err(|err| SetupError(format!("cannot start the progress thread: {err}")))?;
         let results = pool
             .istarmap_stream::<rmpv::Value, _>(&args.task, lines, chunksize, !args.unordered)?
             .indexed();
-        run::write_records(results, &records, &done, &interrupt, &bar)
+        run::write_records(results, &records, &done, &interrupt, progress.counts())
     })?;
     bar.finish_and_clear();
 

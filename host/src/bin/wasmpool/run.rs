@@ -4,18 +4,14 @@
 use std::cell::RefCell;
 use std::time::Duration;
 
-use indicatif::ProgressBar;
 use serde::Serialize;
 use wasmpool::{ErrorKind, Indexed};
 
 use crate::SetupError;
 use crate::interrupt::Interrupt;
+use crate::progress::Counts;
 use crate::records::Records;
 use crate::resume::Done;
-
-/// Lines the progress bar moves by at once, at most (it redraws ten times a
-/// second whatever the step).
-const BAR_STEP: u64 = 64;
 
 /// How the lines of a run went.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -30,6 +26,9 @@ pub(crate) struct Tally {
 /// `results` gives them), flushing at least every
 /// [`FLUSH_EVERY`](crate::records::FLUSH_EVERY) while results are awaited.
 ///
+/// Each task with a record is counted in `counts`, which the progress bar
+/// shows.
+///
 /// Once `interrupt` has a signal, the tasks the pool refused or terminated
 /// did not run: they get no record, so that `--resume` runs them.
 pub(crate) fn write_records<T, I>(
@@ -37,7 +36,7 @@ pub(crate) fn write_records<T, I>(
     records: &RefCell<Records<'_>>,
     done: &Done,
     interrupt: &Interrupt,
-    bar: &ProgressBar,
+    counts: &Counts,
 ) -> Result<Tally, SetupError>
 where
     T: Serialize,
@@ -45,9 +44,6 @@ where
 {
     let cannot_write = |why| SetupError(format!("cannot write the output: {why}"));
     let mut tally = Tally::default();
-    // Lines done and not yet shown on the progress bar, which is moved a
-    // few at a time: each move reads the clock.
-    let mut unshown = 0;
     loop {
         let due = records.borrow().due_in();
         if due.is_zero() {
@@ -59,11 +55,8 @@ where
         let (task, outcome) = match next {
             Ok(Some(entry)) => entry,
             Ok(None) => break,
-            Err(wasmpool::NextTimeout) => {
-                // Due: the next round writes the records out.
-                bar.inc(std::mem::take(&mut unshown));
-                continue;
-            }
+            // Due: the next round writes the records out.
+            Err(wasmpool::NextTimeout) => continue,
         };
         let index = done.line_of(task);
         match &outcome {
@@ -74,21 +67,15 @@ where
                 continue;
             }
             Ok(_) => tally.ok += 1,
-            Err(_) => {
-                tally.failed += 1;
-                bar.set_message(format!("{} failed", tally.failed));
-            }
+            Err(_) => tally.failed += 1,
         }
+        let failed = outcome.is_err();
         records
             .borrow_mut()
             .write(index, outcome)
             .map_err(cannot_write)?;
-        unshown += 1;
-        if unshown == BAR_STEP {
-            bar.inc(std::mem::take(&mut unshown));
-        }
+        counts.task_done(failed);
     }
-    bar.inc(unshown);
     records.borrow_mut().flush().map_err(cannot_write)?;
     Ok(tally)
 }
