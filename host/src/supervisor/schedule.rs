@@ -11,6 +11,11 @@
 //! while work held ahead is work other callers wait behind and a withdrawal
 //! cannot reach once started. Until the worker's pace is known it holds two
 //! chunks.
+//!
+//! A worker that makes no progress for a while ([`stall_limit`]: a task
+//! blocked in a host call, or much slower than its peers) takes no more, and
+//! the chunks it holds beyond the running one are reclaimed for other
+//! workers, so slow work never holds up other callers for long.
 
 use std::time::{Duration, Instant};
 
@@ -26,6 +31,10 @@ pub(crate) const SHORT: Duration = Duration::from_millis(1);
 
 /// Work held below this may have one chunk waiting behind it.
 pub(crate) const LONG: Duration = Duration::from_millis(20);
+
+/// The shortest a worker may go without progress before the chunks it holds
+/// ahead are reclaimed.
+pub(crate) const STALL: Duration = Duration::from_millis(50);
 
 /// How much longer than its tasks' time limits a worker may take to report
 /// progress before the watchdog kills it.
@@ -46,6 +55,8 @@ pub(crate) struct Load {
     pub(crate) quota: Option<usize>,
     /// How long the worker takes per task, once measured.
     pub(crate) per_task: Option<Duration>,
+    /// How long since the worker last made progress.
+    pub(crate) since_progress: Duration,
 }
 
 /// Whether the slot takes another chunk for its worker now.
@@ -56,7 +67,10 @@ pub(crate) fn may_take(load: &Load) -> bool {
     if load.chunks == 0 {
         return true;
     }
-    if load.others_idle || load.chunks >= MAX_CHUNKS {
+    if load.others_idle
+        || load.chunks >= MAX_CHUNKS
+        || load.since_progress >= stall_limit(load.per_task)
+    {
         return false;
     }
     match load.per_task {
@@ -66,6 +80,12 @@ pub(crate) fn may_take(load: &Load) -> bool {
             expected < SHORT || (load.chunks < UNKNOWN_PACE_CHUNKS && expected < LONG)
         }
     }
+}
+
+/// How long a worker may go without progress before it counts as stalled:
+/// [`STALL`], or four tasks at its pace if that is longer.
+pub(crate) fn stall_limit(per_task: Option<Duration>) -> Duration {
+    per_task.map_or(STALL, |per_task| per_task.saturating_mul(4).max(STALL))
 }
 
 /// A moving average of how long a worker takes per task.
@@ -118,6 +138,7 @@ mod tests {
             others_idle: false,
             quota: None,
             per_task,
+            since_progress: Duration::ZERO,
         }
     }
 
@@ -166,6 +187,27 @@ mod tests {
         let middling = Some(Duration::from_millis(1));
         assert!(may_take(&busy(1, 4, middling)));
         assert!(!may_take(&busy(2, 8, middling)));
+    }
+
+    #[test]
+    fn a_stalled_worker_takes_no_more() {
+        let load = busy(1, 1, None);
+        assert!(may_take(&load));
+        let stalled = Load {
+            since_progress: STALL,
+            ..load
+        };
+        assert!(!may_take(&stalled));
+        // Nor does one whose tasks are slow, after four of them.
+        let slow = Some(Duration::from_millis(30));
+        assert_eq!(stall_limit(slow), Duration::from_millis(120));
+        assert_eq!(stall_limit(Some(Duration::from_micros(1))), STALL);
+        // An idle worker is never stalled.
+        assert!(may_take(&Load {
+            chunks: 0,
+            tasks: 0,
+            ..stalled
+        }));
     }
 
     #[test]

@@ -27,7 +27,8 @@ use crate::supervisor::schedule::{self, Load, Pace};
 struct InFlight {
     seq: u64,
     chunk: Chunk,
-    /// A withdraw was sent for it.
+    /// A withdraw was sent for it: its job was withdrawn, or it is reclaimed
+    /// from a stalled worker.
     withdrawing: bool,
 }
 
@@ -111,6 +112,7 @@ impl Slot {
             others_idle: self.shared.idle.load(std::sync::atomic::Ordering::SeqCst) > 0,
             quota: self.quota,
             per_task: self.pace.per_task(),
+            since_progress: self.progress.elapsed(),
         }
     }
 
@@ -184,6 +186,11 @@ impl Slot {
         let shared = self.shared.clone();
         let can_take = self.can_take();
         let watchdog = self.watchdog_deadline();
+        let reclaim = self.reclaim_deadline();
+        let wake = match (watchdog, reclaim) {
+            (Some(watchdog), Some(reclaim)) => Some(watchdog.min(reclaim)),
+            (watchdog, reclaim) => watchdog.or(reclaim),
+        };
         // A handle of its own, so that the select borrows nothing of `self`.
         let worker_events = self.worker.as_ref().map(|worker| worker.events.clone());
         let withdrawals = &shared.withdrawals[self.index];
@@ -193,12 +200,15 @@ impl Slot {
         let withdrawn = select.recv(withdrawals);
         let requeue = can_take.then(|| select.recv(&shared.requeue.1));
         let queue = (can_take && self.queue_open).then(|| select.recv(&shared.queue));
-        let selected = match watchdog {
+        let selected = match wake {
             None => Some(select.select()),
             Some(deadline) => select.select_deadline(deadline).ok(),
         };
         let Some(op) = selected else {
-            return self.on_watchdog();
+            if watchdog.is_some_and(|watchdog| watchdog <= Instant::now()) {
+                return self.on_watchdog();
+            }
+            return self.reclaim();
         };
         let index = op.index();
         if index == stop {
@@ -233,6 +243,31 @@ impl Slot {
             return None;
         }
         schedule::watchdog_deadline(self.progress, per_task)
+    }
+
+    /// When the chunks the worker holds beyond the running one are reclaimed
+    /// if it makes no progress; `None` if there are none to reclaim.
+    fn reclaim_deadline(&self) -> Option<Instant> {
+        let reclaimable = self.in_flight.iter().skip(1).any(|held| !held.withdrawing);
+        if !reclaimable {
+            return None;
+        }
+        self.progress
+            .checked_add(schedule::stall_limit(self.pace.per_task()))
+    }
+
+    /// The worker stalled: asks it for the chunks it holds and has not
+    /// started, for other workers to run.
+    fn reclaim(&mut self) {
+        let Some(worker) = &self.worker else {
+            return;
+        };
+        for held in self.in_flight.iter_mut().skip(1) {
+            if !held.withdrawing {
+                held.withdrawing = true;
+                worker.send(&ToWorker::Withdraw { seq: held.seq });
+            }
+        }
     }
 
     /// Takes the worker out of the slot, and out of the pool's list of
@@ -390,7 +425,8 @@ impl Slot {
         }
     }
 
-    /// The worker gave back a chunk it had not started.
+    /// The worker gave back a chunk it had not started: it fails if its job
+    /// was withdrawn, else it goes back to the queue for another worker.
     fn on_withdrawn(&mut self, seq: u64) {
         let at = self
             .in_flight
@@ -407,7 +443,11 @@ impl Slot {
         if let Some(quota) = &mut self.quota {
             *quota += tasks;
         }
-        held.chunk.fail(&withdrawn_error());
+        if held.chunk.is_withdrawn() {
+            held.chunk.fail(&withdrawn_error());
+        } else {
+            self.shared.put_back(held.chunk);
+        }
     }
 
     /// The worker is gone (or must go): the task it ran fails, the rest run
