@@ -49,8 +49,18 @@
 //!   `imap` take one argument per item.
 //! - **Chunks**: `map` sends tasks in chunks, one guest call per chunk;
 //!   `chunksize` defaults as in CPython (the input spread over four chunks per
-//!   process), 1 for `imap`. A worker is handed its next chunk before it
-//!   finishes the current one, and never holds more than that.
+//!   process), 1 for `imap`; a chunk also ends at 4 MiB of arguments. Each
+//!   task's outcome comes back as soon as it is known, not with its chunk
+//!   (see [the channel](#the-channel)). A worker is handed work a little
+//!   ahead of what it runs, bounded by count and by expected time, and a
+//!   worker that stalls gives back what it had not started.
+//! - **Withdrawal**: dropping an [`Imap`] withdraws its tasks that have not
+//!   started, and [`AsyncResult::cancel`] does the same for a call; they fail
+//!   with [`ErrorKind::Cancelled`], so abandoned work does not hold up other
+//!   callers.
+//! - **Host functions**: a task may call functions the host offers
+//!   ([`PoolBuilder::host_fn`]; `wasmpool_guest::call_host` in a guest) and
+//!   wait for their result, while the rest of the pool goes on.
 //!
 //! | CPython                      | wasmpool                                        |
 //! |------------------------------|-------------------------------------------------|
@@ -79,7 +89,8 @@
 //! | the worker did not answer within the time limits plus a grace period | [`ErrorKind::Timeout`] | kills and replaces the worker (the watchdog) |
 //! | the task's memory would grow past [`PoolBuilder::memory_limit`] | [`ErrorKind::MemoryLimit`] | renews the instance |
 //! | the task used up [`PoolBuilder::fuel`] | [`ErrorKind::OutOfFuel`] | renews the instance |
-//! | the worker process died (killed, OOM killer, crash) | [`ErrorKind::WorkerLost`], with its exit status or signal | fails only the chunk it was running (or runs it again, with [`PoolBuilder::retries`]), runs its unstarted chunk elsewhere, starts a replacement |
+//! | the worker process died (killed, OOM killer, crash) | [`ErrorKind::WorkerLost`], with its exit status or signal | fails only the task it was running (or runs it again, with [`PoolBuilder::retries`]); its finished tasks keep their outcomes, its unstarted tasks run elsewhere; starts a replacement |
+//! | the caller dropped its [`Imap`] or cancelled its [`AsyncResult`] before the task started | [`ErrorKind::Cancelled`] | takes the task back from the queue or from the worker holding it |
 //! | unknown task, wrong number of arguments | [`ErrorKind::UnknownTask`], [`ErrorKind::BadArguments`] | refuses the call at once |
 //! | arguments that do not decode, a result that does not decode, a payload over [`PoolBuilder::max_payload`] | [`ErrorKind::BadArguments`], [`ErrorKind::BadResult`] | fails that task only |
 //! | not wasm, a core module, a component that is not a task module | [`ErrorKind::BadModule`] | refuses it in [`PoolBuilder::build`], before any worker starts |
@@ -101,6 +112,35 @@
 //! worker's pid. They run in a process group of their own: a Ctrl-C on the
 //! terminal reaches the host alone, which decides what becomes of its tasks
 //! (a host that dies of it takes its workers along).
+//!
+//! # The channel
+//!
+//! The pool and each worker talk over the worker's stdin and stdout, in
+//! frames (a length, then a postcard-encoded message: `channel/`). Both
+//! directions are multiplexed, so nothing waits for anything it need not:
+//!
+//! - **Pool → worker**: batches (a chunk's tasks, numbered), withdrawals of
+//!   batches not started, replies to host calls, and a shutdown. A writer
+//!   thread per worker writes them, so the thread supervising a worker never
+//!   blocks on its pipe, and its watchdog and stop signal always fire.
+//! - **Worker → pool**: outcomes, output, host-call requests, and
+//!   "withdrawn". A reader thread in the worker takes the pool's messages as
+//!   they come, even while a task runs. Outcomes stream: each leaves the
+//!   worker within a millisecond of its task's end; what finishes closer
+//!   together shares a frame (at most 1 MiB waits), so a million tiny tasks
+//!   cost a few hundred writes, and a slow task never holds back the
+//!   outcomes before it.
+//! - **When a worker dies**, the pool knows from the outcomes it received
+//!   which tasks finished (they keep them), which one ran (it fails with
+//!   [`ErrorKind::WorkerLost`]) and which never started (they run
+//!   elsewhere). Outcomes still coalescing in the worker at that moment —
+//!   at most a millisecond's worth — are lost with it: the first of those
+//!   tasks fails, the others run again.
+//!
+//! The code follows a task along this walk: `pool/` (the API) → `chunk.rs`
+//! (jobs and chunks) → `supervisor/` (a slot per worker; `schedule.rs` is
+//! the policy) → `channel/` → `worker/` (inbox, runtime, outbox) →
+//! `channel/` → `supervisor/` → the job's sink in `pool/`.
 //!
 //! # Limits
 //!

@@ -1,4 +1,4 @@
-//! [`Imap`]: the lazy results of [`Pool::imap`] and [`Pool::imap_unordered`].
+//! [`Imap`]: the lazy results of [`Pool::imap`](crate::Pool::imap) and [`Pool::imap_unordered`](crate::Pool::imap_unordered).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
@@ -72,8 +72,8 @@ enum Pull<T> {
     Ended,
 }
 
-/// The results of [`Pool::imap`], [`Pool::imap_unordered`],
-/// [`Pool::istarmap`] or [`Pool::istarmap_stream`]: each task's own outcome,
+/// The results of [`Pool::imap`](crate::Pool::imap), [`Pool::imap_unordered`](crate::Pool::imap_unordered),
+/// [`Pool::istarmap`](crate::Pool::istarmap) or [`Pool::istarmap_stream`](crate::Pool::istarmap_stream): each task's own outcome,
 /// in input order or as they come.
 ///
 /// The input is pulled as results are consumed, a window of chunks ahead, so
