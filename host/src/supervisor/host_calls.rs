@@ -12,7 +12,7 @@ use serde_bytes::ByteBuf;
 
 use crate::channel::ToWorker;
 use crate::pool::callbacks::call_guarded;
-use crate::supervisor::process::Outbound;
+use crate::supervisor::outbound::Outbound;
 
 /// A host function on encoded values: a MessagePack array of positional
 /// arguments in, a MessagePack result or an error message out.

@@ -3,11 +3,12 @@
 //! - [`slot`]: one thread per worker, which hands it work, routes what it
 //!   sends back, and replaces it when it dies;
 //! - [`schedule`]: the policy of how much work a worker holds (pure);
-//! - [`process`]: the handle on a worker process, with the threads that write
-//!   to and read from its channel;
+//! - [`process`]: the handle on a worker process, and the thread that reads
+//!   its channel; [`outbound`]: the end that writes to it, never blocking;
 //! - [`host_calls`]: serving the host functions tasks call.
 
 pub(crate) mod host_calls;
+pub(crate) mod outbound;
 pub(crate) mod process;
 mod schedule;
 mod slot;

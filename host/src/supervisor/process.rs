@@ -3,22 +3,23 @@
 //! blocks the slot) and read by another, killed through its pidfd, and
 //! always reaped.
 
-use std::io::{BufWriter, Write};
+use std::fs::File;
 use std::os::fd::OwnedFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
 use rustix::process::{Pid, PidfdFlags, Signal};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, unbounded};
+use crossbeam_channel::{Receiver, RecvTimeoutError, unbounded};
 
 use crate::channel::io::FrameReader;
-use crate::channel::{self, FromWorker, Setup, TaskInfo, ToWorker, codec};
+use crate::channel::{self, FromWorker, Setup, TaskInfo, ToWorker};
 use crate::error::{Error, ErrorKind};
+use crate::supervisor::outbound::Outbound;
 use crate::worker::MARKER;
 
 /// The largest frame the pool accepts from a worker.
@@ -30,9 +31,6 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long a worker told to shut down has before it is killed.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-
-/// Bytes the writer thread gathers before a write.
-const WRITE_BUFFER: usize = 1 << 16;
 
 /// What it takes to start a worker.
 #[derive(Clone, Debug)]
@@ -80,44 +78,6 @@ impl KillHandle {
     pub(crate) fn kill(&self) -> std::io::Result<()> {
         rustix::process::pidfd_send_signal(&*self.pidfd, Signal::KILL)?;
         Ok(())
-    }
-}
-
-/// The pool's sending end of one worker's channel: messages are encoded on
-/// the caller's thread and written by the worker's writer thread, so sending
-/// never blocks, whatever the worker does with its input. Cheap to clone:
-/// host calls reply through it from threads of their own.
-#[derive(Clone, Debug)]
-pub(crate) struct Outbound {
-    frames: Sender<Vec<u8>>,
-}
-
-impl Outbound {
-    /// Queues `message` for the worker. Once the worker is gone, messages
-    /// are dropped: the slot hears of its end from the reader.
-    pub(crate) fn send(&self, message: &ToWorker) {
-        let mut frame = Vec::new();
-        codec::encode(message, &mut frame);
-        let _ = self.frames.send(frame);
-    }
-}
-
-/// The writer thread: writes frames as they come, gathering those queued
-/// together into one write, until every [`Outbound`] is gone or the pipe
-/// breaks (which it reports as the end of the channel).
-fn write_frames(stdin: ChildStdin, frames: Receiver<Vec<u8>>, events: Sender<Event>) {
-    let mut out = BufWriter::with_capacity(WRITE_BUFFER, stdin);
-    for frame in frames.iter() {
-        let mut written = out.write_all(&frame);
-        while written.is_ok()
-            && let Ok(next) = frames.try_recv()
-        {
-            written = out.write_all(&next);
-        }
-        if let Err(err) = written.and_then(|()| out.flush()) {
-            let _ = events.send(Event::Closed(Some(format!("cannot send it work: {err}"))));
-            return;
-        }
     }
 }
 
@@ -173,11 +133,7 @@ impl WorkerProcess {
         let stdin = child.stdin.take().expect("piped");
         let stdout = child.stdout.take().expect("piped");
         let (tx, events) = unbounded();
-        let (frames_tx, frames) = unbounded();
-        let closed = tx.clone();
-        let writer = thread::Builder::new()
-            .name(format!("wasmpool-writer-{pid}"))
-            .spawn(move || write_frames(stdin, frames, closed));
+        let outbound = Outbound::start(File::from(OwnedFd::from(stdin)), tx.clone(), pid);
         let reader = thread::Builder::new()
             .name(format!("wasmpool-reader-{pid}"))
             .spawn(move || {
@@ -200,20 +156,26 @@ impl WorkerProcess {
                     }
                 }
             });
-        let mut worker = WorkerProcess {
+        let (reader, outbound) = match (reader, outbound) {
+            (Ok(reader), Ok(outbound)) => (reader, outbound),
+            (Err(err), _) | (_, Err(err)) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(Error::new(
+                    ErrorKind::Spawn,
+                    format!("cannot start the threads of a worker's channel: {err}"),
+                ));
+            }
+        };
+        // The reader ends with the channel; nothing joins it.
+        drop(reader);
+        let worker = WorkerProcess {
             child,
             handle,
-            outbound: Outbound { frames: frames_tx },
+            outbound,
             events,
             reaped: None,
         };
-        if let Err(err) = reader.and(writer) {
-            worker.kill();
-            return Err(Error::new(
-                ErrorKind::Spawn,
-                format!("cannot start the threads of a worker's channel: {err}"),
-            ));
-        }
         // The pipe holds the setup until the worker reads it, after its
         // greeting. Should the program not be a worker, the write may fail;
         // the handshake then says what the program did instead.
@@ -361,6 +323,7 @@ impl WorkerProcess {
 
 impl Drop for WorkerProcess {
     fn drop(&mut self) {
+        self.outbound.close();
         self.kill();
     }
 }
