@@ -5,10 +5,8 @@
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
-use std::time::{Duration, Instant};
 
 use serde_bytes::ByteBuf;
 use tokio::sync::oneshot;
@@ -16,10 +14,6 @@ use tokio::sync::oneshot;
 use crate::channel::io::FrameReader;
 use crate::channel::{Batch, FromWorker, ToWorker};
 use crate::worker::outbox::Outbox;
-
-/// How long the thread running the guest polls for its next batch before it
-/// sleeps: a batch that comes within this costs no wake-up.
-const SPIN: Duration = Duration::from_micros(50);
 
 /// The reply to a host call.
 pub(crate) type Reply = Result<ByteBuf, String>;
@@ -40,14 +34,14 @@ struct State {
     end: Option<Result<(), String>>,
     /// The host call waiting for its reply.
     waiting: Option<(u64, oneshot::Sender<Reply>)>,
+    /// The thread running the guest sleeps until something arrives.
+    asleep: bool,
 }
 
 /// Messages from the pool, read as they come.
 pub(crate) struct Inbox {
     state: Mutex<State>,
     arrived: Condvar,
-    /// Something for [`next`](Self::next) arrived: polled without the lock.
-    pending: AtomicBool,
 }
 
 impl Inbox {
@@ -60,7 +54,6 @@ impl Inbox {
         let inbox = Arc::new(Inbox {
             state: Mutex::default(),
             arrived: Condvar::new(),
-            pending: AtomicBool::new(false),
         });
         let reading = inbox.clone();
         thread::Builder::new()
@@ -93,7 +86,6 @@ impl Inbox {
     }
 
     fn wake(&self) {
-        self.pending.store(true, Ordering::Release);
         self.arrived.notify_one();
     }
 
@@ -101,8 +93,17 @@ impl Inbox {
     fn take(&self, message: ToWorker, outbox: &Outbox) -> Result<(), Result<(), String>> {
         match message {
             ToWorker::Run(batch) => {
-                self.lock().batches.push_back(batch);
-                self.wake();
+                let mut state = self.lock();
+                state.batches.push_back(batch);
+                let asleep = state.asleep;
+                drop(state);
+                // A wake-up costs a system call: only for a sleeper. (Polling
+                // for the next batch instead was measured: it sped a lone
+                // apply's round trip up, and slowed everything else down more,
+                // taking a core from the pool on a small machine.)
+                if asleep {
+                    self.arrived.notify_one();
+                }
             }
             ToWorker::Withdraw { seq } => {
                 let mut state = self.lock();
@@ -134,16 +135,9 @@ impl Inbox {
 
     /// The next batch, or why there is none; waits for it.
     pub(crate) fn next(&self) -> Next {
-        let spin_until = Instant::now() + SPIN;
-        while !self.pending.load(Ordering::Acquire) && Instant::now() < spin_until {
-            std::hint::spin_loop();
-        }
         let mut state = self.lock();
         loop {
             if let Some(batch) = state.batches.pop_front() {
-                if state.batches.is_empty() && state.end.is_none() {
-                    self.pending.store(false, Ordering::Release);
-                }
                 return Next::Run(batch);
             }
             match &state.end {
@@ -151,11 +145,12 @@ impl Inbox {
                 Some(Err(why)) => return Next::Failed(why.clone()),
                 None => {}
             }
-            self.pending.store(false, Ordering::Release);
+            state.asleep = true;
             state = self
                 .arrived
                 .wait(state)
                 .unwrap_or_else(PoisonError::into_inner);
+            state.asleep = false;
         }
     }
 
