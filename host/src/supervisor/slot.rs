@@ -325,11 +325,6 @@ impl Slot {
         if self.in_flight.is_empty() {
             self.progress = Instant::now();
         }
-        if self.quota == Some(0) && self.spare.is_none() {
-            // The worker was just handed its last tasks: start the next one,
-            // so that it loads while these run.
-            self.spare = WorkerProcess::start(&self.shared.spawn).ok();
-        }
         self.tasks_held += chunk.len();
         self.in_flight.push_back(InFlight {
             seq,
@@ -338,6 +333,11 @@ impl Slot {
         });
         self.update_idle();
         self.worker.as_ref().expect("can_take").send(&batch);
+        if self.quota == Some(0) && self.spare.is_none() {
+            // The worker was just handed its last tasks: start the next one,
+            // so that it loads while these run.
+            self.spare = WorkerProcess::start(&self.shared.spawn).ok();
+        }
     }
 
     /// Asks the worker for the withdrawn chunks it holds back, unless it has
