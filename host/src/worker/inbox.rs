@@ -112,8 +112,12 @@ impl Inbox {
                 // answer for it.
                 if let Some(at) = at {
                     state.batches.remove(at);
+                    // Queued while the batches are locked: the thread running
+                    // the guest takes a later batch, and reports on it, only
+                    // after this, so the pool hears of the withdrawal first.
+                    outbox.send(&FromWorker::Withdrawn { seq });
                     drop(state);
-                    if outbox.send_now(&FromWorker::Withdrawn { seq }).is_err() {
+                    if outbox.flush().is_err() {
                         return Err(Err("cannot write to the pool".into()));
                     }
                 }
