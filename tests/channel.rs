@@ -178,17 +178,13 @@ fn cancel_withdraws_the_tasks_of_an_async_result_that_have_not_started() {
     assert!(ran <= 16, "{ran} tasks of a cancelled map ran");
     // A cancel after the end changes nothing.
     let done = {
-        let pool = builder_pool();
+        let pool = common::pool(1);
         let r = pool.apply_async::<i64, _>("square", (3,)).unwrap();
         let value = outcome(&r, "an apply").unwrap();
         r.cancel();
         value
     };
     assert_eq!(done, 9);
-}
-
-fn builder_pool() -> wasmpool::Pool {
-    builder(1).build().unwrap()
 }
 
 #[test]

@@ -148,10 +148,7 @@ impl Chunk {
         if self.remaining() == 0 {
             return;
         }
-        let index = self.first_index + self.done as u64;
-        let mut outcomes = Outcomes::with_capacity(1);
-        outcomes.push_err(error.clone().with_index(index));
-        self.deliver(outcomes);
+        self.deliver(failed(self.first_index + self.done as u64, 1, error));
     }
 
     /// Fails every task without an outcome with `error`.
@@ -223,14 +220,18 @@ impl Drop for Chunk {
 }
 
 fn fail_all(sink: &dyn Sink, first_index: u64, len: usize, error: &Error) {
-    if len == 0 {
-        return;
+    if len > 0 {
+        sink.deliver(first_index, failed(first_index, len, error));
     }
+}
+
+/// The outcomes of `len` tasks from `first_index` on, each failed with `error`.
+fn failed(first_index: u64, len: usize, error: &Error) -> Outcomes {
     let mut outcomes = Outcomes::with_capacity(len);
     for i in 0..len as u64 {
         outcomes.push_err(error.clone().with_index(first_index + i));
     }
-    sink.deliver(first_index, outcomes);
+    outcomes
 }
 
 /// Encodes a job's tasks into chunks of at most `chunksize` tasks and
@@ -305,11 +306,8 @@ impl Chunker {
                 let error = Error::new(
                     ErrorKind::BadArguments,
                     format!("task `{}`: {message}", self.task),
-                )
-                .with_index(index);
-                let mut outcomes = Outcomes::with_capacity(1);
-                outcomes.push_err(error);
-                self.job.sink.deliver(index, outcomes);
+                );
+                fail_all(&*self.job.sink, index, 1, &error);
                 before
             }
         }
@@ -339,6 +337,18 @@ pub(crate) fn encode_args<A: Serialize + ?Sized>(
         out[start] = EMPTY_ARRAY;
     }
     Ok(())
+}
+
+/// Decodes a MessagePack array of positional arguments (a host call's) into
+/// `A`, a tuple: the inverse of [`encode_args`], so no arguments, the empty
+/// array, are `()`, which serde reads from nil.
+pub(crate) fn decode_args<A: serde::de::DeserializeOwned>(
+    args: &[u8],
+) -> Result<A, rmp_serde::decode::Error> {
+    rmp_serde::from_slice(args).or_else(|err| match args {
+        [EMPTY_ARRAY] => rmp_serde::from_slice(&[NIL]).map_err(|_| err),
+        _ => Err(err),
+    })
 }
 
 /// Checks one task's encoded arguments: a MessagePack array of `arity`

@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 /// Bytes of the length prefix of a frame.
 pub(crate) const HEADER_LEN: usize = 4;
 
+/// The largest frame either side accepts.
+pub(crate) const FRAME_LIMIT: usize = 1 << 30;
+
 /// A frame that cannot be decoded.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum FrameError {

@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 use serde_bytes::ByteBuf;
 
 use crate::cache::CacheDir;
+use crate::channel::codec::FRAME_LIMIT;
 use crate::channel::{Call, EngineSettings, Grants, Limits, Preopen, Setup};
 use crate::chunk::{self, Withdrawals};
 use crate::engine::{self, Role};
@@ -25,7 +26,7 @@ use crate::pool::callbacks::CallbackThread;
 use crate::pool::output::{self, GuestOutput, OutputHandler};
 use crate::pool::submit::Submitter;
 use crate::supervisor::host_calls::HostFns;
-use crate::supervisor::process::{FRAME_LIMIT, SpawnConfig};
+use crate::supervisor::process::SpawnConfig;
 use crate::supervisor::{self, Shared};
 use crate::worker;
 
@@ -46,17 +47,6 @@ const DEFAULT_MEMORY_LIMIT: u64 = 1 << 30;
 const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(5);
 /// The default time one run of the initializer may take.
 const DEFAULT_INITIALIZER_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Decodes a host call's arguments (a MessagePack array) into `A`, a tuple;
-/// no arguments, the empty array, are `()`, which serde reads from nil.
-fn decode_args<A: DeserializeOwned>(args: &[u8]) -> Result<A, rmp_serde::decode::Error> {
-    const EMPTY_ARRAY: u8 = 0x90;
-    const NIL: u8 = 0xc0;
-    rmp_serde::from_slice(args).or_else(|err| match args {
-        [EMPTY_ARRAY] => rmp_serde::from_slice(&[NIL]).map_err(|_| err),
-        _ => Err(err),
-    })
-}
 
 /// Where the module comes from.
 enum ModuleSource {
@@ -384,7 +374,7 @@ impl PoolBuilder {
         self.host_fns.insert(
             name,
             Arc::new(move |args: &[u8]| {
-                let args: A = decode_args(args).map_err(|err| {
+                let args: A = chunk::decode_args(args).map_err(|err| {
                     format!("the arguments of host function `{label}` do not decode: {err}")
                 })?;
                 let result = f(args).map_err(|err| err.to_string())?;

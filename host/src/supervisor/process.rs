@@ -16,14 +16,12 @@ use rustix::process::{Pid, PidfdFlags, Signal};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, unbounded};
 
+use crate::channel::codec::FRAME_LIMIT;
 use crate::channel::io::FrameReader;
 use crate::channel::{self, FromWorker, Setup, TaskInfo, ToWorker};
 use crate::error::{Error, ErrorKind};
 use crate::supervisor::outbound::Outbound;
 use crate::worker::MARKER;
-
-/// The largest frame the pool accepts from a worker.
-pub(crate) const FRAME_LIMIT: usize = 1 << 30;
 
 /// How long a new worker has to greet the pool, and then to load its
 /// module, besides the time limits on what the module runs at start.

@@ -7,6 +7,7 @@
 //! does), so its stop signal and its watchdog always fire.
 
 use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
 use std::thread;
 use std::time::Instant;
@@ -109,7 +110,7 @@ impl Slot {
             has_worker: self.worker.is_some(),
             chunks: self.in_flight.len(),
             tasks: self.tasks_held,
-            others_idle: self.shared.idle.load(std::sync::atomic::Ordering::SeqCst) > 0,
+            others_idle: self.shared.idle.load(Ordering::SeqCst) > 0,
             quota: self.quota,
             per_task: self.pace.per_task(),
             since_progress: self.progress.elapsed(),
@@ -127,9 +128,9 @@ impl Slot {
             self.counted_idle = idle;
             let idle_count = &self.shared.idle;
             if idle {
-                idle_count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                idle_count.fetch_add(1, Ordering::SeqCst);
             } else {
-                idle_count.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                idle_count.fetch_sub(1, Ordering::SeqCst);
             }
         }
     }
@@ -256,14 +257,21 @@ impl Slot {
             .checked_add(schedule::stall_limit(self.pace.per_task()))
     }
 
-    /// The worker stalled: asks it for the chunks it holds and has not
-    /// started, for other workers to run.
+    /// The worker stalled: asks it for the chunks it holds beyond the
+    /// running one, for other workers to run.
     fn reclaim(&mut self) {
+        self.ask_back(|at, _| at > 0);
+    }
+
+    /// Asks the worker to give back the chunks it holds that `which` picks
+    /// (by position and chunk) and that were not asked for already; it gives
+    /// back those it has not started.
+    fn ask_back(&mut self, which: impl Fn(usize, &InFlight) -> bool) {
         let Some(worker) = &self.worker else {
             return;
         };
-        for held in self.in_flight.iter_mut().skip(1) {
-            if !held.withdrawing {
+        for (at, held) in self.in_flight.iter_mut().enumerate() {
+            if !held.withdrawing && which(at, held) {
                 held.withdrawing = true;
                 worker.send(&ToWorker::Withdraw { seq: held.seq });
             }
@@ -343,15 +351,7 @@ impl Slot {
     /// Asks the worker for the withdrawn chunks it holds back, unless it has
     /// started on them.
     fn withdraw(&mut self) {
-        let Some(worker) = &self.worker else {
-            return;
-        };
-        for held in &mut self.in_flight {
-            if !held.withdrawing && held.chunk.done() == 0 && held.chunk.is_withdrawn() {
-                held.withdrawing = true;
-                worker.send(&ToWorker::Withdraw { seq: held.seq });
-            }
-        }
+        self.ask_back(|_, held| held.chunk.done() == 0 && held.chunk.is_withdrawn());
     }
 
     fn on_event(&mut self, event: Event) {

@@ -19,6 +19,7 @@ mod sandbox;
 use std::fs::File;
 use std::sync::Arc;
 
+use crate::channel::codec::FRAME_LIMIT;
 use crate::channel::io::FrameReader;
 use crate::channel::{self, FromWorker, ToWorker};
 use crate::engine::{self, Role};
@@ -30,9 +31,6 @@ use runtime::{Runner, RunnerConfig, epoch_tick};
 
 /// The environment variable that tells a process it was started as a worker.
 pub(crate) const MARKER: &str = "WASMPOOL_WORKER";
-
-/// The largest frame a worker accepts from its pool.
-const FRAME_LIMIT: usize = 1 << 30;
 
 /// Runs the worker to its end and returns the process exit code. `marker` is
 /// the value of [`MARKER`]: the pid of the pool that started it.

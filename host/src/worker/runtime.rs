@@ -799,9 +799,9 @@ impl Runner {
                 .await;
             let state = live.store.data_mut();
             done += state.reported.tasks;
+            state.collect_output();
             match result {
                 Ok(()) => {
-                    state.collect_output();
                     if done < ends.len() {
                         // The guest broke the contract; fail the rest
                         // rather than wait.
@@ -817,7 +817,6 @@ impl Runner {
                     self.live = Some(live);
                 }
                 Err(err) => {
-                    state.collect_output();
                     // A guest reports its panic, then aborts: the trap that
                     // follows is not another failure.
                     if !state.reported.panicked {
