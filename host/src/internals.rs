@@ -122,12 +122,6 @@ impl Write for Sent {
     }
 }
 
-impl Drop for Guest {
-    fn drop(&mut self) {
-        let _ = self.outbox.close();
-    }
-}
-
 impl Guest {
     /// Compiles `module` (cached in `cache_dir`) and loads it as a worker does.
     pub fn load(module: &Path, cache_dir: &Path) -> Result<Self, crate::Error> {
@@ -136,8 +130,7 @@ impl Guest {
         let compiler = engine::engine(&settings(), Role::Compile)?;
         let cache = crate::cache::CacheDir::open(cache_dir)?;
         let sent = Sent::default();
-        let outbox = Outbox::start(Box::new(sent.clone()))
-            .map_err(|err| crate::Error::new(crate::ErrorKind::Spawn, err.to_string()))?;
+        let outbox = Arc::new(Outbox::new(Box::new(sent.clone())));
         let artifact = crate::module::prepare(&compiler, &bytes, "the module", &cache)?;
         let config = RunnerConfig {
             pid: std::process::id(),
@@ -182,7 +175,7 @@ impl Guest {
     pub fn run(&mut self, task: &str, args: &[u8], ends: &[u32]) -> usize {
         self.outbox.begin(0);
         self.runtime.block_on(self.runner.run(task, 0, args, ends));
-        if self.outbox.end().is_err() {
+        if self.outbox.flush().is_err() {
             return 0;
         }
         let sent = std::mem::take(&mut *self.sent.0.lock().unwrap_or_else(PoisonError::into_inner));

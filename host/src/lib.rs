@@ -120,16 +120,21 @@
 //! directions are multiplexed, so nothing waits for anything it need not:
 //!
 //! - **Pool → worker**: batches (a chunk's tasks, numbered), withdrawals of
-//!   batches not started, replies to host calls, and a shutdown. A writer
-//!   thread per worker writes them, so the thread supervising a worker never
-//!   blocks on its pipe, and its watchdog and stop signal always fire.
+//!   batches not started, replies to host calls, and a shutdown. The pipe
+//!   is non-blocking: a message goes straight in when it has room, and only
+//!   when it is full does a writer thread (started then) wait for it to
+//!   drain, so the thread supervising a worker never blocks on its pipe,
+//!   and its watchdog and stop signal always fire. An idle worker's main
+//!   thread waits on the pipe itself: a batch is one wake-up from running.
+//!   While a batch runs, the worker's ticker reads the pipe every
+//!   millisecond (a withdrawal is seen while a task runs), and a task
+//!   waiting on a host call reads its reply itself.
 //! - **Worker → pool**: outcomes, output, host-call requests, and
-//!   "withdrawn". A reader thread in the worker takes the pool's messages as
-//!   they come, even while a task runs. Outcomes stream: each leaves the
-//!   worker within a millisecond of its task's end; what finishes closer
-//!   together shares a frame (at most 1 MiB waits), so a million tiny tasks
-//!   cost a few hundred writes, and a slow task never holds back the
-//!   outcomes before it.
+//!   "withdrawn". Outcomes stream: each leaves the worker within a
+//!   millisecond of its task's end (the ticker writes what waits); what
+//!   finishes closer together shares a frame (at most 1 MiB waits), so a
+//!   million tiny tasks cost a few hundred writes, and a slow task never
+//!   holds back the outcomes before it.
 //! - **When a worker dies**, the pool knows from the outcomes it received
 //!   which tasks finished (they keep them), which one ran (it fails with
 //!   [`ErrorKind::WorkerLost`]) and which never started (they run
@@ -139,7 +144,7 @@
 //!
 //! The code follows a task along this walk: `pool/` (the API) → `chunk.rs`
 //! (jobs and chunks) → `supervisor/` (a slot per worker; `schedule.rs` is
-//! the policy) → `channel/` → `worker/` (inbox, runtime, outbox) →
+//! the policy) → `channel/` → `worker/` (inbox, runtime, outbox, ticker) →
 //! `channel/` → `supervisor/` → the job's sink in `pool/`.
 //!
 //! # Limits

@@ -1,6 +1,7 @@
 //! Reading frames off a byte stream: the blocking I/O around
-//! [`super::codec`], used by both sides (writing is each side's own: the
-//! pool's writer thread, the worker's outbox).
+//! [`super::codec`], used by the pool's reader threads and by a worker until
+//! its setup is read (after that, its inbox reads without blocking; writing
+//! is each side's own: the pool's outbound end, the worker's outbox).
 
 use std::io::{self, BufReader, Read};
 
@@ -25,6 +26,12 @@ impl<R: Read> FrameReader<R> {
             body: Vec::new(),
             limit,
         }
+    }
+
+    /// The stream, and the bytes read from it ahead of the frames returned.
+    pub(crate) fn into_parts(self) -> (R, Vec<u8>) {
+        let unread = self.inner.buffer().to_vec();
+        (self.inner.into_inner(), unread)
     }
 
     /// The next message; `None` at a clean end of the stream.

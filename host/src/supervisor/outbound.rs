@@ -2,7 +2,8 @@
 //! whatever the worker does with its input: a message goes straight into the
 //! pipe when it has room and nothing waits before it (no thread hop on the
 //! way to an idle worker), and otherwise waits for the worker's writer
-//! thread, which writes it as the pipe drains.
+//! thread, which writes it as the pipe drains. That thread starts the first
+//! time the pipe is full; most workers never need it.
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -17,7 +18,6 @@ use crate::channel::{ToWorker, codec};
 use crate::supervisor::process::Event;
 
 /// What waits to be written.
-#[derive(Default)]
 struct Pending {
     bytes: Vec<u8>,
     /// The writer thread holds bytes taken from here and is writing them:
@@ -26,6 +26,9 @@ struct Pending {
     /// The channel is done (the worker is gone, or the pipe broke): what is
     /// sent from now on is dropped.
     closed: bool,
+    /// What the writer thread needs, until it is started: where to report a
+    /// broken pipe, and the worker's pid to name the thread.
+    unstarted: Option<(Sender<Event>, u32)>,
 }
 
 struct Shared {
@@ -48,24 +51,21 @@ impl std::fmt::Debug for Outbound {
 }
 
 impl Outbound {
-    /// The sending end of `pipe`, with its writer thread, which reports a
-    /// broken pipe on `events` as the end of the channel.
-    pub(crate) fn start(pipe: File, events: Sender<Event>, pid: u32) -> io::Result<Outbound> {
+    /// The sending end of `pipe`; a broken pipe is reported on `events` as
+    /// the end of the channel.
+    pub(crate) fn new(pipe: File, events: Sender<Event>, pid: u32) -> io::Result<Outbound> {
         let flags = rustix::fs::fcntl_getfl(&pipe)?;
         rustix::fs::fcntl_setfl(&pipe, flags | OFlags::NONBLOCK)?;
         let shared = Arc::new(Shared {
-            pending: Mutex::default(),
+            pending: Mutex::new(Pending {
+                bytes: Vec::new(),
+                writing: false,
+                closed: false,
+                unstarted: Some((events, pid)),
+            }),
             more: Condvar::new(),
             pipe,
         });
-        let writer = shared.clone();
-        thread::Builder::new()
-            .name(format!("wasmpool-writer-{pid}"))
-            .spawn(move || {
-                if let Err(err) = writer.write_pending() {
-                    let _ = events.send(Event::Closed(Some(format!("cannot send it work: {err}"))));
-                }
-            })?;
         Ok(Outbound { shared })
     }
 
@@ -87,7 +87,29 @@ impl Outbound {
             }
         }
         pending.bytes.extend_from_slice(&frame[from..]);
-        self.shared.more.notify_one();
+        match pending.unstarted.take() {
+            Some((events, pid)) => self.start_writer(&mut pending, events, pid),
+            None => self.shared.more.notify_one(),
+        }
+    }
+
+    /// Starts the writer thread, which writes what waits as the pipe drains.
+    fn start_writer(&self, pending: &mut Pending, events: Sender<Event>, pid: u32) {
+        let writer = self.shared.clone();
+        let reporting = events.clone();
+        let started = thread::Builder::new()
+            .name(format!("wasmpool-writer-{pid}"))
+            .spawn(move || {
+                if let Err(err) = writer.write_pending() {
+                    let why = format!("cannot send it work: {err}");
+                    let _ = reporting.send(Event::Closed(Some(why)));
+                }
+            });
+        if let Err(err) = started {
+            pending.closed = true;
+            let why = format!("cannot start the thread that writes to it: {err}");
+            let _ = events.send(Event::Closed(Some(why)));
+        }
     }
 
     /// Drops whatever is sent from now on, and ends the writer thread.

@@ -1,7 +1,7 @@
 //! A worker process seen from the pool — the child's handle: started with
-//! exec, greeted, written to by a thread of its own (so that sending never
-//! blocks the slot) and read by another, killed through its pidfd, and
-//! always reaped.
+//! exec, greeted, written to without ever blocking the slot (see
+//! [`Outbound`]) and read by a thread of its own, killed through its pidfd,
+//! and always reaped.
 
 use std::fs::File;
 use std::os::fd::OwnedFd;
@@ -131,7 +131,7 @@ impl WorkerProcess {
         let stdin = child.stdin.take().expect("piped");
         let stdout = child.stdout.take().expect("piped");
         let (tx, events) = unbounded();
-        let outbound = Outbound::start(File::from(OwnedFd::from(stdin)), tx.clone(), pid);
+        let outbound = Outbound::new(File::from(OwnedFd::from(stdin)), tx.clone(), pid);
         let reader = thread::Builder::new()
             .name(format!("wasmpool-reader-{pid}"))
             .spawn(move || {

@@ -3,10 +3,12 @@
 //! stdout ([`outbox`]), runs batches on the task module ([`runtime`]), and
 //! seals itself in ([`sandbox`]) once the module is loaded.
 //!
-//! A task's walk through a worker: the inbox thread reads its batch and
-//! queues it; the main thread takes it, runs it on the module's instance
+//! A task's walk through a worker: the main thread, idle, reads its batch
+//! off the inbox's pipe, runs it on the module's instance
 //! (`runtime::Runner::run`), and each task's outcome goes to the outbox as
-//! the guest reports it, from where it streams to the pool.
+//! the guest reports it, from where it streams to the pool. While the batch
+//! runs, the [`ticker`] writes out the outcomes that wait and reads what the
+//! pool sends meanwhile.
 
 pub(crate) mod backstop;
 mod capture;
@@ -15,6 +17,7 @@ pub(crate) mod inbox;
 pub(crate) mod outbox;
 pub(crate) mod runtime;
 mod sandbox;
+mod ticker;
 
 use std::fs::File;
 use std::sync::Arc;
@@ -28,6 +31,7 @@ use backstop::Backstop;
 use inbox::{Inbox, Next};
 use outbox::Outbox;
 use runtime::{Runner, RunnerConfig, epoch_tick};
+use ticker::Ticker;
 
 /// The environment variable that tells a process it was started as a worker.
 pub(crate) const MARKER: &str = "WASMPOOL_WORKER";
@@ -46,15 +50,9 @@ pub(crate) fn main(marker: &std::ffi::OsStr) -> i32 {
             return 3;
         }
     };
-    let outbox = match Outbox::start(Box::new(output)) {
-        Ok(outbox) => outbox,
-        Err(err) => {
-            eprintln!("wasmpool worker: cannot start its outbox: {err}");
-            return 3;
-        }
-    };
+    let outbox = Arc::new(Outbox::new(Box::new(output)));
     let served = serve(FrameReader::new(input, FRAME_LIMIT), &outbox);
-    let closed = outbox.close();
+    let closed = outbox.flush();
     match served.and_then(|()| closed.map_err(|err| err.to_string())) {
         Ok(()) => 0,
         Err(err) => {
@@ -132,20 +130,28 @@ fn serve(mut reader: FrameReader<File>, outbox: &Arc<Outbox>) -> Result<(), Stri
             return Ok(());
         }
     };
-    let inbox = Inbox::start(reader, outbox.clone())
-        .map_err(|err| format!("cannot start the inbox thread: {err}"))?;
+    let (input, unread) = reader.into_parts();
+    let inbox = {
+        let _entered = runtime.enter();
+        Inbox::new(input, unread, outbox.clone())
+            .map_err(|err| format!("cannot wait on the channel from the pool: {err}"))?
+    };
+    let ticker = Ticker::start(outbox.clone(), inbox.clone())
+        .map_err(|err| format!("cannot start the ticker thread: {err}"))?;
     runner.answer_host_calls(inbox.clone());
     loop {
-        match inbox.next() {
+        match runtime.block_on(inbox.next()) {
             Next::Run(batch) => {
                 outbox.begin(batch.seq);
+                ticker.begin();
                 runtime.block_on(runner.run(
                     &batch.task,
                     batch.first_index,
                     &batch.args,
                     &batch.ends,
                 ));
-                outbox.end().map_err(|err| err.to_string())?;
+                ticker.end();
+                outbox.flush().map_err(|err| err.to_string())?;
             }
             Next::Shutdown => return Ok(()),
             Next::Failed(why) => return Err(why),

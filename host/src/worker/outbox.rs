@@ -3,33 +3,23 @@
 //! and nothing waits for the rest of its batch.
 //!
 //! The thread running the guest only appends to a buffer (no system call per
-//! task). A flusher thread writes what waits every [`LINGER`] while a batch
-//! runs, so an outcome leaves within [`LINGER`] of its task's end even while
-//! the next task runs for minutes; the end of a batch, a host call and a
-//! buffer past [`FLUSH_BYTES`] are written at once by the thread that
+//! task). The [ticker](super::ticker) writes what waits on its every tick
+//! while a batch runs, so an outcome leaves soon after its task's end even
+//! while the next task runs for minutes; the end of a batch, a host call and
+//! a buffer past [`FLUSH_BYTES`] are written at once by the thread that
 //! caused them. Frames keep their order: whoever writes holds the pipe while
 //! it takes what waits.
 
 use std::io::{self, Write};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::channel::codec;
 use crate::channel::{FromWorker, Outcomes};
 use crate::error::Error;
 
-/// The longest a finished task's outcome waits before it is written while
-/// its batch runs on: at most a thousand writes a second, whatever the tasks.
-pub(crate) const LINGER: Duration = Duration::from_millis(1);
-
 /// Bytes waiting past which they are written at once, which bounds every
 /// frame a worker sends to this plus one result.
 pub(crate) const FLUSH_BYTES: usize = 1 << 20;
-
-/// How long the flusher goes on ticking after the last batch ended before it
-/// sleeps until the next one.
-const IDLE: Duration = Duration::from_millis(100);
 
 /// What waits to be written.
 struct State {
@@ -41,13 +31,6 @@ struct State {
     first: u32,
     /// Outcomes not yet sealed into a frame.
     outcomes: Outcomes,
-    /// A batch is running: the flusher ticks.
-    busy: bool,
-    /// When the last batch ended.
-    idle_since: Instant,
-    /// The flusher sleeps until woken.
-    parked: bool,
-    closed: bool,
 }
 
 impl State {
@@ -75,36 +58,25 @@ impl State {
 }
 
 /// Where a worker's messages to the pool go; shared by the thread running
-/// the guest, the thread reading the pool's messages, and the backstop.
+/// the guest, the ticker, and the backstop.
 pub(crate) struct Outbox {
     state: Mutex<State>,
-    tick: Condvar,
     /// The channel to the pool, and whether it broke.
     pipe: Mutex<(Box<dyn Write + Send>, Option<io::ErrorKind>)>,
 }
 
 impl Outbox {
-    /// An outbox writing to `out`, with its flusher thread.
-    pub(crate) fn start(out: Box<dyn Write + Send>) -> io::Result<Arc<Outbox>> {
-        let outbox = Arc::new(Outbox {
+    /// An outbox writing to `out`.
+    pub(crate) fn new(out: Box<dyn Write + Send>) -> Outbox {
+        Outbox {
             state: Mutex::new(State {
                 frames: Vec::new(),
                 seq: 0,
                 first: 0,
                 outcomes: Outcomes::default(),
-                busy: false,
-                idle_since: Instant::now(),
-                parked: false,
-                closed: false,
             }),
-            tick: Condvar::new(),
             pipe: Mutex::new((out, None)),
-        });
-        let flusher = outbox.clone();
-        thread::Builder::new()
-            .name("wasmpool-outbox".into())
-            .spawn(move || flusher.flush_while_open())?;
-        Ok(outbox)
+        }
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -130,10 +102,6 @@ impl Outbox {
         state.seal();
         state.seq = seq;
         state.first = 0;
-        state.busy = true;
-        if state.parked {
-            self.tick.notify_one();
-        }
     }
 
     /// The next task of the batch succeeded with `result`.
@@ -158,16 +126,6 @@ impl Outbox {
         self.flush()
     }
 
-    /// The batch is over: writes its last outcomes now.
-    pub(crate) fn end(&self) -> io::Result<()> {
-        {
-            let mut state = self.state();
-            state.busy = false;
-            state.idle_since = Instant::now();
-        }
-        self.flush()
-    }
-
     /// Writes everything waiting, in order.
     pub(crate) fn flush(&self) -> io::Result<()> {
         let mut pipe = self.pipe.lock().unwrap_or_else(PoisonError::into_inner);
@@ -188,56 +146,18 @@ impl Outbox {
         }
         written
     }
-
-    /// Writes what waits and stops the flusher.
-    pub(crate) fn close(&self) -> io::Result<()> {
-        let flushed = self.flush();
-        self.state().closed = true;
-        self.tick.notify_one();
-        flushed
-    }
-
-    /// The flusher: every [`LINGER`] while batches run, writes what waits.
-    fn flush_while_open(&self) {
-        let mut state = self.state();
-        loop {
-            if state.closed {
-                return;
-            }
-            let ticking = state.busy || state.idle_since.elapsed() < IDLE;
-            if !ticking {
-                state.parked = true;
-                state = self
-                    .tick
-                    .wait(state)
-                    .unwrap_or_else(PoisonError::into_inner);
-                state.parked = false;
-                continue;
-            }
-            state = self
-                .tick
-                .wait_timeout(state, LINGER)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-            if state.waiting() > 0 {
-                drop(state);
-                // A broken pipe ends the worker through its main thread,
-                // which sees the same error on its next write.
-                let _ = self.flush();
-                state = self.state();
-            }
-        }
-    }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
+    use std::sync::Arc;
+
     use super::*;
     use crate::channel::io::FrameReader;
 
     /// A pipe end that keeps what is written, to read it back.
     #[derive(Clone, Default)]
-    struct Kept(Arc<Mutex<Vec<u8>>>);
+    pub(crate) struct Kept(Arc<Mutex<Vec<u8>>>);
 
     impl Write for Kept {
         fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
@@ -250,7 +170,7 @@ mod tests {
     }
 
     impl Kept {
-        fn messages(&self) -> Vec<FromWorker> {
+        pub(crate) fn messages(&self) -> Vec<FromWorker> {
             let bytes = self.0.lock().unwrap().clone();
             let mut reader = FrameReader::new(&bytes[..], usize::MAX);
             let mut messages = Vec::new();
@@ -264,7 +184,7 @@ mod tests {
     #[test]
     fn outcomes_of_a_batch_come_in_order_with_their_positions() {
         let kept = Kept::default();
-        let outbox = Outbox::start(Box::new(kept.clone())).unwrap();
+        let outbox = Outbox::new(Box::new(kept.clone()));
         outbox.begin(4);
         outbox.ok(b"a").unwrap();
         outbox.ok(b"b").unwrap();
@@ -273,8 +193,7 @@ mod tests {
         outbox
             .err(Error::new(crate::ErrorKind::Failed, "c"))
             .unwrap();
-        outbox.end().unwrap();
-        outbox.close().unwrap();
+        outbox.flush().unwrap();
         let positions: Vec<(u64, u32, usize)> = kept
             .messages()
             .into_iter()
@@ -291,27 +210,11 @@ mod tests {
     }
 
     #[test]
-    fn a_finished_task_is_not_held_back_by_the_next_one() {
-        let kept = Kept::default();
-        let outbox = Outbox::start(Box::new(kept.clone())).unwrap();
-        outbox.begin(0);
-        outbox.ok(b"done").unwrap();
-        // The next task runs on; nobody flushes but the flusher.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while kept.messages().is_empty() {
-            assert!(Instant::now() < deadline, "the outcome was never written");
-            thread::sleep(LINGER);
-        }
-        outbox.close().unwrap();
-    }
-
-    #[test]
     fn a_full_buffer_is_written_at_once() {
         let kept = Kept::default();
-        let outbox = Outbox::start(Box::new(kept.clone())).unwrap();
+        let outbox = Outbox::new(Box::new(kept.clone()));
         outbox.begin(0);
         outbox.ok(&vec![7; FLUSH_BYTES]).unwrap();
         assert_eq!(kept.messages().len(), 1);
-        outbox.close().unwrap();
     }
 }

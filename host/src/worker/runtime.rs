@@ -272,9 +272,9 @@ impl bindings::wasmpool::task::host::Host for HostState {
         if self.outbox.send_now(&request).is_err() {
             return Err("the pool is gone".into());
         }
-        match reply.await {
-            Ok(result) => result.map(ByteBuf::into_vec),
-            Err(_) => Err("the pool is gone".into()),
+        match inbox.reply(reply).await {
+            Some(result) => result.map(ByteBuf::into_vec),
+            None => Err("the pool is gone".into()),
         }
     }
 }
