@@ -135,6 +135,12 @@
 //!   finishes closer together shares a frame (at most 1 MiB waits), so a
 //!   million tiny tasks cost a few hundred writes, and a slow task never
 //!   holds back the outcomes before it.
+//! - **In the pool**, a thread per worker reads its channel and delivers
+//!   each outcome straight to its caller; a caller whose `apply` (or `map`)
+//!   finds a worker idle writes the batch to it itself. The thread that
+//!   supervises the worker (its slot) feeds it from the queue, watches it,
+//!   and replaces it, but is not on the way of a task to an idle worker and
+//!   back: an `apply` round trip wakes only the worker and the caller.
 //! - **When a worker dies**, the pool knows from the outcomes it received
 //!   which tasks finished (they keep them), which one ran (it fails with
 //!   [`ErrorKind::WorkerLost`]) and which never started (they run
@@ -144,8 +150,9 @@
 //!
 //! The code follows a task along this walk: `pool/` (the API) → `chunk.rs`
 //! (jobs and chunks) → `supervisor/` (a slot per worker; `schedule.rs` is
-//! the policy) → `channel/` → `worker/` (inbox, runtime, outbox, ticker) →
-//! `channel/` → `supervisor/` → the job's sink in `pool/`.
+//! the policy; `in_flight.rs` what a worker holds) → `channel/` → `worker/`
+//! (inbox, runtime, outbox, ticker) → `channel/` → `supervisor/process.rs`
+//! (the reader thread) → the job's sink in `pool/`.
 //!
 //! # Limits
 //!

@@ -214,6 +214,11 @@ impl PoolBuilder {
 
     /// Receives what tasks write to stdout and stderr, attributed to the task.
     ///
+    /// It is called on the thread that reads the worker's channel, before
+    /// the outcome of the task that wrote the output is delivered (so a
+    /// `map` returns after the output of its tasks was handled); a handler
+    /// that blocks holds up that worker's outcomes.
+    ///
     /// # Default
     ///
     /// Each line goes to the host's stderr, prefixed with the worker's pid and
@@ -543,7 +548,8 @@ impl PoolBuilder {
             stop: stop_rx,
             terminating: AtomicBool::new(false),
             idle: AtomicUsize::new(0),
-            workers: Mutex::new(vec![None; processes]),
+            workers: Mutex::new((0..processes).map(|_| None).collect()),
+            hand_directly: self.max_tasks_per_child.is_none() && self.task_timeout.is_none(),
             on_output: self
                 .on_output
                 .unwrap_or_else(|| Arc::new(output::to_stderr)),

@@ -125,13 +125,23 @@ impl Submitter {
         let sender = self.sender()?;
         for item in items {
             if let Some(chunk) = chunker.push(&item) {
-                self.send(&sender, chunk);
+                self.hand_or_send(&sender, chunk);
             }
         }
         if let Some(chunk) = chunker.finish() {
-            self.send(&sender, chunk);
+            self.hand_or_send(&sender, chunk);
         }
         Ok(())
+    }
+
+    /// Hands `chunk` straight to an idle worker if there is one (its caller,
+    /// who waits anyway, writes it: no slot wakes up), else queues it. Not
+    /// for a stream's chunks: its feeding thread has better to do than write
+    /// to workers, and the slots keep them fed in step.
+    fn hand_or_send(&self, sender: &Sender<Chunk>, chunk: Chunk) {
+        if let Some(chunk) = self.shared.hand_to_idle(chunk) {
+            self.send(sender, chunk);
+        }
     }
 
     /// Whether the pool was closed (or terminated).

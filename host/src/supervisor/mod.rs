@@ -2,19 +2,22 @@
 //!
 //! - [`slot`]: one thread per worker, which hands it work, routes what it
 //!   sends back, and replaces it when it dies;
+//! - [`in_flight`]: the work a worker holds, which its slot, its reader
+//!   thread and a caller handing work to an idle worker share;
 //! - [`schedule`]: the policy of how much work a worker holds (pure);
 //! - [`process`]: the handle on a worker process, and the thread that reads
 //!   its channel; [`outbound`]: the end that writes to it, never blocking;
 //! - [`host_calls`]: serving the host functions tasks call.
 
 pub(crate) mod host_calls;
+mod in_flight;
 pub(crate) mod outbound;
 pub(crate) mod process;
 mod schedule;
 mod slot;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::Duration;
 
@@ -24,6 +27,7 @@ use crate::cache::CacheDir;
 use crate::chunk::Chunk;
 use crate::pool::output::OutputHandler;
 use host_calls::HostFns;
+use in_flight::InFlight;
 use process::{KillHandle, SpawnConfig};
 
 pub(crate) use slot::run;
@@ -50,8 +54,11 @@ pub(crate) struct Shared {
     pub(crate) idle: AtomicUsize,
     /// Each slot's current worker, so `terminate` can kill them all at once,
     /// even while their slots are busy — and never a process that merely
-    /// reused a worker's pid.
-    pub(crate) workers: Mutex<Vec<Option<KillHandle>>>,
+    /// reused a worker's pid — and so a caller can hand work to an idle one.
+    pub(crate) workers: Mutex<Vec<Option<Serving>>>,
+    /// Callers may hand a chunk to an idle worker themselves: its slot then
+    /// has nothing to do for it (no watchdog to arm, no quota to charge).
+    pub(crate) hand_directly: bool,
     pub(crate) on_output: OutputHandler,
     /// Threads reaping retired workers; joined by `Pool::join`.
     pub(crate) reapers: Mutex<Vec<thread::JoinHandle<()>>>,
@@ -63,15 +70,43 @@ pub(crate) struct Shared {
     pub(crate) max_payload: usize,
 }
 
+/// A worker serving its slot.
+pub(crate) struct Serving {
+    pub(crate) kill: KillHandle,
+    pub(crate) in_flight: Arc<InFlight>,
+}
+
 impl Shared {
-    pub(crate) fn set_worker(&self, slot: usize, worker: Option<KillHandle>) {
+    pub(crate) fn set_worker(&self, slot: usize, worker: Option<Serving>) {
         self.workers.lock().unwrap_or_else(PoisonError::into_inner)[slot] = worker;
     }
 
     /// The workers running now.
     pub(crate) fn workers(&self) -> Vec<KillHandle> {
         let workers = self.workers.lock().unwrap_or_else(PoisonError::into_inner);
-        workers.iter().flatten().cloned().collect()
+        workers
+            .iter()
+            .flatten()
+            .map(|serving| serving.kill.clone())
+            .collect()
+    }
+
+    /// Hands `chunk` to an idle worker, from the caller's thread: the chunk
+    /// reaches the worker without waking its slot. Gives the chunk back if
+    /// no worker is idle (or the pool does not allow it).
+    pub(crate) fn hand_to_idle(&self, chunk: Chunk) -> Option<Chunk> {
+        if !self.hand_directly || self.idle.load(Ordering::SeqCst) == 0 || self.terminating() {
+            return Some(chunk);
+        }
+        let workers = self.workers.lock().unwrap_or_else(PoisonError::into_inner);
+        for serving in workers.iter().flatten() {
+            let mut held = serving.in_flight.lock();
+            if held.is_idle() {
+                serving.in_flight.hand(&mut held, chunk, self);
+                return None;
+            }
+        }
+        Some(chunk)
     }
 
     pub(crate) fn terminating(&self) -> bool {

@@ -7,19 +7,22 @@ use std::fs::File;
 use std::os::fd::OwnedFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
 use rustix::process::{Pid, PidfdFlags, Signal};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, unbounded};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, unbounded};
 
 use crate::channel::codec::FRAME_LIMIT;
 use crate::channel::io::FrameReader;
 use crate::channel::{self, FromWorker, Setup, TaskInfo, ToWorker};
 use crate::error::{Error, ErrorKind};
+use crate::pool::output::GuestOutput;
+use crate::supervisor::Shared;
+use crate::supervisor::in_flight::InFlight;
 use crate::supervisor::outbound::Outbound;
 use crate::worker::MARKER;
 
@@ -37,9 +40,12 @@ pub(crate) struct SpawnConfig {
     pub(crate) setup: Setup,
 }
 
-/// What the reader thread reports.
+/// What the reader thread reports to the slot. (Outcomes and chunks given
+/// back it settles itself, on the worker's [`InFlight`].)
 pub(crate) enum Event {
     Message(FromWorker),
+    /// The worker finished or gave back work while the slot waited for that.
+    Progress,
     /// The channel ended: the worker exited or broke the protocol.
     Closed(Option<String>),
 }
@@ -83,7 +89,8 @@ impl KillHandle {
 pub(crate) struct WorkerProcess {
     child: Child,
     handle: KillHandle,
-    outbound: Outbound,
+    /// The work it holds, and its sending end.
+    pub(crate) in_flight: Arc<InFlight>,
     pub(crate) events: Receiver<Event>,
     reaped: Option<ExitStatus>,
 }
@@ -92,7 +99,8 @@ impl WorkerProcess {
     /// Starts a worker process and sends its setup at once, without waiting
     /// for its greeting: it loads its module while the pool goes on.
     /// [`handshake`](Self::handshake) then waits for it to be ready.
-    pub(crate) fn start(config: &SpawnConfig) -> Result<Self, Error> {
+    pub(crate) fn start(shared: &Arc<Shared>) -> Result<Self, Error> {
+        let config = &shared.spawn;
         let mut command = Command::new(&config.program);
         command
             .env_clear()
@@ -131,32 +139,20 @@ impl WorkerProcess {
         let stdin = child.stdin.take().expect("piped");
         let stdout = child.stdout.take().expect("piped");
         let (tx, events) = unbounded();
-        let outbound = Outbound::new(File::from(OwnedFd::from(stdin)), tx.clone(), pid);
-        let reader = thread::Builder::new()
-            .name(format!("wasmpool-reader-{pid}"))
-            .spawn(move || {
-                let mut reader = FrameReader::new(stdout, FRAME_LIMIT);
-                loop {
-                    match reader.read::<FromWorker>() {
-                        Ok(Some(message)) => {
-                            if tx.send(Event::Message(message)).is_err() {
-                                return;
-                            }
-                        }
-                        Ok(None) => {
-                            let _ = tx.send(Event::Closed(None));
-                            return;
-                        }
-                        Err(err) => {
-                            let _ = tx.send(Event::Closed(Some(err.to_string())));
-                            return;
-                        }
-                    }
-                }
-            });
-        let (reader, outbound) = match (reader, outbound) {
-            (Ok(reader), Ok(outbound)) => (reader, outbound),
-            (Err(err), _) | (_, Err(err)) => {
+        let pipe = File::from(OwnedFd::from(stdin));
+        let started = Outbound::new(pipe, tx.clone(), pid).and_then(|outbound| {
+            let quota = shared.max_tasks_per_child;
+            let in_flight = Arc::new(InFlight::new(outbound, tx.clone(), quota));
+            let (reading, shared) = (in_flight.clone(), shared.clone());
+            // The reader ends with the channel; nothing joins it.
+            thread::Builder::new()
+                .name(format!("wasmpool-reader-{pid}"))
+                .spawn(move || read(stdout, pid, &reading, &shared, &tx))?;
+            Ok(in_flight)
+        });
+        let in_flight = match started {
+            Ok(in_flight) => in_flight,
+            Err(err) => {
                 let _ = child.kill();
                 let _ = child.wait();
                 return Err(Error::new(
@@ -165,19 +161,17 @@ impl WorkerProcess {
                 ));
             }
         };
-        // The reader ends with the channel; nothing joins it.
-        drop(reader);
         let worker = WorkerProcess {
             child,
             handle,
-            outbound,
+            in_flight,
             events,
             reaped: None,
         };
         // The pipe holds the setup until the worker reads it, after its
         // greeting. Should the program not be a worker, the write may fail;
         // the handshake then says what the program did instead.
-        worker.outbound.send(&ToWorker::Setup(config.setup.clone()));
+        worker.send(&ToWorker::Setup(config.setup.clone()));
         Ok(worker)
     }
 
@@ -229,8 +223,16 @@ impl WorkerProcess {
         hint: &str,
         timeout: Duration,
     ) -> Result<FromWorker, Error> {
-        match self.events.recv_timeout(timeout) {
+        let received = loop {
+            match self.events.recv_timeout(timeout) {
+                // It holds no work yet: nothing to hear of.
+                Ok(Event::Progress) => {}
+                received => break received,
+            }
+        };
+        match received {
             Ok(Event::Message(message)) => Ok(message),
+            Ok(Event::Progress) => unreachable!("skipped"),
             Ok(Event::Closed(reason)) => {
                 let status = self.wait();
                 let reason = reason.map(|r| format!(" ({r})")).unwrap_or_default();
@@ -266,12 +268,12 @@ impl WorkerProcess {
 
     /// Queues one message for the worker; never blocks.
     pub(crate) fn send(&self, message: &ToWorker) {
-        self.outbound.send(message);
+        self.in_flight.outbound().send(message);
     }
 
     /// A sending end of the worker's channel, for other threads.
     pub(crate) fn outbound(&self) -> Outbound {
-        self.outbound.clone()
+        self.in_flight.outbound().clone()
     }
 
     /// Waits for the process to end and reaps it.
@@ -307,7 +309,7 @@ impl WorkerProcess {
             // exits; wait for that rather than poll.
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match self.events.recv_timeout(left) {
-                Ok(Event::Message(_)) => {}
+                Ok(Event::Message(_) | Event::Progress) => {}
                 Ok(Event::Closed(_)) | Err(RecvTimeoutError::Disconnected) => {
                     self.wait();
                     return;
@@ -321,8 +323,60 @@ impl WorkerProcess {
 
 impl Drop for WorkerProcess {
     fn drop(&mut self) {
-        self.outbound.close();
+        self.in_flight.outbound().close();
         self.kill();
+    }
+}
+
+/// The reader thread of worker `pid`: settles outcomes and chunks given
+/// back on `in_flight`, hands output to the pool's handler (before the
+/// outcome of the task that wrote it), and passes everything else to the
+/// slot on `events`, until the channel ends.
+fn read(
+    stdout: ChildStdout,
+    pid: u32,
+    in_flight: &InFlight,
+    shared: &Shared,
+    events: &Sender<Event>,
+) {
+    let mut reader = FrameReader::new(stdout, FRAME_LIMIT);
+    loop {
+        let settled = match reader.read::<FromWorker>() {
+            Ok(Some(FromWorker::Output {
+                index,
+                stream,
+                bytes,
+                truncated,
+            })) => {
+                (shared.on_output)(&GuestOutput {
+                    pid,
+                    task_index: index,
+                    stream,
+                    bytes: bytes.into_vec(),
+                    truncated,
+                });
+                Ok(())
+            }
+            Ok(Some(FromWorker::Outcomes {
+                seq,
+                first,
+                outcomes,
+            })) => in_flight.deliver(seq, first, outcomes, shared),
+            Ok(Some(FromWorker::Withdrawn { seq })) => in_flight.given_back(seq, shared),
+            Ok(Some(message)) => match events.send(Event::Message(message)) {
+                Ok(()) => Ok(()),
+                Err(_) => return,
+            },
+            Ok(None) => {
+                let _ = events.send(Event::Closed(None));
+                return;
+            }
+            Err(err) => Err(err.to_string()),
+        };
+        if let Err(why) = settled {
+            let _ = events.send(Event::Closed(Some(why)));
+            return;
+        }
     }
 }
 

@@ -1,10 +1,12 @@
 //! One thread per worker slot: it owns the slot's worker process, hands it
-//! chunks as the [schedule](super::schedule) allows, routes what the worker
-//! sends back — each outcome to its chunk as it comes, output to the
-//! handler, host calls to their functions — takes back withdrawn work,
-//! recycles the worker after `max_tasks_per_child` tasks, and replaces it
-//! when it dies. It never blocks on the worker's pipe (a writer thread
-//! does), so its stop signal and its watchdog always fire.
+//! chunks from the queue as the [schedule](super::schedule) allows, routes
+//! host calls to their functions, asks back withdrawn work, recycles the worker
+//! after `max_tasks_per_child` tasks, and replaces it when it dies, settling
+//! the work it held. Outcomes go from the worker's reader thread straight to
+//! their chunks ([`in_flight`](super::in_flight)), and output to the
+//! handler, without this thread. It
+//! never blocks on the worker's pipe, so its stop signal and its watchdog
+//! always fire.
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -13,44 +15,24 @@ use std::thread;
 use std::time::Instant;
 
 use crossbeam_channel::{Select, Sender, TryRecvError};
-use serde_bytes::ByteBuf;
 
-use crate::channel::{Batch, FromWorker, Outcomes, TaskInfo, ToWorker};
+use crate::channel::{FromWorker, TaskInfo, ToWorker};
 use crate::chunk::{Chunk, withdrawn_error};
 use crate::error::{Error, ErrorKind};
-use crate::pool::output::GuestOutput;
-use crate::supervisor::Shared;
 use crate::supervisor::host_calls::Request;
+use crate::supervisor::in_flight::{Handed, Held};
 use crate::supervisor::process::{Event, WorkerProcess, describe_status};
-use crate::supervisor::schedule::{self, Load, Pace};
-
-/// A chunk handed to the worker, waiting for its outcomes.
-struct InFlight {
-    seq: u64,
-    chunk: Chunk,
-    /// A withdraw was sent for it: its job was withdrawn, or it is reclaimed
-    /// from a stalled worker.
-    withdrawing: bool,
-}
+use crate::supervisor::schedule::{self, Load};
+use crate::supervisor::{Serving, Shared};
 
 /// The state of one slot.
 struct Slot {
     index: usize,
     shared: Arc<Shared>,
+    /// The worker serving the slot; what it holds is its
+    /// [`InFlight`](super::in_flight::InFlight).
     worker: Option<WorkerProcess>,
-    in_flight: VecDeque<InFlight>,
-    /// Tasks handed to the current worker without an outcome yet.
-    tasks_held: usize,
-    /// Tasks the current worker may still be handed, if limited.
-    quota: Option<usize>,
-    next_seq: u64,
     queue_open: bool,
-    /// Whether this slot is counted in [`Shared::idle`].
-    counted_idle: bool,
-    /// When the worker last made progress: started on work, or reported.
-    progress: Instant,
-    /// How fast the worker goes.
-    pace: Pace,
     /// The next worker, started while the current one runs its last tasks.
     spare: Option<WorkerProcess>,
 }
@@ -66,14 +48,7 @@ pub(crate) fn run(
         index,
         shared,
         worker: None,
-        in_flight: VecDeque::new(),
-        tasks_held: 0,
-        quota: None,
-        next_seq: 0,
         queue_open: true,
-        counted_idle: false,
-        progress: Instant::now(),
-        pace: Pace::default(),
         spare: None,
     };
     match slot.spawn() {
@@ -93,62 +68,51 @@ impl Slot {
     fn spawn(&mut self) -> Result<Vec<TaskInfo>, Error> {
         let mut worker = match self.spare.take() {
             Some(spare) => spare,
-            None => WorkerProcess::start(&self.shared.spawn)?,
+            None => WorkerProcess::start(&self.shared)?,
         };
         let tasks = worker.handshake(&self.shared.spawn)?;
-        self.shared
-            .set_worker(self.index, Some(worker.kill_handle()));
+        self.shared.set_worker(
+            self.index,
+            Some(Serving {
+                kill: worker.kill_handle(),
+                in_flight: worker.in_flight.clone(),
+            }),
+        );
+        worker.in_flight.serve(&self.shared);
         self.worker = Some(worker);
-        self.quota = self.shared.max_tasks_per_child;
-        self.next_seq = 0;
-        self.pace = Pace::default();
         Ok(tasks)
     }
 
-    fn load(&self) -> Load {
-        Load {
-            has_worker: self.worker.is_some(),
-            chunks: self.in_flight.len(),
-            tasks: self.tasks_held,
-            others_idle: self.shared.idle.load(Ordering::SeqCst) > 0,
-            quota: self.quota,
-            per_task: self.pace.per_task(),
-            since_progress: self.progress.elapsed(),
-        }
+    /// What the worker holds, if there is one.
+    fn held(&self) -> Option<std::sync::MutexGuard<'_, Held>> {
+        self.worker.as_ref().map(|worker| worker.in_flight.lock())
+    }
+
+    /// Whether the worker holds nothing (or there is none).
+    fn holds_nothing(&self) -> bool {
+        self.held().is_none_or(|held| held.chunks.is_empty())
     }
 
     fn can_take(&self) -> bool {
-        schedule::may_take(&self.load())
-    }
-
-    /// Keeps [`Shared::idle`] in step with this slot.
-    fn update_idle(&mut self) {
-        let idle = self.worker.is_some() && self.in_flight.is_empty();
-        if idle != self.counted_idle {
-            self.counted_idle = idle;
-            let idle_count = &self.shared.idle;
-            if idle {
-                idle_count.fetch_add(1, Ordering::SeqCst);
-            } else {
-                idle_count.fetch_sub(1, Ordering::SeqCst);
-            }
-        }
+        let others_idle = self.shared.idle.load(Ordering::SeqCst) > 0;
+        self.held()
+            .is_some_and(|held| schedule::may_take(&load(&held, others_idle)))
     }
 
     fn serve(&mut self) {
         self.serve_until_done();
-        self.worker = None;
-        self.in_flight.clear();
-        self.update_idle();
+        // Dropping the worker kills it; dropping the chunks it held fails
+        // their tasks as terminated.
+        drop(self.take_worker());
     }
 
     fn serve_until_done(&mut self) {
         loop {
-            self.update_idle();
             if self.shared.terminating() {
                 return self.terminate();
             }
-            if self.quota == Some(0) && self.in_flight.is_empty() {
+            let used_up = self.held().is_some_and(|held| held.quota == Some(0));
+            if used_up && self.holds_nothing() {
                 // Recycle: the worker did its share.
                 self.retire();
             }
@@ -163,7 +127,7 @@ impl Slot {
                     continue;
                 }
             }
-            if !self.queue_open && self.in_flight.is_empty() && self.requeue_is_empty() {
+            if !self.queue_open && self.holds_nothing() && self.requeue_is_empty() {
                 self.retire();
                 return;
             }
@@ -186,8 +150,16 @@ impl Slot {
     fn wait_for_something(&mut self) {
         let shared = self.shared.clone();
         let can_take = self.can_take();
-        let watchdog = self.watchdog_deadline();
-        let reclaim = self.reclaim_deadline();
+        let (watchdog, reclaim) = match self.held() {
+            Some(mut held) => {
+                // Unless it is free to take work, the slot waits for the
+                // worker to get on with what it holds.
+                let used_up = held.quota == Some(0);
+                held.slot_waits = !can_take || used_up || !self.queue_open;
+                (self.watchdog_deadline(&held), reclaim_deadline(&held))
+            }
+            None => (None, None),
+        };
         let wake = match (watchdog, reclaim) {
             (Some(watchdog), Some(reclaim)) => Some(watchdog.min(reclaim)),
             (watchdog, reclaim) => watchdog.or(reclaim),
@@ -238,23 +210,12 @@ impl Slot {
     /// When the watchdog fires if the worker makes no progress: one task's
     /// time limit (and a renewal) after its last, plus a grace period.
     /// `None` without a limit, without work, or too far away to reach.
-    fn watchdog_deadline(&self) -> Option<Instant> {
+    fn watchdog_deadline(&self, held: &Held) -> Option<Instant> {
         let per_task = self.shared.watchdog_per_task?;
-        if self.in_flight.is_empty() {
+        if held.chunks.is_empty() {
             return None;
         }
-        schedule::watchdog_deadline(self.progress, per_task)
-    }
-
-    /// When the chunks the worker holds beyond the running one are reclaimed
-    /// if it makes no progress; `None` if there are none to reclaim.
-    fn reclaim_deadline(&self) -> Option<Instant> {
-        let reclaimable = self.in_flight.iter().skip(1).any(|held| !held.withdrawing);
-        if !reclaimable {
-            return None;
-        }
-        self.progress
-            .checked_add(schedule::stall_limit(self.pace.per_task()))
+        schedule::watchdog_deadline(held.progress, per_task)
     }
 
     /// The worker stalled: asks it for the chunks it holds beyond the
@@ -266,33 +227,39 @@ impl Slot {
     /// Asks the worker to give back the chunks it holds that `which` picks
     /// (by position and chunk) and that were not asked for already; it gives
     /// back those it has not started.
-    fn ask_back(&mut self, which: impl Fn(usize, &InFlight) -> bool) {
+    fn ask_back(&mut self, which: impl Fn(usize, &Handed) -> bool) {
         let Some(worker) = &self.worker else {
             return;
         };
-        for (at, held) in self.in_flight.iter_mut().enumerate() {
-            if !held.withdrawing && which(at, held) {
-                held.withdrawing = true;
-                worker.send(&ToWorker::Withdraw { seq: held.seq });
+        let mut held = worker.in_flight.lock();
+        for (at, handed) in held.chunks.iter_mut().enumerate() {
+            if !handed.withdrawing && which(at, handed) {
+                handed.withdrawing = true;
+                worker.send(&ToWorker::Withdraw { seq: handed.seq });
             }
         }
     }
 
     /// Takes the worker out of the slot, and out of the pool's list of
-    /// workers to kill on terminate, before anything reaps it.
-    fn take_worker(&mut self) -> Option<WorkerProcess> {
+    /// workers (to kill on terminate, to hand work to), before anything
+    /// reaps it; with it, the chunks it held, for the slot to settle.
+    fn take_worker(&mut self) -> Option<(WorkerProcess, VecDeque<Handed>)> {
         let worker = self.worker.take()?;
         self.shared.set_worker(self.index, None);
-        Some(worker)
+        let held = worker.in_flight.retire(&self.shared);
+        Some((worker, held))
     }
 
     /// The worker made no progress in time, though it should have stopped
     /// the task itself: kill it, fail the task it ran, start a new one.
     fn on_watchdog(&mut self) {
-        let Some(mut worker) = self.take_worker() else {
+        let Some(progress) = self.held().map(|held| held.progress) else {
             return;
         };
-        let waited = self.progress.elapsed();
+        let Some((mut worker, held)) = self.take_worker() else {
+            return;
+        };
+        let waited = progress.elapsed();
         worker.kill();
         let error = Error::new(
             ErrorKind::Timeout,
@@ -303,7 +270,7 @@ impl Slot {
             ),
         );
         tracing::warn!("{error}");
-        self.drop_in_flight(&error, false);
+        self.drop_in_flight(held, &error, false);
     }
 
     /// Hands `chunk` to the worker, keeping within its quota; a withdrawn
@@ -312,71 +279,35 @@ impl Slot {
         if chunk.is_withdrawn() {
             return chunk.fail(&withdrawn_error());
         }
-        if let Some(quota) = self.quota {
+        let worker = self.worker.as_ref().expect("can_take");
+        let mut held = worker.in_flight.lock();
+        if let Some(quota) = held.quota {
             if chunk.len() > quota {
                 let rest = chunk.split_off(quota);
                 self.shared.put_back(rest);
             }
-            self.quota = Some(quota - chunk.len());
+            held.quota = Some(quota - chunk.len());
         }
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        // The chunk keeps its arguments, to run again elsewhere if this
-        // worker dies before it starts on them.
-        let batch = ToWorker::Run(Batch {
-            seq,
-            task: chunk.task.to_string(),
-            first_index: chunk.first_index,
-            args: ByteBuf::from(chunk.args.clone()),
-            ends: chunk.ends.clone(),
-        });
-        if self.in_flight.is_empty() {
-            self.progress = Instant::now();
-        }
-        self.tasks_held += chunk.len();
-        self.in_flight.push_back(InFlight {
-            seq,
-            chunk,
-            withdrawing: false,
-        });
-        self.update_idle();
-        self.worker.as_ref().expect("can_take").send(&batch);
-        if self.quota == Some(0) && self.spare.is_none() {
+        worker.in_flight.hand(&mut held, chunk, &self.shared);
+        let used_up = held.quota == Some(0);
+        drop(held);
+        if used_up && self.spare.is_none() {
             // The worker was just handed its last tasks: start the next one,
             // so that it loads while these run.
-            self.spare = WorkerProcess::start(&self.shared.spawn).ok();
+            self.spare = WorkerProcess::start(&self.shared).ok();
         }
     }
 
     /// Asks the worker for the withdrawn chunks it holds back, unless it has
     /// started on them.
     fn withdraw(&mut self) {
-        self.ask_back(|_, held| held.chunk.done() == 0 && held.chunk.is_withdrawn());
+        self.ask_back(|_, handed| handed.chunk.done() == 0 && handed.chunk.is_withdrawn());
     }
 
     fn on_event(&mut self, event: Event) {
         match event {
-            Event::Message(FromWorker::Outcomes {
-                seq,
-                first,
-                outcomes,
-            }) => self.on_outcomes(seq, first, outcomes),
-            Event::Message(FromWorker::Withdrawn { seq }) => self.on_withdrawn(seq),
-            Event::Message(FromWorker::Output {
-                index,
-                stream,
-                bytes,
-                truncated,
-            }) => {
-                let pid = self.worker.as_ref().map_or(0, WorkerProcess::pid);
-                (self.shared.on_output)(&GuestOutput {
-                    pid,
-                    task_index: index,
-                    stream,
-                    bytes: bytes.into_vec(),
-                    truncated,
-                });
-            }
+            // The loop looks again at what the worker holds.
+            Event::Progress => {}
             Event::Message(FromWorker::Request {
                 call,
                 index: _,
@@ -398,62 +329,10 @@ impl Slot {
         }
     }
 
-    /// Outcomes of the chunk the worker runs: each goes to its task now.
-    fn on_outcomes(&mut self, seq: u64, first: u32, outcomes: Outcomes) {
-        let n = outcomes.len();
-        let fits = self.in_flight.front().is_some_and(|front| {
-            front.seq == seq && front.chunk.done() == first as usize && n <= front.chunk.remaining()
-        });
-        if !fits {
-            let expected = self
-                .in_flight
-                .front()
-                .map(|front| (front.seq, front.chunk.done(), front.chunk.remaining()));
-            return self.on_lost(Some(format!(
-                "it broke the protocol: sent {n} outcomes of batch {seq} from task {first}, \
-                 expected (batch, from, at most) {expected:?}"
-            )));
-        }
-        let now = Instant::now();
-        self.pace.record(n, now - self.progress);
-        self.progress = now;
-        self.tasks_held -= n;
-        let front = self.in_flight.front_mut().expect("checked");
-        front.chunk.deliver(outcomes);
-        if front.chunk.remaining() == 0 {
-            self.in_flight.pop_front();
-        }
-    }
-
-    /// The worker gave back a chunk it had not started: it fails if its job
-    /// was withdrawn, else it goes back to the queue for another worker.
-    fn on_withdrawn(&mut self, seq: u64) {
-        let at = self
-            .in_flight
-            .iter()
-            .position(|held| held.seq == seq && held.withdrawing && held.chunk.done() == 0);
-        let Some(at) = at else {
-            return self.on_lost(Some(format!(
-                "it broke the protocol: gave back batch {seq}, which it was not asked for"
-            )));
-        };
-        let held = self.in_flight.remove(at).expect("found");
-        let tasks = held.chunk.len();
-        self.tasks_held -= tasks;
-        if let Some(quota) = &mut self.quota {
-            *quota += tasks;
-        }
-        if held.chunk.is_withdrawn() {
-            held.chunk.fail(&withdrawn_error());
-        } else {
-            self.shared.put_back(held.chunk);
-        }
-    }
-
     /// The worker is gone (or must go): the task it ran fails, the rest run
     /// elsewhere, a new worker will start.
     fn on_lost(&mut self, reason: Option<String>) {
-        let Some(mut worker) = self.take_worker() else {
+        let Some((mut worker, held)) = self.take_worker() else {
             return;
         };
         let pid = worker.pid();
@@ -474,19 +353,19 @@ impl Slot {
             tracing::warn!("{error}");
         }
         let retry = !self.shared.terminating();
-        self.drop_in_flight(&error, retry);
+        self.drop_in_flight(held, &error, retry);
     }
 
     /// The module got stuck outside a task (renewing its instance) and the
     /// worker is ending: the task that waited for it fails with why, the
     /// rest run elsewhere.
     fn on_stuck(&mut self, error: Error) {
-        let Some(mut worker) = self.take_worker() else {
+        let Some((mut worker, held)) = self.take_worker() else {
             return;
         };
         worker.kill();
         tracing::warn!("worker {}: {error}", worker.pid());
-        self.drop_in_flight(&error, false);
+        self.drop_in_flight(held, &error, false);
     }
 
     /// Settles the chunks of a worker that is gone. Its finished tasks have
@@ -494,16 +373,14 @@ impl Slot {
     /// an outcome — runs again if `retry` and retries are left, else fails
     /// with `error`; the tasks it had not started go back to the queue,
     /// unless the pool is terminating.
-    fn drop_in_flight(&mut self, error: &Error, retry: bool) {
-        let mut in_flight = std::mem::take(&mut self.in_flight);
-        self.tasks_held = 0;
+    fn drop_in_flight(&mut self, mut held: VecDeque<Handed>, error: &Error, retry: bool) {
         if self.shared.terminating() {
-            for lost in in_flight {
+            for lost in held {
                 lost.chunk.fail(error);
             }
             return;
         }
-        if let Some(InFlight { mut chunk, .. }) = in_flight.pop_front() {
+        if let Some(Handed { mut chunk, .. }) = held.pop_front() {
             if retry && chunk.retries < self.shared.retries {
                 chunk.retries += 1;
             } else {
@@ -513,21 +390,14 @@ impl Slot {
                 self.shared.put_back(rest);
             }
         }
-        for unstarted in in_flight {
+        for unstarted in held {
             self.shared.put_back(unstarted.chunk);
         }
     }
 
-    fn fail_in_flight(&mut self, error: &Error) {
-        for lost in self.in_flight.drain(..) {
-            lost.chunk.fail(error);
-        }
-        self.tasks_held = 0;
-    }
-
     /// Shuts the current worker down gracefully.
     fn retire(&mut self) {
-        if let Some(worker) = self.take_worker() {
+        if let Some((worker, _nothing)) = self.take_worker() {
             // It has nothing left to do: let it exit, and reap it, off this
             // slot's path.
             let reaper = thread::Builder::new()
@@ -578,14 +448,16 @@ impl Slot {
     }
 
     fn terminate(&mut self) {
-        if let Some(mut worker) = self.take_worker() {
-            worker.kill();
-        }
         let error = Error::new(
             ErrorKind::Terminated,
             "the pool was terminated before this task finished",
         );
-        self.fail_in_flight(&error);
+        if let Some((mut worker, held)) = self.take_worker() {
+            worker.kill();
+            for lost in held {
+                lost.chunk.fail(&error);
+            }
+        }
         // Chunks requeued by any slot after terminate drained the queues.
         while let Ok(chunk) = self.shared.requeue.1.try_recv() {
             chunk.fail(&error);
@@ -594,4 +466,28 @@ impl Slot {
             chunk.fail(&error);
         }
     }
+}
+
+/// What the schedule needs to know of a worker's load.
+fn load(held: &Held, others_idle: bool) -> Load {
+    Load {
+        has_worker: true,
+        chunks: held.chunks.len(),
+        tasks: held.tasks,
+        others_idle,
+        quota: held.quota,
+        per_task: held.pace.per_task(),
+        since_progress: held.progress.elapsed(),
+    }
+}
+
+/// When the chunks the worker holds beyond the running one are reclaimed
+/// if it makes no progress; `None` if there are none to reclaim.
+fn reclaim_deadline(held: &Held) -> Option<Instant> {
+    let reclaimable = held.chunks.iter().skip(1).any(|handed| !handed.withdrawing);
+    if !reclaimable {
+        return None;
+    }
+    held.progress
+        .checked_add(schedule::stall_limit(held.pace.per_task()))
 }

@@ -1,0 +1,250 @@
+//! The work one worker holds — the chunks handed to it, in order, and its
+//! pace — shared by three threads, so that a task's round trip through an
+//! idle worker wakes no thread but the worker's and its caller's:
+//!
+//! - the slot hands the worker chunks from the queue, and settles them if
+//!   the worker dies ([`slot`](super::slot));
+//! - a caller whose chunk finds the worker idle hands it over itself
+//!   ([`Shared::hand_to_idle`](super::Shared::hand_to_idle));
+//! - the thread reading the worker's channel delivers each outcome to its
+//!   chunk (and so to its caller) as it comes, and takes back the chunks the
+//!   worker gives back ([`process`](super::process)).
+//!
+//! The slot hears of progress only when it waits for it ([`Held::slot_waits`]).
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+
+use crossbeam_channel::Sender;
+use serde_bytes::ByteBuf;
+
+use crate::channel::{Batch, Outcomes, ToWorker};
+use crate::chunk::{Chunk, withdrawn_error};
+use crate::supervisor::Shared;
+use crate::supervisor::outbound::Outbound;
+use crate::supervisor::process::Event;
+use crate::supervisor::schedule::Pace;
+
+/// A chunk handed to the worker, waiting for its outcomes.
+pub(crate) struct Handed {
+    pub(crate) seq: u64,
+    pub(crate) chunk: Chunk,
+    /// A withdraw was sent for it: its job was withdrawn, or it is reclaimed
+    /// from a stalled worker.
+    pub(crate) withdrawing: bool,
+}
+
+/// What the worker holds, under its lock.
+pub(crate) struct Held {
+    /// The chunks handed to it, in the order it runs them.
+    pub(crate) chunks: VecDeque<Handed>,
+    /// Tasks handed to it without an outcome yet.
+    pub(crate) tasks: usize,
+    /// Tasks it may still be handed, if limited.
+    pub(crate) quota: Option<usize>,
+    next_seq: u64,
+    /// When it last made progress: started on work, or reported.
+    pub(crate) progress: Instant,
+    /// How fast it goes.
+    pub(crate) pace: Pace,
+    /// It serves its slot: it may be handed work, and what it reports counts.
+    /// Not yet while it starts; no more once its slot took it out.
+    serving: bool,
+    /// Whether it is counted in [`Shared::idle`].
+    counted_idle: bool,
+    /// The slot sleeps until it hears of progress (it cannot take more work,
+    /// or waits for the worker to finish all it holds).
+    pub(crate) slot_waits: bool,
+}
+
+impl Held {
+    /// Serving, and holding nothing.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.serving && self.chunks.is_empty()
+    }
+
+    /// Keeps [`Shared::idle`] in step.
+    fn count_idle(&mut self, shared: &Shared) {
+        let idle = self.is_idle();
+        if idle != self.counted_idle {
+            self.counted_idle = idle;
+            if idle {
+                shared.idle.fetch_add(1, Ordering::SeqCst);
+            } else {
+                shared.idle.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+    }
+}
+
+/// One worker's work in flight, and its sending end.
+pub(crate) struct InFlight {
+    held: Mutex<Held>,
+    outbound: Outbound,
+    /// Its slot's events, to wake it.
+    events: Sender<Event>,
+}
+
+impl InFlight {
+    /// A worker's, which may be handed `quota` tasks if limited.
+    pub(crate) fn new(outbound: Outbound, events: Sender<Event>, quota: Option<usize>) -> Self {
+        InFlight {
+            held: Mutex::new(Held {
+                chunks: VecDeque::new(),
+                tasks: 0,
+                quota,
+                next_seq: 0,
+                progress: Instant::now(),
+                pace: Pace::default(),
+                serving: false,
+                counted_idle: false,
+                slot_waits: false,
+            }),
+            outbound,
+            events,
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Held> {
+        self.held.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The worker's sending end.
+    pub(crate) fn outbound(&self) -> &Outbound {
+        &self.outbound
+    }
+
+    /// The worker starts serving its slot.
+    pub(crate) fn serve(&self, shared: &Shared) {
+        let mut held = self.lock();
+        held.serving = true;
+        held.count_idle(shared);
+    }
+
+    /// The worker's slot takes it out: it gets no more work, what it reports
+    /// from now on is ignored, and the chunks it held are the slot's to
+    /// settle.
+    pub(crate) fn retire(&self, shared: &Shared) -> VecDeque<Handed> {
+        let mut held = self.lock();
+        held.serving = false;
+        held.tasks = 0;
+        let chunks = std::mem::take(&mut held.chunks);
+        held.count_idle(shared);
+        chunks
+    }
+
+    /// Hands `chunk` to the worker (its quota, if any, was charged): it is
+    /// numbered, sent, and held until its outcomes come. Sent under the lock,
+    /// so that batches reach the pipe in the order of their numbers whoever
+    /// hands them.
+    pub(crate) fn hand(&self, held: &mut Held, chunk: Chunk, shared: &Shared) {
+        let seq = held.next_seq;
+        held.next_seq += 1;
+        // The chunk keeps its arguments, to run again elsewhere if this
+        // worker dies before it starts on them.
+        let batch = ToWorker::Run(Batch {
+            seq,
+            task: chunk.task.to_string(),
+            first_index: chunk.first_index,
+            args: ByteBuf::from(chunk.args.clone()),
+            ends: chunk.ends.clone(),
+        });
+        if held.chunks.is_empty() {
+            held.progress = Instant::now();
+        }
+        held.tasks += chunk.len();
+        held.chunks.push_back(Handed {
+            seq,
+            chunk,
+            withdrawing: false,
+        });
+        held.count_idle(shared);
+        self.outbound.send(&batch);
+    }
+
+    /// Outcomes of the chunk the worker runs: each goes to its task now.
+    /// `Err` says how the worker broke the protocol.
+    pub(crate) fn deliver(
+        &self,
+        seq: u64,
+        first: u32,
+        outcomes: Outcomes,
+        shared: &Shared,
+    ) -> Result<(), String> {
+        let mut held = self.lock();
+        if !held.serving {
+            return Ok(());
+        }
+        let n = outcomes.len();
+        let fits = held.chunks.front().is_some_and(|front| {
+            front.seq == seq && front.chunk.done() == first as usize && n <= front.chunk.remaining()
+        });
+        if !fits {
+            let expected = held
+                .chunks
+                .front()
+                .map(|front| (front.seq, front.chunk.done(), front.chunk.remaining()));
+            return Err(format!(
+                "it broke the protocol: sent {n} outcomes of batch {seq} from task {first}, \
+                 expected (batch, from, at most) {expected:?}"
+            ));
+        }
+        let now = Instant::now();
+        let took = now - held.progress;
+        held.pace.record(n, took);
+        held.progress = now;
+        held.tasks -= n;
+        let front = held.chunks.front_mut().expect("checked");
+        front.chunk.deliver(outcomes);
+        if front.chunk.remaining() == 0 {
+            held.chunks.pop_front();
+            held.count_idle(shared);
+        }
+        self.progressed(&mut held);
+        Ok(())
+    }
+
+    /// The worker gave back a chunk it had not started: it fails if its job
+    /// was withdrawn, else it goes back to the queue for another worker.
+    /// `Err` says how the worker broke the protocol.
+    pub(crate) fn given_back(&self, seq: u64, shared: &Shared) -> Result<(), String> {
+        let mut held = self.lock();
+        if !held.serving {
+            return Ok(());
+        }
+        let at = held
+            .chunks
+            .iter()
+            .position(|handed| handed.seq == seq && handed.withdrawing && handed.chunk.done() == 0);
+        let Some(at) = at else {
+            return Err(format!(
+                "it broke the protocol: gave back batch {seq}, which it was not asked for"
+            ));
+        };
+        let handed = held.chunks.remove(at).expect("found");
+        let tasks = handed.chunk.len();
+        held.tasks -= tasks;
+        if let Some(quota) = &mut held.quota {
+            *quota += tasks;
+        }
+        held.count_idle(shared);
+        self.progressed(&mut held);
+        drop(held);
+        if handed.chunk.is_withdrawn() {
+            handed.chunk.fail(&withdrawn_error());
+        } else {
+            shared.put_back(handed.chunk);
+        }
+        Ok(())
+    }
+
+    /// Wakes the slot if it waits for progress.
+    fn progressed(&self, held: &mut Held) {
+        if held.slot_waits {
+            held.slot_waits = false;
+            let _ = self.events.send(Event::Progress);
+        }
+    }
+}
