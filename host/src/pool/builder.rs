@@ -553,7 +553,6 @@ impl PoolBuilder {
             on_output: self
                 .on_output
                 .unwrap_or_else(|| Arc::new(output::to_stderr)),
-            reapers: Mutex::default(),
             withdrawals: withdrawals_rx,
             host_fns: self.host_fns,
             max_payload: self.max_payload,

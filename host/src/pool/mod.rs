@@ -494,17 +494,7 @@ impl Pool {
         for slot in slots {
             let _ = slot.join();
         }
-        let reapers = std::mem::take(
-            &mut *self
-                .submitter
-                .shared
-                .reapers
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner),
-        );
-        for reaper in reapers {
-            let _ = reaper.join();
-        }
+        // Each slot ends after its workers are reaped.
         self.callbacks.finish();
         Ok(())
     }

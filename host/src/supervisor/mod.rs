@@ -18,7 +18,6 @@ mod slot;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::thread;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
@@ -60,8 +59,6 @@ pub(crate) struct Shared {
     /// has nothing to do for it (no watchdog to arm, no quota to charge).
     pub(crate) hand_directly: bool,
     pub(crate) on_output: OutputHandler,
-    /// Threads reaping retired workers; joined by `Pool::join`.
-    pub(crate) reapers: Mutex<Vec<thread::JoinHandle<()>>>,
     /// Each slot's news of withdrawn jobs.
     pub(crate) withdrawals: Vec<Receiver<()>>,
     /// The functions tasks may call on the host.

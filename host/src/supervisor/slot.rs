@@ -9,8 +9,8 @@
 //! always fire.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, PoisonError};
 use std::thread;
 use std::time::Instant;
 
@@ -35,6 +35,8 @@ struct Slot {
     queue_open: bool,
     /// The next worker, started while the current one runs its last tasks.
     spare: Option<WorkerProcess>,
+    /// Threads waiting for retired workers to exit.
+    reapers: Vec<thread::JoinHandle<()>>,
 }
 
 /// Runs slot `index`: starts its first worker, reports the handshake on
@@ -50,6 +52,7 @@ pub(crate) fn run(
         worker: None,
         queue_open: true,
         spare: None,
+        reapers: Vec::new(),
     };
     match slot.spawn() {
         Ok(tasks) => {
@@ -62,6 +65,12 @@ pub(crate) fn run(
     }
     drop(started);
     slot.serve();
+    // The workers this thread started die with it (their parent-death signal
+    // follows the thread that spawned them): it ends only after those it
+    // retired have exited on their own.
+    for reaper in slot.reapers {
+        let _ = reaper.join();
+    }
 }
 
 impl Slot {
@@ -403,13 +412,9 @@ impl Slot {
             let reaper = thread::Builder::new()
                 .name("wasmpool-reaper".into())
                 .spawn(move || worker.shutdown());
+            self.reapers.retain(|reaper| !reaper.is_finished());
             match reaper {
-                Ok(reaper) => self
-                    .shared
-                    .reapers
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .push(reaper),
+                Ok(reaper) => self.reapers.push(reaper),
                 Err(err) => tracing::warn!("cannot start a reaper thread: {err}"),
             }
         }
