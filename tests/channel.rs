@@ -293,3 +293,22 @@ fn a_task_blocked_in_a_host_call_still_obeys_its_time_limit() {
     }
     assert_eq!(pool.worker_pids(), worker, "the worker was not replaced");
 }
+
+#[test]
+fn a_slot_waiting_for_its_worker_always_hears_it_finish() {
+    // A slot that cannot take more work sleeps until its worker's reader
+    // thread tells it of progress. Tiny tasks one per chunk keep slots
+    // deciding, and workers finishing, many thousand times a second: a
+    // progress report that slipped between the two would leave a slot
+    // asleep beside a queue full of work, and the stream would never end.
+    let _deadline = deadline("streams of 100,000 tiny tasks, one per chunk", DEADLINE);
+    let pool = common::pool(2);
+    for round in 0..5 {
+        let n = pool
+            .imap::<i64, _, _>("square", 0..100_000i64, 1)
+            .unwrap()
+            .inspect(|result| assert!(result.is_ok(), "round {round}: {result:?}"))
+            .count();
+        assert_eq!(n, 100_000);
+    }
+}

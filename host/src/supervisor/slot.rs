@@ -158,16 +158,25 @@ impl Slot {
     /// the stop signal — or for the watchdog.
     fn wait_for_something(&mut self) {
         let shared = self.shared.clone();
-        let can_take = self.can_take();
-        let (watchdog, reclaim) = match self.held() {
+        let others_idle = shared.idle.load(Ordering::SeqCst) > 0;
+        let (can_take, watchdog, reclaim) = match self.held() {
             Some(mut held) => {
+                // Decided under the lock the reader thread delivers under,
+                // so that no progress slips in between unheard.
+                let can_take = schedule::may_take(&load(&held, others_idle));
+                let used_up = held.quota == Some(0);
+                if held.chunks.is_empty() && (used_up || !self.queue_open) {
+                    // What it would wait for happened: the loop retires the
+                    // worker.
+                    return;
+                }
                 // Unless it is free to take work, the slot waits for the
                 // worker to get on with what it holds.
-                let used_up = held.quota == Some(0);
                 held.slot_waits = !can_take || used_up || !self.queue_open;
-                (self.watchdog_deadline(&held), reclaim_deadline(&held))
+                let watchdog = self.watchdog_deadline(&held);
+                (can_take, watchdog, reclaim_deadline(&held))
             }
-            None => (None, None),
+            None => (false, None, None),
         };
         let wake = match (watchdog, reclaim) {
             (Some(watchdog), Some(reclaim)) => Some(watchdog.min(reclaim)),
