@@ -312,3 +312,19 @@ fn a_slot_waiting_for_its_worker_always_hears_it_finish() {
         assert_eq!(n, 100_000);
     }
 }
+
+#[test]
+fn an_output_handler_that_panics_fails_the_task_instead_of_hanging_it() {
+    let _deadline = deadline("a task whose output handler panics", DEADLINE);
+    let pool = builder(1)
+        .on_output(|_| panic!("the output handler gives up"))
+        .build()
+        .unwrap();
+    // The handler runs on the thread reading the worker's channel: its
+    // panic ends that thread, and the worker with it.
+    let err = pool.apply::<i64, _>("chatty", (3,)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::WorkerLost, "{err}");
+    assert!(err.to_string().contains("panicked"), "{err}");
+    // A new worker takes the next task.
+    assert_eq!(pool.apply::<i64, _>("square", (3,)).unwrap(), 9);
+}

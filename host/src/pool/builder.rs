@@ -217,7 +217,8 @@ impl PoolBuilder {
     /// It is called on the thread that reads the worker's channel, before
     /// the outcome of the task that wrote the output is delivered (so a
     /// `map` returns after the output of its tasks was handled); a handler
-    /// that blocks holds up that worker's outcomes.
+    /// that blocks holds up that worker's outcomes, and one that panics ends
+    /// the worker (the task it ran fails with [`ErrorKind::WorkerLost`]).
     ///
     /// # Default
     ///

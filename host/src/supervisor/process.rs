@@ -144,10 +144,18 @@ impl WorkerProcess {
             let quota = shared.max_tasks_per_child;
             let in_flight = Arc::new(InFlight::new(outbound, tx.clone(), quota));
             let (reading, shared) = (in_flight.clone(), shared.clone());
-            // The reader ends with the channel; nothing joins it.
+            // The reader ends with the channel; nothing joins it. Should it
+            // panic (in the output handler, say), the slot hears of it as of
+            // a channel that ended, rather than wait for it.
             thread::Builder::new()
                 .name(format!("wasmpool-reader-{pid}"))
-                .spawn(move || read(stdout, pid, &reading, &shared, &tx))?;
+                .spawn(move || {
+                    let read = || read(stdout, pid, &reading, &shared, &tx);
+                    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(read)).is_err() {
+                        let why = "the thread reading its channel panicked".to_string();
+                        let _ = tx.send(Event::Closed(Some(why)));
+                    }
+                })?;
             Ok(in_flight)
         });
         let in_flight = match started {
