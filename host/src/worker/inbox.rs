@@ -241,7 +241,11 @@ impl Inbox {
             {
                 let mut state = self.lock();
                 state.busy = false;
-                self.pump(&mut state);
+                // With a batch waiting, no system call: what else came
+                // meanwhile (a withdraw) the ticker reads within a tick.
+                if state.batches.is_empty() {
+                    self.pump(&mut state);
+                }
                 if let Some(batch) = state.batches.pop_front() {
                     state.busy = true;
                     return Next::Run(batch);
