@@ -137,10 +137,12 @@
 //!   holds back the outcomes before it.
 //! - **In the pool**, a thread per worker reads its channel and delivers
 //!   each outcome straight to its caller; a caller whose `apply` (or `map`)
-//!   finds a worker idle writes the batch to it itself. The thread that
-//!   supervises the worker (its slot) feeds it from the queue, watches it,
-//!   and replaces it, but is not on the way of a task to an idle worker and
-//!   back: an `apply` round trip wakes only the worker and the caller.
+//!   finds a worker idle writes the batch to it itself (unless tasks have a
+//!   time limit or a quota per worker, which its slot keeps). The thread
+//!   that supervises the worker (its slot) feeds it from the queue, watches
+//!   it, and replaces it, but is not on the way of a task to an idle worker
+//!   and back: an `apply` round trip wakes the worker, the thread reading
+//!   it, and the caller.
 //! - **When a worker dies**, the pool knows from the outcomes it received
 //!   which tasks finished (they keep them), which one ran (it fails with
 //!   [`ErrorKind::WorkerLost`]) and which never started (they run
