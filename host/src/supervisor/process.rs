@@ -128,10 +128,8 @@ impl WorkerProcess {
         let handle = match KillHandle::open(pid) {
             Ok(handle) => handle,
             Err(err) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(Error::new(
-                    ErrorKind::Spawn,
+                return Err(abandon(
+                    &mut child,
                     format!("cannot open a pidfd for worker {pid} (Linux 5.3 or later): {err}"),
                 ));
             }
@@ -161,10 +159,8 @@ impl WorkerProcess {
         let in_flight = match started {
             Ok(in_flight) => in_flight,
             Err(err) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(Error::new(
-                    ErrorKind::Spawn,
+                return Err(abandon(
+                    &mut child,
                     format!("cannot start the threads of a worker's channel: {err}"),
                 ));
             }
@@ -334,6 +330,13 @@ impl Drop for WorkerProcess {
         self.in_flight.outbound().close();
         self.kill();
     }
+}
+
+/// Kills and reaps a worker that could not be set up; the error says why.
+fn abandon(child: &mut Child, why: String) -> Error {
+    let _ = child.kill();
+    let _ = child.wait();
+    Error::new(ErrorKind::Spawn, why)
 }
 
 /// The reader thread of worker `pid`: settles outcomes and chunks given

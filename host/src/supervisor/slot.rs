@@ -1,12 +1,11 @@
 //! One thread per worker slot: it owns the slot's worker process, hands it
 //! chunks from the queue as the [schedule](super::schedule) allows, routes
-//! host calls to their functions, asks back withdrawn work, recycles the worker
-//! after `max_tasks_per_child` tasks, and replaces it when it dies, settling
-//! the work it held. Outcomes go from the worker's reader thread straight to
-//! their chunks ([`in_flight`](super::in_flight)), and output to the
-//! handler, without this thread. It
-//! never blocks on the worker's pipe, so its stop signal and its watchdog
-//! always fire.
+//! host calls to their functions, asks back withdrawn work, recycles the
+//! worker after `max_tasks_per_child` tasks, and replaces it when it dies,
+//! settling the work it held. Outcomes go from the worker's reader thread
+//! straight to their chunks ([`in_flight`](super::in_flight)), and output
+//! to the handler, without this thread. It never blocks on the worker's
+//! pipe, so its stop signal and its watchdog always fire.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -104,8 +103,7 @@ impl Slot {
 
     fn can_take(&self) -> bool {
         let others_idle = self.shared.idle.load(Ordering::SeqCst) > 0;
-        self.held()
-            .is_some_and(|held| schedule::may_take(&load(&held, others_idle)))
+        schedule::may_take(&load(self.held().as_deref(), others_idle))
     }
 
     fn serve(&mut self) {
@@ -163,7 +161,7 @@ impl Slot {
             Some(mut held) => {
                 // Decided under the lock the reader thread delivers under,
                 // so that no progress slips in between unheard.
-                let can_take = schedule::may_take(&load(&held, others_idle));
+                let can_take = schedule::may_take(&load(Some(&held), others_idle));
                 let used_up = held.quota == Some(0);
                 if held.chunks.is_empty() && (used_up || !self.queue_open) {
                     // What it would wait for happened: the loop retires the
@@ -356,10 +354,7 @@ impl Slot {
         let pid = worker.pid();
         let status = worker.kill();
         let error = if self.shared.terminating() {
-            Error::new(
-                ErrorKind::Terminated,
-                "the pool was terminated before this task finished",
-            )
+            terminated()
         } else {
             let reason = reason.map(|r| format!(": {r}")).unwrap_or_default();
             Error::new(
@@ -462,10 +457,7 @@ impl Slot {
     }
 
     fn terminate(&mut self) {
-        let error = Error::new(
-            ErrorKind::Terminated,
-            "the pool was terminated before this task finished",
-        );
+        let error = terminated();
         if let Some((mut worker, held)) = self.take_worker() {
             worker.kill();
             for lost in held {
@@ -482,8 +474,20 @@ impl Slot {
     }
 }
 
-/// What the schedule needs to know of a worker's load.
-fn load(held: &Held, others_idle: bool) -> Load {
+/// The error of a task the pool was terminated under.
+fn terminated() -> Error {
+    Error::new(
+        ErrorKind::Terminated,
+        "the pool was terminated before this task finished",
+    )
+}
+
+/// What the schedule needs to know of a slot's load: what its worker
+/// holds, if it has one.
+fn load(held: Option<&Held>, others_idle: bool) -> Load {
+    let Some(held) = held else {
+        return Load::default();
+    };
     Load {
         has_worker: true,
         chunks: held.chunks.len(),

@@ -781,11 +781,7 @@ impl Runner {
                     Ok(live) => live,
                     Err(err) => {
                         // Without an instance no task of the batch can run.
-                        for i in done..ends.len() {
-                            let _ = self
-                                .outbox
-                                .err(err.clone().with_index(first_index + i as u64));
-                        }
+                        self.fail_tasks(first_index + done as u64, ends.len() - done, &err);
                         return;
                     }
                 },
@@ -805,13 +801,11 @@ impl Runner {
                     if done < ends.len() {
                         // The guest broke the contract; fail the rest
                         // rather than wait.
-                        let message =
-                            "the module returned without reporting every task of the batch";
-                        for i in done..ends.len() {
-                            let error = Error::new(ErrorKind::BadModule, message)
-                                .with_index(first_index + i as u64);
-                            let _ = self.outbox.err(error);
-                        }
+                        let error = Error::new(
+                            ErrorKind::BadModule,
+                            "the module returned without reporting every task of the batch",
+                        );
+                        self.fail_tasks(first_index + done as u64, ends.len() - done, &error);
                         done = ends.len();
                     }
                     self.live = Some(live);
@@ -827,6 +821,13 @@ impl Runner {
                     // No broken state reaches the next task: `live` is dropped.
                 }
             }
+        }
+    }
+
+    /// Fails the `count` tasks from `first_index` on with `error`.
+    fn fail_tasks(&self, first_index: u64, count: usize, error: &Error) {
+        for index in first_index..first_index + count as u64 {
+            let _ = self.outbox.err(error.clone().with_index(index));
         }
     }
 
