@@ -47,7 +47,9 @@
 //! - `#[task(name = "other")]` exports a function under another name.
 //!
 //! [`worker_pid`] and [`task_index`] tell a task where it runs, and
-//! [`call_host`] calls a function the host offers. Guest output on stdout
+//! [`call_host`] calls a function the host offers. Shared objects the host
+//! hands a task — a [`Lock`], a [`Queue`], a pipe's [`Connection`], a
+//! managed [`Dict`], ... — are parameters like any other: see [`objects`]. Guest output on stdout
 //! and stderr is captured by the host and attributed to the task.
 //!
 //! # The contract
@@ -71,7 +73,13 @@ use bindings::exports::wasmpool::task::tasks::{Guest, TaskInfo};
 use bindings::wasmpool::task::types::{ErrorKind, TaskError};
 use bindings::wasmpool::task::{context, host, outcomes};
 
+pub use objects::{
+    BoundedSemaphore, Connection, Dict, Event, Held, JoinableQueue, List, Lock, ObjectError, Queue,
+    RLock, Semaphore, Value,
+};
 pub use wasmpool_guest_macros::task;
+
+pub mod objects;
 
 /// The operating-system process id of the worker running the current task.
 ///

@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use crate::channel::Outcomes;
 use crate::error::{Error, ErrorKind};
+use crate::objects::{ObjectRef, handle};
 
 /// MessagePack's nil, which is how `()` encodes.
 const NIL: u8 = 0xc0;
@@ -102,6 +103,9 @@ pub(crate) struct Chunk {
     pub(crate) ends: Vec<u32>,
     /// How many times the chunk was run again after its worker died.
     pub(crate) retries: u32,
+    /// The shared objects its tasks' arguments hold: granted to the worker
+    /// that runs it, for as long as it holds the chunk.
+    pub(crate) objects: Vec<ObjectRef>,
     /// How many of its tasks (from the first) have their outcome.
     done: usize,
     job: Option<Arc<Job>>,
@@ -196,6 +200,7 @@ impl Chunk {
             args,
             ends,
             retries: self.retries,
+            objects: self.objects.clone(),
             done: 0,
             job: self.job.clone(),
         }
@@ -284,12 +289,17 @@ impl Chunker {
             args: Vec::new(),
             ends: Vec::new(),
             retries: 0,
+            objects: Vec::new(),
             done: 0,
             job: Some(self.job.clone()),
         });
         let start = chunk.args.len();
-        let encoded = encode_args(&mut chunk.args, args)
-            .and_then(|()| check_args(&chunk.args[start..], self.arity, self.max_payload));
+        let (encoded, objects) = handle::collecting(|| encode_args(&mut chunk.args, args));
+        let encoded =
+            encoded.and_then(|()| check_args(&chunk.args[start..], self.arity, self.max_payload));
+        if encoded.is_ok() {
+            chunk.objects.extend(objects);
+        }
         match encoded {
             Ok(()) => {
                 chunk.ends.push(chunk.args.len() as u32);

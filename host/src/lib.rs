@@ -217,6 +217,7 @@ mod error;
 #[doc(hidden)]
 pub mod internals;
 mod module;
+mod objects;
 mod pool;
 mod supervisor;
 mod worker;
@@ -225,6 +226,11 @@ pub use channel::{Preopen, TaskInfo};
 /// The channels [`Pool::istarmap_stream`] takes its items from.
 pub use crossbeam_channel;
 pub use error::{Error, ErrorKind, GetTimeoutError, NextTimeout, NotReady, TrapDetails};
+pub use objects::{
+    BoundedSemaphore, Connection, Dict, Event, JoinableQueue, List, Lock, LockGuard, MANAGED_BYTES,
+    Manager, PIPE_BYTES, Pipe, QUEUE_BYTES, Queue, QueueError, RLock, RLockGuard, RecvError,
+    Semaphore, SemaphoreGuard, Value,
+};
 pub use pool::output::{GuestOutput, Stream};
 pub use pool::result::Callbacks;
 pub use pool::{AsyncResult, Entry, Imap, Indexed, Pool, PoolBuilder};

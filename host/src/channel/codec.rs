@@ -58,7 +58,7 @@ mod tests {
     use serde_bytes::ByteBuf;
 
     use super::*;
-    use crate::channel::{Batch, FromWorker, Outcomes, Stream, ToWorker};
+    use crate::channel::{Batch, Failure, FromWorker, Outcomes, Stream, ToWorker};
     use crate::error::{Error, ErrorKind};
 
     /// Round-trips `message` through a frame that starts after other bytes.
@@ -101,7 +101,9 @@ mod tests {
                 any::<u64>(),
                 prop_oneof![
                     bytes().prop_map(|b| Ok(ByteBuf::from(b))),
-                    ".{0,30}".prop_map(Err)
+                    ".{0,30}".prop_map(|why| Err(Failure::Refused(why))),
+                    Just(Err(Failure::TimedOut)),
+                    ".{0,30}".prop_map(|why| Err(Failure::Closed(why))),
                 ]
             )
                 .prop_map(|(call, result)| ToWorker::Reply { call, result }),

@@ -21,8 +21,10 @@
 //!    [`ToWorker::Withdraw`] (take back a batch not started: the worker
 //!    answers [`FromWorker::Withdrawn`], or nothing if it started it), and a
 //!    running task may send a [`FromWorker::Request`] — a call of a host
-//!    function — and wait for its [`ToWorker::Reply`], matched by id, while
-//!    the rest of the pool goes on.
+//!    function — or a [`FromWorker::Invoke`] — an operation on a shared
+//!    object — and wait for its [`ToWorker::Reply`], matched by id, while
+//!    the rest of the pool goes on; a task stopped while it waits sends
+//!    [`FromWorker::Cancel`].
 //! 5. [`ToWorker::Shutdown`] (or the end of the channel) ends the worker once
 //!    what it holds is done.
 //!
@@ -42,7 +44,7 @@ pub(crate) mod codec;
 pub(crate) mod io;
 
 /// The version of this protocol; pool and worker must agree on it.
-pub(crate) const VERSION: u32 = 3;
+pub(crate) const VERSION: u32 = 4;
 
 /// Settings the wasmtime engines of the pool and of its workers share; an
 /// artifact compiled under one set loads only under the same set.
@@ -150,14 +152,38 @@ pub(crate) enum ToWorker {
     Withdraw {
         seq: u64,
     },
-    /// The answer to [`FromWorker::Request`] `call`: the host function's
-    /// MessagePack-encoded result, or why the call failed.
+    /// The answer to [`FromWorker::Request`] or [`FromWorker::Invoke`]
+    /// `call`: the MessagePack-encoded result, or why the call failed.
     Reply {
         call: u64,
-        result: Result<ByteBuf, String>,
+        result: Result<ByteBuf, Failure>,
     },
     /// Finish what was sent, then exit.
     Shutdown,
+}
+
+/// Why a task's call of the host (a host function, or an operation on a
+/// shared object) did not do what it asked; `objects.object-error` in
+/// `wit/wasmpool.wit`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Failure {
+    /// The call was refused or failed; the message says why.
+    Refused(String),
+    /// A wait ran out of time with nothing done.
+    TimedOut,
+    /// The other end of a pipe is closed and nothing is left to read, or a
+    /// queue is closed to `put`.
+    Closed(String),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Refused(why) => f.write_str(why),
+            Failure::TimedOut => f.write_str("timed out"),
+            Failure::Closed(why) => write!(f, "closed: {why}"),
+        }
+    }
 }
 
 /// One task offered by a module.
@@ -310,6 +336,20 @@ pub(crate) enum FromWorker {
         index: u64,
         name: String,
         args: ByteBuf,
+    },
+    /// Task `index` runs operation `op` of the shared object `object` with
+    /// `args` and waits for the [`ToWorker::Reply`] to `call`.
+    Invoke {
+        call: u64,
+        index: u64,
+        object: u64,
+        op: String,
+        args: ByteBuf,
+    },
+    /// The task that made `call` no longer waits for its reply (it was
+    /// stopped by its time limit): a wait the call started is given up.
+    Cancel {
+        call: u64,
     },
 }
 

@@ -21,6 +21,7 @@ use crate::chunk::{self, Withdrawals};
 use crate::engine::{self, Role};
 use crate::error::{Error, ErrorKind};
 use crate::module;
+use crate::objects::{ObjectRef, handle};
 use crate::pool::Pool;
 use crate::pool::callbacks::CallbackThread;
 use crate::pool::output::{self, GuestOutput, OutputHandler};
@@ -68,6 +69,8 @@ pub struct PoolBuilder {
     module: Option<ModuleSource>,
     processes: Option<usize>,
     initializer: Option<Result<Call, Error>>,
+    /// The shared objects in the initializer's arguments.
+    initializer_objects: Vec<ObjectRef>,
     max_tasks_per_child: Option<usize>,
     worker_program: Option<PathBuf>,
     cache_dir: Option<PathBuf>,
@@ -102,6 +105,7 @@ impl PoolBuilder {
             module: None,
             processes: None,
             initializer: None,
+            initializer_objects: Vec::new(),
             max_tasks_per_child: None,
             worker_program: None,
             cache_dir: None,
@@ -154,11 +158,13 @@ impl PoolBuilder {
     /// If it fails, [`build`](Self::build) fails with
     /// [`ErrorKind::Initializer`].
     pub fn initializer(mut self, task: &str, args: impl Serialize) -> Self {
-        let mut encoded = Vec::new();
-        let encoded = chunk::encode_args(&mut encoded, &args)
+        let mut bytes = Vec::new();
+        let (encoded, objects) = handle::collecting(|| chunk::encode_args(&mut bytes, &args));
+        self.initializer_objects = objects;
+        let encoded = encoded
             .map(|()| Call {
                 task: task.to_string(),
-                args: ByteBuf::from(encoded),
+                args: ByteBuf::from(bytes),
             })
             .map_err(|err| {
                 Error::new(
@@ -557,6 +563,7 @@ impl PoolBuilder {
             withdrawals: withdrawals_rx,
             host_fns: self.host_fns,
             max_payload: self.max_payload,
+            initializer_objects: self.initializer_objects,
         });
         let callbacks = CallbackThread::start().map_err(|err| {
             Error::new(

@@ -10,7 +10,7 @@ use std::thread;
 
 use serde_bytes::ByteBuf;
 
-use crate::channel::ToWorker;
+use crate::channel::{Failure, ToWorker};
 use crate::pool::callbacks::call_guarded;
 use crate::supervisor::outbound::Outbound;
 
@@ -57,7 +57,7 @@ impl HostFns {
         let reply = move |result: Result<Vec<u8>, String>| {
             outbound.send(&ToWorker::Reply {
                 call,
-                result: result.map(ByteBuf::from),
+                result: result.map(ByteBuf::from).map_err(Failure::Refused),
             });
         };
         let Some(function) = function else {

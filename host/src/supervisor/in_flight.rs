@@ -14,7 +14,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use crossbeam_channel::Sender;
@@ -22,6 +22,8 @@ use serde_bytes::ByteBuf;
 
 use crate::channel::{Batch, Outcomes, ToWorker};
 use crate::chunk::{Chunk, withdrawn_error};
+use crate::objects::grants::{Grants, release};
+use crate::objects::{ObjectRef, serve};
 use crate::supervisor::Shared;
 use crate::supervisor::outbound::Outbound;
 use crate::supervisor::process::Event;
@@ -82,14 +84,22 @@ impl Held {
 /// One worker's work in flight, and its sending end.
 pub(crate) struct InFlight {
     held: Mutex<Held>,
+    /// The shared objects its tasks may use, and their waits.
+    grants: Arc<Mutex<Grants>>,
     outbound: Outbound,
     /// Its slot's events, to wake it.
     events: Sender<Event>,
 }
 
 impl InFlight {
-    /// A worker's, which may be handed `quota` tasks if limited.
-    pub(crate) fn new(outbound: Outbound, events: Sender<Event>, quota: Option<usize>) -> Self {
+    /// A worker's, which may be handed `quota` tasks if limited, and may use
+    /// the objects of its pool's initializer.
+    pub(crate) fn new(
+        outbound: Outbound,
+        events: Sender<Event>,
+        quota: Option<usize>,
+        initializer: &[ObjectRef],
+    ) -> Self {
         InFlight {
             held: Mutex::new(Held {
                 chunks: VecDeque::new(),
@@ -102,6 +112,7 @@ impl InFlight {
                 counted_idle: false,
                 slot_waits: false,
             }),
+            grants: Arc::new(Mutex::new(Grants::new(initializer))),
             outbound,
             events,
         }
@@ -132,7 +143,32 @@ impl InFlight {
         held.tasks = 0;
         let chunks = std::mem::take(&mut held.chunks);
         held.count_idle(shared);
+        drop(held);
+        // Its tasks' waits end, and what they held is let go of.
+        serve::end(&self.grants);
         chunks
+    }
+
+    /// Serves a task's operation on a shared object.
+    pub(crate) fn invoke(&self, invoke: serve::Invoke, max_payload: usize) {
+        serve::serve(invoke, &self.grants, &self.outbound, max_payload);
+    }
+
+    /// A task stopped waiting for `call`.
+    pub(crate) fn cancel(&self, call: u64) {
+        serve::cancel(call, &self.grants);
+    }
+
+    /// The worker no longer holds a chunk that carried `objects`.
+    fn revoke(&self, objects: &[ObjectRef]) {
+        if objects.is_empty() {
+            return;
+        }
+        let mut grants = self.grants.lock().unwrap_or_else(PoisonError::into_inner);
+        let holder = grants.holder();
+        let gone = grants.revoke(objects);
+        drop(grants);
+        release(holder, Vec::new(), gone);
     }
 
     /// Hands `chunk` to the worker (its quota, if any, was charged): it is
@@ -155,6 +191,13 @@ impl InFlight {
             held.progress = Instant::now();
         }
         held.tasks += chunk.len();
+        if !chunk.objects.is_empty() {
+            // Granted before the batch is sent, so before any task uses them.
+            self.grants
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .grant(&chunk.objects);
+        }
         held.chunks.push_back(Handed {
             seq,
             chunk,
@@ -198,11 +241,16 @@ impl InFlight {
         held.tasks -= n;
         let front = held.chunks.front_mut().expect("checked");
         front.chunk.deliver(outcomes);
+        let mut finished = None;
         if front.chunk.remaining() == 0 {
-            held.chunks.pop_front();
+            finished = held.chunks.pop_front();
             held.count_idle(shared);
         }
         self.progressed(&mut held);
+        drop(held);
+        if let Some(finished) = finished {
+            self.revoke(&finished.chunk.objects);
+        }
         Ok(())
     }
 
@@ -232,6 +280,7 @@ impl InFlight {
         held.count_idle(shared);
         self.progressed(&mut held);
         drop(held);
+        self.revoke(&handed.chunk.objects);
         if handed.chunk.is_withdrawn() {
             handed.chunk.fail(&withdrawn_error());
         } else {

@@ -65,6 +65,9 @@ pub(crate) struct Shared {
     pub(crate) host_fns: HostFns,
     /// The most bytes of a host call's arguments or result.
     pub(crate) max_payload: usize,
+    /// The shared objects in the initializer's arguments, which every
+    /// worker may use for as long as it lives.
+    pub(crate) initializer_objects: Vec<crate::objects::ObjectRef>,
 }
 
 /// A worker serving its slot.

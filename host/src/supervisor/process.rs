@@ -20,6 +20,7 @@ use crate::channel::codec::FRAME_LIMIT;
 use crate::channel::io::FrameReader;
 use crate::channel::{self, FromWorker, Setup, TaskInfo, ToWorker};
 use crate::error::{Error, ErrorKind};
+use crate::objects::serve::Invoke;
 use crate::pool::output::GuestOutput;
 use crate::supervisor::Shared;
 use crate::supervisor::in_flight::InFlight;
@@ -140,7 +141,12 @@ impl WorkerProcess {
         let pipe = File::from(OwnedFd::from(stdin));
         let started = Outbound::new(pipe, tx.clone(), pid).and_then(|outbound| {
             let quota = shared.max_tasks_per_child;
-            let in_flight = Arc::new(InFlight::new(outbound, tx.clone(), quota));
+            let in_flight = Arc::new(InFlight::new(
+                outbound,
+                tx.clone(),
+                quota,
+                &shared.initializer_objects,
+            ));
             let (reading, shared) = (in_flight.clone(), shared.clone());
             // The reader ends with the channel; nothing joins it. Should it
             // panic (in the output handler, say), the slot hears of it as of
@@ -374,6 +380,26 @@ fn read(
                 outcomes,
             })) => in_flight.deliver(seq, first, outcomes, shared),
             Ok(Some(FromWorker::Withdrawn { seq })) => in_flight.given_back(seq, shared),
+            Ok(Some(FromWorker::Invoke {
+                call,
+                index: _,
+                object,
+                op,
+                args,
+            })) => {
+                let invoke = Invoke {
+                    call,
+                    object,
+                    op,
+                    args,
+                };
+                in_flight.invoke(invoke, shared.max_payload);
+                Ok(())
+            }
+            Ok(Some(FromWorker::Cancel { call })) => {
+                in_flight.cancel(call);
+                Ok(())
+            }
             Ok(Some(message)) => match events.send(Event::Message(message)) {
                 Ok(()) => Ok(()),
                 Err(_) => return,

@@ -22,11 +22,11 @@ use tokio::io::unix::AsyncFd;
 use tokio::sync::oneshot;
 
 use crate::channel::codec::{self, FRAME_LIMIT, HEADER_LEN};
-use crate::channel::{Batch, FromWorker, ToWorker};
+use crate::channel::{Batch, Failure, FromWorker, ToWorker};
 use crate::worker::outbox::Outbox;
 
-/// The reply to a host call.
-pub(crate) type Reply = Result<ByteBuf, String>;
+/// The reply to a call of the host.
+pub(crate) type Reply = Result<ByteBuf, Failure>;
 
 /// Bytes read from the pipe at a time, at least.
 const READ_SIZE: usize = 1 << 16;

@@ -20,7 +20,7 @@ use wasmtime::{
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 
 use crate::cache;
-use crate::channel::{ArtifactFile, Call, FromWorker, Grants, Limits, Stream, TaskInfo};
+use crate::channel::{ArtifactFile, Call, Failure, FromWorker, Grants, Limits, Stream, TaskInfo};
 use crate::error::{Error, ErrorKind, TrapDetails};
 use crate::worker::backstop::Backstop;
 use crate::worker::capture::Capture;
@@ -31,11 +31,15 @@ mod bindings {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "task-module",
-        imports: { "wasmpool:task/host.call": async },
+        imports: {
+            "wasmpool:task/host.call": async,
+            "wasmpool:task/objects.invoke": async,
+        },
         exports: { default: async },
     });
 }
 
+use bindings::wasmpool::task::objects::ObjectError;
 use bindings::wasmpool::task::types::{ErrorKind as GuestErrorKind, TaskError};
 use bindings::{TaskModule, TaskModulePre};
 
@@ -244,38 +248,113 @@ impl bindings::wasmpool::task::context::Host for HostState {
     }
 }
 
-impl bindings::wasmpool::task::host::Host for HostState {
-    /// Sends the call to the pool and waits for the reply. The wait is a
-    /// future: the task's time limit still stops it (dropping the future),
-    /// and a reply that comes after is dropped by the inbox.
-    async fn call(&mut self, name: String, args: Vec<u8>) -> Result<Vec<u8>, String> {
+impl HostState {
+    /// Sends `request` (a call numbered `call`) to the pool and waits for
+    /// its reply. The wait is a future: the task's time limit still stops it
+    /// (dropping the future), and a reply that comes after is dropped by the
+    /// inbox.
+    async fn ask(&mut self, call: u64, request: FromWorker) -> Result<ByteBuf, Failure> {
+        let gone = || Failure::Refused("the pool is gone".into());
+        let Some(inbox) = self.inbox.get() else {
+            return Err(Failure::Refused(
+                "no pool to call: this module runs outside a pool".into(),
+            ));
+        };
+        let reply = inbox.expect_reply(call);
+        if self.outbox.send_now(&request).is_err() {
+            return Err(gone());
+        }
+        inbox.reply(reply).await.unwrap_or_else(|| Err(gone()))
+    }
+
+    /// Numbers the next call; refuses arguments over the payload limit.
+    fn next_call(&mut self, what: &str, args: &[u8]) -> Result<u64, Failure> {
         let limit = self.limits.max_payload;
         if args.len() as u64 > limit {
-            return Err(format!(
-                "the arguments of host function `{name}` take {} bytes, over the payload \
-                 limit of {limit} bytes",
+            return Err(Failure::Refused(format!(
+                "the arguments of {what} take {} bytes, over the payload limit of {limit} bytes",
                 args.len()
-            ));
+            )));
         }
-        let Some(inbox) = self.inbox.get() else {
-            return Err("no pool to call: this module runs outside a pool".into());
-        };
         let call = self.next_call;
         self.next_call += 1;
-        let reply = inbox.expect_reply(call);
+        Ok(call)
+    }
+}
+
+impl bindings::wasmpool::task::host::Host for HostState {
+    /// Sends the call to the pool and waits for the reply.
+    async fn call(&mut self, name: String, args: Vec<u8>) -> Result<Vec<u8>, String> {
+        let call = self
+            .next_call(&format!("host function `{name}`"), &args)
+            .map_err(|failure| failure.to_string())?;
         let request = FromWorker::Request {
             call,
             index: self.index,
             name,
             args: ByteBuf::from(args),
         };
-        if self.outbox.send_now(&request).is_err() {
-            return Err("the pool is gone".into());
+        match self.ask(call, request).await {
+            Ok(result) => Ok(result.into_vec()),
+            Err(failure) => Err(failure.to_string()),
         }
-        match inbox.reply(reply).await {
-            Some(result) => result.map(ByteBuf::into_vec),
-            None => Err("the pool is gone".into()),
+    }
+}
+
+/// Tells the pool that a call's task stopped waiting for it, unless the call
+/// was answered: dropped with the future of a task its time limit stopped.
+struct Waiting<'a> {
+    outbox: &'a Outbox,
+    call: u64,
+    answered: bool,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if !self.answered {
+            let _ = self
+                .outbox
+                .send_now(&FromWorker::Cancel { call: self.call });
         }
+    }
+}
+
+impl bindings::wasmpool::task::objects::Host for HostState {
+    /// Sends the operation to the pool and waits for the reply; a task
+    /// stopped meanwhile cancels the wait on the pool's side.
+    async fn invoke(
+        &mut self,
+        object: u64,
+        op: String,
+        args: Vec<u8>,
+    ) -> Result<Vec<u8>, ObjectError> {
+        let call = self
+            .next_call(&format!("`{op}` of object {object}"), &args)
+            .map_err(object_error)?;
+        let request = FromWorker::Invoke {
+            call,
+            index: self.index,
+            object,
+            op,
+            args: ByteBuf::from(args),
+        };
+        let outbox = self.outbox.clone();
+        let mut waiting = Waiting {
+            outbox: &outbox,
+            call,
+            answered: false,
+        };
+        let reply = self.ask(call, request).await;
+        waiting.answered = true;
+        reply.map(ByteBuf::into_vec).map_err(object_error)
+    }
+}
+
+fn object_error(failure: Failure) -> ObjectError {
+    match failure {
+        Failure::Refused(why) => ObjectError::Refused(why),
+        Failure::TimedOut => ObjectError::TimedOut,
+        Failure::Closed(why) => ObjectError::Closed(why),
     }
 }
 
@@ -351,7 +430,7 @@ fn guest_error(err: TaskError) -> Error {
 }
 
 /// The linker every task module is instantiated with: WASI 0.2 and the
-/// wasmpool imports (`context`, `host` and `outcomes`).
+/// wasmpool imports (`context`, `host`, `objects` and `outcomes`).
 pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
@@ -363,9 +442,13 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
         &mut linker,
         |state| state,
     )?;
+    bindings::wasmpool::task::objects::add_to_linker::<HostState, HasSelf<HostState>>(
+        &mut linker,
+        |state| state,
+    )?;
     // `finish` needs the store itself, to restart the clock and the fuel.
     linker
-        .instance("wasmpool:task/outcomes@0.1.0")?
+        .instance("wasmpool:task/outcomes@0.2.0")?
         .func_wrap("finish", finish)?;
     Ok(linker)
 }

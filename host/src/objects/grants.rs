@@ -1,0 +1,122 @@
+//! What one worker may touch: the shared objects of the tasks it holds, and
+//! the waits its tasks are in, so that both end with the task or the worker.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::objects::wait::Wait;
+use crate::objects::{Holder, ObjectRef};
+
+/// One worker's capabilities.
+pub(crate) struct Grants {
+    holder: Holder,
+    /// The objects it may use, by id, with how many of its chunks (or its
+    /// initializer) hold each.
+    held: HashMap<u64, (ObjectRef, usize)>,
+    /// Operations waiting on the host for its tasks, by call.
+    pending: HashMap<u64, (Wait, ObjectRef)>,
+    /// The worker is gone: nothing is granted or waited for any more.
+    ended: bool,
+}
+
+impl Grants {
+    /// A new worker's, holding the objects of its pool's initializer for as
+    /// long as it lives.
+    pub(crate) fn new(initializer: &[ObjectRef]) -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let mut grants = Grants {
+            holder: Holder::Worker(NEXT.fetch_add(1, Ordering::Relaxed)),
+            held: HashMap::new(),
+            pending: HashMap::new(),
+            ended: false,
+        };
+        grants.grant(initializer);
+        grants
+    }
+
+    /// Who the worker's tasks are, to the objects.
+    pub(crate) fn holder(&self) -> Holder {
+        self.holder
+    }
+
+    /// The worker was handed a chunk carrying `objects`.
+    pub(crate) fn grant(&mut self, objects: &[ObjectRef]) {
+        if self.ended {
+            return;
+        }
+        for object in objects {
+            self.held
+                .entry(object.id())
+                .or_insert_with(|| (object.clone(), 0))
+                .1 += 1;
+        }
+    }
+
+    /// A chunk carrying `objects` is done (or was taken back): returns the
+    /// objects no chunk of the worker holds any more, which the caller lets
+    /// go of (outside the lock).
+    #[must_use]
+    pub(crate) fn revoke(&mut self, objects: &[ObjectRef]) -> Vec<ObjectRef> {
+        let mut gone = Vec::new();
+        for object in objects {
+            let id = object.id();
+            if let Some((_, count)) = self.held.get_mut(&id) {
+                *count -= 1;
+                if *count == 0 {
+                    gone.extend(self.held.remove(&id).map(|(object, _)| object));
+                }
+            }
+        }
+        gone
+    }
+
+    /// The worker's task closed its handle on `id`: it may not use it again.
+    pub(crate) fn close(&mut self, id: u64) -> Option<ObjectRef> {
+        self.held.remove(&id).map(|(object, _)| object)
+    }
+
+    /// The object `id`, if the worker may use it.
+    pub(crate) fn get(&self, id: u64) -> Option<ObjectRef> {
+        self.held.get(&id).map(|(object, _)| object.clone())
+    }
+
+    /// Records a wait for `call`; false if the worker is gone.
+    pub(crate) fn wait(&mut self, call: u64, wait: Wait, object: ObjectRef) -> bool {
+        if self.ended {
+            return false;
+        }
+        self.pending.insert(call, (wait, object));
+        true
+    }
+
+    /// The wait for `call` is over.
+    pub(crate) fn waited(&mut self, call: u64) {
+        self.pending.remove(&call);
+    }
+
+    /// The task no longer waits for `call`: returns its wait, to cancel.
+    pub(crate) fn cancel(&mut self, call: u64) -> Option<(Wait, ObjectRef)> {
+        self.pending.remove(&call)
+    }
+
+    /// The worker is gone: returns every wait, to cancel, and every object
+    /// it held, to let go of.
+    #[must_use]
+    pub(crate) fn end(&mut self) -> (Vec<(Wait, ObjectRef)>, Vec<ObjectRef>) {
+        self.ended = true;
+        let pending = self.pending.drain().map(|(_, wait)| wait).collect();
+        let held = self.held.drain().map(|(_, (object, _))| object).collect();
+        (pending, held)
+    }
+}
+
+/// Cancels `waits` and lets `holder` go of `objects`.
+pub(crate) fn release(holder: Holder, waits: Vec<(Wait, ObjectRef)>, objects: Vec<ObjectRef>) {
+    for (wait, object) in waits {
+        wait.cancel();
+        object.wake();
+    }
+    for object in objects {
+        object.let_go(holder);
+    }
+}

@@ -1,0 +1,305 @@
+//! [`Lock`] and [`RLock`]: mutual exclusion across tasks and host threads,
+//! robust to a holder that dies.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::channel::Failure;
+use crate::objects::handle::serialize_as_handle;
+use crate::objects::wait::{Monitor, Patience, Wait};
+use crate::objects::{Holder, Kind, Object, args, encode, next_id, unknown_op};
+
+/// What acquiring told a guest: `0` not acquired, `1` acquired, `2`
+/// acquired from a holder that died holding it.
+fn acquired(previous_holder_died: bool) -> u8 {
+    if previous_holder_died { 2 } else { 1 }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    holder: Option<Holder>,
+    /// How many times the holder acquired it (an rlock's recursion).
+    depth: u32,
+    /// Its last holder let go of it without releasing it.
+    holder_died: bool,
+}
+
+/// A lock, or a reentrant one.
+#[derive(Debug)]
+pub(crate) struct LockCore {
+    id: u64,
+    reentrant: bool,
+    state: Monitor<State>,
+}
+
+impl LockCore {
+    fn new(reentrant: bool) -> Arc<Self> {
+        Arc::new(LockCore {
+            id: next_id(),
+            reentrant,
+            state: Monitor::new(State::default()),
+        })
+    }
+
+    /// Acquires for `holder`; `Ok(true)` if the previous holder died holding
+    /// it.
+    fn acquire(&self, holder: Holder, patience: Patience, wait: &Wait) -> Result<bool, Failure> {
+        self.state
+            .wait_for(patience, wait, |state| match state.holder {
+                None => {
+                    state.holder = Some(holder);
+                    state.depth = 1;
+                    Some(std::mem::take(&mut state.holder_died))
+                }
+                Some(current) if self.reentrant && current == holder => {
+                    state.depth += 1;
+                    Some(false)
+                }
+                Some(_) => None,
+            })
+    }
+
+    fn release(&self, holder: Holder) -> Result<(), Failure> {
+        let mut state = self.state.lock();
+        match state.holder {
+            None => {
+                return Err(Failure::Refused("release of an unlocked lock".into()));
+            }
+            // A plain lock may be released by anyone, as in Python.
+            Some(current) if self.reentrant && current != holder => {
+                return Err(Failure::Refused(
+                    "cannot release an rlock held by someone else".into(),
+                ));
+            }
+            Some(_) => {}
+        }
+        state.depth -= 1;
+        if state.depth == 0 || !self.reentrant {
+            state.holder = None;
+            state.depth = 0;
+            drop(state);
+            self.state.notify();
+        }
+        Ok(())
+    }
+}
+
+impl Object for LockCore {
+    fn id(&self) -> u64 {
+        self.id
+    }
+
+    fn kind(&self) -> Kind {
+        if self.reentrant {
+            Kind::RLock
+        } else {
+            Kind::Lock
+        }
+    }
+
+    fn may_wait(&self, op: &str) -> bool {
+        op == "acquire"
+    }
+
+    fn invoke(
+        &self,
+        holder: Holder,
+        op: &str,
+        bytes: &[u8],
+        wait: &Wait,
+    ) -> Result<Vec<u8>, Failure> {
+        match op {
+            "acquire" => {
+                let (block, timeout): (bool, Option<u64>) = args(self.kind(), op, bytes)?;
+                match self.acquire(holder, Patience::from_millis(block, timeout), wait) {
+                    Ok(died) => encode(&acquired(died)),
+                    Err(Failure::TimedOut) => encode(&0u8),
+                    Err(failure) => Err(failure),
+                }
+            }
+            "release" => {
+                let () = args(self.kind(), op, bytes)?;
+                self.release(holder)?;
+                encode(&())
+            }
+            _ => Err(unknown_op(self.kind(), op)),
+        }
+    }
+
+    fn let_go(&self, holder: Holder) {
+        let mut state = self.state.lock();
+        if state.holder == Some(holder) {
+            state.holder = None;
+            state.depth = 0;
+            state.holder_died = true;
+            drop(state);
+            self.state.notify();
+        }
+    }
+
+    fn wake(&self) {
+        self.state.notify();
+    }
+}
+
+/// A lock shared by tasks and host threads: Python's `multiprocessing.Lock`.
+///
+/// Pass it to tasks as an argument; a guest acquires it through its handle
+/// (`wasmpool_guest::Lock`). Host threads acquire it with
+/// [`acquire`](Self::acquire), which returns a guard that releases it when
+/// dropped.
+///
+/// If a task's worker dies holding the lock — or the task ends without
+/// releasing it — the host releases it, and the next acquirer learns that
+/// its previous holder died ([`LockGuard::previous_holder_died`]), instead
+/// of waiting forever as it would in Python.
+#[derive(Clone, Debug)]
+pub struct Lock {
+    core: Arc<LockCore>,
+}
+
+serialize_as_handle!(Lock, core);
+
+impl Default for Lock {
+    fn default() -> Self {
+        Lock::new()
+    }
+}
+
+impl Lock {
+    /// A new, unlocked lock.
+    pub fn new() -> Self {
+        Lock {
+            core: LockCore::new(false),
+        }
+    }
+
+    /// Waits for the lock and takes it.
+    pub fn acquire(&self) -> LockGuard<'_> {
+        guard(&self.core, Patience::Forever).expect("a host wait without end")
+    }
+
+    /// Takes the lock if it is free.
+    pub fn try_acquire(&self) -> Option<LockGuard<'_>> {
+        guard(&self.core, Patience::None)
+    }
+
+    /// Waits at most `timeout` for the lock.
+    pub fn acquire_timeout(&self, timeout: Duration) -> Option<LockGuard<'_>> {
+        guard(&self.core, Patience::new(true, Some(timeout)))
+    }
+}
+
+fn guard(core: &LockCore, patience: Patience) -> Option<LockGuard<'_>> {
+    let holder = Holder::this_thread();
+    let died = core.acquire(holder, patience, &Wait::forever()).ok()?;
+    Some(LockGuard {
+        core,
+        holder,
+        previous_holder_died: died,
+    })
+}
+
+/// A held [`Lock`] (or [`RLock`]); dropping it releases it.
+#[derive(Debug)]
+#[must_use = "the lock is released when the guard is dropped"]
+pub struct LockGuard<'a> {
+    core: &'a LockCore,
+    holder: Holder,
+    previous_holder_died: bool,
+}
+
+impl LockGuard<'_> {
+    /// Whether the holder before this one died (or ended its task) holding
+    /// the lock: whatever it protected may be half-updated.
+    pub fn previous_holder_died(&self) -> bool {
+        self.previous_holder_died
+    }
+}
+
+impl Drop for LockGuard<'_> {
+    fn drop(&mut self) {
+        let _ = self.core.release(self.holder);
+    }
+}
+
+/// A reentrant lock: Python's `multiprocessing.RLock`. Its holder (a host
+/// thread, or a task) may acquire it again; it is free once released as
+/// many times.
+#[derive(Clone, Debug)]
+pub struct RLock {
+    core: Arc<LockCore>,
+}
+
+serialize_as_handle!(RLock, core);
+
+/// A held [`RLock`]; dropping it releases one level.
+pub type RLockGuard<'a> = LockGuard<'a>;
+
+impl Default for RLock {
+    fn default() -> Self {
+        RLock::new()
+    }
+}
+
+impl RLock {
+    /// A new, unlocked reentrant lock.
+    pub fn new() -> Self {
+        RLock {
+            core: LockCore::new(true),
+        }
+    }
+
+    /// Waits for the lock and takes it (at once if this thread holds it).
+    pub fn acquire(&self) -> RLockGuard<'_> {
+        guard(&self.core, Patience::Forever).expect("a host wait without end")
+    }
+
+    /// Takes the lock if it is free or this thread holds it.
+    pub fn try_acquire(&self) -> Option<RLockGuard<'_>> {
+        guard(&self.core, Patience::None)
+    }
+
+    /// Waits at most `timeout` for the lock.
+    pub fn acquire_timeout(&self, timeout: Duration) -> Option<RLockGuard<'_>> {
+        guard(&self.core, Patience::new(true, Some(timeout)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_holder_that_lets_go_is_reported_to_the_next() {
+        let lock = Lock::new();
+        let worker = Holder::Worker(1);
+        assert_eq!(
+            lock.core.acquire(worker, Patience::None, &Wait::forever()),
+            Ok(false)
+        );
+        assert!(lock.try_acquire().is_none());
+        lock.core.let_go(worker);
+        let guard = lock.try_acquire().unwrap();
+        assert!(guard.previous_holder_died());
+        drop(guard);
+        assert!(!lock.acquire().previous_holder_died());
+    }
+
+    #[test]
+    fn an_rlock_counts_its_holders_levels() {
+        let lock = RLock::new();
+        let outer = lock.acquire();
+        let inner = lock.try_acquire().expect("reentrant");
+        drop(inner);
+        let other = std::thread::scope(|scope| {
+            scope.spawn(|| lock.try_acquire().is_some()).join().unwrap()
+        });
+        assert!(!other, "held by the first thread still");
+        drop(outer);
+        assert_eq!(
+            lock.core.release(Holder::this_thread()),
+            Err(Failure::Refused("release of an unlocked lock".into()))
+        );
+    }
+}

@@ -1,0 +1,121 @@
+//! Serving a task's operation on a shared object: checked against its
+//! worker's grants, run at once or — if it may wait — on a thread of its
+//! own, and answered on the worker's channel.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread;
+
+use serde_bytes::ByteBuf;
+
+use crate::channel::{Failure, ToWorker};
+use crate::objects::Kind;
+use crate::objects::grants::{Grants, release};
+use crate::objects::wait::Wait;
+use crate::supervisor::outbound::Outbound;
+
+/// A task's operation, as its worker sent it.
+pub(crate) struct Invoke {
+    pub(crate) call: u64,
+    pub(crate) object: u64,
+    pub(crate) op: String,
+    pub(crate) args: ByteBuf,
+}
+
+/// Serves `invoke` for the worker whose grants are `grants`, and answers on
+/// `outbound`. A result over `max_payload` bytes is refused.
+pub(crate) fn serve(
+    invoke: Invoke,
+    grants: &Arc<Mutex<Grants>>,
+    outbound: &Outbound,
+    max_payload: usize,
+) {
+    let Invoke {
+        call,
+        object: id,
+        op,
+        args,
+    } = invoke;
+    let what = op.clone();
+    let reply = move |outbound: &Outbound, result: Result<Vec<u8>, Failure>| {
+        let result = result.and_then(|bytes| {
+            if bytes.len() > max_payload {
+                return Err(Failure::Refused(format!(
+                    "the result of `{what}` takes {} bytes, over the payload limit of \
+                     {max_payload} bytes",
+                    bytes.len()
+                )));
+            }
+            Ok(ByteBuf::from(bytes))
+        });
+        outbound.send(&ToWorker::Reply { call, result });
+    };
+    let mut held = grants.lock().unwrap_or_else(PoisonError::into_inner);
+    let holder = held.holder();
+    let Some(object) = held.get(id) else {
+        drop(held);
+        let why = format!(
+            "this task was not handed a shared object with id {id}: the handle is forged, \
+             or belongs to a task that ended"
+        );
+        return reply(outbound, Err(Failure::Refused(why)));
+    };
+    if object.kind() == Kind::Connection && op == "close" {
+        // The handle's end is closed for this task; the object itself is let
+        // go of once nothing holds it.
+        let closed = held.close(id);
+        drop(held);
+        drop(closed);
+        return reply(outbound, Ok(vec![0xc0]));
+    }
+    if !object.may_wait(&op) {
+        drop(held);
+        let result = object.invoke(holder, &op, &args, &Wait::forever());
+        return reply(outbound, result);
+    }
+    let wait = Wait::default();
+    if !held.wait(call, wait.clone(), object.clone()) {
+        return;
+    }
+    drop(held);
+    let (waiting, replied) = (grants.clone(), reply.clone());
+    let sending = outbound.clone();
+    let spawned = thread::Builder::new()
+        .name("wasmpool-object-wait".into())
+        .spawn(move || {
+            let result = object.invoke(holder, &op, &args, &wait);
+            waiting
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .waited(call);
+            replied(&sending, result);
+        });
+    if let Err(err) = spawned {
+        grants
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .waited(call);
+        let why = format!("cannot start a thread for the task's wait: {err}");
+        reply(outbound, Err(Failure::Refused(why)));
+    }
+}
+
+/// The task that made `call` stopped waiting: its wait is given up.
+pub(crate) fn cancel(call: u64, grants: &Mutex<Grants>) {
+    let cancelled = grants
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .cancel(call);
+    if let Some((wait, object)) = cancelled {
+        wait.cancel();
+        object.wake();
+    }
+}
+
+/// The worker is gone: its waits are given up and what it held let go of.
+pub(crate) fn end(grants: &Mutex<Grants>) {
+    let mut held = grants.lock().unwrap_or_else(PoisonError::into_inner);
+    let holder = held.holder();
+    let (waits, objects) = held.end();
+    drop(held);
+    release(holder, waits, objects);
+}

@@ -1,0 +1,172 @@
+//! Waiting on a shared object: its state under a mutex with a condition
+//! variable ([`Monitor`]), how long a caller is willing to wait
+//! ([`Patience`]), and the flag that ends a guest's wait early ([`Wait`]).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use crate::channel::Failure;
+
+/// Whether a guest still waits for the operation it asked for: cancelled
+/// when its task is stopped or its worker dies. A host caller's wait is
+/// never cancelled.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Wait {
+    cancelled: Arc<AtomicBool>,
+}
+
+impl Wait {
+    /// A wait nothing cancels: a host thread's.
+    pub(crate) fn forever() -> Wait {
+        Wait::default()
+    }
+
+    /// Gives the wait up; the waiter sees it once the object is woken.
+    pub(crate) fn cancel(&self) {
+        self.cancelled.store(true, Ordering::SeqCst);
+    }
+
+    fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::SeqCst)
+    }
+}
+
+/// How long a caller waits: not at all, until a deadline, or without end.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Patience {
+    None,
+    Until(Instant),
+    Forever,
+}
+
+impl Patience {
+    /// From Python's `(block, timeout)`: `block` false waits not at all.
+    pub(crate) fn new(block: bool, timeout: Option<Duration>) -> Patience {
+        match (block, timeout) {
+            (false, _) => Patience::None,
+            (true, None) => Patience::Forever,
+            (true, Some(timeout)) => match Instant::now().checked_add(timeout) {
+                Some(deadline) => Patience::Until(deadline),
+                None => Patience::Forever,
+            },
+        }
+    }
+
+    /// From a guest's `(block, timeout in milliseconds)`.
+    pub(crate) fn from_millis(block: bool, timeout: Option<u64>) -> Patience {
+        Patience::new(block, timeout.map(Duration::from_millis))
+    }
+}
+
+/// An object's state, and the condition its waiters wait on.
+#[derive(Debug, Default)]
+pub(crate) struct Monitor<T> {
+    state: Mutex<T>,
+    changed: Condvar,
+}
+
+impl<T> Monitor<T> {
+    pub(crate) fn new(state: T) -> Self {
+        Monitor {
+            state: Mutex::new(state),
+            changed: Condvar::new(),
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Wakes every waiter: the state changed (or a wait was cancelled).
+    pub(crate) fn notify(&self) {
+        // Taken, so that a waiter between its check and its sleep cannot
+        // miss the news.
+        drop(self.lock());
+        self.changed.notify_all();
+    }
+
+    /// Runs `attempt` on the state until it returns `Some`, waiting for a
+    /// change in between, as long as `patience` and `wait` allow. Ends with
+    /// [`Failure::TimedOut`] when patience runs out.
+    pub(crate) fn wait_for<R>(
+        &self,
+        patience: Patience,
+        wait: &Wait,
+        mut attempt: impl FnMut(&mut T) -> Option<R>,
+    ) -> Result<R, Failure> {
+        let mut state = self.lock();
+        loop {
+            if let Some(done) = attempt(&mut state) {
+                return Ok(done);
+            }
+            if wait.is_cancelled() {
+                return Err(Failure::Refused("the wait was cancelled".into()));
+            }
+            state = match patience {
+                Patience::None => return Err(Failure::TimedOut),
+                Patience::Forever => self
+                    .changed
+                    .wait(state)
+                    .unwrap_or_else(PoisonError::into_inner),
+                Patience::Until(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(Failure::TimedOut);
+                    }
+                    self.changed
+                        .wait_timeout(state, left)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0
+                }
+            };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cancelled_wait_ends_and_a_change_is_seen() {
+        let monitor = Arc::new(Monitor::new(0));
+        let wait = Wait::default();
+        let waiter = {
+            let (monitor, wait) = (monitor.clone(), wait.clone());
+            std::thread::spawn(move || {
+                monitor.wait_for(Patience::Forever, &wait, |n| (*n > 5).then_some(*n))
+            })
+        };
+        wait.cancel();
+        monitor.notify();
+        assert_eq!(
+            waiter.join().unwrap(),
+            Err(Failure::Refused("the wait was cancelled".into()))
+        );
+        let waiter = {
+            let monitor = monitor.clone();
+            std::thread::spawn(move || {
+                monitor.wait_for(Patience::Forever, &Wait::forever(), |n| {
+                    (*n > 5).then_some(*n)
+                })
+            })
+        };
+        *monitor.lock() = 7;
+        monitor.notify();
+        assert_eq!(waiter.join().unwrap(), Ok(7));
+    }
+
+    #[test]
+    fn patience_runs_out() {
+        let monitor = Monitor::new(());
+        let never = |_: &mut ()| None::<()>;
+        let wait = Wait::forever();
+        assert_eq!(
+            monitor.wait_for(Patience::None, &wait, never),
+            Err(Failure::TimedOut)
+        );
+        let soon = Patience::new(true, Some(Duration::from_millis(5)));
+        assert_eq!(monitor.wait_for(soon, &wait, never), Err(Failure::TimedOut));
+    }
+}
