@@ -166,8 +166,10 @@
 //!    read-write) and named variables ([`PoolBuilder::env`]). What a guest
 //!    writes to stdout and stderr is captured, at most
 //!    [`PoolBuilder::output_limit`] per task, and handed to
-//!    [`PoolBuilder::on_output`] with the task it came from; it never
-//!    reaches the host's stdout raw.
+//!    [`PoolBuilder::on_output`] with the task it came from, line by line
+//!    as the task writes it (all of it before the task's outcome); it
+//!    reaches the host's stdout only if the host asks for that
+//!    ([`PoolBuilder::plain_output`]).
 //! 2. **The worker process.** It starts with an empty environment, only its
 //!    channel open (inherited descriptors are closed first thing), no core
 //!    dumps, a cap of 256 descriptors and `no_new_privs`; once its module is

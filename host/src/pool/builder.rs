@@ -214,9 +214,14 @@ impl PoolBuilder {
 
     /// Receives what tasks write to stdout and stderr, attributed to the task.
     ///
-    /// It is called on the thread that reads the worker's channel, before
-    /// the outcome of the task that wrote the output is delivered (so a
-    /// `map` returns after the output of its tasks was handled); a handler
+    /// Output streams: each line a task writes comes as soon as it is
+    /// written (within a millisecond), while the task runs on; what is left
+    /// of a line not ended comes when the task ends. A task's output comes in
+    /// the order it was written, and all of it before the task's outcome.
+    ///
+    /// The handler is called on the thread that reads the worker's channel,
+    /// before the outcome of the task that wrote the output is delivered (so
+    /// a `map` returns after the output of its tasks was handled); a handler
     /// that blocks holds up that worker's outcomes, and one that panics ends
     /// the worker (the task it ran fails with [`ErrorKind::WorkerLost`]).
     ///
@@ -229,8 +234,19 @@ impl PoolBuilder {
         self
     }
 
-    /// The most bytes of stdout, and of stderr, kept from one task; the rest
-    /// is dropped and the output marked truncated.
+    /// Prints what tasks write as they wrote it: their stdout to the host's
+    /// stdout, their stderr to its stderr, without saying which task wrote
+    /// it (a note on stderr says when output was truncated). Lines of tasks
+    /// running at once do not mix within a line, as long as each task ends
+    /// its lines. Replaces the [output handler](Self::on_output).
+    pub fn plain_output(mut self) -> Self {
+        self.on_output = Some(Arc::new(output::plain));
+        self
+    }
+
+    /// The most bytes of stdout, and of stderr, kept from one task (whether
+    /// handed on while it runs or at its end); the rest is dropped and the
+    /// output marked truncated.
     ///
     /// # Default
     ///
