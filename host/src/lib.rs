@@ -220,6 +220,7 @@ mod error;
 pub mod internals;
 mod module;
 mod pool;
+mod process;
 mod supervisor;
 mod worker;
 
@@ -230,6 +231,7 @@ pub use error::{Error, ErrorKind, GetTimeoutError, NextTimeout, NotReady, TrapDe
 pub use pool::output::{GuestOutput, Stream};
 pub use pool::result::Callbacks;
 pub use pool::{AsyncResult, Entry, Imap, Indexed, Pool, PoolBuilder};
+pub use process::{Context, Process, ProcessBuilder};
 
 /// Makes this program usable as the workers of its pools; call it first
 /// thing in `main`.

@@ -4,6 +4,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -25,8 +26,9 @@ use crate::pool::Pool;
 use crate::pool::callbacks::CallbackThread;
 use crate::pool::output::{self, GuestOutput, OutputHandler};
 use crate::pool::submit::Submitter;
+use crate::process::Context;
 use crate::supervisor::host_calls::HostFns;
-use crate::supervisor::process::SpawnConfig;
+use crate::supervisor::process::{Settled, SpawnConfig};
 use crate::supervisor::{self, Shared};
 use crate::worker;
 
@@ -432,6 +434,33 @@ impl PoolBuilder {
     /// fails or runs past [`initializer_timeout`](Self::initializer_timeout);
     /// [`ErrorKind::Config`] for an invalid configuration.
     pub fn build(self) -> Result<Pool, Error> {
+        let processes = self.processes;
+        let context = self.context()?;
+        match processes {
+            Some(processes) => context.pool(processes),
+            None => context.pool(thread::available_parallelism().map_or(1, usize::from)),
+        }
+    }
+
+    /// Compiles the module (or loads it from the cache) and checks the
+    /// configuration, without starting any worker: the [`Context`] starts
+    /// [`Process`](crate::Process)es (and pools) with it, each loading the
+    /// same artifact.
+    ///
+    /// ```no_run
+    /// let context = wasmpool::Pool::builder()
+    ///     .module_file("tasks.wasm")
+    ///     .context()?;
+    /// let p = context.process("greet").args(("bob",)).start()?;
+    /// p.join();
+    /// # Ok::<(), wasmpool::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::BadModule`] for a module that is not a wasmpool
+    /// component; [`ErrorKind::Config`] for an invalid configuration.
+    pub fn context(self) -> Result<Context, Error> {
         if std::env::var_os(worker::MARKER).is_some() {
             return Err(Error::new(
                 ErrorKind::Config,
@@ -439,16 +468,6 @@ impl PoolBuilder {
                  call wasmpool::init() first thing in main",
             ));
         }
-        let processes = match self.processes {
-            Some(0) => {
-                return Err(Error::new(
-                    ErrorKind::Config,
-                    "a pool needs at least one process",
-                ));
-            }
-            Some(n) => n,
-            None => thread::available_parallelism().map_or(1, usize::from),
-        };
         if self.max_tasks_per_child == Some(0) {
             return Err(Error::new(
                 ErrorKind::Config,
@@ -540,39 +559,92 @@ impl PoolBuilder {
             grants: self.grants,
             probe_sandbox: self.verify_sandbox,
         };
+        // A task may follow a renewal of the instance: its start and the
+        // initializer count too.
+        let watchdog_per_task = self.task_timeout.map(|limit| {
+            let renewal = if initializer.is_some() {
+                self.startup_timeout
+                    .saturating_add(self.initializer_timeout)
+            } else {
+                self.startup_timeout
+            };
+            limit.saturating_add(renewal)
+        });
+        Ok(Context::new(Arc::new(Prepared {
+            spawn: SpawnConfig { program, setup },
+            cache: Arc::new(cache),
+            name,
+            max_tasks_per_child: self.max_tasks_per_child,
+            watchdog_per_task,
+            retries: self.retries,
+            timed: self.task_timeout.is_some(),
+            on_output: self
+                .on_output
+                .unwrap_or_else(|| Arc::new(output::to_stderr)),
+            host_fns: self.host_fns,
+            max_payload: self.max_payload,
+        })))
+    }
+}
+
+/// A module compiled with a configuration: what the pools and processes
+/// started from one [`Context`] share.
+pub(crate) struct Prepared {
+    spawn: SpawnConfig,
+    /// Where the artifact is: kept as long as workers may start.
+    cache: Arc<CacheDir>,
+    /// The module, as errors name it.
+    name: String,
+    max_tasks_per_child: Option<usize>,
+    watchdog_per_task: Option<Duration>,
+    retries: u32,
+    /// Tasks have a time limit.
+    timed: bool,
+    on_output: OutputHandler,
+    host_fns: HostFns,
+    max_payload: usize,
+}
+
+impl Prepared {
+    /// Starts `processes` workers and waits until every one is ready. With
+    /// `exit`, the pool is a [`Process`](crate::Process)'s: its one worker
+    /// runs tasks until it ends, which `exit` hears of; it is never
+    /// replaced, recycled, nor its task retried.
+    pub(crate) fn launch(
+        &self,
+        processes: usize,
+        exit: Option<Arc<Settled<Option<ExitStatus>>>>,
+    ) -> Result<Pool, Error> {
+        if processes == 0 {
+            return Err(Error::new(
+                ErrorKind::Config,
+                "a pool needs at least one process",
+            ));
+        }
+        let one_worker = exit.is_some();
+        let max_tasks_per_child = self.max_tasks_per_child.filter(|_| !one_worker);
         let (queue_tx, queue_rx) = unbounded();
         let (stop_tx, stop_rx) = bounded(0);
         let (withdrawals_tx, withdrawals_rx): (Vec<_>, Vec<_>) =
             (0..processes).map(|_| bounded(1)).unzip();
         let shared = Arc::new(Shared {
-            spawn: SpawnConfig { program, setup },
-            _cache: cache,
-            max_tasks_per_child: self.max_tasks_per_child,
-            // A task may follow a renewal of the instance: its start and
-            // the initializer count too.
-            watchdog_per_task: self.task_timeout.map(|limit| {
-                let renewal = if initializer.is_some() {
-                    self.startup_timeout
-                        .saturating_add(self.initializer_timeout)
-                } else {
-                    self.startup_timeout
-                };
-                limit.saturating_add(renewal)
-            }),
-            retries: self.retries,
+            spawn: self.spawn.clone(),
+            _cache: self.cache.clone(),
+            max_tasks_per_child,
+            watchdog_per_task: self.watchdog_per_task,
+            retries: if one_worker { 0 } else { self.retries },
             queue: queue_rx,
             requeue: unbounded(),
             stop: stop_rx,
             terminating: AtomicBool::new(false),
             idle: AtomicUsize::new(0),
             workers: Mutex::new((0..processes).map(|_| None).collect()),
-            hand_directly: self.max_tasks_per_child.is_none() && self.task_timeout.is_none(),
-            on_output: self
-                .on_output
-                .unwrap_or_else(|| Arc::new(output::to_stderr)),
+            hand_directly: max_tasks_per_child.is_none() && !self.timed,
+            on_output: self.on_output.clone(),
             withdrawals: withdrawals_rx,
-            host_fns: self.host_fns,
+            host_fns: self.host_fns.clone(),
             max_payload: self.max_payload,
+            exit,
         });
         let callbacks = CallbackThread::start().map_err(|err| {
             Error::new(
@@ -624,7 +696,7 @@ impl PoolBuilder {
             // What the module did wrong, said of the module.
             return Err(match err.kind() {
                 ErrorKind::BadModule | ErrorKind::Initializer => {
-                    Error::new(err.kind(), format!("{name}: {}", err.message()))
+                    Error::new(err.kind(), format!("{}: {}", self.name, err.message()))
                 }
                 _ => err,
             });
