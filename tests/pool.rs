@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{DEADLINE, Place, deadline, pool};
+use common::{DEADLINE, OUTCOME_WAIT, Place, builder, deadline, pool};
 use wasmpool::{AsyncResult, Callbacks, ErrorKind, GetTimeoutError, NotReady, Pool};
 
 #[test]
@@ -512,6 +512,27 @@ fn output_is_bounded() {
     assert_eq!(outputs.len(), 1);
     assert_eq!(outputs[0].bytes.len(), 100);
     assert!(outputs[0].truncated);
+}
+
+#[test]
+fn output_reaches_the_handler_while_its_task_runs() {
+    let _deadline = deadline("the first line of a task that sleeps on", DEADLINE);
+    let (lines_tx, lines) = crossbeam_channel::unbounded();
+    let pool = builder(1)
+        .on_output(move |out| {
+            let _ = lines_tx.send(out.clone());
+        })
+        .build()
+        .unwrap();
+    let result = pool
+        .apply_async::<u64, _>("noted_sleep", (30_000u64,))
+        .unwrap();
+    let first = lines
+        .recv_timeout(OUTCOME_WAIT)
+        .expect("the task's line comes while it sleeps");
+    assert_eq!(first.text(), "started\n");
+    assert_eq!(first.task_index, 0);
+    assert!(!result.ready(), "the task ended before its output came");
 }
 
 #[test]

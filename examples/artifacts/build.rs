@@ -6,7 +6,7 @@ use std::process::Command;
 
 /// Guest workspaces and the modules each builds.
 const GUESTS: &[(&str, &[&str])] = &[
-    ("examples/guests", &["seeds"]),
+    ("examples/guests", &["seeds", "processes"]),
     ("tests/guests", &["fixtures", "hostile"]),
 ];
 

@@ -18,7 +18,7 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsE
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use rustix::fs::{AtFlags, Mode, OFlags, Stat};
+use rustix::fs::{AtFlags, Mode, OFlags, RenameFlags, Stat};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
@@ -138,11 +138,25 @@ impl CacheDir {
         let mut file = File::from(fd);
         let written = file.write_all(bytes).and_then(|()| {
             let stat = rustix::fs::fstat(&file)?;
-            rustix::fs::renameat(&self.dir, tmp.as_str(), &self.dir, name)?;
+            // Never over another's: a pool that compiled the same module at
+            // the same time may have checked that file for its workers.
+            rustix::fs::renameat_with(
+                &self.dir,
+                tmp.as_str(),
+                &self.dir,
+                name,
+                RenameFlags::NOREPLACE,
+            )?;
             Ok(stat)
         });
         match written {
             Ok(stat) => Ok(self.artifact(name, &stat)),
+            Err(err) if err.raw_os_error() == Some(libc::EEXIST) => {
+                // It was stored meanwhile, whole (under the same content
+                // hash): use that one.
+                let _ = rustix::fs::unlinkat(&self.dir, tmp.as_str(), AtFlags::empty());
+                self.find(name).ok_or_else(|| io_error("write", err))
+            }
             Err(err) => {
                 let _ = rustix::fs::unlinkat(&self.dir, tmp.as_str(), AtFlags::empty());
                 Err(io_error("write", err))

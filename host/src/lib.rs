@@ -1,5 +1,5 @@
 //! A pool of sandboxed worker processes that run WebAssembly components, with
-//! the API of Python's `multiprocessing.Pool`.
+//! the API of Python's `multiprocessing.Pool` (and of its `Process`).
 //!
 //! ```no_run
 //! fn main() -> Result<(), wasmpool::Error> {
@@ -73,6 +73,44 @@
 //! | `starmap`, `starmap_async`   | [`Pool::starmap`], [`Pool::starmap_async`]      |
 //! | `close`, `terminate`, `join` | [`Pool::close`], [`Pool::terminate`], [`Pool::join`] |
 //! | `AsyncResult`                | [`AsyncResult`]: `get`, `get_timeout`, `wait`, `ready`, `successful`, `wait_any` |
+//!
+//! # Processes
+//!
+//! A [`Process`] runs one task in a worker of its own, with the API of
+//! CPython's `multiprocessing.Process`. [`PoolBuilder::context`] compiles
+//! the module once into a [`Context`], from which processes start (and
+//! pools: [`Context::pool`]), each loading the same artifact:
+//!
+//! ```no_run
+//! # fn main() -> Result<(), wasmpool::Error> {
+//! let context = wasmpool::Pool::builder()
+//!     .module_file("tasks.wasm")
+//!     .plain_output()
+//!     .context()?;
+//! let p = context.process("greet").args(("bob",)).name("greeter").start()?;
+//! p.join();
+//! assert_eq!(p.exitcode(), Some(0));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! A process is a pool of one worker that runs one task, on the path of
+//! any pool task, so it gets all a pool task gets: the limits, the grants,
+//! the host functions, the output handler. Its worker is never replaced nor
+//! its task retried; once the task ends, the worker exits.
+//!
+//! | CPython                                  | wasmpool                                   |
+//! |------------------------------------------|--------------------------------------------|
+//! | `Process(target=f, args=a, name=n, daemon=d)`, `start()` | `context.process(f).args(a).name(n).daemon(d).start()` |
+//! | `join()`, `join(timeout)`                | [`Process::join`], [`Process::join_timeout`] |
+//! | `is_alive()`, `pid`, `name`, `daemon`    | [`Process::is_alive`], [`Process::pid`], [`Process::name`], [`Process::daemon`] |
+//! | `terminate()` (SIGTERM), `kill()` (SIGKILL) | [`Process::terminate`], [`Process::kill`] |
+//! | `exitcode`: `None`, `0`, `1`, `-N`       | [`Process::exitcode`]                      |
+//! | (the target's return value)              | [`Process::result`]                        |
+//!
+//! Dropping the handle of a daemon kills the process; dropping that of any
+//! other waits for it to end, as CPython waits for its non-daemonic
+//! children at exit.
 //!
 //! # Crash semantics
 //!
@@ -150,7 +188,8 @@
 //!   at most a millisecond's worth — are lost with it: the first of those
 //!   tasks fails, the others run again.
 //!
-//! The code follows a task along this walk: `pool/` (the API) → `chunk.rs`
+//! The code follows a task along this walk: `pool/` (the API; `process/`
+//! for a [`Process`]'s one task) → `chunk.rs`
 //! (jobs and chunks) → `supervisor/` (a slot per worker; `schedule.rs` is
 //! the policy; `in_flight.rs` what a worker holds) → `channel/` → `worker/`
 //! (inbox, runtime, outbox, ticker) → `channel/` → `supervisor/process.rs`
@@ -166,8 +205,10 @@
 //!    read-write) and named variables ([`PoolBuilder::env`]). What a guest
 //!    writes to stdout and stderr is captured, at most
 //!    [`PoolBuilder::output_limit`] per task, and handed to
-//!    [`PoolBuilder::on_output`] with the task it came from; it never
-//!    reaches the host's stdout raw.
+//!    [`PoolBuilder::on_output`] with the task it came from, line by line
+//!    as the task writes it (all of it before the task's outcome); it
+//!    reaches the host's stdout only if the host asks for that
+//!    ([`PoolBuilder::plain_output`]).
 //! 2. **The worker process.** It starts with an empty environment, only its
 //!    channel open (inherited descriptors are closed first thing), no core
 //!    dumps, a cap of 256 descriptors and `no_new_privs`; once its module is
@@ -219,6 +260,7 @@ pub mod internals;
 mod module;
 mod objects;
 mod pool;
+mod process;
 mod supervisor;
 mod worker;
 
@@ -234,6 +276,7 @@ pub use objects::{
 pub use pool::output::{GuestOutput, Stream};
 pub use pool::result::Callbacks;
 pub use pool::{AsyncResult, Entry, Imap, Indexed, Pool, PoolBuilder};
+pub use process::{Context, Process, ProcessBuilder};
 
 /// Makes this program usable as the workers of its pools; call it first
 /// thing in `main`.

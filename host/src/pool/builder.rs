@@ -4,6 +4,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -26,8 +27,9 @@ use crate::pool::Pool;
 use crate::pool::callbacks::CallbackThread;
 use crate::pool::output::{self, GuestOutput, OutputHandler};
 use crate::pool::submit::Submitter;
+use crate::process::Context;
 use crate::supervisor::host_calls::HostFns;
-use crate::supervisor::process::SpawnConfig;
+use crate::supervisor::process::{Settled, SpawnConfig};
 use crate::supervisor::{self, Shared};
 use crate::worker;
 
@@ -220,9 +222,14 @@ impl PoolBuilder {
 
     /// Receives what tasks write to stdout and stderr, attributed to the task.
     ///
-    /// It is called on the thread that reads the worker's channel, before
-    /// the outcome of the task that wrote the output is delivered (so a
-    /// `map` returns after the output of its tasks was handled); a handler
+    /// Output streams: each line a task writes comes as soon as it is
+    /// written (within a millisecond), while the task runs on; what is left
+    /// of a line not ended comes when the task ends. A task's output comes in
+    /// the order it was written, and all of it before the task's outcome.
+    ///
+    /// The handler is called on the thread that reads the worker's channel,
+    /// before the outcome of the task that wrote the output is delivered (so
+    /// a `map` returns after the output of its tasks was handled); a handler
     /// that blocks holds up that worker's outcomes, and one that panics ends
     /// the worker (the task it ran fails with [`ErrorKind::WorkerLost`]).
     ///
@@ -235,8 +242,19 @@ impl PoolBuilder {
         self
     }
 
-    /// The most bytes of stdout, and of stderr, kept from one task; the rest
-    /// is dropped and the output marked truncated.
+    /// Prints what tasks write as they wrote it: their stdout to the host's
+    /// stdout, their stderr to its stderr, without saying which task wrote
+    /// it (a note on stderr says when output was truncated). Lines of tasks
+    /// running at once do not mix within a line, as long as each task ends
+    /// its lines. Replaces the [output handler](Self::on_output).
+    pub fn plain_output(mut self) -> Self {
+        self.on_output = Some(Arc::new(output::plain));
+        self
+    }
+
+    /// The most bytes of stdout, and of stderr, kept from one task (whether
+    /// handed on while it runs or at its end); the rest is dropped and the
+    /// output marked truncated.
     ///
     /// # Default
     ///
@@ -422,6 +440,33 @@ impl PoolBuilder {
     /// fails or runs past [`initializer_timeout`](Self::initializer_timeout);
     /// [`ErrorKind::Config`] for an invalid configuration.
     pub fn build(self) -> Result<Pool, Error> {
+        let processes = self.processes;
+        let context = self.context()?;
+        match processes {
+            Some(processes) => context.pool(processes),
+            None => context.pool(thread::available_parallelism().map_or(1, usize::from)),
+        }
+    }
+
+    /// Compiles the module (or loads it from the cache) and checks the
+    /// configuration, without starting any worker: the [`Context`] starts
+    /// [`Process`](crate::Process)es (and pools) with it, each loading the
+    /// same artifact.
+    ///
+    /// ```no_run
+    /// let context = wasmpool::Pool::builder()
+    ///     .module_file("tasks.wasm")
+    ///     .context()?;
+    /// let p = context.process("greet").args(("bob",)).start()?;
+    /// p.join();
+    /// # Ok::<(), wasmpool::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::BadModule`] for a module that is not a wasmpool
+    /// component; [`ErrorKind::Config`] for an invalid configuration.
+    pub fn context(self) -> Result<Context, Error> {
         if std::env::var_os(worker::MARKER).is_some() {
             return Err(Error::new(
                 ErrorKind::Config,
@@ -429,16 +474,6 @@ impl PoolBuilder {
                  call wasmpool::init() first thing in main",
             ));
         }
-        let processes = match self.processes {
-            Some(0) => {
-                return Err(Error::new(
-                    ErrorKind::Config,
-                    "a pool needs at least one process",
-                ));
-            }
-            Some(n) => n,
-            None => thread::available_parallelism().map_or(1, usize::from),
-        };
         if self.max_tasks_per_child == Some(0) {
             return Err(Error::new(
                 ErrorKind::Config,
@@ -530,40 +565,96 @@ impl PoolBuilder {
             grants: self.grants,
             probe_sandbox: self.verify_sandbox,
         };
+        // A task may follow a renewal of the instance: its start and the
+        // initializer count too.
+        let watchdog_per_task = self.task_timeout.map(|limit| {
+            let renewal = if initializer.is_some() {
+                self.startup_timeout
+                    .saturating_add(self.initializer_timeout)
+            } else {
+                self.startup_timeout
+            };
+            limit.saturating_add(renewal)
+        });
+        Ok(Context::new(Arc::new(Prepared {
+            spawn: SpawnConfig { program, setup },
+            cache: Arc::new(cache),
+            name,
+            max_tasks_per_child: self.max_tasks_per_child,
+            watchdog_per_task,
+            retries: self.retries,
+            timed: self.task_timeout.is_some(),
+            on_output: self
+                .on_output
+                .unwrap_or_else(|| Arc::new(output::to_stderr)),
+            host_fns: self.host_fns,
+            max_payload: self.max_payload,
+            initializer_objects: self.initializer_objects,
+        })))
+    }
+}
+
+/// A module compiled with a configuration: what the pools and processes
+/// started from one [`Context`] share.
+pub(crate) struct Prepared {
+    spawn: SpawnConfig,
+    /// Where the artifact is: kept as long as workers may start.
+    cache: Arc<CacheDir>,
+    /// The module, as errors name it.
+    name: String,
+    max_tasks_per_child: Option<usize>,
+    watchdog_per_task: Option<Duration>,
+    retries: u32,
+    /// Tasks have a time limit.
+    timed: bool,
+    on_output: OutputHandler,
+    host_fns: HostFns,
+    max_payload: usize,
+    /// The shared objects in the initializer's arguments.
+    initializer_objects: Vec<ObjectRef>,
+}
+
+impl Prepared {
+    /// Starts `processes` workers and waits until every one is ready. With
+    /// `exit`, the pool is a [`Process`](crate::Process)'s: its one worker
+    /// runs tasks until it ends, which `exit` hears of; it is never
+    /// replaced, recycled, nor its task retried.
+    pub(crate) fn launch(
+        &self,
+        processes: usize,
+        exit: Option<Arc<Settled<Option<ExitStatus>>>>,
+    ) -> Result<Pool, Error> {
+        if processes == 0 {
+            return Err(Error::new(
+                ErrorKind::Config,
+                "a pool needs at least one process",
+            ));
+        }
+        let one_worker = exit.is_some();
+        let max_tasks_per_child = self.max_tasks_per_child.filter(|_| !one_worker);
         let (queue_tx, queue_rx) = unbounded();
         let (stop_tx, stop_rx) = bounded(0);
         let (withdrawals_tx, withdrawals_rx): (Vec<_>, Vec<_>) =
             (0..processes).map(|_| bounded(1)).unzip();
         let shared = Arc::new(Shared {
-            spawn: SpawnConfig { program, setup },
-            _cache: cache,
-            max_tasks_per_child: self.max_tasks_per_child,
-            // A task may follow a renewal of the instance: its start and
-            // the initializer count too.
-            watchdog_per_task: self.task_timeout.map(|limit| {
-                let renewal = if initializer.is_some() {
-                    self.startup_timeout
-                        .saturating_add(self.initializer_timeout)
-                } else {
-                    self.startup_timeout
-                };
-                limit.saturating_add(renewal)
-            }),
-            retries: self.retries,
+            spawn: self.spawn.clone(),
+            _cache: self.cache.clone(),
+            max_tasks_per_child,
+            watchdog_per_task: self.watchdog_per_task,
+            retries: if one_worker { 0 } else { self.retries },
             queue: queue_rx,
             requeue: unbounded(),
             stop: stop_rx,
             terminating: AtomicBool::new(false),
             idle: AtomicUsize::new(0),
             workers: Mutex::new((0..processes).map(|_| None).collect()),
-            hand_directly: self.max_tasks_per_child.is_none() && self.task_timeout.is_none(),
-            on_output: self
-                .on_output
-                .unwrap_or_else(|| Arc::new(output::to_stderr)),
+            hand_directly: max_tasks_per_child.is_none() && !self.timed,
+            on_output: self.on_output.clone(),
             withdrawals: withdrawals_rx,
-            host_fns: self.host_fns,
+            host_fns: self.host_fns.clone(),
             max_payload: self.max_payload,
-            initializer_objects: self.initializer_objects,
+            initializer_objects: self.initializer_objects.clone(),
+            exit,
         });
         let callbacks = CallbackThread::start().map_err(|err| {
             Error::new(
@@ -615,7 +706,7 @@ impl PoolBuilder {
             // What the module did wrong, said of the module.
             return Err(match err.kind() {
                 ErrorKind::BadModule | ErrorKind::Initializer => {
-                    Error::new(err.kind(), format!("{name}: {}", err.message()))
+                    Error::new(err.kind(), format!("{}: {}", self.name, err.message()))
                 }
                 _ => err,
             });

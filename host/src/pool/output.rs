@@ -7,8 +7,10 @@ pub use crate::channel::Stream;
 
 /// Output a task wrote, captured by its worker.
 ///
-/// At most the pool's output limit is kept per task and stream; `truncated`
-/// says that more was written.
+/// A task's output comes in pieces as it runs: whole lines as they are
+/// written, and what is left of a line when the task ends. At most the
+/// pool's output limit is kept per task and stream; `truncated` says that
+/// more was written.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GuestOutput {
     /// The worker process that ran the task.
@@ -49,8 +51,8 @@ impl GuestOutput {
     }
 }
 
-/// Receives guest output; called on the thread of the worker's slot, so it
-/// should be quick.
+/// Receives guest output; called on the thread that reads the worker's
+/// channel, so it should be quick.
 pub(crate) type OutputHandler = Arc<dyn Fn(&GuestOutput) + Send + Sync>;
 
 /// The default: each line to the host's stderr, prefixed with its worker and
@@ -60,4 +62,20 @@ pub(crate) fn to_stderr(output: &GuestOutput) {
     let _ = std::io::stderr()
         .lock()
         .write_all(output.attributed().as_bytes());
+}
+
+/// Each stream to the host's own, as the guest wrote it.
+pub(crate) fn plain(output: &GuestOutput) {
+    let _ = match output.stream {
+        Stream::Stdout => std::io::stdout().lock().write_all(&output.bytes),
+        Stream::Stderr => std::io::stderr().lock().write_all(&output.bytes),
+    };
+    if output.truncated {
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "[worker {} task {}: output truncated]",
+            output.pid,
+            output.task_index
+        );
+    }
 }

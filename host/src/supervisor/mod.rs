@@ -16,6 +16,7 @@ pub(crate) mod process;
 mod schedule;
 mod slot;
 
+use std::process::ExitStatus;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -27,7 +28,7 @@ use crate::chunk::Chunk;
 use crate::pool::output::OutputHandler;
 use host_calls::HostFns;
 use in_flight::InFlight;
-use process::{KillHandle, SpawnConfig};
+use process::{KillHandle, Settled, SpawnConfig};
 
 pub(crate) use slot::run;
 
@@ -35,7 +36,7 @@ pub(crate) use slot::run;
 pub(crate) struct Shared {
     pub(crate) spawn: SpawnConfig,
     /// Where the workers' artifact is: kept as long as workers may start.
-    pub(crate) _cache: CacheDir,
+    pub(crate) _cache: Arc<CacheDir>,
     pub(crate) max_tasks_per_child: Option<usize>,
     /// The longest a worker may take per task of a chunk, a renewal of its
     /// instance included, if tasks have a time limit; arms the watchdog.
@@ -68,6 +69,10 @@ pub(crate) struct Shared {
     /// The shared objects in the initializer's arguments, which every
     /// worker may use for as long as it lives.
     pub(crate) initializer_objects: Vec<crate::objects::ObjectRef>,
+    /// A [`Process`](crate::Process)'s pool: its one worker's exit status
+    /// goes here once it is reaped, and its slot ends with it rather than
+    /// replace it.
+    pub(crate) exit: Option<Arc<Settled<Option<ExitStatus>>>>,
 }
 
 /// A worker serving its slot.

@@ -8,13 +8,13 @@ use std::os::fd::OwnedFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, PidfdFlags, Signal};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, unbounded};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded, unbounded};
 
 use crate::channel::codec::FRAME_LIMIT;
 use crate::channel::io::FrameReader;
@@ -81,8 +81,61 @@ impl KillHandle {
 
     /// Sends SIGKILL to the process, unless it was reaped already.
     pub(crate) fn kill(&self) -> std::io::Result<()> {
-        rustix::process::pidfd_send_signal(&*self.pidfd, Signal::KILL)?;
+        self.signal(Signal::KILL)
+    }
+
+    /// Sends `signal` to the process, unless it was reaped already.
+    pub(crate) fn signal(&self, signal: Signal) -> std::io::Result<()> {
+        rustix::process::pidfd_send_signal(&*self.pidfd, signal)?;
         Ok(())
+    }
+}
+
+/// A value set once, which any number of threads may wait for.
+pub(crate) struct Settled<T> {
+    value: OnceLock<T>,
+    /// Dropped when the value is set: every waiter then sees the channel
+    /// disconnected.
+    set_tx: Mutex<Option<Sender<()>>>,
+    set_rx: Receiver<()>,
+}
+
+impl<T> Settled<T> {
+    pub(crate) fn new() -> Self {
+        let (set_tx, set_rx) = bounded(0);
+        Settled {
+            value: OnceLock::new(),
+            set_tx: Mutex::new(Some(set_tx)),
+            set_rx,
+        }
+    }
+
+    /// Sets the value, unless it was set already, and wakes the waiters.
+    pub(crate) fn set(&self, value: T) {
+        if self.value.set(value).is_ok() {
+            self.set_tx
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+        }
+    }
+
+    /// The value, if it was set.
+    pub(crate) fn get(&self) -> Option<&T> {
+        self.value.get()
+    }
+
+    /// Waits until the value is set, or until `deadline` (`None`: for as
+    /// long as it takes); the value, if it was set.
+    pub(crate) fn wait(&self, deadline: Option<Instant>) -> Option<&T> {
+        if self.value.get().is_none() {
+            // Nothing is ever sent: the channel disconnects when it is set.
+            let _ = match deadline {
+                None => self.set_rx.recv().is_ok(),
+                Some(deadline) => self.set_rx.recv_deadline(deadline).is_ok(),
+            };
+        }
+        self.value.get()
     }
 }
 
@@ -94,6 +147,8 @@ pub(crate) struct WorkerProcess {
     pub(crate) in_flight: Arc<InFlight>,
     pub(crate) events: Receiver<Event>,
     reaped: Option<ExitStatus>,
+    /// A process's: told how it ended, once reaped.
+    exit: Option<Arc<Settled<Option<ExitStatus>>>>,
 }
 
 impl WorkerProcess {
@@ -177,6 +232,7 @@ impl WorkerProcess {
             in_flight,
             events,
             reaped: None,
+            exit: shared.exit.clone(),
         };
         // The pipe holds the setup until the worker reads it, after its
         // greeting. Should the program not be a worker, the write may fail;
@@ -289,9 +345,18 @@ impl WorkerProcess {
     /// Waits for the process to end and reaps it.
     pub(crate) fn wait(&mut self) -> Option<ExitStatus> {
         if self.reaped.is_none() {
-            self.reaped = self.child.wait().ok();
+            let status = self.child.wait().ok();
+            self.reaped(status);
         }
         self.reaped
+    }
+
+    /// The process was reaped (its status is unknown if `None`).
+    fn reaped(&mut self, status: Option<ExitStatus>) {
+        self.reaped = status;
+        if let Some(exit) = self.exit.take() {
+            exit.set(status);
+        }
     }
 
     /// Kills the process (if it still runs) and reaps it.
@@ -305,11 +370,11 @@ impl WorkerProcess {
     /// Asks the worker to finish and exit; kills it if it does not in time.
     pub(crate) fn shutdown(mut self) {
         self.send(&ToWorker::Shutdown);
-        let deadline = std::time::Instant::now() + SHUTDOWN_GRACE;
+        let deadline = Instant::now() + SHUTDOWN_GRACE;
         loop {
             match self.child.try_wait() {
                 Ok(Some(status)) => {
-                    self.reaped = Some(status);
+                    self.reaped(Some(status));
                     return;
                 }
                 Ok(None) => {}
@@ -317,7 +382,7 @@ impl WorkerProcess {
             }
             // The reader thread reports the end of the channel when the worker
             // exits; wait for that rather than poll.
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let left = deadline.saturating_duration_since(Instant::now());
             match self.events.recv_timeout(left) {
                 Ok(Event::Message(_) | Event::Progress) => {}
                 Ok(Event::Closed(_)) | Err(RecvTimeoutError::Disconnected) => {

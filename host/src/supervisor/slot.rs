@@ -127,6 +127,12 @@ impl Slot {
                 if !self.queue_open && self.requeue_is_empty() {
                     return;
                 }
+                if self.shared.exit.is_some() {
+                    // A process's worker is the process: it is not replaced,
+                    // and nothing submitted from now on can run.
+                    self.shared.terminating.store(true, Ordering::SeqCst);
+                    return self.terminate();
+                }
                 if let Err(err) = self.spawn() {
                     if !self.fail_next_chunk(&err) {
                         return;

@@ -129,8 +129,8 @@ pub(crate) struct HostState {
     table: ResourceTable,
     limiter: Limiter,
     pid: u32,
-    /// The index of the task running now.
-    index: u64,
+    /// The index of the task running now, which its output is attributed to.
+    index: Arc<AtomicU64>,
     /// Where outcomes and output go.
     outbox: Arc<Outbox>,
     /// Where the replies to host calls come from; unset in-process.
@@ -161,8 +161,16 @@ struct Reported {
 
 impl HostState {
     fn new(runner: &Runner) -> Result<Self, Error> {
-        let stdout = Capture::new(runner.output_limit);
-        let stderr = Capture::new(runner.output_limit);
+        let index = Arc::new(AtomicU64::new(0));
+        let capture = |stream| {
+            Capture::new(
+                stream,
+                runner.output_limit,
+                runner.outbox.clone(),
+                index.clone(),
+            )
+        };
+        let (stdout, stderr) = (capture(Stream::Stdout), capture(Stream::Stderr));
         // Nothing is granted unless the pool says so: no files, no
         // environment, no arguments, no network. Clocks and randomness stay.
         let mut wasi = WasiCtx::builder();
@@ -195,7 +203,7 @@ impl HostState {
                 max_memory: runner.max_memory,
             },
             pid: runner.pid,
-            index: 0,
+            index,
             outbox: runner.outbox.clone(),
             inbox: runner.inbox.clone(),
             next_call: 0,
@@ -207,25 +215,16 @@ impl HostState {
         })
     }
 
-    /// Sends what the running task wrote on, attributed to it, ahead of its
-    /// outcome.
-    fn collect_output(&mut self) {
-        if !self.stdout.written() && !self.stderr.written() {
-            return;
-        }
-        for (stream, capture) in [
-            (Stream::Stdout, &self.stdout),
-            (Stream::Stderr, &self.stderr),
-        ] {
-            if let Some((bytes, truncated)) = capture.drain() {
-                self.outbox.send(&FromWorker::Output {
-                    index: self.index,
-                    stream,
-                    bytes: ByteBuf::from(bytes),
-                    truncated,
-                });
-            }
-        }
+    /// The index of the task running now.
+    fn index(&self) -> u64 {
+        self.index.load(Ordering::Relaxed)
+    }
+
+    /// Sends what is left of the running task's output on (whole lines went
+    /// as they were written), ahead of its outcome.
+    fn collect_output(&self) {
+        self.stdout.end_task();
+        self.stderr.end_task();
     }
 }
 
@@ -244,7 +243,7 @@ impl bindings::wasmpool::task::context::Host for HostState {
     }
 
     fn task_index(&mut self) -> u64 {
-        self.index
+        self.index()
     }
 }
 
@@ -290,7 +289,7 @@ impl bindings::wasmpool::task::host::Host for HostState {
             .map_err(|failure| failure.to_string())?;
         let request = FromWorker::Request {
             call,
-            index: self.index,
+            index: self.index(),
             name,
             args: ByteBuf::from(args),
         };
@@ -333,7 +332,7 @@ impl bindings::wasmpool::task::objects::Host for HostState {
             .map_err(object_error)?;
         let request = FromWorker::Invoke {
             call,
-            index: self.index,
+            index: self.index(),
             object,
             op,
             args: ByteBuf::from(args),
@@ -403,7 +402,7 @@ fn finish(
         Err(err) => Err(guest_error(err)),
     };
     let state = store.data_mut();
-    let index = state.index;
+    let index = state.index();
     let reported = &mut state.reported;
     reported.panicked = matches!(&outcome, Err(err) if err.kind() == ErrorKind::Panic);
     if reported.initializing {
@@ -414,7 +413,7 @@ fn finish(
             let _ = state.outbox.err(err.with_index(index));
         }
     }
-    state.index += 1;
+    state.index.fetch_add(1, Ordering::Relaxed);
     start_task(&mut store)
 }
 
@@ -807,7 +806,7 @@ impl Runner {
         limit: Option<Duration>,
     ) -> Result<(), Error> {
         let state = live.store.data_mut();
-        state.index = first_index;
+        state.index.store(first_index, Ordering::Relaxed);
         state.reported.tasks = 0;
         state.reported.panicked = false;
         if limit.is_some() {

@@ -1,0 +1,49 @@
+//! The targets of the `Process` examples of seed 004 (a tutorial of
+//! Python's `multiprocessing`), one task per `Process(target=...)`. Each
+//! prints what its Python original prints.
+
+use std::time::Duration;
+
+use wasmpool_guest::{task, worker_pid};
+
+/// `f(name)`: greets, sleeps `sleep_ms`, then says it is the child.
+#[task]
+fn greet(name: String, sleep_ms: u64) {
+    println!("hello {name}");
+    std::thread::sleep(Duration::from_millis(sleep_ms));
+    println!("I am the child process");
+}
+
+/// `f(x)` of "process ids": prints its pid (a guest cannot see its
+/// parent's: the host reports that), lingers, returns `x * x`.
+#[task]
+fn square_with_pid(x: i64, linger_ms: u64) -> i64 {
+    println!("child process id: {}", worker_pid());
+    std::thread::sleep(Duration::from_millis(linger_ms));
+    x * x
+}
+
+/// `MyProcess.run`: prints its pid, then its name.
+#[task]
+fn introduce(name: String) {
+    println!("{}", worker_pid());
+    println!("{name}");
+}
+
+/// `func` of the daemon examples: says it is alive every half second, for
+/// ever (`None`) or `times` times.
+#[task]
+fn alive(times: Option<u64>) {
+    let mut said = 0;
+    while times.is_none_or(|times| said < times) {
+        println!("I am alive");
+        std::thread::sleep(Duration::from_millis(500));
+        said += 1;
+    }
+}
+
+/// `func(n)` of the timing example: adds `0..100` to `n`.
+#[task]
+fn add_range(n: i64) -> i64 {
+    (0..100).fold(n, |n, i| n + i)
+}

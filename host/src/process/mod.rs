@@ -1,0 +1,297 @@
+//! [`Process`]: one task in a sandboxed worker process of its own, with the
+//! API of CPython's `multiprocessing.Process`, started from a [`Context`].
+//!
+//! A process is a pool of one worker that runs one task: the task takes the
+//! walk of any pool task (chunk, slot, worker and back), so it gets all a
+//! pool task gets — limits, grants, host functions, output. What differs:
+//! its worker is never replaced, recycled, nor its task retried; once the
+//! task ends the worker is shut down, and the process has ended.
+
+pub(crate) mod context;
+
+use std::fmt;
+use std::os::unix::process::ExitStatusExt;
+use std::process::ExitStatus;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use rustix::process::Signal;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::channel::Outcomes;
+use crate::chunk::{Sink, decode};
+use crate::error::{Error, ErrorKind};
+use crate::pool::Pool;
+use crate::supervisor::process::{KillHandle, Settled};
+
+pub use context::Context;
+
+/// Numbers the processes not given a name, as CPython does: `Process-1`, ...
+static UNNAMED: AtomicUsize = AtomicUsize::new(1);
+
+/// Configures a [`Process`]; from [`Context::process`].
+///
+/// ```no_run
+/// # let context = wasmpool::Pool::builder().module_file("m.wasm").context()?;
+/// let p = context
+///     .process("greet")
+///     .args(("bob",))
+///     .name("greeter")
+///     .daemon(true)
+///     .start()?;
+/// # Ok::<(), wasmpool::Error>(())
+/// ```
+#[must_use = "a process runs only once started"]
+pub struct ProcessBuilder<'a, A = ()> {
+    context: &'a Context,
+    task: String,
+    args: A,
+    name: Option<String>,
+    daemon: bool,
+}
+
+impl<A> fmt::Debug for ProcessBuilder<'_, A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProcessBuilder")
+            .field("task", &self.task)
+            .field("name", &self.name)
+            .field("daemon", &self.daemon)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> ProcessBuilder<'a> {
+    pub(crate) fn new(context: &'a Context, task: &str) -> Self {
+        ProcessBuilder {
+            context,
+            task: task.to_string(),
+            args: (),
+            name: None,
+            daemon: false,
+        }
+    }
+}
+
+impl<'a, A: Serialize> ProcessBuilder<'a, A> {
+    /// The task's positional arguments, as a tuple: `("bob",)`, `(1, 2)`.
+    ///
+    /// # Default
+    ///
+    /// None, `()`.
+    pub fn args<B: Serialize>(self, args: B) -> ProcessBuilder<'a, B> {
+        ProcessBuilder {
+            context: self.context,
+            task: self.task,
+            args,
+            name: self.name,
+            daemon: self.daemon,
+        }
+    }
+
+    /// The process's name, for the host's own use.
+    ///
+    /// # Default
+    ///
+    /// `Process-N`, N counting the processes started without a name.
+    pub fn name(mut self, name: &str) -> Self {
+        self.name = Some(name.to_string());
+        self
+    }
+
+    /// Whether the process is a daemon: dropping its handle kills it, as a
+    /// daemonic process dies with its parent in CPython. A process that is
+    /// not a daemon is waited for when its handle is dropped, as CPython
+    /// waits for its children at exit.
+    ///
+    /// # Default
+    ///
+    /// False.
+    pub fn daemon(mut self, daemon: bool) -> Self {
+        self.daemon = daemon;
+        self
+    }
+
+    /// Starts the worker process, waits until it is ready, and hands it the
+    /// task; returns while the task runs.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::UnknownTask`] if the module has no such task; as
+    /// [`PoolBuilder::build`](crate::PoolBuilder::build) if the worker cannot
+    /// start. Arguments that do not fit the task fail the task, not the
+    /// start: see [`Process::result`].
+    pub fn start(self) -> Result<Process, Error> {
+        let exit = Arc::new(Settled::new());
+        let pool = self.context.prepared().launch(1, Some(exit.clone()))?;
+        let Some(worker) = pool.submitter.shared.workers().pop() else {
+            return Err(Error::new(
+                ErrorKind::Spawn,
+                "the process's worker ended as soon as it was ready",
+            ));
+        };
+        let outcome = Arc::new(Outcome(Settled::new()));
+        let job = pool.submitter.job(outcome.clone());
+        pool.submitter.submit(&self.task, [self.args], 1, job)?;
+        // Its one task is in: the worker shuts down once it is done.
+        pool.close();
+        let name = self
+            .name
+            .unwrap_or_else(|| format!("Process-{}", UNNAMED.fetch_add(1, Ordering::Relaxed)));
+        Ok(Process {
+            name,
+            daemon: self.daemon,
+            worker,
+            outcome,
+            exit,
+            pool,
+        })
+    }
+}
+
+/// Where the task's outcome goes: its encoded result, or its error.
+struct Outcome(Settled<Result<Vec<u8>, Error>>);
+
+impl Sink for Outcome {
+    fn deliver(&self, _first_index: u64, outcomes: Outcomes) {
+        if let Some(outcome) = outcomes.iter().next() {
+            self.0
+                .set(outcome.map(<[u8]>::to_vec).map_err(Error::clone));
+        }
+    }
+}
+
+/// One task running in a sandboxed worker process of its own: CPython's
+/// `multiprocessing.Process`, started with [`Context::process`].
+///
+/// The process ends when its task does (or when it is killed). Dropping the
+/// handle of a [daemon](ProcessBuilder::daemon) kills the process; dropping
+/// that of any other process waits for it to end.
+///
+/// ```no_run
+/// # let context = wasmpool::Pool::builder().module_file("m.wasm").context()?;
+/// let p = context.process("square").args((7,)).start()?;
+/// p.join();
+/// assert_eq!(p.exitcode(), Some(0));
+/// assert_eq!(p.result::<i64>().unwrap()?, 49);
+/// # Ok::<(), wasmpool::Error>(())
+/// ```
+pub struct Process {
+    name: String,
+    daemon: bool,
+    worker: KillHandle,
+    outcome: Arc<Outcome>,
+    /// How the worker ended, once it was reaped.
+    exit: Arc<Settled<Option<ExitStatus>>>,
+    pool: Pool,
+}
+
+impl fmt::Debug for Process {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Process")
+            .field("name", &self.name)
+            .field("pid", &self.pid())
+            .field("daemon", &self.daemon)
+            .field("exitcode", &self.exitcode())
+            .finish()
+    }
+}
+
+impl Process {
+    /// The process's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The worker process's pid.
+    pub fn pid(&self) -> u32 {
+        self.worker.pid()
+    }
+
+    /// Whether the process is a daemon.
+    pub fn daemon(&self) -> bool {
+        self.daemon
+    }
+
+    /// Whether the process still runs: false once it has ended and its task
+    /// has its outcome.
+    pub fn is_alive(&self) -> bool {
+        !(self.exit.get().is_some() && self.outcome.0.get().is_some())
+    }
+
+    /// Waits until the process has ended.
+    pub fn join(&self) {
+        self.wait(None);
+    }
+
+    /// Waits until the process has ended, at most `timeout`; returns whether
+    /// it has. The process runs on either way.
+    pub fn join_timeout(&self, timeout: Duration) -> bool {
+        self.wait(Instant::now().checked_add(timeout))
+    }
+
+    fn wait(&self, deadline: Option<Instant>) -> bool {
+        // The worker's slot settles the task right after it reaps the
+        // worker, then ends.
+        if self.exit.wait(deadline).is_none() || self.outcome.0.wait(deadline).is_none() {
+            return false;
+        }
+        let _ = self.pool.join();
+        true
+    }
+
+    /// Stops the process with SIGTERM, as CPython's `terminate`: the task
+    /// fails with [`ErrorKind::WorkerLost`] and the exit code is `-15`.
+    /// Nothing happens to a process that has ended.
+    pub fn terminate(&self) {
+        let _ = self.worker.signal(Signal::TERM);
+    }
+
+    /// Stops the process with SIGKILL: the task fails with
+    /// [`ErrorKind::WorkerLost`] and the exit code is `-9`. Nothing happens
+    /// to a process that has ended.
+    pub fn kill(&self) {
+        let _ = self.worker.kill();
+    }
+
+    /// The exit code, as CPython gives it: `None` while the process runs,
+    /// `-N` if it was ended by signal N, `0` if its task succeeded, `1` if
+    /// it failed (the worker's own exit status if it ended otherwise).
+    pub fn exitcode(&self) -> Option<i32> {
+        let status = *self.exit.get()?;
+        let succeeded = self.outcome.0.get()?.is_ok();
+        if let Some(signal) = status.and_then(|status| status.signal()) {
+            return Some(-signal);
+        }
+        Some(match status.and_then(|status| status.code()) {
+            Some(code) if code != 0 => code,
+            _ if succeeded => 0,
+            _ => 1,
+        })
+    }
+
+    /// The task's result, once it has one (`None` before): what it
+    /// returned, decoded as `R`, or why it failed.
+    ///
+    /// # Errors
+    ///
+    /// The task's failure (such as [`ErrorKind::Failed`], or
+    /// [`ErrorKind::WorkerLost`] for a process killed under it), or
+    /// [`ErrorKind::BadResult`] if the result does not decode as `R`.
+    pub fn result<R: DeserializeOwned>(&self) -> Option<Result<R, Error>> {
+        Some(match self.outcome.0.get()? {
+            Ok(bytes) => decode(0, bytes),
+            Err(err) => Err(err.clone()),
+        })
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if self.daemon {
+            self.kill();
+        }
+        self.join();
+    }
+}
