@@ -208,6 +208,7 @@
 //! plus guards — instead of wasmtime's default of thousands of slots and
 //! terabytes of address space.
 
+mod bind;
 mod cache;
 mod channel;
 mod chunk;
@@ -221,7 +222,7 @@ mod pool;
 mod supervisor;
 mod worker;
 
-pub use channel::{Preopen, TaskInfo};
+pub use channel::{ParamInfo, Preopen, TaskInfo};
 /// The channels [`Pool::istarmap_stream`] takes its items from.
 pub use crossbeam_channel;
 pub use error::{Error, ErrorKind, GetTimeoutError, NextTimeout, NotReady, TrapDetails};

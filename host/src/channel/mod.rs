@@ -42,7 +42,7 @@ pub(crate) mod codec;
 pub(crate) mod io;
 
 /// The version of this protocol; pool and worker must agree on it.
-pub(crate) const VERSION: u32 = 3;
+pub(crate) const VERSION: u32 = 4;
 
 /// Settings the wasmtime engines of the pool and of its workers share; an
 /// artifact compiled under one set loads only under the same set.
@@ -165,8 +165,26 @@ pub(crate) enum ToWorker {
 pub struct TaskInfo {
     /// The task's name.
     pub name: String,
-    /// How many positional arguments it takes.
-    pub arity: u32,
+    /// Its parameters, in order.
+    pub params: Vec<ParamInfo>,
+}
+
+impl TaskInfo {
+    /// How many positional arguments it takes: one per parameter.
+    pub fn arity(&self) -> usize {
+        self.params.len()
+    }
+}
+
+/// One parameter of a task, as its module declares it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ParamInfo {
+    /// The name a caller passes it by as a keyword argument; `None` for a
+    /// positional-only parameter.
+    pub name: Option<String>,
+    /// Its default value, MessagePack-encoded; `None` if it is required.
+    #[serde(with = "serde_bytes")]
+    pub default: Option<Vec<u8>>,
 }
 
 /// Which output stream of a guest.

@@ -19,8 +19,9 @@ use wasmtime::{
 };
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 
+use crate::bind;
 use crate::cache;
-use crate::channel::{ArtifactFile, Call, FromWorker, Grants, Limits, Stream, TaskInfo};
+use crate::channel::{ArtifactFile, Call, FromWorker, Grants, Limits, ParamInfo, Stream, TaskInfo};
 use crate::error::{Error, ErrorKind, TrapDetails};
 use crate::worker::backstop::Backstop;
 use crate::worker::capture::Capture;
@@ -365,7 +366,7 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
     )?;
     // `finish` needs the store itself, to restart the clock and the fuel.
     linker
-        .instance("wasmpool:task/outcomes@0.1.0")?
+        .instance("wasmpool:task/outcomes@0.2.0")?
         .func_wrap("finish", finish)?;
     Ok(linker)
 }
@@ -584,6 +585,7 @@ impl Runner {
     pub(crate) async fn describe(&mut self) -> Result<Vec<TaskInfo>, Error> {
         let limits = self.limits.clone();
         let backstop = self.backstop.clone();
+        let max_payload = usize::try_from(limits.max_payload).unwrap_or(usize::MAX);
         let live = self.live().await?;
         let late = Error::new(
             ErrorKind::BadModule,
@@ -601,13 +603,29 @@ impl Runner {
             return Err(late);
         };
         match described {
-            Ok(tasks) => Ok(tasks
+            Ok(tasks) => tasks
                 .into_iter()
-                .map(|task| TaskInfo {
-                    name: task.name,
-                    arity: task.arity,
+                .map(|task| {
+                    let params: Vec<ParamInfo> = task
+                        .params
+                        .into_iter()
+                        .map(|param| ParamInfo {
+                            name: param.name,
+                            default: param.default,
+                        })
+                        .collect();
+                    bind::check_params(&params, max_payload).map_err(|why| {
+                        Error::new(
+                            ErrorKind::BadModule,
+                            format!("the module's task `{}`: {why}", task.name),
+                        )
+                    })?;
+                    Ok(TaskInfo {
+                        name: task.name,
+                        params,
+                    })
                 })
-                .collect()),
+                .collect(),
             Err(err) => {
                 self.live = None;
                 Err(Error::new(

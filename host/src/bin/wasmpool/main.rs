@@ -160,7 +160,7 @@ fn tasks(module: PathBuf) -> Result<ExitCode, SetupError> {
     log::init(ProgressBar::hidden());
     let pool = Pool::builder().module_file(&module).processes(1).build()?;
     for task in pool.tasks() {
-        println!("{}\t{}", task.name, task.arity);
+        println!("{}\t{}", task.name, task.arity());
     }
     Ok(ExitCode::SUCCESS)
 }
