@@ -44,6 +44,20 @@
 //!   instance away and gives the next task a fresh one.
 //! - State in `static`s persists from task to task in one worker, as module
 //!   state does in a CPython pool worker, until the instance is renewed.
+//! - Callers may pass parameters by keyword, under their names (`r#` left
+//!   out); a parameter bound by a pattern such as `(a, b): (i64, i64)` is
+//!   positional-only. `#[default(expr)]` (or `#[default = expr]`) gives a
+//!   parameter a default, used when a keyword call leaves it out; as in
+//!   Python, parameters with a default come last (a compile error says so
+//!   otherwise):
+//!
+//!   ```no_run
+//!   # use wasmpool_guest::task;
+//!   #[task]
+//!   fn greet(name: String, #[default("Hello".to_string())] greeting: String) -> String {
+//!       format!("{greeting}, {name}!")
+//!   }
+//!   ```
 //! - `#[task(name = "other")]` exports a function under another name.
 //!
 //! [`worker_pid`] and [`task_index`] tell a task where it runs, and
