@@ -136,6 +136,51 @@ fn star_passes_positional_arguments_and_a_failing_task_exits_1() {
 }
 
 #[test]
+fn kwargs_lines_are_keyword_arguments_and_bad_ones_fail_alone() {
+    let _deadline = deadline("`wasmpool map --kwargs`", DEADLINE);
+    let out = wasmpool(
+        &["map", FIXTURES, "greet", "--kwargs"],
+        "{\"name\": \"Ada\"}\n{\"name\": \"Bo\", \"greeting\": \"Hi\"}\n[\"Cy\"]\n\
+         {\"nom\": \"Di\"}\n{\"greeting\": \"Yo\"}\n{oops\n",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let records = records(&out);
+    assert_eq!(records.len(), 6);
+    assert_eq!(records[0], json!({"index": 0, "ok": "Hello, Ada!"}));
+    assert_eq!(records[1], json!({"index": 1, "ok": "Hi, Bo!"}));
+    let messages: Vec<&str> = records[2..]
+        .iter()
+        .map(|r| {
+            assert_eq!(r["error"]["kind"], "bad-arguments", "{r}");
+            r["error"]["message"].as_str().unwrap()
+        })
+        .collect();
+    assert!(
+        messages[0].contains("input line 3: with --kwargs"),
+        "{messages:?}"
+    );
+    assert!(
+        messages[1]
+            .contains("unexpected keyword argument `nom`; the task's parameters are: `name`"),
+        "{messages:?}"
+    );
+    assert!(
+        messages[2].contains("missing required argument: `name`"),
+        "{messages:?}"
+    );
+    assert!(
+        messages[3].contains("input line 6 is not valid JSON"),
+        "{messages:?}"
+    );
+    // Without --kwargs an object is one positional argument, as before.
+    let out = wasmpool(&["map", FIXTURES, "echo"], "{\"name\": \"Ada\"}\n");
+    let records = self::records(&out);
+    assert_eq!(records[0]["error"]["kind"], "bad-arguments", "{records:?}");
+    let out = wasmpool(&["map", FIXTURES, "greet", "--kwargs", "--star"], "");
+    assert_eq!(out.status.code(), Some(2), "--kwargs and --star conflict");
+}
+
+#[test]
 fn unordered_writes_every_line_once() {
     let _deadline = deadline("`wasmpool map --unordered` of 60 sleeps", DEADLINE);
     let input: String = (0..60).map(|i| format!("{}\n", (i * 7) % 5)).collect();
@@ -208,8 +253,14 @@ fn tasks_lists_what_a_module_exports() {
     let out = wasmpool(&["tasks", FIXTURES], "");
     assert_eq!(out.status.code(), Some(0));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.lines().any(|l| l == "divide\t2"), "{stdout}");
-    assert!(stdout.lines().any(|l| l == "noop\t0"), "{stdout}");
+    assert!(stdout.lines().any(|l| l == "divide\t2\ta, b"), "{stdout}");
+    assert!(stdout.lines().any(|l| l == "noop\t0\t"), "{stdout}");
+    let greet = "greet\t3\tname, greeting=\"Hello\", times=1";
+    assert!(stdout.lines().any(|l| l == greet), "{stdout}");
+    assert!(
+        stdout.lines().any(|l| l == "scale\t2\t#1, in=1"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -274,8 +325,11 @@ fn a_cache_others_may_write_is_not_used_and_the_command_says_so() {
     assert_eq!(out.status.code(), Some(0));
     let stdout = String::from_utf8_lossy(&out.stdout);
     // The seeds' own tasks, not the fixtures' planted code.
-    assert!(stdout.lines().any(|l| l == "sieve\t1"), "{stdout}");
-    assert!(!stdout.lines().any(|l| l == "divide\t2"), "{stdout}");
+    assert!(stdout.lines().any(|l| l == "sieve\t1\tn"), "{stdout}");
+    assert!(
+        !stdout.lines().any(|l| l.starts_with("divide\t")),
+        "{stdout}"
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
         stderr.matches("not using the artifact cache").count(),

@@ -44,6 +44,20 @@
 //!   instance away and gives the next task a fresh one.
 //! - State in `static`s persists from task to task in one worker, as module
 //!   state does in a CPython pool worker, until the instance is renewed.
+//! - Callers may pass parameters by keyword, under their names (`r#` left
+//!   out); a parameter bound by a pattern such as `(a, b): (i64, i64)` is
+//!   positional-only. `#[default(expr)]` (or `#[default = expr]`) gives a
+//!   parameter a default, used when a keyword call leaves it out; as in
+//!   Python, parameters with a default come last (a compile error says so
+//!   otherwise):
+//!
+//!   ```no_run
+//!   # use wasmpool_guest::task;
+//!   #[task]
+//!   fn greet(name: String, #[default("Hello".to_string())] greeting: String) -> String {
+//!       format!("{greeting}, {name}!")
+//!   }
+//!   ```
 //! - `#[task(name = "other")]` exports a function under another name.
 //!
 //! [`worker_pid`] and [`task_index`] tell a task where it runs, and
@@ -70,7 +84,7 @@ mod bindings {
 }
 
 use bindings::exports::wasmpool::task::tasks::{Guest, TaskInfo};
-use bindings::wasmpool::task::types::{ErrorKind, TaskError};
+use bindings::wasmpool::task::types::{ErrorKind, ParamInfo, TaskError};
 use bindings::wasmpool::task::{context, host, outcomes};
 
 pub use objects::{
@@ -160,7 +174,7 @@ pub mod __private {
     /// A task registered by `#[task]`.
     pub struct TaskDef {
         pub(crate) name: &'static str,
-        pub(crate) arity: u32,
+        pub(crate) params: &'static [Param],
         pub(crate) call: fn(&[u8], &mut Vec<u8>) -> Outcome,
     }
 
@@ -168,11 +182,38 @@ pub mod __private {
         /// Describes a task; used by `#[task]`.
         pub const fn new(
             name: &'static str,
-            arity: u32,
+            params: &'static [Param],
             call: fn(&[u8], &mut Vec<u8>) -> Outcome,
         ) -> Self {
-            TaskDef { name, arity, call }
+            TaskDef { name, params, call }
         }
+    }
+
+    /// A parameter of a task registered by `#[task]`.
+    pub struct Param {
+        pub(crate) name: Option<&'static str>,
+        pub(crate) default: Option<fn() -> Vec<u8>>,
+    }
+
+    impl Param {
+        /// Describes a parameter: its name (none if positional-only) and
+        /// the function that encodes its default; used by `#[task]`.
+        pub const fn new(name: Option<&'static str>, default: Option<fn() -> Vec<u8>>) -> Self {
+            Param { name, default }
+        }
+    }
+
+    /// Encodes the default value of parameter `param` (its name in backticks,
+    /// or `#n`) of task `task`.
+    ///
+    /// # Panics
+    ///
+    /// If the value does not encode as MessagePack: `describe` then traps,
+    /// and the host rejects the module, naming the parameter.
+    pub fn encode_default<T: serde::Serialize>(task: &str, param: &str, value: T) -> Vec<u8> {
+        rmp_serde::encode::to_vec_named(&value).unwrap_or_else(|err| {
+            panic!("the default of parameter {param} of task `{task}` does not encode: {err}")
+        })
     }
 
     inventory::collect!(TaskDef);
@@ -180,7 +221,7 @@ pub mod __private {
     /// Decodes a task's MessagePack argument array into its parameter tuple.
     pub fn decode_args<T: serde::de::DeserializeOwned>(
         task: &str,
-        arity: u32,
+        arity: usize,
         bytes: &[u8],
     ) -> Result<T, TaskError> {
         let bad = |message: String| TaskError {
@@ -280,7 +321,14 @@ impl Guest for Module {
             .into_iter()
             .map(|task| TaskInfo {
                 name: task.name.to_string(),
-                arity: task.arity,
+                params: task
+                    .params
+                    .iter()
+                    .map(|param| ParamInfo {
+                        name: param.name.map(str::to_string),
+                        default: param.default.map(|encode| encode()),
+                    })
+                    .collect(),
             })
             .collect();
         tasks.sort_by(|a, b| a.name.cmp(&b.name));

@@ -12,7 +12,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crossbeam_channel::Sender;
 use serde::Serialize;
 
-use crate::channel::Outcomes;
+use crate::bind;
+use crate::channel::{Outcomes, ParamInfo, TaskInfo};
 use crate::error::{Error, ErrorKind};
 use crate::objects::{ObjectRef, handle};
 
@@ -239,14 +240,32 @@ fn failed(first_index: u64, len: usize, error: &Error) -> Outcomes {
     outcomes
 }
 
+/// How the items of a call carry their task's arguments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Shape {
+    /// Each item is the task's single argument (`map`, `imap`).
+    Single,
+    /// Each item is a tuple of the task's positional arguments (`apply`,
+    /// `starmap`).
+    Star,
+    /// Each item is a pair: a tuple of positional arguments and a map of
+    /// keyword arguments, bound to the task's parameters (`apply_kw`,
+    /// `starmap_kw`).
+    Keywords,
+}
+
 /// Encodes a job's tasks into chunks of at most `chunksize` tasks and
 /// about [`CHUNK_BYTES`] of arguments.
 ///
-/// A task whose arguments cannot be encoded, are too large or have the wrong
-/// number of positional arguments fails on its own, at once; the others go on.
+/// A task whose arguments cannot be encoded, are too large, have the wrong
+/// number of positional arguments or do not bind to the task's parameters
+/// fails on its own, at once; the others go on.
 pub(crate) struct Chunker {
     task: Arc<str>,
     arity: u32,
+    shape: Shape,
+    /// The task's parameters, kept for a call with keywords only.
+    params: Vec<ParamInfo>,
     chunksize: usize,
     max_payload: usize,
     job: Arc<Job>,
@@ -256,15 +275,21 @@ pub(crate) struct Chunker {
 
 impl Chunker {
     pub(crate) fn new(
-        task: Arc<str>,
-        arity: u32,
+        info: &TaskInfo,
+        shape: Shape,
         chunksize: usize,
         max_payload: usize,
         job: Arc<Job>,
     ) -> Self {
+        let params = match shape {
+            Shape::Keywords => info.params.clone(),
+            Shape::Single | Shape::Star => Vec::new(),
+        };
         Chunker {
-            task,
-            arity,
+            task: info.name.as_str().into(),
+            arity: u32::try_from(info.arity()).unwrap_or(u32::MAX),
+            shape,
+            params,
             chunksize: chunksize.max(1),
             max_payload,
             job,
@@ -278,9 +303,9 @@ impl Chunker {
         self.next_index
     }
 
-    /// Adds a task with `args`, a value that serialises as a sequence of the
-    /// positional arguments (a tuple). Returns a chunk when one is full.
-    pub(crate) fn push<A: Serialize + ?Sized>(&mut self, args: &A) -> Option<Chunk> {
+    /// Adds a task with `item`, its arguments in the chunker's [`Shape`].
+    /// Returns a chunk when one is full.
+    pub(crate) fn push<A: Serialize + ?Sized>(&mut self, item: &A) -> Option<Chunk> {
         let index = self.next_index;
         self.next_index += 1;
         let chunk = self.current.get_or_insert_with(|| Chunk {
@@ -294,7 +319,11 @@ impl Chunker {
             job: Some(self.job.clone()),
         });
         let start = chunk.args.len();
-        let (encoded, objects) = handle::collecting(|| encode_args(&mut chunk.args, args));
+        let (encoded, objects) = handle::collecting(|| match self.shape {
+            Shape::Single => encode_args(&mut chunk.args, &(item,)),
+            Shape::Star => encode_args(&mut chunk.args, item),
+            Shape::Keywords => bind_call(&self.params, item, &mut chunk.args),
+        });
         let encoded =
             encoded.and_then(|()| check_args(&chunk.args[start..], self.arity, self.max_payload));
         if encoded.is_ok() {
@@ -347,6 +376,18 @@ pub(crate) fn encode_args<A: Serialize + ?Sized>(
         out[start] = EMPTY_ARRAY;
     }
     Ok(())
+}
+
+/// Appends the positional arguments that `call`, a pair (positional
+/// arguments, keyword arguments), binds to `params` to `out`.
+fn bind_call<C: Serialize + ?Sized>(
+    params: &[ParamInfo],
+    call: &C,
+    out: &mut Vec<u8>,
+) -> Result<(), String> {
+    let encoded =
+        rmp_serde::encode::to_vec_named(call).map_err(|err| format!("bad arguments: {err}"))?;
+    bind::bind(params, &encoded, out).map_err(|err| err.to_string())
 }
 
 /// Decodes a MessagePack array of positional arguments (a host call's) into
@@ -436,9 +477,22 @@ mod tests {
         Job::new(record.clone(), Withdrawals::new(Vec::new()))
     }
 
-    fn chunker(arity: u32, chunksize: usize) -> (Arc<Record>, Chunker) {
+    /// Task `t`, with `arity` required parameters named `p0`, `p1`, ...
+    fn task(arity: usize) -> TaskInfo {
+        TaskInfo {
+            name: "t".into(),
+            params: (0..arity)
+                .map(|i| ParamInfo {
+                    name: Some(format!("p{i}")),
+                    default: None,
+                })
+                .collect(),
+        }
+    }
+
+    fn chunker(arity: usize, chunksize: usize) -> (Arc<Record>, Chunker) {
         let record = Arc::new(Record::default());
-        let chunker = Chunker::new("t".into(), arity, chunksize, 1 << 20, job(&record));
+        let chunker = Chunker::new(&task(arity), Shape::Star, chunksize, 1 << 20, job(&record));
         (record, chunker)
     }
 
@@ -494,6 +548,39 @@ mod tests {
         let (mut before, mut after) = (before, after);
         before.deliver(ok(1));
         after.deliver(ok(1));
+    }
+
+    #[test]
+    fn a_call_that_does_not_bind_fails_alone() {
+        let record = Arc::new(Record::default());
+        let mut chunker = Chunker::new(&task(2), Shape::Keywords, 10, 1 << 20, job(&record));
+        let kw = |k: &str| std::collections::BTreeMap::from([(k.to_string(), 2)]);
+        assert!(chunker.push(&((1,), kw("p1"))).is_none());
+        let before = chunker.push(&((1,), kw("q"))).expect("flushed");
+        assert!(chunker.push(&((), kw("p0"))).is_none(), "nothing before it");
+        assert!(chunker.push(&((1, 2), ())).is_none());
+        let mut last = chunker.finish().unwrap();
+        assert_eq!((last.first_index, last.len()), (3, 1));
+        let bound: (i64, i64) = rmp_serde::from_slice(&before.args).unwrap();
+        assert_eq!(bound, (1, 2));
+        let errors: Vec<String> = record
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(i, o)| format!("{i}: {}", o.as_ref().unwrap_err().message()))
+            .collect();
+        assert_eq!(
+            errors,
+            [
+                "1: task `t`: unexpected keyword argument `q`; the task's parameters are: \
+                 `p0`, `p1`",
+                "2: task `t`: missing required argument: `p1`"
+            ]
+        );
+        let mut before = before;
+        before.deliver(ok(1));
+        last.deliver(ok(1));
     }
 
     #[test]
@@ -559,7 +646,7 @@ mod tests {
         let record = Arc::new(Record::default());
         let (tx, rx) = crossbeam_channel::bounded(1);
         let job = Job::new(record.clone(), Withdrawals::new(vec![tx]));
-        let mut chunker = Chunker::new("t".into(), 1, 1, 1 << 20, job.clone());
+        let mut chunker = Chunker::new(&task(1), Shape::Star, 1, 1 << 20, job.clone());
         let chunk = chunker.push(&(1,)).expect("full");
         assert!(!chunk.is_withdrawn());
         job.withdraw();

@@ -47,6 +47,14 @@
 //! - **Arguments and results** travel as MessagePack; any serde type works.
 //!   `apply` and `starmap` take tuples of positional arguments; `map` and
 //!   `imap` take one argument per item.
+//! - **Keyword arguments and defaults**: a module declares each task's
+//!   parameters ([`TaskInfo::params`]: names and default values); the `_kw`
+//!   forms ([`Pool::apply_kw`], [`Pool::starmap_kw`], ...) take keyword
+//!   arguments as any serde map and bind them, and the defaults, to the
+//!   parameters as Python does, before the task is sent. A call that does not
+//!   bind (an unknown keyword, a parameter given twice, one missing, too many
+//!   positional arguments) fails alone with [`ErrorKind::BadArguments`]
+//!   naming the problem. The positional forms take every argument.
 //! - **Chunks**: `map` sends tasks in chunks, one guest call per chunk;
 //!   `chunksize` defaults as in CPython (the input spread over four chunks per
 //!   process), 1 for `imap`; a chunk also ends at 4 MiB of arguments. Each
@@ -66,7 +74,9 @@
 //! |------------------------------|-------------------------------------------------|
 //! | `Pool(4, init, args, n)`     | `Pool::builder().processes(4).initializer(..).max_tasks_per_child(n)` |
 //! | `apply(f, args)`             | [`Pool::apply`]                                 |
+//! | `apply(f, args, kwds)`       | [`Pool::apply_kw`]                              |
 //! | `apply_async(f, args, cb, ecb)` | [`Pool::apply_async`], [`Pool::apply_async_with`] |
+//! | `apply_async(f, args, kwds, ..)` | [`Pool::apply_async_kw`], [`Pool::apply_async_kw_with`] |
 //! | `map(f, xs, chunksize)`      | [`Pool::map`]                                   |
 //! | `map_async(..)`              | [`Pool::map_async`], [`Pool::map_async_with`]   |
 //! | `imap`, `imap_unordered`     | [`Pool::imap`], [`Pool::imap_unordered`] (and [`Pool::istarmap_stream`] for items that trickle in) |
@@ -249,6 +259,7 @@
 //! plus guards — instead of wasmtime's default of thousands of slots and
 //! terabytes of address space.
 
+mod bind;
 mod cache;
 mod channel;
 mod chunk;
@@ -264,7 +275,7 @@ mod process;
 mod supervisor;
 mod worker;
 
-pub use channel::{Preopen, TaskInfo};
+pub use channel::{ParamInfo, Preopen, TaskInfo};
 /// The channels [`Pool::istarmap_stream`] takes its items from.
 pub use crossbeam_channel;
 pub use error::{Error, ErrorKind, GetTimeoutError, NextTimeout, NotReady, TrapDetails};

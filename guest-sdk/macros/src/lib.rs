@@ -5,9 +5,10 @@
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as TokenStream2};
 use quote::{format_ident, quote};
+use syn::ext::IdentExt;
 use syn::{
-    FnArg, ItemFn, LitStr, ReturnType, Token, Type, parse::Parse, parse::ParseStream,
-    parse_macro_input, spanned::Spanned,
+    Expr, FnArg, ItemFn, LitStr, Meta, Pat, PatType, ReturnType, Token, Type, parse::Parse,
+    parse::ParseStream, parse_macro_input, spanned::Spanned,
 };
 
 /// Options of `#[task(...)]`.
@@ -40,10 +41,15 @@ impl Parse for TaskArgs {
 
 /// Marks a plain function as a task of this module.
 ///
-/// The parameters must implement `serde::de::DeserializeOwned`; they are passed
-/// positionally. The return type must implement `serde::Serialize`; a return
-/// type named `Result<T, E>` (with `E: Display`) makes `Err` a task error.
-/// `#[task(name = "other")]` registers the task under another name.
+/// The parameters must implement `serde::de::DeserializeOwned`. A caller
+/// passes them by position, or by keyword under the parameter's name (`r#`
+/// left out); a parameter bound by a pattern other than a plain name, such
+/// as `(a, b): (i64, i64)` or `_: u8`, is positional-only. `#[default(expr)]`
+/// (or `#[default = expr]`) on a parameter gives it a default value, used
+/// when a call leaves it out; as in Python, parameters with a default come
+/// after those without. The return type must implement `serde::Serialize`;
+/// a return type named `Result<T, E>` (with `E: Display`) makes `Err` a task
+/// error. `#[task(name = "other")]` registers the task under another name.
 #[proc_macro_attribute]
 pub fn task(attr: TokenStream, item: TokenStream) -> TokenStream {
     let args = parse_macro_input!(attr as TaskArgs);
@@ -54,7 +60,7 @@ pub fn task(attr: TokenStream, item: TokenStream) -> TokenStream {
     }
 }
 
-fn expand(args: TaskArgs, func: ItemFn) -> syn::Result<TokenStream2> {
+fn expand(args: TaskArgs, mut func: ItemFn) -> syn::Result<TokenStream2> {
     let sig = &func.sig;
     if let Some(asyncness) = &sig.asyncness {
         return Err(syn::Error::new(
@@ -68,10 +74,27 @@ fn expand(args: TaskArgs, func: ItemFn) -> syn::Result<TokenStream2> {
             "a #[task] cannot be generic: the host calls it by name with concrete types",
         ));
     }
-    let mut types: Vec<&Type> = Vec::new();
-    for input in &sig.inputs {
+    let mut types: Vec<Type> = Vec::new();
+    let mut params: Vec<Param> = Vec::new();
+    for input in &mut func.sig.inputs {
         match input {
-            FnArg::Typed(pat) => types.push(&pat.ty),
+            FnArg::Typed(pat) => {
+                let param = Param::take(pat)?;
+                if param.default.is_none()
+                    && let Some(before) = params.iter().find(|p| p.default.is_some())
+                {
+                    return Err(syn::Error::new(
+                        pat.span(),
+                        format!(
+                            "this parameter has no #[default] but follows {}, which has one: \
+                             as in Python, parameters with a default come last",
+                            before.label()
+                        ),
+                    ));
+                }
+                types.push((*pat.ty).clone());
+                params.push(param);
+            }
             FnArg::Receiver(recv) => {
                 return Err(syn::Error::new(
                     recv.span(),
@@ -80,11 +103,12 @@ fn expand(args: TaskArgs, func: ItemFn) -> syn::Result<TokenStream2> {
             }
         }
     }
+    let sig = &func.sig;
     let ident = &sig.ident;
     let name = args
         .name
         .unwrap_or_else(|| LitStr::new(&ident.to_string(), ident.span()));
-    let arity = types.len() as u32;
+    let arity = types.len();
     let bindings: Vec<_> = (0..types.len()).map(|i| format_ident!("arg{i}")).collect();
     let call_fn = format_ident!("__wasmpool_task_{}", ident);
     let finish = if returns_result(&sig.output) {
@@ -93,9 +117,38 @@ fn expand(args: TaskArgs, func: ItemFn) -> syn::Result<TokenStream2> {
         quote!(::wasmpool_guest::__private::finish_value)
     };
     let sdk = quote!(::wasmpool_guest::__private);
+    let mut defaults = Vec::new();
+    let mut param_defs = Vec::new();
+    for (i, (param, ty)) in params.iter().zip(&types).enumerate() {
+        let which = match &param.name {
+            Some(name) => format!("`{name}`"),
+            None => format!("#{}", i + 1),
+        };
+        let param_name = match &param.name {
+            Some(name) => quote!(::std::option::Option::Some(#name)),
+            None => quote!(::std::option::Option::None),
+        };
+        let default = match &param.default {
+            Some(expr) => {
+                let default_fn = format_ident!("__wasmpool_default_{}_{}", ident, i);
+                defaults.push(quote::quote_spanned! {expr.span()=>
+                    #[doc(hidden)]
+                    #[allow(non_snake_case)]
+                    fn #default_fn() -> ::std::vec::Vec<u8> {
+                        #sdk::encode_default::<#ty>(#name, #which, #expr)
+                    }
+                });
+                quote!(::std::option::Option::Some(#default_fn as fn() -> ::std::vec::Vec<u8>))
+            }
+            None => quote!(::std::option::Option::None),
+        };
+        param_defs.push(quote!(#sdk::Param::new(#param_name, #default)));
+    }
     let span = Span::call_site();
     let expanded = quote::quote_spanned! {span=>
         #func
+
+        #(#defaults)*
 
         #[doc(hidden)]
         #[allow(non_snake_case)]
@@ -105,10 +158,64 @@ fn expand(args: TaskArgs, func: ItemFn) -> syn::Result<TokenStream2> {
         }
 
         #sdk::inventory::submit! {
-            #sdk::TaskDef::new(#name, #arity, #call_fn)
+            #sdk::TaskDef::new(#name, &[#(#param_defs),*], #call_fn)
         }
     };
     Ok(expanded)
+}
+
+/// One parameter of a task, as `#[task]` reads it.
+struct Param {
+    /// Its name, if it is bound by a plain name (else positional-only).
+    name: Option<String>,
+    /// The expression of its `#[default]`.
+    default: Option<Expr>,
+}
+
+impl Param {
+    /// Reads the parameter `pat`, and takes its `#[default]` attribute off.
+    fn take(pat: &mut PatType) -> syn::Result<Self> {
+        let name = match pat.pat.as_ref() {
+            Pat::Ident(binding) if binding.subpat.is_none() => {
+                Some(binding.ident.unraw().to_string())
+            }
+            _ => None,
+        };
+        let mut default = None;
+        let mut kept = Vec::new();
+        for attr in std::mem::take(&mut pat.attrs) {
+            if !attr.path().is_ident("default") {
+                kept.push(attr);
+                continue;
+            }
+            if default.is_some() {
+                return Err(syn::Error::new(
+                    attr.span(),
+                    "a parameter has at most one #[default]",
+                ));
+            }
+            default = Some(match &attr.meta {
+                Meta::List(list) => list.parse_args::<Expr>()?,
+                Meta::NameValue(pair) => pair.value.clone(),
+                Meta::Path(path) => {
+                    return Err(syn::Error::new(
+                        path.span(),
+                        "#[default] needs a value: #[default(expr)] or #[default = expr]",
+                    ));
+                }
+            });
+        }
+        pat.attrs = kept;
+        Ok(Param { name, default })
+    }
+
+    /// How messages name it.
+    fn label(&self) -> String {
+        match &self.name {
+            Some(name) => format!("`{name}`"),
+            None => "a positional-only parameter".to_string(),
+        }
+    }
 }
 
 /// Whether the declared return type is spelled `Result<..>` (any path ending in

@@ -191,8 +191,26 @@ impl std::fmt::Display for Failure {
 pub struct TaskInfo {
     /// The task's name.
     pub name: String,
-    /// How many positional arguments it takes.
-    pub arity: u32,
+    /// Its parameters, in order.
+    pub params: Vec<ParamInfo>,
+}
+
+impl TaskInfo {
+    /// How many positional arguments it takes: one per parameter.
+    pub fn arity(&self) -> usize {
+        self.params.len()
+    }
+}
+
+/// One parameter of a task, as its module declares it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ParamInfo {
+    /// The name a caller passes it by as a keyword argument; `None` for a
+    /// positional-only parameter.
+    pub name: Option<String>,
+    /// Its default value, MessagePack-encoded; `None` if it is required.
+    #[serde(with = "serde_bytes")]
+    pub default: Option<Vec<u8>>,
 }
 
 /// Which output stream of a guest.

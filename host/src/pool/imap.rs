@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::channel::Outcomes;
-use crate::chunk::{Chunk, Chunker, Job, Sink, decode};
+use crate::chunk::{Chunk, Chunker, Job, Shape, Sink, decode};
 use crate::error::{Error, NextTimeout};
 use crate::pool::submit::Submitter;
 
@@ -95,9 +95,6 @@ pub struct Imap<'p, R, T, I> {
     chunker: Chunker,
     rx: Receiver<Vec<Entry<R>>>,
     ordered: bool,
-    /// Items are tuples of positional arguments (`istarmap`), not single
-    /// arguments.
-    star: bool,
     /// Ordered: results waiting for the ones before them.
     waiting: BTreeMap<u64, Result<R, Error>>,
     /// Unordered: results in the order they came.
@@ -133,7 +130,7 @@ where
         input: Items<I, T>,
         chunksize: usize,
         ordered: bool,
-        star: bool,
+        shape: Shape,
     ) -> Result<Self, Error> {
         let chunksize = chunksize.max(1);
         let (tx, rx) = unbounded();
@@ -142,7 +139,7 @@ where
             _result: PhantomData,
         });
         let job = pool.job(sink);
-        let chunker = pool.chunker(task, chunksize, job.clone())?;
+        let chunker = pool.chunker(task, shape, chunksize, job.clone())?;
         let window = chunksize * pool.processes() * CHUNKS_PER_PROCESS;
         let mut imap = Imap {
             pool,
@@ -151,7 +148,6 @@ where
             chunker,
             rx,
             ordered,
-            star,
             waiting: BTreeMap::new(),
             ready: VecDeque::new(),
             next_index: 0,
@@ -198,12 +194,7 @@ where
             for _ in 0..self.chunksize {
                 match self.pull() {
                     Pull::Item(item) => {
-                        let full = if self.star {
-                            self.chunker.push(&item)
-                        } else {
-                            self.chunker.push(&(item,))
-                        };
-                        if let Some(full) = full {
+                        if let Some(full) = self.chunker.push(&item) {
                             chunk = Some(full);
                             break;
                         }

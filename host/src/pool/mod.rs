@@ -24,6 +24,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::channel::TaskInfo;
+use crate::chunk::Shape;
 use crate::error::{Error, ErrorKind};
 use crate::supervisor::process::KillHandle;
 use callbacks::CallbackThread;
@@ -144,10 +145,101 @@ impl Pool {
         R: DeserializeOwned + Send + 'static,
         A: Serialize,
     {
+        self.single_async(task, args, Shape::Star, callbacks)
+    }
+
+    /// Runs `task` with positional `args` (a tuple) and keyword `kwargs` on a
+    /// worker and waits for its result, as CPython's `apply(func, args,
+    /// kwds)`.
+    ///
+    /// `kwargs` is any value that serialises as a map of parameter names to
+    /// values: a `BTreeMap<String, V>`, a struct with named fields, a
+    /// `serde_json` object, or `()` for none. The pool binds them to the
+    /// task's parameters (see [`TaskInfo::params`]) as Python binds a call:
+    /// `args` fill the first parameters, `kwargs` others by name, and the
+    /// parameters left take their defaults.
+    ///
+    /// ```no_run
+    /// # let pool = wasmpool::Pool::builder().module_file("m.wasm").build()?;
+    /// use std::collections::BTreeMap;
+    /// // greet(name, greeting = "Hello")
+    /// let kwargs = BTreeMap::from([("greeting", "Hi")]);
+    /// let s: String = pool.apply_kw("greet", ("Ada",), kwargs)?;
+    /// # Ok::<(), wasmpool::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::BadArguments`] naming what does not bind: an unknown
+    /// keyword (with the task's parameters), a parameter given both by
+    /// position and by keyword, a required parameter missing, or too many
+    /// positional arguments. Otherwise as [`apply`](Self::apply).
+    pub fn apply_kw<R, A, K>(&self, task: &str, args: A, kwargs: K) -> Result<R, Error>
+    where
+        R: DeserializeOwned + Send + 'static,
+        A: Serialize,
+        K: Serialize,
+    {
+        self.apply_async_kw(task, args, kwargs)?.get()
+    }
+
+    /// [`apply_kw`](Self::apply_kw) that returns at once with a handle to its
+    /// result.
+    ///
+    /// # Errors
+    ///
+    /// As [`apply_async`](Self::apply_async); arguments that do not bind
+    /// through the [`AsyncResult`].
+    pub fn apply_async_kw<R, A, K>(
+        &self,
+        task: &str,
+        args: A,
+        kwargs: K,
+    ) -> Result<AsyncResult<R>, Error>
+    where
+        R: DeserializeOwned + Send + 'static,
+        A: Serialize,
+        K: Serialize,
+    {
+        self.apply_async_kw_with(task, args, kwargs, Callbacks::new())
+    }
+
+    /// [`apply_async_kw`](Self::apply_async_kw) with a callback and an error
+    /// callback.
+    ///
+    /// # Errors
+    ///
+    /// As [`apply_async_kw`](Self::apply_async_kw).
+    pub fn apply_async_kw_with<R, A, K>(
+        &self,
+        task: &str,
+        args: A,
+        kwargs: K,
+        callbacks: Callbacks<R>,
+    ) -> Result<AsyncResult<R>, Error>
+    where
+        R: DeserializeOwned + Send + 'static,
+        A: Serialize,
+        K: Serialize,
+    {
+        self.single_async(task, (args, kwargs), Shape::Keywords, callbacks)
+    }
+
+    fn single_async<R, A>(
+        &self,
+        task: &str,
+        item: A,
+        shape: Shape,
+        callbacks: Callbacks<R>,
+    ) -> Result<AsyncResult<R>, Error>
+    where
+        R: DeserializeOwned + Send + 'static,
+        A: Serialize,
+    {
         let (result, sink) = result::gather(1, result::single, callbacks, self.callbacks.queue());
         let job = self.submitter.job(sink);
         let result = result.with_job(&job);
-        self.submitter.submit(task, [args], 1, job)?;
+        self.submitter.submit(task, [item], shape, 1, job)?;
         Ok(result)
     }
 
@@ -218,8 +310,8 @@ impl Pool {
         T: Serialize,
         I: IntoIterator<Item = T>,
     {
-        let items: Vec<(T,)> = items.into_iter().map(|item| (item,)).collect();
-        self.many_async(task, items, chunksize.into(), callbacks)
+        let items: Vec<T> = items.into_iter().collect();
+        self.many_async(task, items, Shape::Single, chunksize.into(), callbacks)
     }
 
     /// Like [`map`](Self::map), but each item is a tuple of the task's
@@ -280,13 +372,82 @@ impl Pool {
         I: IntoIterator<Item = A>,
     {
         let items: Vec<A> = items.into_iter().collect();
-        self.many_async(task, items, chunksize.into(), callbacks)
+        self.many_async(task, items, Shape::Star, chunksize.into(), callbacks)
+    }
+
+    /// Like [`starmap`](Self::starmap), but each item is a pair of
+    /// positional arguments (a tuple) and keyword arguments (a map), bound
+    /// to the task's parameters as [`apply_kw`](Self::apply_kw) binds them:
+    /// `[((1,), kw)]` runs `f(1, **kw)`.
+    ///
+    /// # Errors
+    ///
+    /// As [`map`](Self::map). An item that does not bind fails alone, with
+    /// [`ErrorKind::BadArguments`]; the others still run.
+    pub fn starmap_kw<R, A, K, I>(
+        &self,
+        task: &str,
+        items: I,
+        chunksize: impl Into<Option<usize>>,
+    ) -> Result<Vec<R>, Error>
+    where
+        R: DeserializeOwned + Send + 'static,
+        A: Serialize,
+        K: Serialize,
+        I: IntoIterator<Item = (A, K)>,
+    {
+        self.starmap_async_kw(task, items, chunksize)?.get()
+    }
+
+    /// Like [`starmap_kw`](Self::starmap_kw), but returns at once with a
+    /// handle to the results.
+    ///
+    /// # Errors
+    ///
+    /// As [`map_async`](Self::map_async).
+    pub fn starmap_async_kw<R, A, K, I>(
+        &self,
+        task: &str,
+        items: I,
+        chunksize: impl Into<Option<usize>>,
+    ) -> Result<AsyncResult<Vec<R>>, Error>
+    where
+        R: DeserializeOwned + Send + 'static,
+        A: Serialize,
+        K: Serialize,
+        I: IntoIterator<Item = (A, K)>,
+    {
+        self.starmap_async_kw_with(task, items, chunksize, Callbacks::new())
+    }
+
+    /// [`starmap_async_kw`](Self::starmap_async_kw) with callbacks, as
+    /// [`map_async_with`](Self::map_async_with).
+    ///
+    /// # Errors
+    ///
+    /// As [`map_async`](Self::map_async).
+    pub fn starmap_async_kw_with<R, A, K, I>(
+        &self,
+        task: &str,
+        items: I,
+        chunksize: impl Into<Option<usize>>,
+        callbacks: Callbacks<Vec<R>>,
+    ) -> Result<AsyncResult<Vec<R>>, Error>
+    where
+        R: DeserializeOwned + Send + 'static,
+        A: Serialize,
+        K: Serialize,
+        I: IntoIterator<Item = (A, K)>,
+    {
+        let items: Vec<(A, K)> = items.into_iter().collect();
+        self.many_async(task, items, Shape::Keywords, chunksize.into(), callbacks)
     }
 
     fn many_async<R, A>(
         &self,
         task: &str,
         items: Vec<A>,
+        shape: Shape,
         chunksize: Option<usize>,
         callbacks: Callbacks<Vec<R>>,
     ) -> Result<AsyncResult<Vec<R>>, Error>
@@ -302,7 +463,7 @@ impl Pool {
             result::gather(items.len(), result::all, callbacks, self.callbacks.queue());
         let job = self.submitter.job(sink);
         let result = result.with_job(&job);
-        self.submitter.submit(task, items, chunksize, job)?;
+        self.submitter.submit(task, items, shape, chunksize, job)?;
         Ok(result)
     }
 
@@ -333,7 +494,7 @@ impl Pool {
             Items::Pulled(items.into_iter()),
             chunksize.into().unwrap_or(1),
             true,
-            false,
+            Shape::Single,
         )
     }
 
@@ -360,7 +521,7 @@ impl Pool {
             Items::Pulled(items.into_iter()),
             chunksize.into().unwrap_or(1),
             false,
-            false,
+            Shape::Single,
         )
     }
 
@@ -389,7 +550,7 @@ impl Pool {
             Items::Pulled(items.into_iter()),
             chunksize.into().unwrap_or(1),
             ordered,
-            true,
+            Shape::Star,
         )
     }
 
@@ -441,7 +602,41 @@ impl Pool {
             Items::Streamed(items),
             chunksize.into().unwrap_or(1),
             ordered,
-            true,
+            Shape::Star,
+        )
+    }
+
+    /// Like [`istarmap_stream`](Self::istarmap_stream), but each item is a
+    /// pair of positional arguments and keyword arguments, bound to the
+    /// task's parameters as [`apply_kw`](Self::apply_kw) binds them. An item
+    /// that does not bind fails alone, with [`ErrorKind::BadArguments`].
+    ///
+    /// # Errors
+    ///
+    /// As [`imap`](Self::imap).
+    #[expect(
+        clippy::type_complexity,
+        reason = "istarmap_stream's Imap, its items pairs"
+    )]
+    pub fn istarmap_kw_stream<R, A, K>(
+        &self,
+        task: &str,
+        items: Receiver<(A, K)>,
+        chunksize: impl Into<Option<usize>>,
+        ordered: bool,
+    ) -> Result<Imap<'_, R, (A, K), std::iter::Empty<(A, K)>>, Error>
+    where
+        R: DeserializeOwned + Send + 'static,
+        A: Serialize,
+        K: Serialize,
+    {
+        Imap::new(
+            &self.submitter,
+            task,
+            Items::Streamed(items),
+            chunksize.into().unwrap_or(1),
+            ordered,
+            Shape::Keywords,
         )
     }
 

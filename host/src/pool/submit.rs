@@ -8,7 +8,7 @@ use crossbeam_channel::{Receiver, Sender};
 use serde::Serialize;
 
 use crate::channel::TaskInfo;
-use crate::chunk::{Chunk, Chunker, Job, Sink, Withdrawals};
+use crate::chunk::{Chunk, Chunker, Job, Shape, Sink, Withdrawals};
 use crate::error::{Error, ErrorKind};
 use crate::supervisor::Shared;
 
@@ -93,35 +93,31 @@ impl Submitter {
         self.shared.drop_if_terminating();
     }
 
-    /// A chunker for tasks of `task` of `job`, if the pool has that task and
-    /// is open.
+    /// A chunker for tasks of `task` of `job`, their arguments in `shape`,
+    /// if the pool has that task and is open.
     pub(crate) fn chunker(
         &self,
         task: &str,
+        shape: Shape,
         chunksize: usize,
         job: Arc<Job>,
     ) -> Result<Chunker, Error> {
         let info = self.task(task)?;
         self.sender()?;
-        Ok(Chunker::new(
-            info.name.as_str().into(),
-            info.arity,
-            chunksize,
-            self.max_payload,
-            job,
-        ))
+        Ok(Chunker::new(info, shape, chunksize, self.max_payload, job))
     }
 
-    /// Submits every item of `items` (each a tuple of positional arguments)
-    /// as tasks of `job`.
+    /// Submits every item of `items` (each a task's arguments in `shape`) as
+    /// tasks of `job`.
     pub(crate) fn submit<A: Serialize>(
         &self,
         task: &str,
         items: impl IntoIterator<Item = A>,
+        shape: Shape,
         chunksize: usize,
         job: Arc<Job>,
     ) -> Result<(), Error> {
-        let mut chunker = self.chunker(task, chunksize, job)?;
+        let mut chunker = self.chunker(task, shape, chunksize, job)?;
         let sender = self.sender()?;
         for item in items {
             if let Some(chunk) = chunker.push(&item) {

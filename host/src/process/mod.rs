@@ -21,7 +21,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::channel::Outcomes;
-use crate::chunk::{Sink, decode};
+use crate::chunk::{Shape, Sink, decode};
 use crate::error::{Error, ErrorKind};
 use crate::pool::Pool;
 use crate::supervisor::process::{KillHandle, Settled};
@@ -133,7 +133,7 @@ impl<'a, A: Serialize> ProcessBuilder<'a, A> {
         };
         let outcome = Arc::new(Outcome(Settled::new()));
         let job = pool.submitter.job(outcome.clone());
-        pool.submitter.submit(&self.task, [self.args], 1, job)?;
+        pool.submitter.submit(&self.task, [self.args], Shape::Star, 1, job)?;
         // Its one task is in: the worker shuts down once it is done.
         pool.close();
         let name = self

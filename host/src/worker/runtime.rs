@@ -19,8 +19,11 @@ use wasmtime::{
 };
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 
+use crate::bind;
 use crate::cache;
-use crate::channel::{ArtifactFile, Call, Failure, FromWorker, Grants, Limits, Stream, TaskInfo};
+use crate::channel::{
+    ArtifactFile, Call, Failure, FromWorker, Grants, Limits, ParamInfo, Stream, TaskInfo,
+};
 use crate::error::{Error, ErrorKind, TrapDetails};
 use crate::worker::backstop::Backstop;
 use crate::worker::capture::Capture;
@@ -666,6 +669,7 @@ impl Runner {
     pub(crate) async fn describe(&mut self) -> Result<Vec<TaskInfo>, Error> {
         let limits = self.limits.clone();
         let backstop = self.backstop.clone();
+        let max_payload = usize::try_from(limits.max_payload).unwrap_or(usize::MAX);
         let live = self.live().await?;
         let late = Error::new(
             ErrorKind::BadModule,
@@ -683,13 +687,29 @@ impl Runner {
             return Err(late);
         };
         match described {
-            Ok(tasks) => Ok(tasks
+            Ok(tasks) => tasks
                 .into_iter()
-                .map(|task| TaskInfo {
-                    name: task.name,
-                    arity: task.arity,
+                .map(|task| {
+                    let params: Vec<ParamInfo> = task
+                        .params
+                        .into_iter()
+                        .map(|param| ParamInfo {
+                            name: param.name,
+                            default: param.default,
+                        })
+                        .collect();
+                    bind::check_params(&params, max_payload).map_err(|why| {
+                        Error::new(
+                            ErrorKind::BadModule,
+                            format!("the module's task `{}`: {why}", task.name),
+                        )
+                    })?;
+                    Ok(TaskInfo {
+                        name: task.name,
+                        params,
+                    })
                 })
-                .collect()),
+                .collect(),
             Err(err) => {
                 self.live = None;
                 Err(Error::new(

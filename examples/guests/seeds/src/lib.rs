@@ -96,7 +96,10 @@ fn init_worker(start: u64) {
 #[task]
 fn greet(name: String) -> String {
     let n = GREETING_COUNT.fetch_add(1, Ordering::SeqCst);
-    format!("hello {name} from {} (task {n} of this worker)", worker_pid())
+    format!(
+        "hello {name} from {} (task {n} of this worker)",
+        worker_pid()
+    )
 }
 
 /// Sleeps `ms` milliseconds and returns `ms`.
@@ -104,4 +107,18 @@ fn greet(name: String) -> String {
 fn nap(ms: u64) -> u64 {
     std::thread::sleep(Duration::from_millis(ms));
     ms
+}
+
+/// Seed 001's `action(name='default')` with its default: called with no
+/// argument, by position or by keyword.
+#[task]
+fn action_named(#[default("default".to_string())] name: String) -> String {
+    format!("({}) is running, argument: {name}", worker_pid())
+}
+
+/// Seed 003's `pool.apply(func, (123, 345), {'a': 1, 'b': 2})`: Rust has no
+/// `*args, **kwargs`, so the parameters are named, `a` and `b` with defaults.
+#[task]
+fn func_kwds(x: i64, y: i64, #[default(0)] a: i64, #[default(0)] b: i64) -> String {
+    format!("args: ({x}, {y}), kwargs: {{'a': {a}, 'b': {b}}}")
 }

@@ -11,7 +11,7 @@ use std::thread;
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 
-use crate::json::Line;
+use crate::json::{Form, Line};
 use crate::resume::Done;
 
 /// Lines read ahead of the pool, at most.
@@ -94,31 +94,56 @@ impl<R: BufRead> LineReader<R> {
     }
 }
 
+/// The pool's stream of tasks, one per input line not done: calls with
+/// positional arguments, or (`--kwargs`) with keyword arguments.
+pub(crate) enum Lines {
+    Positional(Receiver<Line>),
+    Keywords(Receiver<((), Line)>),
+}
+
 /// Starts the thread that reads `source` line by line, passes over the lines
-/// `done` holds, and parses the others (with `star`, as arrays of positional
-/// arguments; a line over `limit` bytes becomes a malformed line) into the
-/// channel returned, telling how far it got in the ledger returned. The
-/// channel is the pool's stream of tasks: the `n`th line sent is task `n`
+/// `done` holds, and parses the others (each holding `form`; a line over
+/// `limit` bytes becomes a malformed line) into the stream returned, telling
+/// how far it got in the ledger returned. The `n`th line sent is task `n`
 /// (see [`Done::line_of`]). The thread is not joined: a read of stdin may
 /// block for ever, and must not keep the command from ending; it ends when
-/// the channel is let go.
+/// the stream is let go.
 pub(crate) fn spawn_reader(
     source: Source,
     limit: usize,
-    star: bool,
+    form: Form,
     done: Arc<Done>,
-) -> io::Result<(Receiver<Line>, Arc<Ledger>)> {
+) -> io::Result<(Lines, Arc<Ledger>)> {
+    Ok(match form {
+        Form::Kwargs => {
+            let (rx, ledger) = spawn(source, limit, form, done, |line| ((), line))?;
+            (Lines::Keywords(rx), ledger)
+        }
+        Form::Single | Form::Star => {
+            let (rx, ledger) = spawn(source, limit, form, done, |line| line)?;
+            (Lines::Positional(rx), ledger)
+        }
+    })
+}
+
+/// [`spawn_reader`], each line sent as `item` makes it.
+fn spawn<T: Send + 'static>(
+    source: Source,
+    limit: usize,
+    form: Form,
+    done: Arc<Done>,
+    item: fn(Line) -> T,
+) -> io::Result<(Receiver<T>, Arc<Ledger>)> {
     let (tx, rx) = bounded(READ_AHEAD);
     let ledger = Arc::new(Ledger::default());
     let noted = ledger.clone();
+    let read = Read { limit, form, item };
     thread::Builder::new()
         .name("wasmpool-input".into())
         .spawn(move || match source {
-            Source::Stdin => read_all(io::stdin().lock(), limit, star, &done, &tx, &noted),
-            Source::File(file) => read_all(
+            Source::Stdin => read.all(io::stdin().lock(), &done, &tx, &noted),
+            Source::File(file) => read.all(
                 BufReader::with_capacity(LINE_BUFFER, file),
-                limit,
-                star,
                 &done,
                 &tx,
                 &noted,
@@ -127,52 +152,56 @@ pub(crate) fn spawn_reader(
     Ok((rx, ledger))
 }
 
-/// The reader thread's work: every line of `reader` not `done` to `tx`,
-/// then how the input ended, in `ledger`.
-fn read_all(
-    reader: impl BufRead,
+/// How the reader thread reads: lines of at most `limit` bytes, each holding
+/// `form`, sent as `item` makes them.
+struct Read<T> {
     limit: usize,
-    star: bool,
-    done: &Done,
-    tx: &Sender<Line>,
-    ledger: &Ledger,
-) {
-    let mut reader = LineReader::new(reader, limit);
-    let mut bytes = Vec::new();
-    let mut index = 0u64;
-    let end = loop {
-        let fetched = match reader.read(&mut bytes) {
-            Ok(Some(fetched)) => fetched,
-            Ok(None) => break Ok(()),
-            Err(err) => break Err(err),
-        };
-        ledger.seen.store(index + 1, Ordering::Relaxed);
-        if !done.contains(index) {
-            let number = index + 1;
-            let line = match fetched {
-                Fetched::Line => Line::parse(&bytes, number, star),
-                Fetched::TooLong(length) => Line::Malformed(format!(
-                    "input line {number} is {length} bytes, over the payload limit of \
-                     {limit} bytes"
-                )),
+    form: Form,
+    item: fn(Line) -> T,
+}
+
+impl<T> Read<T> {
+    /// The reader thread's work: every line of `reader` not `done` to `tx`,
+    /// then how the input ended, in `ledger`.
+    fn all(&self, reader: impl BufRead, done: &Done, tx: &Sender<T>, ledger: &Ledger) {
+        let limit = self.limit;
+        let mut reader = LineReader::new(reader, limit);
+        let mut bytes = Vec::new();
+        let mut index = 0u64;
+        let end = loop {
+            let fetched = match reader.read(&mut bytes) {
+                Ok(Some(fetched)) => fetched,
+                Ok(None) => break Ok(()),
+                Err(err) => break Err(err),
             };
-            if tx.send(line).is_err() {
-                // The pool let the stream go: it was terminated.
-                return;
+            ledger.seen.store(index + 1, Ordering::Relaxed);
+            if !done.contains(index) {
+                let number = index + 1;
+                let line = match fetched {
+                    Fetched::Line => Line::parse(&bytes, number, self.form),
+                    Fetched::TooLong(length) => Line::Malformed(format!(
+                        "input line {number} is {length} bytes, over the payload limit of \
+                         {limit} bytes"
+                    )),
+                };
+                if tx.send((self.item)(line)).is_err() {
+                    // The pool let the stream go: it was terminated.
+                    return;
+                }
             }
-        }
-        if bytes.capacity() > LINE_BUFFER {
-            bytes = Vec::with_capacity(LINE_BUFFER);
-        }
-        index += 1;
-    };
-    match end {
-        Ok(()) => ledger.exhausted.store(true, Ordering::SeqCst),
-        Err(err) => {
-            *ledger
-                .read_error
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner) = Some(err);
+            if bytes.capacity() > LINE_BUFFER {
+                bytes = Vec::with_capacity(LINE_BUFFER);
+            }
+            index += 1;
+        };
+        match end {
+            Ok(()) => ledger.exhausted.store(true, Ordering::SeqCst),
+            Err(err) => {
+                *ledger
+                    .read_error
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = Some(err);
+            }
         }
     }
 }
@@ -261,18 +290,28 @@ mod tests {
         assert_eq!(lines(b"abcdefgh", 5, 3), vec![Err(8)]);
     }
 
+    /// Reads lines of at most `limit` bytes, each a single argument.
+    fn single(limit: usize) -> Read<Line> {
+        Read {
+            limit,
+            form: Form::Single,
+            item: |line| line,
+        }
+    }
+
     #[test]
     fn the_reader_skips_done_lines_and_tells_how_far_it_got() {
         let done = Arc::new(Done::from_indices([1, 3]));
         let input = "10\n11\n12\n13\n14\n".as_bytes();
         let (tx, rx) = bounded(READ_AHEAD);
         let ledger = Ledger::default();
-        read_all(input, 64, false, &done, &tx, &ledger);
+        single(64).all(input, &done, &tx, &ledger);
         drop(tx);
         let sent: Vec<String> = rx
             .iter()
             .map(|line| match line {
                 Line::Args(args) => args[0].to_string(),
+                Line::Kwargs(_) => unreachable!("lines are single arguments"),
                 Line::Malformed(why) => why,
             })
             .collect();
@@ -286,14 +325,7 @@ mod tests {
         let (tx, rx) = bounded(1);
         drop(rx);
         let ledger = Ledger::default();
-        read_all(
-            "1\n2\n".as_bytes(),
-            64,
-            false,
-            &Done::default(),
-            &tx,
-            &ledger,
-        );
+        single(64).all("1\n2\n".as_bytes(), &Done::default(), &tx, &ledger);
         assert!(!ledger.exhausted(), "it stopped at the first line");
         assert_eq!(ledger.seen(), 1);
     }

@@ -4,28 +4,46 @@
 use serde::{Serialize, Serializer};
 use serde_json::{Map, Value, json};
 
-/// One input line, parsed into a task's positional arguments; a line that
-/// cannot be a task's arguments carries why, and fails to serialise with that
-/// message, so the pool reports it as that task's error without running
-/// anything.
+/// What a line of the input holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Form {
+    /// The task's single argument.
+    Single,
+    /// An array of the task's positional arguments (`--star`).
+    Star,
+    /// An object of the task's keyword arguments (`--kwargs`).
+    Kwargs,
+}
+
+/// One input line, parsed into a task's positional arguments or keyword
+/// arguments; a line that cannot be a task's arguments carries why, and fails
+/// to serialise with that message, so the pool reports it as that task's
+/// error without running anything.
 pub(crate) enum Line {
     Args(Vec<Value>),
+    Kwargs(Map<String, Value>),
     Malformed(String),
 }
 
 impl Line {
-    /// Parses line `number` (1-based, for messages). With `star`, the line
-    /// must be an array of positional arguments.
-    pub(crate) fn parse(bytes: &[u8], number: u64, star: bool) -> Line {
+    /// Parses line `number` (1-based, for messages), which holds `form`.
+    pub(crate) fn parse(bytes: &[u8], number: u64, form: Form) -> Line {
         let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
-        match serde_json::from_slice::<Value>(bytes) {
-            Ok(Value::Array(args)) if star => Line::Args(args),
-            Ok(_) if star => Line::Malformed(format!(
+        match (serde_json::from_slice::<Value>(bytes), form) {
+            (Err(err), _) => {
+                Line::Malformed(format!("input line {number} is not valid JSON: {err}"))
+            }
+            (Ok(value), Form::Single) => Line::Args(vec![value]),
+            (Ok(Value::Array(args)), Form::Star) => Line::Args(args),
+            (Ok(_), Form::Star) => Line::Malformed(format!(
                 "input line {number}: with --star, a line must be a JSON array of the \
                  task's positional arguments"
             )),
-            Ok(value) => Line::Args(vec![value]),
-            Err(err) => Line::Malformed(format!("input line {number} is not valid JSON: {err}")),
+            (Ok(Value::Object(kwargs)), Form::Kwargs) => Line::Kwargs(kwargs),
+            (Ok(_), Form::Kwargs) => Line::Malformed(format!(
+                "input line {number}: with --kwargs, a line must be a JSON object of the \
+                 task's keyword arguments"
+            )),
         }
     }
 }
@@ -34,6 +52,7 @@ impl Serialize for Line {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
             Line::Args(value) => value.serialize(serializer),
+            Line::Kwargs(kwargs) => kwargs.serialize(serializer),
             Line::Malformed(message) => Err(serde::ser::Error::custom(message)),
         }
     }
@@ -94,17 +113,26 @@ mod tests {
 
     #[test]
     fn lines_parse_or_say_why_not() {
-        assert!(matches!(Line::parse(b"[1, 2]\r", 1, true), Line::Args(a) if a.len() == 2));
-        assert!(matches!(Line::parse(b"[1, 2]", 1, false), Line::Args(a) if a.len() == 1));
-        assert!(matches!(Line::parse(b"{\"a\": 1}", 1, false), Line::Args(a) if a[0].is_object()));
-        let Line::Malformed(why) = Line::parse(b"{oops", 7, false) else {
+        assert!(matches!(Line::parse(b"[1, 2]\r", 1, Form::Star), Line::Args(a) if a.len() == 2));
+        assert!(matches!(Line::parse(b"[1, 2]", 1, Form::Single), Line::Args(a) if a.len() == 1));
+        assert!(
+            matches!(Line::parse(b"{\"a\": 1}", 1, Form::Single), Line::Args(a) if a[0].is_object())
+        );
+        assert!(
+            matches!(Line::parse(b"{\"a\": 1}", 1, Form::Kwargs), Line::Kwargs(k) if k["a"] == 1)
+        );
+        let Line::Malformed(why) = Line::parse(b"{oops", 7, Form::Kwargs) else {
             panic!("accepted malformed JSON");
         };
         assert!(why.starts_with("input line 7 is not valid JSON"), "{why}");
-        let Line::Malformed(why) = Line::parse(b"3", 2, true) else {
+        let Line::Malformed(why) = Line::parse(b"3", 2, Form::Star) else {
             panic!("accepted a non-array with --star");
         };
         assert!(why.contains("--star"), "{why}");
+        let Line::Malformed(why) = Line::parse(b"[1]", 3, Form::Kwargs) else {
+            panic!("accepted a non-object with --kwargs");
+        };
+        assert!(why.starts_with("input line 3: with --kwargs"), "{why}");
     }
 
     #[test]

@@ -26,8 +26,9 @@ use indicatif::ProgressBar;
 use signal_hook::iterator::{Handle, Signals};
 use wasmpool::{GuestOutput, Pool, PoolBuilder, Preopen};
 
-use input::Source;
+use input::{Lines, Source};
 use interrupt::{Interrupt, Watch};
+use json::Form;
 use parse::{parse_dir, parse_duration, parse_size};
 use progress::Progress;
 use records::{Gate, Records};
@@ -45,7 +46,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run TASK on every line of the input: each line one task's argument as
-    /// JSON (with --star, a JSON array of its positional arguments). Writes
+    /// JSON (with --star, a JSON array of its positional arguments; with
+    /// --kwargs, a JSON object of its keyword arguments, parameters left out
+    /// taking their defaults). Writes
     /// one JSON record per line: {"index": N, "ok": VALUE} or
     /// {"index": N, "error": {"kind": ..., "message": ...}}.
     ///
@@ -59,7 +62,9 @@ enum Command {
     /// signal exits at once. Records reach the output at least every half
     /// second.
     Map(Box<MapArgs>),
-    /// List the tasks a module exports, with how many arguments each takes.
+    /// List the tasks a module exports: per line its name, how many arguments
+    /// it takes, and its parameters (a default as JSON after `=`; #N for a
+    /// positional-only parameter).
     Tasks {
         /// The task module (a WebAssembly component).
         module: PathBuf,
@@ -91,6 +96,12 @@ struct MapArgs {
     /// Each line is a JSON array of the task's positional arguments.
     #[arg(long)]
     star: bool,
+    /// Each line is a JSON object of the task's keyword arguments, by
+    /// parameter name: {"name": "Ada"} runs greet(name="Ada"), with the
+    /// defaults of the parameters it leaves out (see `wasmpool tasks`).
+    /// Without it, an object line is one positional argument.
+    #[arg(long, conflicts_with = "star")]
+    kwargs: bool,
     /// Replace a worker process after it ran N tasks.
     #[arg(long, value_name = "N")]
     max_tasks_per_child: Option<usize>,
@@ -160,7 +171,23 @@ fn tasks(module: PathBuf) -> Result<ExitCode, SetupError> {
     log::init(ProgressBar::hidden());
     let pool = Pool::builder().module_file(&module).processes(1).build()?;
     for task in pool.tasks() {
-        println!("{}\t{}", task.name, task.arity);
+        let params: Vec<String> = task
+            .params
+            .iter()
+            .enumerate()
+            .map(|(at, param)| {
+                let name = param.name.clone().unwrap_or_else(|| format!("#{}", at + 1));
+                match param
+                    .default
+                    .as_deref()
+                    .map(|mut bytes| rmpv::decode::read_value(&mut bytes))
+                {
+                    Some(Ok(value)) => format!("{name}={}", json::to_json(value)),
+                    Some(Err(_)) | None => name,
+                }
+            })
+            .collect();
+        println!("{}\t{}\t{}", task.name, task.arity(), params.join(", "));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -324,7 +351,14 @@ fn map(args: MapArgs) -> Result<ExitCode, SetupError> {
     // takes them as they come and never waits for input while results are
     // ready, and a read that blocks cannot hold up an interrupt.
     let done = Arc::new(done);
-    let (lines, ledger) = input::spawn_reader(source, max_payload, args.star, done.clone())
+    let form = if args.kwargs {
+        Form::Kwargs
+    } else if args.star {
+        Form::Star
+    } else {
+        Form::Single
+    };
+    let (lines, ledger) = input::spawn_reader(source, max_payload, form, done.clone())
         .map_err(|err| SetupError(format!("cannot start the input thread: {err}")))?;
     let signals = Signals::new(interrupt::SIGNALS)
         .map_err(|err| SetupError(format!("cannot handle signals: {err}")))?;
@@ -348,10 +382,17 @@ fn map(args: MapArgs) -> Result<ExitCode, SetupError> {
         let _ticker = progress
             .start()
             .map_err(|err| SetupError(format!("cannot start the progress thread: {err}")))?;
-        let results = pool
-            .istarmap_stream::<rmpv::Value, _>(&args.task, lines, chunksize, !args.unordered)?
-            .indexed();
-        run::write_records(results, &records, &done, &interrupt, progress.counts())
+        let (task, ordered, counts) = (&args.task, !args.unordered, progress.counts());
+        match lines {
+            Lines::Positional(lines) => {
+                let results = pool.istarmap_stream(task, lines, chunksize, ordered)?;
+                run::write_records(results.indexed(), &records, &done, &interrupt, counts)
+            }
+            Lines::Keywords(lines) => {
+                let results = pool.istarmap_kw_stream(task, lines, chunksize, ordered)?;
+                run::write_records(results.indexed(), &records, &done, &interrupt, counts)
+            }
+        }
     })?;
     bar.finish_and_clear();
 
