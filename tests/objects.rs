@@ -1,0 +1,286 @@
+//! Shared objects (locks, semaphores, events, queues, pipes, managed data)
+//! used by tasks in real worker processes, by processes and by host threads
+//! at once: their promises across processes, and what happens when a holder
+//! dies, times out or presents a handle it was not handed.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{DEADLINE, OUTCOME_WAIT, builder, deadline, outcome, pool};
+use wasmpool::{
+    ErrorKind, Event, JoinableQueue, Lock, Manager, Pipe, Queue, QueueError, RecvError, Semaphore,
+};
+
+#[test]
+fn a_counter_under_a_lock_ends_exact_across_processes_and_host_threads() {
+    let _deadline = deadline("tasks and host threads counting under a lock", DEADLINE);
+    let pool = pool(4);
+    let lock = Lock::new();
+    let counter = Manager::new().value(&0i64).unwrap();
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            pool.apply_async::<u64, _>("locked_increments", (lock.clone(), counter.clone(), 25))
+                .unwrap()
+        })
+        .collect();
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            scope.spawn(|| {
+                for _ in 0..25 {
+                    let _held = lock.acquire();
+                    let n = counter.get().unwrap();
+                    std::thread::yield_now();
+                    counter.set(&(n + 1)).unwrap();
+                }
+            });
+        }
+    });
+    for task in &tasks {
+        assert_eq!(outcome(task, "a counting task").unwrap(), 0, "no holder died");
+    }
+    assert_eq!(counter.get().unwrap(), 8 * 25 + 2 * 25);
+}
+
+#[test]
+fn a_semaphore_never_admits_more_than_its_permits() {
+    let _deadline = deadline("ten tasks through a semaphore of two", DEADLINE);
+    let pool = pool(4);
+    let semaphore = Semaphore::new(2);
+    let manager = Manager::new();
+    let (inside, peak) = (manager.value(&0i64).unwrap(), manager.value(&0i64).unwrap());
+    let items: Vec<_> = (0..10)
+        .map(|_| (semaphore.clone(), inside.clone(), peak.clone(), 20u64))
+        .collect();
+    let done: Vec<()> = pool.starmap("within_semaphore", items, 1).unwrap();
+    assert_eq!(done.len(), 10);
+    let peak = peak.get().unwrap();
+    assert!((1..=2).contains(&peak), "{peak} tasks held a permit at once");
+    assert_eq!(inside.get().unwrap(), 0);
+    assert_eq!(semaphore.value(), 2, "every permit came back");
+}
+
+#[test]
+fn setting_an_event_wakes_every_waiter() {
+    let _deadline = deadline("three tasks waiting for an event", DEADLINE);
+    let pool = pool(3);
+    let event = Event::new();
+    let waiters: Vec<_> = (0..3)
+        .map(|_| {
+            pool.apply_async::<bool, _>("wait_for_event", (event.clone(), None::<u64>))
+                .unwrap()
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(waiters.iter().all(|waiter| !waiter.ready()), "none passes before set");
+    event.set();
+    for waiter in &waiters {
+        assert!(outcome(waiter, "a waiter").unwrap());
+    }
+    event.clear();
+    let timed: bool = pool.apply("wait_for_event", (event.clone(), Some(20u64))).unwrap();
+    assert!(!timed, "a cleared event lets a timed wait run out");
+}
+
+#[test]
+fn a_queue_keeps_order_and_a_bounded_one_holds_its_producer_back() {
+    let _deadline = deadline("a producer and a consumer on a queue of 2", DEADLINE);
+    let pool = pool(2);
+    let queue: Queue<i64> = Queue::bounded(2);
+    let producer = pool
+        .apply_async::<(), _>("produce", (queue.clone(), 0, 50))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!producer.ready(), "the producer waits for room");
+    assert_eq!(queue.qsize(), 2);
+    let consumed: Vec<i64> = pool.apply("consume", (queue.clone(), 50u64)).unwrap();
+    outcome(&producer, "the producer").unwrap();
+    assert_eq!(consumed, (0..50).collect::<Vec<_>>());
+    assert_eq!(queue.get_nowait(), Err(QueueError::Empty));
+}
+
+#[test]
+fn joinable_queue_join_returns_when_every_item_is_done() {
+    let _deadline = deadline("two workers working off a joinable queue", DEADLINE);
+    let pool = pool(2);
+    let queue: JoinableQueue<i64> = JoinableQueue::new();
+    let done = Manager::new().list(Vec::<i64>::new()).unwrap();
+    let workers: Vec<_> = (0..2)
+        .map(|_| {
+            pool.apply_async::<u64, _>("work_off", (queue.clone(), done.clone(), 500u64))
+                .unwrap()
+        })
+        .collect();
+    for item in 0..40 {
+        queue.put(&item).unwrap();
+    }
+    queue.join();
+    // Each item was recorded before it was marked done.
+    let mut recorded = done.items().unwrap();
+    recorded.sort_unstable();
+    assert_eq!(recorded, (0..40).collect::<Vec<_>>());
+    let taken: u64 = workers
+        .iter()
+        .map(|worker| outcome(worker, "a worker").unwrap())
+        .sum();
+    assert_eq!(taken, 40);
+    assert!(matches!(queue.task_done(), Err(QueueError::Item(_))));
+}
+
+#[test]
+fn a_pipe_reads_end_of_file_once_the_other_end_is_closed() {
+    let _deadline = deadline("a process echoing on a pipe", DEADLINE);
+    let context = builder(1).context().unwrap();
+    let (parent, child) = Pipe::new(true);
+    let echo = context
+        .process("echo_until_eof")
+        .args((&child,))
+        .start()
+        .unwrap();
+    // The host's copy of the child's end: closing it does not close the
+    // end the process holds.
+    child.close();
+    parent.send(&"hello").unwrap();
+    parent.send(&"world").unwrap();
+    assert_eq!(parent.recv::<String>().unwrap(), "echo: hello");
+    assert_eq!(parent.recv::<String>().unwrap(), "echo: world");
+    parent.close();
+    echo.join();
+    assert_eq!(echo.result::<u64>().unwrap().unwrap(), 2);
+
+    let (parent, child) = Pipe::new(false);
+    let sender = context
+        .process("send_and_close")
+        .args((&child, "from sub process"))
+        .start()
+        .unwrap();
+    drop(child);
+    assert_eq!(parent.recv::<String>().unwrap(), "from sub process");
+    sender.join();
+    assert_eq!(parent.recv::<String>(), Err(RecvError::Eof));
+}
+
+#[test]
+fn a_managed_dict_counts_down_exactly() {
+    let _deadline = deadline("ten processes counting down a dict", DEADLINE);
+    let context = builder(1).context().unwrap();
+    let dict = Manager::new()
+        .dict([("count".to_string(), 100i64)])
+        .unwrap();
+    let processes: Vec<_> = (0..10)
+        .map(|_| {
+            context
+                .process("count_down")
+                .args((dict.clone(), "count"))
+                .start()
+                .unwrap()
+        })
+        .collect();
+    for p in &processes {
+        p.join();
+        assert_eq!(p.exitcode(), Some(0));
+    }
+    assert_eq!(dict.items().unwrap(), [("count".to_string(), 90)]);
+    let missing = context
+        .process("count_down")
+        .args((dict.clone(), "no such key"))
+        .start()
+        .unwrap();
+    missing.join();
+    let err = missing.result::<i64>().unwrap().unwrap_err();
+    assert!(err.message().contains("no such key"), "{err}");
+}
+
+#[test]
+fn a_lock_held_by_a_task_that_ends_or_dies_is_released_and_the_next_holder_told() {
+    let _deadline = deadline("locks held by tasks that end or die", DEADLINE);
+    let pool = builder(2).retries(0).build().unwrap();
+    let lock = Lock::new();
+    for how in ["return", "panic"] {
+        let holding = Event::new();
+        let ended = pool
+            .apply_async::<(), _>("hold_lock", (lock.clone(), holding.clone(), how))
+            .unwrap();
+        let _ = outcome(&ended, how);
+        let died: bool = pool.apply("take_lock", (lock.clone(),)).unwrap();
+        assert!(died, "after a task that ended by {how}");
+    }
+    // A worker killed while it holds the lock.
+    let context = builder(1).context().unwrap();
+    let holding = Event::new();
+    let holder = context
+        .process("hold_lock")
+        .args((lock.clone(), holding.clone(), "hang"))
+        .start()
+        .unwrap();
+    assert!(holding.wait_timeout(OUTCOME_WAIT), "the task took the lock");
+    assert!(lock.try_acquire().is_none());
+    holder.kill();
+    holder.join();
+    assert_eq!(holder.exitcode(), Some(-9));
+    let guard = lock
+        .acquire_timeout(OUTCOME_WAIT)
+        .expect("the lock of a dead holder is released");
+    assert!(guard.previous_holder_died());
+}
+
+#[test]
+fn a_task_stopped_while_it_waits_in_get_takes_nothing() {
+    let _deadline = deadline("gets given up by a time limit and a kill", DEADLINE);
+    let queue: Queue<i64> = Queue::new();
+    // Its time limit stops the task in its wait.
+    let pool = builder(1)
+        .task_timeout(Duration::from_millis(300))
+        .retries(0)
+        .build()
+        .unwrap();
+    let err = pool
+        .apply::<i64, _>("take_one", (queue.clone(), None::<u64>))
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+    queue.put(&1).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(queue.qsize(), 1, "the given-up wait took the item");
+    // Its worker is killed while the task waits.
+    let context = builder(1).context().unwrap();
+    let taker = context
+        .process("take_one")
+        .args((queue.clone(), None::<u64>))
+        .start()
+        .unwrap();
+    assert_eq!(queue.get().unwrap(), 1);
+    std::thread::sleep(Duration::from_millis(200));
+    taker.kill();
+    taker.join();
+    queue.put(&2).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(queue.get_nowait(), Ok(2), "the dead worker's wait took the item");
+    // A timed get that runs out says so.
+    let err = pool
+        .apply::<i64, _>("take_one", (queue.clone(), Some(10u64)))
+        .unwrap_err();
+    assert!(err.message().contains("timed out"), "{err}");
+}
+
+#[test]
+fn a_forged_or_stale_handle_is_refused() {
+    let _deadline = deadline("forged and stale handles", DEADLINE);
+    let pool = pool(1);
+    let lock = Lock::new();
+    // The task stashes the handle; the next task, on the same worker, was
+    // not handed it.
+    pool.apply::<(), _>("stash_lock", (lock.clone(),)).unwrap();
+    let stale: Result<bool, _> = pool.apply("use_stashed_lock", ());
+    let err = stale.unwrap_err();
+    assert!(err.message().contains("was not handed"), "{err}");
+    assert!(lock.try_acquire().is_some(), "the stale handle took nothing");
+    // Ids the task was never handed, of any kind; and a kind byte that is
+    // not a lock's does not even decode.
+    for id in [0, 1, 2, 1000, u64::MAX] {
+        let forged: Result<bool, _> = pool.apply("forge_lock", (1u8, id));
+        let err = forged.unwrap_err();
+        assert!(err.message().contains("was not handed"), "id {id}: {err}");
+    }
+    let forged: Result<bool, _> = pool.apply("forge_lock", (6u8, 1u64));
+    assert!(forged.unwrap_err().message().contains("another kind"));
+}
