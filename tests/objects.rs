@@ -37,7 +37,11 @@ fn a_counter_under_a_lock_ends_exact_across_processes_and_host_threads() {
         }
     });
     for task in &tasks {
-        assert_eq!(outcome(task, "a counting task").unwrap(), 0, "no holder died");
+        assert_eq!(
+            outcome(task, "a counting task").unwrap(),
+            0,
+            "no holder died"
+        );
     }
     assert_eq!(counter.get().unwrap(), 8 * 25 + 2 * 25);
 }
@@ -55,7 +59,10 @@ fn a_semaphore_never_admits_more_than_its_permits() {
     let done: Vec<()> = pool.starmap("within_semaphore", items, 1).unwrap();
     assert_eq!(done.len(), 10);
     let peak = peak.get().unwrap();
-    assert!((1..=2).contains(&peak), "{peak} tasks held a permit at once");
+    assert!(
+        (1..=2).contains(&peak),
+        "{peak} tasks held a permit at once"
+    );
     assert_eq!(inside.get().unwrap(), 0);
     assert_eq!(semaphore.value(), 2, "every permit came back");
 }
@@ -72,13 +79,18 @@ fn setting_an_event_wakes_every_waiter() {
         })
         .collect();
     std::thread::sleep(Duration::from_millis(200));
-    assert!(waiters.iter().all(|waiter| !waiter.ready()), "none passes before set");
+    assert!(
+        waiters.iter().all(|waiter| !waiter.ready()),
+        "none passes before set"
+    );
     event.set();
     for waiter in &waiters {
         assert!(outcome(waiter, "a waiter").unwrap());
     }
     event.clear();
-    let timed: bool = pool.apply("wait_for_event", (event.clone(), Some(20u64))).unwrap();
+    let timed: bool = pool
+        .apply("wait_for_event", (event.clone(), Some(20u64)))
+        .unwrap();
     assert!(!timed, "a cleared event lets a timed wait run out");
 }
 
@@ -254,7 +266,11 @@ fn a_task_stopped_while_it_waits_in_get_takes_nothing() {
     taker.join();
     queue.put(&2).unwrap();
     std::thread::sleep(Duration::from_millis(100));
-    assert_eq!(queue.get_nowait(), Ok(2), "the dead worker's wait took the item");
+    assert_eq!(
+        queue.get_nowait(),
+        Ok(2),
+        "the dead worker's wait took the item"
+    );
     // A timed get that runs out says so.
     let err = pool
         .apply::<i64, _>("take_one", (queue.clone(), Some(10u64)))
@@ -273,7 +289,10 @@ fn a_forged_or_stale_handle_is_refused() {
     let stale: Result<bool, _> = pool.apply("use_stashed_lock", ());
     let err = stale.unwrap_err();
     assert!(err.message().contains("was not handed"), "{err}");
-    assert!(lock.try_acquire().is_some(), "the stale handle took nothing");
+    assert!(
+        lock.try_acquire().is_some(),
+        "the stale handle took nothing"
+    );
     // Ids the task was never handed, of any kind; and a kind byte that is
     // not a lock's does not even decode.
     for id in [0, 1, 2, 1000, u64::MAX] {
@@ -283,4 +302,39 @@ fn a_forged_or_stale_handle_is_refused() {
     }
     let forged: Result<bool, _> = pool.apply("forge_lock", (6u8, 1u64));
     assert!(forged.unwrap_err().message().contains("another kind"));
+}
+
+#[test]
+fn an_item_too_large_for_a_task_stays_in_its_queue() {
+    let _deadline = deadline("an item over the pool's payload limit", DEADLINE);
+    let pool = builder(1).max_payload(1024).build().unwrap();
+    let queue: Queue<String> = Queue::new();
+    let big = "x".repeat(4096);
+    queue.put(&big).unwrap();
+    let taken: Result<i64, _> = pool.apply("take_one", (queue.clone(), None::<u64>));
+    let err = taken.unwrap_err();
+    assert!(err.message().contains("payload limit"), "{err}");
+    assert_eq!(queue.get_nowait(), Ok(big), "the item stayed in the queue");
+}
+
+#[test]
+fn a_task_stopped_while_it_waits_in_acquire_takes_nothing() {
+    let _deadline = deadline("an acquire given up by a time limit", DEADLINE);
+    let pool = builder(1)
+        .task_timeout(Duration::from_millis(300))
+        .retries(0)
+        .build()
+        .unwrap();
+    let lock = Lock::new();
+    let held = lock.acquire();
+    let err = pool
+        .apply::<bool, _>("take_lock", (lock.clone(),))
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+    drop(held);
+    std::thread::sleep(Duration::from_millis(100));
+    // Had the given-up wait taken the lock, it would have been let go of
+    // as a dead holder's.
+    let again = lock.try_acquire().expect("the lock is free");
+    assert!(!again.previous_holder_died());
 }

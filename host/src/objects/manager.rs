@@ -194,7 +194,7 @@ impl Managed {
         }
     }
 
-    fn list(&self, op: &str, bytes: &[u8]) -> Result<Vec<u8>, Failure> {
+    fn list(&self, op: &str, bytes: &[u8], wait: &Wait) -> Result<Vec<u8>, Failure> {
         let kind = self.kind;
         let mut data = self.lock();
         match op {
@@ -219,9 +219,11 @@ impl Managed {
             }
             "pop" => {
                 let () = args(kind, op, bytes)?;
-                let Some(item) = data.items.pop() else {
+                let Some(last) = data.items.last() else {
                     return Err(Failure::Refused("pop from an empty list".into()));
                 };
+                wait.fits(last.len())?;
+                let item = data.items.pop().expect("checked");
                 data.bytes -= item.len();
                 encode(&ByteBuf::from(item))
             }
@@ -306,11 +308,11 @@ impl Object for Managed {
         _holder: Holder,
         op: &str,
         bytes: &[u8],
-        _wait: &Wait,
+        wait: &Wait,
     ) -> Result<Vec<u8>, Failure> {
         match self.kind {
             Kind::Dict => self.dict(op, bytes),
-            Kind::List => self.list(op, bytes),
+            Kind::List => self.list(op, bytes, wait),
             _ => self.value(op, bytes),
         }
     }

@@ -118,7 +118,11 @@ impl End {
         self.may_recv()?;
         let (side, peer) = (self.side, self.peer());
         let message = self.core.state.wait_for(patience, wait, |state| {
-            if let Some(message) = state.inbox[side].pop_front() {
+            if let Some(next) = state.inbox[side].front() {
+                if let Err(failure) = wait.fits(next.len()) {
+                    return Some(Err(failure));
+                }
+                let message = state.inbox[side].pop_front()?;
                 state.bytes[side] -= message.len();
                 return Some(Ok(message));
             }

@@ -108,7 +108,11 @@ impl QueueCore {
 
     fn get(&self, patience: Patience, wait: &Wait) -> Result<Vec<u8>, Failure> {
         let item = self.state.wait_for(patience, wait, |state| {
-            if let Some(item) = state.items.pop_front() {
+            if let Some(next) = state.items.front() {
+                if let Err(failure) = wait.fits(next.len()) {
+                    return Some(Err(failure));
+                }
+                let item = state.items.pop_front()?;
                 state.bytes -= item.len();
                 return Some(Ok(item));
             }

@@ -69,10 +69,10 @@ pub(crate) fn serve(
     }
     if !object.may_wait(&op) {
         drop(held);
-        let result = object.invoke(holder, &op, &args, &Wait::forever());
+        let result = object.invoke(holder, &op, &args, &Wait::for_task(max_payload));
         return reply(outbound, result);
     }
-    let wait = Wait::default();
+    let wait = Wait::for_task(max_payload);
     if !held.wait(call, wait.clone(), object.clone()) {
         return;
     }

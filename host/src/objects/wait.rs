@@ -10,16 +10,39 @@ use crate::channel::Failure;
 
 /// Whether a guest still waits for the operation it asked for: cancelled
 /// when its task is stopped or its worker dies. A host caller's wait is
-/// never cancelled.
-#[derive(Clone, Debug, Default)]
+/// never cancelled. It also says how large an item the caller can take.
+#[derive(Clone, Debug)]
 pub(crate) struct Wait {
     cancelled: Arc<AtomicBool>,
+    /// The most bytes of an item the caller can be given.
+    max_item: usize,
 }
 
 impl Wait {
     /// A wait nothing cancels: a host thread's.
     pub(crate) fn forever() -> Wait {
-        Wait::default()
+        Wait::for_task(usize::MAX)
+    }
+
+    /// A task's wait, whose worker takes items of at most `max_item` bytes.
+    pub(crate) fn for_task(max_item: usize) -> Wait {
+        Wait {
+            cancelled: Arc::default(),
+            max_item,
+        }
+    }
+
+    /// Refuses to hand over an item of `len` bytes that the caller cannot
+    /// take, so that it stays where it is rather than be lost on the way.
+    pub(crate) fn fits(&self, len: usize) -> Result<(), Failure> {
+        if len > self.max_item {
+            return Err(Failure::Refused(format!(
+                "the next item takes {len} bytes, over this pool's payload limit of {} bytes; \
+                 it was left in place",
+                self.max_item
+            )));
+        }
+        Ok(())
     }
 
     /// Gives the wait up; the waiter sees it once the object is woken.
@@ -131,7 +154,7 @@ mod tests {
     #[test]
     fn a_cancelled_wait_ends_and_a_change_is_seen() {
         let monitor = Arc::new(Monitor::new(0));
-        let wait = Wait::default();
+        let wait = Wait::for_task(8);
         let waiter = {
             let (monitor, wait) = (monitor.clone(), wait.clone());
             std::thread::spawn(move || {
