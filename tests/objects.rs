@@ -253,14 +253,16 @@ fn a_task_stopped_while_it_waits_in_get_takes_nothing() {
     queue.put(&1).unwrap();
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(queue.qsize(), 1, "the given-up wait took the item");
+    assert_eq!(queue.get_nowait(), Ok(1));
     // Its worker is killed while the task waits.
     let context = builder(1).context().unwrap();
+    let started = Event::new();
     let taker = context
-        .process("take_one")
-        .args((queue.clone(), None::<u64>))
+        .process("announce_then_take")
+        .args((started.clone(), queue.clone()))
         .start()
         .unwrap();
-    assert_eq!(queue.get().unwrap(), 1);
+    assert!(started.wait_timeout(OUTCOME_WAIT), "the task started");
     std::thread::sleep(Duration::from_millis(200));
     taker.kill();
     taker.join();

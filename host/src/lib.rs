@@ -122,6 +122,74 @@
 //! other waits for it to end, as CPython waits for its non-daemonic
 //! children at exit.
 //!
+//! # Shared objects
+//!
+//! The rest of CPython's toolbox — [`Lock`], [`RLock`], [`Semaphore`],
+//! [`BoundedSemaphore`], [`Event`], [`Queue`], [`JoinableQueue`],
+//! [`Pipe`] and the [`Manager`]'s [`Dict`], [`List`] and [`Value`] — lives
+//! on the host. A host program creates an object and passes it to tasks as
+//! an argument, as CPython passes `lock` in `args=(lock,)`; the guest takes
+//! it as a parameter of the matching type of `wasmpool_guest` and calls its
+//! methods, each a request to the host over the worker channel. Host
+//! threads use the same objects directly, at the same time:
+//!
+//! ```no_run
+//! # fn main() -> Result<(), wasmpool::Error> {
+//! use wasmpool::{Lock, Manager};
+//! let pool = wasmpool::Pool::builder().module_file("tasks.wasm").build()?;
+//! let lock = Lock::new();
+//! let counter = Manager::new().dict([("count".to_string(), 100i64)])?;
+//! // In the guest: `fn work(lock: Lock, d: Dict<String, i64>)`.
+//! pool.starmap::<(), _, _>("work", (0..10).map(|_| (lock.clone(), counter.clone())), None)?;
+//! let _held = lock.acquire(); // a host thread takes part too
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! **Capabilities.** A handle is a MessagePack `ext` holding the object's
+//! kind and id (see `wit/wasmpool.wit`). The chunk that carries it grants it
+//! to the worker it is handed to, for as long as that worker holds the
+//! chunk: from before the task starts until its outcome (and, for the
+//! [initializer](PoolBuilder::initializer)'s arguments, for the worker's
+//! life). Any other id a guest names — forged, or kept from a task that
+//! ended — is refused with an error that says so, and the object is not
+//! touched. Guests cannot create objects; they use what they are handed.
+//! Handles inside queue items or dict values are data, not grants.
+//!
+//! **Waiting.** An operation that may wait (`acquire`, `get`, `put` on a
+//! full queue, `wait`, `join`, `recv`, `poll`) is served on a thread of its
+//! own, so it holds no pool thread and no slot; non-blocking ones are
+//! answered by the thread reading the worker's channel. A task stopped by
+//! its time limit while it waits cancels its wait, and a worker that dies
+//! cancels all of its own: a cancelled wait takes nothing (no item, no
+//! permit, no lock).
+//!
+//! **Failure semantics.** When a task ends — returns, fails, panics, traps,
+//! times out — or its worker dies, the host lets go of what it held:
+//!
+//! | object | what a holder that ends or dies leaves |
+//! |---|---|
+//! | [`Lock`], [`RLock`] | released; the next acquirer learns that its previous holder died ([`LockGuard::previous_holder_died`], `Held::previous_holder_died` in the guest), where CPython would deadlock |
+//! | [`Semaphore`], [`BoundedSemaphore`] | its permits come back, and the next acquirer is told |
+//! | a [`Pipe`]'s [`Connection`] | the task's hold on its end; once nothing holds an end (no task, and the host's handle closed or dropped), the other end reads what was sent, then end of file ([`RecvError::Eof`]), and a send to it fails |
+//! | [`Queue`], [`Event`], managed data | nothing to let go of: items put stay put, a waiting get is cancelled |
+//!
+//! **Bounds.** A queue holds at most its `maxsize` items and [`QUEUE_BYTES`];
+//! a pipe direction buffers at most [`PIPE_BYTES`] before a send waits; a
+//! dict, list or value holds at most [`MANAGED_BYTES`]; every argument and
+//! result crossing the channel is bounded by [`PoolBuilder::max_payload`],
+//! and an item too large for the task that asks for it stays where it is.
+//! Updates of managed data are atomic one by one: `get` then `set` races,
+//! as `d['count'] -= 1` does in CPython, so [`Dict::add`] (an atomic add)
+//! and `compare_and_set` are the correct spellings.
+//!
+//! An answer that reaches the worker just after its task's time limit
+//! stopped the task comes back unclaimed, and what it took is put back: the
+//! item at the front of its queue (or pipe), the lock or permit released.
+//! Only a worker that dies between the host's answer and its task reading
+//! it takes the answer with it, as a CPython process killed after its
+//! `get` returned does.
+//!
 //! # Crash semantics
 //!
 //! Every submitted task gets exactly one outcome, whatever happens to it, so

@@ -156,6 +156,25 @@ mod tests {
                     }
                 }
             ),
+            (
+                any::<u64>(),
+                any::<u64>(),
+                any::<u64>(),
+                "[a-z-]{1,12}",
+                bytes()
+            )
+                .prop_map(|(call, index, object, op, args)| FromWorker::Invoke {
+                    call,
+                    index,
+                    object,
+                    op,
+                    args: ByteBuf::from(args),
+                }),
+            any::<u64>().prop_map(|call| FromWorker::Cancel { call }),
+            (any::<u64>(), bytes()).prop_map(|(call, result)| FromWorker::Unclaimed {
+                call,
+                result: ByteBuf::from(result),
+            }),
         ]
     }
 

@@ -369,6 +369,13 @@ pub(crate) enum FromWorker {
     Cancel {
         call: u64,
     },
+    /// The reply to `call` came after its task stopped waiting for it:
+    /// `result` is what it carried (an item taken from a queue, ...), for
+    /// the pool to put back.
+    Unclaimed {
+        call: u64,
+        result: ByteBuf,
+    },
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! What one worker may touch: the shared objects of the tasks it holds, and
 //! the waits its tasks are in, so that both end with the task or the worker.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::objects::wait::Wait;
@@ -15,9 +15,15 @@ pub(crate) struct Grants {
     held: HashMap<u64, (ObjectRef, usize)>,
     /// Operations waiting on the host for its tasks, by call.
     pending: HashMap<u64, (Wait, ObjectRef)>,
+    /// The last operations answered, in case an answer comes back
+    /// unclaimed: a task makes one call at a time, so a few are plenty.
+    answered: VecDeque<(u64, ObjectRef, String)>,
     /// The worker is gone: nothing is granted or waited for any more.
     ended: bool,
 }
+
+/// How many answered operations a worker's grants remember.
+const ANSWERED: usize = 8;
 
 impl Grants {
     /// A new worker's, holding the objects of its pool's initializer for as
@@ -28,6 +34,7 @@ impl Grants {
             holder: Holder::Worker(NEXT.fetch_add(1, Ordering::Relaxed)),
             held: HashMap::new(),
             pending: HashMap::new(),
+            answered: VecDeque::new(),
             ended: false,
         };
         grants.grant(initializer);
@@ -94,6 +101,20 @@ impl Grants {
         self.pending.remove(&call);
     }
 
+    /// `call`, operation `op` of `object`, was answered with a result.
+    pub(crate) fn answered(&mut self, call: u64, object: ObjectRef, op: String) {
+        if self.answered.len() == ANSWERED {
+            self.answered.pop_front();
+        }
+        self.answered.push_back((call, object, op));
+    }
+
+    /// The answer to `call` came back unclaimed: its object and operation.
+    pub(crate) fn unclaimed(&mut self, call: u64) -> Option<(ObjectRef, String)> {
+        let at = self.answered.iter().position(|(id, _, _)| *id == call)?;
+        self.answered.remove(at).map(|(_, object, op)| (object, op))
+    }
+
     /// The task no longer waits for `call`: returns its wait, to cancel.
     pub(crate) fn cancel(&mut self, call: u64) -> Option<(Wait, ObjectRef)> {
         self.pending.remove(&call)
@@ -104,6 +125,7 @@ impl Grants {
     #[must_use]
     pub(crate) fn end(&mut self) -> (Vec<(Wait, ObjectRef)>, Vec<ObjectRef>) {
         self.ended = true;
+        self.answered.clear();
         let pending = self.pending.drain().map(|(_, wait)| wait).collect();
         let held = self.held.drain().map(|(_, (object, _))| object).collect();
         (pending, held)

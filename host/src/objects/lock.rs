@@ -140,6 +140,13 @@ impl Object for LockCore {
     fn wake(&self) {
         self.state.notify();
     }
+
+    fn give_back(&self, holder: Holder, op: &str, result: &[u8]) {
+        let state: u8 = rmp_serde::from_slice(result).unwrap_or(0);
+        if op == "acquire" && state > 0 && self.release(holder).is_ok() && state == 2 {
+            self.state.lock().holder_died = true;
+        }
+    }
 }
 
 /// A lock shared by tasks and host threads: Python's `multiprocessing.Lock`.
@@ -284,6 +291,19 @@ mod tests {
         assert!(guard.previous_holder_died());
         drop(guard);
         assert!(!lock.acquire().previous_holder_died());
+    }
+
+    #[test]
+    fn a_lock_acquired_for_a_task_that_stopped_waiting_is_released() {
+        let lock = Lock::new();
+        let worker = Holder::Worker(2);
+        let answer = lock
+            .core
+            .invoke(worker, "acquire", &[0x92, 0xc3, 0xc0], &Wait::forever())
+            .unwrap();
+        assert!(lock.try_acquire().is_none());
+        lock.core.give_back(worker, "acquire", &answer);
+        assert!(!lock.try_acquire().unwrap().previous_holder_died());
     }
 
     #[test]

@@ -318,6 +318,17 @@ impl Object for Managed {
     }
 
     fn wake(&self) {}
+
+    fn give_back(&self, _holder: Holder, op: &str, result: &[u8]) {
+        if self.kind == Kind::List
+            && op == "pop"
+            && let Ok(item) = rmp_serde::from_slice::<ByteBuf>(result)
+        {
+            let mut data = self.lock();
+            data.bytes += item.len();
+            data.items.push(item.into_vec());
+        }
+    }
 }
 
 /// Encodes a value as MessagePack, for the host's typed calls.

@@ -120,6 +120,11 @@ pub(crate) trait Object: Send + Sync {
 
     /// Wakes whoever waits on the object, to see that its wait was cancelled.
     fn wake(&self);
+
+    /// The answer `result` to `holder`'s operation `op` reached its worker
+    /// after the task stopped waiting for it: whatever it took is put back
+    /// (an item at the front of its queue, a lock released).
+    fn give_back(&self, _holder: Holder, _op: &str, _result: &[u8]) {}
 }
 
 /// A shared object, as chunks and grants hold it.

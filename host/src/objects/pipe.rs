@@ -205,6 +205,19 @@ impl Object for End {
     fn wake(&self) {
         self.core.state.notify();
     }
+
+    fn give_back(&self, _holder: Holder, op: &str, result: &[u8]) {
+        if op != "recv" {
+            return;
+        }
+        if let Ok(message) = rmp_serde::from_slice::<ByteBuf>(result) {
+            let mut state = self.core.state.lock();
+            state.bytes[self.side] += message.len();
+            state.inbox[self.side].push_front(message.into_vec());
+            drop(state);
+            self.core.state.notify();
+        }
+    }
 }
 
 /// A pipe: Python's `multiprocessing.Pipe`. [`Pipe::new`] returns its two

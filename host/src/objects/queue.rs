@@ -222,6 +222,19 @@ impl Object for QueueCore {
     fn wake(&self) {
         self.state.notify();
     }
+
+    fn give_back(&self, _holder: Holder, op: &str, result: &[u8]) {
+        if op != "get" {
+            return;
+        }
+        if let Ok(item) = rmp_serde::from_slice::<ByteBuf>(result) {
+            let mut state = self.state.lock();
+            state.bytes += item.len();
+            state.items.push_front(item.into_vec());
+            drop(state);
+            self.state.notify();
+        }
+    }
 }
 
 fn queue_error(failure: Failure, timed_out: QueueError) -> QueueError {
@@ -492,6 +505,22 @@ mod tests {
         queue.close();
         assert_eq!(queue.put(&4), Err(QueueError::Closed));
         assert_eq!(queue.get(), Err(QueueError::Closed));
+    }
+
+    #[test]
+    fn an_item_taken_for_a_task_that_stopped_waiting_goes_back_first() {
+        let queue = Queue::new();
+        queue.put(&1).unwrap();
+        queue.put(&2).unwrap();
+        let worker = Holder::Worker(3);
+        let answer = queue
+            .core
+            .invoke(worker, "get", &[0x92, 0xc3, 0xc0], &Wait::forever())
+            .unwrap();
+        assert_eq!(queue.qsize(), 1);
+        queue.core.give_back(worker, "get", &answer);
+        assert_eq!(queue.get(), Ok(1));
+        assert_eq!(queue.get(), Ok(2));
     }
 
     #[test]

@@ -134,6 +134,13 @@ impl Object for SemaphoreCore {
     fn wake(&self) {
         self.state.notify();
     }
+
+    fn give_back(&self, holder: Holder, op: &str, result: &[u8]) {
+        let state: u8 = rmp_serde::from_slice(result).unwrap_or(0);
+        if op == "acquire" && state > 0 && self.release(holder).is_ok() && state == 2 {
+            self.state.lock().holder_died = true;
+        }
+    }
 }
 
 /// A counting semaphore shared by tasks and host threads: Python's

@@ -8,9 +8,9 @@ use std::thread;
 use serde_bytes::ByteBuf;
 
 use crate::channel::{Failure, ToWorker};
-use crate::objects::Kind;
 use crate::objects::grants::{Grants, release};
 use crate::objects::wait::Wait;
+use crate::objects::{Kind, ObjectRef};
 use crate::supervisor::outbound::Outbound;
 
 /// A task's operation, as its worker sent it.
@@ -70,6 +70,7 @@ pub(crate) fn serve(
     if !object.may_wait(&op) {
         drop(held);
         let result = object.invoke(holder, &op, &args, &Wait::for_task(max_payload));
+        answered(grants, call, &object, &op, &result);
         return reply(outbound, result);
     }
     let wait = Wait::for_task(max_payload);
@@ -87,6 +88,7 @@ pub(crate) fn serve(
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .waited(call);
+            answered(&waiting, call, &object, &op, &result);
             replied(&sending, result);
         });
     if let Err(err) = spawned {
@@ -96,6 +98,35 @@ pub(crate) fn serve(
             .waited(call);
         let why = format!("cannot start a thread for the task's wait: {err}");
         reply(outbound, Err(Failure::Refused(why)));
+    }
+}
+
+/// Remembers that `call` was answered with `result`, should the answer come
+/// back unclaimed.
+fn answered(
+    grants: &Mutex<Grants>,
+    call: u64,
+    object: &ObjectRef,
+    op: &str,
+    result: &Result<Vec<u8>, Failure>,
+) {
+    if result.is_ok() {
+        grants
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .answered(call, object.clone(), op.to_string());
+    }
+}
+
+/// The answer to `call` reached the worker after its task stopped waiting:
+/// what it took goes back.
+pub(crate) fn unclaimed(call: u64, result: &[u8], grants: &Mutex<Grants>) {
+    let mut held = grants.lock().unwrap_or_else(PoisonError::into_inner);
+    let holder = held.holder();
+    let answered = held.unclaimed(call);
+    drop(held);
+    if let Some((object, op)) = answered {
+        object.give_back(holder, &op, result);
     }
 }
 

@@ -159,6 +159,11 @@ impl InFlight {
         serve::cancel(call, &self.grants);
     }
 
+    /// The answer to `call` came back unclaimed.
+    pub(crate) fn unclaimed(&self, call: u64, result: &[u8]) {
+        serve::unclaimed(call, result, &self.grants);
+    }
+
     /// The worker no longer holds a chunk that carried `objects`.
     fn revoke(&self, objects: &[ObjectRef]) {
         if objects.is_empty() {

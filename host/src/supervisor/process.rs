@@ -465,6 +465,10 @@ fn read(
                 in_flight.cancel(call);
                 Ok(())
             }
+            Ok(Some(FromWorker::Unclaimed { call, result })) => {
+                in_flight.unclaimed(call, &result);
+                Ok(())
+            }
             Ok(Some(message)) => match events.send(Event::Message(message)) {
                 Ok(()) => Ok(()),
                 Err(_) => return,

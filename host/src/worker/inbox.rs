@@ -222,11 +222,19 @@ impl Inbox {
                 }
             }
             ToWorker::Reply { call, result } => {
-                // A reply to a call given up (its task timed out) finds no
-                // one waiting, and is dropped.
-                if state.waiting.as_ref().is_some_and(|(id, _)| *id == call) {
+                let unclaimed = if state.waiting.as_ref().is_some_and(|(id, _)| *id == call) {
                     let (_, tx) = state.waiting.take().expect("checked");
-                    let _ = tx.send(result);
+                    tx.send(result).err()
+                } else {
+                    Some(result)
+                };
+                // A reply to a call given up (its task timed out) finds no
+                // one waiting: what it carried (an item taken from a queue,
+                // a lock) goes back to the pool to put back.
+                if let Some(Ok(result)) = unclaimed {
+                    let _ = self
+                        .outbox
+                        .send_now(&FromWorker::Unclaimed { call, result });
                 }
             }
             ToWorker::Shutdown => state.end = Some(Ok(())),
@@ -409,8 +417,9 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn a_host_call_gets_its_reply_and_others_are_dropped() {
-        let outbox = Arc::new(Outbox::new(Box::new(Kept::default())));
+    fn a_host_call_gets_its_reply_and_others_go_back() {
+        let kept = Kept::default();
+        let outbox = Arc::new(Outbox::new(Box::new(kept.clone())));
         let runtime = runtime();
         let (inbox, mut pipe) = on_pipe(&outbox, &runtime);
         let reply = inbox.expect_reply(5);
@@ -420,6 +429,15 @@ pub(crate) mod tests {
         }
         let got = runtime.block_on(inbox.reply(reply));
         assert_eq!(got, Some(Ok(ByteBuf::from(vec![5]))));
+        // A reply nobody waits for goes back.
+        let sent = kept.messages();
+        assert!(
+            sent.contains(&FromWorker::Unclaimed {
+                call: 4,
+                result: ByteBuf::from(vec![4])
+            }),
+            "{sent:?}"
+        );
         // The channel ends while a call waits: it gets no reply.
         let reply = inbox.expect_reply(6);
         drop(pipe);
