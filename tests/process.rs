@@ -209,3 +209,30 @@ fn processes_are_send_and_sync() {
     send_sync::<Process>();
     send_sync::<Context>();
 }
+
+#[test]
+fn keyword_arguments_bind_with_the_task_defaults() {
+    let _deadline = deadline("processes called with keyword arguments", DEADLINE);
+    let context = context();
+    let kwargs = std::collections::BTreeMap::from([("times", 2)]);
+    let p = context
+        .process("greet")
+        .args(("Ada",))
+        .kwargs(kwargs)
+        .start()
+        .unwrap();
+    p.join();
+    assert_eq!(
+        p.result::<String>().unwrap().unwrap(),
+        "Hello, Ada! Hello, Ada!"
+    );
+    let bad = context
+        .process("greet")
+        .kwargs(std::collections::BTreeMap::from([("nobody", 1)]))
+        .start()
+        .unwrap();
+    bad.join();
+    assert_eq!(bad.exitcode(), Some(1));
+    let err = bad.result::<String>().unwrap().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::BadArguments, "{err}");
+}

@@ -38,21 +38,24 @@ static UNNAMED: AtomicUsize = AtomicUsize::new(1);
 /// let p = context
 ///     .process("greet")
 ///     .args(("bob",))
+///     .kwargs(std::collections::BTreeMap::from([("greeting", "Hi")]))
 ///     .name("greeter")
 ///     .daemon(true)
 ///     .start()?;
 /// # Ok::<(), wasmpool::Error>(())
 /// ```
 #[must_use = "a process runs only once started"]
-pub struct ProcessBuilder<'a, A = ()> {
+pub struct ProcessBuilder<'a, A = (), K = ()> {
     context: &'a Context,
     task: String,
     args: A,
+    /// The keyword arguments, if any were given.
+    kwargs: Option<K>,
     name: Option<String>,
     daemon: bool,
 }
 
-impl<A> fmt::Debug for ProcessBuilder<'_, A> {
+impl<A, K> fmt::Debug for ProcessBuilder<'_, A, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ProcessBuilder")
             .field("task", &self.task)
@@ -68,23 +71,44 @@ impl<'a> ProcessBuilder<'a> {
             context,
             task: task.to_string(),
             args: (),
+            kwargs: None,
             name: None,
             daemon: false,
         }
     }
 }
 
-impl<'a, A: Serialize> ProcessBuilder<'a, A> {
+impl<'a, A: Serialize, K: Serialize> ProcessBuilder<'a, A, K> {
     /// The task's positional arguments, as a tuple: `("bob",)`, `(1, 2)`.
     ///
     /// # Default
     ///
     /// None, `()`.
-    pub fn args<B: Serialize>(self, args: B) -> ProcessBuilder<'a, B> {
+    pub fn args<B: Serialize>(self, args: B) -> ProcessBuilder<'a, B, K> {
         ProcessBuilder {
             context: self.context,
             task: self.task,
             args,
+            kwargs: self.kwargs,
+            name: self.name,
+            daemon: self.daemon,
+        }
+    }
+
+    /// The task's keyword arguments: anything that encodes as a map of
+    /// parameter names to values (a `BTreeMap`, a struct with named fields),
+    /// as CPython's `Process(kwargs={...})`. Parameters given neither here
+    /// nor in [`args`](Self::args) take their defaults.
+    ///
+    /// # Default
+    ///
+    /// None.
+    pub fn kwargs<L: Serialize>(self, kwargs: L) -> ProcessBuilder<'a, A, L> {
+        ProcessBuilder {
+            context: self.context,
+            task: self.task,
+            args: self.args,
+            kwargs: Some(kwargs),
             name: self.name,
             daemon: self.daemon,
         }
@@ -133,8 +157,15 @@ impl<'a, A: Serialize> ProcessBuilder<'a, A> {
         };
         let outcome = Arc::new(Outcome(Settled::new()));
         let job = pool.submitter.job(outcome.clone());
-        pool.submitter
-            .submit(&self.task, [self.args], Shape::Star, 1, job)?;
+        match self.kwargs {
+            Some(kwargs) => {
+                pool.submitter
+                    .submit(&self.task, [(self.args, kwargs)], Shape::Keywords, 1, job)?
+            }
+            None => pool
+                .submitter
+                .submit(&self.task, [self.args], Shape::Star, 1, job)?,
+        }
         // Its one task is in: the worker shuts down once it is done.
         pool.close();
         let name = self
