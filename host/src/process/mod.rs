@@ -133,7 +133,8 @@ impl<'a, A: Serialize> ProcessBuilder<'a, A> {
         };
         let outcome = Arc::new(Outcome(Settled::new()));
         let job = pool.submitter.job(outcome.clone());
-        pool.submitter.submit(&self.task, [self.args], Shape::Star, 1, job)?;
+        pool.submitter
+            .submit(&self.task, [self.args], Shape::Star, 1, job)?;
         // Its one task is in: the worker shuts down once it is done.
         pool.close();
         let name = self
