@@ -1,10 +1,10 @@
-//! The targets of the `Process` examples of seed 004 (a tutorial of
-//! Python's `multiprocessing`), one task per `Process(target=...)`. Each
-//! prints what its Python original prints.
+//! The targets of the `Process` and shared-object examples of seed 004 (a
+//! tutorial of Python's `multiprocessing`), one task per
+//! `Process(target=...)`. Each prints what its Python original prints.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use wasmpool_guest::{task, worker_pid};
+use wasmpool_guest::{Lock, ObjectError, task, worker_pid};
 
 /// `f(name)`: greets, sleeps `sleep_ms`, then says it is the child.
 #[task]
@@ -46,4 +46,30 @@ fn alive(times: Option<u64>) {
 #[task]
 fn add_range(n: i64) -> i64 {
     (0..100).fold(n, |n, i| n + i)
+}
+
+/// The time of day, `HH:MM:SS` in UTC (a guest has no time zone).
+fn clock() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    let (h, m, s) = (secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    format!("{h:02}:{m:02}:{s:02}")
+}
+
+/// `func` of "Lock": sleeps a second, then prints its pid and the time;
+/// with a lock, holds it all along, so one process prints at a time.
+#[task]
+fn report(lock: Option<Lock>) -> Result<(), ObjectError> {
+    let held = lock.as_ref().map(Lock::acquire).transpose()?;
+    std::thread::sleep(Duration::from_secs(1));
+    println!(
+        "正在执行子进程的进程号:{},当前时间:{}",
+        worker_pid(),
+        clock()
+    );
+    if let Some(held) = held {
+        held.release()?;
+    }
+    Ok(())
 }
