@@ -4,7 +4,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use wasmpool_guest::{Lock, ObjectError, task, worker_pid};
+use wasmpool_guest::{Lock, ObjectError, Semaphore, task, worker_pid};
 
 /// `f(name)`: greets, sleeps `sleep_ms`, then says it is the child.
 #[task]
@@ -72,4 +72,14 @@ fn report(lock: Option<Lock>) -> Result<(), ObjectError> {
         held.release()?;
     }
     Ok(())
+}
+
+/// `func(num, s)` of "Semaphore": prints while it holds a permit for a
+/// second.
+#[task]
+fn numbered(num: u32, s: Semaphore) -> Result<(), ObjectError> {
+    let permit = s.acquire()?;
+    println!("编号:{num} 正在执行, {}", clock());
+    std::thread::sleep(Duration::from_secs(1));
+    permit.release()
 }
