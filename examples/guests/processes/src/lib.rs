@@ -4,7 +4,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use wasmpool_guest::{Lock, ObjectError, Semaphore, task, worker_pid};
+use wasmpool_guest::{Event, Lock, ObjectError, Semaphore, task, worker_pid};
 
 /// `f(name)`: greets, sleeps `sleep_ms`, then says it is the child.
 #[task]
@@ -82,4 +82,13 @@ fn numbered(num: u32, s: Semaphore) -> Result<(), ObjectError> {
     println!("编号:{num} 正在执行, {}", clock());
     std::thread::sleep(Duration::from_secs(1));
     permit.release()
+}
+
+/// `func(e)` of "Event": waits for the event, then says it ran, and when.
+#[task]
+fn wait_for(e: Event) -> Result<(), ObjectError> {
+    println!("func准备执行");
+    e.wait()?;
+    println!("执行了,当前时间:{}", clock());
+    Ok(())
 }
