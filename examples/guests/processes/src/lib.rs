@@ -4,7 +4,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use wasmpool_guest::{Event, Lock, ObjectError, Semaphore, task, worker_pid};
+use wasmpool_guest::{Event, Lock, ObjectError, Queue, Semaphore, task, worker_pid};
 
 /// `f(name)`: greets, sleeps `sleep_ms`, then says it is the child.
 #[task]
@@ -91,4 +91,10 @@ fn wait_for(e: Event) -> Result<(), ObjectError> {
     e.wait()?;
     println!("执行了,当前时间:{}", clock());
     Ok(())
+}
+
+/// `func(q)` of "Queue": puts a message for the parent.
+#[task]
+fn put_from_son(q: Queue<String>) -> Result<(), ObjectError> {
+    q.put(&"from son process".to_string())
 }
