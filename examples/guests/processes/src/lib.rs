@@ -2,9 +2,10 @@
 //! tutorial of Python's `multiprocessing`), one task per
 //! `Process(target=...)`. Each prints what its Python original prints.
 
+use std::hash::{BuildHasher, Hasher, RandomState};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use wasmpool_guest::{Event, Lock, ObjectError, Queue, Semaphore, task, worker_pid};
+use wasmpool_guest::{Event, JoinableQueue, Lock, ObjectError, Queue, Semaphore, task, worker_pid};
 
 /// `f(name)`: greets, sleeps `sleep_ms`, then says it is the child.
 #[task]
@@ -97,4 +98,37 @@ fn wait_for(e: Event) -> Result<(), ObjectError> {
 #[task]
 fn put_from_son(q: Queue<String>) -> Result<(), ObjectError> {
     q.put(&"from son process".to_string())
+}
+
+/// A number of milliseconds in `low..=high`, at random: std's hasher keys
+/// come from the WASI random source.
+fn random_ms(low: u64, high: u64) -> u64 {
+    let noise = RandomState::new().build_hasher().finish();
+    low + noise % (high - low + 1)
+}
+
+/// `producer(name, q)` of "JoinableQueue": puts ten apples, one each
+/// 100–200 ms (the seed's 1–2 s, scaled down), then waits until all are
+/// eaten.
+#[task]
+fn producer(name: String, q: JoinableQueue<String>) -> Result<(), ObjectError> {
+    for i in 1..=10 {
+        std::thread::sleep(Duration::from_millis(random_ms(100, 200)));
+        let apple = format!("{name}生产的第{i}个苹果");
+        q.put(&apple)?;
+        println!("{apple}");
+    }
+    q.join()
+}
+
+/// `consumer(name, q)` of "JoinableQueue": eats apples for ever, one each
+/// 200–300 ms (the seed's 2–3 s, scaled down), marking each done.
+#[task]
+fn consumer(name: String, q: JoinableQueue<String>) -> Result<(), ObjectError> {
+    loop {
+        std::thread::sleep(Duration::from_millis(random_ms(200, 300)));
+        let apple = q.get()?;
+        println!("{name}吃了{apple}");
+        q.task_done()?;
+    }
 }
