@@ -5,7 +5,9 @@
 use std::hash::{BuildHasher, Hasher, RandomState};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use wasmpool_guest::{Event, JoinableQueue, Lock, ObjectError, Queue, Semaphore, task, worker_pid};
+use wasmpool_guest::{
+    Connection, Event, JoinableQueue, Lock, ObjectError, Queue, Semaphore, task, worker_pid,
+};
 
 /// `f(name)`: greets, sleeps `sleep_ms`, then says it is the child.
 #[task]
@@ -130,5 +132,25 @@ fn consumer(name: String, q: JoinableQueue<String>) -> Result<(), ObjectError> {
         let apple = q.get()?;
         println!("{name}吃了{apple}");
         q.task_done()?;
+    }
+}
+
+/// `f(conn)` of "Pipe": sends the parent a message and closes its end.
+#[task]
+fn send_from_sub(conn: Connection) -> Result<(), ObjectError> {
+    conn.send("from sub process")?;
+    conn.close()
+}
+
+/// `f(child_conn)` of "EOFError": prints what comes until the other end is
+/// closed, then closes its own.
+#[task]
+fn print_until_eof(child_conn: Connection) -> Result<(), ObjectError> {
+    loop {
+        match child_conn.recv::<String>() {
+            Ok(message) => println!("{message}"),
+            Err(err) if err.is_eof() => return child_conn.close(),
+            Err(err) => return Err(err),
+        }
     }
 }
