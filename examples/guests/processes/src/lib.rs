@@ -6,7 +6,7 @@ use std::hash::{BuildHasher, Hasher, RandomState};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use wasmpool_guest::{
-    Connection, Event, JoinableQueue, Lock, ObjectError, Queue, Semaphore, task, worker_pid,
+    Connection, Dict, Event, JoinableQueue, Lock, ObjectError, Queue, Semaphore, task, worker_pid,
 };
 
 /// `f(name)`: greets, sleeps `sleep_ms`, then says it is the child.
@@ -153,4 +153,32 @@ fn print_until_eof(child_conn: Connection) -> Result<(), ObjectError> {
             Err(err) => return Err(err),
         }
     }
+}
+
+/// `work(d, lock)` of "Manager", as the seed runs it (without the lock):
+/// reads the count, and writes it back less one `pause_ms` later — a
+/// process that reads in between loses its update, or this one's.
+#[task]
+fn decrement_racy(d: Dict<String, i64>, pause_ms: u64) -> Result<(), ObjectError> {
+    let key = "count".to_string();
+    let count = d.get(&key)?.unwrap_or_default();
+    std::thread::sleep(Duration::from_millis(pause_ms));
+    d.set(&key, &(count - 1))
+}
+
+/// `work(d, lock)` with `with lock:`: the read and the write under the
+/// lock, so none is lost.
+#[task]
+fn decrement_locked(d: Dict<String, i64>, lock: Lock, pause_ms: u64) -> Result<(), ObjectError> {
+    let key = "count".to_string();
+    let _held = lock.acquire()?;
+    let count = d.get(&key)?.unwrap_or_default();
+    std::thread::sleep(Duration::from_millis(pause_ms));
+    d.set(&key, &(count - 1))
+}
+
+/// `work(d)` as one atomic step: the dict's own read-modify-write.
+#[task]
+fn decrement_atomic(d: Dict<String, i64>) -> Result<(), ObjectError> {
+    d.add(&"count".to_string(), -1i64).map(drop)
 }
