@@ -47,7 +47,8 @@ fn main() -> anyhow::Result<()> {
     let dic = count()?;
     run_ten(&context, "decrement_racy", (&dic, pause_ms))?;
     println!("{}", show(&dic)?);
-    // {'count': 9x}: updates were lost (the seed printed 91)
+    // {'count': 99}: all ten read 100 within the pause, and nine updates
+    // were lost (the seed, without a pause, lost one: 91)
 
     println!("-- with lock: d['count'] -= 1");
     let dic = count()?;
