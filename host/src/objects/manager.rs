@@ -510,6 +510,23 @@ where
             .collect()
     }
 
+    /// Sets every entry of `entries`.
+    ///
+    /// # Errors
+    ///
+    /// As [`set`](Self::set).
+    pub fn update<'a>(&self, entries: impl IntoIterator<Item = (&'a K, &'a V)>) -> Result<(), Error>
+    where
+        K: 'a,
+        V: 'a,
+    {
+        let entries = entries
+            .into_iter()
+            .map(|(k, v)| Ok((packed(k)?, packed(v)?)))
+            .collect::<Result<Vec<_>, Error>>()?;
+        self.object.host("update", (entries,))
+    }
+
     /// Adds `delta` to the number at `key`, atomically; the new number.
     ///
     /// # Errors
@@ -517,6 +534,18 @@ where
     /// No such key, or not numbers.
     pub fn add<N: Serialize + DeserializeOwned>(&self, key: &K, delta: N) -> Result<N, Error> {
         self.object.host("add", (packed(key)?, packed(&delta)?))
+    }
+
+    /// Sets `key` to `new` if it holds `expected` now (`None`: if it is
+    /// absent), atomically; whether it did.
+    ///
+    /// # Errors
+    ///
+    /// As [`set`](Self::set).
+    pub fn compare_and_set(&self, key: &K, expected: Option<&V>, new: &V) -> Result<bool, Error> {
+        let expected = expected.map(packed).transpose()?;
+        self.object
+            .host("compare-and-set", (packed(key)?, expected, packed(new)?))
     }
 }
 
@@ -536,6 +565,35 @@ impl<T: Serialize + DeserializeOwned> List<T> {
     /// An item that does not encode, or a list over [`MANAGED_BYTES`].
     pub fn append(&self, item: &T) -> Result<(), Error> {
         self.object.host("append", (packed(item)?,))
+    }
+
+    /// The item at `index` (negative: from the end).
+    ///
+    /// # Errors
+    ///
+    /// An index out of range, or an item that does not decode.
+    pub fn get(&self, index: i64) -> Result<T, Error> {
+        let item: ByteBuf = self.object.host("get", (index,))?;
+        unpacked(&item)
+    }
+
+    /// Replaces the item at `index`.
+    ///
+    /// # Errors
+    ///
+    /// An index out of range, or an item that does not encode.
+    pub fn set(&self, index: i64, item: &T) -> Result<(), Error> {
+        self.object.host("set", (index, packed(item)?))
+    }
+
+    /// Removes and returns the last item.
+    ///
+    /// # Errors
+    ///
+    /// An empty list, or an item that does not decode.
+    pub fn pop(&self) -> Result<T, Error> {
+        let item: ByteBuf = self.object.host("pop", ())?;
+        unpacked(&item)
     }
 
     /// How many items it holds.
@@ -599,6 +657,17 @@ impl<T: Serialize + DeserializeOwned> Value<T> {
     pub fn add(&self, delta: T) -> Result<T, Error> {
         self.object.host("add", (packed(&delta)?,))
     }
+
+    /// Sets the value to `new` if it is `expected` now, atomically; whether
+    /// it did.
+    ///
+    /// # Errors
+    ///
+    /// As [`set`](Self::set).
+    pub fn compare_and_set(&self, expected: &T, new: &T) -> Result<bool, Error> {
+        self.object
+            .host("compare-and-set", (packed(expected)?, packed(new)?))
+    }
 }
 
 #[cfg(test)]
@@ -626,9 +695,21 @@ mod tests {
         let manager = Manager::new();
         let list = manager.list([1, 2]).unwrap();
         list.append(&3).unwrap();
-        assert_eq!(list.items().unwrap(), [1, 2, 3]);
+        list.set(-1, &4).unwrap();
+        assert_eq!(list.items().unwrap(), [1, 2, 4]);
+        assert_eq!(list.pop().unwrap(), 4);
+        assert_eq!(list.get(0).unwrap(), 1);
+        assert!(list.get(5).is_err());
         let value = manager.value(&1.5f64).unwrap();
         assert_eq!(value.add(1.0).unwrap(), 2.5);
-        assert_eq!(value.get().unwrap(), 2.5);
+        assert!(!value.compare_and_set(&1.0, &7.0).unwrap());
+        assert!(value.compare_and_set(&2.5, &7.0).unwrap());
+        assert_eq!(value.get().unwrap(), 7.0);
+        let (a, b) = ("a".to_string(), "b".to_string());
+        let dict = manager.dict([(a.clone(), 1)]).unwrap();
+        dict.update([(&b, &2)]).unwrap();
+        assert!(!dict.compare_and_set(&a, None, &5).unwrap());
+        assert!(dict.compare_and_set(&a, Some(&1), &5).unwrap());
+        assert_eq!(dict.items().unwrap(), [(a, 5), (b, 2)]);
     }
 }

@@ -678,6 +678,15 @@ impl Runner {
                 limits.startup_timeout
             ),
         );
+        if limits.fuel.is_some() {
+            // `describe` is no task: the fuel budget is each task's, and a
+            // module with many tasks (and their defaults) may spend more on
+            // listing them. Its time limit still holds; the next task's
+            // budget is set when it starts.
+            live.store
+                .set_fuel(u64::MAX)
+                .map_err(|err| Error::new(ErrorKind::Config, format!("{err:#}")))?;
+        }
         let describe = live
             .module
             .wasmpool_task_tasks()
