@@ -160,6 +160,40 @@ fn acquire(id: u64, block: bool, timeout: Option<Duration>) -> Result<Option<boo
     })
 }
 
+/// The three ways to acquire a lock or a semaphore's permit: waiting,
+/// without waiting, or waiting at most a while.
+macro_rules! acquire_methods {
+    ($what:literal) => {
+        #[doc = concat!("Waits for ", $what, " and takes it.")]
+        ///
+        /// # Errors
+        ///
+        /// [`ObjectError::Refused`] if this task may not use it.
+        pub fn acquire(&self) -> Result<Held<'_>, ObjectError> {
+            let died = acquire(self.id, true, None)?.unwrap_or(false);
+            Ok(Held::new(self.id, died))
+        }
+
+        #[doc = concat!("Takes ", $what, " if it is free.")]
+        ///
+        /// # Errors
+        ///
+        /// As [`acquire`](Self::acquire).
+        pub fn try_acquire(&self) -> Result<Option<Held<'_>>, ObjectError> {
+            Ok(acquire(self.id, false, None)?.map(|died| Held::new(self.id, died)))
+        }
+
+        #[doc = concat!("Waits at most `timeout` for ", $what, ".")]
+        ///
+        /// # Errors
+        ///
+        /// As [`acquire`](Self::acquire).
+        pub fn acquire_timeout(&self, timeout: Duration) -> Result<Option<Held<'_>>, ObjectError> {
+            Ok(acquire(self.id, true, Some(timeout))?.map(|died| Held::new(self.id, died)))
+        }
+    };
+}
+
 /// A lock the host owns: Python's `multiprocessing.Lock` (kind 1), or an
 /// [`RLock`] (kind 2).
 pub struct Lock {
@@ -173,33 +207,7 @@ handle_type!(Lock, [1, 2], "lock");
 pub type RLock = Lock;
 
 impl Lock {
-    /// Waits for the lock and takes it.
-    ///
-    /// # Errors
-    ///
-    /// [`ObjectError::Refused`] if this task may not use the lock.
-    pub fn acquire(&self) -> Result<Held<'_>, ObjectError> {
-        let died = acquire(self.id, true, None)?.unwrap_or(false);
-        Ok(Held::new(self.id, died))
-    }
-
-    /// Takes the lock if it is free.
-    ///
-    /// # Errors
-    ///
-    /// As [`acquire`](Self::acquire).
-    pub fn try_acquire(&self) -> Result<Option<Held<'_>>, ObjectError> {
-        Ok(acquire(self.id, false, None)?.map(|died| Held::new(self.id, died)))
-    }
-
-    /// Waits at most `timeout` for the lock.
-    ///
-    /// # Errors
-    ///
-    /// As [`acquire`](Self::acquire).
-    pub fn acquire_timeout(&self, timeout: Duration) -> Result<Option<Held<'_>>, ObjectError> {
-        Ok(acquire(self.id, true, Some(timeout))?.map(|died| Held::new(self.id, died)))
-    }
+    acquire_methods!("the lock");
 }
 
 /// A held lock or semaphore permit: released when dropped (or with
@@ -261,33 +269,7 @@ handle_type!(Semaphore, [3, 4], "semaphore");
 pub type BoundedSemaphore = Semaphore;
 
 impl Semaphore {
-    /// Waits for a permit and takes it.
-    ///
-    /// # Errors
-    ///
-    /// [`ObjectError::Refused`] if this task may not use the semaphore.
-    pub fn acquire(&self) -> Result<Held<'_>, ObjectError> {
-        let died = acquire(self.id, true, None)?.unwrap_or(false);
-        Ok(Held::new(self.id, died))
-    }
-
-    /// Takes a permit if one is free.
-    ///
-    /// # Errors
-    ///
-    /// As [`acquire`](Self::acquire).
-    pub fn try_acquire(&self) -> Result<Option<Held<'_>>, ObjectError> {
-        Ok(acquire(self.id, false, None)?.map(|died| Held::new(self.id, died)))
-    }
-
-    /// Waits at most `timeout` for a permit.
-    ///
-    /// # Errors
-    ///
-    /// As [`acquire`](Self::acquire).
-    pub fn acquire_timeout(&self, timeout: Duration) -> Result<Option<Held<'_>>, ObjectError> {
-        Ok(acquire(self.id, true, Some(timeout))?.map(|died| Held::new(self.id, died)))
-    }
+    acquire_methods!("a permit");
 
     /// The permits free now.
     ///

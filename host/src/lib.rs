@@ -348,9 +348,9 @@ pub use channel::{ParamInfo, Preopen, TaskInfo};
 pub use crossbeam_channel;
 pub use error::{Error, ErrorKind, GetTimeoutError, NextTimeout, NotReady, TrapDetails};
 pub use objects::{
-    BoundedSemaphore, Connection, Dict, Event, JoinableQueue, List, Lock, LockGuard, MANAGED_BYTES,
-    Manager, PIPE_BYTES, Pipe, QUEUE_BYTES, Queue, QueueError, RLock, RLockGuard, RecvError,
-    Semaphore, SemaphoreGuard, Value,
+    BoundedSemaphore, Connection, Dict, Event, Guard, JoinableQueue, List, Lock, LockGuard,
+    MANAGED_BYTES, Manager, PIPE_BYTES, Pipe, QUEUE_BYTES, Queue, QueueError, RLock, RLockGuard,
+    RecvError, Semaphore, SemaphoreGuard, Value,
 };
 pub use pool::output::{GuestOutput, Stream};
 pub use pool::result::Callbacks;

@@ -5,15 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::channel::Failure;
+use crate::objects::acquire::{self, Acquire, Guard, guard};
 use crate::objects::handle::serialize_as_handle;
 use crate::objects::wait::{Monitor, Patience, Wait};
-use crate::objects::{Holder, Kind, Object, args, encode, next_id, unknown_op};
-
-/// What acquiring told a guest: `0` not acquired, `1` acquired, `2`
-/// acquired from a holder that died holding it.
-fn acquired(previous_holder_died: bool) -> u8 {
-    if previous_holder_died { 2 } else { 1 }
-}
+use crate::objects::{Holder, Kind, Object, next_id, unknown_op};
 
 #[derive(Debug, Default)]
 struct State {
@@ -40,9 +35,9 @@ impl LockCore {
             state: Monitor::new(State::default()),
         })
     }
+}
 
-    /// Acquires for `holder`; `Ok(true)` if the previous holder died holding
-    /// it.
+impl Acquire for LockCore {
     fn acquire(&self, holder: Holder, patience: Patience, wait: &Wait) -> Result<bool, Failure> {
         self.state
             .wait_for(patience, wait, |state| match state.holder {
@@ -82,6 +77,10 @@ impl LockCore {
         }
         Ok(())
     }
+
+    fn mark_holder_died(&self) {
+        self.state.lock().holder_died = true;
+    }
 }
 
 impl Object for LockCore {
@@ -108,22 +107,8 @@ impl Object for LockCore {
         bytes: &[u8],
         wait: &Wait,
     ) -> Result<Vec<u8>, Failure> {
-        match op {
-            "acquire" => {
-                let (block, timeout): (bool, Option<u64>) = args(self.kind(), op, bytes)?;
-                match self.acquire(holder, Patience::from_millis(block, timeout), wait) {
-                    Ok(died) => encode(&acquired(died)),
-                    Err(Failure::TimedOut) => encode(&0u8),
-                    Err(failure) => Err(failure),
-                }
-            }
-            "release" => {
-                let () = args(self.kind(), op, bytes)?;
-                self.release(holder)?;
-                encode(&())
-            }
-            _ => Err(unknown_op(self.kind(), op)),
-        }
+        acquire::invoke(self, self.kind(), holder, op, bytes, wait)
+            .unwrap_or_else(|| Err(unknown_op(self.kind(), op)))
     }
 
     fn let_go(&self, holder: Holder) {
@@ -142,10 +127,7 @@ impl Object for LockCore {
     }
 
     fn give_back(&self, holder: Holder, op: &str, result: &[u8]) {
-        let state: u8 = rmp_serde::from_slice(result).unwrap_or(0);
-        if op == "acquire" && state > 0 && self.release(holder).is_ok() && state == 2 {
-            self.state.lock().holder_died = true;
-        }
+        acquire::give_back(self, holder, op, result);
     }
 }
 
@@ -183,52 +165,22 @@ impl Lock {
 
     /// Waits for the lock and takes it.
     pub fn acquire(&self) -> LockGuard<'_> {
-        guard(&self.core, Patience::Forever).expect("a host wait without end")
+        guard(&*self.core, Patience::Forever).expect("a host wait without end")
     }
 
     /// Takes the lock if it is free.
     pub fn try_acquire(&self) -> Option<LockGuard<'_>> {
-        guard(&self.core, Patience::None)
+        guard(&*self.core, Patience::None)
     }
 
     /// Waits at most `timeout` for the lock.
     pub fn acquire_timeout(&self, timeout: Duration) -> Option<LockGuard<'_>> {
-        guard(&self.core, Patience::new(true, Some(timeout)))
+        guard(&*self.core, Patience::new(true, Some(timeout)))
     }
-}
-
-fn guard(core: &LockCore, patience: Patience) -> Option<LockGuard<'_>> {
-    let holder = Holder::this_thread();
-    let died = core.acquire(holder, patience, &Wait::forever()).ok()?;
-    Some(LockGuard {
-        core,
-        holder,
-        previous_holder_died: died,
-    })
 }
 
 /// A held [`Lock`] (or [`RLock`]); dropping it releases it.
-#[derive(Debug)]
-#[must_use = "the lock is released when the guard is dropped"]
-pub struct LockGuard<'a> {
-    core: &'a LockCore,
-    holder: Holder,
-    previous_holder_died: bool,
-}
-
-impl LockGuard<'_> {
-    /// Whether the holder before this one died (or ended its task) holding
-    /// the lock: whatever it protected may be half-updated.
-    pub fn previous_holder_died(&self) -> bool {
-        self.previous_holder_died
-    }
-}
-
-impl Drop for LockGuard<'_> {
-    fn drop(&mut self) {
-        let _ = self.core.release(self.holder);
-    }
-}
+pub type LockGuard<'a> = Guard<'a>;
 
 /// A reentrant lock: Python's `multiprocessing.RLock`. Its holder (a host
 /// thread, or a task) may acquire it again; it is free once released as
@@ -259,17 +211,17 @@ impl RLock {
 
     /// Waits for the lock and takes it (at once if this thread holds it).
     pub fn acquire(&self) -> RLockGuard<'_> {
-        guard(&self.core, Patience::Forever).expect("a host wait without end")
+        guard(&*self.core, Patience::Forever).expect("a host wait without end")
     }
 
     /// Takes the lock if it is free or this thread holds it.
     pub fn try_acquire(&self) -> Option<RLockGuard<'_>> {
-        guard(&self.core, Patience::None)
+        guard(&*self.core, Patience::None)
     }
 
     /// Waits at most `timeout` for the lock.
     pub fn acquire_timeout(&self, timeout: Duration) -> Option<RLockGuard<'_>> {
-        guard(&self.core, Patience::new(true, Some(timeout)))
+        guard(&*self.core, Patience::new(true, Some(timeout)))
     }
 }
 

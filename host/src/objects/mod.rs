@@ -18,6 +18,7 @@
 //! semaphore, a pipe's end (the other end reads end-of-file once its
 //! messages are read).
 
+mod acquire;
 pub(crate) mod grants;
 pub(crate) mod handle;
 pub(crate) mod serve;
@@ -34,6 +35,7 @@ use std::sync::Arc;
 
 use crate::channel::Failure;
 
+pub use acquire::Guard;
 pub use event::Event;
 pub use lock::{Lock, LockGuard, RLock, RLockGuard};
 pub use manager::{Dict, List, MANAGED_BYTES, Manager, Value};

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::channel::Failure;
+use crate::objects::acquire::{self, Acquire, Guard, guard};
 use crate::objects::handle::serialize_as_handle;
 use crate::objects::wait::{Monitor, Patience, Wait};
 use crate::objects::{Holder, Kind, Object, args, encode, next_id, unknown_op};
@@ -40,6 +41,12 @@ impl SemaphoreCore {
         })
     }
 
+    fn value(&self) -> usize {
+        self.state.lock().value
+    }
+}
+
+impl Acquire for SemaphoreCore {
     fn acquire(&self, holder: Holder, patience: Patience, wait: &Wait) -> Result<bool, Failure> {
         self.state.wait_for(patience, wait, |state| {
             if state.value == 0 {
@@ -70,8 +77,8 @@ impl SemaphoreCore {
         Ok(())
     }
 
-    fn value(&self) -> usize {
-        self.state.lock().value
+    fn mark_holder_died(&self) {
+        self.state.lock().holder_died = true;
     }
 }
 
@@ -99,20 +106,10 @@ impl Object for SemaphoreCore {
         bytes: &[u8],
         wait: &Wait,
     ) -> Result<Vec<u8>, Failure> {
+        if let Some(result) = acquire::invoke(self, self.kind(), holder, op, bytes, wait) {
+            return result;
+        }
         match op {
-            "acquire" => {
-                let (block, timeout): (bool, Option<u64>) = args(self.kind(), op, bytes)?;
-                match self.acquire(holder, Patience::from_millis(block, timeout), wait) {
-                    Ok(died) => encode(&if died { 2u8 } else { 1 }),
-                    Err(Failure::TimedOut) => encode(&0u8),
-                    Err(failure) => Err(failure),
-                }
-            }
-            "release" => {
-                let () = args(self.kind(), op, bytes)?;
-                self.release(holder)?;
-                encode(&())
-            }
             "value" => {
                 let () = args(self.kind(), op, bytes)?;
                 encode(&self.value())
@@ -136,10 +133,7 @@ impl Object for SemaphoreCore {
     }
 
     fn give_back(&self, holder: Holder, op: &str, result: &[u8]) {
-        let state: u8 = rmp_serde::from_slice(result).unwrap_or(0);
-        if op == "acquire" && state > 0 && self.release(holder).is_ok() && state == 2 {
-            self.state.lock().holder_died = true;
-        }
+        acquire::give_back(self, holder, op, result);
     }
 }
 
@@ -166,17 +160,17 @@ impl Semaphore {
 
     /// Waits for a permit and takes it.
     pub fn acquire(&self) -> SemaphoreGuard<'_> {
-        sem_guard(&self.core, Patience::Forever).expect("a host wait without end")
+        guard(&*self.core, Patience::Forever).expect("a host wait without end")
     }
 
     /// Takes a permit if one is free.
     pub fn try_acquire(&self) -> Option<SemaphoreGuard<'_>> {
-        sem_guard(&self.core, Patience::None)
+        guard(&*self.core, Patience::None)
     }
 
     /// Waits at most `timeout` for a permit.
     pub fn acquire_timeout(&self, timeout: Duration) -> Option<SemaphoreGuard<'_>> {
-        sem_guard(&self.core, Patience::new(true, Some(timeout)))
+        guard(&*self.core, Patience::new(true, Some(timeout)))
     }
 
     /// The permits free now.
@@ -218,38 +212,8 @@ impl std::ops::Deref for BoundedSemaphore {
     }
 }
 
-fn sem_guard(core: &SemaphoreCore, patience: Patience) -> Option<SemaphoreGuard<'_>> {
-    let holder = Holder::this_thread();
-    let died = core.acquire(holder, patience, &Wait::forever()).ok()?;
-    Some(SemaphoreGuard {
-        core,
-        holder,
-        previous_holder_died: died,
-    })
-}
-
 /// A permit of a [`Semaphore`]; dropping it gives the permit back.
-#[derive(Debug)]
-#[must_use = "the permit is given back when the guard is dropped"]
-pub struct SemaphoreGuard<'a> {
-    core: &'a SemaphoreCore,
-    holder: Holder,
-    previous_holder_died: bool,
-}
-
-impl SemaphoreGuard<'_> {
-    /// Whether a holder died (or ended its task) holding permits since the
-    /// last acquire: its permits came back.
-    pub fn previous_holder_died(&self) -> bool {
-        self.previous_holder_died
-    }
-}
-
-impl Drop for SemaphoreGuard<'_> {
-    fn drop(&mut self) {
-        let _ = self.core.release(self.holder);
-    }
-}
+pub type SemaphoreGuard<'a> = Guard<'a>;
 
 #[cfg(test)]
 mod tests {

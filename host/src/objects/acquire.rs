@@ -1,0 +1,98 @@
+//! What locks and semaphores share: acquiring for a holder (with Python's
+//! `block` and `timeout`), releasing, the guard a host thread holds, and
+//! putting back what a task no longer waits for.
+
+use crate::channel::Failure;
+use crate::objects::wait::{Patience, Wait};
+use crate::objects::{Holder, Kind, args, encode};
+
+/// A lock or a semaphore.
+pub(crate) trait Acquire: Send + Sync {
+    /// Acquires for `holder`; `Ok(true)` if a previous holder died holding
+    /// it since the last acquire.
+    fn acquire(&self, holder: Holder, patience: Patience, wait: &Wait) -> Result<bool, Failure>;
+
+    /// Releases what `holder` acquired.
+    fn release(&self, holder: Holder) -> Result<(), Failure>;
+
+    /// Says to the next acquirer that a holder died holding it.
+    fn mark_holder_died(&self);
+}
+
+/// Serves `acquire` and `release` for a guest; `None` for another operation.
+pub(crate) fn invoke(
+    object: &dyn Acquire,
+    kind: Kind,
+    holder: Holder,
+    op: &str,
+    bytes: &[u8],
+    wait: &Wait,
+) -> Option<Result<Vec<u8>, Failure>> {
+    let result = match op {
+        // 0: not acquired, 1: acquired, 2: acquired from a holder that died.
+        "acquire" => args(kind, op, bytes).and_then(|(block, timeout): (bool, Option<u64>)| {
+            match object.acquire(holder, Patience::from_millis(block, timeout), wait) {
+                Ok(died) => encode(&(1 + u8::from(died))),
+                Err(Failure::TimedOut) => encode(&0u8),
+                Err(failure) => Err(failure),
+            }
+        }),
+        "release" => args(kind, op, bytes)
+            .and_then(|()| object.release(holder))
+            .and_then(|()| encode(&())),
+        _ => return None,
+    };
+    Some(result)
+}
+
+/// An `acquire` answered to a task that no longer waited for it: released,
+/// as if never taken.
+pub(crate) fn give_back(object: &dyn Acquire, holder: Holder, op: &str, result: &[u8]) {
+    let state: u8 = rmp_serde::from_slice(result).unwrap_or(0);
+    if op == "acquire" && state > 0 && object.release(holder).is_ok() && state == 2 {
+        object.mark_holder_died();
+    }
+}
+
+/// A held lock or semaphore permit, taken by a host thread; dropping it
+/// releases it.
+#[must_use = "it is released when the guard is dropped"]
+pub struct Guard<'a> {
+    object: &'a dyn Acquire,
+    holder: Holder,
+    previous_holder_died: bool,
+}
+
+impl std::fmt::Debug for Guard<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guard")
+            .field("previous_holder_died", &self.previous_holder_died)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Guard<'_> {
+    /// Whether a holder before this one died (or ended its task) holding
+    /// it: whatever it protected may be half-updated.
+    pub fn previous_holder_died(&self) -> bool {
+        self.previous_holder_died
+    }
+}
+
+impl Drop for Guard<'_> {
+    fn drop(&mut self) {
+        let _ = self.object.release(self.holder);
+    }
+}
+
+/// Acquires `object` for the calling host thread, as long as `patience`
+/// allows.
+pub(crate) fn guard(object: &dyn Acquire, patience: Patience) -> Option<Guard<'_>> {
+    let holder = Holder::this_thread();
+    let died = object.acquire(holder, patience, &Wait::forever()).ok()?;
+    Some(Guard {
+        object,
+        holder,
+        previous_holder_died: died,
+    })
+}
