@@ -165,7 +165,11 @@
 //! permit, no lock).
 //!
 //! **Failure semantics.** When a task ends — returns, fails, panics, traps,
-//! times out — or its worker dies, the host lets go of what it held:
+//! times out — or its worker dies, the host lets go of what it held. (A
+//! worker holds an object for all the tasks it was handed with it: tasks of
+//! one chunk run one after another on one worker, so a lock one of them
+//! keeps is let go of once the last of them ends — as a lock kept by a task
+//! stays held for the next tasks of a CPython pool worker.)
 //!
 //! | object | what a holder that ends or dies leaves |
 //! |---|---|
