@@ -323,9 +323,12 @@
 //!
 //! Memory reservations are sized to the pool: each worker's pooling
 //! allocator holds slots for two instances (the one in use and its
-//! replacement) — four linear memories of 4 GiB of address space each,
+//! replacement) — eight linear memories of 4 GiB of address space each,
 //! plus guards — instead of wasmtime's default of thousands of slots and
-//! terabytes of address space.
+//! terabytes of address space. A component may hold up to 64 core
+//! instances, 4 memories and 16 tables of up to 65,536 elements: room for
+//! a CPython guest built by componentize-py (14 core instances) several
+//! times over.
 
 mod bind;
 mod cache;
