@@ -210,6 +210,7 @@
 //! | unknown task, wrong number of arguments | [`ErrorKind::UnknownTask`], [`ErrorKind::BadArguments`] | refuses the call at once |
 //! | arguments that do not decode, a result that does not decode, a payload over [`PoolBuilder::max_payload`] | [`ErrorKind::BadArguments`], [`ErrorKind::BadResult`] | fails that task only |
 //! | not wasm, a core module, a component that is not a task module | [`ErrorKind::BadModule`] | refuses it in [`PoolBuilder::build`], before any worker starts |
+//! | the module's linear memory starts larger than [`PoolBuilder::memory_limit`] | [`ErrorKind::MemoryLimit`], naming the bytes it needs and the limit | refuses it in [`PoolBuilder::build`], before any worker starts |
 //! | the module's start or its `describe` ran past [`PoolBuilder::startup_timeout`] | [`ErrorKind::BadModule`], naming the module and the stage | stops it; [`PoolBuilder::build`] fails rather than waits |
 //! | the initializer ran past [`PoolBuilder::initializer_timeout`] | [`ErrorKind::Initializer`] | at start, `build` fails; on a renewed instance, the tasks waiting for it fail, and the worker goes on (or, if it could not stop the initializer, is replaced) |
 //! | the pool was terminated (or dropped) under the task | [`ErrorKind::Terminated`] | — |

@@ -276,7 +276,14 @@ impl PoolBuilder {
         self
     }
 
-    /// The most linear memory one instance may grow to.
+    /// The most linear memory one instance may grow to. A task whose memory
+    /// would grow past it fails with [`ErrorKind::MemoryLimit`].
+    ///
+    /// A module whose memory starts larger than the limit could never run:
+    /// [`build`](Self::build) refuses it with [`ErrorKind::MemoryLimit`],
+    /// naming what it needs, before any worker starts. A Python guest built
+    /// by componentize-py needs about 12 MiB to start; a Rust guest about
+    /// 1 MiB.
     ///
     /// # Default
     ///
@@ -549,7 +556,7 @@ impl PoolBuilder {
         let engine = engine::engine(&settings, Role::Compile)?;
         let cache_dir = self.cache_dir.unwrap_or_else(module::default_cache_dir);
         let cache = CacheDir::open(&cache_dir)?;
-        let artifact = module::prepare(&engine, &bytes, &name, &cache)?;
+        let artifact = module::prepare(&engine, &bytes, &name, &cache, self.memory_limit)?;
         let setup = Setup {
             artifact,
             engine: settings,
