@@ -321,6 +321,11 @@
 //! and a worker loads exactly the file (device and inode) the pool checked.
 //! A cache that is not private is not read or written: the pool compiles
 //! into a private temporary directory instead and logs a warning once.
+//! The cache keeps at most [`PoolBuilder::cache_limit`] bytes of artifacts
+//! (1 GiB by default): building a pool removes the least recently used
+//! beyond it, never one that a live pool — of any process — uses (each
+//! pool holds a shared lock on its artifact, and only a file that can be
+//! locked exclusively is removed).
 //!
 //! Memory reservations are sized to the pool: each worker's pooling
 //! allocator holds slots for two instances (the one in use and its
