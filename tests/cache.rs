@@ -3,8 +3,9 @@
 
 mod common;
 
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
 
 use common::{DEADLINE, deadline};
 use wasmpool::Pool;
@@ -35,6 +36,13 @@ fn artifacts(dir: &Path) -> Vec<PathBuf> {
         .collect();
     files.sort();
     files
+}
+
+/// Makes the file at `path` look last used at `time`.
+fn set_used(path: &Path, time: SystemTime) {
+    let file = std::fs::File::options().write(true).open(path).unwrap();
+    file.set_times(std::fs::FileTimes::new().set_accessed(time))
+        .unwrap();
 }
 
 #[test]
@@ -72,16 +80,121 @@ fn a_private_cache_is_made_and_used() {
     let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o700, "made private");
     let [artifact] = artifacts(&dir).try_into().unwrap();
-    let written = std::fs::metadata(&artifact).unwrap().modified().unwrap();
-    assert_eq!(
-        std::fs::metadata(&artifact).unwrap().permissions().mode() & 0o777,
-        0o600
-    );
-    // The second pool loads what the first compiled.
+    let written = std::fs::metadata(&artifact).unwrap();
+    assert_eq!(written.permissions().mode() & 0o777, 0o600);
+    // Made to look long unused.
+    let long_ago = SystemTime::now() - Duration::from_secs(86_400);
+    set_used(&artifact, long_ago);
+    // The second pool loads what the first compiled, and marks it used.
     assert_eq!(task_names(FIXTURES, &dir), first);
-    assert_eq!(
-        std::fs::metadata(&artifact).unwrap().modified().unwrap(),
-        written
-    );
+    let used = std::fs::metadata(&artifact).unwrap();
+    assert_eq!(used.ino(), written.ino());
+    assert_eq!(used.modified().unwrap(), written.modified().unwrap());
+    assert!(used.accessed().unwrap() > long_ago);
     std::fs::remove_dir_all(dir.parent().unwrap()).unwrap();
+}
+
+#[test]
+fn the_cache_keeps_to_its_limit_but_never_evicts_an_artifact_in_use() {
+    let _deadline = deadline("pools evicting from a full cache", DEADLINE);
+    let dir = fresh_dir("evicting-cache");
+    // A live pool whose workers are replaced after every task: each new
+    // one loads the artifact again.
+    let recycled = Pool::builder()
+        .module_file(FIXTURES)
+        .worker_program(env!("CARGO_BIN_EXE_wasmpool"))
+        .processes(1)
+        .max_tasks_per_child(1)
+        .cache_dir(&dir)
+        .build()
+        .unwrap();
+    let [in_use] = artifacts(&dir).try_into().unwrap();
+    // Artifacts of modules no pool uses any more, the least recently used
+    // first; the one in use looks older than all.
+    let day = Duration::from_secs(86_400);
+    set_used(&in_use, SystemTime::now() - 10 * day);
+    let stale: Vec<PathBuf> = (1..=3u8)
+        .map(|n| {
+            let path = dir.join(format!("{}.cwasm", format!("{n:02x}").repeat(32)));
+            std::fs::write(&path, vec![0; 1 << 20]).unwrap();
+            set_used(&path, SystemTime::now() - u32::from(4 - n) * day);
+            path
+        })
+        .collect();
+
+    // Room for one more megabyte than the new pool's own artifact and the
+    // one in use: the two least recently used go.
+    let sizes = |paths: &[&PathBuf]| -> u64 {
+        paths
+            .iter()
+            .map(|path| std::fs::metadata(path).unwrap().len())
+            .sum()
+    };
+    let first = Pool::builder()
+        .module_file(SEEDS)
+        .worker_program(env!("CARGO_BIN_EXE_wasmpool"))
+        .processes(1)
+        .cache_dir(&dir)
+        .context()
+        .unwrap();
+    let seeds = artifacts(&dir)
+        .into_iter()
+        .find(|path| *path != in_use && !stale.contains(path))
+        .unwrap();
+    drop(first);
+    let limit = sizes(&[&in_use, &seeds]) + (1 << 20);
+    let seeds_pool = Pool::builder()
+        .module_file(SEEDS)
+        .worker_program(env!("CARGO_BIN_EXE_wasmpool"))
+        .processes(1)
+        .cache_dir(&dir)
+        .cache_limit(limit)
+        .build()
+        .unwrap();
+    assert!(!seeds_pool.tasks().is_empty());
+    let mut kept = vec![in_use.clone(), seeds.clone(), stale[2].clone()];
+    kept.sort();
+    assert_eq!(artifacts(&dir), kept, "the two least recently used went");
+
+    // At 0, all but the artifacts in use go; the pool in use goes on
+    // starting workers from its artifact.
+    let pool = Pool::builder()
+        .module_file(SEEDS)
+        .worker_program(env!("CARGO_BIN_EXE_wasmpool"))
+        .processes(1)
+        .cache_dir(&dir)
+        .cache_limit(0)
+        .build()
+        .unwrap();
+    let mut kept = vec![in_use.clone(), seeds.clone()];
+    kept.sort();
+    assert_eq!(artifacts(&dir), kept);
+    for n in 0..3i64 {
+        assert_eq!(recycled.apply::<i64, _>("square", (n,)).unwrap(), n * n);
+    }
+    // Once its pool is gone, it goes too. (The pool lets go of it with the
+    // last of its threads, which may end a moment after the pool is
+    // dropped: a build evicts until then.)
+    drop(recycled);
+    drop(pool);
+    let waiting = Instant::now();
+    loop {
+        let _context = Pool::builder()
+            .module_file(SEEDS)
+            .worker_program(env!("CARGO_BIN_EXE_wasmpool"))
+            .cache_dir(&dir)
+            .cache_limit(0)
+            .context()
+            .unwrap();
+        if artifacts(&dir) == [seeds.clone()] {
+            break;
+        }
+        assert!(
+            waiting.elapsed() < Duration::from_secs(20),
+            "the artifact of a dropped pool was not evicted: {:?}",
+            artifacts(&dir)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -412,6 +412,17 @@ fn limits_and_grants_from_the_command_line() {
     let out = wasmpool(&["map", FIXTURES, "hog", "--memory", "32M"], "4\n");
     assert_eq!(records(&out)[0]["error"]["kind"], "memory-limit");
 
+    // Below what the module needs to start: a set-up error, before any task.
+    let out = wasmpool(&["map", FIXTURES, "square", "--memory", "512K"], "4\n");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("memory-limit"), "{stderr}");
+    assert!(
+        stderr.contains("over the memory limit of 524288 bytes (0.5 MiB)"),
+        "{stderr}"
+    );
+
     let dir = std::env::temp_dir().join(format!("wasmpool-cli-dir-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("in.txt"), "granted").unwrap();

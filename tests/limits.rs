@@ -88,6 +88,48 @@ fn a_worker_that_stops_answering_is_killed_by_the_watchdog() {
     assert!(!pool.worker_pids().contains(&victim));
 }
 
+/// The bytes of linear memory a build refused with `err` says the module
+/// needs to start.
+fn needed_to_start(err: &wasmpool::Error) -> u64 {
+    let message = err.message();
+    let after = message
+        .split_once(" needs ")
+        .unwrap_or_else(|| panic!("no need named: {err}"))
+        .1;
+    after.split(' ').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_memory_limit_below_the_modules_start_fails_the_build_naming_both() {
+    let _deadline = deadline("builds with a memory limit below the module's", DEADLINE);
+    // The fixtures' memory starts at about 1 MiB: 1 MiB is just under it,
+    // within the allocator's slack; 64 KiB is far under.
+    for (limit, shown) in [(1u64 << 20, "1.0 MiB"), (64 << 10, "0.1 MiB")] {
+        let err = builder(1).memory_limit(limit).build().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::MemoryLimit, "{err}");
+        let needed = needed_to_start(&err);
+        assert!(needed > limit && needed.is_multiple_of(64 << 10), "{err}");
+        let message = err.message();
+        assert!(message.contains("fixtures.wasm"), "names the module: {err}");
+        assert!(
+            message.contains(&format!("over the memory limit of {limit} bytes ({shown})")),
+            "{err}"
+        );
+        assert!(message.contains(" MiB) of linear memory to start"), "{err}");
+        assert!(
+            message.contains(&format!("at least {needed} bytes")),
+            "{err}"
+        );
+    }
+    // What it says is enough is.
+    let err = builder(1).memory_limit(1 << 20).build().unwrap_err();
+    let pool = builder(1)
+        .memory_limit(needed_to_start(&err) + (1 << 20))
+        .build()
+        .unwrap();
+    assert_eq!(pool.apply::<i64, _>("square", (5,)).unwrap(), 25);
+}
+
 #[test]
 fn memory_growth_past_the_limit_is_a_memory_limit_error() {
     let _deadline = deadline("tasks growing memory past the limit", DEADLINE);

@@ -8,12 +8,38 @@ use crate::error::{Error, ErrorKind};
 
 /// Instances a worker keeps at once: the one in use, and a fresh one being made.
 const INSTANCES_PER_WORKER: u32 = 2;
-/// Core instances, memories and tables one component may hold. A Rust guest
-/// built for wasm32-wasip2 uses a handful of core instances (the main module
-/// and its shims), one memory and a few tables.
-const CORE_INSTANCES_PER_COMPONENT: u32 = 16;
-const MEMORIES_PER_COMPONENT: u32 = 2;
+
+// What one component may hold. The pooling allocator refuses to load a
+// component over any of these (the worker then fails to start), so they are
+// sized for the largest guests with room to spare. Measured:
+//
+// | guest                                   | core instances | memories | tables | table elements | instance metadata |
+// |-----------------------------------------|----------------|----------|--------|----------------|-------------------|
+// | Rust, wasm32-wasip2 (tests' fixtures)   | 3              | 1        | 2      | 241            | 15 KB             |
+// | Python, componentize-py 0.25 (CPython)  | 14             | 1        | 2      | 5,676          | 400 KB            |
+//
+// Every limit below is at least four times the Python guest's (which also
+// needs 12.3 MiB of linear memory to start, under any memory limit). Only the
+// memories and tables reserve address space up front, per worker:
+// `INSTANCES_PER_WORKER` times the per-component counts.
+
+/// Core instances one component may hold: a Rust guest is its main module
+/// and two shims; a Python guest also links CPython's shared libraries.
+const CORE_INSTANCES_PER_COMPONENT: u32 = 64;
+/// Linear memories one component may hold. Each slot reserves 4 GiB of
+/// address space plus guards (no memory), so a worker reserves 8 of them,
+/// about 32 GiB of the 128 TiB a process has.
+const MEMORIES_PER_COMPONENT: u32 = 4;
+/// Tables one component may hold.
 const TABLES_PER_COMPONENT: u32 = 16;
+/// The most elements a table may have, at start or grown to. Each table slot
+/// maps this many pointers (touched only as used): 32 slots of 512 KiB.
+const TABLE_ELEMENTS: usize = 64 << 10;
+/// The most bytes of runtime metadata of one component instance, its core
+/// instances' included, and of one core instance. Limits only: the metadata
+/// is allocated as needed.
+const COMPONENT_INSTANCE_SIZE: usize = 8 << 20;
+const CORE_INSTANCE_SIZE: usize = 4 << 20;
 
 /// Where the engine is used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,6 +69,9 @@ pub(crate) fn engine(settings: &EngineSettings, role: Role) -> Result<Engine, Er
             .max_memories_per_component(MEMORIES_PER_COMPONENT)
             .total_tables(INSTANCES_PER_WORKER * TABLES_PER_COMPONENT)
             .max_tables_per_component(TABLES_PER_COMPONENT)
+            .table_elements(TABLE_ELEMENTS)
+            .max_component_instance_size(COMPONENT_INSTANCE_SIZE)
+            .max_core_instance_size(CORE_INSTANCE_SIZE)
             .total_stacks(INSTANCES_PER_WORKER)
             // The limiter refuses growth past the limit first, as a clean
             // memory-limit error; this is only the backstop.

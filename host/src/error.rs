@@ -26,7 +26,9 @@ pub enum ErrorKind {
     /// ([`PoolBuilder::task_timeout`](crate::PoolBuilder::task_timeout)).
     Timeout,
     /// The task's linear memory would have grown past the limit
-    /// ([`PoolBuilder::memory_limit`](crate::PoolBuilder::memory_limit)).
+    /// ([`PoolBuilder::memory_limit`](crate::PoolBuilder::memory_limit)); or,
+    /// from [`PoolBuilder::build`](crate::PoolBuilder::build), the module's
+    /// memory starts larger than the limit.
     MemoryLimit,
     /// The task used up its fuel budget
     /// ([`PoolBuilder::fuel`](crate::PoolBuilder::fuel)).

@@ -131,7 +131,13 @@ impl Guest {
         let cache = crate::cache::CacheDir::open(cache_dir)?;
         let sent = Sent::default();
         let outbox = Arc::new(Outbox::new(Box::new(sent.clone())));
-        let artifact = crate::module::prepare(&compiler, &bytes, "the module", &cache)?;
+        let artifact = crate::module::prepare(
+            &compiler,
+            &bytes,
+            "the module",
+            &cache,
+            settings().max_memory,
+        )?;
         let config = RunnerConfig {
             pid: std::process::id(),
             output_limit: 1 << 16,

@@ -214,6 +214,7 @@
 //! | unknown task, wrong number of arguments | [`ErrorKind::UnknownTask`], [`ErrorKind::BadArguments`] | refuses the call at once |
 //! | arguments that do not decode, a result that does not decode, a payload over [`PoolBuilder::max_payload`] | [`ErrorKind::BadArguments`], [`ErrorKind::BadResult`] | fails that task only |
 //! | not wasm, a core module, a component that is not a task module | [`ErrorKind::BadModule`] | refuses it in [`PoolBuilder::build`], before any worker starts |
+//! | the module's linear memory starts larger than [`PoolBuilder::memory_limit`] | [`ErrorKind::MemoryLimit`], naming the bytes it needs and the limit | refuses it in [`PoolBuilder::build`], before any worker starts |
 //! | the module's start or its `describe` ran past [`PoolBuilder::startup_timeout`] | [`ErrorKind::BadModule`], naming the module and the stage | stops it; [`PoolBuilder::build`] fails rather than waits |
 //! | the initializer ran past [`PoolBuilder::initializer_timeout`] | [`ErrorKind::Initializer`] | at start, `build` fails; on a renewed instance, the tasks waiting for it fail, and the worker goes on (or, if it could not stop the initializer, is replaced) |
 //! | the pool was terminated (or dropped) under the task | [`ErrorKind::Terminated`] | — |
@@ -324,12 +325,20 @@
 //! and a worker loads exactly the file (device and inode) the pool checked.
 //! A cache that is not private is not read or written: the pool compiles
 //! into a private temporary directory instead and logs a warning once.
+//! The cache keeps at most [`PoolBuilder::cache_limit`] bytes of artifacts
+//! (1 GiB by default): building a pool removes the least recently used
+//! beyond it, never one that a live pool — of any process — uses (each
+//! pool holds a shared lock on its artifact, and only a file that can be
+//! locked exclusively is removed).
 //!
 //! Memory reservations are sized to the pool: each worker's pooling
 //! allocator holds slots for two instances (the one in use and its
-//! replacement) — four linear memories of 4 GiB of address space each,
+//! replacement) — eight linear memories of 4 GiB of address space each,
 //! plus guards — instead of wasmtime's default of thousands of slots and
-//! terabytes of address space.
+//! terabytes of address space. A component may hold up to 64 core
+//! instances, 4 memories and 16 tables of up to 65,536 elements: room for
+//! a CPython guest built by componentize-py (14 core instances) several
+//! times over.
 
 mod bind;
 mod cache;

@@ -19,6 +19,9 @@ use crate::worker::runtime;
 const MAGIC: &[u8; 4] = b"\0asm";
 const CORE_LAYER: [u8; 2] = [0, 0];
 const COMPONENT_LAYER: [u8; 2] = [1, 0];
+/// The unit of a memory's minimum size (the engine enables no custom page
+/// sizes).
+const WASM_PAGE: u64 = 64 << 10;
 
 /// Refuses bytes that are not a component, with a message that says what
 /// they are instead.
@@ -72,13 +75,47 @@ pub(crate) fn validate(engine: &Engine, bytes: &[u8], name: &str) -> Result<Comp
     Ok(component)
 }
 
+/// `bytes` as mebibytes, for people.
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / f64::from(1 << 20))
+}
+
+/// Refuses a component whose linear memory starts larger than `max_memory`:
+/// no instance of it could ever start. Says how much it needs.
+fn check_memory(component: &Component, max_memory: u64, name: &str) -> Result<(), Error> {
+    // `None` when the component imports core modules, which the linker
+    // cannot provide anyway.
+    let Some(resources) = component.resources_required() else {
+        return Ok(());
+    };
+    let Some(pages) = resources.max_initial_memory_size else {
+        return Ok(());
+    };
+    let needed = pages.saturating_mul(WASM_PAGE);
+    if needed <= max_memory {
+        return Ok(());
+    }
+    Err(Error::new(
+        ErrorKind::MemoryLimit,
+        format!(
+            "{name} needs {needed} bytes ({}) of linear memory to start, over the memory \
+             limit of {max_memory} bytes ({}): raise the limit (PoolBuilder::memory_limit, \
+             or --memory) to at least {needed} bytes",
+            mib(needed),
+            mib(max_memory)
+        ),
+    ))
+}
+
 /// Makes sure the compiled artifact of `bytes` is in `cache` and returns
-/// it. Compiles only if no earlier run left it there.
+/// it. Compiles only if no earlier run left it there. Refuses a module that
+/// cannot start within `max_memory` bytes of linear memory.
 pub(crate) fn prepare(
     engine: &Engine,
     bytes: &[u8],
     name: &str,
     cache: &CacheDir,
+    max_memory: u64,
 ) -> Result<ArtifactFile, Error> {
     // An artifact is cached only after `validate` accepted its module, which
     // is where the kind of the bytes is checked.
@@ -89,6 +126,7 @@ pub(crate) fn prepare(
         // complete, under their module's content hash.
         if let Ok(component) = unsafe { cache::load(engine, &artifact) } {
             runtime::check(engine, &component)?;
+            check_memory(&component, max_memory, name)?;
             return Ok(artifact);
         }
         // Unloadable (from another wasmtime, or damaged): compile again.
@@ -100,7 +138,11 @@ pub(crate) fn prepare(
             format!("cannot serialise the compiled {name}: {err:#}"),
         )
     })?;
-    cache.store(&file_name, &artifact)
+    // Cached even when refused for its memory: the artifact does not depend
+    // on the limit, so a run with a larger one does not compile again.
+    let artifact = cache.store(&file_name, &artifact)?;
+    check_memory(&component, max_memory, name)?;
+    Ok(artifact)
 }
 
 /// Where artifacts are cached when the pool is not told: under

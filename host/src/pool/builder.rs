@@ -44,6 +44,8 @@ const DEFAULT_MAX_PAYLOAD: usize = 64 << 20;
 const MAX_PAYLOAD_LIMIT: usize = FRAME_LIMIT / 2;
 /// The default most bytes of stdout (and of stderr) kept per task.
 const DEFAULT_OUTPUT_LIMIT: u32 = 64 << 10;
+/// The default most bytes of artifacts the cache keeps.
+const DEFAULT_CACHE_LIMIT: u64 = 1 << 30;
 /// The default linear memory limit of one instance.
 const DEFAULT_MEMORY_LIMIT: u64 = 1 << 30;
 /// The default time a fresh instance has to start, and `describe` to answer.
@@ -76,6 +78,7 @@ pub struct PoolBuilder {
     max_tasks_per_child: Option<usize>,
     worker_program: Option<PathBuf>,
     cache_dir: Option<PathBuf>,
+    cache_limit: u64,
     on_output: Option<OutputHandler>,
     output_limit: u32,
     max_payload: usize,
@@ -97,6 +100,7 @@ impl fmt::Debug for PoolBuilder {
             .field("max_tasks_per_child", &self.max_tasks_per_child)
             .field("worker_program", &self.worker_program)
             .field("cache_dir", &self.cache_dir)
+            .field("cache_limit", &self.cache_limit)
             .finish_non_exhaustive()
     }
 }
@@ -111,6 +115,7 @@ impl PoolBuilder {
             max_tasks_per_child: None,
             worker_program: None,
             cache_dir: None,
+            cache_limit: DEFAULT_CACHE_LIMIT,
             on_output: None,
             output_limit: DEFAULT_OUTPUT_LIMIT,
             max_payload: DEFAULT_MAX_PAYLOAD,
@@ -220,6 +225,25 @@ impl PoolBuilder {
         self
     }
 
+    /// The most bytes of compiled modules the [cache](Self::cache_dir)
+    /// keeps. Every module compiled under a new content or configuration
+    /// adds an artifact (a Python guest's is over 30 MB), so when a pool is
+    /// built, it removes the least recently used artifacts (by the time a
+    /// pool last used them) until the rest fit.
+    ///
+    /// An artifact in use by a live pool, of this process or another, is
+    /// never removed: each pool holds a lock on its own for as long as its
+    /// workers may start, and the limit may be exceeded by those. `0` keeps
+    /// only the artifacts in use.
+    ///
+    /// # Default
+    ///
+    /// 1 GiB.
+    pub fn cache_limit(mut self, bytes: u64) -> Self {
+        self.cache_limit = bytes;
+        self
+    }
+
     /// Receives what tasks write to stdout and stderr, attributed to the task.
     ///
     /// Output streams: each line a task writes comes as soon as it is
@@ -276,7 +300,14 @@ impl PoolBuilder {
         self
     }
 
-    /// The most linear memory one instance may grow to.
+    /// The most linear memory one instance may grow to. A task whose memory
+    /// would grow past it fails with [`ErrorKind::MemoryLimit`].
+    ///
+    /// A module whose memory starts larger than the limit could never run:
+    /// [`build`](Self::build) refuses it with [`ErrorKind::MemoryLimit`],
+    /// naming what it needs, before any worker starts. A Python guest built
+    /// by componentize-py needs about 12 MiB to start; a Rust guest about
+    /// 1 MiB.
     ///
     /// # Default
     ///
@@ -549,7 +580,8 @@ impl PoolBuilder {
         let engine = engine::engine(&settings, Role::Compile)?;
         let cache_dir = self.cache_dir.unwrap_or_else(module::default_cache_dir);
         let cache = CacheDir::open(&cache_dir)?;
-        let artifact = module::prepare(&engine, &bytes, &name, &cache)?;
+        let artifact = module::prepare(&engine, &bytes, &name, &cache, self.memory_limit)?;
+        cache.evict(self.cache_limit);
         let setup = Setup {
             artifact,
             engine: settings,
