@@ -1,0 +1,278 @@
+"""A small MessagePack codec: what crosses the wasmpool boundary.
+
+Pure Python, so that it runs inside a component (the `msgpack` package's
+native extension cannot). It covers the whole format: nil, bool, int (to
+64 bits), float, str, bin, array, map and ext.
+
+- `None`, `bool`, `int`, `float`, `str` map to their MessagePack types;
+  `bytes`, `bytearray` and `memoryview` to bin; lists and tuples to arrays;
+  dicts to maps (in their order).
+- A shared object handle (`wasmpool_guest.objects`) encodes as its ext 87.
+- Other ext values decode to, and encode from, `ExtType(code, data)`.
+- A map key that decodes to a list becomes a tuple, so that it is hashable.
+"""
+
+import struct
+from collections import namedtuple
+
+__all__ = ["ExtType", "PackError", "UnpackError", "packb", "unpackb"]
+
+#: A MessagePack ext value other than a wasmpool handle.
+ExtType = namedtuple("ExtType", "code data")
+
+#: The deepest nesting of arrays and maps either side accepts.
+MAX_DEPTH = 512
+
+
+class PackError(ValueError):
+    """A value has no MessagePack form (an unsupported type, an integer
+    outside 64 bits, nesting too deep)."""
+
+
+class UnpackError(ValueError):
+    """Bytes are not one whole MessagePack value."""
+
+
+# Set by `wasmpool_guest.objects`: ext code -> function(data) -> object, and
+# the type whose instances encode through their `_ext()` method.
+_ext_decoders = {}
+_ext_encodable = ()
+
+
+def packb(value):
+    """The MessagePack bytes of `value`.
+
+    Raises `PackError` if it has none."""
+    out = bytearray()
+    _pack(value, out, 0)
+    return bytes(out)
+
+
+def _pack(value, out, depth):
+    if depth > MAX_DEPTH:
+        raise PackError(f"nested deeper than {MAX_DEPTH} arrays and maps")
+    if value is None:
+        out.append(0xC0)
+    elif value is True:
+        out.append(0xC3)
+    elif value is False:
+        out.append(0xC2)
+    elif isinstance(value, int):
+        _pack_int(value, out)
+    elif isinstance(value, float):
+        out.append(0xCB)
+        out += struct.pack(">d", value)
+    elif isinstance(value, str):
+        data = value.encode("utf-8", "surrogatepass")
+        n = len(data)
+        if n < 32:
+            out.append(0xA0 | n)
+        else:
+            _pack_len(out, n, 0xD9, 0xDA, 0xDB, "a string")
+        out += data
+    elif isinstance(value, (bytes, bytearray, memoryview)):
+        data = bytes(value)
+        _pack_len(out, len(data), 0xC4, 0xC5, 0xC6, "a byte string")
+        out += data
+    elif isinstance(value, (list, tuple)):
+        n = len(value)
+        if n < 16:
+            out.append(0x90 | n)
+        else:
+            _pack_len(out, n, None, 0xDC, 0xDD, "an array")
+        for item in value:
+            _pack(item, out, depth + 1)
+    elif isinstance(value, dict):
+        n = len(value)
+        if n < 16:
+            out.append(0x80 | n)
+        else:
+            _pack_len(out, n, None, 0xDE, 0xDF, "a map")
+        for key, item in value.items():
+            _pack(key, out, depth + 1)
+            _pack(item, out, depth + 1)
+    elif isinstance(value, ExtType) or isinstance(value, _ext_encodable):
+        code, data = value if isinstance(value, ExtType) else value._ext()
+        _pack_ext(code, bytes(data), out)
+    else:
+        raise PackError(
+            f"a value of type {type(value).__name__} has no MessagePack form "
+            "(use None, bool, int, float, str, bytes, list, tuple or dict)"
+        )
+
+
+def _pack_int(value, out):
+    if 0 <= value < 0x80:
+        out.append(value)
+    elif -32 <= value < 0:
+        out.append(value & 0xFF)
+    elif value >= 0:
+        for code, fmt, top in ((0xCC, ">B", 1 << 8), (0xCD, ">H", 1 << 16),
+                               (0xCE, ">I", 1 << 32), (0xCF, ">Q", 1 << 64)):
+            if value < top:
+                out.append(code)
+                out += struct.pack(fmt, value)
+                return
+        raise PackError(f"the integer {value} does not fit in 64 bits")
+    else:
+        for code, fmt, bottom in ((0xD0, ">b", -(1 << 7)), (0xD1, ">h", -(1 << 15)),
+                                  (0xD2, ">i", -(1 << 31)), (0xD3, ">q", -(1 << 63))):
+            if value >= bottom:
+                out.append(code)
+                out += struct.pack(fmt, value)
+                return
+        raise PackError(f"the integer {value} does not fit in 64 bits")
+
+
+def _pack_len(out, n, code8, code16, code32, what):
+    if code8 is not None and n < 1 << 8:
+        out.append(code8)
+        out.append(n)
+    elif n < 1 << 16:
+        out.append(code16)
+        out += struct.pack(">H", n)
+    elif n < 1 << 32:
+        out.append(code32)
+        out += struct.pack(">I", n)
+    else:
+        raise PackError(f"{what} of {n} items is too long for MessagePack")
+
+
+def _pack_ext(code, data, out):
+    if not -128 <= code < 128:
+        raise PackError(f"ext type {code} is not between -128 and 127")
+    n = len(data)
+    fixed = {1: 0xD4, 2: 0xD5, 4: 0xD6, 8: 0xD7, 16: 0xD8}.get(n)
+    if fixed is not None:
+        out.append(fixed)
+    else:
+        _pack_len(out, n, 0xC7, 0xC8, 0xC9, "an ext value")
+    out += struct.pack(">b", code)
+    out += data
+
+
+def unpackb(data):
+    """The one value `data` holds.
+
+    Raises `UnpackError` if it is not exactly one MessagePack value."""
+    data = bytes(data)
+    value, end = _unpack(data, 0, 0)
+    if end != len(data):
+        raise UnpackError(f"{len(data) - end} bytes follow the value")
+    return value
+
+
+def _take(data, pos, n):
+    end = pos + n
+    if end > len(data):
+        raise UnpackError("the data ends in the middle of a value")
+    return data[pos:end], end
+
+
+def _unpack(data, pos, depth):
+    if depth > MAX_DEPTH:
+        raise UnpackError(f"nested deeper than {MAX_DEPTH} arrays and maps")
+    if pos >= len(data):
+        raise UnpackError("the data ends where a value should start")
+    b = data[pos]
+    pos += 1
+    if b < 0x80:
+        return b, pos
+    if b >= 0xE0:
+        return b - 0x100, pos
+    if 0xA0 <= b < 0xC0:
+        raw, pos = _take(data, pos, b & 0x1F)
+        return _text(raw), pos
+    if 0x90 <= b < 0xA0:
+        return _array(data, pos, b & 0x0F, depth)
+    if 0x80 <= b < 0x90:
+        return _map(data, pos, b & 0x0F, depth)
+    if b == 0xC0:
+        return None, pos
+    if b == 0xC2:
+        return False, pos
+    if b == 0xC3:
+        return True, pos
+    fmt = _NUMBERS.get(b)
+    if fmt is not None:
+        raw, pos = _take(data, pos, struct.calcsize(fmt))
+        return struct.unpack(fmt, raw)[0], pos
+    if b in _LENGTHS:
+        kind, fmt = _LENGTHS[b]
+        raw, pos = _take(data, pos, struct.calcsize(fmt))
+        n = struct.unpack(fmt, raw)[0]
+        if kind == "array":
+            return _array(data, pos, n, depth)
+        if kind == "map":
+            return _map(data, pos, n, depth)
+        if kind == "ext":
+            code, pos = _take(data, pos, 1)
+            raw, pos = _take(data, pos, n)
+            return _ext(struct.unpack(">b", code)[0], raw), pos
+        raw, pos = _take(data, pos, n)
+        return (_text(raw) if kind == "str" else raw), pos
+    if 0xD4 <= b <= 0xD8:
+        code, pos = _take(data, pos, 1)
+        raw, pos = _take(data, pos, 1 << (b - 0xD4))
+        return _ext(struct.unpack(">b", code)[0], raw), pos
+    raise UnpackError(f"0x{b:02x} is not a MessagePack type byte")
+
+
+_NUMBERS = {
+    0xCA: ">f", 0xCB: ">d",
+    0xCC: ">B", 0xCD: ">H", 0xCE: ">I", 0xCF: ">Q",
+    0xD0: ">b", 0xD1: ">h", 0xD2: ">i", 0xD3: ">q",
+}
+
+_LENGTHS = {
+    0xC4: ("bin", ">B"), 0xC5: ("bin", ">H"), 0xC6: ("bin", ">I"),
+    0xC7: ("ext", ">B"), 0xC8: ("ext", ">H"), 0xC9: ("ext", ">I"),
+    0xD9: ("str", ">B"), 0xDA: ("str", ">H"), 0xDB: ("str", ">I"),
+    0xDC: ("array", ">H"), 0xDD: ("array", ">I"),
+    0xDE: ("map", ">H"), 0xDF: ("map", ">I"),
+}
+
+
+def _text(raw):
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise UnpackError(f"a string is not UTF-8: {err}") from None
+
+
+def _array(data, pos, n, depth):
+    # Each item takes at least a byte: a bogus count fails before it allocates.
+    if n > len(data) - pos:
+        raise UnpackError("an array claims more items than the data holds")
+    items = []
+    for _ in range(n):
+        item, pos = _unpack(data, pos, depth + 1)
+        items.append(item)
+    return items, pos
+
+
+def _map(data, pos, n, depth):
+    if 2 * n > len(data) - pos:
+        raise UnpackError("a map claims more entries than the data holds")
+    entries = {}
+    for _ in range(n):
+        key, pos = _unpack(data, pos, depth + 1)
+        value, pos = _unpack(data, pos, depth + 1)
+        if isinstance(key, list):
+            key = _frozen(key)
+        try:
+            entries[key] = value
+        except TypeError:
+            raise UnpackError(f"a map key of type {type(key).__name__} is not hashable") from None
+    return entries, pos
+
+
+def _frozen(value):
+    return tuple(_frozen(v) for v in value) if isinstance(value, list) else value
+
+
+def _ext(code, raw):
+    decode = _ext_decoders.get(code)
+    if decode is not None:
+        return decode(raw)
+    return ExtType(code, raw)

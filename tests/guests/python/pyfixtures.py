@@ -1,0 +1,111 @@
+"""Python fixtures of the integration tests (tests/python.rs): each task
+exercises one promise of the Python guest SDK through real workers."""
+
+import sys
+import time
+
+from wasmpool_guest import TaskError, call_host, task, task_index, worker_pid
+
+
+@task
+def square(x):
+    return x * x
+
+
+@task
+def echo(value):
+    return value
+
+
+@task
+def divide(a, b):
+    if b == 0:
+        raise TaskError("division by zero")
+    return a // b
+
+
+@task
+def raise_value_error(message):
+    raise ValueError(message)
+
+
+@task
+def exit_with(code):
+    sys.exit(code)
+
+
+@task
+def interrupt():
+    raise KeyboardInterrupt
+
+
+@task
+def spin():
+    while True:
+        pass
+
+
+@task
+def sleep(seconds):
+    time.sleep(seconds)
+    return seconds
+
+
+@task
+def allocate(mib):
+    blocks = [bytearray(1 << 20) for _ in range(mib)]
+    return len(blocks)
+
+
+@task
+def shout(line):
+    print(f"out: {line}")
+    print(f"err: {line}", file=sys.stderr)
+    return len(line)
+
+
+@task
+def greet(name, greeting="Hello", times=1):
+    return " ".join([f"{greeting}, {name}!"] * times)
+
+
+@task
+def place(value):
+    return {"pid": worker_pid(), "index": task_index(), "value": value}
+
+
+@task
+def ask_host(name, *, arg=None):
+    return call_host(name, arg)
+
+
+@task
+def bad_result():
+    return object()
+
+
+@task
+def locked_increments(lock, counter, times):
+    died = 0
+    for _ in range(times):
+        with lock:
+            died += lock.previous_holder_died
+            n = counter.get()
+            counter.set(n + 1)
+    return died
+
+
+@task
+def drain(queue, count):
+    total = 0
+    for _ in range(count):
+        total += queue.get(timeout=10)
+    queue.put({"total": total})
+    return total
+
+
+@task
+def lazy_import():
+    import json  # noqa: F401 - a lazy import the build does not see
+
+    return "imported"
