@@ -1,0 +1,152 @@
+//! Tasks written in Python, side by side with the same tasks written in Rust
+//! and with CPython's own `multiprocessing.Pool`, on the same machine in one
+//! run: the per-task cost of a tiny task, a CPU-bound task, and the time
+//! from start to the first result with the artifact cache cold and warm.
+//!
+//! `cargo bench --bench python` runs `python_peer.py` (CPython, fork start
+//! method), then the workloads on wasmpool with the Python module
+//! (`examples/guests/python/pytasks.py`) and the Rust one
+//! (`examples/guests/seeds`), prints a table, and writes it as the section
+//! "Tasks in Python" of `BENCHMARKS.md`.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use serde_json::Value;
+use wasmpool::Pool;
+use wasmpool_artifacts::{PYTASKS, SEEDS};
+
+/// Items of the tiny-task workload.
+const TINY: u64 = 100_000;
+/// The CPU-bound workload: `sum(range(SUM_N))`, `SUM_TASKS` times.
+const SUM_N: u64 = 3_000_000;
+const SUM_TASKS: usize = 4;
+const PROCESSES: usize = 2;
+
+/// The heading of the section this benchmark writes in `BENCHMARKS.md`.
+const SECTION: &str = "## Tasks in Python";
+
+fn median(mut samples: Vec<f64>) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
+}
+
+fn timed(runs: usize, mut f: impl FnMut()) -> f64 {
+    median(
+        (0..runs)
+            .map(|_| {
+                let start = Instant::now();
+                f();
+                start.elapsed().as_secs_f64()
+            })
+            .collect(),
+    )
+}
+
+/// What one module measured.
+struct Measured {
+    cold: f64,
+    warm: f64,
+    tiny: f64,
+    cpu: f64,
+}
+
+/// Builds a pool on `module` with the artifact cache in `cache`, and times
+/// it to its first result.
+fn first_result(module: &str, cache: &Path) -> (Pool, f64) {
+    let start = Instant::now();
+    let pool = Pool::builder()
+        .module_file(module)
+        .processes(PROCESSES)
+        .cache_dir(cache)
+        .build()
+        .expect("the pool starts");
+    let nine: i64 = pool.apply("square", (3,)).expect("square");
+    assert_eq!(nine, 9);
+    (pool, start.elapsed().as_secs_f64())
+}
+
+fn measure(module: &str) -> Measured {
+    let cache = tempfile::tempdir().expect("a temporary cache");
+    let (cold_pool, cold) = first_result(module, cache.path());
+    drop(cold_pool);
+    let (pool, warm) = first_result(module, cache.path());
+    let tiny = timed(3, || {
+        let squares: Vec<i64> = pool.map("square", 0..TINY as i64, None).expect("map");
+        assert_eq!(squares.len(), TINY as usize);
+    });
+    let cpu = timed(3, || {
+        let sums: Vec<u64> = pool
+            .map("sum_range", vec![SUM_N; SUM_TASKS], 1)
+            .expect("map");
+        assert_eq!(sums[0], SUM_N * (SUM_N - 1) / 2);
+    });
+    Measured {
+        cold,
+        warm,
+        tiny,
+        cpu,
+    }
+}
+
+fn main() {
+    wasmpool::init();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/python_peer.py");
+    let out = Command::new("python3")
+        .arg(&script)
+        .arg(PROCESSES.to_string())
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let peer: Value = serde_json::from_slice(&out.stdout).expect("the peer prints JSON");
+    let cpython = |key: &str| peer[key].as_f64().unwrap_or(f64::NAN);
+    let python = measure(PYTASKS);
+    let rust = measure(SEEDS);
+    let per_task = |seconds: f64| seconds / TINY as f64 * 1e6;
+    let table = format!(
+        "| workload | CPython `Pool` | wasmpool, Python task | wasmpool, Rust task | Python task / CPython |\n\
+         |---|---:|---:|---:|---:|\n\
+         | `map(square, range({TINY}))`, per task | {:.2} µs | {:.2} µs | {:.2} µs | {:.2}× |\n\
+         | `map(sum_range, [{SUM_N}] * {SUM_TASKS}, chunksize=1)` | {:.3} s | {:.3} s | {:.3} s | {:.2}× |\n\
+         | start to first result, artifact cache cold | {:.3} s | {:.3} s | {:.3} s | {:.2}× |\n\
+         | start to first result, artifact cache warm | {:.3} s | {:.3} s | {:.3} s | {:.2}× |\n",
+        per_task(cpython("tiny")),
+        per_task(python.tiny),
+        per_task(rust.tiny),
+        python.tiny / cpython("tiny"),
+        cpython("cpu"),
+        python.cpu,
+        rust.cpu,
+        python.cpu / cpython("cpu"),
+        cpython("first"),
+        python.cold,
+        rust.cold,
+        python.cold / cpython("first"),
+        cpython("first"),
+        python.warm,
+        rust.warm,
+        python.warm / cpython("first"),
+    );
+    let section = format!(
+        "{SECTION}\n\n\
+         Written by `cargo bench --bench python` (host/benches/python.rs, host/benches/python_peer.py):\n\
+         the same Python functions as a wasmpool module (`examples/guests/python/pytasks.py`,\n\
+         CPython inside the component) and on CPython {} itself (`multiprocessing.Pool`, fork),\n\
+         and the same tasks in Rust (`examples/guests/seeds`); {PROCESSES} processes, one run, times\n\
+         are medians of 3. The machine is noisy: compare within a row. A ratio above 1 means the\n\
+         Python task in wasmpool takes longer than on CPython's own pool. CPython's start has no\n\
+         cache: its row repeats.\n\n{table}",
+        peer["python"].as_str().unwrap_or("?"),
+    );
+    println!("{section}");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../BENCHMARKS.md");
+    let current = std::fs::read_to_string(&path).unwrap_or_default();
+    let before = current.split(SECTION).next().unwrap_or("").trim_end();
+    std::fs::write(&path, format!("{before}\n\n{section}")).expect("BENCHMARKS.md is writable");
+    eprintln!("written to {}", path.display());
+}
