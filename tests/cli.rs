@@ -1039,3 +1039,42 @@ fn a_lost_worker_is_reported_on_stderr_as_a_warning() {
     assert_eq!(records[1]["error"]["kind"], "worker-lost");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn cache_limit_evicts_the_artifacts_a_run_does_not_use() {
+    let _deadline = deadline("`wasmpool map --cache-limit 0`", DEADLINE);
+    let base = scratch("cache-limit");
+    let run = |module: &str, more: &[&str]| {
+        let mut args = vec!["map", module, "square"];
+        args.extend_from_slice(more);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wasmpool"))
+            .args(&args)
+            .env("XDG_CACHE_HOME", &base)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(b"3\n").unwrap();
+        let out = wait_with_deadline(child, COMMAND_LIMIT, "wasmpool map");
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        assert_eq!(records(&out), [json!({"index": 0, "ok": 9})]);
+    };
+    let artifacts = || -> Vec<PathBuf> {
+        std::fs::read_dir(base.join("wasmpool"))
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.extension().is_some_and(|ext| ext == "cwasm"))
+            .collect()
+    };
+    run(FIXTURES, &[]);
+    run(wasmpool_artifacts::SEEDS, &[]);
+    assert_eq!(artifacts().len(), 2);
+    // Under a limit of 0, only the artifact the run uses stays.
+    run(FIXTURES, &["--cache-limit", "0"]);
+    let left = artifacts();
+    assert_eq!(left.len(), 1, "{left:?}");
+    run(FIXTURES, &[]);
+    assert_eq!(artifacts(), left, "the kept artifact is the one in use");
+    std::fs::remove_dir_all(&base).unwrap();
+}

@@ -308,3 +308,48 @@ fn the_command_line_runs_python_tasks_with_star_and_kwargs() {
     );
     assert_eq!(records[2]["error"]["kind"], "bad-arguments", "{records:?}");
 }
+
+/// Runs `python3 -m wasmpool_guest build` on `source` in `dir`; its exit
+/// code and what it wrote to stderr.
+fn build_module(dir: &std::path::Path, source: &str) -> (Option<i32>, String) {
+    let out = Command::new("python3")
+        .args(["-m", "wasmpool_guest", "build", source, "-o", "out.wasm"])
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("python3 runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_build_refuses_native_code_and_explains_a_missing_module() {
+    let _deadline = deadline("building modules that cannot work", DEADLINE);
+    let dir = tempfile::tempdir().unwrap();
+    // A package with native code next to the task module.
+    std::fs::create_dir(dir.path().join("fastlib")).unwrap();
+    std::fs::write(dir.path().join("fastlib/__init__.py"), "").unwrap();
+    std::fs::write(dir.path().join("fastlib/_speedups.so"), b"\x7fELF").unwrap();
+    std::fs::write(
+        dir.path().join("native.py"),
+        "import fastlib\nfrom wasmpool_guest import task\n\n@task\ndef f(x):\n    return x\n",
+    )
+    .unwrap();
+    let (code, stderr) = build_module(dir.path(), "native.py");
+    assert_ne!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("native code"), "{stderr}");
+    assert!(stderr.contains("_speedups.so"), "{stderr}");
+    assert!(!dir.path().join("out.wasm").exists());
+    // A module that is not installed at all.
+    std::fs::write(
+        dir.path().join("missing.py"),
+        "import no_such_module_anywhere\nfrom wasmpool_guest import task\n\n@task\ndef f(x):\n    return x\n",
+    )
+    .unwrap();
+    let (code, stderr) = build_module(dir.path(), "missing.py");
+    assert_ne!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("no_such_module_anywhere"), "{stderr}");
+    assert!(stderr.contains("not installed"), "{stderr}");
+}

@@ -108,6 +108,10 @@ struct MapArgs {
     /// The most linear memory one instance may have (e.g. 256M, 1G).
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     memory: Option<u64>,
+    /// The most bytes of compiled modules kept in the artifact cache; the
+    /// least recently used others are removed when a run starts (default 1G).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    cache_limit: Option<u64>,
     /// The wall-clock time one task may take (e.g. 500ms, 10s, 2m).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     timeout: Option<Duration>,
@@ -272,6 +276,9 @@ fn build_pool(args: &MapArgs, max_payload: usize, bar: &ProgressBar) -> Result<P
     }
     if let Some(bytes) = args.memory {
         builder = builder.memory_limit(bytes);
+    }
+    if let Some(bytes) = args.cache_limit {
+        builder = builder.cache_limit(bytes);
     }
     if let Some(limit) = args.timeout {
         builder = builder.task_timeout(limit);
