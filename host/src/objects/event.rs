@@ -21,11 +21,7 @@ impl EventCore {
     }
 
     fn wait(&self, patience: Patience, wait: &Wait) -> Result<bool, Failure> {
-        match self.set.wait_for(patience, wait, |set| set.then_some(())) {
-            Ok(()) => Ok(true),
-            Err(Failure::TimedOut) => Ok(false),
-            Err(failure) => Err(failure),
-        }
+        self.set.wait_until(patience, wait, |set| *set)
     }
 }
 

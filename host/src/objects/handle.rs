@@ -49,11 +49,11 @@ pub(crate) fn serialize<S: Serializer>(
     )
 }
 
-/// Implements `Serialize` for a host type whose field `$field` is its
-/// [`ObjectRef`].
+/// Implements `Serialize` for a host type (generic over `$param`s, if
+/// given) whose field `$field` is its object, as a handle.
 macro_rules! serialize_as_handle {
-    ($type:ty, $field:ident) => {
-        impl serde::Serialize for $type {
+    ($type:ident $(<$($param:ident),+>)?, $field:ident) => {
+        impl$(<$($param),+>)? serde::Serialize for $type$(<$($param),+>)? {
             fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
                 let object: $crate::objects::ObjectRef = self.$field.clone();
                 $crate::objects::handle::serialize(&object, serializer)

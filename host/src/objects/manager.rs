@@ -14,8 +14,9 @@ use serde_bytes::ByteBuf;
 
 use crate::channel::Failure;
 use crate::error::{Error, ErrorKind};
+use crate::objects::handle::serialize_as_handle;
 use crate::objects::wait::Wait;
-use crate::objects::{Holder, Kind, Object, ObjectRef, args, encode, next_id, unknown_op};
+use crate::objects::{Holder, Kind, Object, args, encode, next_id, unknown_op};
 
 /// The most bytes of keys and values one dict, list or value holds.
 pub const MANAGED_BYTES: usize = 64 << 20;
@@ -433,12 +434,7 @@ macro_rules! managed_type {
             }
         }
 
-        impl<$($param),+> Serialize for $name<$($param),+> {
-            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                let object: ObjectRef = self.object.clone();
-                crate::objects::handle::serialize(&object, serializer)
-            }
-        }
+        serialize_as_handle!($name<$($param),+>, object);
     };
 }
 

@@ -12,8 +12,9 @@ use serde::de::DeserializeOwned;
 use serde_bytes::ByteBuf;
 
 use crate::channel::Failure;
+use crate::objects::handle::serialize_as_handle;
 use crate::objects::wait::{Monitor, Patience, Wait};
-use crate::objects::{Holder, Kind, Object, ObjectRef, args, encode, next_id, unknown_op};
+use crate::objects::{Holder, Kind, Object, args, encode, next_id, unknown_op};
 
 /// The most bytes of messages waiting in one direction of a pipe: a send
 /// waits beyond it until the other end reads.
@@ -140,14 +141,9 @@ impl End {
     fn poll(&self, patience: Patience, wait: &Wait) -> Result<bool, Failure> {
         self.may_recv()?;
         let (side, peer) = (self.side, self.peer());
-        let ready = self.core.state.wait_for(patience, wait, |state| {
-            (!state.inbox[side].is_empty() || !state.open[peer]).then_some(())
-        });
-        match ready {
-            Ok(()) => Ok(true),
-            Err(Failure::TimedOut) => Ok(false),
-            Err(failure) => Err(failure),
-        }
+        self.core.state.wait_until(patience, wait, |state| {
+            !state.inbox[side].is_empty() || !state.open[peer]
+        })
     }
 }
 
@@ -258,12 +254,7 @@ pub struct Connection {
     end: Arc<End>,
 }
 
-impl Serialize for Connection {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let object: ObjectRef = self.end.clone();
-        crate::objects::handle::serialize(&object, serializer)
-    }
-}
+serialize_as_handle!(Connection, end);
 
 impl Connection {
     /// Sends `message` (any serde value, as MessagePack).

@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use serde_bytes::ByteBuf;
 
 use crate::channel::Failure;
+use crate::objects::handle::serialize_as_handle;
 use crate::objects::wait::{Monitor, Patience, Wait};
 use crate::objects::{Holder, Kind, Object, args, encode, next_id, unknown_op};
 
@@ -141,13 +142,8 @@ impl QueueCore {
     }
 
     fn join(&self, patience: Patience, wait: &Wait) -> Result<bool, Failure> {
-        match self.state.wait_for(patience, wait, |state| {
-            (state.unfinished == 0).then_some(())
-        }) {
-            Ok(()) => Ok(true),
-            Err(Failure::TimedOut) => Ok(false),
-            Err(failure) => Err(failure),
-        }
+        self.state
+            .wait_until(patience, wait, |state| state.unfinished == 0)
     }
 
     fn close(&self) {
@@ -272,12 +268,7 @@ impl<T> fmt::Debug for Queue<T> {
     }
 }
 
-impl<T> Serialize for Queue<T> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let object: crate::objects::ObjectRef = self.core.clone();
-        crate::objects::handle::serialize(&object, serializer)
-    }
-}
+serialize_as_handle!(Queue<T>, core);
 
 impl<T: Serialize + DeserializeOwned> Default for Queue<T> {
     fn default() -> Self {

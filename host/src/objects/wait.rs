@@ -109,6 +109,21 @@ impl<T> Monitor<T> {
         self.changed.notify_all();
     }
 
+    /// Waits until `ready` holds of the state, as long as `patience` and
+    /// `wait` allow: whether it does (`false` when patience ran out).
+    pub(crate) fn wait_until(
+        &self,
+        patience: Patience,
+        wait: &Wait,
+        mut ready: impl FnMut(&T) -> bool,
+    ) -> Result<bool, Failure> {
+        match self.wait_for(patience, wait, |state| ready(state).then_some(())) {
+            Ok(()) => Ok(true),
+            Err(Failure::TimedOut) => Ok(false),
+            Err(failure) => Err(failure),
+        }
+    }
+
     /// Runs `attempt` on the state until it returns `Some`, waiting for a
     /// change in between, as long as `patience` and `wait` allow. Ends with
     /// [`Failure::TimedOut`] when patience runs out.
