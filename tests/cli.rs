@@ -7,10 +7,10 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{DEADLINE, deadline};
+use common::{COMMAND_LIMIT, DEADLINE, deadline, records, wait_with_deadline, wasmpool};
 use serde_json::{Value, json};
 use wasmpool_artifacts::FIXTURES;
 
@@ -19,57 +19,9 @@ use wasmpool_artifacts::FIXTURES;
 /// what it waited for, comes first.
 const OVER_STEP_LIMITS: Duration = Duration::from_secs(90);
 
-/// How long a short command (a few lines of input) may run.
-const COMMAND_LIMIT: Duration = Duration::from_secs(30);
-
 /// How long a command may take to stop once interrupted (it takes well under
 /// a second): one that does not fails its test in seconds.
 const STOP_LIMIT: Duration = Duration::from_secs(20);
-
-/// Waits for `child` to exit and collects its output, at most `limit`: then
-/// kills it and fails, naming `what` command it is.
-fn wait_with_deadline(child: Child, limit: Duration, what: &str) -> Output {
-    let pid = child.id();
-    let (done_tx, done) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = done_tx.send(child.wait_with_output());
-    });
-    match done.recv_timeout(limit) {
-        Ok(output) => output.unwrap(),
-        Err(_) => {
-            // SAFETY: kill(2) on this test's child. Only the waiting thread
-            // reaps it, which it had not when the wait timed out: the pid is
-            // still the child's (unless it exited in the microseconds since).
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-            panic!("`{what}` did not exit within {limit:?}; killed it");
-        }
-    }
-}
-
-/// Runs `wasmpool ARGS` with `stdin` as its input, at most [`COMMAND_LIMIT`].
-fn wasmpool(args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wasmpool"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let written = child.stdin.take().unwrap().write_all(stdin.as_bytes());
-    // A command that fails at once (a usage error) may exit before it reads.
-    if let Err(err) = written {
-        assert_eq!(err.kind(), std::io::ErrorKind::BrokenPipe, "{err}");
-    }
-    let what = format!("wasmpool {}", args.join(" "));
-    wait_with_deadline(child, COMMAND_LIMIT, &what)
-}
-
-fn records(output: &Output) -> Vec<Value> {
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect()
-}
 
 #[test]
 fn map_writes_one_record_per_line_in_order() {

@@ -250,30 +250,11 @@ fn a_python_task_takes_items_from_a_queue_and_puts_its_answer() {
     assert_eq!(queue.get().unwrap(), json!({"total": 15}));
 }
 
-/// Runs `wasmpool ARGS` over the Python fixtures with `stdin` as input.
+/// Runs `wasmpool map` over the Python fixtures with `args` and `stdin` as
+/// input: its exit code and its records.
 fn cli(args: &[&str], stdin: &str) -> (Option<i32>, Vec<Value>) {
-    use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wasmpool"))
-        .args(["map", PYFIXTURES])
-        .args(args)
-        .arg("--no-progress")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let records = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect();
-    (out.status.code(), records)
+    let out = common::wasmpool(&[&["map", PYFIXTURES], args].concat(), stdin);
+    (out.status.code(), common::records(&out))
 }
 
 #[test]
