@@ -21,29 +21,15 @@ use serde_json::Value;
 use wasmpool::{AsyncResult, Pool};
 use wasmpool_artifacts::SEEDS;
 
+mod shared;
+
+use shared::{PYTHON_SECTION, median, time_runs};
+
 /// Inputs of the CPU-bound workloads, per task.
 const SUM_N: u64 = 10_000_000;
 const SIEVE_N: u64 = 2_000_000;
 /// How many lazily generated inputs W8 streams through `imap`.
 const W8_ITEMS: u64 = 10_000_000;
-
-fn median(mut samples: Vec<f64>) -> f64 {
-    samples.sort_by(f64::total_cmp);
-    samples[samples.len() / 2]
-}
-
-/// The median wall time of `runs` runs of `f`, in seconds.
-fn time_runs(runs: usize, mut f: impl FnMut()) -> f64 {
-    median(
-        (0..runs)
-            .map(|_| {
-                let start = Instant::now();
-                f();
-                start.elapsed().as_secs_f64()
-            })
-            .collect(),
-    )
-}
 
 fn pool(processes: usize) -> Pool {
     Pool::builder()
@@ -493,7 +479,7 @@ fn main() {
     // The section `cargo bench --bench python` writes stays.
     let current = std::fs::read_to_string(&path).unwrap_or_default();
     let python = current
-        .find("\n## Tasks in Python")
+        .find(&format!("\n{PYTHON_SECTION}"))
         .map_or("", |at| &current[at..]);
     std::fs::write(&path, format!("{report}{python}")).expect("BENCHMARKS.md is writable");
     eprintln!("written to {}", path.display());

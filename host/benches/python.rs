@@ -17,32 +17,16 @@ use serde_json::Value;
 use wasmpool::Pool;
 use wasmpool_artifacts::{PYTASKS, SEEDS};
 
+mod shared;
+
+use shared::{PYTHON_SECTION, time_runs};
+
 /// Items of the tiny-task workload.
 const TINY: u64 = 100_000;
 /// The CPU-bound workload: `sum(range(SUM_N))`, `SUM_TASKS` times.
 const SUM_N: u64 = 3_000_000;
 const SUM_TASKS: usize = 4;
 const PROCESSES: usize = 2;
-
-/// The heading of the section this benchmark writes in `BENCHMARKS.md`.
-const SECTION: &str = "## Tasks in Python";
-
-fn median(mut samples: Vec<f64>) -> f64 {
-    samples.sort_by(f64::total_cmp);
-    samples[samples.len() / 2]
-}
-
-fn timed(runs: usize, mut f: impl FnMut()) -> f64 {
-    median(
-        (0..runs)
-            .map(|_| {
-                let start = Instant::now();
-                f();
-                start.elapsed().as_secs_f64()
-            })
-            .collect(),
-    )
-}
 
 /// What one module measured.
 struct Measured {
@@ -72,11 +56,11 @@ fn measure(module: &str) -> Measured {
     let (cold_pool, cold) = first_result(module, cache.path());
     drop(cold_pool);
     let (pool, warm) = first_result(module, cache.path());
-    let tiny = timed(3, || {
+    let tiny = time_runs(3, || {
         let squares: Vec<i64> = pool.map("square", 0..TINY as i64, None).expect("map");
         assert_eq!(squares.len(), TINY as usize);
     });
-    let cpu = timed(3, || {
+    let cpu = time_runs(3, || {
         let sums: Vec<u64> = pool
             .map("sum_range", vec![SUM_N; SUM_TASKS], 1)
             .expect("map");
@@ -133,7 +117,7 @@ fn main() {
         python.warm / cpython("first"),
     );
     let section = format!(
-        "{SECTION}\n\n\
+        "{PYTHON_SECTION}\n\n\
          Written by `cargo bench --bench python` (host/benches/python.rs, host/benches/python_peer.py):\n\
          the same Python functions as a wasmpool module (`examples/guests/python/pytasks.py`,\n\
          CPython inside the component) and on CPython {} itself (`multiprocessing.Pool`, fork),\n\
@@ -146,7 +130,11 @@ fn main() {
     println!("{section}");
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../BENCHMARKS.md");
     let current = std::fs::read_to_string(&path).unwrap_or_default();
-    let before = current.split(SECTION).next().unwrap_or("").trim_end();
+    let before = current
+        .split(PYTHON_SECTION)
+        .next()
+        .unwrap_or("")
+        .trim_end();
     std::fs::write(&path, format!("{before}\n\n{section}")).expect("BENCHMARKS.md is writable");
     eprintln!("written to {}", path.display());
 }
