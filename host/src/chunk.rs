@@ -113,6 +113,47 @@ pub(crate) struct Chunk {
 }
 
 impl Chunk {
+    /// A chunk of tasks whose arguments were encoded elsewhere (by the host
+    /// of a remote job): their outcomes go to `job`.
+    #[cfg(feature = "nats")]
+    pub(crate) fn encoded(
+        task: Arc<str>,
+        first_index: u64,
+        args: Vec<u8>,
+        ends: Vec<u32>,
+        job: Arc<Job>,
+    ) -> Chunk {
+        Chunk {
+            task,
+            first_index,
+            args,
+            ends,
+            retries: 0,
+            objects: Vec::new(),
+            done: 0,
+            job: Some(job),
+        }
+    }
+
+    /// The tasks without an outcome: the index of the first, and their
+    /// arguments with where each ends.
+    #[cfg(feature = "nats")]
+    pub(crate) fn unfinished(&self) -> (u64, &[u8], Vec<u32>) {
+        let base = match self.done {
+            0 => 0,
+            done => self.ends[done - 1],
+        };
+        let ends = self.ends[self.done..]
+            .iter()
+            .map(|end| end - base)
+            .collect();
+        (
+            self.first_index + self.done as u64,
+            &self.args[base as usize..],
+            ends,
+        )
+    }
+
     /// How many tasks the chunk holds.
     pub(crate) fn len(&self) -> usize {
         self.ends.len()

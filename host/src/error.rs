@@ -54,6 +54,9 @@ pub enum ErrorKind {
     Io,
     /// A result was taken already, or asked for in a way that cannot work.
     Usage,
+    /// The NATS server of a pool or agent could not be reached, refused
+    /// the credentials, or failed a request.
+    Remote,
 }
 
 impl ErrorKind {
@@ -79,6 +82,7 @@ impl ErrorKind {
             ErrorKind::Config => "config",
             ErrorKind::Io => "io",
             ErrorKind::Usage => "usage",
+            ErrorKind::Remote => "remote",
         }
     }
 }

@@ -340,6 +340,7 @@
 //! a CPython guest built by componentize-py (14 core instances) several
 //! times over.
 
+mod backend;
 mod bind;
 mod cache;
 mod channel;
@@ -353,9 +354,10 @@ mod module;
 mod objects;
 mod pool;
 mod process;
-mod supervisor;
 mod worker;
 
+#[cfg(feature = "nats")]
+pub use backend::nats::{Agent, AgentBuilder, Nats};
 pub use channel::{ParamInfo, Preopen, TaskInfo};
 /// The channels [`Pool::istarmap_stream`] takes its items from.
 pub use crossbeam_channel;

@@ -9,7 +9,7 @@
 //!    [`FromWorker::SetupFailed`]).
 //! 2. The pool sends [`ToWorker::Run`] batches, numbered per worker, a few
 //!    ahead of what the worker runs (bounded by count, bytes and expected
-//!    time: see `supervisor::schedule`).
+//!    time: see `backend::local::schedule`).
 //! 3. Outcomes stream: the worker sends [`FromWorker::Outcomes`] for
 //!    consecutive tasks of a batch as they finish. What finishes close
 //!    together travels in one frame (coalesced for at most
@@ -290,6 +290,37 @@ impl Outcomes {
         })
     }
 
+    /// Whether the results and failures are where the ends say: what
+    /// [`iter`](Self::iter) relies on, for outcomes that came over a network.
+    pub(crate) fn is_well_formed(&self) -> bool {
+        let ends_rise = self
+            .ends
+            .iter()
+            .try_fold(0u32, |previous, &end| (end >= previous).then_some(end))
+            .is_some_and(|last| last as usize == self.bytes.len());
+        let failures_in_order = self
+            .failures
+            .iter()
+            .try_fold(None::<u32>, |previous, (at, _)| {
+                let after = previous.is_none_or(|previous| *at > previous);
+                (after && (*at as usize) < self.ends.len()).then_some(Some(*at))
+            })
+            .is_some();
+        ends_rise && failures_in_order
+    }
+
+    /// The outcomes after the first `skip`.
+    pub(crate) fn skip(&self, skip: usize) -> Outcomes {
+        let mut rest = Outcomes::with_capacity(self.len().saturating_sub(skip));
+        for outcome in self.iter().skip(skip) {
+            match outcome {
+                Ok(result) => rest.push_ok(result),
+                Err(err) => rest.push_err(err.clone()),
+            }
+        }
+        rest
+    }
+
     /// Each task's outcome, in order, borrowing the results.
     pub(crate) fn iter(&self) -> impl Iterator<Item = Result<&[u8], &Error>> {
         let mut failures = self.failures.iter().peekable();
@@ -384,6 +415,32 @@ mod tests {
 
     use super::*;
     use crate::ErrorKind;
+
+    #[test]
+    fn outcomes_skip_and_check_their_shape() {
+        let mut outcomes = Outcomes::default();
+        outcomes.push_ok(b"one");
+        outcomes.push_err(Error::new(ErrorKind::Failed, "two"));
+        outcomes.push_ok(b"three");
+        assert!(outcomes.is_well_formed());
+        let rest = outcomes.skip(1);
+        assert_eq!(rest.len(), 2);
+        assert!(rest.is_well_formed());
+        assert_eq!(rest.iter().nth(1).unwrap().unwrap(), b"three");
+        assert!(outcomes.skip(3).is_empty());
+
+        let mut forged = outcomes.clone();
+        forged.ends[1] = 100;
+        assert!(!forged.is_well_formed());
+        let mut forged = outcomes.clone();
+        forged
+            .failures
+            .push((9, Error::new(ErrorKind::Failed, "far")));
+        assert!(!forged.is_well_formed());
+        let mut forged = outcomes;
+        forged.bytes.push(0);
+        assert!(!forged.is_well_formed());
+    }
 
     #[test]
     fn outcomes_keep_order() {

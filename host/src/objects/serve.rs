@@ -7,11 +7,11 @@ use std::thread;
 
 use serde_bytes::ByteBuf;
 
+use crate::backend::local::outbound::Outbound;
 use crate::channel::{Failure, ToWorker};
 use crate::objects::grants::{Grants, release};
 use crate::objects::wait::Wait;
 use crate::objects::{Kind, ObjectRef};
-use crate::supervisor::outbound::Outbound;
 
 /// A task's operation, as its worker sent it.
 pub(crate) struct Invoke {

@@ -15,6 +15,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_bytes::ByteBuf;
 
+use crate::backend::Backend;
+use crate::backend::local::host_calls::HostFns;
+use crate::backend::local::process::{Settled, SpawnConfig};
+use crate::backend::local::{Local, Shared};
 use crate::cache::CacheDir;
 use crate::channel::codec::FRAME_LIMIT;
 use crate::channel::{Call, EngineSettings, Grants, Limits, Preopen, Setup};
@@ -24,13 +28,9 @@ use crate::error::{Error, ErrorKind};
 use crate::module;
 use crate::objects::{ObjectRef, handle};
 use crate::pool::Pool;
-use crate::pool::callbacks::CallbackThread;
 use crate::pool::output::{self, GuestOutput, OutputHandler};
 use crate::pool::submit::Submitter;
 use crate::process::Context;
-use crate::supervisor::host_calls::HostFns;
-use crate::supervisor::process::{Settled, SpawnConfig};
-use crate::supervisor::{self, Shared};
 use crate::worker;
 
 /// Set by [`crate::init`], so that a pool knows it may run this program as
@@ -91,6 +91,9 @@ pub struct PoolBuilder {
     grants: Grants,
     verify_sandbox: bool,
     host_fns: HostFns,
+    /// Run the tasks on agents through this NATS server.
+    #[cfg(feature = "nats")]
+    nats: Option<crate::Nats>,
 }
 
 impl fmt::Debug for PoolBuilder {
@@ -128,6 +131,8 @@ impl PoolBuilder {
             grants: Grants::default(),
             verify_sandbox: false,
             host_fns: HostFns::default(),
+            #[cfg(feature = "nats")]
+            nats: None,
         }
     }
 
@@ -470,13 +475,143 @@ impl PoolBuilder {
     /// workers cannot start; [`ErrorKind::Initializer`] if the initializer
     /// fails or runs past [`initializer_timeout`](Self::initializer_timeout);
     /// [`ErrorKind::Config`] for an invalid configuration.
-    pub fn build(self) -> Result<Pool, Error> {
-        let processes = self.processes;
-        let context = self.context()?;
-        match processes {
-            Some(processes) => context.pool(processes),
-            None => context.pool(thread::available_parallelism().map_or(1, usize::from)),
+    pub fn build(mut self) -> Result<Pool, Error> {
+        let processes = self
+            .processes
+            .unwrap_or_else(|| thread::available_parallelism().map_or(1, usize::from));
+        #[cfg(feature = "nats")]
+        if let Some(nats) = self.nats.take() {
+            return self.build_remote(nats, processes);
         }
+        self.context()?.pool(processes)
+    }
+
+    /// Runs the pool's tasks on agents (`wasmpool agent`, or
+    /// [`Agent`](crate::Agent)) on any machine, reached through the NATS
+    /// server at `url`, which must have JetStream enabled. Credentials may
+    /// be in the URL (`nats://user:password@host:4222`); see
+    /// [`nats_options`](Self::nats_options) for the rest.
+    ///
+    /// Every call of the pool works as on a local pool, with the same
+    /// limits, initializer, retries and `max_tasks_per_child` (each agent
+    /// runs the tasks on local workers of its own). What differs:
+    ///
+    /// - [`processes`](Self::processes) is the parallelism the pool plans
+    ///   for (the chunk size of `map`, and the window: four chunks per
+    ///   process out at once unless [`Nats::window`](crate::Nats::window)
+    ///   says otherwise); the agents decide how many workers they run;
+    /// - [`Pool::worker_pids`] is empty: no worker runs here;
+    /// - tasks cannot be passed shared objects, host functions and
+    ///   directories are not offered (they are of this machine), and guest
+    ///   output stays in the agents' logs;
+    /// - an agent that dies has the tasks it held run elsewhere after the
+    ///   [ack wait](crate::Nats::ack_wait); its running task runs again up
+    ///   to [`retries`](Self::retries) times, then fails with
+    ///   [`ErrorKind::WorkerLost`]; each task gets one outcome however many
+    ///   times it ran;
+    /// - a pool whose agents are all gone waits for one to come.
+    ///
+    /// `build` checks the module here (a worker starts to list its tasks,
+    /// and stops), then publishes it to the server's object store by its
+    /// hash, where agents fetch it.
+    #[cfg(feature = "nats")]
+    pub fn nats(self, url: impl Into<String>) -> Self {
+        self.nats_options(crate::Nats::new(url))
+    }
+
+    /// [`nats`](Self::nats), with credentials, TLS and the settings of the
+    /// job in [`Nats`](crate::Nats).
+    #[cfg(feature = "nats")]
+    pub fn nats_options(mut self, nats: crate::Nats) -> Self {
+        self.nats = Some(nats);
+        self
+    }
+
+    /// Sets the initializer to a call whose arguments are encoded already
+    /// (an agent's, from its job).
+    #[cfg(feature = "nats")]
+    pub(crate) fn initializer_call(mut self, call: Call) -> Self {
+        self.initializer = Some(Ok(call));
+        self
+    }
+
+    /// [`build`](Self::build) for [`nats`](Self::nats).
+    #[cfg(feature = "nats")]
+    fn build_remote(self, nats: crate::Nats, processes: usize) -> Result<Pool, Error> {
+        use crate::backend::nats::remote::Remote;
+        use crate::backend::nats::wire::{self, JobLimits, JobSpec};
+
+        nats.check()?;
+        let refuse = |what: &str| {
+            Err(Error::new(
+                ErrorKind::Config,
+                format!("{what} belong to this machine: a pool on NATS agents cannot offer them"),
+            ))
+        };
+        if !self.host_fns.is_empty() {
+            return refuse("host functions");
+        }
+        if !self.grants.dirs.is_empty() {
+            return refuse("preopened directories");
+        }
+        if !self.initializer_objects.is_empty() {
+            return refuse("shared objects");
+        }
+        if self.on_output.is_some() {
+            return refuse("output handlers");
+        }
+        if processes == 0 {
+            return Err(Error::new(
+                ErrorKind::Config,
+                "a pool needs at least one process",
+            ));
+        }
+        let module = match &self.module {
+            Some(ModuleSource::File(path)) => std::fs::read(path).map_err(|err| {
+                Error::new(
+                    ErrorKind::Io,
+                    format!("cannot read the module {}: {err}", path.display()),
+                )
+            })?,
+            Some(ModuleSource::Bytes(bytes)) => bytes.clone(),
+            None => Vec::new(),
+        };
+        let spec = JobSpec {
+            version: wire::VERSION,
+            module: String::new(),
+            module_size: 0,
+            initializer: self.initializer.clone().transpose()?,
+            limits: JobLimits {
+                task_timeout: self.task_timeout,
+                startup_timeout: self.startup_timeout,
+                initializer_timeout: self.initializer_timeout,
+                fuel: self.fuel,
+                memory_limit: self.memory_limit,
+                max_payload: self.max_payload,
+                output_limit: self.output_limit,
+            },
+            max_tasks_per_child: self.max_tasks_per_child,
+            retries: self.retries,
+            ack_wait_ms: u64::try_from(nats.ack_wait.as_millis()).unwrap_or(u64::MAX),
+            env: self.grants.env.clone(),
+        };
+        let max_payload = self.max_payload;
+        // The module is checked here as a local pool checks it, and its
+        // tasks listed, by one worker that stops again.
+        let tasks = self.context()?.pool(1)?.tasks().to_vec();
+        let window = nats.window.unwrap_or(4 * processes);
+        let (queue_tx, queue_rx) = unbounded();
+        let remote = Remote::start(&nats, spec, &module, queue_rx, window)?;
+        Pool::new(
+            Submitter::new(
+                remote,
+                queue_tx,
+                processes,
+                max_payload,
+                Withdrawals::new(Vec::new()),
+            ),
+            tasks,
+        )
     }
 
     /// Compiles the module (or loads it from the cache) and checks the
@@ -668,7 +803,7 @@ impl Prepared {
         let (stop_tx, stop_rx) = bounded(0);
         let (withdrawals_tx, withdrawals_rx): (Vec<_>, Vec<_>) =
             (0..processes).map(|_| bounded(1)).unzip();
-        let shared = Arc::new(Shared {
+        let shared = Shared {
             spawn: self.spawn.clone(),
             _cache: self.cache.clone(),
             max_tasks_per_child,
@@ -687,64 +822,28 @@ impl Prepared {
             max_payload: self.max_payload,
             initializer_objects: self.initializer_objects.clone(),
             exit,
-        });
-        let callbacks = CallbackThread::start().map_err(|err| {
-            Error::new(
-                ErrorKind::Spawn,
-                format!("cannot start the callback thread: {err}"),
-            )
-        })?;
-        // Each slot starts its own worker from its own thread: Linux delivers
-        // a worker's parent-death signal when the thread that started it
-        // exits, and a slot's thread lives as long as the slot.
-        let (started_tx, started_rx) = unbounded();
-        let mut slots = Vec::with_capacity(processes);
-        for index in 0..processes {
-            let (shared, started) = (shared.clone(), started_tx.clone());
-            let handle = thread::Builder::new()
-                .name(format!("wasmpool-slot-{index}"))
-                .spawn(move || supervisor::run(index, shared, started))
-                .map_err(|err| {
-                    Error::new(
-                        ErrorKind::Spawn,
-                        format!("cannot start a slot thread: {err}"),
-                    )
-                })?;
-            slots.push(handle);
-        }
-        drop(started_tx);
-        let pool = Pool {
-            submitter: Submitter::new(
-                shared,
-                queue_tx,
-                processes,
-                self.max_payload,
-                Withdrawals::new(withdrawals_tx),
-            ),
-            stop: Mutex::new(Some(stop_tx)),
-            slots: Mutex::new(slots),
-            callbacks,
         };
-        let mut tasks = None;
-        let mut first_error = None;
-        for started in started_rx.iter() {
-            match started {
-                Ok(offered) => tasks = tasks.or(Some(offered)),
-                Err(err) => first_error = first_error.or(Some(err)),
+        let (local, started) = Local::start(shared, stop_tx, processes);
+        let backend: Arc<dyn Backend> = local;
+        let submitter = Submitter::new(
+            backend,
+            queue_tx,
+            processes,
+            self.max_payload,
+            Withdrawals::new(withdrawals_tx),
+        );
+        match started {
+            Ok(tasks) => Pool::new(submitter, tasks),
+            Err(err) => {
+                submitter.shut_down();
+                // What the module did wrong, said of the module.
+                Err(match err.kind() {
+                    ErrorKind::BadModule | ErrorKind::Initializer => {
+                        Error::new(err.kind(), format!("{}: {}", self.name, err.message()))
+                    }
+                    _ => err,
+                })
             }
         }
-        if let Some(err) = first_error {
-            pool.terminate();
-            // What the module did wrong, said of the module.
-            return Err(match err.kind() {
-                ErrorKind::BadModule | ErrorKind::Initializer => {
-                    Error::new(err.kind(), format!("{}: {}", self.name, err.message()))
-                }
-                _ => err,
-            });
-        }
-        let mut pool = pool;
-        pool.submitter.tasks = tasks.unwrap_or_default();
-        Ok(pool)
     }
 }

@@ -17,7 +17,7 @@ use crate::pool::submit::Submitter;
 
 /// Chunks per worker in the window an `Imap` keeps submitted: enough for a
 /// worker to hold as many quick chunks as it may (see
-/// `supervisor::schedule`), and some queued behind them.
+/// `backend::local::schedule`), and some queued behind them.
 const CHUNKS_PER_PROCESS: usize = 24;
 
 /// How long a stream's partly filled chunk waits for more items before it

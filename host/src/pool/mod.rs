@@ -3,7 +3,7 @@
 //!
 //! A task's walk starts here: a call becomes a job ([`submit`]) whose tasks
 //! are encoded into chunks (`crate::chunk`) and queued for the slots
-//! (`crate::supervisor`), which hand them to workers (`crate::worker`)
+//! (`crate::backend::local`), which hand them to workers (`crate::worker`)
 //! over the channel (`crate::channel`); outcomes come back the same way to
 //! the job's sink, which fills the [`AsyncResult`] or feeds the [`Imap`].
 
@@ -15,18 +15,16 @@ pub(crate) mod result;
 pub(crate) mod submit;
 
 use std::fmt;
-use std::sync::atomic::{Ordering, fence};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::thread::JoinHandle;
+use std::sync::Arc;
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Receiver;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::backend::local::process::KillHandle;
 use crate::channel::TaskInfo;
 use crate::chunk::Shape;
 use crate::error::{Error, ErrorKind};
-use crate::supervisor::process::KillHandle;
 use callbacks::CallbackThread;
 use result::Callbacks;
 use submit::Submitter;
@@ -48,8 +46,6 @@ use imap::Items;
 /// [`close`](Self::close) and [`join`](Self::join) first to let them finish.
 pub struct Pool {
     pub(crate) submitter: Submitter,
-    pub(crate) stop: Mutex<Option<Sender<()>>>,
-    pub(crate) slots: Mutex<Vec<JoinHandle<()>>>,
     pub(crate) callbacks: Arc<CallbackThread>,
 }
 
@@ -64,6 +60,25 @@ impl fmt::Debug for Pool {
 }
 
 impl Pool {
+    /// A pool that submits through `submitter`, whose module offers `tasks`;
+    /// starts its callback thread. On error the backend is terminated.
+    pub(crate) fn new(mut submitter: Submitter, tasks: Vec<TaskInfo>) -> Result<Pool, Error> {
+        submitter.tasks = tasks;
+        match CallbackThread::start() {
+            Ok(callbacks) => Ok(Pool {
+                submitter,
+                callbacks,
+            }),
+            Err(err) => {
+                submitter.shut_down();
+                Err(Error::new(
+                    ErrorKind::Spawn,
+                    format!("cannot start the callback thread: {err}"),
+                ))
+            }
+        }
+    }
+
     /// Starts configuring a pool.
     pub fn builder() -> PoolBuilder {
         PoolBuilder::new()
@@ -83,7 +98,7 @@ impl Pool {
     /// being replaced).
     pub fn worker_pids(&self) -> Vec<u32> {
         self.submitter
-            .shared
+            .backend
             .workers()
             .iter()
             .map(KillHandle::pid)
@@ -650,22 +665,7 @@ impl Pool {
     /// with [`ErrorKind::Terminated`].
     pub fn terminate(&self) {
         self.close();
-        let shared = &self.submitter.shared;
-        shared.terminating.store(true, Ordering::SeqCst);
-        self.stop
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        for worker in shared.workers() {
-            // Through its pidfd: a worker its slot reaped in the meantime is
-            // not signalled, nor a process that took its pid.
-            let _ = worker.kill();
-        }
-        // Tasks still queued will never run: dropping them fails them. (A
-        // chunk sent from now on is dropped by its sender: see
-        // `Shared::drop_if_terminating`, whose fence pairs with this one.)
-        fence(Ordering::SeqCst);
-        shared.drop_queued();
+        self.submitter.backend.terminate();
     }
 
     /// Waits until every worker has exited and every callback has run. Call
@@ -685,11 +685,8 @@ impl Pool {
                 "join() needs close() or terminate() first: the pool is still running",
             ));
         }
-        let slots = std::mem::take(&mut *self.slots.lock().unwrap_or_else(PoisonError::into_inner));
-        for slot in slots {
-            let _ = slot.join();
-        }
-        // Each slot ends after its workers are reaped.
+        // The local backend's slots end after their workers are reaped.
+        self.submitter.backend.join();
         self.callbacks.finish();
         Ok(())
     }

@@ -7,14 +7,15 @@ use std::sync::{Arc, Mutex, PoisonError};
 use crossbeam_channel::{Receiver, Sender};
 use serde::Serialize;
 
+use crate::backend::Backend;
 use crate::channel::TaskInfo;
 use crate::chunk::{Chunk, Chunker, Job, Shape, Sink, Withdrawals};
 use crate::error::{Error, ErrorKind};
-use crate::supervisor::Shared;
 
 /// Submits tasks to a pool's slots.
 pub(crate) struct Submitter {
-    pub(crate) shared: Arc<Shared>,
+    /// What runs the chunks.
+    pub(crate) backend: Arc<dyn Backend>,
     /// Taken when the pool closes.
     queue: Mutex<Option<Sender<Chunk>>>,
     /// The tasks the module offers.
@@ -27,14 +28,14 @@ pub(crate) struct Submitter {
 
 impl Submitter {
     pub(crate) fn new(
-        shared: Arc<Shared>,
+        backend: Arc<dyn Backend>,
         queue: Sender<Chunk>,
         processes: usize,
         max_payload: usize,
         withdrawals: Arc<Withdrawals>,
     ) -> Self {
         Submitter {
-            shared,
+            backend,
             queue: Mutex::new(Some(queue)),
             tasks: Vec::new(),
             processes,
@@ -90,7 +91,7 @@ impl Submitter {
         // which fails its tasks: nothing is lost silently.
         let _ = sender.send(chunk);
         // Sent as another thread terminates the pool: not left behind.
-        self.shared.drop_if_terminating();
+        self.backend.drop_if_terminating();
     }
 
     /// A chunker for tasks of `task` of `job`, their arguments in `shape`,
@@ -135,7 +136,7 @@ impl Submitter {
     /// for a stream's chunks: its feeding thread has better to do than write
     /// to workers, and the slots keep them fed in step.
     fn hand_or_send(&self, sender: &Sender<Chunk>, chunk: Chunk) {
-        if let Some(chunk) = self.shared.hand_to_idle(chunk) {
+        if let Some(chunk) = self.backend.hand_to_idle(chunk) {
             self.send(sender, chunk);
         }
     }
@@ -154,8 +155,16 @@ impl Submitter {
             .take();
     }
 
+    /// Terminates the backend of a pool that did not start, and waits
+    /// until it has stopped.
+    pub(crate) fn shut_down(&self) {
+        self.close();
+        self.backend.terminate();
+        self.backend.join();
+    }
+
     /// Disconnects when the pool is terminated.
     pub(crate) fn terminated_signal(&self) -> &Receiver<()> {
-        &self.shared.stop
+        self.backend.stopped()
     }
 }

@@ -20,11 +20,11 @@ use rustix::process::Signal;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::backend::local::process::{KillHandle, Settled};
 use crate::channel::Outcomes;
 use crate::chunk::{Shape, Sink, decode};
 use crate::error::{Error, ErrorKind};
 use crate::pool::Pool;
-use crate::supervisor::process::{KillHandle, Settled};
 
 pub use context::Context;
 
@@ -149,7 +149,7 @@ impl<'a, A: Serialize, K: Serialize> ProcessBuilder<'a, A, K> {
     pub fn start(self) -> Result<Process, Error> {
         let exit = Arc::new(Settled::new());
         let pool = self.context.prepared().launch(1, Some(exit.clone()))?;
-        let Some(worker) = pool.submitter.shared.workers().pop() else {
+        let Some(worker) = pool.submitter.backend.workers().pop() else {
             return Err(Error::new(
                 ErrorKind::Spawn,
                 "the process's worker ended as soon as it was ready",

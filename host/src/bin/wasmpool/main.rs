@@ -1,6 +1,7 @@
 //! The `wasmpool` command: pushes JSON Lines through a task of a module, each
 //! line one task, in a pool of sandboxed worker processes.
 
+mod agent;
 mod estimate;
 mod input;
 mod interrupt;
@@ -9,6 +10,7 @@ mod log;
 mod parse;
 mod progress;
 mod records;
+mod remote;
 mod resume;
 mod run;
 
@@ -69,6 +71,15 @@ enum Command {
         /// The task module (a WebAssembly component).
         module: PathBuf,
     },
+    /// Run the tasks of pools on other machines (`map --nats`, or a
+    /// program's Pool built with .nats(URL)): pulls their chunks from the
+    /// NATS server, runs them on sandboxed worker processes here, and
+    /// publishes the outcomes. Agents may start and stop at any time.
+    ///
+    /// On SIGINT or SIGTERM the chunks it holds go back to the server for
+    /// other agents, and it exits with 130 or 143; a second signal exits
+    /// at once. Exit status 1 if it lost the server, 2 for a set-up error.
+    Agent(Box<agent::AgentArgs>),
 }
 
 #[derive(Args)]
@@ -142,6 +153,18 @@ struct MapArgs {
     /// the limit.
     #[arg(long, value_name = "SIZE", default_value = "64M", value_parser = parse_size)]
     max_payload: u64,
+    /// Run the tasks on agents (`wasmpool agent`) reached through this
+    /// NATS server (JetStream enabled): nats://HOST:PORT, or
+    /// nats://USER:PASSWORD@HOST:PORT. -j is then the parallelism planned
+    /// for; guest output stays on the agents, and --dir is refused.
+    #[arg(long, value_name = "URL")]
+    nats: Option<String>,
+    #[command(flatten)]
+    connect: remote::NatsArgs,
+    /// With --nats: how long an agent may hold a chunk without a sign of
+    /// life before it runs elsewhere (default 30s).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "nats")]
+    ack_wait: Option<Duration>,
 }
 
 /// A usage or set-up error: printed, exit status 2.
@@ -161,6 +184,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Map(args) => map(*args),
         Command::Tasks { module } => tasks(module),
+        Command::Agent(args) => agent::run(*args),
     };
     match result {
         Ok(code) => code,
@@ -294,9 +318,16 @@ fn build_pool(args: &MapArgs, max_payload: usize, bar: &ProgressBar) -> Result<P
             .map_err(|_| SetupError(format!("--env {name}: the variable is not set")))?;
         builder = builder.env(name, &value);
     }
+    builder = builder.retries(args.retries);
+    if let Some(url) = &args.nats {
+        let mut nats = args.connect.to_nats(url).map_err(SetupError)?;
+        if let Some(wait) = args.ack_wait {
+            nats = nats.ack_wait(wait);
+        }
+        return Ok(builder.nats_options(nats).build()?);
+    }
     let shown = bar.clone();
     Ok(builder
-        .retries(args.retries)
         .on_output(move |output| show_output(&shown, output))
         .build()?)
 }

@@ -15,14 +15,14 @@ use std::time::Instant;
 
 use crossbeam_channel::{Select, Sender, TryRecvError};
 
+use crate::backend::local::host_calls::Request;
+use crate::backend::local::in_flight::{Handed, Held};
+use crate::backend::local::process::{Event, WorkerProcess, describe_status};
+use crate::backend::local::schedule::{self, Load};
+use crate::backend::local::{Serving, Shared};
 use crate::channel::{FromWorker, TaskInfo, ToWorker};
 use crate::chunk::{Chunk, withdrawn_error};
 use crate::error::{Error, ErrorKind};
-use crate::supervisor::host_calls::Request;
-use crate::supervisor::in_flight::{Handed, Held};
-use crate::supervisor::process::{Event, WorkerProcess, describe_status};
-use crate::supervisor::schedule::{self, Load};
-use crate::supervisor::{Serving, Shared};
 
 /// The state of one slot.
 struct Slot {

@@ -20,14 +20,14 @@ use std::time::Instant;
 use crossbeam_channel::Sender;
 use serde_bytes::ByteBuf;
 
+use crate::backend::local::Shared;
+use crate::backend::local::outbound::Outbound;
+use crate::backend::local::process::Event;
+use crate::backend::local::schedule::Pace;
 use crate::channel::{Batch, Outcomes, ToWorker};
 use crate::chunk::{Chunk, withdrawn_error};
 use crate::objects::grants::{Grants, release};
 use crate::objects::{ObjectRef, serve};
-use crate::supervisor::Shared;
-use crate::supervisor::outbound::Outbound;
-use crate::supervisor::process::Event;
-use crate::supervisor::schedule::Pace;
 
 /// A chunk handed to the worker, waiting for its outcomes.
 pub(crate) struct Handed {

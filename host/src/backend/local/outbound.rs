@@ -14,8 +14,8 @@ use crossbeam_channel::Sender;
 use rustix::event::{PollFd, PollFlags};
 use rustix::fs::OFlags;
 
+use crate::backend::local::process::Event;
 use crate::channel::{ToWorker, codec};
-use crate::supervisor::process::Event;
 
 /// What waits to be written.
 struct Pending {

@@ -16,15 +16,15 @@ use rustix::process::{Pid, PidfdFlags, Signal};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded, unbounded};
 
+use crate::backend::local::Shared;
+use crate::backend::local::in_flight::InFlight;
+use crate::backend::local::outbound::Outbound;
 use crate::channel::codec::FRAME_LIMIT;
 use crate::channel::io::FrameReader;
 use crate::channel::{self, FromWorker, Setup, TaskInfo, ToWorker};
 use crate::error::{Error, ErrorKind};
 use crate::objects::serve::Invoke;
 use crate::pool::output::GuestOutput;
-use crate::supervisor::Shared;
-use crate::supervisor::in_flight::InFlight;
-use crate::supervisor::outbound::Outbound;
 use crate::worker::MARKER;
 
 /// How long a new worker has to greet the pool, and then to load its

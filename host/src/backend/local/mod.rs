@@ -1,4 +1,5 @@
-//! The pool's side of its workers: supervision and scheduling.
+//! The local backend: worker processes on this machine, supervised and
+//! scheduled by the pool.
 //!
 //! - [`slot`]: one thread per worker, which hands it work, routes what it
 //!   sends back, and replaces it when it dies;
@@ -19,18 +20,128 @@ mod slot;
 use std::process::ExitStatus;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, Sender, unbounded};
 
+use super::Backend;
 use crate::cache::CacheDir;
+use crate::channel::TaskInfo;
 use crate::chunk::Chunk;
+use crate::error::{Error, ErrorKind};
 use crate::pool::output::OutputHandler;
 use host_calls::HostFns;
 use in_flight::InFlight;
 use process::{KillHandle, Settled, SpawnConfig};
 
-pub(crate) use slot::run;
+/// The local backend of a pool: its slots, and what they share.
+pub(crate) struct Local {
+    shared: Arc<Shared>,
+    /// Dropped to terminate: disconnects `Shared::stop`.
+    stop: Mutex<Option<Sender<()>>>,
+    slots: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Local {
+    /// Starts `processes` slots, each of which starts its worker, and waits
+    /// until every worker is ready. `stop` is the sending end of
+    /// `shared.stop`. Returns the backend, and the module's tasks or why a
+    /// worker could not start (the backend must then be terminated).
+    pub(crate) fn start(
+        shared: Shared,
+        stop: Sender<()>,
+        processes: usize,
+    ) -> (Arc<Local>, Result<Vec<TaskInfo>, Error>) {
+        let local = Arc::new(Local {
+            shared: Arc::new(shared),
+            stop: Mutex::new(Some(stop)),
+            slots: Mutex::new(Vec::with_capacity(processes)),
+        });
+        // Each slot starts its own worker from its own thread: Linux delivers
+        // a worker's parent-death signal when the thread that started it
+        // exits, and a slot's thread lives as long as the slot.
+        let (started_tx, started_rx) = unbounded();
+        let mut first_error = None;
+        for index in 0..processes {
+            let (shared, started) = (local.shared.clone(), started_tx.clone());
+            let spawned = thread::Builder::new()
+                .name(format!("wasmpool-slot-{index}"))
+                .spawn(move || slot::run(index, shared, started));
+            match spawned {
+                Ok(handle) => local
+                    .slots
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(handle),
+                Err(err) => {
+                    first_error = Some(Error::new(
+                        ErrorKind::Spawn,
+                        format!("cannot start a slot thread: {err}"),
+                    ));
+                    break;
+                }
+            }
+        }
+        drop(started_tx);
+        let mut tasks = None;
+        for started in started_rx.iter() {
+            match started {
+                Ok(offered) => tasks = tasks.or(Some(offered)),
+                Err(err) => first_error = first_error.or(Some(err)),
+            }
+        }
+        let started = match first_error {
+            Some(err) => Err(err),
+            None => Ok(tasks.unwrap_or_default()),
+        };
+        (local, started)
+    }
+}
+
+impl Backend for Local {
+    fn hand_to_idle(&self, chunk: Chunk) -> Option<Chunk> {
+        self.shared.hand_to_idle(chunk)
+    }
+
+    fn drop_if_terminating(&self) {
+        self.shared.drop_if_terminating();
+    }
+
+    fn stopped(&self) -> &Receiver<()> {
+        &self.shared.stop
+    }
+
+    fn terminate(&self) {
+        let shared = &self.shared;
+        shared.terminating.store(true, Ordering::SeqCst);
+        self.stop
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        for worker in shared.workers() {
+            // Through its pidfd: a worker its slot reaped in the meantime is
+            // not signalled, nor a process that took its pid.
+            let _ = worker.kill();
+        }
+        // Tasks still queued will never run: dropping them fails them. (A
+        // chunk sent from now on is dropped by its sender: see
+        // `Shared::drop_if_terminating`, whose fence pairs with this one.)
+        fence(Ordering::SeqCst);
+        shared.drop_queued();
+    }
+
+    fn join(&self) {
+        let slots = std::mem::take(&mut *self.slots.lock().unwrap_or_else(PoisonError::into_inner));
+        for slot in slots {
+            let _ = slot.join();
+        }
+    }
+
+    fn workers(&self) -> Vec<KillHandle> {
+        self.shared.workers()
+    }
+}
 
 /// What every slot of a pool shares.
 pub(crate) struct Shared {

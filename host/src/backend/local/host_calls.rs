@@ -10,9 +10,9 @@ use std::thread;
 
 use serde_bytes::ByteBuf;
 
+use crate::backend::local::outbound::Outbound;
 use crate::channel::{Failure, ToWorker};
 use crate::pool::callbacks::call_guarded;
-use crate::supervisor::outbound::Outbound;
 
 /// A host function on encoded values: a MessagePack array of positional
 /// arguments in, a MessagePack result or an error message out.
@@ -38,6 +38,12 @@ pub(crate) struct Request {
 }
 
 impl HostFns {
+    /// Whether no function is offered.
+    #[cfg(feature = "nats")]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.functions.is_empty()
+    }
+
     /// Adds (or replaces) the function `name`.
     pub(crate) fn insert(&mut self, name: &str, function: HostFn) {
         self.functions.insert(name.to_string(), function);

@@ -1,0 +1,374 @@
+//! Serving one job on an agent: fetching its module, starting a local pool
+//! for it, and pulling its chunks while there is room.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::pull;
+use futures_util::StreamExt;
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncReadExt;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::{JoinHandle, JoinSet};
+
+use super::run;
+use crate::backend::nats::remote::hex;
+use crate::backend::nats::store::{Store, remote};
+use crate::backend::nats::wire::{self, JobLimits, JobSpec, MODULE_LIMIT};
+use crate::error::{Error, ErrorKind};
+use crate::pool::Pool;
+
+/// How long an agent waits before it tries again what failed on the server.
+const BACKOFF: Duration = Duration::from_secs(1);
+/// How many modules an agent keeps in memory, for the jobs that share them.
+const MODULES_KEPT: usize = 4;
+
+/// The most any task may take on this agent, whatever its job asks.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Caps {
+    pub(crate) memory_limit: Option<u64>,
+    pub(crate) task_timeout: Option<Duration>,
+    pub(crate) fuel: Option<u64>,
+}
+
+/// What the jobs an agent serves share.
+pub(crate) struct JobContext {
+    pub(crate) store: Store,
+    pub(crate) agent: String,
+    pub(crate) processes: usize,
+    pub(crate) caps: Caps,
+    pub(crate) cache_dir: Option<PathBuf>,
+    pub(crate) worker_program: Option<PathBuf>,
+    pub(crate) allowed_modules: Option<Vec<String>>,
+    /// Modules fetched, by hash.
+    pub(crate) modules: Mutex<HashMap<String, Arc<Vec<u8>>>>,
+}
+
+/// What runs a job's chunks here.
+pub(crate) enum Runner {
+    Pool(Arc<Pool>),
+    /// The job cannot run here: its chunks fail with this.
+    Broken(Error),
+}
+
+/// A job being served, as its chunks see it.
+pub(crate) struct Serving {
+    pub(crate) context: Arc<JobContext>,
+    pub(crate) job: String,
+    pub(crate) runner: Runner,
+    pub(crate) retries: u32,
+    pub(crate) ack_wait: Duration,
+}
+
+/// Starts serving `job`; send `Some(true)` to stop for good (the agent
+/// stops: chunks held go back to the server), `Some(false)` when the job
+/// ended.
+pub(crate) fn start(
+    context: &Arc<JobContext>,
+    job: &str,
+    spec: JobSpec,
+) -> (JoinHandle<()>, watch::Sender<Option<bool>>) {
+    let (cancel, cancelled) = watch::channel(None);
+    let task = tokio::spawn(serve(context.clone(), job.to_string(), spec, cancelled));
+    (task, cancel)
+}
+
+/// Deletes what a job whose host is gone left on the server.
+pub(crate) async fn tidy(store: &Store, job: &str) {
+    let _ = store.jobs.delete(job).await;
+    let _ = store
+        .chunks
+        .delete_consumer(&wire::consumer_name(job))
+        .await;
+    let _ = store.chunks.purge().filter(wire::chunks_subject(job)).await;
+    let _ = store
+        .reports
+        .purge()
+        .filter(wire::reports_subject(job))
+        .await;
+}
+
+/// The limits of a job's tasks here: the job's, within the agent's caps.
+pub(crate) fn capped(limits: &JobLimits, caps: &Caps) -> JobLimits {
+    fn least<T: Ord + Copy>(job: Option<T>, cap: Option<T>) -> Option<T> {
+        match (job, cap) {
+            (Some(job), Some(cap)) => Some(job.min(cap)),
+            (job, cap) => job.or(cap),
+        }
+    }
+    JobLimits {
+        task_timeout: least(limits.task_timeout, caps.task_timeout),
+        fuel: least(limits.fuel, caps.fuel),
+        memory_limit: least(Some(limits.memory_limit), caps.memory_limit)
+            .unwrap_or(limits.memory_limit),
+        ..limits.clone()
+    }
+}
+
+async fn serve(
+    context: Arc<JobContext>,
+    job: String,
+    spec: JobSpec,
+    mut cancelled: watch::Receiver<Option<bool>>,
+) {
+    let prepared = tokio::select! {
+        prepared = prepare(&context, &job, &spec) => prepared,
+        _ = cancelled.wait_for(Option::is_some) => return,
+    };
+    let runner = match prepared {
+        Ok(pool) => Runner::Pool(Arc::new(pool)),
+        Err(err) => {
+            tracing::warn!("job {job}: cannot run here, its tasks fail: {err}");
+            Runner::Broken(err)
+        }
+    };
+    let serving = Arc::new(Serving {
+        context: context.clone(),
+        job: job.clone(),
+        runner,
+        retries: spec.retries,
+        ack_wait: Duration::from_millis(spec.ack_wait_ms),
+    });
+    pull_chunks(&serving, &mut cancelled).await;
+    let Ok(serving) = Arc::try_unwrap(serving) else {
+        return;
+    };
+    if let Runner::Pool(pool) = serving.runner {
+        // Terminates the pool: its workers are killed and reaped.
+        let _ = tokio::task::spawn_blocking(move || drop(pool)).await;
+    }
+}
+
+/// Pulls the job's chunks while fewer than twice the processes are held,
+/// each run by a task of its own, until cancelled; then waits for those.
+async fn pull_chunks(serving: &Arc<Serving>, cancelled: &mut watch::Receiver<Option<bool>>) {
+    let context = &serving.context;
+    let job = &serving.job;
+    let most = 2 * context.processes;
+    let room = Arc::new(Semaphore::new(most));
+    let mut running = JoinSet::new();
+    let consumer = loop {
+        let found = context
+            .store
+            .chunks
+            .get_consumer::<pull::Config>(&wire::consumer_name(job))
+            .await;
+        match found {
+            Ok(consumer) => break Some(consumer),
+            Err(err) => {
+                tracing::warn!("job {job}: cannot find its chunks yet: {err}");
+                tokio::select! {
+                    _ = tokio::time::sleep(BACKOFF) => {}
+                    _ = cancelled.wait_for(Option::is_some) => break None,
+                }
+            }
+        }
+    };
+    if let Some(consumer) = consumer {
+        'pulling: loop {
+            let first = tokio::select! {
+                permit = room.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+                _ = cancelled.wait_for(Option::is_some) => break,
+            };
+            let mut permits = vec![first];
+            while permits.len() < most {
+                match room.clone().try_acquire_owned() {
+                    Ok(permit) => permits.push(permit),
+                    Err(_) => break,
+                }
+            }
+            let batch = consumer
+                .batch()
+                .max_messages(permits.len())
+                .expires(Duration::from_secs(1))
+                .messages();
+            let batch = tokio::select! {
+                batch = batch => batch,
+                _ = cancelled.wait_for(Option::is_some) => break,
+            };
+            let mut batch = match batch {
+                Ok(batch) => batch,
+                Err(err) => {
+                    tracing::warn!("job {job}: cannot pull chunks: {err}");
+                    tokio::time::sleep(BACKOFF).await;
+                    continue;
+                }
+            };
+            loop {
+                let message = tokio::select! {
+                    message = batch.next() => message,
+                    _ = cancelled.wait_for(Option::is_some) => break 'pulling,
+                };
+                match message {
+                    Some(Ok(message)) => {
+                        let permit = permits.pop().expect("no more messages than permits");
+                        running.spawn(run::chunk(
+                            serving.clone(),
+                            message,
+                            permit,
+                            cancelled.clone(),
+                        ));
+                    }
+                    Some(Err(err)) => {
+                        tracing::warn!("job {job}: pulling chunks: {err}");
+                        break;
+                    }
+                    None => break,
+                }
+            }
+            while running.try_join_next().is_some() {}
+        }
+    }
+    while running.join_next().await.is_some() {}
+}
+
+/// Fetches the module (once per agent) and starts the job's local pool.
+async fn prepare(context: &Arc<JobContext>, job: &str, spec: &JobSpec) -> Result<Pool, Error> {
+    if let Some(allowed) = &context.allowed_modules
+        && !allowed.contains(&spec.module)
+    {
+        return Err(Error::new(
+            ErrorKind::Config,
+            format!(
+                "agent {} runs only the modules it allows, and {} is not one of them",
+                context.agent, spec.module
+            ),
+        ));
+    }
+    let module = loop {
+        match fetch_module(context, spec).await {
+            Ok(module) => break module,
+            // The module's hash or size is wrong: fetching again won't help.
+            Err(err) if err.kind() == ErrorKind::BadModule => return Err(err),
+            Err(err) => {
+                tracing::warn!("job {job}: {err}");
+                tokio::time::sleep(BACKOFF).await;
+            }
+        }
+    };
+    let limits = capped(&spec.limits, &context.caps);
+    let mut builder = Pool::builder()
+        .module_bytes(module.as_slice())
+        .processes(context.processes)
+        .retries(spec.retries)
+        .memory_limit(limits.memory_limit)
+        .startup_timeout(limits.startup_timeout)
+        .initializer_timeout(limits.initializer_timeout)
+        .max_payload(limits.max_payload)
+        .output_limit(limits.output_limit);
+    if let Some(limit) = limits.task_timeout {
+        builder = builder.task_timeout(limit);
+    }
+    if let Some(fuel) = limits.fuel {
+        builder = builder.fuel(fuel);
+    }
+    if let Some(tasks) = spec.max_tasks_per_child {
+        builder = builder.max_tasks_per_child(tasks);
+    }
+    if let Some(call) = &spec.initializer {
+        builder = builder.initializer_call(call.clone());
+    }
+    for (name, value) in &spec.env {
+        builder = builder.env(name, value);
+    }
+    if let Some(dir) = &context.cache_dir {
+        builder = builder.cache_dir(dir);
+    }
+    if let Some(program) = &context.worker_program {
+        builder = builder.worker_program(program);
+    }
+    let job = job.to_string();
+    tokio::task::spawn_blocking(move || {
+        builder
+            .build()
+            .map_err(|err| Error::new(err.kind(), format!("job {job}: {}", err.message())))
+    })
+    .await
+    .map_err(|err| Error::new(ErrorKind::Spawn, format!("starting the job's pool: {err}")))?
+}
+
+/// The job's module, from memory or from the object store, checked
+/// against its hash.
+async fn fetch_module(context: &JobContext, spec: &JobSpec) -> Result<Arc<Vec<u8>>, Error> {
+    let hash = &spec.module;
+    if let Some(module) = context
+        .modules
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(hash)
+    {
+        return Ok(module.clone());
+    }
+    let object = context
+        .store
+        .modules
+        .get(hash)
+        .await
+        .map_err(|err| remote(&format!("cannot fetch the module {hash}"), err))?;
+    let mut bytes = Vec::with_capacity(spec.module_size.min(MODULE_LIMIT) as usize);
+    object
+        .take(MODULE_LIMIT + 1)
+        .read_to_end(&mut bytes)
+        .await
+        .map_err(|err| remote(&format!("cannot read the module {hash}"), err))?;
+    if bytes.len() as u64 > MODULE_LIMIT {
+        return Err(Error::new(
+            ErrorKind::BadModule,
+            format!("the module {hash} is over {MODULE_LIMIT} bytes"),
+        ));
+    }
+    if hex(&Sha256::digest(&bytes)) != *hash {
+        return Err(Error::new(
+            ErrorKind::BadModule,
+            format!("the module stored as {hash} has another hash: it was tampered with"),
+        ));
+    }
+    let module = Arc::new(bytes);
+    let mut modules = context
+        .modules
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    if modules.len() >= MODULES_KEPT {
+        modules.clear();
+    }
+    modules.insert(hash.clone(), module.clone());
+    Ok(module)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> JobLimits {
+        JobLimits {
+            task_timeout: Some(Duration::from_secs(10)),
+            startup_timeout: Duration::from_secs(5),
+            initializer_timeout: Duration::from_secs(30),
+            fuel: None,
+            memory_limit: 1 << 30,
+            max_payload: 1 << 20,
+            output_limit: 1 << 16,
+        }
+    }
+
+    #[test]
+    fn an_agent_caps_what_a_job_asks() {
+        let caps = Caps {
+            memory_limit: Some(64 << 20),
+            task_timeout: Some(Duration::from_secs(60)),
+            fuel: Some(1_000),
+        };
+        let capped = capped(&limits(), &caps);
+        assert_eq!(capped.memory_limit, 64 << 20);
+        // The job's own limit is lower: it stays.
+        assert_eq!(capped.task_timeout, Some(Duration::from_secs(10)));
+        // The job has none: the cap applies.
+        assert_eq!(capped.fuel, Some(1_000));
+        assert_eq!(capped.max_payload, 1 << 20);
+
+        let uncapped = super::capped(&limits(), &Caps::default());
+        assert_eq!(uncapped, limits());
+    }
+}

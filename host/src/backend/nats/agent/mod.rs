@@ -1,0 +1,413 @@
+//! [`Agent`]: runs the chunks of the jobs published on a NATS server on
+//! sandboxed workers of this machine (`wasmpool agent`).
+//!
+//! - `mod.rs`: the agent, and its watch on the bucket of jobs: a job is
+//!   served from when it is put (or, for a job already there when the agent
+//!   started, from the next sign of its host) until it is deleted or its
+//!   host has been silent for [`ABANDONED_AFTER`];
+//! - [`job`]: serving one job: its module, its local pool, pulling chunks;
+//! - [`run`]: running one chunk and reporting its outcomes.
+//!
+//! The agent is what talks to the network; its workers are the local
+//! pool's, behind the same seccomp filter as any pool's, with no socket.
+
+mod job;
+mod run;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::kv::Operation;
+use futures_util::StreamExt;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::Nats;
+use super::store::{Store, remote};
+use super::wire::{self, ABANDONED_AFTER, JobSpec};
+use crate::error::{Error, ErrorKind};
+use job::{Caps, JobContext};
+
+/// How often an agent looks for jobs whose host went silent.
+const SWEEP: Duration = Duration::from_secs(1);
+
+/// Configures an [`Agent`]; from [`Agent::builder`].
+#[derive(Debug)]
+pub struct AgentBuilder {
+    nats: Nats,
+    name: Option<String>,
+    processes: Option<usize>,
+    caps: Caps,
+    cache_dir: Option<PathBuf>,
+    worker_program: Option<PathBuf>,
+    allowed_modules: Option<Vec<String>>,
+}
+
+impl AgentBuilder {
+    /// The agent's name in logs and in the server's monitoring (its host
+    /// name and pid unless set).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// How many worker processes each job gets on this machine (as many as
+    /// it has cores unless set). The agent holds at most twice as many of a
+    /// job's chunks at once.
+    pub fn processes(mut self, processes: usize) -> Self {
+        self.processes = Some(processes);
+        self
+    }
+
+    /// The most linear memory any task may have here, whatever its job asks.
+    pub fn memory_limit(mut self, bytes: u64) -> Self {
+        self.caps.memory_limit = Some(bytes);
+        self
+    }
+
+    /// The longest any task may run here, whatever its job asks.
+    pub fn task_timeout(mut self, limit: Duration) -> Self {
+        self.caps.task_timeout = Some(limit);
+        self
+    }
+
+    /// The most fuel any task may burn here, whatever its job asks.
+    pub fn fuel(mut self, fuel: u64) -> Self {
+        self.caps.fuel = Some(fuel);
+        self
+    }
+
+    /// Where compiled modules are kept (as
+    /// [`PoolBuilder::cache_dir`](crate::PoolBuilder::cache_dir)).
+    pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cache_dir = Some(dir.into());
+        self
+    }
+
+    /// The program to run as workers (as
+    /// [`PoolBuilder::worker_program`](crate::PoolBuilder::worker_program)).
+    pub fn worker_program(mut self, path: impl Into<PathBuf>) -> Self {
+        self.worker_program = Some(path.into());
+        self
+    }
+
+    /// Runs only jobs whose module has this SHA-256 (hex); may be given
+    /// many times. Unless given, the agent runs the jobs of anyone the
+    /// server lets publish them.
+    pub fn allow_module(mut self, sha256: impl Into<String>) -> Self {
+        self.allowed_modules
+            .get_or_insert_with(Vec::new)
+            .push(sha256.into().to_ascii_lowercase());
+        self
+    }
+
+    /// Connects, and starts serving jobs in the background.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Remote`] if the server cannot be reached or refuses the
+    /// credentials; [`ErrorKind::Config`] for an invalid configuration.
+    pub fn start(self) -> Result<Agent, Error> {
+        self.nats.check()?;
+        if self.processes == Some(0) {
+            return Err(Error::new(
+                ErrorKind::Config,
+                "an agent needs at least one process",
+            ));
+        }
+        if let Some(allowed) = &self.allowed_modules
+            && let Some(bad) = allowed
+                .iter()
+                .find(|hash| hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            return Err(Error::new(
+                ErrorKind::Config,
+                format!("`{bad}` is not a SHA-256 in hex (64 digits)"),
+            ));
+        }
+        let name = self.name.unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|host| host.trim().to_string())
+                .unwrap_or_else(|_| "agent".to_string());
+            format!("{host}-{}", std::process::id())
+        });
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("wasmpool-agent")
+            .enable_all()
+            .build()
+            .map_err(|err| {
+                Error::new(
+                    ErrorKind::Spawn,
+                    format!("cannot start the agent's runtime: {err}"),
+                )
+            })?;
+        let store = thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    runtime.block_on(Store::open(&self.nats, &format!("wasmpool agent {name}")))
+                })
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })?;
+        let context = Arc::new(JobContext {
+            store,
+            agent: name.clone(),
+            processes: self
+                .processes
+                .unwrap_or_else(|| thread::available_parallelism().map_or(1, usize::from)),
+            caps: self.caps,
+            cache_dir: self.cache_dir,
+            worker_program: self.worker_program,
+            allowed_modules: self.allowed_modules,
+            modules: Mutex::new(HashMap::new()),
+        });
+        let (stop, stopped) = watch::channel(false);
+        let main = runtime.spawn(serve(context, stopped));
+        Ok(Agent {
+            name,
+            stop,
+            main: Mutex::new(Some(main)),
+            runtime: Mutex::new(Some(runtime)),
+        })
+    }
+}
+
+/// Runs the chunks of jobs published on a NATS server on sandboxed worker
+/// processes of this machine: what `wasmpool agent` runs.
+///
+/// Agents come and go at any time. Each job gets a local pool of its own
+/// here, with the job's limits (capped by the agent's), its initializer and
+/// its retries; chunks are acknowledged once their outcomes are stored on
+/// the server, so a chunk whose agent dies runs on another.
+///
+/// ```no_run
+/// wasmpool::init();
+/// let agent = wasmpool::Agent::builder(wasmpool::Nats::new("nats://127.0.0.1:4222"))
+///     .processes(4)
+///     .start()?;
+/// agent.wait()?;
+/// # Ok::<(), wasmpool::Error>(())
+/// ```
+pub struct Agent {
+    name: String,
+    stop: watch::Sender<bool>,
+    main: Mutex<Option<JoinHandle<Result<(), Error>>>>,
+    runtime: Mutex<Option<tokio::runtime::Runtime>>,
+}
+
+impl fmt::Debug for Agent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Agent")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Agent {
+    /// Starts configuring an agent of the server `nats`.
+    pub fn builder(nats: Nats) -> AgentBuilder {
+        AgentBuilder {
+            nats,
+            name: None,
+            processes: None,
+            caps: Caps::default(),
+            cache_dir: None,
+            worker_program: None,
+            allowed_modules: None,
+        }
+    }
+
+    /// The agent's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Stops taking chunks: those it holds are handed back to the server at
+    /// once, for other agents, and its workers are stopped. Then
+    /// [`wait`](Self::wait) returns.
+    pub fn stop(&self) {
+        self.stop.send_replace(true);
+    }
+
+    /// Waits until the agent has stopped.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Remote`] if the agent stopped because it lost the
+    /// server for good.
+    pub fn wait(&self) -> Result<(), Error> {
+        let main = self
+            .main
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let runtime = self
+            .runtime
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let (Some(main), Some(runtime)) = (main, runtime) else {
+            return Ok(());
+        };
+        let ended = thread::scope(|scope| {
+            scope
+                .spawn(|| runtime.block_on(main))
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        });
+        runtime.shutdown_background();
+        match ended {
+            Ok(ended) => ended,
+            Err(err) => Err(Error::new(
+                ErrorKind::Remote,
+                format!("the agent failed: {err}"),
+            )),
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = self.wait();
+    }
+}
+
+/// A job this agent knows of.
+struct Known {
+    /// When its host was last seen (or the job was first listed).
+    seen: Instant,
+    /// Serving it, until told to stop (`true` when the agent itself
+    /// stops); none for a job that was there when the agent started, until
+    /// its host shows a sign of life.
+    serving: Option<(JoinHandle<()>, watch::Sender<Option<bool>>)>,
+    spec: JobSpec,
+}
+
+/// The agent's main task: watches the bucket of jobs, serves those that
+/// live, until `stopped`.
+async fn serve(context: Arc<JobContext>, mut stopped: watch::Receiver<bool>) -> Result<(), Error> {
+    let store = &context.store;
+    // The jobs put before this revision were there before the agent: their
+    // hosts may be long gone.
+    let start = store
+        .js
+        .get_stream(format!("KV_{}", wire::JOBS))
+        .await
+        .map_err(|err| remote("cannot read the bucket of jobs", err))?
+        .cached_info()
+        .state
+        .last_sequence;
+    let mut watch = store
+        .jobs
+        .watch_with_history(">")
+        .await
+        .map_err(|err| remote("cannot watch the bucket of jobs", err))?;
+    tracing::info!(agent = %context.agent, "agent ready, {} processes per job", context.processes);
+    eprintln!(
+        "wasmpool agent {}: ready, {} processes per job",
+        context.agent, context.processes
+    );
+    let mut jobs: HashMap<String, Known> = HashMap::new();
+    let mut sweep = tokio::time::interval(SWEEP);
+    let ended = loop {
+        tokio::select! {
+            _ = stopped.wait_for(|stop| *stop) => break Ok(()),
+            entry = watch.next() => match entry {
+                Some(Ok(entry)) => {
+                    let fresh = entry.revision > start;
+                    on_entry(&context, &mut jobs, entry, fresh);
+                }
+                Some(Err(err)) => tracing::warn!("watching jobs: {err}"),
+                None => break Err(Error::new(
+                    ErrorKind::Remote,
+                    "the watch on the bucket of jobs ended: the server is gone",
+                )),
+            },
+            _ = sweep.tick() => {
+                let silent: Vec<String> = jobs
+                    .iter()
+                    .filter(|(_, known)| known.seen.elapsed() > ABANDONED_AFTER)
+                    .map(|(job, _)| job.clone())
+                    .collect();
+                for job in silent {
+                    tracing::warn!("job {job}: its host has been silent for {ABANDONED_AFTER:?}: dropped");
+                    if let Some(known) = jobs.remove(&job) {
+                        let context = context.clone();
+                        tokio::spawn(async move {
+                            if let Some((task, cancel)) = known.serving {
+                                cancel.send_replace(Some(false));
+                                let _ = task.await;
+                            }
+                            job::tidy(&context.store, &job).await;
+                        });
+                    }
+                }
+            }
+        }
+    };
+    for (_, cancel) in jobs.values().filter_map(|known| known.serving.as_ref()) {
+        cancel.send_replace(Some(true));
+    }
+    for (task, _) in jobs.into_values().filter_map(|known| known.serving) {
+        let _ = task.await;
+    }
+    ended
+}
+
+/// Takes a change to the bucket of jobs.
+fn on_entry(
+    context: &Arc<JobContext>,
+    jobs: &mut HashMap<String, Known>,
+    entry: async_nats::jetstream::kv::Entry,
+    fresh: bool,
+) {
+    let job = entry.key;
+    if !wire::is_job_id(&job) {
+        tracing::warn!("ignored a job named `{job}`: not a job id");
+        return;
+    }
+    match entry.operation {
+        Operation::Delete | Operation::Purge => {
+            if let Some((_, cancel)) = jobs.remove(&job).and_then(|known| known.serving) {
+                tracing::info!("job {job}: ended by its host");
+                cancel.send_replace(Some(false));
+            }
+        }
+        Operation::Put => {
+            if let Some(known) = jobs.get_mut(&job) {
+                if fresh {
+                    known.seen = Instant::now();
+                    if known.serving.is_none() {
+                        // A job that was there before this agent: its host lives.
+                        known.serving = Some(job::start(context, &job, known.spec.clone()));
+                    }
+                }
+                return;
+            }
+            let spec = match wire::decode::<JobSpec>(&entry.value, "job")
+                .and_then(|spec| spec.check().map(|()| spec))
+            {
+                Ok(spec) => spec,
+                Err(err) => {
+                    tracing::warn!("job {job}: not served: {err}");
+                    return;
+                }
+            };
+            let serving = fresh.then(|| job::start(context, &job, spec.clone()));
+            jobs.insert(
+                job,
+                Known {
+                    seen: Instant::now(),
+                    serving,
+                    spec,
+                },
+            );
+        }
+    }
+}

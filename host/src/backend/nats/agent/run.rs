@@ -1,0 +1,226 @@
+//! Running one chunk on an agent: on the job's local pool, its outcomes
+//! published as they come, a sign of life while it runs, and the chunk
+//! acknowledged once every outcome is stored on the server.
+
+use std::sync::Arc;
+
+use async_nats::jetstream::{self, AckKind};
+use bytes::Bytes;
+use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
+
+use super::job::{Runner, Serving};
+use crate::backend::nats::store::remote;
+use crate::backend::nats::wire::{self, ChunkMessage, Report};
+use crate::channel::Outcomes;
+use crate::chunk::{Chunk, Sink};
+use crate::error::{Error, ErrorKind};
+
+/// A local chunk's outcomes, on their way to be published.
+struct Forward(mpsc::UnboundedSender<(u64, Outcomes)>);
+
+impl Sink for Forward {
+    fn deliver(&self, first_index: u64, outcomes: Outcomes) {
+        // Gone once the chunk stopped being served: nothing to publish.
+        let _ = self.0.send((first_index, outcomes));
+    }
+}
+
+/// Runs the chunk in `message`, holding `_permit` (room for one chunk)
+/// until done; stops early when `cancelled` (handing the chunk back to the
+/// server if the agent stops).
+pub(crate) async fn chunk(
+    serving: Arc<Serving>,
+    message: jetstream::Message,
+    _permit: OwnedSemaphorePermit,
+    mut cancelled: watch::Receiver<Option<bool>>,
+) {
+    let job = &serving.job;
+    let chunk = match wire::decode::<ChunkMessage>(&message.payload, "chunk")
+        .and_then(|chunk| chunk.check().map(|()| chunk))
+    {
+        Ok(chunk) => chunk,
+        Err(err) => {
+            tracing::warn!("job {job}: dropped a chunk: {err}");
+            let _ = message.ack_with(AckKind::Term).await;
+            return;
+        }
+    };
+    let deliveries = message
+        .info()
+        .map_or(1, |info| info.delivered.max(1) as u64);
+    if deliveries > u64::from(serving.retries) + 1 {
+        // Agents died running it more often than the job retries.
+        let lost = Report::Lost {
+            chunk: chunk.chunk,
+            sending: chunk.sending,
+            deliveries,
+        };
+        if publish(&serving, Bytes::from(wire::encode(&lost)))
+            .await
+            .is_ok()
+        {
+            let _ = message.ack().await;
+        }
+        return;
+    }
+    let tasks = chunk.ends.len();
+    let (forward, mut outcomes) = mpsc::unbounded_channel();
+    match &serving.runner {
+        Runner::Pool(pool) => {
+            let local = Chunk::encoded(
+                chunk.task.as_str().into(),
+                chunk.first_index,
+                chunk.args.into_vec(),
+                chunk.ends,
+                pool.submitter.job(Arc::new(Forward(forward))),
+            );
+            match pool.submitter.sender() {
+                Ok(sender) => pool.submitter.send(&sender, local),
+                Err(err) => local.fail(&err),
+            }
+        }
+        Runner::Broken(err) => Forward(forward).deliver(chunk.first_index, failed(tasks, err)),
+    }
+    let mut progress = tokio::time::interval(serving.ack_wait / 3);
+    progress.tick().await;
+    let mut reported = 0;
+    while reported < tasks {
+        tokio::select! {
+            biased;
+            stop = async { cancelled.wait_for(Option::is_some).await.map(|stop| *stop) } => {
+                if stop.is_ok_and(|stop| stop == Some(true)) {
+                    // The agent stops: another agent takes the chunk now.
+                    let _ = message.ack_with(AckKind::Nak(None)).await;
+                }
+                return;
+            }
+            next = outcomes.recv() => {
+                let Some((first_index, first)) = next else {
+                    return;
+                };
+                let mut batch = vec![(first_index, first)];
+                while let Ok(more) = outcomes.try_recv() {
+                    batch.push(more);
+                }
+                reported += batch.iter().map(|(_, outcomes)| outcomes.len()).sum::<usize>();
+                let room = serving.context.store.message_room();
+                for (first_index, outcomes) in pack(batch, room) {
+                    let report = Report::Outcomes {
+                        chunk: chunk.chunk,
+                        first_index,
+                        outcomes,
+                    };
+                    if publish(&serving, Bytes::from(wire::encode(&report))).await.is_err() {
+                        // Not acknowledged: the chunk runs again elsewhere.
+                        return;
+                    }
+                }
+            }
+            _ = progress.tick() => {
+                let _ = message.ack_with(AckKind::Progress).await;
+            }
+        }
+    }
+    if let Err(err) = message.ack().await {
+        tracing::warn!("job {job}: cannot acknowledge a chunk: {err}");
+    }
+}
+
+/// Publishes a report on the job, and waits until the server stored it.
+async fn publish(serving: &Serving, report: Bytes) -> Result<(), Error> {
+    let js = &serving.context.store.js;
+    let stored = async {
+        js.publish(wire::reports_subject(&serving.job), report)
+            .await
+            .map_err(|err| remote("cannot publish outcomes", err))?
+            .await
+            .map_err(|err| remote("the server did not store outcomes", err))
+    };
+    stored.await.map(drop).inspect_err(|err| {
+        tracing::warn!("job {}: {err}", serving.job);
+    })
+}
+
+/// `tasks` outcomes, each failed with `err`.
+fn failed(tasks: usize, err: &Error) -> Outcomes {
+    let mut outcomes = Outcomes::with_capacity(tasks);
+    for _ in 0..tasks {
+        outcomes.push_err(err.clone());
+    }
+    outcomes
+}
+
+/// Packs consecutive outcomes (each batch from its first task's index) into
+/// as few reports as fit `room` bytes each; a result that alone does not fit
+/// becomes a failure that says so.
+fn pack(batches: Vec<(u64, Outcomes)>, room: usize) -> Vec<(u64, Outcomes)> {
+    let mut packed: Vec<(u64, Outcomes)> = Vec::new();
+    for (first_index, outcomes) in batches {
+        for (offset, outcome) in outcomes.iter().enumerate() {
+            let index = first_index + offset as u64;
+            let size = outcome.map_or(256, |result| result.len() + 8);
+            let fits_last = packed.last().is_some_and(|(first, last)| {
+                *first + last.len() as u64 == index && last.encoded_len() + size <= room
+            });
+            if !fits_last {
+                packed.push((index, Outcomes::with_capacity(1)));
+            }
+            let (_, last) = packed.last_mut().expect("pushed above");
+            match outcome {
+                Ok(result) if result.len() + 8 > room => last.push_err(
+                    Error::new(
+                        ErrorKind::BadResult,
+                        format!(
+                            "the result of {} bytes does not fit in a message of the NATS \
+                             server, which takes {room} bytes of results at most (its \
+                             max_payload)",
+                            result.len()
+                        ),
+                    )
+                    .with_index(index),
+                ),
+                Ok(result) => last.push_ok(result),
+                Err(err) => last.push_err(err.clone()),
+            }
+        }
+    }
+    packed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcomes(results: &[&[u8]]) -> Outcomes {
+        let mut outcomes = Outcomes::default();
+        for result in results {
+            outcomes.push_ok(result);
+        }
+        outcomes
+    }
+
+    #[test]
+    fn consecutive_batches_pack_into_one_report() {
+        let packed = pack(
+            vec![(10, outcomes(&[b"a", b"b"])), (12, outcomes(&[b"c"]))],
+            1024,
+        );
+        assert_eq!(packed.len(), 1);
+        assert_eq!(packed[0].0, 10);
+        assert_eq!(packed[0].1, outcomes(&[b"a", b"b", b"c"]));
+    }
+
+    #[test]
+    fn reports_split_to_fit_and_a_result_too_large_fails() {
+        let big = vec![7u8; 100];
+        let packed = pack(vec![(0, outcomes(&[&big, &big, &big, &[0; 500]]))], 230);
+        let firsts: Vec<u64> = packed.iter().map(|(first, _)| *first).collect();
+        assert_eq!(firsts, [0, 2, 3]);
+        let last: Vec<_> = packed[2].1.iter().collect();
+        assert_eq!(packed[0].1.len(), 2);
+        let err = last[0].unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::BadResult);
+        assert!(err.message().contains("500 bytes"), "{err}");
+        assert_eq!(err.task_index(), Some(3));
+    }
+}

@@ -1,0 +1,560 @@
+//! The host's side of a job on agents: [`Remote`], the backend of a pool
+//! built with [`PoolBuilder::nats`](crate::PoolBuilder::nats).
+//!
+//! A dispatcher thread takes the pool's chunks from its queue and publishes
+//! them, never more than the window at once; a task on the runtime reads
+//! the agents' reports in order and delivers each task's first outcome to
+//! its chunk, dropping those that redelivery made twice; another shows the
+//! agents that the job lives. Chunks are kept here until every task has its
+//! outcome, so that nothing an agent loses is lost.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering, fence};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{self, pull};
+use bytes::Bytes;
+use crossbeam_channel::{Receiver, Sender, bounded, select};
+use futures_util::StreamExt;
+use serde_bytes::ByteBuf;
+use sha2::{Digest, Sha256};
+use tokio::runtime::Runtime;
+
+use super::Nats;
+use super::store::{Store, remote};
+use super::wire::{self, ChunkMessage, HEARTBEAT, JobSpec, Report};
+use crate::backend::Backend;
+use crate::backend::local::process::KillHandle;
+use crate::chunk::{Chunk, withdrawn_error};
+use crate::error::{Error, ErrorKind};
+
+/// How long ending a job on the server may take before the pool gives up
+/// on tidying (agents drop a job whose host went silent anyway).
+const TIDY_LIMIT: Duration = Duration::from_secs(5);
+
+/// A pool's job on agents.
+pub(crate) struct Remote {
+    inner: Arc<Inner>,
+    /// Dropped to terminate: disconnects `stopped`.
+    stop: Mutex<Option<Sender<()>>>,
+    stopped: Receiver<()>,
+    dispatcher: Mutex<Option<JoinHandle<()>>>,
+    runtime: Mutex<Option<Runtime>>,
+}
+
+/// What the dispatcher, the report reader and the pool share.
+struct Inner {
+    job: String,
+    store: Store,
+    handle: tokio::runtime::Handle,
+    /// The chunks out, and a wake-up for when one comes back.
+    out: Mutex<Out>,
+    returned: Condvar,
+    /// The most chunks out at once.
+    window: usize,
+    /// The most bytes of arguments in one message.
+    room: usize,
+    retries: u32,
+    terminating: AtomicBool,
+    /// The pool's queue of chunks.
+    queue: Receiver<Chunk>,
+}
+
+/// The chunks published and not yet done, by number.
+#[derive(Default)]
+struct Out {
+    chunks: HashMap<u64, Sent>,
+    next: u64,
+}
+
+struct Sent {
+    chunk: Chunk,
+    /// How many times it was sent again after agents died running it.
+    sending: u32,
+}
+
+impl Remote {
+    /// Publishes the module and the job, and starts sending the chunks of
+    /// `queue`. Returns once agents can find the job.
+    pub(crate) fn start(
+        nats: &Nats,
+        mut spec: JobSpec,
+        module: &[u8],
+        queue: Receiver<Chunk>,
+        window: usize,
+    ) -> Result<Arc<Remote>, Error> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("wasmpool-nats")
+            .enable_all()
+            .build()
+            .map_err(|err| {
+                Error::new(
+                    ErrorKind::Spawn,
+                    format!("cannot start the NATS client's runtime: {err}"),
+                )
+            })?;
+        spec.module = hex(&Sha256::digest(module));
+        spec.module_size = module.len() as u64;
+        let job = nuid::next().to_string();
+        let (store, reports) = run_blocking(&runtime, async {
+            let store = Store::open(nats, &format!("wasmpool pool {job}")).await?;
+            publish_module(&store, &spec.module, module).await?;
+            store
+                .chunks
+                .create_consumer(pull::Config {
+                    durable_name: Some(wire::consumer_name(&job)),
+                    filter_subject: wire::chunks_subject(&job),
+                    ack_policy: consumer::AckPolicy::Explicit,
+                    ack_wait: Duration::from_millis(spec.ack_wait_ms),
+                    max_ack_pending: window as i64,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|err| remote("cannot make the job's consumer", err))?;
+            // Read reports from the start, before any chunk goes out.
+            let reports = store
+                .reports
+                .create_consumer(pull::OrderedConfig {
+                    filter_subject: wire::reports_subject(&job),
+                    deliver_policy: consumer::DeliverPolicy::All,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|err| remote("cannot read the job's reports", err))?
+                .messages()
+                .await
+                .map_err(|err| remote("cannot read the job's reports", err))?;
+            store
+                .jobs
+                .put(&job, Bytes::from(wire::encode(&spec)))
+                .await
+                .map_err(|err| remote("cannot publish the job", err))?;
+            Ok::<_, Error>((store, reports))
+        })?;
+        let room = store.message_room();
+        let (stop_tx, stop_rx) = bounded(0);
+        let inner = Arc::new(Inner {
+            job,
+            store,
+            handle: runtime.handle().clone(),
+            out: Mutex::new(Out::default()),
+            returned: Condvar::new(),
+            window,
+            room,
+            retries: spec.retries,
+            terminating: AtomicBool::new(false),
+            queue,
+        });
+        runtime.spawn(read_reports(inner.clone(), reports));
+        runtime.spawn(heartbeat(inner.clone(), Bytes::from(wire::encode(&spec))));
+        let dispatcher = {
+            let (inner, stop) = (inner.clone(), stop_rx.clone());
+            thread::Builder::new()
+                .name("wasmpool-nats-dispatch".into())
+                .spawn(move || dispatch(&inner, &stop))
+                .map_err(|err| {
+                    Error::new(
+                        ErrorKind::Spawn,
+                        format!("cannot start the NATS dispatcher: {err}"),
+                    )
+                })?
+        };
+        Ok(Arc::new(Remote {
+            inner,
+            stop: Mutex::new(Some(stop_tx)),
+            stopped: stop_rx,
+            dispatcher: Mutex::new(Some(dispatcher)),
+            runtime: Mutex::new(Some(runtime)),
+        }))
+    }
+}
+
+impl Backend for Remote {
+    fn drop_if_terminating(&self) {
+        fence(Ordering::SeqCst);
+        if self.inner.terminating() {
+            while self.inner.queue.try_recv().is_ok() {}
+        }
+    }
+
+    fn stopped(&self) -> &Receiver<()> {
+        &self.stopped
+    }
+
+    fn terminate(&self) {
+        let inner = &self.inner;
+        if inner.terminating.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        self.stop
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        // Dropping the chunks fails their tasks as terminated.
+        let out = std::mem::take(&mut inner.out().chunks);
+        inner.returned.notify_all();
+        drop(out);
+        fence(Ordering::SeqCst);
+        while inner.queue.try_recv().is_ok() {}
+    }
+
+    fn join(&self) {
+        let dispatcher = self
+            .dispatcher
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(dispatcher) = dispatcher {
+            let _ = dispatcher.join();
+        }
+        let runtime = self
+            .runtime
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(runtime) = runtime {
+            runtime.shutdown_background();
+        }
+    }
+
+    fn workers(&self) -> Vec<KillHandle> {
+        Vec::new()
+    }
+}
+
+impl Inner {
+    fn out(&self) -> MutexGuard<'_, Out> {
+        self.out.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn terminating(&self) -> bool {
+        self.terminating.load(Ordering::SeqCst)
+    }
+
+    /// Publishes the tasks of `chunk` without an outcome as its `sending`.
+    async fn publish(&self, number: u64, sending: u32, message: Bytes) -> Result<(), Error> {
+        let subject = wire::chunks_subject(&self.job);
+        self.store
+            .js
+            .publish(subject, message)
+            .await
+            .map_err(|err| remote("cannot publish a chunk", err))?
+            .await
+            .map_err(|err| remote("the server did not take a chunk", err))?;
+        tracing::trace!(job = %self.job, number, sending, "chunk published");
+        Ok(())
+    }
+
+    /// Takes the report an agent published. Returns the message that sends
+    /// a chunk again, if agents died running it too often.
+    fn on_report(&self, payload: &[u8]) -> Option<(u64, u32, Bytes)> {
+        let report = match wire::decode::<Report>(payload, "report") {
+            Ok(report) => report,
+            Err(err) => {
+                tracing::warn!("job {}: dropped: {err}", self.job);
+                return None;
+            }
+        };
+        let mut out = self.out();
+        match report {
+            Report::Outcomes {
+                chunk: number,
+                first_index,
+                outcomes,
+            } => {
+                let Some(sent) = out.chunks.get_mut(&number) else {
+                    // Done already: a duplicate.
+                    return None;
+                };
+                if !outcomes.is_well_formed() {
+                    tracing::warn!("job {}: dropped malformed outcomes", self.job);
+                    return None;
+                }
+                let chunk = &mut sent.chunk;
+                let next = chunk.first_index + chunk.done() as u64;
+                let Some(seen) = next.checked_sub(first_index) else {
+                    tracing::warn!(
+                        "job {}: dropped outcomes from task {first_index}, past the next \
+                         expected, {next}",
+                        self.job
+                    );
+                    return None;
+                };
+                let fresh = match usize::try_from(seen) {
+                    Ok(0) => outcomes,
+                    Ok(seen) if seen < outcomes.len() => outcomes.skip(seen),
+                    _ => return None,
+                };
+                if fresh.len() > chunk.remaining() {
+                    tracing::warn!("job {}: dropped outcomes past a chunk's end", self.job);
+                    return None;
+                }
+                chunk.deliver(fresh);
+                if chunk.remaining() == 0 {
+                    out.chunks.remove(&number);
+                    self.returned.notify_all();
+                }
+                None
+            }
+            Report::Lost {
+                chunk: number,
+                sending,
+                deliveries,
+            } => {
+                let sent = out.chunks.get_mut(&number)?;
+                if sent.sending != sending {
+                    return None;
+                }
+                sent.chunk.fail_next(&Error::new(
+                    ErrorKind::WorkerLost,
+                    format!(
+                        "the agents running this task were lost {} times: it is not run \
+                         again (the pool retries {} times)",
+                        deliveries.saturating_sub(1),
+                        self.retries
+                    ),
+                ));
+                if sent.chunk.remaining() == 0 {
+                    out.chunks.remove(&number);
+                    self.returned.notify_all();
+                    return None;
+                }
+                sent.sending += 1;
+                Some((number, sent.sending, message(number, sent)))
+            }
+        }
+    }
+
+    /// Fails the tasks of chunk `number` without an outcome.
+    fn fail_chunk(&self, number: u64, err: &Error) {
+        let removed = self.out().chunks.remove(&number);
+        self.returned.notify_all();
+        if let Some(sent) = removed {
+            sent.chunk.fail(err);
+        }
+    }
+
+    /// Waits until fewer than the window's chunks are out, or the pool
+    /// terminates (false).
+    fn wait_for_room(&self) -> bool {
+        let mut out = self.out();
+        while out.chunks.len() >= self.window && !self.terminating() {
+            out = self
+                .returned
+                .wait(out)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        !self.terminating()
+    }
+
+    /// Waits until every chunk out is done, or the pool terminates.
+    fn wait_for_all(&self) {
+        let mut out = self.out();
+        while !out.chunks.is_empty() && !self.terminating() {
+            out = self
+                .returned
+                .wait(out)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// Deletes the job and what it left on the server; agents drop it.
+    async fn tidy(&self) {
+        let store = &self.store;
+        let job = &self.job;
+        if let Err(err) = store.jobs.delete(job).await {
+            tracing::warn!("job {job}: cannot delete it: {err}");
+        }
+        let _ = store
+            .chunks
+            .delete_consumer(&wire::consumer_name(job))
+            .await;
+        let _ = store.chunks.purge().filter(wire::chunks_subject(job)).await;
+        let _ = store
+            .reports
+            .purge()
+            .filter(wire::reports_subject(job))
+            .await;
+    }
+}
+
+/// The message that sends the unfinished tasks of `sent`.
+fn message(number: u64, sent: &Sent) -> Bytes {
+    let (first_index, args, ends) = sent.chunk.unfinished();
+    Bytes::from(wire::encode(&ChunkMessage {
+        chunk: number,
+        sending: sent.sending,
+        first_index,
+        task: sent.chunk.task.to_string(),
+        args: ByteBuf::from(args),
+        ends,
+    }))
+}
+
+/// The dispatcher thread: publishes the pool's chunks, in pieces that fit
+/// a message, while the window has room; once the pool is closed and every
+/// chunk is done (or the pool terminates), ends the job.
+fn dispatch(inner: &Inner, stop: &Receiver<()>) {
+    loop {
+        let chunk = select! {
+            recv(inner.queue) -> chunk => match chunk {
+                Ok(chunk) => chunk,
+                Err(_) => break,
+            },
+            recv(stop) -> _ => break,
+        };
+        if chunk.is_withdrawn() {
+            chunk.fail(&withdrawn_error());
+            continue;
+        }
+        if !chunk.objects.is_empty() {
+            chunk.fail(&Error::new(
+                ErrorKind::Config,
+                "shared objects (locks, queues, pipes, managed values, ...) work only on a \
+                 local pool: a pool on NATS agents cannot pass them to tasks",
+            ));
+            continue;
+        }
+        for piece in pieces(chunk, inner.room) {
+            if !inner.wait_for_room() {
+                return;
+            }
+            let sent = Sent {
+                chunk: piece,
+                sending: 0,
+            };
+            let number = {
+                let mut out = inner.out();
+                out.next += 1;
+                out.next - 1
+            };
+            let message = message(number, &sent);
+            inner.out().chunks.insert(number, sent);
+            if let Err(err) = inner.handle.block_on(inner.publish(number, 0, message)) {
+                inner.fail_chunk(number, &err);
+            }
+        }
+    }
+    inner.wait_for_all();
+    run_blocking_on(&inner.handle, async {
+        let _ = tokio::time::timeout(TIDY_LIMIT, inner.tidy()).await;
+    });
+}
+
+/// Splits `chunk` into pieces whose arguments fit `room` bytes; a task
+/// whose arguments alone do not fit fails.
+fn pieces(mut chunk: Chunk, room: usize) -> Vec<Chunk> {
+    let mut pieces = Vec::new();
+    loop {
+        if chunk.args.len() <= room {
+            pieces.push(chunk);
+            return pieces;
+        }
+        let fit = chunk.ends.partition_point(|&end| end as usize <= room);
+        if fit == 0 {
+            let size = chunk.ends[0];
+            chunk.fail_next(&Error::new(
+                ErrorKind::BadArguments,
+                format!(
+                    "the task's arguments of {size} bytes do not fit in a message of the NATS                      server, which takes {room} bytes of them at most (its max_payload)"
+                ),
+            ));
+        } else {
+            let rest = chunk.split_off(fit);
+            pieces.push(chunk);
+            chunk = rest;
+            continue;
+        }
+        match chunk.rest() {
+            Some(rest) => chunk = rest,
+            None => return pieces,
+        }
+    }
+}
+
+/// The task that reads the job's reports, in order, and sends again the
+/// chunks agents died running too often.
+async fn read_reports(inner: Arc<Inner>, mut reports: pull::Ordered) {
+    while let Some(report) = reports.next().await {
+        match report {
+            Ok(report) => {
+                if let Some((number, sending, message)) = inner.on_report(&report.payload)
+                    && let Err(err) = inner.publish(number, sending, message).await
+                {
+                    inner.fail_chunk(number, &err);
+                }
+            }
+            Err(err) => {
+                tracing::warn!("job {}: reading reports: {err}", inner.job);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// The task that shows agents the job lives: it puts the job again every
+/// [`HEARTBEAT`].
+async fn heartbeat(inner: Arc<Inner>, spec: Bytes) {
+    let mut ticks = tokio::time::interval(HEARTBEAT);
+    ticks.tick().await;
+    while !inner.terminating() {
+        ticks.tick().await;
+        if inner.terminating() {
+            break;
+        }
+        if let Err(err) = inner.store.jobs.put(&inner.job, spec.clone()).await {
+            tracing::warn!("job {}: cannot renew it: {err}", inner.job);
+        }
+    }
+}
+
+/// Puts `module` in the object store under its hash, unless it is there.
+async fn publish_module(store: &Store, hash: &str, module: &[u8]) -> Result<(), Error> {
+    if let Ok(info) = store.modules.info(hash).await
+        && !info.deleted
+        && info.size == module.len()
+    {
+        return Ok(());
+    }
+    let mut reader = module;
+    store
+        .modules
+        .put(hash, &mut reader)
+        .await
+        .map_err(|err| remote("cannot put the module in the object store", err))?;
+    Ok(())
+}
+
+/// Lower-case hex.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Runs `future` on `runtime` from a thread that may itself be inside a
+/// runtime (a caller's): then from a thread of its own.
+fn run_blocking<F: Future + Send>(runtime: &Runtime, future: F) -> F::Output
+where
+    F::Output: Send,
+{
+    run_blocking_on(runtime.handle(), future)
+}
+
+/// [`run_blocking`] with a handle.
+fn run_blocking_on<F: Future + Send>(handle: &tokio::runtime::Handle, future: F) -> F::Output
+where
+    F::Output: Send,
+{
+    if tokio::runtime::Handle::try_current().is_err() {
+        return handle.block_on(future);
+    }
+    thread::scope(|scope| {
+        scope
+            .spawn(|| handle.block_on(future))
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}

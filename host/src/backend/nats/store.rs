@@ -1,0 +1,99 @@
+//! The server's side of a job: connecting, and the streams and buckets of
+//! [`wire`](super::wire), made on first use by whichever host or agent
+//! comes first.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, kv, object_store, stream};
+
+use super::Nats;
+use super::wire::{CHUNKS, ENVELOPE, JOBS, MODULES, REPORTS};
+use crate::error::{Error, ErrorKind};
+
+/// How long chunks and reports are kept at most, whatever becomes of
+/// their job: a job's host deletes them when it ends, this bounds what a
+/// job whose host died (and agents that never saw it) leave behind.
+const KEEP: Duration = Duration::from_secs(24 * 3600);
+
+/// A connection, with the streams and buckets a job uses.
+pub(crate) struct Store {
+    pub(crate) client: async_nats::Client,
+    pub(crate) js: jetstream::Context,
+    pub(crate) jobs: kv::Store,
+    pub(crate) modules: object_store::ObjectStore,
+    pub(crate) chunks: stream::Stream,
+    pub(crate) reports: stream::Stream,
+}
+
+impl Store {
+    /// Connects as `name`, and makes the streams and buckets that are not
+    /// there yet.
+    pub(crate) async fn open(nats: &Nats, name: &str) -> Result<Store, Error> {
+        let client = nats.connect(name).await?;
+        let js = jetstream::new(client.clone());
+        let jobs = match js.get_key_value(JOBS).await {
+            Ok(jobs) => jobs,
+            Err(_) => js
+                .create_key_value(kv::Config {
+                    bucket: JOBS.to_string(),
+                    history: 1,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|err| remote("cannot make the bucket of jobs", err))?,
+        };
+        let modules = match js.get_object_store(MODULES).await {
+            Ok(modules) => modules,
+            Err(_) => js
+                .create_object_store(object_store::Config {
+                    bucket: MODULES.to_string(),
+                    ..Default::default()
+                })
+                .await
+                .map_err(|err| remote("cannot make the object store of modules", err))?,
+        };
+        let chunks = js
+            .get_or_create_stream(stream::Config {
+                name: CHUNKS.to_string(),
+                subjects: vec!["wasmpool.chunks.*".to_string()],
+                retention: stream::RetentionPolicy::WorkQueue,
+                max_age: KEEP,
+                ..Default::default()
+            })
+            .await
+            .map_err(|err| remote("cannot make the stream of chunks", err))?;
+        let reports = js
+            .get_or_create_stream(stream::Config {
+                name: REPORTS.to_string(),
+                subjects: vec!["wasmpool.reports.*".to_string()],
+                max_age: KEEP,
+                ..Default::default()
+            })
+            .await
+            .map_err(|err| remote("cannot make the stream of reports", err))?;
+        Ok(Store {
+            client,
+            js,
+            jobs,
+            modules,
+            chunks,
+            reports,
+        })
+    }
+
+    /// The most bytes of arguments or results one message may carry.
+    pub(crate) fn message_room(&self) -> usize {
+        (self.client.server_info().max_payload).saturating_sub(ENVELOPE)
+    }
+}
+
+/// An error of the server, saying what was being done.
+pub(crate) fn remote(doing: &str, err: impl std::fmt::Display) -> Error {
+    let err = err.to_string();
+    let hint = if err.contains("jetstream not enabled") || err.contains("no responders") {
+        " (is JetStream enabled on the server? start it with `nats-server -js`)"
+    } else {
+        ""
+    };
+    Error::new(ErrorKind::Remote, format!("NATS: {doing}: {err}{hint}"))
+}

@@ -1,0 +1,265 @@
+//! What travels through the NATS server, and where: the names of the
+//! streams, buckets and subjects, and the messages on them. Everything read
+//! here came over the network, so decoding checks it.
+//!
+//! - Bucket [`JOBS`] (key-value): one key per job, its [`JobSpec`], which
+//!   the host puts again every [`HEARTBEAT`] while it lives.
+//! - Object store [`MODULES`]: modules by the SHA-256 of their bytes.
+//! - Stream [`CHUNKS`] (a work queue): a job's chunks on
+//!   `wasmpool.chunks.<job>`, pulled by agents through the job's consumer.
+//! - Stream [`REPORTS`]: what agents report of a job's chunks, on
+//!   `wasmpool.reports.<job>`, read by the host in order.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+
+use crate::channel::{Call, Outcomes};
+use crate::error::{Error, ErrorKind};
+
+/// The version of these messages; a job of another version is refused.
+pub(crate) const VERSION: u32 = 1;
+/// The key-value bucket of running jobs.
+pub(crate) const JOBS: &str = "wasmpool_jobs";
+/// The object store of modules.
+pub(crate) const MODULES: &str = "wasmpool_modules";
+/// The work-queue stream of chunks.
+pub(crate) const CHUNKS: &str = "WASMPOOL_CHUNKS";
+/// The stream of agents' reports.
+pub(crate) const REPORTS: &str = "WASMPOOL_REPORTS";
+/// How often a host shows that its job lives.
+pub(crate) const HEARTBEAT: Duration = Duration::from_secs(2);
+/// How long agents wait for a sign of a job's host before they drop it.
+pub(crate) const ABANDONED_AFTER: Duration = Duration::from_secs(15);
+/// The largest module an agent fetches.
+pub(crate) const MODULE_LIMIT: u64 = 512 << 20;
+/// Room left in a message for what is not arguments or results.
+pub(crate) const ENVELOPE: usize = 4 << 10;
+
+/// The subject of a job's chunks.
+pub(crate) fn chunks_subject(job: &str) -> String {
+    format!("wasmpool.chunks.{job}")
+}
+
+/// The subject of the reports on a job's chunks.
+pub(crate) fn reports_subject(job: &str) -> String {
+    format!("wasmpool.reports.{job}")
+}
+
+/// The durable consumer through which agents pull a job's chunks.
+pub(crate) fn consumer_name(job: &str) -> String {
+    format!("job-{job}")
+}
+
+/// Whether `job` is a job id a host could have made: it is used in
+/// subjects and names, so anything else is refused.
+pub(crate) fn is_job_id(job: &str) -> bool {
+    !job.is_empty() && job.len() <= 64 && job.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// A job, as agents need it to run its chunks.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct JobSpec {
+    pub(crate) version: u32,
+    /// The SHA-256 of the module, in hex: its name in [`MODULES`].
+    pub(crate) module: String,
+    /// The module's size in bytes.
+    pub(crate) module_size: u64,
+    /// Run on every fresh instance before its first task.
+    pub(crate) initializer: Option<Call>,
+    pub(crate) limits: JobLimits,
+    pub(crate) max_tasks_per_child: Option<usize>,
+    /// How many times a chunk whose worker or agent died runs again.
+    pub(crate) retries: u32,
+    /// The consumer's ack wait, in milliseconds: agents show a chunk's
+    /// progress three times in it.
+    pub(crate) ack_wait_ms: u64,
+    /// Environment variables granted to tasks.
+    pub(crate) env: Vec<(String, String)>,
+}
+
+/// The limits of a job's tasks (see [`PoolBuilder`](crate::PoolBuilder)).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct JobLimits {
+    pub(crate) task_timeout: Option<Duration>,
+    pub(crate) startup_timeout: Duration,
+    pub(crate) initializer_timeout: Duration,
+    pub(crate) fuel: Option<u64>,
+    pub(crate) memory_limit: u64,
+    pub(crate) max_payload: usize,
+    pub(crate) output_limit: u32,
+}
+
+/// Some consecutive tasks of a job: the message on its chunks subject.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ChunkMessage {
+    /// The chunk's number in its job.
+    pub(crate) chunk: u64,
+    /// How many times the host sent the chunk again after agents died
+    /// running it too often: reports of an older sending are stale.
+    pub(crate) sending: u32,
+    /// The job's index of the first task here.
+    pub(crate) first_index: u64,
+    pub(crate) task: String,
+    /// The tasks' MessagePack arguments, concatenated.
+    pub(crate) args: ByteBuf,
+    /// Where each task's arguments end in `args`.
+    pub(crate) ends: Vec<u32>,
+}
+
+/// What an agent reports of a chunk: the message on a job's reports subject.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Report {
+    /// The outcomes of the chunk's tasks from `first_index` on.
+    Outcomes {
+        chunk: u64,
+        first_index: u64,
+        outcomes: Outcomes,
+    },
+    /// Agents died running this sending of the chunk more often than the
+    /// job retries: its first task without an outcome is lost.
+    Lost {
+        chunk: u64,
+        sending: u32,
+        deliveries: u64,
+    },
+}
+
+/// Encodes a message.
+pub(crate) fn encode<T: Serialize>(message: &T) -> Vec<u8> {
+    // Cannot fail: these types encode into a growing vector.
+    postcard::to_stdvec(message).expect("wire messages encode")
+}
+
+/// Decodes a message of `what`, naming it if it does not decode.
+pub(crate) fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8], what: &str) -> Result<T, Error> {
+    postcard::from_bytes(bytes).map_err(|err| {
+        Error::new(
+            ErrorKind::Remote,
+            format!("a {what} of {} bytes does not decode: {err}", bytes.len()),
+        )
+    })
+}
+
+impl JobSpec {
+    /// Checks what an agent relies on.
+    pub(crate) fn check(&self) -> Result<(), Error> {
+        let refuse = |why: String| Err(Error::new(ErrorKind::Remote, why));
+        if self.version != VERSION {
+            return refuse(format!(
+                "the job is of wire version {}, this agent speaks {VERSION}",
+                self.version
+            ));
+        }
+        if self.module.len() != 64 || !self.module.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return refuse("the job's module is not named by a SHA-256".to_string());
+        }
+        if self.module_size > MODULE_LIMIT {
+            return refuse(format!(
+                "the job's module of {} bytes is over the {MODULE_LIMIT} bytes an agent fetches",
+                self.module_size
+            ));
+        }
+        if self.ack_wait_ms < 300 {
+            return refuse(format!(
+                "the job's ack wait of {} ms is too short",
+                self.ack_wait_ms
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl ChunkMessage {
+    /// Checks that the arguments are where `ends` says.
+    pub(crate) fn check(&self) -> Result<(), Error> {
+        let mut previous = 0;
+        for &end in &self.ends {
+            if end < previous {
+                return Err(Error::new(
+                    ErrorKind::Remote,
+                    "a chunk's argument ends go backwards",
+                ));
+            }
+            previous = end;
+        }
+        if self.ends.is_empty() || previous as usize != self.args.len() {
+            return Err(Error::new(
+                ErrorKind::Remote,
+                format!(
+                    "a chunk's {} tasks do not end where its {} bytes of arguments do",
+                    self.ends.len(),
+                    self.args.len()
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunk() -> ChunkMessage {
+        ChunkMessage {
+            chunk: 7,
+            sending: 0,
+            first_index: 100,
+            task: "square".into(),
+            args: ByteBuf::from(vec![0x91, 1, 0x91, 2]),
+            ends: vec![2, 4],
+        }
+    }
+
+    #[test]
+    fn messages_round_trip() {
+        let message = chunk();
+        assert_eq!(
+            decode::<ChunkMessage>(&encode(&message), "chunk").unwrap(),
+            message
+        );
+        let mut outcomes = Outcomes::with_capacity(2);
+        outcomes.push_ok(&[1]);
+        outcomes.push_err(Error::new(ErrorKind::Failed, "no"));
+        let report = Report::Outcomes {
+            chunk: 7,
+            first_index: 100,
+            outcomes,
+        };
+        assert_eq!(
+            decode::<Report>(&encode(&report), "report").unwrap(),
+            report
+        );
+    }
+
+    #[test]
+    fn a_chunk_whose_ends_do_not_fit_is_refused() {
+        assert!(chunk().check().is_ok());
+        let mut past = chunk();
+        past.ends = vec![2, 5];
+        assert!(past.check().is_err());
+        let mut backwards = chunk();
+        backwards.ends = vec![3, 2, 4];
+        assert!(backwards.check().is_err());
+        let mut empty = chunk();
+        empty.ends.clear();
+        empty.args.clear();
+        assert!(empty.check().is_err());
+    }
+
+    #[test]
+    fn garbage_does_not_decode() {
+        let err = decode::<Report>(&[0xff, 0xff, 0xff], "report").unwrap_err();
+        assert!(err.message().contains("report of 3 bytes"), "{err}");
+    }
+
+    #[test]
+    fn job_ids_are_plain() {
+        assert!(is_job_id("AbC123"));
+        assert!(!is_job_id("a.b"));
+        assert!(!is_job_id("a*"));
+        assert!(!is_job_id(""));
+    }
+}

@@ -1,0 +1,113 @@
+//! `wasmpool agent`: runs the chunks of jobs published on a NATS server, on
+//! sandboxed workers of this machine, until SIGINT or SIGTERM.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::thread;
+use std::time::Duration;
+
+use clap::Args;
+use signal_hook::iterator::Signals;
+use wasmpool::Agent;
+
+use crate::SetupError;
+use crate::interrupt::{SIGNALS, exit_status};
+use crate::parse::{parse_duration, parse_size};
+use crate::remote::NatsArgs;
+
+#[derive(Args)]
+pub(crate) struct AgentArgs {
+    /// The NATS server (JetStream enabled): nats://HOST:PORT, or
+    /// nats://USER:PASSWORD@HOST:PORT; several separated by commas.
+    #[arg(long, value_name = "URL", env = "WASMPOOL_NATS")]
+    nats: String,
+    #[command(flatten)]
+    connect: NatsArgs,
+    /// How many worker processes each job gets here (default: the
+    /// available parallelism).
+    #[arg(long = "processes", short = 'j', value_name = "N")]
+    processes: Option<usize>,
+    /// The agent's name in logs (default: HOSTNAME-PID).
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+    /// The most linear memory any task may have here, whatever its job
+    /// asks (e.g. 256M, 1G).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    memory: Option<u64>,
+    /// The longest any task may run here, whatever its job asks (e.g. 10s).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    timeout: Option<Duration>,
+    /// The most fuel any task may burn here, whatever its job asks.
+    #[arg(long, value_name = "N")]
+    fuel: Option<u64>,
+    /// Where compiled modules are kept.
+    #[arg(long, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Run only jobs whose module has this SHA-256 (hex, as `sha256sum`
+    /// prints it). Repeatable. Without it, any job the server lets a host
+    /// publish runs here.
+    #[arg(long, value_name = "SHA256")]
+    allow_module: Vec<String>,
+}
+
+/// Runs the agent until a signal: the first hands the chunks it holds back
+/// to the server and stops its workers; a second exits at once.
+pub(crate) fn run(args: AgentArgs) -> Result<ExitCode, SetupError> {
+    let nats = args.connect.to_nats(&args.nats).map_err(SetupError)?;
+    let mut builder = Agent::builder(nats);
+    if let Some(processes) = args.processes {
+        builder = builder.processes(processes);
+    }
+    if let Some(name) = args.name {
+        builder = builder.name(name);
+    }
+    if let Some(bytes) = args.memory {
+        builder = builder.memory_limit(bytes);
+    }
+    if let Some(limit) = args.timeout {
+        builder = builder.task_timeout(limit);
+    }
+    if let Some(fuel) = args.fuel {
+        builder = builder.fuel(fuel);
+    }
+    if let Some(dir) = args.cache_dir {
+        builder = builder.cache_dir(dir);
+    }
+    for hash in args.allow_module {
+        builder = builder.allow_module(hash);
+    }
+    let mut signals = Signals::new(SIGNALS)
+        .map_err(|err| SetupError(format!("cannot watch for signals: {err}")))?;
+    let agent = builder.start()?;
+    let stopped = thread::scope(|scope| {
+        let handle = signals.handle();
+        let agent = &agent;
+        let watcher = scope.spawn(move || {
+            let mut first = None;
+            for signal in signals.forever() {
+                if first.is_some() {
+                    eprintln!("wasmpool agent: interrupted again: exiting at once");
+                    std::process::exit(i32::from(exit_status(signal)));
+                }
+                first = Some(signal);
+                eprintln!(
+                    "wasmpool agent: stopping: handing the chunks it holds back to the \
+                     server (interrupt again to exit at once)"
+                );
+                agent.stop();
+            }
+            first
+        });
+        let ended = agent.wait();
+        handle.close();
+        (ended, watcher.join().ok().flatten())
+    });
+    match stopped {
+        (Ok(()), Some(signal)) => Ok(ExitCode::from(exit_status(signal))),
+        (Ok(()), None) => Ok(ExitCode::SUCCESS),
+        (Err(err), _) => {
+            eprintln!("wasmpool agent: {err}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
