@@ -218,6 +218,8 @@
 //! | the module's start or its `describe` ran past [`PoolBuilder::startup_timeout`] | [`ErrorKind::BadModule`], naming the module and the stage | stops it; [`PoolBuilder::build`] fails rather than waits |
 //! | the initializer ran past [`PoolBuilder::initializer_timeout`] | [`ErrorKind::Initializer`] | at start, `build` fails; on a renewed instance, the tasks waiting for it fail, and the worker goes on (or, if it could not stop the initializer, is replaced) |
 //! | the pool was terminated (or dropped) under the task | [`ErrorKind::Terminated`] | — |
+//! | (NATS) the agent running the task was lost: killed, its machine or network gone | [`ErrorKind::WorkerLost`], once the task ran on [`Nats::agent_retries`] + 1 agents | after the [ack wait](Nats::ack_wait), JetStream hands the agent's chunks to others; outcomes reported twice reach the caller once |
+//! | (NATS) the server cannot be reached, or refuses the credentials | [`ErrorKind::Remote`], naming the server and why | [`PoolBuilder::build`] and [`AgentBuilder::start`] fail |
 //!
 //! A renewed instance runs the [initializer](PoolBuilder::initializer) again
 //! before its next task, so no broken state reaches it. The rest of a `map`
@@ -233,6 +235,25 @@
 //! worker's pid. They run in a process group of their own: a Ctrl-C on the
 //! terminal reaches the host alone, which decides what becomes of its tasks
 //! (a host that dies of it takes its workers along).
+//!
+//! # Several machines
+//!
+//! With [`PoolBuilder::nats`] a pool runs its tasks on [`Agent`]s
+//! (`wasmpool agent`) on any machine, through a NATS server with JetStream;
+//! every call is the same. Between the API and what runs chunks is one seam,
+//! the backend (`backend/mod.rs`): the local backend (`backend/local/`)
+//! runs them on worker processes here; the NATS backend (`backend/nats/`)
+//! publishes them to a job's work queue, keeping at most a window of chunks
+//! out, and delivers the first outcome of each task that agents report.
+//!
+//! An agent watches the server's bucket of jobs, fetches a job's module from
+//! the object store (checked against its SHA-256), runs a local pool for it
+//! with the job's limits (within the agent's caps), pulls chunks while it
+//! has room, publishes each task's outcome as it comes, acknowledges a
+//! chunk once its outcomes are stored, and shows progress while a chunk
+//! runs. A job whose host is silent for 15 s is dropped; a deleted job's
+//! workers are killed. README's "Several machines" says how to deploy
+//! agents safely.
 //!
 //! # The channel
 //!

@@ -592,6 +592,7 @@ impl PoolBuilder {
             },
             max_tasks_per_child: self.max_tasks_per_child,
             retries: self.retries,
+            agent_retries: nats.agent_retries,
             ack_wait_ms: u64::try_from(nats.ack_wait.as_millis()).unwrap_or(u64::MAX),
             env: self.grants.env.clone(),
         };

@@ -10,6 +10,8 @@ use crate::error::{Error, ErrorKind};
 /// The default time an agent may hold a chunk without a sign of life
 /// before JetStream hands it to another agent.
 const DEFAULT_ACK_WAIT: Duration = Duration::from_secs(30);
+/// The default number of times a chunk whose agent was lost runs again.
+const DEFAULT_AGENT_RETRIES: u32 = 2;
 
 /// A NATS server, and how to connect to it: for
 /// [`PoolBuilder::nats_options`](crate::PoolBuilder::nats_options) and
@@ -41,6 +43,7 @@ pub struct Nats {
     require_tls: bool,
     pub(crate) ack_wait: Duration,
     pub(crate) window: Option<usize>,
+    pub(crate) agent_retries: u32,
 }
 
 impl fmt::Debug for Nats {
@@ -53,6 +56,7 @@ impl fmt::Debug for Nats {
             .field("require_tls", &self.require_tls)
             .field("ack_wait", &self.ack_wait)
             .field("window", &self.window)
+            .field("agent_retries", &self.agent_retries)
             .finish_non_exhaustive()
     }
 }
@@ -71,6 +75,7 @@ impl Nats {
             require_tls: false,
             ack_wait: DEFAULT_ACK_WAIT,
             window: None,
+            agent_retries: DEFAULT_AGENT_RETRIES,
         }
     }
 
@@ -126,6 +131,27 @@ impl Nats {
     /// memory on every side, whatever the length of a call.
     pub fn window(mut self, chunks: usize) -> Self {
         self.window = Some(chunks);
+        self
+    }
+
+    /// How many times the task an agent was running when it was lost runs
+    /// again on another agent before it fails with
+    /// [`ErrorKind::WorkerLost`] (2 unless set).
+    ///
+    /// Why 2: an agent is lost for reasons of its machine far more often
+    /// than of its task (a redeploy, a reboot, the network), and the task
+    /// should ride that out, as it would a rolling restart of the agents;
+    /// but a task that takes down every agent it runs on (exhausting its
+    /// machine's memory, say) must not take down the whole fleet one agent
+    /// at a time, so it is run three times at most. A worker that dies on
+    /// its agent is [`PoolBuilder::retries`](crate::PoolBuilder::retries)'s
+    /// business, as on a local pool.
+    ///
+    /// Only the first task without an outcome of each chunk the lost agent
+    /// held counts as running (the host cannot tell which had started); the
+    /// others run elsewhere, however often agents are lost.
+    pub fn agent_retries(mut self, retries: u32) -> Self {
+        self.agent_retries = retries;
         self
     }
 

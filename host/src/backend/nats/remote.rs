@@ -57,7 +57,8 @@ struct Inner {
     window: usize,
     /// The most bytes of arguments in one message.
     room: usize,
-    retries: u32,
+    /// How many times a chunk whose agent was lost runs again.
+    agent_retries: u32,
     terminating: AtomicBool,
     /// The pool's queue of chunks.
     queue: Receiver<Chunk>,
@@ -145,7 +146,7 @@ impl Remote {
             returned: Condvar::new(),
             window,
             room,
-            retries: spec.retries,
+            agent_retries: spec.agent_retries,
             terminating: AtomicBool::new(false),
             queue,
         });
@@ -313,9 +314,9 @@ impl Inner {
                     ErrorKind::WorkerLost,
                     format!(
                         "the agents running this task were lost {} times: it is not run \
-                         again (the pool retries {} times)",
+                         again (the pool's agent_retries is {})",
                         deliveries.saturating_sub(1),
-                        self.retries
+                        self.agent_retries
                     ),
                 ));
                 if sent.chunk.remaining() == 0 {
@@ -445,16 +446,24 @@ fn dispatch(inner: &Inner, stop: &Receiver<()>) {
     });
 }
 
-/// Splits `chunk` into pieces whose arguments fit `room` bytes; a task
-/// whose arguments alone do not fit fails.
+/// The most bytes the ends of a chunk's tasks take in a message, each.
+const END_BYTES: usize = 5;
+
+/// Splits `chunk` into pieces whose arguments (and their ends) fit `room`
+/// bytes; a task whose arguments alone do not fit fails.
 fn pieces(mut chunk: Chunk, room: usize) -> Vec<Chunk> {
     let mut pieces = Vec::new();
     loop {
-        if chunk.args.len() <= room {
+        if chunk.args.len() + END_BYTES * chunk.len() <= room {
             pieces.push(chunk);
             return pieces;
         }
-        let fit = chunk.ends.partition_point(|&end| end as usize <= room);
+        let fit = chunk
+            .ends
+            .iter()
+            .enumerate()
+            .take_while(|(at, end)| **end as usize + END_BYTES * (at + 1) <= room)
+            .count();
         if fit == 0 {
             let size = chunk.ends[0];
             chunk.fail_next(&Error::new(
@@ -557,4 +566,55 @@ where
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::channel::Outcomes;
+    use crate::chunk::{Job, Sink, Withdrawals};
+
+    /// Keeps the outcomes delivered: (index, kind of error if failed).
+    #[derive(Default)]
+    struct Kept(Mutex<Vec<(u64, Option<ErrorKind>)>>);
+
+    impl Sink for Kept {
+        fn deliver(&self, first_index: u64, outcomes: Outcomes) {
+            let mut kept = self.0.lock().unwrap();
+            for (at, outcome) in outcomes.iter().enumerate() {
+                kept.push((first_index + at as u64, outcome.err().map(Error::kind)));
+            }
+        }
+    }
+
+    #[test]
+    fn a_chunk_is_cut_to_fit_a_message_and_a_task_too_large_fails() {
+        let kept = Arc::new(Kept::default());
+        let sizes = [10u32, 10, 100, 10, 10];
+        let ends: Vec<u32> = sizes
+            .iter()
+            .scan(0, |end, size| {
+                *end += size;
+                Some(*end)
+            })
+            .collect();
+        let chunk = Chunk::encoded(
+            "t".into(),
+            50,
+            vec![0; 140],
+            ends,
+            Job::new(kept.clone(), Withdrawals::new(Vec::new())),
+        );
+        let pieces = pieces(chunk, 40);
+        let shapes: Vec<(u64, usize)> = pieces.iter().map(|p| (p.first_index, p.len())).collect();
+        assert_eq!(shapes, [(50, 2), (53, 2)]);
+        assert_eq!(
+            *kept.0.lock().unwrap(),
+            [(52, Some(ErrorKind::BadArguments))]
+        );
+        for piece in pieces {
+            piece.fail(&Error::new(ErrorKind::Failed, "done"));
+        }
+        assert_eq!(kept.0.lock().unwrap().len(), 5);
+    }
 }

@@ -70,8 +70,10 @@ pub(crate) struct JobSpec {
     pub(crate) initializer: Option<Call>,
     pub(crate) limits: JobLimits,
     pub(crate) max_tasks_per_child: Option<usize>,
-    /// How many times a chunk whose worker or agent died runs again.
+    /// How many times a chunk whose worker died runs again on its agent.
     pub(crate) retries: u32,
+    /// How many times a chunk whose agent was lost runs again elsewhere.
+    pub(crate) agent_retries: u32,
     /// The consumer's ack wait, in milliseconds: agents show a chunk's
     /// progress three times in it.
     pub(crate) ack_wait_ms: u64,
@@ -117,8 +119,8 @@ pub(crate) enum Report {
         first_index: u64,
         outcomes: Outcomes,
     },
-    /// Agents died running this sending of the chunk more often than the
-    /// job retries: its first task without an outcome is lost.
+    /// Agents were lost running this sending of the chunk more often than
+    /// the job's agent retries: its first task without an outcome is lost.
     Lost {
         chunk: u64,
         sending: u32,

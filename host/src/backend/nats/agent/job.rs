@@ -58,7 +58,8 @@ pub(crate) struct Serving {
     pub(crate) context: Arc<JobContext>,
     pub(crate) job: String,
     pub(crate) runner: Runner,
-    pub(crate) retries: u32,
+    /// How many times a chunk whose agent was lost runs again.
+    pub(crate) agent_retries: u32,
     pub(crate) ack_wait: Duration,
 }
 
@@ -128,7 +129,7 @@ async fn serve(
         context: context.clone(),
         job: job.clone(),
         runner,
-        retries: spec.retries,
+        agent_retries: spec.agent_retries,
         ack_wait: Duration::from_millis(spec.ack_wait_ms),
     });
     pull_chunks(&serving, &mut cancelled).await;

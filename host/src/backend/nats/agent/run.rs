@@ -48,8 +48,8 @@ pub(crate) async fn chunk(
     let deliveries = message
         .info()
         .map_or(1, |info| info.delivered.max(1) as u64);
-    if deliveries > u64::from(serving.retries) + 1 {
-        // Agents died running it more often than the job retries.
+    if deliveries > u64::from(serving.agent_retries) + 1 {
+        // Agents were lost running it more often than the job allows.
         let lost = Report::Lost {
             chunk: chunk.chunk,
             sending: chunk.sending,
