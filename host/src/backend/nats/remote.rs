@@ -236,23 +236,44 @@ impl Inner {
         self.terminating.load(Ordering::SeqCst)
     }
 
-    /// Publishes the tasks of `chunk` without an outcome as its `sending`.
-    async fn publish(&self, number: u64, sending: u32, message: Bytes) -> Result<(), Error> {
+    /// Publishes chunk `number`'s `message`; returns once the server has
+    /// it (and has said so, unless `pipelined`: then a task waits for the
+    /// server's word, and fails the chunk if it says no, while the next
+    /// chunks go out).
+    async fn publish(
+        self: &Arc<Self>,
+        number: u64,
+        message: Bytes,
+        pipelined: bool,
+    ) -> Result<(), Error> {
         let subject = wire::chunks_subject(&self.job);
-        self.store
+        let stored = self
+            .store
             .js
             .publish(subject, message)
             .await
-            .map_err(|err| remote("cannot publish a chunk", err))?
-            .await
-            .map_err(|err| remote("the server did not take a chunk", err))?;
-        tracing::trace!(job = %self.job, number, sending, "chunk published");
+            .map_err(|err| remote("cannot publish a chunk", err))?;
+        let confirmed = async move {
+            stored
+                .await
+                .map(drop)
+                .map_err(|err| remote("the server did not take a chunk", err))
+        };
+        if !pipelined {
+            return confirmed.await;
+        }
+        let inner = self.clone();
+        tokio::spawn(async move {
+            if let Err(err) = confirmed.await {
+                inner.fail_chunk(number, &err);
+            }
+        });
         Ok(())
     }
 
     /// Takes the report an agent published. Returns the message that sends
     /// a chunk again, if agents died running it too often.
-    fn on_report(&self, payload: &[u8]) -> Option<(u64, u32, Bytes)> {
+    fn on_report(&self, payload: &[u8]) -> Option<(u64, Bytes)> {
         let report = match wire::decode::<Report>(payload, "report") {
             Ok(report) => report,
             Err(err) => {
@@ -325,7 +346,7 @@ impl Inner {
                     return None;
                 }
                 sent.sending += 1;
-                Some((number, sent.sending, message(number, sent)))
+                Some((number, message(number, sent)))
             }
         }
     }
@@ -399,7 +420,7 @@ fn message(number: u64, sent: &Sent) -> Bytes {
 /// The dispatcher thread: publishes the pool's chunks, in pieces that fit
 /// a message, while the window has room; once the pool is closed and every
 /// chunk is done (or the pool terminates), ends the job.
-fn dispatch(inner: &Inner, stop: &Receiver<()>) {
+fn dispatch(inner: &Arc<Inner>, stop: &Receiver<()>) {
     loop {
         let chunk = select! {
             recv(inner.queue) -> chunk => match chunk {
@@ -435,7 +456,7 @@ fn dispatch(inner: &Inner, stop: &Receiver<()>) {
             };
             let message = message(number, &sent);
             inner.out().chunks.insert(number, sent);
-            if let Err(err) = inner.handle.block_on(inner.publish(number, 0, message)) {
+            if let Err(err) = inner.handle.block_on(inner.publish(number, message, true)) {
                 inner.fail_chunk(number, &err);
             }
         }
@@ -491,8 +512,8 @@ async fn read_reports(inner: Arc<Inner>, mut reports: pull::Ordered) {
     while let Some(report) = reports.next().await {
         match report {
             Ok(report) => {
-                if let Some((number, sending, message)) = inner.on_report(&report.payload)
-                    && let Err(err) = inner.publish(number, sending, message).await
+                if let Some((number, message)) = inner.on_report(&report.payload)
+                    && let Err(err) = inner.publish(number, message, false).await
                 {
                     inner.fail_chunk(number, &err);
                 }
