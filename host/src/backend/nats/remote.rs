@@ -383,25 +383,6 @@ impl Inner {
                 .unwrap_or_else(PoisonError::into_inner);
         }
     }
-
-    /// Deletes the job and what it left on the server; agents drop it.
-    async fn tidy(&self) {
-        let store = &self.store;
-        let job = &self.job;
-        if let Err(err) = store.jobs.delete(job).await {
-            tracing::warn!("job {job}: cannot delete it: {err}");
-        }
-        let _ = store
-            .chunks
-            .delete_consumer(&wire::consumer_name(job))
-            .await;
-        let _ = store.chunks.purge().filter(wire::chunks_subject(job)).await;
-        let _ = store
-            .reports
-            .purge()
-            .filter(wire::reports_subject(job))
-            .await;
-    }
 }
 
 /// The message that sends the unfinished tasks of `sent`.
@@ -463,7 +444,7 @@ fn dispatch(inner: &Arc<Inner>, stop: &Receiver<()>) {
     }
     inner.wait_for_all();
     run_blocking_on(&inner.handle, async {
-        let _ = tokio::time::timeout(TIDY_LIMIT, inner.tidy()).await;
+        let _ = tokio::time::timeout(TIDY_LIMIT, inner.store.tidy(&inner.job)).await;
     });
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, kv, object_store, stream};
 
 use super::Nats;
-use super::wire::{CHUNKS, ENVELOPE, JOBS, MODULES, REPORTS};
+use super::wire::{self, CHUNKS, ENVELOPE, JOBS, MODULES, REPORTS};
 use crate::error::{Error, ErrorKind};
 
 /// How long chunks and reports are kept at most, whatever becomes of
@@ -79,6 +79,21 @@ impl Store {
             chunks,
             reports,
         })
+    }
+
+    /// Deletes job `job` and what it left on the server: its key (agents
+    /// stop serving it), its consumer, its chunks and its reports.
+    pub(crate) async fn tidy(&self, job: &str) {
+        if let Err(err) = self.jobs.delete(job).await {
+            tracing::warn!("job {job}: cannot delete it: {err}");
+        }
+        let _ = self.chunks.delete_consumer(&wire::consumer_name(job)).await;
+        let _ = self.chunks.purge().filter(wire::chunks_subject(job)).await;
+        let _ = self
+            .reports
+            .purge()
+            .filter(wire::reports_subject(job))
+            .await;
     }
 
     /// The most bytes of arguments or results one message may carry.

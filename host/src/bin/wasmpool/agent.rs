@@ -19,7 +19,12 @@ use crate::remote::NatsArgs;
 pub(crate) struct AgentArgs {
     /// The NATS server (JetStream enabled): nats://HOST:PORT, or
     /// nats://USER:PASSWORD@HOST:PORT; several separated by commas.
-    #[arg(long, value_name = "URL", env = "WASMPOOL_NATS")]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "WASMPOOL_NATS",
+        hide_env_values = true
+    )]
     nats: String,
     #[command(flatten)]
     connect: NatsArgs,

@@ -76,21 +76,6 @@ pub(crate) fn start(
     (task, cancel)
 }
 
-/// Deletes what a job whose host is gone left on the server.
-pub(crate) async fn tidy(store: &Store, job: &str) {
-    let _ = store.jobs.delete(job).await;
-    let _ = store
-        .chunks
-        .delete_consumer(&wire::consumer_name(job))
-        .await;
-    let _ = store.chunks.purge().filter(wire::chunks_subject(job)).await;
-    let _ = store
-        .reports
-        .purge()
-        .filter(wire::reports_subject(job))
-        .await;
-}
-
 /// The limits of a job's tasks here: the job's, within the agent's caps.
 pub(crate) fn capped(limits: &JobLimits, caps: &Caps) -> JobLimits {
     fn least<T: Ord + Copy>(job: Option<T>, cap: Option<T>) -> Option<T> {

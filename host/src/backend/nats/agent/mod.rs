@@ -344,7 +344,7 @@ async fn serve(context: Arc<JobContext>, mut stopped: watch::Receiver<bool>) -> 
                                 cancel.send_replace(Some(false));
                                 let _ = task.await;
                             }
-                            job::tidy(&context.store, &job).await;
+                            context.store.tidy(&job).await;
                         });
                     }
                 }
