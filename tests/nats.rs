@@ -1,0 +1,790 @@
+//! The NATS JetStream backend: pools whose tasks run on agents reached
+//! through a real `nats-server`, with real agents (`wasmpool agent`
+//! processes) running real guests.
+
+mod common;
+#[path = "common/nats.rs"]
+mod server;
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{DEADLINE, OUTCOME_WAIT, Place, builder, deadline, outcome, records, wasmpool};
+use server::{AgentProcess, NatsServer};
+use wasmpool::{AsyncResult, Callbacks, ErrorKind, Nats, Pool, PoolBuilder};
+
+/// The deadline of the tests that kill an agent or a host: the chunks
+/// their victims held come back after the ack wait, and a job that lost its
+/// host is dropped after 15 s.
+const LONG_DEADLINE: Duration = Duration::from_secs(120);
+
+/// A pool of `processes` planned workers on the fixtures module, its tasks
+/// run by the agents of `server`.
+fn nats_builder(server: &NatsServer, processes: usize) -> PoolBuilder {
+    builder(processes).nats(server.url())
+}
+
+/// The pid of the parent of process `pid`, from `/proc/PID/stat`; `None`
+/// once the process is gone.
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // `PID (COMM) STATE PPID ...`: COMM may hold spaces and parentheses.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Whether process `pid` descends from process `ancestor`.
+fn descends_from(pid: u32, ancestor: u32) -> bool {
+    let mut current = pid;
+    while let Some(parent) = parent_of(current) {
+        if parent == ancestor {
+            return true;
+        }
+        if parent <= 1 {
+            return false;
+        }
+        current = parent;
+    }
+    false
+}
+
+/// How many times the server handed out chunks, and how many chunks it
+/// handed out, over the consumers of the stream of chunks. Counts right on a
+/// server that served one pool, whose chunks alone are in the stream.
+fn deliveries(server: &NatsServer) -> (u64, u64) {
+    let page = server.monitor("/jsz?consumers=true");
+    let jsz: serde_json::Value = serde_json::from_str(&page).expect("/jsz is JSON");
+    let consumers: Vec<&serde_json::Value> = jsz["account_details"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|account| account["stream_detail"].as_array().into_iter().flatten())
+        .filter(|stream| stream["name"] == "WASMPOOL_CHUNKS")
+        .flat_map(|stream| stream["consumer_detail"].as_array().into_iter().flatten())
+        .collect();
+    assert!(!consumers.is_empty(), "no consumer of chunks in {page}");
+    consumers.iter().fold((0, 0), |(deliveries, chunks), consumer| {
+        let delivered = &consumer["delivered"];
+        (
+            deliveries
+                + delivered["consumer_seq"]
+                    .as_u64()
+                    .expect("a count of deliveries"),
+            chunks
+                + delivered["stream_seq"]
+                    .as_u64()
+                    .expect("a sequence of chunks"),
+        )
+    })
+}
+
+/// How many times the server handed out a chunk again (after its ack wait
+/// ran out, or its agent handed it back): deliveries less the chunks
+/// delivered.
+fn redeliveries(server: &NatsServer) -> u64 {
+    let (deliveries, chunks) = deliveries(server);
+    deliveries - chunks
+}
+
+/// Waits until the server has handed out chunks `count` times in all.
+fn wait_for_deliveries(server: &NatsServer, count: u64) {
+    while deliveries(server).0 < count {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The processes that descend from process `ancestor`.
+fn descendants(ancestor: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .expect("/proc is readable")
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| descends_from(pid, ancestor))
+        .collect()
+}
+
+#[test]
+fn map_imap_and_starmap_keep_their_order_on_agents() {
+    let _deadline = deadline("maps on two agents", DEADLINE);
+    let server = NatsServer::start();
+    let _one = AgentProcess::start(server.url(), 2, "one");
+    let _two = AgentProcess::start(server.url(), 2, "two");
+    let pool = nats_builder(&server, 4).build().expect("the pool starts");
+    assert_eq!(pool.processes(), 4);
+    assert!(pool.worker_pids().is_empty(), "no local workers");
+
+    let squares: Vec<i64> = pool.map("square", 0..1000i64, 7).unwrap();
+    assert_eq!(squares, (0..1000i64).map(|x| x * x).collect::<Vec<_>>());
+
+    let ordered: Vec<i64> = pool
+        .imap("square", 0..200i64, 3)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(ordered, (0..200i64).map(|x| x * x).collect::<Vec<_>>());
+
+    // Slow items first, so completion order differs from input order.
+    let input: Vec<u64> = (0..60)
+        .map(|i| if i % 10 == 0 { 50 } else { i % 3 })
+        .collect();
+    let seen: Vec<(u64, u64)> = pool
+        .imap_unordered("sleep_ms", input.clone(), 2)
+        .unwrap()
+        .indexed()
+        .map(|(index, result)| (index, result.unwrap()))
+        .collect();
+    assert_eq!(seen.len(), input.len());
+    let indices: BTreeSet<u64> = seen.iter().map(|(i, _)| *i).collect();
+    assert_eq!(indices, (0..input.len() as u64).collect::<BTreeSet<_>>());
+    for (index, value) in seen {
+        assert_eq!(value, input[index as usize]);
+    }
+
+    let sums: Vec<i64> = pool
+        .starmap("add", (0..50i64).map(|i| (i, 100 * i)), 4)
+        .unwrap();
+    assert_eq!(sums, (0..50i64).map(|i| 101 * i).collect::<Vec<_>>());
+
+    let nothing: Vec<i64> = pool.map("square", Vec::<i64>::new(), None).unwrap();
+    assert!(nothing.is_empty());
+}
+
+#[test]
+fn apply_async_callbacks_run_once_per_task_on_agents() {
+    let _deadline = deadline("60 tasks with callbacks on an agent", DEADLINE);
+    let server = NatsServer::start();
+    let _agent = AgentProcess::start(server.url(), 2, "only");
+    let pool = nats_builder(&server, 2).build().expect("the pool starts");
+    let oks = Arc::new(Mutex::new(Vec::new()));
+    let errs = Arc::new(Mutex::new(Vec::new()));
+    let results: Vec<AsyncResult<i64>> = (0..60i64)
+        .map(|i| {
+            let (oks, errs) = (oks.clone(), errs.clone());
+            let divisor = if i % 5 == 0 { 0 } else { 1 };
+            pool.apply_async_with(
+                "divide",
+                (i, divisor),
+                Callbacks::new()
+                    .callback(move |v: &i64| oks.lock().unwrap().push(*v))
+                    .error_callback(move |e| errs.lock().unwrap().push(e.clone())),
+            )
+            .unwrap()
+        })
+        .collect();
+    pool.close();
+    pool.join().unwrap();
+    let mut oks = oks.lock().unwrap().clone();
+    oks.sort();
+    assert_eq!(oks, (0..60).filter(|i| i % 5 != 0).collect::<Vec<i64>>());
+    let errs = errs.lock().unwrap();
+    assert_eq!(errs.len(), 12);
+    assert!(
+        errs.iter()
+            .all(|e| e.kind() == ErrorKind::Failed && e.message() == "division by zero"),
+        "{errs:?}"
+    );
+    assert!(results.iter().all(AsyncResult::ready));
+    for (i, result) in results.iter().enumerate() {
+        assert_eq!(result.successful().unwrap(), i % 5 != 0, "task {i}");
+    }
+}
+
+#[test]
+fn each_error_kind_comes_back_as_on_a_local_pool() {
+    let _deadline = deadline("failing tasks on an agent and locally", DEADLINE);
+    let server = NatsServer::start();
+    let _agent = AgentProcess::start(server.url(), 2, "only");
+    let remote = nats_builder(&server, 2).build().expect("the pool starts");
+    let local = builder(1).build().expect("the local pool starts");
+
+    // Each failure, on both pools: the same kind, index and message.
+    let trap = |pool: &Pool| pool.apply::<i64, _>("trap_if_negative", (-1,)).unwrap_err();
+    let failed = |pool: &Pool| pool.apply::<i64, _>("divide", (1, 0)).unwrap_err();
+    let wrong_type = |pool: &Pool| pool.apply::<i64, _>("square", ("seven",)).unwrap_err();
+    let wrong_result = |pool: &Pool| pool.apply::<String, _>("square", (3,)).unwrap_err();
+    for (what, call, kind) in [
+        (
+            "a trap",
+            &trap as &dyn Fn(&Pool) -> wasmpool::Error,
+            ErrorKind::Trap,
+        ),
+        ("a failed task", &failed, ErrorKind::Failed),
+        (
+            "arguments of the wrong type",
+            &wrong_type,
+            ErrorKind::BadArguments,
+        ),
+        (
+            "a result of the wrong type",
+            &wrong_result,
+            ErrorKind::BadResult,
+        ),
+    ] {
+        let (on_agent, here) = (call(&remote), call(&local));
+        assert_eq!(on_agent.kind(), kind, "{what} on an agent: {on_agent}");
+        assert_eq!(here.kind(), kind, "{what} locally: {here}");
+        assert_eq!(on_agent.task_index(), here.task_index(), "{what}");
+        assert_eq!(on_agent.message(), here.message(), "{what}");
+    }
+    let err = trap(&remote);
+    let details = err.trap_details().expect("a trap has details");
+    assert_eq!(details.code.as_deref(), Some("unreachable"));
+    assert!(
+        details
+            .backtrace
+            .iter()
+            .any(|f| f.contains("trap_if_negative")),
+        "{:?}",
+        details.backtrace
+    );
+    assert_eq!(
+        failed(&remote).to_string(),
+        "task 0: failed: division by zero"
+    );
+
+    // A panic fails its own task only.
+    let outcomes: Vec<_> = remote
+        .imap::<i64, _, _>("panic_if_negative", [1i64, -2, 3], 3)
+        .unwrap()
+        .collect();
+    assert_eq!(outcomes[0].as_ref().unwrap(), &1);
+    let err = outcomes[1].as_ref().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Panic, "{err}");
+    assert!(err.message().starts_with("negative input: -2"), "{err}");
+    assert_eq!(err.task_index(), Some(1));
+    assert_eq!(outcomes[2].as_ref().unwrap(), &3);
+
+    // Names and argument counts are checked at submit, before the server.
+    let err = remote.apply::<i64, _>("no_such_task", (1,)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::UnknownTask);
+    assert!(err.message().contains("no_such_task"), "{err}");
+    let err = remote.map::<i64, i64, _>("nope", 0..3, None).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::UnknownTask);
+    let err = remote.apply::<i64, _>("add", (1,)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::BadArguments);
+    assert!(
+        err.message()
+            .contains("takes 2 arguments, but 1 were given"),
+        "{err}"
+    );
+
+    // The pool goes on after all that.
+    assert_eq!(remote.apply::<i64, _>("square", (12,)).unwrap(), 144);
+}
+
+#[test]
+fn a_task_over_its_time_limit_times_out_on_the_agent() {
+    let _deadline = deadline("a task timing out on an agent", DEADLINE);
+    let server = NatsServer::start();
+    let _agent = AgentProcess::start(server.url(), 2, "only");
+    let pool = nats_builder(&server, 2)
+        .task_timeout(Duration::from_millis(500))
+        .build()
+        .expect("the pool starts");
+    let slow = pool
+        .apply_async::<u64, _>("sleep_ms", (30_000u64,))
+        .unwrap();
+    let quick = pool.apply_async::<u64, _>("sleep_ms", (10u64,)).unwrap();
+    let err = slow.get().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+    assert_eq!(quick.get().unwrap(), 10);
+    // A fresh instance serves the next task.
+    assert_eq!(pool.apply::<i64, _>("square", (5,)).unwrap(), 25);
+}
+
+#[test]
+fn terminate_fails_unfinished_tasks_and_returns_promptly() {
+    let _deadline = deadline("terminate of a pool on an agent", DEADLINE);
+    let server = NatsServer::start();
+    let _agent = AgentProcess::start(server.url(), 2, "only");
+    let pool = nats_builder(&server, 2).build().expect("the pool starts");
+    // One task done, so that the agent serves the job; then sleeps of a
+    // minute, some running on the agent, some waiting.
+    assert_eq!(pool.apply::<i64, _>("square", (4,)).unwrap(), 16);
+    let sleeps: Vec<AsyncResult<u64>> = (0..6)
+        .map(|_| pool.apply_async("sleep_ms", (60_000u64,)).unwrap())
+        .collect();
+    // No outcome yet: the sleeps run for a minute.
+    assert!(!sleeps[0].wait_timeout(Duration::from_millis(500)));
+    pool.terminate();
+    for (i, sleep) in sleeps.iter().enumerate() {
+        let err = outcome(sleep, &format!("sleep {i}")).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Terminated, "sleep {i}: {err}");
+    }
+    pool.join().unwrap();
+    let err = pool.apply::<i64, _>("square", (1,)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PoolClosed, "{err}");
+    // The agent serves the next job.
+    let next = nats_builder(&server, 2)
+        .build()
+        .expect("the next pool starts");
+    assert_eq!(next.map::<i64, _, _>("square", 0..10i64, 3).unwrap()[9], 81);
+}
+
+#[test]
+fn close_and_join_wait_for_every_task() {
+    let _deadline = deadline("join of a pool on agents", DEADLINE);
+    let server = NatsServer::start();
+    let _one = AgentProcess::start(server.url(), 2, "one");
+    let _two = AgentProcess::start(server.url(), 1, "two");
+    let pool = nats_builder(&server, 3).build().expect("the pool starts");
+    let sleeps: Vec<AsyncResult<u64>> = (0..30u64)
+        .map(|i| pool.apply_async("sleep_ms", (20 + i % 4,)).unwrap())
+        .collect();
+    let mapped = pool.map_async::<i64, _, _>("square", 0..100i64, 9).unwrap();
+    pool.close();
+    let err = pool.apply::<i64, _>("square", (1,)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PoolClosed, "{err}");
+    pool.join().unwrap();
+    for (i, sleep) in sleeps.iter().enumerate() {
+        assert!(sleep.ready(), "sleep {i} is done once join returns");
+        assert_eq!(sleep.get().unwrap(), 20 + i as u64 % 4);
+    }
+    assert!(mapped.ready());
+    assert_eq!(mapped.get().unwrap()[99], 99 * 99);
+}
+
+#[test]
+fn a_killed_agent_loses_no_task_and_duplicates_none() {
+    let _deadline = deadline("10,000 tasks on three agents, one killed", LONG_DEADLINE);
+    const TASKS: usize = 10_000;
+    let server = NatsServer::start();
+    let mut agents: Vec<AgentProcess> = ["one", "two", "three"]
+        .iter()
+        .map(|name| AgentProcess::start(server.url(), 2, name))
+        .collect();
+    let pool = builder(6)
+        .nats_options(Nats::new(server.url()).ack_wait(Duration::from_secs(2)))
+        .build()
+        .expect("the pool starts");
+    let counts: Vec<AtomicU32> = (0..TASKS).map(|_| AtomicU32::new(0)).collect();
+    let (mut ok, mut lost, mut other, mut yielded) = (0usize, 0usize, Vec::new(), 0usize);
+    let mut victim = None;
+    let results = pool
+        .imap_unordered::<u64, u64, _>("sleep_ms", vec![1u64; TASKS], 5)
+        .unwrap()
+        .indexed();
+    for (index, result) in results {
+        yielded += 1;
+        counts[usize::try_from(index).unwrap()].fetch_add(1, Ordering::Relaxed);
+        match result {
+            Ok(1) => ok += 1,
+            Err(err) if err.is_worker_lost() => lost += 1,
+            other_outcome => other.push((index, other_outcome)),
+        }
+        if yielded == TASKS / 5 {
+            // A fifth done: the agents all hold chunks.
+            let agent = &mut agents[1];
+            victim = Some(agent.pid());
+            agent.kill();
+        }
+    }
+    // The server redelivered what the victim held: it was killed mid-work.
+    let redelivered = redeliveries(&server);
+    eprintln!(
+        "killed agent two (pid {victim:?}) after {} outcomes: {ok} ok, {lost} worker-lost, \
+         {} other, {yielded} outcomes in all, of {TASKS} tasks; {redelivered} \
+         redeliveries",
+        TASKS / 5,
+        other.len()
+    );
+    assert!(redelivered > 0, "the killed agent held no chunk");
+    assert!(victim.is_some(), "the agent was killed mid-map");
+    assert!(other.is_empty(), "only successes or lost tasks: {other:?}");
+    let twice: Vec<usize> = (0..TASKS)
+        .filter(|&i| counts[i].load(Ordering::Relaxed) > 1)
+        .collect();
+    let never: Vec<usize> = (0..TASKS)
+        .filter(|&i| counts[i].load(Ordering::Relaxed) == 0)
+        .collect();
+    assert!(
+        twice.is_empty(),
+        "tasks with more than one outcome: {twice:?}"
+    );
+    assert!(never.is_empty(), "tasks without an outcome: {never:?}");
+    assert_eq!(yielded, TASKS);
+    // The lost agent's chunks ran again elsewhere (2 agent retries).
+    assert_eq!(ok, TASKS, "every task succeeded");
+    for (i, agent) in agents.iter_mut().enumerate() {
+        assert_eq!(agent.is_running(), i != 1, "agent {}", agent.name());
+    }
+}
+
+#[test]
+fn callbacks_see_each_task_once_when_an_agent_is_killed() {
+    let _deadline = deadline("1,000 callbacks on three agents, one killed", LONG_DEADLINE);
+    const TASKS: usize = 1000;
+    let server = NatsServer::start();
+    let mut agents: Vec<AgentProcess> = ["one", "two", "three"]
+        .iter()
+        .map(|name| AgentProcess::start(server.url(), 1, name))
+        .collect();
+    let pool = builder(3)
+        .nats_options(Nats::new(server.url()).ack_wait(Duration::from_secs(2)))
+        .build()
+        .expect("the pool starts");
+    let counts: Arc<Vec<AtomicU32>> = Arc::new((0..TASKS).map(|_| AtomicU32::new(0)).collect());
+    let errors = Arc::new(Mutex::new(Vec::new()));
+    let results: Vec<AsyncResult<u64>> = (0..TASKS)
+        .map(|i| {
+            let (ok_counts, err_counts, errors) = (counts.clone(), counts.clone(), errors.clone());
+            pool.apply_async_with(
+                "sleep_ms",
+                (3u64,),
+                Callbacks::new()
+                    .callback(move |_: &u64| {
+                        ok_counts[i].fetch_add(1, Ordering::Relaxed);
+                    })
+                    .error_callback(move |e| {
+                        err_counts[i].fetch_add(1, Ordering::Relaxed);
+                        errors.lock().unwrap().push((i, e.clone()));
+                    }),
+            )
+            .unwrap()
+        })
+        .collect();
+    // Kill an agent once a tenth of the tasks are done.
+    AsyncResult::wait_all(&results[..TASKS / 10], None);
+    agents[0].kill();
+    AsyncResult::wait_all(&results, None);
+    let redelivered = redeliveries(&server);
+    pool.close();
+    pool.join().unwrap();
+    let calls: u32 = counts.iter().map(|c| c.load(Ordering::Relaxed)).sum();
+    let errors = errors.lock().unwrap();
+    eprintln!(
+        "killed agent one after {} of {TASKS} tasks: {calls} callbacks, {} error callbacks; \
+         {redelivered} redeliveries",
+        TASKS / 10,
+        errors.len()
+    );
+    assert!(redelivered > 0, "the killed agent held no chunk");
+    let wrong: Vec<(usize, u32)> = counts
+        .iter()
+        .map(|c| c.load(Ordering::Relaxed))
+        .enumerate()
+        .filter(|&(_, n)| n != 1)
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "tasks whose callbacks ran other than once: {wrong:?}"
+    );
+    assert!(errors.is_empty(), "{errors:?}");
+    assert!(results.iter().all(|r| r.get() == Ok(3)));
+}
+
+#[test]
+fn an_agent_started_after_the_job_began_takes_work() {
+    let _deadline = deadline("a second agent joining a job", DEADLINE);
+    let server = NatsServer::start();
+    let first = AgentProcess::start(server.url(), 1, "first");
+    let pool = nats_builder(&server, 2).build().expect("the pool starts");
+    // A thousand 30 ms tasks: half a minute on the first agent alone.
+    let mut results = pool
+        .imap::<Place, i64, _>("place_slowly", 0..1000i64, 1)
+        .unwrap();
+    let mut first_pids = BTreeSet::new();
+    for _ in 0..5 {
+        let place = results.next().unwrap().unwrap();
+        assert!(descends_from(place.pid, first.pid()), "{place:?}");
+        first_pids.insert(place.pid);
+    }
+    let second = AgentProcess::start(server.url(), 1, "second");
+    let mut second_pids = BTreeSet::new();
+    let mut later = 0;
+    for result in results.by_ref() {
+        let place = result.unwrap();
+        later += 1;
+        if descends_from(place.pid, second.pid()) {
+            second_pids.insert(place.pid);
+            break;
+        }
+        assert!(descends_from(place.pid, first.pid()), "{place:?}");
+        first_pids.insert(place.pid);
+    }
+    drop(results);
+    eprintln!(
+        "the second agent took a task after {later} more results; workers: first {first_pids:?}, \
+         second {second_pids:?}"
+    );
+    assert!(
+        !second_pids.is_empty(),
+        "no task ran on the second agent:\n{}",
+        second.stderr()
+    );
+    assert!(first_pids.is_disjoint(&second_pids));
+}
+
+#[test]
+fn a_host_killed_mid_job_leaves_the_agents_ready_for_the_next() {
+    let _deadline = deadline("a job after its host was killed", LONG_DEADLINE);
+    let server = NatsServer::start();
+    let mut agents = [
+        AgentProcess::start(server.url(), 2, "one"),
+        AgentProcess::start(server.url(), 2, "two"),
+    ];
+    let fixtures = wasmpool_artifacts::FIXTURES;
+    // 400 sleeps of 100 ms on four workers: ten seconds of work.
+    let mut host = Command::new(env!("CARGO_BIN_EXE_wasmpool"))
+        .args(["map", fixtures, "sleep_ms", "--nats", server.url()])
+        .args(["-j", "4", "--no-progress"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    host.stdin
+        .take()
+        .unwrap()
+        .write_all("100\n".repeat(400).as_bytes())
+        .unwrap();
+    let mut stdout = BufReader::new(host.stdout.take().unwrap());
+    for _ in 0..8 {
+        let mut record = String::new();
+        assert!(
+            stdout.read_line(&mut record).unwrap() > 0,
+            "the host ended early"
+        );
+        assert!(record.contains("\"ok\":100"), "{record}");
+    }
+    host.kill().unwrap();
+    host.wait().unwrap();
+
+    // A new job on the same agents, through the CLI...
+    let input: String = (0..200).map(|i| format!("{i}\n")).collect();
+    let out = wasmpool(
+        &[
+            "map",
+            fixtures,
+            "square",
+            "--nats",
+            server.url(),
+            "-j",
+            "4",
+            "--no-progress",
+        ],
+        &input,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut records = records(&out);
+    records.sort_by_key(|r| r["index"].as_u64());
+    assert_eq!(records.len(), 200);
+    for (i, record) in records.iter().enumerate() {
+        assert_eq!(record["index"], i as u64, "{record}");
+        assert_eq!(record["ok"], (i * i) as u64, "{record}");
+    }
+    // ... and through a pool.
+    let pool = nats_builder(&server, 4).build().expect("the pool starts");
+    let squares: Vec<i64> = pool.map("square", 0..300i64, 5).unwrap();
+    assert_eq!(squares, (0..300i64).map(|x| x * x).collect::<Vec<_>>());
+    drop(pool);
+    for agent in &mut agents {
+        assert!(
+            agent.is_running(),
+            "agent {}:\n{}",
+            agent.name(),
+            agent.stderr()
+        );
+    }
+    // Once the killed host has been silent long enough, the agents drop its
+    // job and stop its workers: no process of theirs is left behind.
+    for agent in &agents {
+        while !descendants(agent.pid()).is_empty() {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    for agent in &mut agents {
+        assert!(agent.is_running(), "agent {}", agent.name());
+    }
+}
+
+#[test]
+fn a_wrong_password_is_refused_with_a_clear_error() {
+    let _deadline = deadline("logins with wrong and right passwords", DEADLINE);
+    let server = NatsServer::with_user("pool", "s3cret");
+    let err = builder(1)
+        .nats_options(Nats::new(server.url()).user_password("pool", "p4ss-guess"))
+        .build()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Remote, "{err}");
+    assert!(err.message().contains("authorization violation"), "{err}");
+    assert!(err.message().contains(server.url()), "{err}");
+    assert!(
+        !err.message().contains("p4ss-guess"),
+        "no password shown: {err}"
+    );
+    // No credentials at all is refused alike.
+    let err = builder(1).nats(server.url()).build().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Remote, "{err}");
+    assert!(err.message().contains("authorization violation"), "{err}");
+
+    let login = ["--nats-user", "pool", "--nats-password"];
+    let mut refused = AgentProcess::spawn(
+        server.url(),
+        1,
+        "refused",
+        &[&login[..], &["p4ss-guess"]].concat(),
+    );
+    let status = refused.wait_exit(OUTCOME_WAIT);
+    assert!(!status.success(), "{status}");
+    assert!(
+        refused.stderr().contains("authorization violation"),
+        "{}",
+        refused.stderr()
+    );
+
+    let _agent = AgentProcess::start_with(
+        server.url(),
+        2,
+        "let-in",
+        &[&login[..], &["s3cret"]].concat(),
+    );
+    let pool = builder(2)
+        .nats_options(Nats::new(server.url()).user_password("pool", "s3cret"))
+        .build()
+        .expect("the pool starts");
+    let squares: Vec<i64> = pool.map("square", 0..50i64, 4).unwrap();
+    assert_eq!(squares, (0..50i64).map(|x| x * x).collect::<Vec<_>>());
+}
+
+#[test]
+fn what_belongs_to_this_machine_is_refused_on_agents() {
+    let _deadline = deadline("builds of NATS pools with local things", DEADLINE);
+    // Refused before any server is asked: none is needed.
+    let url = "nats://127.0.0.1:1";
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "host functions",
+            builder(1)
+                .nats(url)
+                .host_fn("lookup", |(key,): (String,)| -> Result<i64, String> {
+                    Ok(key.len() as i64)
+                }),
+        ),
+        (
+            "preopened directories",
+            builder(1).nats(url).preopen_dir(dir.path(), "/data", true),
+        ),
+        (
+            "shared objects",
+            builder(1)
+                .nats(url)
+                .initializer("set_base", (wasmpool::Lock::new(),)),
+        ),
+        ("output handlers", builder(1).nats(url).on_output(|_| {})),
+    ];
+    for (what, pool) in cases {
+        let err = pool.build().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config, "{what}: {err}");
+        assert!(err.message().contains(what), "{what}: {err}");
+    }
+    let err = builder(1)
+        .nats_options(Nats::new(url).ack_wait(Duration::from_millis(100)))
+        .build()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+    assert!(err.message().contains("ack wait"), "{err}");
+}
+
+#[test]
+fn a_server_that_is_not_there_is_named_in_the_error() {
+    let _deadline = deadline("a build against no server", DEADLINE);
+    // A port nobody listens on: bound and let go.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("nats://127.0.0.1:{port}");
+    let err = builder(1).nats(&url).build().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Remote, "{err}");
+    assert!(err.message().contains(&url), "{err}");
+    let err = wasmpool::Agent::builder(Nats::new(&url))
+        .worker_program(env!("CARGO_BIN_EXE_wasmpool"))
+        .start()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Remote, "{err}");
+    assert!(err.message().contains(&url), "{err}");
+}
+
+#[test]
+fn an_agent_in_process_serves_a_pool_and_stops() {
+    let _deadline = deadline("a pool on an in-process agent", DEADLINE);
+    let server = NatsServer::start();
+    let agent = wasmpool::Agent::builder(Nats::new(server.url()))
+        .name("inside")
+        .processes(2)
+        .worker_program(env!("CARGO_BIN_EXE_wasmpool"))
+        .start()
+        .expect("the agent starts");
+    assert_eq!(agent.name(), "inside");
+    let pool = nats_builder(&server, 2).build().expect("the pool starts");
+    let squares: Vec<i64> = pool.map("square", 0..100i64, 10).unwrap();
+    assert_eq!(squares, (0..100i64).map(|x| x * x).collect::<Vec<_>>());
+    drop(pool);
+    agent.stop();
+    agent.wait().expect("the agent stops cleanly");
+}
+
+#[test]
+fn a_stopped_agent_hands_its_chunks_to_another() {
+    let _deadline = deadline("a job whose agent is stopped with SIGTERM", DEADLINE);
+    let server = NatsServer::start();
+    let mut leaving = AgentProcess::start(server.url(), 1, "leaving");
+    // An ack wait far past the deadline: only chunks handed back can run
+    // on the other agent in time.
+    let pool = builder(2)
+        .nats_options(Nats::new(server.url()).ack_wait(Duration::from_secs(600)))
+        .build()
+        .expect("the pool starts");
+    let mut results = pool
+        .imap::<u64, u64, _>("sleep_ms", vec![200u64; 20], 1)
+        .unwrap();
+    assert_eq!(results.next().unwrap().unwrap(), 200);
+    let _staying = AgentProcess::start(server.url(), 1, "staying");
+    leaving.signal(libc::SIGTERM);
+    let status = leaving.wait_exit(OUTCOME_WAIT);
+    assert_eq!(status.code(), Some(143), "{}", leaving.stderr());
+    let rest: Vec<u64> = results.map(Result::unwrap).collect();
+    assert_eq!(rest, vec![200u64; 19]);
+    assert!(redeliveries(&server) > 0, "the chunks were handed back");
+}
+
+#[test]
+fn a_task_whose_agents_keep_dying_fails_with_worker_lost() {
+    let _deadline = deadline("a task whose agents are killed under it", LONG_DEADLINE);
+    let server = NatsServer::start();
+    let pool = builder(1)
+        .nats_options(
+            Nats::new(server.url())
+                .ack_wait(Duration::from_secs(1))
+                .agent_retries(1),
+        )
+        .build()
+        .expect("the pool starts");
+    let endless = pool.apply_async::<u64, _>("sleep_ms", (60_000u64,)).unwrap();
+    // The chunk runs on agent one, then (its one retry) on agent two: both
+    // are killed under it.
+    for (deliveries, name) in [(1, "one"), (2, "two")] {
+        let mut agent = AgentProcess::start(server.url(), 1, name);
+        wait_for_deliveries(&server, deliveries);
+        agent.kill();
+    }
+    // Agent three is handed the chunk a third time: past the retries, the
+    // task fails, and the pool goes on.
+    let _three = AgentProcess::start(server.url(), 1, "three");
+    let err = outcome(&endless, "the task whose agents died").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::WorkerLost, "{err}");
+    assert!(err.message().contains("lost 2 times"), "{err}");
+    assert_eq!(err.task_index(), Some(0));
+    let square: i64 = pool.apply("square", (7i64,)).unwrap();
+    assert_eq!(square, 49);
+}
