@@ -67,19 +67,21 @@ fn deliveries(server: &NatsServer) -> (u64, u64) {
         .flat_map(|stream| stream["consumer_detail"].as_array().into_iter().flatten())
         .collect();
     assert!(!consumers.is_empty(), "no consumer of chunks in {page}");
-    consumers.iter().fold((0, 0), |(deliveries, chunks), consumer| {
-        let delivered = &consumer["delivered"];
-        (
-            deliveries
-                + delivered["consumer_seq"]
-                    .as_u64()
-                    .expect("a count of deliveries"),
-            chunks
-                + delivered["stream_seq"]
-                    .as_u64()
-                    .expect("a sequence of chunks"),
-        )
-    })
+    consumers
+        .iter()
+        .fold((0, 0), |(deliveries, chunks), consumer| {
+            let delivered = &consumer["delivered"];
+            (
+                deliveries
+                    + delivered["consumer_seq"]
+                        .as_u64()
+                        .expect("a count of deliveries"),
+                chunks
+                    + delivered["stream_seq"]
+                        .as_u64()
+                        .expect("a sequence of chunks"),
+            )
+        })
 }
 
 /// How many times the server handed out a chunk again (after its ack wait
@@ -770,7 +772,9 @@ fn a_task_whose_agents_keep_dying_fails_with_worker_lost() {
         )
         .build()
         .expect("the pool starts");
-    let endless = pool.apply_async::<u64, _>("sleep_ms", (60_000u64,)).unwrap();
+    let endless = pool
+        .apply_async::<u64, _>("sleep_ms", (60_000u64,))
+        .unwrap();
     // The chunk runs on agent one, then (its one retry) on agent two: both
     // are killed under it.
     for (deliveries, name) in [(1, "one"), (2, "two")] {

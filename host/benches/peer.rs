@@ -476,7 +476,7 @@ fn main() {
     );
     println!("{report}");
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../BENCHMARKS.md");
-    // The section `cargo bench --bench python` writes stays.
+    // The sections from the one `cargo bench --bench python` writes on stay.
     let current = std::fs::read_to_string(&path).unwrap_or_default();
     let python = current
         .find(&format!("\n{PYTHON_SECTION}"))

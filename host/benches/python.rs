@@ -130,11 +130,12 @@ fn main() {
     println!("{section}");
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../BENCHMARKS.md");
     let current = std::fs::read_to_string(&path).unwrap_or_default();
-    let before = current
-        .split(PYTHON_SECTION)
-        .next()
-        .unwrap_or("")
-        .trim_end();
-    std::fs::write(&path, format!("{before}\n\n{section}")).expect("BENCHMARKS.md is writable");
+    // This section is replaced; those before and after it are kept.
+    let (before, rest) = current
+        .split_once(PYTHON_SECTION)
+        .unwrap_or((current.as_str(), ""));
+    let after = rest.find("\n## ").map_or("", |at| &rest[at..]);
+    std::fs::write(&path, format!("{}\n\n{section}{after}", before.trim_end()))
+        .expect("BENCHMARKS.md is writable");
     eprintln!("written to {}", path.display());
 }

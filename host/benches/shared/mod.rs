@@ -4,7 +4,8 @@
 use std::time::Instant;
 
 /// The heading of the section `cargo bench --bench python` writes in
-/// `BENCHMARKS.md`.
+/// `BENCHMARKS.md`. (Not every benchmark that shares these helpers needs it.)
+#[allow(dead_code)]
 pub(crate) const PYTHON_SECTION: &str = "## Tasks in Python";
 
 /// The median of `samples`.

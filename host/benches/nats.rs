@@ -1,0 +1,434 @@
+//! The NATS backend against the local one, on this machine in one run.
+//!
+//! `cargo bench -p wasmpool --bench nats` starts a `nats-server` with
+//! JetStream on a loopback port and `wasmpool agent` processes (the CLI
+//! binary built with this benchmark), then measures:
+//!
+//! 1. the workloads W1, W2, W3 and W4 of `peer.rs` on a local pool of two
+//!    processes and on a pool of two processes on one agent (`-j 2`), and
+//!    their ratio: what going through the server costs per chunk; then W2
+//!    once more, counting the messages through the server and the CPU time
+//!    of each process (host, server, agent, workers) per chunk;
+//! 2. the throughput of a CPU-bound task (`sum_range`, 1.5–2 ms a task)
+//!    with one, two and three agents of one process each (`-j 1`), next to a
+//!    local pool of one and of two processes.
+//!
+//! It prints a table; the numbers are copied by hand into `BENCHMARKS.md`
+//! (section "Several machines (NATS)").
+
+#[path = "../../tests/common/nats.rs"]
+mod nats_server;
+
+use std::collections::HashSet;
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use nats_server::{AgentProcess, NatsServer};
+use wasmpool::{AsyncResult, Pool};
+use wasmpool_artifacts::SEEDS;
+
+mod shared;
+
+use shared::time_runs;
+
+/// Processes of the pools of part 1, local and on the one agent.
+const PROCESSES: usize = 2;
+/// Items of W1, `map(square, range(W1_ITEMS))`, as in `peer.rs`.
+const W1_ITEMS: i64 = 1_000_000;
+/// W1's chunks: `map`'s default chunk size makes four per process.
+const W1_CHUNKS: usize = 4 * PROCESSES;
+/// W2's `apply_async` no-ops, as in `peer.rs`.
+const W2_TASKS: usize = 10_000;
+/// W3's `apply` round trips, one at a time (2,000 in `peer.rs`).
+const W3_TRIPS: usize = 1_000;
+/// W4's `imap` items of one task a chunk (200,000 in `peer.rs`: over NATS
+/// those would take minutes).
+const W4_ITEMS: i64 = 20_000;
+/// The CPU-bound task of part 2: `sum_range(SUM_N)`, 1.5–2 ms in a worker.
+const SUM_N: u64 = 4_000_000;
+/// How many of them a throughput run maps, one a chunk.
+const SUM_TASKS: usize = 600;
+/// The agents' processes (`-j`) in part 2.
+const AGENT_PROCESSES: usize = 1;
+/// How long the warm-up waits for every worker to have run a task.
+const SPREAD_LIMIT: Duration = Duration::from_secs(20);
+
+/// What part 1 measured on one pool, in seconds.
+struct Workloads {
+    w1: f64,
+    w2: f64,
+    w3_p50: f64,
+    w3_p99: f64,
+    w4: f64,
+}
+
+fn local_pool(processes: usize) -> Pool {
+    Pool::builder()
+        .module_file(SEEDS)
+        .processes(processes)
+        .build()
+        .expect("the local pool starts")
+}
+
+fn nats_pool(url: &str, processes: usize) -> Pool {
+    Pool::builder()
+        .module_file(SEEDS)
+        .nats(url)
+        .processes(processes)
+        .build()
+        .expect("the NATS pool starts")
+}
+
+/// Runs tiny tasks until `workers` distinct worker processes have run one
+/// (every agent has started the job's workers), or [`SPREAD_LIMIT`] passed;
+/// returns how many were seen.
+fn warm_up(pool: &Pool, workers: usize) -> usize {
+    let started = Instant::now();
+    let mut seen = HashSet::new();
+    while seen.len() < workers && started.elapsed() < SPREAD_LIMIT {
+        let tags: Vec<String> = pool
+            .map("tag", 0..(8 * workers as i64), 1)
+            .expect("warm-up");
+        // Each tag is "(item:pid)".
+        seen.extend(
+            tags.iter()
+                .filter_map(|tag| tag.trim_end_matches(')').rsplit(':').next())
+                .map(str::to_owned),
+        );
+    }
+    if seen.len() < workers {
+        eprintln!(
+            "  warning: only {} of {workers} workers ran a task during the warm-up",
+            seen.len()
+        );
+    }
+    seen.len()
+}
+
+/// W1–W4 of `peer.rs` on `pool`.
+fn workloads(pool: &Pool) -> Workloads {
+    let w1 = time_runs(5, || {
+        let out: Vec<i64> = pool.map("square", 0..W1_ITEMS, None).expect("W1");
+        assert_eq!(out[W1_ITEMS as usize - 1], (W1_ITEMS - 1) * (W1_ITEMS - 1));
+    });
+    let w2 = time_runs(3, || {
+        let pending: Vec<AsyncResult<()>> = (0..W2_TASKS)
+            .map(|_| pool.apply_async("noop", ()).expect("W2"))
+            .collect();
+        for r in &pending {
+            r.get().expect("W2");
+        }
+    });
+    let mut trips: Vec<f64> = (0..W3_TRIPS)
+        .map(|_| {
+            let start = Instant::now();
+            let _: () = pool.apply("noop", ()).expect("W3");
+            start.elapsed().as_secs_f64()
+        })
+        .collect();
+    trips.sort_by(f64::total_cmp);
+    let w4 = time_runs(3, || {
+        let mut n = 0;
+        for result in pool
+            .imap::<i64, _, _>("square", 0..W4_ITEMS, 1)
+            .expect("W4")
+        {
+            result.expect("W4");
+            n += 1;
+        }
+        assert_eq!(n, W4_ITEMS);
+    });
+    Workloads {
+        w1,
+        w2,
+        w3_p50: trips[trips.len() / 2],
+        w3_p99: trips[trips.len() * 99 / 100],
+        w4,
+    }
+}
+
+/// Tasks per second of `sum_range(SUM_N)`, one a chunk: the median of 5.
+fn throughput(pool: &Pool) -> f64 {
+    let seconds = time_runs(5, || {
+        let sums: Vec<u64> = pool
+            .map("sum_range", vec![SUM_N; SUM_TASKS], 1)
+            .expect("sum_range");
+        assert_eq!(sums[0], SUM_N * (SUM_N - 1) / 2);
+    });
+    SUM_TASKS as f64 / seconds
+}
+
+/// Stops an agent as an operator would (SIGTERM), so that its workers go
+/// with it.
+fn stop(mut agent: AgentProcess) {
+    agent.signal(libc::SIGTERM);
+    agent.wait_exit(Duration::from_secs(20));
+}
+
+/// CPU seconds (user and system) each side has used so far: this process
+/// (the pool's host), the `nats-server` it started, the agent process, and
+/// the agent's workers (its descendants).
+#[derive(Clone, Copy, Default)]
+struct Cpu {
+    host: f64,
+    server: f64,
+    agent: f64,
+    workers: f64,
+}
+
+/// Every process's parent and CPU seconds, from `/proc`.
+fn processes() -> Vec<(u32, u32, String, f64)> {
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let (head, tail) = stat.rsplit_once(") ")?;
+            let name = head.split_once(" (")?.1.to_owned();
+            let fields: Vec<&str> = tail.split_whitespace().collect();
+            let ppid = fields.get(1)?.parse().ok()?;
+            let utime: f64 = fields.get(11)?.parse().ok()?;
+            let stime: f64 = fields.get(12)?.parse().ok()?;
+            Some((pid, ppid, name, (utime + stime) / ticks))
+        })
+        .collect()
+}
+
+impl Cpu {
+    fn now(agent: u32) -> Cpu {
+        let all = processes();
+        let me = std::process::id();
+        let cpu_of = |pid: u32| {
+            all.iter()
+                .find(|(p, ..)| *p == pid)
+                .map_or(0.0, |(.., cpu)| *cpu)
+        };
+        let mut descendants = vec![agent];
+        let mut at = 0;
+        while at < descendants.len() {
+            let parent = descendants[at];
+            descendants.extend(
+                all.iter()
+                    .filter(|(_, pp, ..)| *pp == parent)
+                    .map(|(p, ..)| *p),
+            );
+            at += 1;
+        }
+        Cpu {
+            host: cpu_of(me),
+            server: all
+                .iter()
+                .filter(|(_, ppid, name, _)| *ppid == me && name == "nats-server")
+                .map(|(.., cpu)| cpu)
+                .sum(),
+            agent: cpu_of(agent),
+            workers: descendants[1..].iter().map(|pid| cpu_of(*pid)).sum(),
+        }
+    }
+
+    /// CPU µs per chunk of each side between `self` and `later`.
+    fn per_chunk(self, later: Cpu, chunks: usize) -> Cpu {
+        let per = |before: f64, after: f64| (after - before) / chunks as f64 * 1e6;
+        Cpu {
+            host: per(self.host, later.host),
+            server: per(self.server, later.server),
+            agent: per(self.agent, later.agent),
+            workers: per(self.workers, later.workers),
+        }
+    }
+}
+
+/// The messages the server took in and sent out so far (its `/varz`).
+fn server_messages(server: &NatsServer) -> f64 {
+    let varz: serde_json::Value =
+        serde_json::from_str(&server.monitor("/varz")).expect("/varz is JSON");
+    ["in_msgs", "out_msgs"]
+        .iter()
+        .map(|key| varz[key].as_f64().expect("a count of messages"))
+        .sum()
+}
+
+/// What W2 costs on the NATS pool, run once more: CPU µs per chunk of each
+/// side, wall µs per chunk, and messages through the server per chunk.
+struct W2Cost {
+    cpu: Cpu,
+    wall: f64,
+    messages: f64,
+}
+
+fn w2_cost(pool: &Pool, server: &NatsServer, agent: u32) -> W2Cost {
+    let messages = server_messages(server);
+    let before = Cpu::now(agent);
+    let start = Instant::now();
+    let pending: Vec<AsyncResult<()>> = (0..W2_TASKS)
+        .map(|_| pool.apply_async("noop", ()).expect("W2"))
+        .collect();
+    for r in &pending {
+        r.get().expect("W2");
+    }
+    let wall = start.elapsed().as_secs_f64() / W2_TASKS as f64 * 1e6;
+    let cpu = before.per_chunk(Cpu::now(agent), W2_TASKS);
+    W2Cost {
+        cpu,
+        wall,
+        messages: (server_messages(server) - messages) / W2_TASKS as f64,
+    }
+}
+
+fn main() {
+    wasmpool::init();
+    let server = NatsServer::start();
+    let url = server.url().to_owned();
+
+    eprintln!("part 1: local Pool({PROCESSES}) ...");
+    let local = {
+        let pool = local_pool(PROCESSES);
+        warm_up(&pool, PROCESSES);
+        workloads(&pool)
+    };
+    eprintln!("part 1: Pool({PROCESSES}) on one agent (-j {PROCESSES}) ...");
+    let agent = AgentProcess::start(&url, PROCESSES, "bench-1");
+    let (remote, cost) = {
+        let pool = nats_pool(&url, PROCESSES);
+        warm_up(&pool, PROCESSES);
+        (workloads(&pool), w2_cost(&pool, &server, agent.pid()))
+    };
+    stop(agent);
+
+    eprintln!("part 2: sum_range({SUM_N}) × {SUM_TASKS}, local ...");
+    let local_rates: Vec<f64> = [1, 2]
+        .into_iter()
+        .map(|processes| {
+            let pool = local_pool(processes);
+            warm_up(&pool, processes);
+            throughput(&pool)
+        })
+        .collect();
+    let mut agents = Vec::new();
+    let mut agent_rates = Vec::new();
+    for count in 1..=3 {
+        eprintln!("part 2: {count} agent(s) of -j {AGENT_PROCESSES} ...");
+        agents.push(AgentProcess::start(
+            &url,
+            AGENT_PROCESSES,
+            &format!("bench-{count}"),
+        ));
+        let workers = count * AGENT_PROCESSES;
+        let pool = nats_pool(&url, workers);
+        let seen = warm_up(&pool, workers);
+        agent_rates.push((count, seen, throughput(&pool)));
+    }
+    agents.into_iter().for_each(stop);
+    drop(server);
+
+    let mut table = String::new();
+    let _ = writeln!(
+        table,
+        "| workload | local, {PROCESSES} processes | NATS, 1 agent `-j {PROCESSES}` | NATS / local | extra per chunk |"
+    );
+    let _ = writeln!(table, "|---|---:|---:|---:|---:|");
+    let cpu = cost.cpu;
+    let mut row = |name: &str, local: f64, remote: f64, chunks: usize, unit: &str, scale: f64| {
+        let _ = writeln!(
+            table,
+            "| {name} | {:.3} {unit} | {:.3} {unit} | {:.1}× | {:.1} µs |",
+            local * scale,
+            remote * scale,
+            remote / local,
+            (remote - local) / chunks as f64 * 1e6,
+        );
+    };
+    row(
+        &format!("W1 `map(square, range({W1_ITEMS}))`"),
+        local.w1,
+        remote.w1,
+        W1_CHUNKS,
+        "s",
+        1.0,
+    );
+    row(
+        &format!("W2 {W2_TASKS} `apply_async` no-ops, then `get`"),
+        local.w2,
+        remote.w2,
+        W2_TASKS,
+        "s",
+        1.0,
+    );
+    row(
+        "W3 `apply` round trip, p50",
+        local.w3_p50,
+        remote.w3_p50,
+        1,
+        "ms",
+        1e3,
+    );
+    row(
+        "W3 `apply` round trip, p99",
+        local.w3_p99,
+        remote.w3_p99,
+        1,
+        "ms",
+        1e3,
+    );
+    row(
+        &format!("W4 `imap(square, range({W4_ITEMS}), chunksize=1)`"),
+        local.w4,
+        remote.w4,
+        W4_ITEMS as usize,
+        "s",
+        1.0,
+    );
+    let _ = writeln!(
+        table,
+        "\n| `sum_range({SUM_N})` × {SUM_TASKS}, chunksize 1 | workers | tasks/s | vs. 1 worker |"
+    );
+    let _ = writeln!(table, "|---|---:|---:|---:|");
+    let base = local_rates[0];
+    for (processes, rate) in [1, 2].into_iter().zip(&local_rates) {
+        let _ = writeln!(
+            table,
+            "| local pool, {processes} process(es) | {processes} | {rate:.0} | {:.2}× |",
+            rate / base
+        );
+    }
+    let base = agent_rates[0].2;
+    for (count, seen, rate) in &agent_rates {
+        let _ = writeln!(
+            table,
+            "| NATS, {count} agent(s) of `-j {AGENT_PROCESSES}` | {} (ran tasks: {seen}) | {rate:.0} | {:.2}× |",
+            count * AGENT_PROCESSES,
+            rate / base
+        );
+    }
+    let _ = writeln!(
+        table,
+        "\nW2 once more on the agent: {:.0} µs a chunk; {:.1} messages a chunk in and out \
+         of the server; CPU µs a chunk: host {:.0}, nats-server {:.0}, agent {:.0}, its \
+         workers {:.0} (total {:.0})",
+        cost.wall,
+        cost.messages,
+        cpu.host,
+        cpu.server,
+        cpu.agent,
+        cpu.workers,
+        cpu.host + cpu.server + cpu.agent + cpu.workers,
+    );
+    println!(
+        "NATS backend, one nats-server {} on loopback, {} cores\n\n{table}",
+        nats_server_version(),
+        std::thread::available_parallelism().map_or(1, usize::from),
+    );
+}
+
+/// What `nats-server --version` says.
+fn nats_server_version() -> String {
+    std::process::Command::new(nats_server::nats_server_program())
+        .arg("--version")
+        .output()
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
