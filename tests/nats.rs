@@ -6,7 +6,7 @@ mod common;
 #[path = "common/nats.rs"]
 mod server;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -681,7 +681,6 @@ fn what_belongs_to_this_machine_is_refused_on_agents() {
                 .nats(url)
                 .initializer("set_base", (wasmpool::Lock::new(),)),
         ),
-        ("output handlers", builder(1).nats(url).on_output(|_| {})),
     ];
     for (what, pool) in cases {
         let err = pool.build().unwrap_err();
@@ -791,4 +790,47 @@ fn a_task_whose_agents_keep_dying_fails_with_worker_lost() {
     assert_eq!(err.task_index(), Some(0));
     let square: i64 = pool.apply("square", (7i64,)).unwrap();
     assert_eq!(square, 49);
+}
+
+#[test]
+fn what_tasks_write_on_agents_reaches_the_output_handler() {
+    let _deadline = deadline("output of tasks on an agent", DEADLINE);
+    let server = NatsServer::start();
+    let _agent = AgentProcess::start(server.url(), 1, "talker");
+    let (seen_tx, seen) = crossbeam_channel::unbounded();
+    let pool = nats_builder(&server, 1)
+        .on_output(move |output| {
+            let _ = seen_tx.send(output.clone());
+        })
+        .build()
+        .expect("the pool starts");
+    let doubled: Vec<i64> = pool.map("chatty", [5i64, 6, 7], Some(1)).unwrap();
+    assert_eq!(doubled, [5, 6, 7]);
+    let mut lines = HashSet::new();
+    while lines.len() < 6 {
+        let output = seen
+            .recv_timeout(OUTCOME_WAIT)
+            .unwrap_or_else(|_| panic!("only this output came back: {lines:?}"));
+        assert!(!output.truncated);
+        for line in output.text().lines() {
+            lines.insert((output.task_index, output.stream, line.to_string()));
+        }
+    }
+    let expected: HashSet<_> = (0..3u64)
+        .flat_map(|index| {
+            [
+                (
+                    index,
+                    wasmpool::Stream::Stdout,
+                    format!("hello from task {index}"),
+                ),
+                (
+                    index,
+                    wasmpool::Stream::Stderr,
+                    format!("x is {}", 5 + index),
+                ),
+            ]
+        })
+        .collect();
+    assert_eq!(lines, expected);
 }

@@ -501,9 +501,11 @@ impl PoolBuilder {
     ///   process out at once unless [`Nats::window`](crate::Nats::window)
     ///   says otherwise); the agents decide how many workers they run;
     /// - [`Pool::worker_pids`] is empty: no worker runs here;
-    /// - tasks cannot be passed shared objects, host functions and
-    ///   directories are not offered (they are of this machine), and guest
-    ///   output stays in the agents' logs;
+    /// - tasks cannot be passed shared objects, and host functions and
+    ///   directories are not offered (they are of this machine);
+    /// - guest output reaches the [output handler](Self::on_output) as it
+    ///   comes, not always before the task's outcome, and attributed to the
+    ///   worker's pid on its agent's machine;
     /// - an agent that dies has the tasks it held run elsewhere after the
     ///   [ack wait](crate::Nats::ack_wait); its running task runs again up
     ///   to [`retries`](Self::retries) times, then fails with
@@ -557,9 +559,6 @@ impl PoolBuilder {
         if !self.initializer_objects.is_empty() {
             return refuse("shared objects");
         }
-        if self.on_output.is_some() {
-            return refuse("output handlers");
-        }
         if processes == 0 {
             return Err(Error::new(
                 ErrorKind::Config,
@@ -597,12 +596,16 @@ impl PoolBuilder {
             env: self.grants.env.clone(),
         };
         let max_payload = self.max_payload;
+        let on_output = self
+            .on_output
+            .clone()
+            .unwrap_or_else(|| Arc::new(output::to_stderr));
         // The module is checked here as a local pool checks it, and its
         // tasks listed, by one worker that stops again.
         let tasks = self.context()?.pool(1)?.tasks().to_vec();
         let window = nats.window.unwrap_or(4 * processes);
         let (queue_tx, queue_rx) = unbounded();
-        let remote = Remote::start(&nats, spec, &module, queue_rx, window)?;
+        let remote = Remote::start(&nats, spec, &module, queue_rx, window, on_output)?;
         Pool::new(
             Submitter::new(
                 remote,

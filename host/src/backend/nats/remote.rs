@@ -25,11 +25,12 @@ use tokio::runtime::Runtime;
 
 use super::Nats;
 use super::store::{Store, remote};
-use super::wire::{self, ChunkMessage, HEARTBEAT, JobSpec, Report};
+use super::wire::{self, ChunkMessage, HEARTBEAT, JobSpec, OutputMessage, Report};
 use crate::backend::Backend;
 use crate::backend::local::process::KillHandle;
 use crate::chunk::{Chunk, withdrawn_error};
 use crate::error::{Error, ErrorKind};
+use crate::pool::output::OutputHandler;
 
 /// How long ending a job on the server may take before the pool gives up
 /// on tidying (agents drop a job whose host went silent anyway).
@@ -86,6 +87,7 @@ impl Remote {
         module: &[u8],
         queue: Receiver<Chunk>,
         window: usize,
+        on_output: OutputHandler,
     ) -> Result<Arc<Remote>, Error> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -101,8 +103,13 @@ impl Remote {
         spec.module = hex(&Sha256::digest(module));
         spec.module_size = module.len() as u64;
         let job = nuid::next().to_string();
-        let (store, reports) = run_blocking(&runtime, async {
+        let (store, reports, output) = run_blocking(&runtime, async {
             let store = Store::open(nats, &format!("wasmpool pool {job}")).await?;
+            let output = store
+                .client
+                .subscribe(wire::output_subject(&job))
+                .await
+                .map_err(|err| remote("cannot subscribe to the job's output", err))?;
             publish_module(&store, &spec.module, module).await?;
             store
                 .chunks
@@ -134,7 +141,7 @@ impl Remote {
                 .put(&job, Bytes::from(wire::encode(&spec)))
                 .await
                 .map_err(|err| remote("cannot publish the job", err))?;
-            Ok::<_, Error>((store, reports))
+            Ok::<_, Error>((store, reports, output))
         })?;
         let room = store.message_room();
         let (stop_tx, stop_rx) = bounded(0);
@@ -151,6 +158,7 @@ impl Remote {
             queue,
         });
         runtime.spawn(read_reports(inner.clone(), reports));
+        runtime.spawn(show_output(output, on_output));
         runtime.spawn(heartbeat(inner.clone(), Bytes::from(wire::encode(&spec))));
         let dispatcher = {
             let (inner, stop) = (inner.clone(), stop_rx.clone());
@@ -503,6 +511,17 @@ async fn read_reports(inner: Arc<Inner>, mut reports: pull::Ordered) {
                 tracing::warn!("job {}: reading reports: {err}", inner.job);
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
+        }
+    }
+}
+
+/// The task that hands what the job's tasks write to the pool's output
+/// handler.
+async fn show_output(mut messages: async_nats::Subscriber, on_output: OutputHandler) {
+    while let Some(message) = messages.next().await {
+        match wire::decode::<OutputMessage>(&message.payload, "task's output") {
+            Ok(output) => on_output(&output.into_output()),
+            Err(err) => tracing::warn!("dropped: {err}"),
         }
     }
 }

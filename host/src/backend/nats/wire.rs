@@ -9,13 +9,16 @@
 //!   `wasmpool.chunks.<job>`, pulled by agents through the job's consumer.
 //! - Stream [`REPORTS`]: what agents report of a job's chunks, on
 //!   `wasmpool.reports.<job>`, read by the host in order.
+//! - Subject `wasmpool.output.<job>` (no stream): what tasks write to
+//!   stdout and stderr, as [`OutputMessage`]s, for the host's output handler.
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
-use crate::channel::{Call, Outcomes};
+use crate::GuestOutput;
+use crate::channel::{Call, Outcomes, Stream};
 use crate::error::{Error, ErrorKind};
 
 /// The version of these messages; a job of another version is refused.
@@ -45,6 +48,11 @@ pub(crate) fn chunks_subject(job: &str) -> String {
 /// The subject of the reports on a job's chunks.
 pub(crate) fn reports_subject(job: &str) -> String {
     format!("wasmpool.reports.{job}")
+}
+
+/// The subject of what a job's tasks write.
+pub(crate) fn output_subject(job: &str) -> String {
+    format!("wasmpool.output.{job}")
 }
 
 /// The durable consumer through which agents pull a job's chunks.
@@ -126,6 +134,41 @@ pub(crate) enum Report {
         sending: u32,
         deliveries: u64,
     },
+}
+
+/// Output a task wrote on an agent (a [`GuestOutput`](crate::GuestOutput)).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct OutputMessage {
+    pub(crate) pid: u32,
+    pub(crate) task_index: u64,
+    pub(crate) stream: Stream,
+    pub(crate) bytes: ByteBuf,
+    pub(crate) truncated: bool,
+}
+
+impl OutputMessage {
+    /// The message of `output`, cut to `room` bytes (then truncated).
+    pub(crate) fn new(output: &GuestOutput, room: usize) -> Self {
+        let kept = output.bytes.len().min(room);
+        OutputMessage {
+            pid: output.pid,
+            task_index: output.task_index,
+            stream: output.stream,
+            bytes: ByteBuf::from(&output.bytes[..kept]),
+            truncated: output.truncated || kept < output.bytes.len(),
+        }
+    }
+
+    /// The output it carries.
+    pub(crate) fn into_output(self) -> GuestOutput {
+        GuestOutput {
+            pid: self.pid,
+            task_index: self.task_index,
+            stream: self.stream,
+            bytes: self.bytes.into_vec(),
+            truncated: self.truncated,
+        }
+    }
 }
 
 /// Encodes a message.
@@ -234,6 +277,22 @@ mod tests {
             decode::<Report>(&encode(&report), "report").unwrap(),
             report
         );
+    }
+
+    #[test]
+    fn output_too_long_for_a_message_is_cut_and_said_so() {
+        let output = GuestOutput {
+            pid: 7,
+            task_index: 3,
+            stream: Stream::Stderr,
+            bytes: b"hello\nworld\n".to_vec(),
+            truncated: false,
+        };
+        let whole = OutputMessage::new(&output, 100).into_output();
+        assert_eq!(whole, output);
+        let cut = OutputMessage::new(&output, 6).into_output();
+        assert_eq!(cut.bytes, b"hello\n");
+        assert!(cut.truncated);
     }
 
     #[test]

@@ -156,7 +156,7 @@ struct MapArgs {
     /// Run the tasks on agents (`wasmpool agent`) reached through this
     /// NATS server (JetStream enabled): nats://HOST:PORT, or
     /// nats://USER:PASSWORD@HOST:PORT. -j is then the parallelism planned
-    /// for; guest output stays on the agents, and --dir is refused.
+    /// for (the agents choose their own); --dir is refused.
     #[arg(long, value_name = "URL")]
     nats: Option<String>,
     #[command(flatten)]
@@ -318,16 +318,16 @@ fn build_pool(args: &MapArgs, max_payload: usize, bar: &ProgressBar) -> Result<P
             .map_err(|_| SetupError(format!("--env {name}: the variable is not set")))?;
         builder = builder.env(name, &value);
     }
-    builder = builder.retries(args.retries);
     if let Some(url) = &args.nats {
         let mut nats = args.connect.to_nats(url).map_err(SetupError)?;
         if let Some(wait) = args.ack_wait {
             nats = nats.ack_wait(wait);
         }
-        return Ok(builder.nats_options(nats).build()?);
+        builder = builder.nats_options(nats);
     }
     let shown = bar.clone();
     Ok(builder
+        .retries(args.retries)
         .on_output(move |output| show_output(&shown, output))
         .build()?)
 }

@@ -16,7 +16,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use super::run;
 use crate::backend::nats::remote::hex;
 use crate::backend::nats::store::{Store, remote};
-use crate::backend::nats::wire::{self, JobLimits, JobSpec, MODULE_LIMIT};
+use crate::backend::nats::wire::{self, JobLimits, JobSpec, MODULE_LIMIT, OutputMessage};
 use crate::error::{Error, ErrorKind};
 use crate::pool::Pool;
 
@@ -259,6 +259,17 @@ async fn prepare(context: &Arc<JobContext>, job: &str, spec: &JobSpec) -> Result
     for (name, value) in &spec.env {
         builder = builder.env(name, value);
     }
+    // What tasks write goes to the job's host, as it comes.
+    let client = context.store.client.clone();
+    let (subject, room) = (wire::output_subject(job), context.store.message_room());
+    let runtime = tokio::runtime::Handle::current();
+    builder = builder.on_output(move |output| {
+        let message = wire::encode(&OutputMessage::new(output, room));
+        let (client, subject) = (client.clone(), subject.clone());
+        runtime.spawn(async move {
+            let _ = client.publish(subject, message.into()).await;
+        });
+    });
     if let Some(dir) = &context.cache_dir {
         builder = builder.cache_dir(dir);
     }
