@@ -687,6 +687,9 @@ fn what_belongs_to_this_machine_is_refused_on_agents() {
         assert_eq!(err.kind(), ErrorKind::Config, "{what}: {err}");
         assert!(err.message().contains(what), "{what}: {err}");
     }
+    let err = builder(1).nats(url).context().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+    assert!(err.message().contains("Processes on this machine"), "{err}");
     let err = builder(1)
         .nats_options(Nats::new(url).ack_wait(Duration::from_millis(100)))
         .build()

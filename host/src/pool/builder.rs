@@ -637,6 +637,14 @@ impl PoolBuilder {
     /// [`ErrorKind::BadModule`] for a module that is not a wasmpool
     /// component; [`ErrorKind::Config`] for an invalid configuration.
     pub fn context(self) -> Result<Context, Error> {
+        #[cfg(feature = "nats")]
+        if self.nats.is_some() {
+            return Err(Error::new(
+                ErrorKind::Config,
+                "a Context starts Processes on this machine: build a pool on NATS agents \
+                 with build()",
+            ));
+        }
         if std::env::var_os(worker::MARKER).is_some() {
             return Err(Error::new(
                 ErrorKind::Config,

@@ -105,7 +105,15 @@ impl Store {
 /// An error of the server, saying what was being done.
 pub(crate) fn remote(doing: &str, err: impl std::fmt::Display) -> Error {
     let err = err.to_string();
-    let hint = if err.contains("jetstream not enabled") || err.contains("no responders") {
+    let lower = err.to_ascii_lowercase();
+    let hint = if [
+        "jetstream not enabled",
+        "jetstream unavailable",
+        "no responders",
+    ]
+    .iter()
+    .any(|sign| lower.contains(sign))
+    {
         " (is JetStream enabled on the server? start it with `nats-server -js`)"
     } else {
         ""
