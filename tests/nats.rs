@@ -117,6 +117,18 @@ fn map_imap_and_starmap_keep_their_order_on_agents() {
     let pool = nats_builder(&server, 4).build().expect("the pool starts");
     assert_eq!(pool.processes(), 4);
     assert!(pool.worker_pids().is_empty(), "no local workers");
+    // Both agents list themselves, each serving this one job.
+    let listed = loop {
+        let agents = pool.agents().expect("the server lists its agents");
+        if agents.len() == 2 && agents.iter().all(|agent| agent.jobs == 1) {
+            break agents;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let names: Vec<&str> = listed.iter().map(|agent| agent.name.as_str()).collect();
+    assert_eq!(names, ["one", "two"]);
+    assert!(listed.iter().all(|agent| agent.processes == 2));
+    assert!(builder(1).build().unwrap().agents().unwrap().is_empty());
 
     let squares: Vec<i64> = pool.map("square", 0..1000i64, 7).unwrap();
     assert_eq!(squares, (0..1000i64).map(|x| x * x).collect::<Vec<_>>());

@@ -378,7 +378,7 @@ mod process;
 mod worker;
 
 #[cfg(feature = "nats")]
-pub use backend::nats::{Agent, AgentBuilder, Nats};
+pub use backend::nats::{Agent, AgentBuilder, AgentInfo, Nats};
 pub use channel::{ParamInfo, Preopen, TaskInfo};
 /// The channels [`Pool::istarmap_stream`] takes its items from.
 pub use crossbeam_channel;

@@ -49,4 +49,11 @@ pub(crate) trait Backend: Send + Sync {
 
     /// The worker processes on this machine running now.
     fn workers(&self) -> Vec<KillHandle>;
+
+    /// The agents that run the chunks on other machines (none for a local
+    /// backend).
+    #[cfg(feature = "nats")]
+    fn agents(&self) -> Result<Vec<nats::AgentInfo>, crate::Error> {
+        Ok(Vec::new())
+    }
 }

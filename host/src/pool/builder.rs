@@ -499,7 +499,8 @@ impl PoolBuilder {
     /// - [`processes`](Self::processes) is the parallelism the pool plans
     ///   for (the chunk size of `map`, and the window: four chunks per
     ///   process out at once unless [`Nats::window`](crate::Nats::window)
-    ///   says otherwise); the agents decide how many workers they run;
+    ///   says otherwise); the agents decide how many workers they run, and
+    ///   [`Pool::agents`] lists them;
     /// - [`Pool::worker_pids`] is empty: no worker runs here;
     /// - tasks cannot be passed shared objects, and host functions and
     ///   directories are not offered (they are of this machine);

@@ -105,6 +105,19 @@ impl Pool {
             .collect()
     }
 
+    /// The agents serving the pool, for a pool built with
+    /// [`PoolBuilder::nats`]: every agent of its server that showed it lives
+    /// in the last 16 s (agents serve every job of their server). Empty for
+    /// a local pool.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Remote`] if the server cannot be asked.
+    #[cfg(feature = "nats")]
+    pub fn agents(&self) -> Result<Vec<crate::AgentInfo>, Error> {
+        self.submitter.backend.agents()
+    }
+
     /// The chunk size CPython's `map` picks: the tasks spread over four
     /// chunks per process.
     fn default_chunksize(&self, tasks: usize) -> usize {

@@ -24,3 +24,4 @@ pub(crate) mod wire;
 
 pub use agent::{Agent, AgentBuilder};
 pub use connect::Nats;
+pub use store::AgentInfo;

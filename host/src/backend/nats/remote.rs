@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 use tokio::runtime::Runtime;
 
 use super::Nats;
-use super::store::{Store, remote};
+use super::store::{AgentInfo, Store, remote};
 use super::wire::{self, ChunkMessage, HEARTBEAT, JobSpec, OutputMessage, Report};
 use crate::backend::Backend;
 use crate::backend::local::process::KillHandle;
@@ -232,6 +232,10 @@ impl Backend for Remote {
 
     fn workers(&self) -> Vec<KillHandle> {
         Vec::new()
+    }
+
+    fn agents(&self) -> Result<Vec<AgentInfo>, Error> {
+        run_blocking_on(&self.inner.handle, self.inner.store.agents())
     }
 }
 

@@ -7,8 +7,24 @@ use std::time::Duration;
 use async_nats::jetstream::{self, kv, object_store, stream};
 
 use super::Nats;
-use super::wire::{self, CHUNKS, ENVELOPE, JOBS, MODULES, REPORTS};
+use super::wire::{self, AGENT_TTL, AGENTS, CHUNKS, ENVELOPE, JOBS, MODULES, REPORTS};
 use crate::error::{Error, ErrorKind};
+use futures_util::StreamExt;
+
+/// An agent serving the jobs of a NATS server, as
+/// [`Pool::agents`](crate::Pool::agents) lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AgentInfo {
+    /// Its name (`--name`, or its host name and pid).
+    pub name: String,
+    /// How many worker processes it gives each job.
+    pub processes: usize,
+    /// Its process id, on its own machine.
+    pub pid: u32,
+    /// How many jobs it serves now.
+    pub jobs: usize,
+}
 
 /// How long chunks and reports are kept at most, whatever becomes of
 /// their job: a job's host deletes them when it ends, this bounds what a
@@ -20,6 +36,7 @@ pub(crate) struct Store {
     pub(crate) client: async_nats::Client,
     pub(crate) js: jetstream::Context,
     pub(crate) jobs: kv::Store,
+    pub(crate) agents: kv::Store,
     pub(crate) modules: object_store::ObjectStore,
     pub(crate) chunks: stream::Stream,
     pub(crate) reports: stream::Stream,
@@ -41,6 +58,18 @@ impl Store {
                 })
                 .await
                 .map_err(|err| remote("cannot make the bucket of jobs", err))?,
+        };
+        let agents = match js.get_key_value(AGENTS).await {
+            Ok(agents) => agents,
+            Err(_) => js
+                .create_key_value(kv::Config {
+                    bucket: AGENTS.to_string(),
+                    history: 1,
+                    max_age: AGENT_TTL,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|err| remote("cannot make the bucket of agents", err))?,
         };
         let modules = match js.get_object_store(MODULES).await {
             Ok(modules) => modules,
@@ -75,6 +104,7 @@ impl Store {
             client,
             js,
             jobs,
+            agents,
             modules,
             chunks,
             reports,
@@ -94,6 +124,34 @@ impl Store {
             .purge()
             .filter(wire::reports_subject(job))
             .await;
+    }
+
+    /// The agents that showed they live within [`AGENT_TTL`].
+    pub(crate) async fn agents(&self) -> Result<Vec<AgentInfo>, Error> {
+        let mut keys = self
+            .agents
+            .keys()
+            .await
+            .map_err(|err| remote("cannot list the agents", err))?;
+        let mut agents = Vec::new();
+        while let Some(key) = keys.next().await {
+            let key = key.map_err(|err| remote("cannot list the agents", err))?;
+            let Ok(Some(entry)) = self.agents.entry(key).await else {
+                continue;
+            };
+            let record = wire::decode::<wire::AgentRecord>(&entry.value, "record of an agent");
+            let fresh = entry.operation == kv::Operation::Put;
+            if let (true, Ok(record)) = (fresh, record) {
+                agents.push(AgentInfo {
+                    name: record.name,
+                    processes: record.processes,
+                    pid: record.pid,
+                    jobs: record.jobs,
+                });
+            }
+        }
+        agents.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(agents)
     }
 
     /// The most bytes of arguments or results one message may carry.

@@ -4,6 +4,8 @@
 //!
 //! - Bucket [`JOBS`] (key-value): one key per job, its [`JobSpec`], which
 //!   the host puts again every [`HEARTBEAT`] while it lives.
+//! - Bucket [`AGENTS`] (key-value, entries expire after [`AGENT_TTL`]): one
+//!   key per agent, its [`AgentRecord`], put again every [`AGENT_HEARTBEAT`].
 //! - Object store [`MODULES`]: modules by the SHA-256 of their bytes.
 //! - Stream [`CHUNKS`] (a work queue): a job's chunks on
 //!   `wasmpool.chunks.<job>`, pulled by agents through the job's consumer.
@@ -25,6 +27,12 @@ use crate::error::{Error, ErrorKind};
 pub(crate) const VERSION: u32 = 1;
 /// The key-value bucket of running jobs.
 pub(crate) const JOBS: &str = "wasmpool_jobs";
+/// The key-value bucket of agents.
+pub(crate) const AGENTS: &str = "wasmpool_agents";
+/// How often an agent shows that it lives.
+pub(crate) const AGENT_HEARTBEAT: Duration = Duration::from_secs(5);
+/// How long the record of an agent that stopped showing it lives is kept.
+pub(crate) const AGENT_TTL: Duration = Duration::from_secs(16);
 /// The object store of modules.
 pub(crate) const MODULES: &str = "wasmpool_modules";
 /// The work-queue stream of chunks.
@@ -134,6 +142,16 @@ pub(crate) enum Report {
         sending: u32,
         deliveries: u64,
     },
+}
+
+/// An agent, as it describes itself to hosts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct AgentRecord {
+    pub(crate) version: u32,
+    pub(crate) name: String,
+    pub(crate) processes: usize,
+    pub(crate) pid: u32,
+    pub(crate) jobs: usize,
 }
 
 /// Output a task wrote on an agent (a [`GuestOutput`](crate::GuestOutput)).

@@ -28,7 +28,7 @@ use tokio::task::JoinHandle;
 
 use super::Nats;
 use super::store::{Store, remote};
-use super::wire::{self, ABANDONED_AFTER, JobSpec};
+use super::wire::{self, ABANDONED_AFTER, AGENT_HEARTBEAT, AgentRecord, JobSpec};
 use crate::error::{Error, ErrorKind};
 use job::{Caps, JobContext};
 
@@ -315,13 +315,21 @@ async fn serve(context: Arc<JobContext>, mut stopped: watch::Receiver<bool>) -> 
     );
     let mut jobs: HashMap<String, Known> = HashMap::new();
     let mut sweep = tokio::time::interval(SWEEP);
+    // Hosts list this agent while it shows it lives.
+    let key = nuid::next().to_string();
+    let mut alive = tokio::time::interval(AGENT_HEARTBEAT);
     let ended = loop {
         tokio::select! {
-            _ = stopped.wait_for(|stop| *stop) => break Ok(()),
+            _ = async { stopped.wait_for(|stop| *stop).await.map(drop) } => break Ok(()),
             entry = watch.next() => match entry {
                 Some(Ok(entry)) => {
                     let fresh = entry.revision > start;
+                    let before = serving(&jobs);
                     on_entry(&context, &mut jobs, entry, fresh);
+                    if serving(&jobs) != before {
+                        // Hosts see the change now, not at the next beat.
+                        alive.reset_immediately();
+                    }
                 }
                 Some(Err(err)) => tracing::warn!("watching jobs: {err}"),
                 None => break Err(Error::new(
@@ -329,6 +337,18 @@ async fn serve(context: Arc<JobContext>, mut stopped: watch::Receiver<bool>) -> 
                     "the watch on the bucket of jobs ended: the server is gone",
                 )),
             },
+            _ = alive.tick() => {
+                let record = AgentRecord {
+                    version: wire::VERSION,
+                    name: context.agent.clone(),
+                    processes: context.processes,
+                    pid: std::process::id(),
+                    jobs: serving(&jobs),
+                };
+                if let Err(err) = store.agents.put(&key, wire::encode(&record).into()).await {
+                    tracing::warn!("cannot show the agent lives: {err}");
+                }
+            }
             _ = sweep.tick() => {
                 let silent: Vec<String> = jobs
                     .iter()
@@ -357,7 +377,15 @@ async fn serve(context: Arc<JobContext>, mut stopped: watch::Receiver<bool>) -> 
     for (task, _) in jobs.into_values().filter_map(|known| known.serving) {
         let _ = task.await;
     }
+    let _ = store.agents.delete(&key).await;
     ended
+}
+
+/// How many of the jobs the agent knows it serves.
+fn serving(jobs: &HashMap<String, Known>) -> usize {
+    jobs.values()
+        .filter(|known| known.serving.is_some())
+        .count()
 }
 
 /// Takes a change to the bucket of jobs.
