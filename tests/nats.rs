@@ -849,3 +849,35 @@ fn what_tasks_write_on_agents_reaches_the_output_handler() {
         .collect();
     assert_eq!(lines, expected);
 }
+
+#[test]
+fn wasmpool_agents_lists_the_agents_of_a_server() {
+    let _deadline = deadline("wasmpool agents", DEADLINE);
+    let server = NatsServer::start();
+    let _one = AgentProcess::start(server.url(), 1, "one");
+    let _two = AgentProcess::start(server.url(), 3, "two");
+    let listed = loop {
+        let output = wasmpool(&["agents", "--nats", server.url()], "");
+        assert!(output.status.success(), "{output:?}");
+        let lines: Vec<String> = String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        if lines.len() == 2 {
+            break lines;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let fields: Vec<Vec<&str>> = listed
+        .iter()
+        .map(|line| line.split('\t').collect())
+        .collect();
+    assert_eq!(fields[0][0], "one");
+    assert_eq!(fields[0][1], "1");
+    assert_eq!(fields[1][0], "two");
+    assert_eq!(fields[1][1], "3");
+    assert!(
+        fields.iter().all(|agent| agent[3] == "0"),
+        "no jobs: {listed:?}"
+    );
+}

@@ -5,6 +5,8 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::block_on;
+use super::store::{AgentInfo, Store};
 use crate::error::{Error, ErrorKind};
 
 /// The default time an agent may hold a chunk without a sign of life
@@ -188,6 +190,31 @@ impl Nats {
             .connect(self.url.as_str())
             .await
             .map_err(|err| connect_error(&self.url, &err))
+    }
+
+    /// The agents of this server that showed they live in the last 16 s
+    /// (what `wasmpool agents` prints); [`Pool::agents`](crate::Pool::agents)
+    /// asks the same of a pool's server.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Remote`] if the server cannot be reached or asked.
+    pub fn agents(&self) -> Result<Vec<AgentInfo>, Error> {
+        self.check()?;
+        // Multi-threaded: a handle drives the I/O of no other kind.
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .map_err(|err| {
+                Error::new(
+                    ErrorKind::Spawn,
+                    format!("cannot start the NATS client's runtime: {err}"),
+                )
+            })?;
+        block_on(runtime.handle(), async {
+            Store::open(self, "wasmpool agents").await?.agents().await
+        })
     }
 
     /// Checks what can be checked before connecting.

@@ -22,6 +22,27 @@ pub(crate) mod remote;
 pub(crate) mod store;
 pub(crate) mod wire;
 
+use std::future::Future;
+use std::thread;
+
 pub use agent::{Agent, AgentBuilder};
 pub use connect::Nats;
 pub use store::AgentInfo;
+
+/// Runs `future` on the (multi-threaded) runtime of `handle`, from a thread
+/// that may itself be inside a runtime (a caller's: then from a thread of
+/// its own, as a runtime cannot be blocked on from inside one).
+pub(crate) fn block_on<F: Future + Send>(handle: &tokio::runtime::Handle, future: F) -> F::Output
+where
+    F::Output: Send,
+{
+    if tokio::runtime::Handle::try_current().is_err() {
+        return handle.block_on(future);
+    }
+    thread::scope(|scope| {
+        scope
+            .spawn(|| handle.block_on(future))
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}

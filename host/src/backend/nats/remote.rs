@@ -9,7 +9,6 @@
 //! outcome, so that nothing an agent loses is lost.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering, fence};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
@@ -23,9 +22,9 @@ use serde_bytes::ByteBuf;
 use sha2::{Digest, Sha256};
 use tokio::runtime::Runtime;
 
-use super::Nats;
 use super::store::{AgentInfo, Store, remote};
 use super::wire::{self, ChunkMessage, HEARTBEAT, JobSpec, OutputMessage, Report};
+use super::{Nats, block_on};
 use crate::backend::Backend;
 use crate::backend::local::process::KillHandle;
 use crate::chunk::{Chunk, withdrawn_error};
@@ -103,7 +102,7 @@ impl Remote {
         spec.module = hex(&Sha256::digest(module));
         spec.module_size = module.len() as u64;
         let job = nuid::next().to_string();
-        let (store, reports, output) = run_blocking(&runtime, async {
+        let (store, reports, output) = block_on(runtime.handle(), async {
             let store = Store::open(nats, &format!("wasmpool pool {job}")).await?;
             let output = store
                 .client
@@ -235,7 +234,7 @@ impl Backend for Remote {
     }
 
     fn agents(&self) -> Result<Vec<AgentInfo>, Error> {
-        run_blocking_on(&self.inner.handle, self.inner.store.agents())
+        block_on(&self.inner.handle, self.inner.store.agents())
     }
 }
 
@@ -455,7 +454,7 @@ fn dispatch(inner: &Arc<Inner>, stop: &Receiver<()>) {
         }
     }
     inner.wait_for_all();
-    run_blocking_on(&inner.handle, async {
+    block_on(&inner.handle, async {
         let _ = tokio::time::timeout(TIDY_LIMIT, inner.store.tidy(&inner.job)).await;
     });
 }
@@ -566,31 +565,6 @@ async fn publish_module(store: &Store, hash: &str, module: &[u8]) -> Result<(), 
 /// Lower-case hex.
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Runs `future` on `runtime` from a thread that may itself be inside a
-/// runtime (a caller's): then from a thread of its own.
-fn run_blocking<F: Future + Send>(runtime: &Runtime, future: F) -> F::Output
-where
-    F::Output: Send,
-{
-    run_blocking_on(runtime.handle(), future)
-}
-
-/// [`run_blocking`] with a handle.
-fn run_blocking_on<F: Future + Send>(handle: &tokio::runtime::Handle, future: F) -> F::Output
-where
-    F::Output: Send,
-{
-    if tokio::runtime::Handle::try_current().is_err() {
-        return handle.block_on(future);
-    }
-    thread::scope(|scope| {
-        scope
-            .spawn(|| handle.block_on(future))
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-    })
 }
 
 #[cfg(test)]

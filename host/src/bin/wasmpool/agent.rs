@@ -55,6 +55,18 @@ pub(crate) struct AgentArgs {
     allow_module: Vec<String>,
 }
 
+/// Prints the agents of the server at `url`.
+pub(crate) fn list(url: &str, connect: &NatsArgs) -> Result<ExitCode, SetupError> {
+    let nats = connect.to_nats(url).map_err(SetupError)?;
+    for agent in nats.agents()? {
+        println!(
+            "{}\t{}\t{}\t{}",
+            agent.name, agent.processes, agent.pid, agent.jobs
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Runs the agent until a signal: the first hands the chunks it holds back
 /// to the server and stops its workers; a second exits at once.
 pub(crate) fn run(args: AgentArgs) -> Result<ExitCode, SetupError> {

@@ -80,6 +80,21 @@ enum Command {
     /// other agents, and it exits with 130 or 143; a second signal exits
     /// at once. Exit status 1 if it lost the server, 2 for a set-up error.
     Agent(Box<agent::AgentArgs>),
+    /// List the agents of a NATS server that showed they live in the last
+    /// 16 s: per line its name, its processes per job, its pid on its
+    /// machine, and how many jobs it serves.
+    Agents {
+        /// The NATS server: nats://HOST:PORT, or nats://USER:PASSWORD@HOST:PORT.
+        #[arg(
+            long,
+            value_name = "URL",
+            env = "WASMPOOL_NATS",
+            hide_env_values = true
+        )]
+        nats: String,
+        #[command(flatten)]
+        connect: remote::NatsArgs,
+    },
 }
 
 #[derive(Args)]
@@ -185,6 +200,7 @@ fn main() -> ExitCode {
         Command::Map(args) => map(*args),
         Command::Tasks { module } => tasks(module),
         Command::Agent(args) => agent::run(*args),
+        Command::Agents { nats, connect } => agent::list(&nats, &connect),
     };
     match result {
         Ok(code) => code,

@@ -26,9 +26,9 @@ use futures_util::StreamExt;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::Nats;
 use super::store::{Store, remote};
 use super::wire::{self, ABANDONED_AFTER, AGENT_HEARTBEAT, AgentRecord, JobSpec};
+use super::{Nats, block_on};
 use crate::error::{Error, ErrorKind};
 use job::{Caps, JobContext};
 
@@ -146,14 +146,10 @@ impl AgentBuilder {
                     format!("cannot start the agent's runtime: {err}"),
                 )
             })?;
-        let store = thread::scope(|scope| {
-            scope
-                .spawn(|| {
-                    runtime.block_on(Store::open(&self.nats, &format!("wasmpool agent {name}")))
-                })
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-        })?;
+        let store = block_on(
+            runtime.handle(),
+            Store::open(&self.nats, &format!("wasmpool agent {name}")),
+        )?;
         let context = Arc::new(JobContext {
             store,
             agent: name.clone(),
@@ -254,12 +250,7 @@ impl Agent {
         let (Some(main), Some(runtime)) = (main, runtime) else {
             return Ok(());
         };
-        let ended = thread::scope(|scope| {
-            scope
-                .spawn(|| runtime.block_on(main))
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-        });
+        let ended = block_on(runtime.handle(), main);
         runtime.shutdown_background();
         match ended {
             Ok(ended) => ended,
