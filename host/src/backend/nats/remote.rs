@@ -413,7 +413,7 @@ fn message(number: u64, sent: &Sent) -> Bytes {
 /// a message, while the window has room; once the pool is closed and every
 /// chunk is done (or the pool terminates), ends the job.
 fn dispatch(inner: &Arc<Inner>, stop: &Receiver<()>) {
-    loop {
+    'feeding: loop {
         let chunk = select! {
             recv(inner.queue) -> chunk => match chunk {
                 Ok(chunk) => chunk,
@@ -435,7 +435,8 @@ fn dispatch(inner: &Arc<Inner>, stop: &Receiver<()>) {
         }
         for piece in pieces(chunk, inner.room) {
             if !inner.wait_for_room() {
-                return;
+                // Terminated: the pieces left fail as they are dropped.
+                break 'feeding;
             }
             let sent = Sent {
                 chunk: piece,
@@ -447,7 +448,15 @@ fn dispatch(inner: &Arc<Inner>, stop: &Receiver<()>) {
                 out.next - 1
             };
             let message = message(number, &sent);
-            inner.out().chunks.insert(number, sent);
+            {
+                // `terminate` marks the pool, then takes the chunks out:
+                // one put out after that would be left behind.
+                let mut out = inner.out();
+                if inner.terminating() {
+                    break 'feeding;
+                }
+                out.chunks.insert(number, sent);
+            }
             if let Err(err) = inner.handle.block_on(inner.publish(number, message, true)) {
                 inner.fail_chunk(number, &err);
             }
