@@ -71,6 +71,13 @@ pub(crate) fn list(url: &str, connect: &NatsArgs) -> Result<ExitCode, SetupError
 /// to the server and stops its workers; a second exits at once.
 pub(crate) fn run(args: AgentArgs) -> Result<ExitCode, SetupError> {
     let nats = args.connect.to_nats(&args.nats).map_err(SetupError)?;
+    let processes = match args
+        .processes
+        .unwrap_or_else(|| thread::available_parallelism().map_or(1, usize::from))
+    {
+        1 => "1 process".to_string(),
+        n => format!("{n} processes"),
+    };
     let mut builder = Agent::builder(nats);
     if let Some(processes) = args.processes {
         builder = builder.processes(processes);
@@ -96,6 +103,10 @@ pub(crate) fn run(args: AgentArgs) -> Result<ExitCode, SetupError> {
     let mut signals = Signals::new(SIGNALS)
         .map_err(|err| SetupError(format!("cannot watch for signals: {err}")))?;
     let agent = builder.start()?;
+    eprintln!(
+        "wasmpool agent {}: ready, {processes} per job",
+        agent.name()
+    );
     let stopped = thread::scope(|scope| {
         let handle = signals.handle();
         let agent = &agent;

@@ -105,7 +105,8 @@ impl AgentBuilder {
         self
     }
 
-    /// Connects, and starts serving jobs in the background.
+    /// Connects, and starts serving jobs in the background; returns once
+    /// the agent watches for jobs.
     ///
     /// # Errors
     ///
@@ -163,13 +164,22 @@ impl AgentBuilder {
             modules: Mutex::new(HashMap::new()),
         });
         let (stop, stopped) = watch::channel(false);
-        let main = runtime.spawn(serve(context, stopped));
-        Ok(Agent {
+        let (ready_tx, ready) = tokio::sync::oneshot::channel();
+        let main = runtime.spawn(serve(context, stopped, ready_tx));
+        let agent = Agent {
             name,
             stop,
             main: Mutex::new(Some(main)),
             runtime: Mutex::new(Some(runtime)),
-        })
+        };
+        // Ready once it watches for jobs; if it failed before, why.
+        let handle = agent.runtime().clone();
+        match block_on(&handle, ready) {
+            Ok(()) => Ok(agent),
+            Err(_) => Err(agent.wait().err().unwrap_or_else(|| {
+                Error::new(ErrorKind::Remote, "the agent stopped as it started")
+            })),
+        }
     }
 }
 
@@ -221,6 +231,17 @@ impl Agent {
     /// The agent's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The runtime's handle, while the agent has not been waited for.
+    fn runtime(&self) -> tokio::runtime::Handle {
+        self.runtime
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .expect("an agent not yet waited for has its runtime")
+            .handle()
+            .clone()
     }
 
     /// Stops taking chunks: those it holds are handed back to the server at
@@ -282,7 +303,11 @@ struct Known {
 
 /// The agent's main task: watches the bucket of jobs, serves those that
 /// live, until `stopped`.
-async fn serve(context: Arc<JobContext>, mut stopped: watch::Receiver<bool>) -> Result<(), Error> {
+async fn serve(
+    context: Arc<JobContext>,
+    mut stopped: watch::Receiver<bool>,
+    ready: tokio::sync::oneshot::Sender<()>,
+) -> Result<(), Error> {
     let store = &context.store;
     // The jobs put before this revision were there before the agent: their
     // hosts may be long gone.
@@ -300,10 +325,7 @@ async fn serve(context: Arc<JobContext>, mut stopped: watch::Receiver<bool>) -> 
         .await
         .map_err(|err| remote("cannot watch the bucket of jobs", err))?;
     tracing::info!(agent = %context.agent, "agent ready, {} processes per job", context.processes);
-    eprintln!(
-        "wasmpool agent {}: ready, {} processes per job",
-        context.agent, context.processes
-    );
+    let _ = ready.send(());
     let mut jobs: HashMap<String, Known> = HashMap::new();
     let mut sweep = tokio::time::interval(SWEEP);
     // Hosts list this agent while it shows it lives.
