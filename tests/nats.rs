@@ -881,3 +881,25 @@ fn wasmpool_agents_lists_the_agents_of_a_server() {
         "no jobs: {listed:?}"
     );
 }
+
+#[test]
+fn a_python_module_runs_on_agents() {
+    // An 18 MB module through the object store; compiled once per machine.
+    let _deadline = deadline("a Python module on an agent", LONG_DEADLINE);
+    let server = NatsServer::start();
+    let _agent = AgentProcess::start(server.url(), 2, "py");
+    let pool = Pool::builder()
+        .module_file(wasmpool_artifacts::PYFIXTURES)
+        .worker_program(env!("CARGO_BIN_EXE_wasmpool"))
+        .processes(2)
+        .nats(server.url())
+        .build()
+        .expect("the pool starts");
+    let squares: Vec<i64> = pool.map("square", 0..100i64, None).unwrap();
+    assert_eq!(squares, (0..100i64).map(|x| x * x).collect::<Vec<_>>());
+    let err = pool
+        .apply::<i64, _>("raise_value_error", ("no good",))
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Failed, "{err}");
+    assert!(err.message().contains("ValueError: no good"), "{err}");
+}
