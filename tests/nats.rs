@@ -903,3 +903,47 @@ fn a_python_module_runs_on_agents() {
     assert_eq!(err.kind(), ErrorKind::Failed, "{err}");
     assert!(err.message().contains("ValueError: no good"), "{err}");
 }
+
+/// The SHA-256 of the file at `path`, in hex, as `sha256sum` prints it.
+fn sha256_of(path: &str) -> String {
+    let output = Command::new("sha256sum").arg(path).output().unwrap();
+    assert!(output.status.success(), "sha256sum {path}");
+    String::from_utf8(output.stdout).unwrap()[..64].to_string()
+}
+
+#[test]
+fn an_agent_pinned_to_modules_runs_no_other_and_an_agent_caps_memory() {
+    let _deadline = deadline("agents that refuse a job", DEADLINE);
+    let server = NatsServer::start();
+    let seeds = sha256_of(wasmpool_artifacts::SEEDS);
+    let _pinned = AgentProcess::start_with(server.url(), 1, "pinned", &["--allow-module", &seeds]);
+    // Its tasks fail with why, rather than wait for an agent that would run
+    // them.
+    let other = nats_builder(&server, 1).build().expect("the pool starts");
+    let err = other.apply::<i64, _>("square", (3i64,)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+    assert!(
+        err.message().contains("runs only the modules it allows"),
+        "{err}"
+    );
+    drop(other);
+    let allowed = Pool::builder()
+        .module_file(wasmpool_artifacts::SEEDS)
+        .worker_program(env!("CARGO_BIN_EXE_wasmpool"))
+        .processes(1)
+        .nats(server.url())
+        .build()
+        .expect("the pool starts");
+    let squares: Vec<i64> = allowed.map("square", 0..10i64, None).unwrap();
+    assert_eq!(squares, (0..10i64).map(|x| x * x).collect::<Vec<_>>());
+    drop(allowed);
+
+    // An agent whose memory cap is below what the module needs to start
+    // fails the job's tasks with the module's need and the cap.
+    let server = NatsServer::start();
+    let _small = AgentProcess::start_with(server.url(), 1, "small", &["--memory", "64K"]);
+    let pool = nats_builder(&server, 1).build().expect("the pool starts");
+    let err = pool.apply::<i64, _>("square", (3i64,)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::MemoryLimit, "{err}");
+    assert!(err.message().contains("memory limit"), "{err}");
+}
