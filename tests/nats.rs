@@ -172,38 +172,7 @@ fn apply_async_callbacks_run_once_per_task_on_agents() {
     let server = NatsServer::start();
     let _agent = AgentProcess::start(server.url(), 2, "only");
     let pool = nats_builder(&server, 2).build().expect("the pool starts");
-    let oks = Arc::new(Mutex::new(Vec::new()));
-    let errs = Arc::new(Mutex::new(Vec::new()));
-    let results: Vec<AsyncResult<i64>> = (0..60i64)
-        .map(|i| {
-            let (oks, errs) = (oks.clone(), errs.clone());
-            let divisor = if i % 5 == 0 { 0 } else { 1 };
-            pool.apply_async_with(
-                "divide",
-                (i, divisor),
-                Callbacks::new()
-                    .callback(move |v: &i64| oks.lock().unwrap().push(*v))
-                    .error_callback(move |e| errs.lock().unwrap().push(e.clone())),
-            )
-            .unwrap()
-        })
-        .collect();
-    pool.close();
-    pool.join().unwrap();
-    let mut oks = oks.lock().unwrap().clone();
-    oks.sort();
-    assert_eq!(oks, (0..60).filter(|i| i % 5 != 0).collect::<Vec<i64>>());
-    let errs = errs.lock().unwrap();
-    assert_eq!(errs.len(), 12);
-    assert!(
-        errs.iter()
-            .all(|e| e.kind() == ErrorKind::Failed && e.message() == "division by zero"),
-        "{errs:?}"
-    );
-    assert!(results.iter().all(AsyncResult::ready));
-    for (i, result) in results.iter().enumerate() {
-        assert_eq!(result.successful().unwrap(), i % 5 != 0, "task {i}");
-    }
+    common::callbacks_run_once_each(&pool, 60);
 }
 
 #[test]
@@ -244,16 +213,7 @@ fn each_error_kind_comes_back_as_on_a_local_pool() {
         assert_eq!(on_agent.message(), here.message(), "{what}");
     }
     let err = trap(&remote);
-    let details = err.trap_details().expect("a trap has details");
-    assert_eq!(details.code.as_deref(), Some("unreachable"));
-    assert!(
-        details
-            .backtrace
-            .iter()
-            .any(|f| f.contains("trap_if_negative")),
-        "{:?}",
-        details.backtrace
-    );
+    common::assert_unreachable_in(&err, "trap_if_negative");
     assert_eq!(
         failed(&remote).to_string(),
         "task 0: failed: division by zero"

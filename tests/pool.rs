@@ -309,38 +309,7 @@ fn apply_async_results_arrive_in_any_order_but_all_arrive() {
 #[test]
 fn callback_and_error_callback_each_exactly_once_per_task() {
     let _deadline = deadline("join after 50 tasks with callbacks", DEADLINE);
-    let pool = pool(2);
-    let oks = Arc::new(Mutex::new(Vec::new()));
-    let errs = Arc::new(Mutex::new(Vec::new()));
-    let results: Vec<AsyncResult<i64>> = (0..50i64)
-        .map(|i| {
-            let (oks, errs) = (oks.clone(), errs.clone());
-            let divisor = if i % 5 == 0 { 0 } else { 1 };
-            pool.apply_async_with(
-                "divide",
-                (i, divisor),
-                Callbacks::new()
-                    .callback(move |v: &i64| oks.lock().unwrap().push(*v))
-                    .error_callback(move |e| errs.lock().unwrap().push(e.clone())),
-            )
-            .unwrap()
-        })
-        .collect();
-    pool.close();
-    pool.join().unwrap();
-    // join waited for the callbacks, as in CPython.
-    let mut oks = oks.lock().unwrap().clone();
-    oks.sort();
-    let expected: Vec<i64> = (0..50).filter(|i| i % 5 != 0).collect();
-    assert_eq!(oks, expected);
-    let errs = errs.lock().unwrap();
-    assert_eq!(errs.len(), 10);
-    assert!(
-        errs.iter()
-            .all(|e| e.kind() == ErrorKind::Failed && e.message() == "division by zero")
-    );
-    // Each result was ready once its callback had run.
-    assert!(results.iter().all(AsyncResult::ready));
+    common::callbacks_run_once_each(&pool(2), 50);
 }
 
 #[test]

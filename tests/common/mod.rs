@@ -4,12 +4,12 @@
 
 use std::io::Write;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::Value;
-use wasmpool::Pool;
+use wasmpool::{AsyncResult, Callbacks, ErrorKind, Pool};
 
 /// The deadline of a test of the pool: many times what the slowest of them
 /// takes on a busy two-core machine, far below what CI would wait for a hung
@@ -140,4 +140,58 @@ pub fn records(output: &Output) -> Vec<Value> {
         .lines()
         .map(|line| serde_json::from_str(line).unwrap())
         .collect()
+}
+
+/// Submits `tasks` divisions with callbacks to `pool` (every fifth by
+/// zero), closes and joins it, and checks that each task's callback or
+/// error callback ran exactly once, before `join` returned, and that each
+/// result was ready by then: a core case every backend must pass.
+pub fn callbacks_run_once_each(pool: &Pool, tasks: i64) {
+    let oks = Arc::new(Mutex::new(Vec::new()));
+    let errs = Arc::new(Mutex::new(Vec::new()));
+    let results: Vec<AsyncResult<i64>> = (0..tasks)
+        .map(|i| {
+            let (oks, errs) = (oks.clone(), errs.clone());
+            let divisor = if i % 5 == 0 { 0 } else { 1 };
+            pool.apply_async_with(
+                "divide",
+                (i, divisor),
+                Callbacks::new()
+                    .callback(move |v: &i64| oks.lock().unwrap().push(*v))
+                    .error_callback(move |e| errs.lock().unwrap().push(e.clone())),
+            )
+            .unwrap()
+        })
+        .collect();
+    pool.close();
+    pool.join().unwrap();
+    // join waited for the callbacks, as in CPython.
+    let mut oks = oks.lock().unwrap().clone();
+    oks.sort();
+    let expected: Vec<i64> = (0..tasks).filter(|i| i % 5 != 0).collect();
+    assert_eq!(oks, expected);
+    let errs = errs.lock().unwrap();
+    assert_eq!(errs.len(), tasks as usize - expected.len());
+    assert!(
+        errs.iter()
+            .all(|e| e.kind() == ErrorKind::Failed && e.message() == "division by zero"),
+        "{errs:?}"
+    );
+    // Each result was ready once its callback had run.
+    assert!(results.iter().all(AsyncResult::ready));
+    for (i, result) in results.iter().enumerate() {
+        assert_eq!(result.successful().unwrap(), i % 5 != 0, "task {i}");
+    }
+}
+
+/// Checks that `err` is the trap of `unreachable` in `function`, with its
+/// code and a backtrace through it.
+pub fn assert_unreachable_in(err: &wasmpool::Error, function: &str) {
+    let details = err.trap_details().expect("a trap has details");
+    assert_eq!(details.code.as_deref(), Some("unreachable"));
+    assert!(
+        details.backtrace.iter().any(|f| f.contains(function)),
+        "{:?}",
+        details.backtrace
+    );
 }
