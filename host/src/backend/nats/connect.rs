@@ -5,8 +5,8 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::block_on;
 use super::store::{AgentInfo, Store};
+use super::{block_on, runtime};
 use crate::error::{Error, ErrorKind};
 
 /// The default time an agent may hold a chunk without a sign of life
@@ -201,17 +201,7 @@ impl Nats {
     /// [`ErrorKind::Remote`] if the server cannot be reached or asked.
     pub fn agents(&self) -> Result<Vec<AgentInfo>, Error> {
         self.check()?;
-        // Multi-threaded: a handle drives the I/O of no other kind.
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .map_err(|err| {
-                Error::new(
-                    ErrorKind::Spawn,
-                    format!("cannot start the NATS client's runtime: {err}"),
-                )
-            })?;
+        let runtime = runtime(1, "wasmpool-nats")?;
         block_on(runtime.handle(), async {
             Store::open(self, "wasmpool agents").await?.agents().await
         })

@@ -25,9 +25,28 @@ pub(crate) mod wire;
 use std::future::Future;
 use std::thread;
 
+use crate::error::{Error, ErrorKind};
+
 pub use agent::{Agent, AgentBuilder};
 pub use connect::Nats;
 pub use store::AgentInfo;
+
+/// A multi-threaded runtime of `threads` threads named `name`, on which
+/// the NATS client runs (and [`block_on`] can wait from any thread: the
+/// handle of a runtime of another kind drives no I/O).
+pub(crate) fn runtime(threads: usize, name: &str) -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .thread_name(name)
+        .enable_all()
+        .build()
+        .map_err(|err| {
+            Error::new(
+                ErrorKind::Spawn,
+                format!("cannot start the NATS client's runtime: {err}"),
+            )
+        })
+}
 
 /// Runs `future` on the (multi-threaded) runtime of `handle`, from a thread
 /// that may itself be inside a runtime (a caller's: then from a thread of

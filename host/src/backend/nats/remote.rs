@@ -24,7 +24,7 @@ use tokio::runtime::Runtime;
 
 use super::store::{AgentInfo, Store, remote};
 use super::wire::{self, ChunkMessage, HEARTBEAT, JobSpec, OutputMessage, Report};
-use super::{Nats, block_on};
+use super::{Nats, block_on, runtime};
 use crate::backend::Backend;
 use crate::backend::local::process::KillHandle;
 use crate::chunk::{Chunk, withdrawn_error};
@@ -88,17 +88,7 @@ impl Remote {
         window: usize,
         on_output: OutputHandler,
     ) -> Result<Arc<Remote>, Error> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("wasmpool-nats")
-            .enable_all()
-            .build()
-            .map_err(|err| {
-                Error::new(
-                    ErrorKind::Spawn,
-                    format!("cannot start the NATS client's runtime: {err}"),
-                )
-            })?;
+        let runtime = runtime(1, "wasmpool-nats")?;
         spec.module = hex(&Sha256::digest(module));
         spec.module_size = module.len() as u64;
         let job = nuid::next().to_string();

@@ -28,7 +28,7 @@ use tokio::task::JoinHandle;
 
 use super::store::{Store, remote};
 use super::wire::{self, ABANDONED_AFTER, AGENT_HEARTBEAT, AgentRecord, JobSpec};
-use super::{Nats, block_on};
+use super::{Nats, block_on, runtime};
 use crate::error::{Error, ErrorKind};
 use job::{Caps, JobContext};
 
@@ -136,17 +136,7 @@ impl AgentBuilder {
                 .unwrap_or_else(|_| "agent".to_string());
             format!("{host}-{}", std::process::id())
         });
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("wasmpool-agent")
-            .enable_all()
-            .build()
-            .map_err(|err| {
-                Error::new(
-                    ErrorKind::Spawn,
-                    format!("cannot start the agent's runtime: {err}"),
-                )
-            })?;
+        let runtime = runtime(2, "wasmpool-agent")?;
         let store = block_on(
             runtime.handle(),
             Store::open(&self.nats, &format!("wasmpool agent {name}")),
