@@ -907,3 +907,29 @@ fn an_agent_pinned_to_modules_runs_no_other_and_an_agent_caps_memory() {
     assert_eq!(err.kind(), ErrorKind::MemoryLimit, "{err}");
     assert!(err.message().contains("memory limit"), "{err}");
 }
+
+#[test]
+fn initializer_and_max_tasks_per_child_keep_their_meaning_on_agents() {
+    let _deadline = deadline("an initializer and recycling on an agent", DEADLINE);
+    let server = NatsServer::start();
+    let _agent = AgentProcess::start(server.url(), 1, "one");
+    let pool = nats_builder(&server, 1)
+        .initializer("set_base", (7u64,))
+        .max_tasks_per_child(2)
+        .build()
+        .expect("the pool starts");
+    assert_eq!(pool.apply::<u64, _>("get_base", ()).unwrap(), 7);
+    // A trap renews the instance, which runs the initializer again.
+    let err = pool.apply::<i64, _>("trap_if_negative", (-1,)).unwrap_err();
+    assert!(err.is_trap(), "{err}");
+    assert_eq!(pool.apply::<u64, _>("get_base", ()).unwrap(), 7);
+    // One worker, replaced after every two tasks: no worker runs more than
+    // two of six tasks.
+    let places: Vec<Place> = pool.map("place", 0..6i64, Some(1)).unwrap();
+    let pids: BTreeSet<u32> = places.iter().map(|place| place.pid).collect();
+    assert!(pids.len() >= 3, "{places:?}");
+    for pid in pids {
+        let ran = places.iter().filter(|place| place.pid == pid).count();
+        assert!(ran <= 2, "worker {pid} ran {ran} tasks: {places:?}");
+    }
+}
