@@ -933,3 +933,34 @@ fn initializer_and_max_tasks_per_child_keep_their_meaning_on_agents() {
         assert!(ran <= 2, "worker {pid} ran {ran} tasks: {places:?}");
     }
 }
+
+#[test]
+fn a_worker_killed_on_an_agent_fails_its_task_or_retries_it() {
+    let _deadline = deadline("workers killed on an agent", DEADLINE);
+    let server = NatsServer::start();
+    let _agent = AgentProcess::start(server.url(), 1, "one");
+    for retries in [0, 1] {
+        let pool = nats_builder(&server, 1)
+            .retries(retries)
+            .build()
+            .expect("the pool starts");
+        // The agent's one worker for this pool, then a long task on it.
+        let worker = pool.apply::<Place, _>("place", (0i64,)).unwrap().pid;
+        let slow = pool.apply_async::<u64, _>("sleep_ms", (1_500u64,)).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        // SAFETY: kill(2) of the worker this test's agent started; it runs
+        // the 1.5 s task, so it has not exited and its pid is not reused.
+        assert_eq!(unsafe { libc::kill(worker as i32, libc::SIGKILL) }, 0);
+        match (retries, outcome(&slow, "the task whose worker was killed")) {
+            (0, Err(err)) => {
+                assert_eq!(err.kind(), ErrorKind::WorkerLost, "{err}");
+                assert!(err.message().contains(&worker.to_string()), "{err}");
+            }
+            (1, Ok(slept)) => assert_eq!(slept, 1_500),
+            (retries, other) => panic!("with {retries} retries: {other:?}"),
+        }
+        // A new worker took over.
+        let next = pool.apply::<Place, _>("place", (1i64,)).unwrap().pid;
+        assert_ne!(next, worker);
+    }
+}
