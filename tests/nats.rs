@@ -964,3 +964,26 @@ fn a_worker_killed_on_an_agent_fails_its_task_or_retries_it() {
         assert_ne!(next, worker);
     }
 }
+
+#[test]
+fn a_server_restarted_mid_job_loses_no_task() {
+    let _deadline = deadline("a map across a restart of the server", LONG_DEADLINE);
+    let mut server = NatsServer::start();
+    let mut agent = AgentProcess::start(server.url(), 2, "steady");
+    let pool = builder(2)
+        .nats_options(Nats::new(server.url()).ack_wait(Duration::from_secs(2)))
+        .build()
+        .expect("the pool starts");
+    let mut results = pool
+        .imap::<u64, u64, _>("sleep_ms", vec![20u64; 200], 2)
+        .unwrap();
+    for _ in 0..20 {
+        assert_eq!(results.next().unwrap().unwrap(), 20);
+    }
+    // The store is kept: the job, its chunks and its reports are still
+    // there when the server is back, and both ends reconnect.
+    server.restart();
+    let rest: Vec<u64> = results.map(Result::unwrap).collect();
+    assert_eq!(rest, vec![20u64; 180]);
+    assert!(agent.is_running(), "{}", agent.stderr());
+}

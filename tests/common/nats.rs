@@ -73,6 +73,23 @@ fn pip_script_dirs() -> Vec<PathBuf> {
     }
 }
 
+/// Runs `command` (the program, then its arguments), its output appended
+/// to `log`.
+fn spawn(command: &[std::ffi::OsString], log: &Path) -> Result<Child, String> {
+    let output = File::options()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("the nats-server log is opened");
+    Command::new(&command[0])
+        .args(&command[1..])
+        .stdin(Stdio::null())
+        .stdout(output.try_clone().expect("the log file is duplicated"))
+        .stderr(output)
+        .spawn()
+        .map_err(|err| format!("cannot run {:?}: {err}", command[0]))
+}
+
 /// Whether `path` is a file someone may execute.
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
@@ -95,6 +112,8 @@ fn free_port() -> u16 {
 /// [`monitor`](NatsServer::monitor).
 pub struct NatsServer {
     child: Child,
+    /// How it was started, to start it again.
+    command: Vec<std::ffi::OsString>,
     port: u16,
     monitor_port: u16,
     url: String,
@@ -155,36 +174,57 @@ impl NatsServer {
                 command.arg("-c").arg(&config);
             }
         }
-        let output = File::create(&log).expect("the nats-server log is created");
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(output.try_clone().expect("the log file is duplicated"))
-            .stderr(output)
-            .spawn()
-            .map_err(|err| format!("cannot run {}: {err}", program.display()))?;
+        let command: Vec<std::ffi::OsString> = std::iter::once(command.get_program())
+            .chain(command.get_args())
+            .map(ToOwned::to_owned)
+            .collect();
+        let child = spawn(&command, &log)?;
         let mut server = NatsServer {
             child,
+            command,
             port,
             monitor_port,
             url: format!("nats://127.0.0.1:{port}"),
             dir,
         };
+        server.wait_until_up()?;
+        Ok(server)
+    }
+
+    /// Kills the server and starts it again, on the same port and store:
+    /// what its clients see of a server restarted mid-job.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let log = self.dir.path().join("nats-server.log");
+        let restarted = spawn(&self.command, &log).and_then(|child| {
+            self.child = child;
+            self.wait_until_up()
+        });
+        if let Err(why) = restarted {
+            panic!("nats-server did not restart: {why}\n{}", self.log());
+        }
+    }
+
+    /// Waits until the server just started accepts connections.
+    fn wait_until_up(&mut self) -> Result<(), String> {
+        let port = self.port;
         let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
         let started = Instant::now();
         loop {
-            if let Some(status) = server.child.try_wait().expect("waiting for nats-server") {
+            if let Some(status) = self.child.try_wait().expect("waiting for nats-server") {
                 return Err(format!(
                     "it exited with {status} on port {port}:\n{}",
-                    server.log()
+                    self.log()
                 ));
             }
             if TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok() {
-                return Ok(server);
+                return Ok(());
             }
             if started.elapsed() > START_LIMIT {
                 return Err(format!(
                     "port {port} did not accept connections within {START_LIMIT:?}:\n{}",
-                    server.log()
+                    self.log()
                 ));
             }
             thread::sleep(Duration::from_millis(20));

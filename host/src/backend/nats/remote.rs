@@ -12,8 +12,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering, fence};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use async_nats::connection::State;
 use async_nats::jetstream::consumer::{self, pull};
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender, bounded, select};
@@ -34,6 +35,12 @@ use crate::pool::output::OutputHandler;
 /// How long ending a job on the server may take before the pool gives up
 /// on tidying (agents drop a job whose host went silent anyway).
 const TIDY_LIMIT: Duration = Duration::from_secs(5);
+/// How long a pool waits for a server it lost (restarting, or out of
+/// reach) before it fails the tasks it has out there, and the chunks it
+/// cannot get stored.
+const SERVER_PATIENCE: Duration = Duration::from_secs(60);
+/// How long after the server failed to take a chunk it is published again.
+const REPUBLISH_AFTER: Duration = Duration::from_millis(250);
 
 /// A pool's job on agents.
 pub(crate) struct Remote {
@@ -248,17 +255,47 @@ impl Inner {
         pipelined: bool,
     ) -> Result<(), Error> {
         let subject = wire::chunks_subject(&self.job);
-        let stored = self
+        let first = self
             .store
             .js
-            .publish(subject, message)
+            .publish(subject.clone(), message.clone())
             .await
             .map_err(|err| remote("cannot publish a chunk", err))?;
+        let inner = self.clone();
+        // A server that does not answer may be restarting: the chunk is
+        // published again (a copy that was stored after all runs twice,
+        // and its outcomes are taken once) until it says yes, or the
+        // server has been silent too long.
         let confirmed = async move {
-            stored
-                .await
-                .map(drop)
-                .map_err(|err| remote("the server did not take a chunk", err))
+            let started = Instant::now();
+            let mut sent = Ok(first);
+            loop {
+                let stored = match sent {
+                    Ok(ack) => ack.await.map(drop),
+                    Err(err) => Err(err),
+                };
+                match stored {
+                    Ok(()) => return Ok(()),
+                    Err(err) if started.elapsed() < SERVER_PATIENCE && !inner.terminating() => {
+                        tracing::warn!(
+                            "job {}: chunk {number}: {err}: publishing it again",
+                            inner.job
+                        );
+                        tokio::time::sleep(REPUBLISH_AFTER).await;
+                        sent = inner
+                            .store
+                            .js
+                            .publish(subject.clone(), message.clone())
+                            .await;
+                    }
+                    Err(err) => {
+                        return Err(remote(
+                            &format!("the server did not take a chunk within {SERVER_PATIENCE:?}"),
+                            err,
+                        ));
+                    }
+                }
+            }
         };
         if !pipelined {
             return confirmed.await;
@@ -349,6 +386,15 @@ impl Inner {
                 sent.sending += 1;
                 Some((number, message(number, sent)))
             }
+        }
+    }
+
+    /// Fails the tasks without an outcome of every chunk out.
+    fn fail_all(&self, err: &Error) {
+        let out = std::mem::take(&mut self.out().chunks);
+        self.returned.notify_all();
+        for sent in out.into_values() {
+            sent.chunk.fail(err);
         }
     }
 
@@ -533,10 +579,24 @@ async fn show_output(mut messages: async_nats::Subscriber, on_output: OutputHand
 async fn heartbeat(inner: Arc<Inner>, spec: Bytes) {
     let mut ticks = tokio::time::interval(HEARTBEAT);
     ticks.tick().await;
+    let mut lost_since: Option<Instant> = None;
     while !inner.terminating() {
         ticks.tick().await;
         if inner.terminating() {
             break;
+        }
+        if inner.store.client.connection_state() == State::Connected {
+            lost_since = None;
+        } else if lost_since.get_or_insert_with(Instant::now).elapsed() > SERVER_PATIENCE {
+            // Gone for good, as far as the tasks out there can tell.
+            inner.fail_all(&Error::new(
+                ErrorKind::Remote,
+                format!(
+                    "lost the NATS server for over {SERVER_PATIENCE:?}: the task's outcome \
+                     cannot come back"
+                ),
+            ));
+            lost_since = None;
         }
         if let Err(err) = inner.store.jobs.put(&inner.job, spec.clone()).await {
             tracing::warn!("job {}: cannot renew it: {err}", inner.job);
