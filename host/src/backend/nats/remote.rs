@@ -23,7 +23,7 @@ use serde_bytes::ByteBuf;
 use sha2::{Digest, Sha256};
 use tokio::runtime::Runtime;
 
-use super::store::{AgentInfo, Store, remote};
+use super::store::{AgentInfo, SERVER_PATIENCE, Store, remote};
 use super::wire::{self, ChunkMessage, HEARTBEAT, JobSpec, OutputMessage, Report};
 use super::{Nats, block_on, runtime};
 use crate::backend::Backend;
@@ -35,12 +35,6 @@ use crate::pool::output::OutputHandler;
 /// How long ending a job on the server may take before the pool gives up
 /// on tidying (agents drop a job whose host went silent anyway).
 const TIDY_LIMIT: Duration = Duration::from_secs(5);
-/// How long a pool waits for a server it lost (restarting, or out of
-/// reach) before it fails the tasks it has out there, and the chunks it
-/// cannot get stored.
-const SERVER_PATIENCE: Duration = Duration::from_secs(60);
-/// How long after the server failed to take a chunk it is published again.
-const REPUBLISH_AFTER: Duration = Duration::from_millis(250);
 
 /// A pool's job on agents.
 pub(crate) struct Remote {
@@ -262,40 +256,12 @@ impl Inner {
             .await
             .map_err(|err| remote("cannot publish a chunk", err))?;
         let inner = self.clone();
-        // A server that does not answer may be restarting: the chunk is
-        // published again (a copy that was stored after all runs twice,
-        // and its outcomes are taken once) until it says yes, or the
-        // server has been silent too long.
         let confirmed = async move {
-            let started = Instant::now();
-            let mut sent = Ok(first);
-            loop {
-                let stored = match sent {
-                    Ok(ack) => ack.await.map(drop),
-                    Err(err) => Err(err),
-                };
-                match stored {
-                    Ok(()) => return Ok(()),
-                    Err(err) if started.elapsed() < SERVER_PATIENCE && !inner.terminating() => {
-                        tracing::warn!(
-                            "job {}: chunk {number}: {err}: publishing it again",
-                            inner.job
-                        );
-                        tokio::time::sleep(REPUBLISH_AFTER).await;
-                        sent = inner
-                            .store
-                            .js
-                            .publish(subject.clone(), message.clone())
-                            .await;
-                    }
-                    Err(err) => {
-                        return Err(remote(
-                            &format!("the server did not take a chunk within {SERVER_PATIENCE:?}"),
-                            err,
-                        ));
-                    }
-                }
-            }
+            let stop = || inner.terminating();
+            inner
+                .store
+                .publish_stored(subject, message, Some(first), stop)
+                .await
         };
         if !pipelined {
             return confirmed.await;

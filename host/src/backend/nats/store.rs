@@ -2,7 +2,10 @@
 //! [`wire`](super::wire), made on first use by whichever host or agent
 //! comes first.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::context::PublishAckFuture;
+use bytes::Bytes;
 
 use async_nats::jetstream::{self, kv, object_store, stream};
 
@@ -30,6 +33,12 @@ pub struct AgentInfo {
 /// their job: a job's host deletes them when it ends, this bounds what a
 /// job whose host died (and agents that never saw it) leave behind.
 const KEEP: Duration = Duration::from_secs(24 * 3600);
+/// How long a pool or agent waits for a server it lost (restarting, or out
+/// of reach) before it gives up on what it has out there.
+pub(crate) const SERVER_PATIENCE: Duration = Duration::from_secs(60);
+/// How long after the server failed to store a message it is published
+/// again.
+const REPUBLISH_AFTER: Duration = Duration::from_millis(250);
 
 /// A connection, with the streams and buckets a job uses.
 pub(crate) struct Store {
@@ -152,6 +161,45 @@ impl Store {
         }
         agents.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(agents)
+    }
+
+    /// Publishes `payload` on `subject` (unless `sent` is its publication
+    /// already) and waits until the server has stored it. A server that
+    /// does not answer may be restarting: the message is published again
+    /// (a copy stored after all is a duplicate, which readers drop) until it
+    /// is stored, [`SERVER_PATIENCE`] has passed, or `stop()` says so.
+    pub(crate) async fn publish_stored(
+        &self,
+        subject: String,
+        payload: Bytes,
+        sent: Option<PublishAckFuture>,
+        stop: impl Fn() -> bool,
+    ) -> Result<(), Error> {
+        let started = Instant::now();
+        let mut sent = match sent {
+            Some(ack) => Ok(ack),
+            None => self.js.publish(subject.clone(), payload.clone()).await,
+        };
+        loop {
+            let stored = match sent {
+                Ok(ack) => ack.await.map(drop),
+                Err(err) => Err(err),
+            };
+            match stored {
+                Ok(()) => return Ok(()),
+                Err(err) if started.elapsed() < SERVER_PATIENCE && !stop() => {
+                    tracing::warn!("{subject}: {err}: publishing it again");
+                    tokio::time::sleep(REPUBLISH_AFTER).await;
+                    sent = self.js.publish(subject.clone(), payload.clone()).await;
+                }
+                Err(err) => {
+                    return Err(remote(
+                        &format!("the server did not store a message within {SERVER_PATIENCE:?}"),
+                        err,
+                    ));
+                }
+            }
+        }
     }
 
     /// The most bytes of arguments or results one message may carry.

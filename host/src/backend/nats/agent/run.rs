@@ -9,7 +9,6 @@ use bytes::Bytes;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
 
 use super::job::{Runner, Serving};
-use crate::backend::nats::store::remote;
 use crate::backend::nats::wire::{self, ChunkMessage, Report};
 use crate::channel::Outcomes;
 use crate::chunk::{Chunk, Sink};
@@ -55,7 +54,7 @@ pub(crate) async fn chunk(
             sending: chunk.sending,
             deliveries,
         };
-        if publish(&serving, Bytes::from(wire::encode(&lost)))
+        if publish(&serving, Bytes::from(wire::encode(&lost)), &cancelled)
             .await
             .is_ok()
         {
@@ -110,7 +109,7 @@ pub(crate) async fn chunk(
                         first_index,
                         outcomes,
                     };
-                    if publish(&serving, Bytes::from(wire::encode(&report))).await.is_err() {
+                    if publish(&serving, Bytes::from(wire::encode(&report)), &cancelled).await.is_err() {
                         // Not acknowledged: the chunk runs again elsewhere.
                         return;
                     }
@@ -126,19 +125,20 @@ pub(crate) async fn chunk(
     }
 }
 
-/// Publishes a report on the job, and waits until the server stored it.
-async fn publish(serving: &Serving, report: Bytes) -> Result<(), Error> {
-    let js = &serving.context.store.js;
-    let stored = async {
-        js.publish(wire::reports_subject(&serving.job), report)
-            .await
-            .map_err(|err| remote("cannot publish outcomes", err))?
-            .await
-            .map_err(|err| remote("the server did not store outcomes", err))
-    };
-    stored.await.map(drop).inspect_err(|err| {
-        tracing::warn!("job {}: {err}", serving.job);
-    })
+/// Publishes a report on the job, and waits until the server stored it
+/// (publishing it again while the server may be restarting, unless the
+/// chunk stops being served).
+async fn publish(
+    serving: &Serving,
+    report: Bytes,
+    cancelled: &watch::Receiver<Option<bool>>,
+) -> Result<(), Error> {
+    let subject = wire::reports_subject(&serving.job);
+    let store = &serving.context.store;
+    store
+        .publish_stored(subject, report, None, || cancelled.borrow().is_some())
+        .await
+        .inspect_err(|err| tracing::warn!("job {}: {err}", serving.job))
 }
 
 /// `tasks` outcomes, each failed with `err`.
