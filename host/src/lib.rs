@@ -220,6 +220,8 @@
 //! | the pool was terminated (or dropped) under the task | [`ErrorKind::Terminated`] | — |
 //! | (NATS) the agent running the task was lost: killed, its machine or network gone | [`ErrorKind::WorkerLost`], once the task ran on [`Nats::agent_retries`] + 1 agents | after the [ack wait](Nats::ack_wait), JetStream hands the agent's chunks to others; outcomes reported twice reach the caller once |
 //! | (NATS) the server cannot be reached, or refuses the credentials | [`ErrorKind::Remote`], naming the server and why | [`PoolBuilder::build`] and [`AgentBuilder::start`] fail |
+//! | (NATS) the server restarts, or is out of reach, while a job runs | — (the tasks go on) | host and agents reconnect; what the server did not store is published again; the server keeps the job, its chunks and its reports |
+//! | (NATS) the server stays out of reach for over a minute | [`ErrorKind::Remote`] | the tasks the pool has out there fail; the pool goes on when the server is back |
 //!
 //! A renewed instance runs the [initializer](PoolBuilder::initializer) again
 //! before its next task, so no broken state reaches it. The rest of a `map`
