@@ -292,6 +292,7 @@ impl Outcomes {
 
     /// Whether the results and failures are where the ends say: what
     /// [`iter`](Self::iter) relies on, for outcomes that came over a network.
+    #[cfg(feature = "nats")]
     pub(crate) fn is_well_formed(&self) -> bool {
         let ends_rise = self
             .ends
@@ -310,6 +311,7 @@ impl Outcomes {
     }
 
     /// The outcomes after the first `skip`.
+    #[cfg(feature = "nats")]
     pub(crate) fn skip(&self, skip: usize) -> Outcomes {
         let mut rest = Outcomes::with_capacity(self.len().saturating_sub(skip));
         for outcome in self.iter().skip(skip) {
@@ -416,6 +418,7 @@ mod tests {
     use super::*;
     use crate::ErrorKind;
 
+    #[cfg(feature = "nats")]
     #[test]
     fn outcomes_skip_and_check_their_shape() {
         let mut outcomes = Outcomes::default();

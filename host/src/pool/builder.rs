@@ -56,7 +56,48 @@ const DEFAULT_INITIALIZER_TIMEOUT: Duration = Duration::from_secs(30);
 /// Where the module comes from.
 enum ModuleSource {
     File(PathBuf),
-    Bytes(Vec<u8>),
+    /// Bytes, and the name errors give them.
+    Bytes {
+        bytes: Vec<u8>,
+        name: String,
+    },
+}
+
+impl ModuleSource {
+    /// The module's bytes, read once, and the name errors give it.
+    fn read(self) -> Result<(Vec<u8>, String), Error> {
+        match self {
+            ModuleSource::File(path) => {
+                let bytes = std::fs::read(&path).map_err(|err| {
+                    Error::new(
+                        ErrorKind::Io,
+                        format!("cannot read the module {}: {err}", path.display()),
+                    )
+                })?;
+                Ok((bytes, path.display().to_string()))
+            }
+            ModuleSource::Bytes { bytes, name } => Ok((bytes, name)),
+        }
+    }
+}
+
+/// The error of a builder given no module.
+fn no_module() -> Error {
+    Error::new(
+        ErrorKind::Config,
+        "no module: set PoolBuilder::module_file or module_bytes",
+    )
+}
+
+/// Refuses a pool of no process.
+fn check_processes(processes: usize) -> Result<(), Error> {
+    if processes == 0 {
+        return Err(Error::new(
+            ErrorKind::Config,
+            "a pool needs at least one process",
+        ));
+    }
+    Ok(())
 }
 
 /// Configures and starts a [`Pool`]; from [`Pool::builder`].
@@ -145,7 +186,10 @@ impl PoolBuilder {
 
     /// The task module, as the bytes of a WebAssembly component.
     pub fn module_bytes(mut self, bytes: impl Into<Vec<u8>>) -> Self {
-        self.module = Some(ModuleSource::Bytes(bytes.into()));
+        self.module = Some(ModuleSource::Bytes {
+            bytes: bytes.into(),
+            name: "the module".to_string(),
+        });
         self
     }
 
@@ -475,13 +519,13 @@ impl PoolBuilder {
     /// workers cannot start; [`ErrorKind::Initializer`] if the initializer
     /// fails or runs past [`initializer_timeout`](Self::initializer_timeout);
     /// [`ErrorKind::Config`] for an invalid configuration.
-    pub fn build(mut self) -> Result<Pool, Error> {
+    pub fn build(self) -> Result<Pool, Error> {
         let processes = self
             .processes
             .unwrap_or_else(|| thread::available_parallelism().map_or(1, usize::from));
         #[cfg(feature = "nats")]
-        if let Some(nats) = self.nats.take() {
-            return self.build_remote(nats, processes);
+        if self.nats.is_some() {
+            return self.build_remote(processes);
         }
         self.context()?.pool(processes)
     }
@@ -540,10 +584,11 @@ impl PoolBuilder {
 
     /// [`build`](Self::build) for [`nats`](Self::nats).
     #[cfg(feature = "nats")]
-    fn build_remote(self, nats: crate::Nats, processes: usize) -> Result<Pool, Error> {
+    fn build_remote(mut self, processes: usize) -> Result<Pool, Error> {
         use crate::backend::nats::remote::Remote;
         use crate::backend::nats::wire::{self, JobLimits, JobSpec};
 
+        let nats = self.nats.take().expect("a builder set for NATS");
         nats.check()?;
         let refuse = |what: &str| {
             Err(Error::new(
@@ -560,22 +605,13 @@ impl PoolBuilder {
         if !self.initializer_objects.is_empty() {
             return refuse("shared objects");
         }
-        if processes == 0 {
-            return Err(Error::new(
-                ErrorKind::Config,
-                "a pool needs at least one process",
-            ));
-        }
-        let module = match &self.module {
-            Some(ModuleSource::File(path)) => std::fs::read(path).map_err(|err| {
-                Error::new(
-                    ErrorKind::Io,
-                    format!("cannot read the module {}: {err}", path.display()),
-                )
-            })?,
-            Some(ModuleSource::Bytes(bytes)) => bytes.clone(),
-            None => Vec::new(),
-        };
+        check_processes(processes)?;
+        // Read once: published from here, and checked by `context` below.
+        let (module, name) = self.module.take().ok_or_else(no_module)?.read()?;
+        self.module = Some(ModuleSource::Bytes {
+            bytes: module.clone(),
+            name,
+        });
         let spec = JobSpec {
             version: wire::VERSION,
             module: String::new(),
@@ -679,24 +715,7 @@ impl PoolBuilder {
                 ));
             }
         };
-        let (bytes, name) = match self.module {
-            Some(ModuleSource::File(path)) => {
-                let bytes = std::fs::read(&path).map_err(|err| {
-                    Error::new(
-                        ErrorKind::Io,
-                        format!("cannot read the module {}: {err}", path.display()),
-                    )
-                })?;
-                (bytes, path.display().to_string())
-            }
-            Some(ModuleSource::Bytes(bytes)) => (bytes, "the module".to_string()),
-            None => {
-                return Err(Error::new(
-                    ErrorKind::Config,
-                    "no module: set PoolBuilder::module_file or module_bytes",
-                ));
-            }
-        };
+        let (bytes, name) = self.module.ok_or_else(no_module)?.read()?;
         for (name, limit) in [
             ("task_timeout", self.task_timeout),
             ("startup_timeout", Some(self.startup_timeout)),
@@ -804,12 +823,7 @@ impl Prepared {
         processes: usize,
         exit: Option<Arc<Settled<Option<ExitStatus>>>>,
     ) -> Result<Pool, Error> {
-        if processes == 0 {
-            return Err(Error::new(
-                ErrorKind::Config,
-                "a pool needs at least one process",
-            ));
-        }
+        check_processes(processes)?;
         let one_worker = exit.is_some();
         let max_tasks_per_child = self.max_tasks_per_child.filter(|_| !one_worker);
         let (queue_tx, queue_rx) = unbounded();
