@@ -53,12 +53,19 @@ fn artifact_name(engine: &Engine, bytes: &[u8]) -> String {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut hasher);
     digest.update(hasher.finish().to_le_bytes());
-    let hex: String = digest
-        .finalize()
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect();
-    format!("{hex}.cwasm")
+    format!("{}.cwasm", hex(&digest.finalize()))
+}
+
+/// The SHA-256 of a module's bytes, in hex: what names it on a NATS
+/// server, and what an agent checks what it fetched against.
+#[cfg(feature = "nats")]
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+/// Lower-case hex.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 /// Compiles `bytes` and checks the component against the wasmpool world.

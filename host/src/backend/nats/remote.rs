@@ -20,7 +20,6 @@ use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender, bounded, select};
 use futures_util::StreamExt;
 use serde_bytes::ByteBuf;
-use sha2::{Digest, Sha256};
 use tokio::runtime::Runtime;
 
 use super::store::{AgentInfo, SERVER_PATIENCE, Store, remote};
@@ -30,6 +29,7 @@ use crate::backend::Backend;
 use crate::backend::local::process::KillHandle;
 use crate::chunk::{Chunk, withdrawn_error};
 use crate::error::{Error, ErrorKind};
+use crate::module;
 use crate::pool::output::OutputHandler;
 
 /// How long ending a job on the server may take before the pool gives up
@@ -90,7 +90,7 @@ impl Remote {
         on_output: OutputHandler,
     ) -> Result<Arc<Remote>, Error> {
         let runtime = runtime(1, "wasmpool-nats")?;
-        spec.module = hex(&Sha256::digest(module));
+        spec.module = module::sha256_hex(module);
         spec.module_size = module.len() as u64;
         let job = nuid::next().to_string();
         let (store, reports, output) = block_on(runtime.handle(), async {
@@ -238,16 +238,10 @@ impl Inner {
         self.terminating.load(Ordering::SeqCst)
     }
 
-    /// Publishes chunk `number`'s `message`; returns once the server has
-    /// it (and has said so, unless `pipelined`: then a task waits for the
-    /// server's word, and fails the chunk if it says no, while the next
-    /// chunks go out).
-    async fn publish(
-        self: &Arc<Self>,
-        number: u64,
-        message: Bytes,
-        pipelined: bool,
-    ) -> Result<(), Error> {
+    /// Publishes chunk `number`'s `message`; returns once it is on its way
+    /// to the server, while a task waits for the server's word (and fails
+    /// the chunk if it does not come), so the next chunks go out meanwhile.
+    async fn publish(self: &Arc<Self>, number: u64, message: Bytes) -> Result<(), Error> {
         let subject = wire::chunks_subject(&self.job);
         let first = self
             .store
@@ -256,19 +250,13 @@ impl Inner {
             .await
             .map_err(|err| remote("cannot publish a chunk", err))?;
         let inner = self.clone();
-        let confirmed = async move {
+        tokio::spawn(async move {
             let stop = || inner.terminating();
-            inner
+            let stored = inner
                 .store
                 .publish_stored(subject, message, Some(first), stop)
-                .await
-        };
-        if !pipelined {
-            return confirmed.await;
-        }
-        let inner = self.clone();
-        tokio::spawn(async move {
-            if let Err(err) = confirmed.await {
+                .await;
+            if let Err(err) = stored {
                 inner.fail_chunk(number, &err);
             }
         });
@@ -373,28 +361,17 @@ impl Inner {
         }
     }
 
-    /// Waits until fewer than the window's chunks are out, or the pool
-    /// terminates (false).
-    fn wait_for_room(&self) -> bool {
+    /// Waits while `busy` says so of the chunks out, unless the pool
+    /// terminates; whether it did not.
+    fn wait_while(&self, busy: impl Fn(&Out) -> bool) -> bool {
         let mut out = self.out();
-        while out.chunks.len() >= self.window && !self.terminating() {
+        while busy(&out) && !self.terminating() {
             out = self
                 .returned
                 .wait(out)
                 .unwrap_or_else(PoisonError::into_inner);
         }
         !self.terminating()
-    }
-
-    /// Waits until every chunk out is done, or the pool terminates.
-    fn wait_for_all(&self) {
-        let mut out = self.out();
-        while !out.chunks.is_empty() && !self.terminating() {
-            out = self
-                .returned
-                .wait(out)
-                .unwrap_or_else(PoisonError::into_inner);
-        }
     }
 }
 
@@ -436,7 +413,7 @@ fn dispatch(inner: &Arc<Inner>, stop: &Receiver<()>) {
             continue;
         }
         for piece in pieces(chunk, inner.room) {
-            if !inner.wait_for_room() {
+            if !inner.wait_while(|out| out.chunks.len() >= inner.window) {
                 // Terminated: the pieces left fail as they are dropped.
                 break 'feeding;
             }
@@ -459,12 +436,13 @@ fn dispatch(inner: &Arc<Inner>, stop: &Receiver<()>) {
                 }
                 out.chunks.insert(number, sent);
             }
-            if let Err(err) = inner.handle.block_on(inner.publish(number, message, true)) {
+            if let Err(err) = inner.handle.block_on(inner.publish(number, message)) {
                 inner.fail_chunk(number, &err);
             }
         }
     }
-    inner.wait_for_all();
+    // Once closed, every chunk out is done before the job ends.
+    inner.wait_while(|out| !out.chunks.is_empty());
     block_on(&inner.handle, async {
         let _ = tokio::time::timeout(TIDY_LIMIT, inner.store.tidy(&inner.job)).await;
     });
@@ -516,7 +494,7 @@ async fn read_reports(inner: Arc<Inner>, mut reports: pull::Ordered) {
         match report {
             Ok(report) => {
                 if let Some((number, message)) = inner.on_report(&report.payload)
-                    && let Err(err) = inner.publish(number, message, false).await
+                    && let Err(err) = inner.publish(number, message).await
                 {
                     inner.fail_chunk(number, &err);
                 }
@@ -585,11 +563,6 @@ async fn publish_module(store: &Store, hash: &str, module: &[u8]) -> Result<(), 
         .await
         .map_err(|err| remote("cannot put the module in the object store", err))?;
     Ok(())
-}
-
-/// Lower-case hex.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

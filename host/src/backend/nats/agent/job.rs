@@ -8,16 +8,15 @@ use std::time::Duration;
 
 use async_nats::jetstream::consumer::pull;
 use futures_util::StreamExt;
-use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
 use super::run;
-use crate::backend::nats::remote::hex;
 use crate::backend::nats::store::{Store, remote};
 use crate::backend::nats::wire::{self, JobLimits, JobSpec, MODULE_LIMIT, OutputMessage};
 use crate::error::{Error, ErrorKind};
+use crate::module;
 use crate::pool::Pool;
 
 /// How long an agent waits before it tries again what failed on the server.
@@ -316,7 +315,7 @@ async fn fetch_module(context: &JobContext, spec: &JobSpec) -> Result<Arc<Vec<u8
             format!("the module {hash} is over {MODULE_LIMIT} bytes"),
         ));
     }
-    if hex(&Sha256::digest(&bytes)) != *hash {
+    if module::sha256_hex(&bytes) != *hash {
         return Err(Error::new(
             ErrorKind::BadModule,
             format!("the module stored as {hash} has another hash: it was tampered with"),
