@@ -23,7 +23,7 @@ use wasmpool_artifacts::SEEDS;
 
 mod shared;
 
-use shared::{PYTHON_SECTION, median, time_runs};
+use shared::{PYTHON_SECTION, median, python_peer, time_runs};
 
 /// Inputs of the CPU-bound workloads, per task.
 const SUM_N: u64 = 10_000_000;
@@ -272,18 +272,7 @@ fn run_cpython(processes: usize) -> Value {
         let saved = std::fs::read(saved).expect("WASMPOOL_PEER_JSON is readable");
         return serde_json::from_slice(&saved).expect("WASMPOOL_PEER_JSON holds peer.py's JSON");
     }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/peer.py");
-    let out = Command::new("python3")
-        .arg(&script)
-        .args(["--processes", &processes.to_string()])
-        .output()
-        .expect("python3 runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("peer.py prints JSON")
+    python_peer("peer.py", &["--processes", &processes.to_string()])
 }
 
 fn machine() -> String {

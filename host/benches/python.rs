@@ -10,16 +10,14 @@
 //! "Tasks in Python" of `BENCHMARKS.md`.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Instant;
 
-use serde_json::Value;
 use wasmpool::Pool;
 use wasmpool_artifacts::{PYTASKS, SEEDS};
 
 mod shared;
 
-use shared::{PYTHON_SECTION, time_runs};
+use shared::{PYTHON_SECTION, python_peer, time_runs};
 
 /// Items of the tiny-task workload.
 const TINY: u64 = 100_000;
@@ -76,18 +74,7 @@ fn measure(module: &str) -> Measured {
 
 fn main() {
     wasmpool::init();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/python_peer.py");
-    let out = Command::new("python3")
-        .arg(&script)
-        .arg(PROCESSES.to_string())
-        .output()
-        .expect("python3 runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let peer: Value = serde_json::from_slice(&out.stdout).expect("the peer prints JSON");
+    let peer = python_peer("python_peer.py", &[&PROCESSES.to_string()]);
     let cpython = |key: &str| peer[key].as_f64().unwrap_or(f64::NAN);
     let python = measure(PYTASKS);
     let rust = measure(SEEDS);

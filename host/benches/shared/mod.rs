@@ -1,7 +1,33 @@
-//! What the benchmarks share: timing, and the section of `BENCHMARKS.md`
-//! that `cargo bench --bench python` writes and `--bench peer` keeps.
+//! What the benchmarks share: timing, running a CPython peer, and the
+//! section of `BENCHMARKS.md` that `cargo bench --bench python` writes and
+//! `--bench peer` keeps.
 
+use std::path::Path;
+use std::process::Command;
 use std::time::Instant;
+
+use serde_json::Value;
+
+/// Runs the CPython peer `benches/SCRIPT` with `args`, and returns the
+/// JSON it prints. (Not every benchmark that shares these helpers needs
+/// it.)
+#[allow(dead_code)]
+pub(crate) fn python_peer(script: &str, args: &[&str]) -> Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("benches")
+        .join(script);
+    let out = Command::new("python3")
+        .arg(&script)
+        .args(args)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("the peer prints JSON")
+}
 
 /// The heading of the section `cargo bench --bench python` writes in
 /// `BENCHMARKS.md`. (Not every benchmark that shares these helpers needs it.)
