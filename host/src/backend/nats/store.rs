@@ -57,29 +57,8 @@ impl Store {
     pub(crate) async fn open(nats: &Nats, name: &str) -> Result<Store, Error> {
         let client = nats.connect(name).await?;
         let js = jetstream::new(client.clone());
-        let jobs = match js.get_key_value(JOBS).await {
-            Ok(jobs) => jobs,
-            Err(_) => js
-                .create_key_value(kv::Config {
-                    bucket: JOBS.to_string(),
-                    history: 1,
-                    ..Default::default()
-                })
-                .await
-                .map_err(|err| remote("cannot make the bucket of jobs", err))?,
-        };
-        let agents = match js.get_key_value(AGENTS).await {
-            Ok(agents) => agents,
-            Err(_) => js
-                .create_key_value(kv::Config {
-                    bucket: AGENTS.to_string(),
-                    history: 1,
-                    max_age: AGENT_TTL,
-                    ..Default::default()
-                })
-                .await
-                .map_err(|err| remote("cannot make the bucket of agents", err))?,
-        };
+        let jobs = bucket(&js, JOBS, Duration::ZERO, "jobs").await?;
+        let agents = bucket(&js, AGENTS, AGENT_TTL, "agents").await?;
         let modules = match js.get_object_store(MODULES).await {
             Ok(modules) => modules,
             Err(_) => js
@@ -206,6 +185,27 @@ impl Store {
     pub(crate) fn message_room(&self) -> usize {
         (self.client.server_info().max_payload).saturating_sub(ENVELOPE)
     }
+}
+
+/// The key-value bucket `name` (of `what`), made if it is not there, each
+/// key keeping its last value, for `max_age` (zero: for ever).
+async fn bucket(
+    js: &jetstream::Context,
+    name: &str,
+    max_age: Duration,
+    what: &str,
+) -> Result<kv::Store, Error> {
+    if let Ok(bucket) = js.get_key_value(name).await {
+        return Ok(bucket);
+    }
+    js.create_key_value(kv::Config {
+        bucket: name.to_string(),
+        history: 1,
+        max_age,
+        ..Default::default()
+    })
+    .await
+    .map_err(|err| remote(&format!("cannot make the bucket of {what}"), err))
 }
 
 /// An error of the server, saying what was being done.

@@ -60,6 +60,8 @@ pub(crate) struct Serving {
     /// How many times a chunk whose agent was lost runs again.
     pub(crate) agent_retries: u32,
     pub(crate) ack_wait: Duration,
+    /// The most bytes of results one report carries.
+    pub(crate) room: usize,
 }
 
 /// Starts serving `job`; send `Some(true)` to stop for good (the agent
@@ -115,6 +117,7 @@ async fn serve(
         runner,
         agent_retries: spec.agent_retries,
         ack_wait: Duration::from_millis(spec.ack_wait_ms),
+        room: context.store.message_room(),
     });
     pull_chunks(&serving, &mut cancelled).await;
     let Ok(serving) = Arc::try_unwrap(serving) else {

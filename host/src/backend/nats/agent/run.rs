@@ -102,8 +102,7 @@ pub(crate) async fn chunk(
                     batch.push(more);
                 }
                 reported += batch.iter().map(|(_, outcomes)| outcomes.len()).sum::<usize>();
-                let room = serving.context.store.message_room();
-                for (first_index, outcomes) in pack(batch, room) {
+                for (first_index, outcomes) in pack(batch, serving.room) {
                     let report = Report::Outcomes {
                         chunk: chunk.chunk,
                         first_index,
