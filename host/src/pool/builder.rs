@@ -553,9 +553,10 @@ impl PoolBuilder {
     ///   worker's pid on its agent's machine;
     /// - an agent that dies has the tasks it held run elsewhere after the
     ///   [ack wait](crate::Nats::ack_wait); its running task runs again up
-    ///   to [`retries`](Self::retries) times, then fails with
-    ///   [`ErrorKind::WorkerLost`]; each task gets one outcome however many
-    ///   times it ran;
+    ///   to [`Nats::agent_retries`](crate::Nats::agent_retries) times (a
+    ///   worker that dies on an agent, up to [`retries`](Self::retries)
+    ///   times, as here), then fails with [`ErrorKind::WorkerLost`]; each
+    ///   task gets one outcome however many times it ran;
     /// - a pool whose agents are all gone waits for one to come.
     ///
     /// `build` checks the module here (a worker starts to list its tasks,
