@@ -9,7 +9,8 @@
 //! held — from the moment its chunk is handed over until the task's outcome
 //! — and any other id a guest names is refused ([`grants`]). A guest's
 //! operation reaches the host over the worker channel as an `Invoke`, and is
-//! served by [`serve`]: at once, or, if it may wait, on a thread of its own
+//! answered by the local backend's object calls
+//! (`backend/local/object_calls.rs`): at once, or, if it may wait, on a thread of its own
 //! that the task's time limit (a `Cancel` from the worker) or the worker's
 //! death ends. The host uses the same objects directly, from any thread.
 //!
@@ -21,8 +22,7 @@
 mod acquire;
 pub(crate) mod grants;
 pub(crate) mod handle;
-pub(crate) mod serve;
-mod wait;
+pub(crate) mod wait;
 
 mod event;
 mod lock;

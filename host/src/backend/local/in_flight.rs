@@ -20,14 +20,15 @@ use std::time::Instant;
 use crossbeam_channel::Sender;
 use serde_bytes::ByteBuf;
 
+use super::object_calls::{self, Invoke};
 use crate::backend::local::Shared;
 use crate::backend::local::outbound::Outbound;
 use crate::backend::local::process::Event;
 use crate::backend::local::schedule::Pace;
 use crate::channel::{Batch, Outcomes, ToWorker};
 use crate::chunk::{Chunk, withdrawn_error};
+use crate::objects::ObjectRef;
 use crate::objects::grants::{Grants, release};
-use crate::objects::{ObjectRef, serve};
 
 /// A chunk handed to the worker, waiting for its outcomes.
 pub(crate) struct Handed {
@@ -145,23 +146,23 @@ impl InFlight {
         held.count_idle(shared);
         drop(held);
         // Its tasks' waits end, and what they held is let go of.
-        serve::end(&self.grants);
+        object_calls::end(&self.grants);
         chunks
     }
 
     /// Serves a task's operation on a shared object.
-    pub(crate) fn invoke(&self, invoke: serve::Invoke, max_payload: usize) {
-        serve::serve(invoke, &self.grants, &self.outbound, max_payload);
+    pub(crate) fn invoke(&self, invoke: Invoke, max_payload: usize) {
+        object_calls::invoke(invoke, &self.grants, &self.outbound, max_payload);
     }
 
     /// A task stopped waiting for `call`.
     pub(crate) fn cancel(&self, call: u64) {
-        serve::cancel(call, &self.grants);
+        object_calls::cancel(call, &self.grants);
     }
 
     /// The answer to `call` came back unclaimed.
     pub(crate) fn unclaimed(&self, call: u64, result: &[u8]) {
-        serve::unclaimed(call, result, &self.grants);
+        object_calls::unclaimed(call, result, &self.grants);
     }
 
     /// The worker no longer holds a chunk that carried `objects`.

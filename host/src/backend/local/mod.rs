@@ -8,10 +8,12 @@
 //! - [`schedule`]: the policy of how much work a worker holds (pure);
 //! - [`process`]: the handle on a worker process, and the thread that reads
 //!   its channel; [`outbound`]: the end that writes to it, never blocking;
-//! - [`host_calls`]: serving the host functions tasks call.
+//! - [`host_calls`]: serving the host functions tasks call;
+//!   [`object_calls`]: serving their operations on shared objects.
 
 pub(crate) mod host_calls;
 mod in_flight;
+mod object_calls;
 pub(crate) mod outbound;
 pub(crate) mod process;
 mod schedule;

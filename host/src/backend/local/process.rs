@@ -16,6 +16,7 @@ use rustix::process::{Pid, PidfdFlags, Signal};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded, unbounded};
 
+use super::object_calls::Invoke;
 use crate::backend::local::Shared;
 use crate::backend::local::in_flight::InFlight;
 use crate::backend::local::outbound::Outbound;
@@ -23,7 +24,6 @@ use crate::channel::codec::FRAME_LIMIT;
 use crate::channel::io::FrameReader;
 use crate::channel::{self, FromWorker, Setup, TaskInfo, ToWorker};
 use crate::error::{Error, ErrorKind};
-use crate::objects::serve::Invoke;
 use crate::pool::output::GuestOutput;
 use crate::worker::MARKER;
 

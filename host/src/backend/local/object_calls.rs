@@ -1,13 +1,16 @@
-//! Serving a task's operation on a shared object: checked against its
-//! worker's grants, run at once or — if it may wait — on a thread of its
-//! own, and answered on the worker's channel.
+//! Object calls: a task's operation on a shared object (`objects.invoke`
+//! in `wit/wasmpool.wit`), checked against its worker's grants, run at once
+//! or — if it may wait — on a thread of its own, and answered on the
+//! worker's channel; and what a worker's waits and holdings become when its
+//! task stops waiting, its answer comes back unclaimed, or it dies. The
+//! twin of [`host_calls`](super::host_calls).
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 
 use serde_bytes::ByteBuf;
 
-use crate::backend::local::outbound::Outbound;
+use super::outbound::Outbound;
 use crate::channel::{Failure, ToWorker};
 use crate::objects::grants::{Grants, release};
 use crate::objects::wait::Wait;
@@ -21,9 +24,9 @@ pub(crate) struct Invoke {
     pub(crate) args: ByteBuf,
 }
 
-/// Serves `invoke` for the worker whose grants are `grants`, and answers on
+/// Runs `invoke` for the worker whose grants are `grants`, and answers on
 /// `outbound`. A result over `max_payload` bytes is refused.
-pub(crate) fn serve(
+pub(crate) fn invoke(
     invoke: Invoke,
     grants: &Arc<Mutex<Grants>>,
     outbound: &Outbound,
