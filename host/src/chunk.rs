@@ -12,15 +12,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crossbeam_channel::Sender;
 use serde::Serialize;
 
-use crate::bind;
+use crate::args;
 use crate::channel::{Outcomes, ParamInfo, TaskInfo};
 use crate::error::{Error, ErrorKind};
 use crate::objects::{ObjectRef, handle};
-
-/// MessagePack's nil, which is how `()` encodes.
-const NIL: u8 = 0xc0;
-/// MessagePack's empty array: the arguments of a task without parameters.
-const EMPTY_ARRAY: u8 = 0x90;
 
 /// The most bytes of arguments one chunk carries (it always carries at least
 /// one task): a chunk is one frame to a worker, and one guest call.
@@ -361,12 +356,12 @@ impl Chunker {
         });
         let start = chunk.args.len();
         let (encoded, objects) = handle::collecting(|| match self.shape {
-            Shape::Single => encode_args(&mut chunk.args, &(item,)),
-            Shape::Star => encode_args(&mut chunk.args, item),
-            Shape::Keywords => bind_call(&self.params, item, &mut chunk.args),
+            Shape::Single => args::encode(&mut chunk.args, &(item,)),
+            Shape::Star => args::encode(&mut chunk.args, item),
+            Shape::Keywords => args::encode_call(&self.params, item, &mut chunk.args),
         });
         let encoded =
-            encoded.and_then(|()| check_args(&chunk.args[start..], self.arity, self.max_payload));
+            encoded.and_then(|()| args::check(&chunk.args[start..], self.arity, self.max_payload));
         if encoded.is_ok() {
             chunk.objects.extend(objects);
         }
@@ -402,75 +397,6 @@ impl Chunker {
     pub(crate) fn finish(&mut self) -> Option<Chunk> {
         self.current.take().filter(|chunk| chunk.len() > 0)
     }
-}
-
-/// Appends `args`, a tuple of positional arguments, to `out` as the
-/// MessagePack array the contract wants.
-pub(crate) fn encode_args<A: Serialize + ?Sized>(
-    out: &mut Vec<u8>,
-    args: &A,
-) -> Result<(), String> {
-    let start = out.len();
-    rmp_serde::encode::write_named(out, args).map_err(|err| format!("bad arguments: {err}"))?;
-    // `()` encodes as nil; no arguments are the empty array.
-    if out[start..] == [NIL] {
-        out[start] = EMPTY_ARRAY;
-    }
-    Ok(())
-}
-
-/// Appends the positional arguments that `call`, a pair (positional
-/// arguments, keyword arguments), binds to `params` to `out`.
-fn bind_call<C: Serialize + ?Sized>(
-    params: &[ParamInfo],
-    call: &C,
-    out: &mut Vec<u8>,
-) -> Result<(), String> {
-    let encoded =
-        rmp_serde::encode::to_vec_named(call).map_err(|err| format!("bad arguments: {err}"))?;
-    bind::bind(params, &encoded, out).map_err(|err| err.to_string())
-}
-
-/// Decodes a MessagePack array of positional arguments (a host call's) into
-/// `A`, a tuple: the inverse of [`encode_args`], so no arguments, the empty
-/// array, are `()`, which serde reads from nil.
-pub(crate) fn decode_args<A: serde::de::DeserializeOwned>(
-    args: &[u8],
-) -> Result<A, rmp_serde::decode::Error> {
-    rmp_serde::from_slice(args).or_else(|err| match args {
-        [EMPTY_ARRAY] => rmp_serde::from_slice(&[NIL]).map_err(|_| err),
-        _ => Err(err),
-    })
-}
-
-/// Checks one task's encoded arguments: a MessagePack array of `arity`
-/// elements, no larger than `max_payload` bytes.
-fn check_args(bytes: &[u8], arity: u32, max_payload: usize) -> Result<(), String> {
-    if bytes.len() > max_payload {
-        return Err(format!(
-            "the arguments take {} bytes, over the payload limit of {max_payload} bytes",
-            bytes.len()
-        ));
-    }
-    let len = match bytes {
-        [b @ 0x90..=0x9f, ..] => u32::from(b & 0x0f),
-        [0xdc, hi, lo, ..] => u32::from(u16::from_be_bytes([*hi, *lo])),
-        [0xdd, a, b, c, d, ..] => u32::from_be_bytes([*a, *b, *c, *d]),
-        _ => {
-            return Err(
-                "the arguments must be a sequence of positional arguments (a tuple), \
-                 not a single value"
-                    .to_string(),
-            );
-        }
-    };
-    if len != arity {
-        return Err(format!(
-            "the task takes {arity} argument{}, but {len} were given",
-            if arity == 1 { "" } else { "s" }
-        ));
-    }
-    Ok(())
 }
 
 /// Decodes a task's result into the type the caller asked for.
@@ -712,12 +638,5 @@ mod tests {
             let n = chunk.len();
             chunk.deliver(ok(n));
         }
-    }
-
-    #[test]
-    fn a_single_value_is_not_an_argument_list() {
-        assert!(check_args(&rmp_serde::to_vec(&5).unwrap(), 1, 100).is_err());
-        assert!(check_args(&rmp_serde::to_vec(&(5,)).unwrap(), 1, 100).is_ok());
-        assert!(check_args(&rmp_serde::to_vec(&(5,)).unwrap(), 1, 1).is_err());
     }
 }

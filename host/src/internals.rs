@@ -66,7 +66,7 @@ pub fn batch_frame(tasks: usize) -> Vec<u8> {
     let mut args = Vec::new();
     let mut ends = Vec::with_capacity(tasks);
     for i in 0..tasks {
-        crate::chunk::encode_args(&mut args, &(i as i64,)).expect("a tuple encodes");
+        crate::args::encode(&mut args, &(i as i64,)).expect("a tuple encodes");
         ends.push(args.len() as u32);
     }
     let batch = channel::Batch {

@@ -363,8 +363,8 @@
 //! a CPython guest built by componentize-py (14 core instances) several
 //! times over.
 
+mod args;
 mod backend;
-mod bind;
 mod cache;
 mod channel;
 mod chunk;

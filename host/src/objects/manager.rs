@@ -277,7 +277,7 @@ impl Managed {
     /// Runs `op` for the host, encoding and decoding its typed values.
     fn host<R: DeserializeOwned>(&self, op: &str, args: impl Serialize) -> Result<R, Error> {
         let mut bytes = Vec::new();
-        crate::chunk::encode_args(&mut bytes, &args)
+        crate::args::encode(&mut bytes, &args)
             .map_err(|why| Error::new(ErrorKind::BadArguments, why))?;
         let result = self
             .invoke(Holder::this_thread(), op, &bytes, &Wait::forever())

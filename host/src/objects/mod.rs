@@ -143,7 +143,7 @@ pub(crate) fn args<A: serde::de::DeserializeOwned>(
     op: &str,
     args: &[u8],
 ) -> Result<A, Failure> {
-    crate::chunk::decode_args(args).map_err(|err| {
+    crate::args::decode(args).map_err(|err| {
         Failure::Refused(format!(
             "the arguments of `{op}` of a {} do not decode: {err}",
             kind.name()

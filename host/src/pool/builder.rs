@@ -22,7 +22,7 @@ use crate::backend::local::{Local, Shared};
 use crate::cache::CacheDir;
 use crate::channel::codec::FRAME_LIMIT;
 use crate::channel::{Call, EngineSettings, Grants, Limits, Preopen, Setup};
-use crate::chunk::{self, Withdrawals};
+use crate::chunk::Withdrawals;
 use crate::engine::{self, Role};
 use crate::error::{Error, ErrorKind};
 use crate::module;
@@ -215,7 +215,7 @@ impl PoolBuilder {
     /// [`ErrorKind::Initializer`].
     pub fn initializer(mut self, task: &str, args: impl Serialize) -> Self {
         let mut bytes = Vec::new();
-        let (encoded, objects) = handle::collecting(|| chunk::encode_args(&mut bytes, &args));
+        let (encoded, objects) = handle::collecting(|| crate::args::encode(&mut bytes, &args));
         self.initializer_objects = objects;
         let encoded = encoded
             .map(|()| Call {
@@ -484,7 +484,7 @@ impl PoolBuilder {
         self.host_fns.insert(
             name,
             Arc::new(move |args: &[u8]| {
-                let args: A = chunk::decode_args(args).map_err(|err| {
+                let args: A = crate::args::decode(args).map_err(|err| {
                     format!("the arguments of host function `{label}` do not decode: {err}")
                 })?;
                 let result = f(args).map_err(|err| err.to_string())?;

@@ -19,7 +19,7 @@ use wasmtime::{
 };
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 
-use crate::bind;
+use crate::args::bind;
 use crate::cache;
 use crate::channel::{
     ArtifactFile, Call, Failure, FromWorker, Grants, Limits, ParamInfo, Stream, TaskInfo,
