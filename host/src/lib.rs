@@ -377,10 +377,13 @@ mod module;
 mod objects;
 mod pool;
 mod process;
+mod settled;
+mod user_code;
 mod worker;
 
 #[cfg(feature = "nats")]
 pub use backend::nats::{Agent, AgentBuilder, AgentInfo, Nats};
+pub use backend::output::{GuestOutput, Stream};
 pub use channel::{ParamInfo, Preopen, TaskInfo};
 /// The channels [`Pool::istarmap_stream`] takes its items from.
 pub use crossbeam_channel;
@@ -390,7 +393,6 @@ pub use objects::{
     MANAGED_BYTES, Manager, PIPE_BYTES, Pipe, QUEUE_BYTES, Queue, QueueError, RLock, RLockGuard,
     RecvError, Semaphore, SemaphoreGuard, Value,
 };
-pub use pool::output::{GuestOutput, Stream};
 pub use pool::result::Callbacks;
 pub use pool::{AsyncResult, Entry, Imap, Indexed, Pool, PoolBuilder};
 pub use process::{Context, Process, ProcessBuilder};

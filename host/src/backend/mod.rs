@@ -12,16 +12,20 @@
 //!   backend of its own.
 //!
 //! `Pool`, `AsyncResult`, `Imap`, callbacks, binding of arguments and the
-//! limits on them are one code path above this seam.
+//! limits on them are one code path above this seam. What the seam itself
+//! hands up sits here, below both backends: a [`KillHandle`] on each worker
+//! process, and the [`output`] guests write.
 
+mod kill;
 pub(crate) mod local;
 #[cfg(feature = "nats")]
 pub(crate) mod nats;
+pub(crate) mod output;
 
 use crossbeam_channel::Receiver;
 
 use crate::chunk::Chunk;
-use local::process::KillHandle;
+pub(crate) use kill::KillHandle;
 
 /// What runs the chunks a pool queues.
 pub(crate) trait Backend: Send + Sync {

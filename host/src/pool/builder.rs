@@ -17,8 +17,9 @@ use serde_bytes::ByteBuf;
 
 use crate::backend::Backend;
 use crate::backend::local::host_calls::HostFns;
-use crate::backend::local::process::{Settled, SpawnConfig};
+use crate::backend::local::process::SpawnConfig;
 use crate::backend::local::{Local, Shared};
+use crate::backend::output::{self, GuestOutput, OutputHandler};
 use crate::cache::CacheDir;
 use crate::channel::codec::FRAME_LIMIT;
 use crate::channel::{Call, EngineSettings, Grants, Limits, Preopen, Setup};
@@ -28,9 +29,9 @@ use crate::error::{Error, ErrorKind};
 use crate::module;
 use crate::objects::{ObjectRef, handle};
 use crate::pool::Pool;
-use crate::pool::output::{self, GuestOutput, OutputHandler};
 use crate::pool::submit::Submitter;
 use crate::process::Context;
+use crate::settled::Settled;
 use crate::worker;
 
 /// Set by [`crate::init`], so that a pool knows it may run this program as

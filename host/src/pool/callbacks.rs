@@ -2,11 +2,12 @@
 //! results: a slow callback delays only the callbacks queued after it, and a
 //! panicking one is caught and logged.
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle, ThreadId};
 
 use crossbeam_channel::{Receiver, Sender, unbounded};
+
+use crate::user_code::call_guarded;
 
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -85,17 +86,5 @@ impl CallbackThread {
 fn run(rx: Receiver<Job>) {
     for job in rx {
         call_guarded(job);
-    }
-}
-
-/// Runs a user callback, catching and logging a panic.
-pub(crate) fn call_guarded(f: impl FnOnce()) {
-    if let Err(panic) = catch_unwind(AssertUnwindSafe(f)) {
-        let message = panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "a non-string payload".to_string());
-        tracing::error!("a wasmpool callback panicked: {message}");
     }
 }

@@ -10,7 +10,6 @@
 pub(crate) mod builder;
 pub(crate) mod callbacks;
 pub(crate) mod imap;
-pub(crate) mod output;
 pub(crate) mod result;
 pub(crate) mod submit;
 
@@ -21,7 +20,7 @@ use crossbeam_channel::Receiver;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::backend::local::process::KillHandle;
+use crate::backend::KillHandle;
 use crate::channel::TaskInfo;
 use crate::chunk::Shape;
 use crate::error::{Error, ErrorKind};

@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use crate::channel::Outcomes;
 use crate::chunk::{Job, Sink, decode};
 use crate::error::{Error, ErrorKind, GetTimeoutError, NotReady};
-use crate::pool::callbacks::{self, CallbackQueue};
+use crate::pool::callbacks::CallbackQueue;
 
 /// Called with a successful result (`callback` in CPython).
 pub(crate) type OnSuccess<R> = Box<dyn FnOnce(&R) + Send>;
@@ -326,7 +326,7 @@ where
                 queue.push(move || {
                     if let (Ok(value), Some(on_success)) = (&result, on_success) {
                         // The result is set even if the callback panics.
-                        callbacks::call_guarded(|| on_success(value));
+                        crate::user_code::call_guarded(|| on_success(value));
                     }
                     cell.set(result);
                 });

@@ -20,11 +20,12 @@ use rustix::process::Signal;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::backend::local::process::{KillHandle, Settled};
+use crate::backend::KillHandle;
 use crate::channel::Outcomes;
 use crate::chunk::{Shape, Sink, decode};
 use crate::error::{Error, ErrorKind};
 use crate::pool::Pool;
+use crate::settled::Settled;
 
 pub use context::Context;
 

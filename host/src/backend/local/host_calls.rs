@@ -12,7 +12,7 @@ use serde_bytes::ByteBuf;
 
 use crate::backend::local::outbound::Outbound;
 use crate::channel::{Failure, ToWorker};
-use crate::pool::callbacks::call_guarded;
+use crate::user_code::call_guarded;
 
 /// A host function on encoded values: a MessagePack array of positional
 /// arguments in, a MessagePack result or an error message out.

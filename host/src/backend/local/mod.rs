@@ -28,14 +28,16 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender, unbounded};
 
 use super::Backend;
+use crate::backend::KillHandle;
+use crate::backend::output::OutputHandler;
 use crate::cache::CacheDir;
 use crate::channel::TaskInfo;
 use crate::chunk::Chunk;
 use crate::error::{Error, ErrorKind};
-use crate::pool::output::OutputHandler;
+use crate::settled::Settled;
 use host_calls::HostFns;
 use in_flight::InFlight;
-use process::{KillHandle, Settled, SpawnConfig};
+use process::SpawnConfig;
 
 /// The local backend of a pool: its slots, and what they share.
 pub(crate) struct Local {

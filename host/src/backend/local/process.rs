@@ -8,23 +8,23 @@ use std::os::fd::OwnedFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use rustix::process::{Pid, PidfdFlags, Signal};
-
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded, unbounded};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, unbounded};
 
 use super::object_calls::Invoke;
+use crate::backend::KillHandle;
 use crate::backend::local::Shared;
 use crate::backend::local::in_flight::InFlight;
 use crate::backend::local::outbound::Outbound;
+use crate::backend::output::GuestOutput;
 use crate::channel::codec::FRAME_LIMIT;
 use crate::channel::io::FrameReader;
 use crate::channel::{self, FromWorker, Setup, TaskInfo, ToWorker};
 use crate::error::{Error, ErrorKind};
-use crate::pool::output::GuestOutput;
+use crate::settled::Settled;
 use crate::worker::MARKER;
 
 /// How long a new worker has to greet the pool, and then to load its
@@ -49,94 +49,6 @@ pub(crate) enum Event {
     Progress,
     /// The channel ended: the worker exited or broke the protocol.
     Closed(Option<String>),
-}
-
-/// A handle that kills one worker process and never another: it holds a
-/// pidfd, which refers to the process itself, so a signal sent after the
-/// process was reaped fails instead of reaching whatever process reused its
-/// pid. Cheap to clone; usable from any thread.
-#[derive(Clone, Debug)]
-pub(crate) struct KillHandle {
-    pid: u32,
-    pidfd: Arc<OwnedFd>,
-}
-
-impl KillHandle {
-    /// A handle on `pid`, which must be a child of this process that was not
-    /// reaped yet (so that the pid is still its own).
-    fn open(pid: u32) -> std::io::Result<Self> {
-        let raw = i32::try_from(pid).map_err(std::io::Error::other)?;
-        let target = Pid::from_raw(raw).ok_or_else(|| std::io::Error::other("pid 0"))?;
-        let pidfd = rustix::process::pidfd_open(target, PidfdFlags::empty())?;
-        Ok(KillHandle {
-            pid,
-            pidfd: Arc::new(pidfd),
-        })
-    }
-
-    /// The process's pid.
-    pub(crate) fn pid(&self) -> u32 {
-        self.pid
-    }
-
-    /// Sends SIGKILL to the process, unless it was reaped already.
-    pub(crate) fn kill(&self) -> std::io::Result<()> {
-        self.signal(Signal::KILL)
-    }
-
-    /// Sends `signal` to the process, unless it was reaped already.
-    pub(crate) fn signal(&self, signal: Signal) -> std::io::Result<()> {
-        rustix::process::pidfd_send_signal(&*self.pidfd, signal)?;
-        Ok(())
-    }
-}
-
-/// A value set once, which any number of threads may wait for.
-pub(crate) struct Settled<T> {
-    value: OnceLock<T>,
-    /// Dropped when the value is set: every waiter then sees the channel
-    /// disconnected.
-    set_tx: Mutex<Option<Sender<()>>>,
-    set_rx: Receiver<()>,
-}
-
-impl<T> Settled<T> {
-    pub(crate) fn new() -> Self {
-        let (set_tx, set_rx) = bounded(0);
-        Settled {
-            value: OnceLock::new(),
-            set_tx: Mutex::new(Some(set_tx)),
-            set_rx,
-        }
-    }
-
-    /// Sets the value, unless it was set already, and wakes the waiters.
-    pub(crate) fn set(&self, value: T) {
-        if self.value.set(value).is_ok() {
-            self.set_tx
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .take();
-        }
-    }
-
-    /// The value, if it was set.
-    pub(crate) fn get(&self) -> Option<&T> {
-        self.value.get()
-    }
-
-    /// Waits until the value is set, or until `deadline` (`None`: for as
-    /// long as it takes); the value, if it was set.
-    pub(crate) fn wait(&self, deadline: Option<Instant>) -> Option<&T> {
-        if self.value.get().is_none() {
-            // Nothing is ever sent: the channel disconnects when it is set.
-            let _ = match deadline {
-                None => self.set_rx.recv().is_ok(),
-                Some(deadline) => self.set_rx.recv_deadline(deadline).is_ok(),
-            };
-        }
-        self.value.get()
-    }
 }
 
 /// A running worker process.

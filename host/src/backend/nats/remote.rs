@@ -26,11 +26,11 @@ use super::store::{AgentInfo, SERVER_PATIENCE, Store, remote};
 use super::wire::{self, ChunkMessage, HEARTBEAT, JobSpec, OutputMessage, Report};
 use super::{Nats, block_on, runtime};
 use crate::backend::Backend;
-use crate::backend::local::process::KillHandle;
+use crate::backend::KillHandle;
+use crate::backend::output::OutputHandler;
 use crate::chunk::{Chunk, withdrawn_error};
 use crate::error::{Error, ErrorKind};
 use crate::module;
-use crate::pool::output::OutputHandler;
 
 /// How long ending a job on the server may take before the pool gives up
 /// on tidying (agents drop a job whose host went silent anyway).
