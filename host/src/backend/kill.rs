@@ -45,3 +45,67 @@ impl KillHandle {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::{Child, Command};
+
+    use super::*;
+
+    fn sleeper() -> Child {
+        Command::new("sleep").arg("30").spawn().unwrap()
+    }
+
+    /// Starts a process that gets `pid`, by setting the pid the kernel hands
+    /// out next; `None` where that is not allowed (it takes root).
+    fn process_with_pid(pid: u32) -> Option<Child> {
+        for _ in 0..100 {
+            std::fs::write("/proc/sys/kernel/ns_last_pid", (pid - 1).to_string()).ok()?;
+            let mut child = sleeper();
+            if child.id() == pid {
+                return Some(child);
+            }
+            // Another process took it first: try again.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        None
+    }
+
+    #[test]
+    fn a_kill_handle_never_reaches_a_process_that_reused_the_pid() {
+        let mut first = sleeper();
+        let handle = KillHandle::open(first.id()).unwrap();
+        assert_eq!(handle.pid(), first.id());
+        first.kill().unwrap();
+        first.wait().unwrap();
+        let reused = process_with_pid(handle.pid());
+        let err = handle.kill().unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ESRCH), "{err}");
+        match reused {
+            Some(mut second) => {
+                // The pid names a live process again, which a kill by pid
+                // would have hit; the handle left it alone.
+                assert!(
+                    second.try_wait().unwrap().is_none(),
+                    "the new process was killed"
+                );
+                second.kill().unwrap();
+                second.wait().unwrap();
+            }
+            None => {
+                eprintln!("pid reuse could not be forced here (needs root); checked ESRCH only")
+            }
+        }
+    }
+
+    #[test]
+    fn a_kill_handle_kills_its_live_process() {
+        let mut child = sleeper();
+        let handle = KillHandle::open(child.id()).unwrap();
+        handle.clone().kill().unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(status.signal(), Some(libc::SIGKILL));
+    }
+}

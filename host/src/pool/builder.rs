@@ -16,8 +16,8 @@ use serde::de::DeserializeOwned;
 use serde_bytes::ByteBuf;
 
 use crate::backend::Backend;
+use crate::backend::local::child::SpawnConfig;
 use crate::backend::local::host_calls::HostFns;
-use crate::backend::local::process::SpawnConfig;
 use crate::backend::local::{Local, Shared};
 use crate::backend::output::{self, GuestOutput, OutputHandler};
 use crate::cache::CacheDir;

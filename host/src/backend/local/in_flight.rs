@@ -8,7 +8,7 @@
 //!   ([`Shared::hand_to_idle`](super::Shared::hand_to_idle));
 //! - the thread reading the worker's channel delivers each outcome to its
 //!   chunk (and so to its caller) as it comes, and takes back the chunks the
-//!   worker gives back ([`process`](super::process)).
+//!   worker gives back ([`inbound`](super::inbound)).
 //!
 //! The slot hears of progress only when it waits for it ([`Held::slot_waits`]).
 
@@ -22,8 +22,8 @@ use serde_bytes::ByteBuf;
 
 use super::object_calls::{self, Invoke};
 use crate::backend::local::Shared;
+use crate::backend::local::inbound::Event;
 use crate::backend::local::outbound::Outbound;
-use crate::backend::local::process::Event;
 use crate::backend::local::schedule::Pace;
 use crate::channel::{Batch, Outcomes, ToWorker};
 use crate::chunk::{Chunk, withdrawn_error};

@@ -6,16 +6,18 @@
 //! - [`in_flight`]: the work a worker holds, which its slot, its reader
 //!   thread and a caller handing work to an idle worker share;
 //! - [`schedule`]: the policy of how much work a worker holds (pure);
-//! - [`process`]: the handle on a worker process, and the thread that reads
-//!   its channel; [`outbound`]: the end that writes to it, never blocking;
+//! - [`child`]: the handle on a worker process (exec, handshake, kill,
+//!   reap); [`inbound`]: the thread that reads its channel; [`outbound`]:
+//!   the end that writes to it, never blocking;
 //! - [`host_calls`]: serving the host functions tasks call;
 //!   [`object_calls`]: serving their operations on shared objects.
 
+pub(crate) mod child;
 pub(crate) mod host_calls;
 mod in_flight;
+mod inbound;
 mod object_calls;
 pub(crate) mod outbound;
-pub(crate) mod process;
 mod schedule;
 mod slot;
 
@@ -35,9 +37,9 @@ use crate::channel::TaskInfo;
 use crate::chunk::Chunk;
 use crate::error::{Error, ErrorKind};
 use crate::settled::Settled;
+use child::SpawnConfig;
 use host_calls::HostFns;
 use in_flight::InFlight;
-use process::SpawnConfig;
 
 /// The local backend of a pool: its slots, and what they share.
 pub(crate) struct Local {

@@ -15,9 +15,10 @@ use std::time::Instant;
 
 use crossbeam_channel::{Select, Sender, TryRecvError};
 
+use crate::backend::local::child::{WorkerChild, describe_status};
 use crate::backend::local::host_calls::Request;
 use crate::backend::local::in_flight::{Handed, Held};
-use crate::backend::local::process::{Event, WorkerProcess, describe_status};
+use crate::backend::local::inbound::Event;
 use crate::backend::local::schedule::{self, Load};
 use crate::backend::local::{Serving, Shared};
 use crate::channel::{FromWorker, TaskInfo, ToWorker};
@@ -30,10 +31,10 @@ struct Slot {
     shared: Arc<Shared>,
     /// The worker serving the slot; what it holds is its
     /// [`InFlight`](super::in_flight::InFlight).
-    worker: Option<WorkerProcess>,
+    worker: Option<WorkerChild>,
     queue_open: bool,
     /// The next worker, started while the current one runs its last tasks.
-    spare: Option<WorkerProcess>,
+    spare: Option<WorkerChild>,
     /// Threads waiting for retired workers to exit.
     reapers: Vec<thread::JoinHandle<()>>,
 }
@@ -76,7 +77,7 @@ impl Slot {
     fn spawn(&mut self) -> Result<Vec<TaskInfo>, Error> {
         let mut worker = match self.spare.take() {
             Some(spare) => spare,
-            None => WorkerProcess::start(&self.shared)?,
+            None => WorkerChild::start(&self.shared)?,
         };
         let tasks = worker.handshake(&self.shared.spawn)?;
         self.shared.set_worker(
@@ -265,7 +266,7 @@ impl Slot {
     /// Takes the worker out of the slot, and out of the pool's list of
     /// workers (to kill on terminate, to hand work to), before anything
     /// reaps it; with it, the chunks it held, for the slot to settle.
-    fn take_worker(&mut self) -> Option<(WorkerProcess, VecDeque<Handed>)> {
+    fn take_worker(&mut self) -> Option<(WorkerChild, VecDeque<Handed>)> {
         let worker = self.worker.take()?;
         self.shared.set_worker(self.index, None);
         let held = worker.in_flight.retire(&self.shared);
@@ -316,7 +317,7 @@ impl Slot {
         if used_up && self.spare.is_none() {
             // The worker was just handed its last tasks: start the next one,
             // so that it loads while these run.
-            self.spare = WorkerProcess::start(&self.shared).ok();
+            self.spare = WorkerChild::start(&self.shared).ok();
         }
     }
 

@@ -1,27 +1,23 @@
 //! A worker process seen from the pool — the child's handle: started with
 //! exec, greeted, written to without ever blocking the slot (see
-//! [`Outbound`]) and read by a thread of its own, killed through its pidfd,
-//! and always reaped.
+//! [`Outbound`]) and read by a thread of its own (see
+//! [`inbound`](super::inbound)), killed through its pidfd, and always reaped.
 
 use std::fs::File;
 use std::os::fd::OwnedFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
-use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
-use std::thread;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, unbounded};
+use crossbeam_channel::{Receiver, RecvTimeoutError, unbounded};
 
-use super::object_calls::Invoke;
 use crate::backend::KillHandle;
 use crate::backend::local::Shared;
 use crate::backend::local::in_flight::InFlight;
+use crate::backend::local::inbound::{self, Event};
 use crate::backend::local::outbound::Outbound;
-use crate::backend::output::GuestOutput;
-use crate::channel::codec::FRAME_LIMIT;
-use crate::channel::io::FrameReader;
 use crate::channel::{self, FromWorker, Setup, TaskInfo, ToWorker};
 use crate::error::{Error, ErrorKind};
 use crate::settled::Settled;
@@ -41,18 +37,8 @@ pub(crate) struct SpawnConfig {
     pub(crate) setup: Setup,
 }
 
-/// What the reader thread reports to the slot. (Outcomes and chunks given
-/// back it settles itself, on the worker's [`InFlight`].)
-pub(crate) enum Event {
-    Message(FromWorker),
-    /// The worker finished or gave back work while the slot waited for that.
-    Progress,
-    /// The channel ended: the worker exited or broke the protocol.
-    Closed(Option<String>),
-}
-
-/// A running worker process.
-pub(crate) struct WorkerProcess {
+/// A running worker process: the pool's handle on its child.
+pub(crate) struct WorkerChild {
     child: Child,
     handle: KillHandle,
     /// The work it holds, and its sending end.
@@ -63,7 +49,7 @@ pub(crate) struct WorkerProcess {
     exit: Option<Arc<Settled<Option<ExitStatus>>>>,
 }
 
-impl WorkerProcess {
+impl WorkerChild {
     /// Starts a worker process and sends its setup at once, without waiting
     /// for its greeting: it loads its module while the pool goes on.
     /// [`handshake`](Self::handshake) then waits for it to be ready.
@@ -114,19 +100,7 @@ impl WorkerProcess {
                 quota,
                 &shared.initializer_objects,
             ));
-            let (reading, shared) = (in_flight.clone(), shared.clone());
-            // The reader ends with the channel; nothing joins it. Should it
-            // panic (in the output handler, say), the slot hears of it as of
-            // a channel that ended, rather than wait for it.
-            thread::Builder::new()
-                .name(format!("wasmpool-reader-{pid}"))
-                .spawn(move || {
-                    let read = || read(stdout, pid, &reading, &shared, &tx);
-                    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(read)).is_err() {
-                        let why = "the thread reading its channel panicked".to_string();
-                        let _ = tx.send(Event::Closed(Some(why)));
-                    }
-                })?;
+            inbound::start(stdout, pid, in_flight.clone(), shared.clone(), tx)?;
             Ok(in_flight)
         });
         let in_flight = match started {
@@ -138,7 +112,7 @@ impl WorkerProcess {
                 ));
             }
         };
-        let worker = WorkerProcess {
+        let worker = WorkerChild {
             child,
             handle,
             in_flight,
@@ -308,7 +282,7 @@ impl WorkerProcess {
     }
 }
 
-impl Drop for WorkerProcess {
+impl Drop for WorkerChild {
     fn drop(&mut self) {
         self.in_flight.outbound().close();
         self.kill();
@@ -320,82 +294,6 @@ fn abandon(child: &mut Child, why: String) -> Error {
     let _ = child.kill();
     let _ = child.wait();
     Error::new(ErrorKind::Spawn, why)
-}
-
-/// The reader thread of worker `pid`: settles outcomes and chunks given
-/// back on `in_flight`, hands output to the pool's handler (before the
-/// outcome of the task that wrote it), and passes everything else to the
-/// slot on `events`, until the channel ends.
-fn read(
-    stdout: ChildStdout,
-    pid: u32,
-    in_flight: &InFlight,
-    shared: &Shared,
-    events: &Sender<Event>,
-) {
-    let mut reader = FrameReader::new(stdout, FRAME_LIMIT);
-    loop {
-        let settled = match reader.read::<FromWorker>() {
-            Ok(Some(FromWorker::Output {
-                index,
-                stream,
-                bytes,
-                truncated,
-            })) => {
-                (shared.on_output)(&GuestOutput {
-                    pid,
-                    task_index: index,
-                    stream,
-                    bytes: bytes.into_vec(),
-                    truncated,
-                });
-                Ok(())
-            }
-            Ok(Some(FromWorker::Outcomes {
-                seq,
-                first,
-                outcomes,
-            })) => in_flight.deliver(seq, first, outcomes, shared),
-            Ok(Some(FromWorker::Withdrawn { seq })) => in_flight.given_back(seq, shared),
-            Ok(Some(FromWorker::Invoke {
-                call,
-                index: _,
-                object,
-                op,
-                args,
-            })) => {
-                let invoke = Invoke {
-                    call,
-                    object,
-                    op,
-                    args,
-                };
-                in_flight.invoke(invoke, shared.max_payload);
-                Ok(())
-            }
-            Ok(Some(FromWorker::Cancel { call })) => {
-                in_flight.cancel(call);
-                Ok(())
-            }
-            Ok(Some(FromWorker::Unclaimed { call, result })) => {
-                in_flight.unclaimed(call, &result);
-                Ok(())
-            }
-            Ok(Some(message)) => match events.send(Event::Message(message)) {
-                Ok(()) => Ok(()),
-                Err(_) => return,
-            },
-            Ok(None) => {
-                let _ = events.send(Event::Closed(None));
-                return;
-            }
-            Err(err) => Err(err.to_string()),
-        };
-        if let Err(why) = settled {
-            let _ = events.send(Event::Closed(Some(why)));
-            return;
-        }
-    }
 }
 
 /// "exited with status 3", "was killed by signal 9 (SIGKILL)", ...
@@ -420,68 +318,5 @@ pub(crate) fn describe_status(status: Option<ExitStatus>) -> String {
             format!("was killed by signal {signal}{name}")
         }
         None => format!("ended with {status}"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::process::{Child, Command};
-
-    use super::*;
-
-    fn sleeper() -> Child {
-        Command::new("sleep").arg("30").spawn().unwrap()
-    }
-
-    /// Starts a process that gets `pid`, by setting the pid the kernel hands
-    /// out next; `None` where that is not allowed (it takes root).
-    fn process_with_pid(pid: u32) -> Option<Child> {
-        for _ in 0..100 {
-            std::fs::write("/proc/sys/kernel/ns_last_pid", (pid - 1).to_string()).ok()?;
-            let mut child = sleeper();
-            if child.id() == pid {
-                return Some(child);
-            }
-            // Another process took it first: try again.
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        None
-    }
-
-    #[test]
-    fn a_kill_handle_never_reaches_a_process_that_reused_the_pid() {
-        let mut first = sleeper();
-        let handle = KillHandle::open(first.id()).unwrap();
-        assert_eq!(handle.pid(), first.id());
-        first.kill().unwrap();
-        first.wait().unwrap();
-        let reused = process_with_pid(handle.pid());
-        let err = handle.kill().unwrap_err();
-        assert_eq!(err.raw_os_error(), Some(libc::ESRCH), "{err}");
-        match reused {
-            Some(mut second) => {
-                // The pid names a live process again, which a kill by pid
-                // would have hit; the handle left it alone.
-                assert!(
-                    second.try_wait().unwrap().is_none(),
-                    "the new process was killed"
-                );
-                second.kill().unwrap();
-                second.wait().unwrap();
-            }
-            None => {
-                eprintln!("pid reuse could not be forced here (needs root); checked ESRCH only")
-            }
-        }
-    }
-
-    #[test]
-    fn a_kill_handle_kills_its_live_process() {
-        let mut child = sleeper();
-        let handle = KillHandle::open(child.id()).unwrap();
-        handle.clone().kill().unwrap();
-        let status = child.wait().unwrap();
-        assert_eq!(status.signal(), Some(libc::SIGKILL));
     }
 }
