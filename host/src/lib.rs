@@ -365,6 +365,7 @@
 
 mod args;
 mod backend;
+mod builder;
 mod cache;
 mod channel;
 mod chunk;
@@ -384,6 +385,7 @@ mod worker;
 #[cfg(feature = "nats")]
 pub use backend::nats::{Agent, AgentBuilder, AgentInfo, Nats};
 pub use backend::output::{GuestOutput, Stream};
+pub use builder::PoolBuilder;
 pub use channel::{ParamInfo, Preopen, TaskInfo};
 /// The channels [`Pool::istarmap_stream`] takes its items from.
 pub use crossbeam_channel;
@@ -394,7 +396,7 @@ pub use objects::{
     RecvError, Semaphore, SemaphoreGuard, Value,
 };
 pub use pool::result::Callbacks;
-pub use pool::{AsyncResult, Entry, Imap, Indexed, Pool, PoolBuilder};
+pub use pool::{AsyncResult, Entry, Imap, Indexed, Pool};
 pub use process::{Context, Process, ProcessBuilder};
 
 /// Makes this program usable as the workers of its pools; call it first
@@ -408,5 +410,5 @@ pub fn init() {
     if let Some(marker) = std::env::var_os(worker::MARKER) {
         std::process::exit(worker::main(&marker));
     }
-    pool::builder::INIT_CALLED.store(true, std::sync::atomic::Ordering::SeqCst);
+    builder::INIT_CALLED.store(true, std::sync::atomic::Ordering::SeqCst);
 }

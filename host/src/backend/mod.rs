@@ -21,11 +21,13 @@ pub(crate) mod local;
 #[cfg(feature = "nats")]
 pub(crate) mod nats;
 pub(crate) mod output;
+mod settings;
 
 use crossbeam_channel::Receiver;
 
 use crate::chunk::Chunk;
 pub(crate) use kill::KillHandle;
+pub(crate) use settings::{Settings, SpawnConfig};
 
 /// What runs the chunks a pool queues.
 pub(crate) trait Backend: Send + Sync {

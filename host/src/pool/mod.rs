@@ -7,7 +7,6 @@
 //! over the channel (`crate::channel`); outcomes come back the same way to
 //! the job's sink, which fills the [`AsyncResult`] or feeds the [`Imap`].
 
-pub(crate) mod builder;
 pub(crate) mod callbacks;
 pub(crate) mod imap;
 pub(crate) mod result;
@@ -28,7 +27,6 @@ use callbacks::CallbackThread;
 use result::Callbacks;
 use submit::Submitter;
 
-pub use builder::PoolBuilder;
 pub use imap::{Entry, Imap, Indexed};
 pub use result::AsyncResult;
 
@@ -76,11 +74,6 @@ impl Pool {
                 ))
             }
         }
-    }
-
-    /// Starts configuring a pool.
-    pub fn builder() -> PoolBuilder {
-        PoolBuilder::new()
     }
 
     /// How many worker processes the pool runs.

@@ -1,13 +1,21 @@
 //! [`Context`]: a module compiled once, from which processes (and pools)
-//! start.
+//! start, and what it wraps ([`Prepared`]).
 
 use std::fmt;
 use std::sync::Arc;
 
-use crate::error::Error;
+use std::process::ExitStatus;
+
+use crossbeam_channel::unbounded;
+
+use crate::backend::Backend;
+use crate::backend::Settings;
+use crate::backend::local::Local;
+use crate::error::{Error, ErrorKind};
 use crate::pool::Pool;
-use crate::pool::builder::Prepared;
+use crate::pool::submit::Submitter;
 use crate::process::ProcessBuilder;
+use crate::settled::Settled;
 
 /// A task module compiled (or loaded from the cache) once, with one
 /// configuration, ready to start [`Process`](crate::Process)es and
@@ -52,5 +60,62 @@ impl Context {
     /// As [`PoolBuilder::build`](crate::PoolBuilder::build).
     pub fn pool(&self, processes: usize) -> Result<Pool, Error> {
         self.prepared.launch(processes, None)
+    }
+}
+
+/// Refuses a pool of no process.
+pub(crate) fn check_processes(processes: usize) -> Result<(), Error> {
+    if processes == 0 {
+        return Err(Error::new(
+            ErrorKind::Config,
+            "a pool needs at least one process",
+        ));
+    }
+    Ok(())
+}
+
+/// A module compiled with a configuration: what the pools and processes
+/// started from one [`Context`] share.
+pub(crate) struct Prepared {
+    /// What the local backend of each pool is built from.
+    pub(crate) local: Settings,
+    /// The module, as errors name it.
+    pub(crate) name: String,
+}
+
+impl Prepared {
+    /// Starts `processes` workers and waits until every one is ready. With
+    /// `exit`, the pool is a [`Process`](crate::Process)'s: its one worker
+    /// runs tasks until it ends, which `exit` hears of; it is never
+    /// replaced, recycled, nor its task retried.
+    pub(crate) fn launch(
+        &self,
+        processes: usize,
+        exit: Option<Arc<Settled<Option<ExitStatus>>>>,
+    ) -> Result<Pool, Error> {
+        check_processes(processes)?;
+        let (queue_tx, queue_rx) = unbounded();
+        let (local, withdrawals, started) = Local::start(&self.local, processes, exit, queue_rx);
+        let backend: Arc<dyn Backend> = local;
+        let submitter = Submitter::new(
+            backend,
+            queue_tx,
+            processes,
+            self.local.max_payload,
+            withdrawals,
+        );
+        match started {
+            Ok(tasks) => Pool::new(submitter, tasks),
+            Err(err) => {
+                submitter.shut_down();
+                // What the module did wrong, said of the module.
+                Err(match err.kind() {
+                    ErrorKind::BadModule | ErrorKind::Initializer => {
+                        Error::new(err.kind(), format!("{}: {}", self.name, err.message()))
+                    }
+                    _ => err,
+                })
+            }
+        }
     }
 }

@@ -6,19 +6,18 @@
 use std::fs::File;
 use std::os::fd::OwnedFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, unbounded};
 
-use crate::backend::KillHandle;
 use crate::backend::local::Shared;
 use crate::backend::local::in_flight::InFlight;
 use crate::backend::local::inbound::{self, Event};
 use crate::backend::local::outbound::Outbound;
-use crate::channel::{self, FromWorker, Setup, TaskInfo, ToWorker};
+use crate::backend::{KillHandle, SpawnConfig};
+use crate::channel::{self, FromWorker, TaskInfo, ToWorker};
 use crate::error::{Error, ErrorKind};
 use crate::settled::Settled;
 use crate::worker::MARKER;
@@ -29,13 +28,6 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long a worker told to shut down has before it is killed.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-
-/// What it takes to start a worker.
-#[derive(Clone, Debug)]
-pub(crate) struct SpawnConfig {
-    pub(crate) program: PathBuf,
-    pub(crate) setup: Setup,
-}
 
 /// A running worker process: the pool's handle on its child.
 pub(crate) struct WorkerChild {

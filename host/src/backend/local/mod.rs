@@ -27,17 +27,16 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender, unbounded};
+use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 
 use super::Backend;
-use crate::backend::KillHandle;
 use crate::backend::output::OutputHandler;
+use crate::backend::{KillHandle, Settings, SpawnConfig};
 use crate::cache::CacheDir;
 use crate::channel::TaskInfo;
-use crate::chunk::Chunk;
+use crate::chunk::{Chunk, Withdrawals};
 use crate::error::{Error, ErrorKind};
 use crate::settled::Settled;
-use child::SpawnConfig;
 use host_calls::HostFns;
 use in_flight::InFlight;
 
@@ -50,15 +49,45 @@ pub(crate) struct Local {
 }
 
 impl Local {
-    /// Starts `processes` slots, each of which starts its worker, and waits
-    /// until every worker is ready. `stop` is the sending end of
-    /// `shared.stop`. Returns the backend, and the module's tasks or why a
-    /// worker could not start (the backend must then be terminated).
+    /// Starts `processes` slots, built from `settings`, each of which starts
+    /// its worker, and waits until every worker is ready; the slots take
+    /// their chunks from `queue`. With `exit`, the backend is a
+    /// [`Process`](crate::Process)'s: its one worker runs tasks until it
+    /// ends, which `exit` hears of; it is never replaced, recycled, nor its
+    /// task retried. Returns the backend, the slots' news of withdrawn jobs,
+    /// and the module's tasks or why a worker could not start (the backend
+    /// must then be terminated).
     pub(crate) fn start(
-        shared: Shared,
-        stop: Sender<()>,
+        settings: &Settings,
         processes: usize,
-    ) -> (Arc<Local>, Result<Vec<TaskInfo>, Error>) {
+        exit: Option<Arc<Settled<Option<ExitStatus>>>>,
+        queue: Receiver<Chunk>,
+    ) -> (Arc<Local>, Arc<Withdrawals>, Result<Vec<TaskInfo>, Error>) {
+        let one_worker = exit.is_some();
+        let max_tasks_per_child = settings.max_tasks_per_child.filter(|_| !one_worker);
+        let (stop, stop_rx) = bounded(0);
+        let (withdrawals, withdrawals_rx): (Vec<_>, Vec<_>) =
+            (0..processes).map(|_| bounded(1)).unzip();
+        let shared = Shared {
+            spawn: settings.spawn.clone(),
+            _cache: settings.cache.clone(),
+            max_tasks_per_child,
+            watchdog_per_task: settings.watchdog_per_task,
+            retries: if one_worker { 0 } else { settings.retries },
+            queue,
+            requeue: unbounded(),
+            stop: stop_rx,
+            terminating: AtomicBool::new(false),
+            idle: AtomicUsize::new(0),
+            workers: Mutex::new((0..processes).map(|_| None).collect()),
+            hand_directly: max_tasks_per_child.is_none() && !settings.timed,
+            on_output: settings.on_output.clone(),
+            withdrawals: withdrawals_rx,
+            host_fns: settings.host_fns.clone(),
+            max_payload: settings.max_payload,
+            initializer_objects: settings.initializer_objects.clone(),
+            exit,
+        };
         let local = Arc::new(Local {
             shared: Arc::new(shared),
             stop: Mutex::new(Some(stop)),
@@ -101,7 +130,7 @@ impl Local {
             Some(err) => Err(err),
             None => Ok(tasks.unwrap_or_default()),
         };
-        (local, started)
+        (local, Withdrawals::new(withdrawals), started)
     }
 }
 

@@ -23,11 +23,10 @@ use serde_bytes::ByteBuf;
 use tokio::runtime::Runtime;
 
 use super::store::{AgentInfo, SERVER_PATIENCE, Store, remote};
-use super::wire::{self, ChunkMessage, HEARTBEAT, JobSpec, OutputMessage, Report};
+use super::wire::{self, ChunkMessage, HEARTBEAT, JobLimits, JobSpec, OutputMessage, Report};
 use super::{Nats, block_on, runtime};
-use crate::backend::Backend;
-use crate::backend::KillHandle;
 use crate::backend::output::OutputHandler;
+use crate::backend::{Backend, KillHandle, Settings};
 use crate::chunk::{Chunk, withdrawn_error};
 use crate::error::{Error, ErrorKind};
 use crate::module;
@@ -83,15 +82,14 @@ impl Remote {
     /// `queue`. Returns once agents can find the job.
     pub(crate) fn start(
         nats: &Nats,
-        mut spec: JobSpec,
+        settings: &Settings,
         module: &[u8],
         queue: Receiver<Chunk>,
         window: usize,
-        on_output: OutputHandler,
     ) -> Result<Arc<Remote>, Error> {
         let runtime = runtime(1, "wasmpool-nats")?;
-        spec.module = module::sha256_hex(module);
-        spec.module_size = module.len() as u64;
+        let spec = job_spec(nats, settings, module);
+        let on_output = settings.on_output.clone();
         let job = nuid::next().to_string();
         let (store, reports, output) = block_on(runtime.handle(), async {
             let store = Store::open(nats, &format!("wasmpool pool {job}")).await?;
@@ -509,6 +507,28 @@ async fn read_reports(inner: Arc<Inner>, mut reports: pull::Ordered) {
 
 /// The task that hands what the job's tasks write to the pool's output
 /// handler.
+/// The job the agents run, made of the pool's settings: its workers'
+/// limits, initializer, retries and environment, and `module` by its hash.
+fn job_spec(nats: &Nats, settings: &Settings, module: &[u8]) -> JobSpec {
+    let setup = &settings.spawn.setup;
+    JobSpec {
+        version: wire::VERSION,
+        module: module::sha256_hex(module),
+        module_size: module.len() as u64,
+        initializer: setup.initializer.clone(),
+        limits: JobLimits {
+            worker: setup.limits.clone(),
+            memory_limit: setup.engine.max_memory,
+            output_limit: setup.output_limit,
+        },
+        max_tasks_per_child: settings.max_tasks_per_child,
+        retries: settings.retries,
+        agent_retries: nats.agent_retries,
+        ack_wait_ms: u64::try_from(nats.ack_wait.as_millis()).unwrap_or(u64::MAX),
+        env: setup.grants.env.clone(),
+    }
+}
+
 async fn show_output(mut messages: async_nats::Subscriber, on_output: OutputHandler) {
     while let Some(message) = messages.next().await {
         match wire::decode::<OutputMessage>(&message.payload, "task's output") {

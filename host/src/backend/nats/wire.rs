@@ -20,11 +20,11 @@ use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
 use crate::GuestOutput;
-use crate::channel::{Call, Outcomes, Stream};
+use crate::channel::{Call, Limits, Outcomes, Stream};
 use crate::error::{Error, ErrorKind};
 
 /// The version of these messages; a job of another version is refused.
-pub(crate) const VERSION: u32 = 1;
+pub(crate) const VERSION: u32 = 2;
 /// The key-value bucket of running jobs.
 pub(crate) const JOBS: &str = "wasmpool_jobs";
 /// The key-value bucket of agents.
@@ -100,12 +100,9 @@ pub(crate) struct JobSpec {
 /// The limits of a job's tasks (see [`PoolBuilder`](crate::PoolBuilder)).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct JobLimits {
-    pub(crate) task_timeout: Option<Duration>,
-    pub(crate) startup_timeout: Duration,
-    pub(crate) initializer_timeout: Duration,
-    pub(crate) fuel: Option<u64>,
+    /// What each worker enforces, as on a local pool.
+    pub(crate) worker: Limits,
     pub(crate) memory_limit: u64,
-    pub(crate) max_payload: usize,
     pub(crate) output_limit: u32,
 }
 

@@ -15,6 +15,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use super::run;
 use crate::backend::nats::store::{Store, remote};
 use crate::backend::nats::wire::{self, JobLimits, JobSpec, MODULE_LIMIT, OutputMessage};
+use crate::channel::Limits;
 use crate::error::{Error, ErrorKind};
 use crate::module;
 use crate::pool::Pool;
@@ -86,8 +87,11 @@ pub(crate) fn capped(limits: &JobLimits, caps: &Caps) -> JobLimits {
         }
     }
     JobLimits {
-        task_timeout: least(limits.task_timeout, caps.task_timeout),
-        fuel: least(limits.fuel, caps.fuel),
+        worker: Limits {
+            task_timeout: least(limits.worker.task_timeout, caps.task_timeout),
+            fuel: least(limits.worker.fuel, caps.fuel),
+            ..limits.worker.clone()
+        },
         memory_limit: least(Some(limits.memory_limit), caps.memory_limit)
             .unwrap_or(limits.memory_limit),
         ..limits.clone()
@@ -242,14 +246,14 @@ async fn prepare(context: &Arc<JobContext>, job: &str, spec: &JobSpec) -> Result
         .processes(context.processes)
         .retries(spec.retries)
         .memory_limit(limits.memory_limit)
-        .startup_timeout(limits.startup_timeout)
-        .initializer_timeout(limits.initializer_timeout)
-        .max_payload(limits.max_payload)
+        .startup_timeout(limits.worker.startup_timeout)
+        .initializer_timeout(limits.worker.initializer_timeout)
+        .max_payload(usize::try_from(limits.worker.max_payload).unwrap_or(usize::MAX))
         .output_limit(limits.output_limit);
-    if let Some(limit) = limits.task_timeout {
+    if let Some(limit) = limits.worker.task_timeout {
         builder = builder.task_timeout(limit);
     }
-    if let Some(fuel) = limits.fuel {
+    if let Some(fuel) = limits.worker.fuel {
         builder = builder.fuel(fuel);
     }
     if let Some(tasks) = spec.max_tasks_per_child {
@@ -342,12 +346,14 @@ mod tests {
 
     fn limits() -> JobLimits {
         JobLimits {
-            task_timeout: Some(Duration::from_secs(10)),
-            startup_timeout: Duration::from_secs(5),
-            initializer_timeout: Duration::from_secs(30),
-            fuel: None,
+            worker: Limits {
+                task_timeout: Some(Duration::from_secs(10)),
+                startup_timeout: Duration::from_secs(5),
+                initializer_timeout: Duration::from_secs(30),
+                fuel: None,
+                max_payload: 1 << 20,
+            },
             memory_limit: 1 << 30,
-            max_payload: 1 << 20,
             output_limit: 1 << 16,
         }
     }
@@ -362,10 +368,10 @@ mod tests {
         let capped = capped(&limits(), &caps);
         assert_eq!(capped.memory_limit, 64 << 20);
         // The job's own limit is lower: it stays.
-        assert_eq!(capped.task_timeout, Some(Duration::from_secs(10)));
+        assert_eq!(capped.worker.task_timeout, Some(Duration::from_secs(10)));
         // The job has none: the cap applies.
-        assert_eq!(capped.fuel, Some(1_000));
-        assert_eq!(capped.max_payload, 1 << 20);
+        assert_eq!(capped.worker.fuel, Some(1_000));
+        assert_eq!(capped.worker.max_payload, 1 << 20);
 
         let uncapped = super::capped(&limits(), &Caps::default());
         assert_eq!(uncapped, limits());

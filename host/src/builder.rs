@@ -4,34 +4,27 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::process::ExitStatus;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
 
-use crossbeam_channel::{bounded, unbounded};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_bytes::ByteBuf;
 
-use crate::backend::Backend;
-use crate::backend::local::child::SpawnConfig;
 use crate::backend::local::host_calls::HostFns;
-use crate::backend::local::{Local, Shared};
 use crate::backend::output::{self, GuestOutput, OutputHandler};
+use crate::backend::{Settings, SpawnConfig};
 use crate::cache::CacheDir;
 use crate::channel::codec::FRAME_LIMIT;
 use crate::channel::{Call, EngineSettings, Grants, Limits, Preopen, Setup};
-use crate::chunk::Withdrawals;
 use crate::engine::{self, Role};
 use crate::error::{Error, ErrorKind};
 use crate::module;
 use crate::objects::{ObjectRef, handle};
 use crate::pool::Pool;
-use crate::pool::submit::Submitter;
-use crate::process::Context;
-use crate::settled::Settled;
+use crate::process::context::{Context, Prepared};
 use crate::worker;
 
 /// Set by [`crate::init`], so that a pool knows it may run this program as
@@ -90,15 +83,11 @@ fn no_module() -> Error {
     )
 }
 
-/// Refuses a pool of no process.
-fn check_processes(processes: usize) -> Result<(), Error> {
-    if processes == 0 {
-        return Err(Error::new(
-            ErrorKind::Config,
-            "a pool needs at least one process",
-        ));
+impl Pool {
+    /// Starts configuring a pool.
+    pub fn builder() -> PoolBuilder {
+        PoolBuilder::new()
     }
-    Ok(())
 }
 
 /// Configures and starts a [`Pool`]; from [`Pool::builder`].
@@ -151,7 +140,7 @@ impl fmt::Debug for PoolBuilder {
 }
 
 impl PoolBuilder {
-    pub(crate) fn new() -> Self {
+    fn new() -> Self {
         PoolBuilder {
             module: None,
             processes: None,
@@ -587,8 +576,12 @@ impl PoolBuilder {
     /// [`build`](Self::build) for [`nats`](Self::nats).
     #[cfg(feature = "nats")]
     fn build_remote(mut self, processes: usize) -> Result<Pool, Error> {
+        use crossbeam_channel::unbounded;
+
         use crate::backend::nats::remote::Remote;
-        use crate::backend::nats::wire::{self, JobLimits, JobSpec};
+        use crate::chunk::Withdrawals;
+        use crate::pool::submit::Submitter;
+        use crate::process::context::check_processes;
 
         let nats = self.nats.take().expect("a builder set for NATS");
         nats.check()?;
@@ -614,43 +607,20 @@ impl PoolBuilder {
             bytes: module.clone(),
             name,
         });
-        let spec = JobSpec {
-            version: wire::VERSION,
-            module: String::new(),
-            module_size: 0,
-            initializer: self.initializer.clone().transpose()?,
-            limits: JobLimits {
-                task_timeout: self.task_timeout,
-                startup_timeout: self.startup_timeout,
-                initializer_timeout: self.initializer_timeout,
-                fuel: self.fuel,
-                memory_limit: self.memory_limit,
-                max_payload: self.max_payload,
-                output_limit: self.output_limit,
-            },
-            max_tasks_per_child: self.max_tasks_per_child,
-            retries: self.retries,
-            agent_retries: nats.agent_retries,
-            ack_wait_ms: u64::try_from(nats.ack_wait.as_millis()).unwrap_or(u64::MAX),
-            env: self.grants.env.clone(),
-        };
-        let max_payload = self.max_payload;
-        let on_output = self
-            .on_output
-            .clone()
-            .unwrap_or_else(|| Arc::new(output::to_stderr));
         // The module is checked here as a local pool checks it, and its
         // tasks listed, by one worker that stops again.
-        let tasks = self.context()?.pool(1)?.tasks().to_vec();
+        let context = self.context()?;
+        let tasks = context.pool(1)?.tasks().to_vec();
+        let settings = &context.prepared().local;
         let window = nats.window.unwrap_or(4 * processes);
         let (queue_tx, queue_rx) = unbounded();
-        let remote = Remote::start(&nats, spec, &module, queue_rx, window, on_output)?;
+        let remote = Remote::start(&nats, settings, &module, queue_rx, window)?;
         Pool::new(
             Submitter::new(
                 remote,
                 queue_tx,
                 processes,
-                max_payload,
+                settings.max_payload,
                 Withdrawals::new(Vec::new()),
             ),
             tasks,
@@ -778,101 +748,21 @@ impl PoolBuilder {
             limit.saturating_add(renewal)
         });
         Ok(Context::new(Arc::new(Prepared {
-            spawn: SpawnConfig { program, setup },
-            cache: Arc::new(cache),
+            local: Settings {
+                spawn: SpawnConfig { program, setup },
+                cache: Arc::new(cache),
+                max_tasks_per_child: self.max_tasks_per_child,
+                watchdog_per_task,
+                retries: self.retries,
+                timed: self.task_timeout.is_some(),
+                on_output: self
+                    .on_output
+                    .unwrap_or_else(|| Arc::new(output::to_stderr)),
+                host_fns: self.host_fns,
+                max_payload: self.max_payload,
+                initializer_objects: self.initializer_objects,
+            },
             name,
-            max_tasks_per_child: self.max_tasks_per_child,
-            watchdog_per_task,
-            retries: self.retries,
-            timed: self.task_timeout.is_some(),
-            on_output: self
-                .on_output
-                .unwrap_or_else(|| Arc::new(output::to_stderr)),
-            host_fns: self.host_fns,
-            max_payload: self.max_payload,
-            initializer_objects: self.initializer_objects,
         })))
-    }
-}
-
-/// A module compiled with a configuration: what the pools and processes
-/// started from one [`Context`] share.
-pub(crate) struct Prepared {
-    spawn: SpawnConfig,
-    /// Where the artifact is: kept as long as workers may start.
-    cache: Arc<CacheDir>,
-    /// The module, as errors name it.
-    name: String,
-    max_tasks_per_child: Option<usize>,
-    watchdog_per_task: Option<Duration>,
-    retries: u32,
-    /// Tasks have a time limit.
-    timed: bool,
-    on_output: OutputHandler,
-    host_fns: HostFns,
-    max_payload: usize,
-    /// The shared objects in the initializer's arguments.
-    initializer_objects: Vec<ObjectRef>,
-}
-
-impl Prepared {
-    /// Starts `processes` workers and waits until every one is ready. With
-    /// `exit`, the pool is a [`Process`](crate::Process)'s: its one worker
-    /// runs tasks until it ends, which `exit` hears of; it is never
-    /// replaced, recycled, nor its task retried.
-    pub(crate) fn launch(
-        &self,
-        processes: usize,
-        exit: Option<Arc<Settled<Option<ExitStatus>>>>,
-    ) -> Result<Pool, Error> {
-        check_processes(processes)?;
-        let one_worker = exit.is_some();
-        let max_tasks_per_child = self.max_tasks_per_child.filter(|_| !one_worker);
-        let (queue_tx, queue_rx) = unbounded();
-        let (stop_tx, stop_rx) = bounded(0);
-        let (withdrawals_tx, withdrawals_rx): (Vec<_>, Vec<_>) =
-            (0..processes).map(|_| bounded(1)).unzip();
-        let shared = Shared {
-            spawn: self.spawn.clone(),
-            _cache: self.cache.clone(),
-            max_tasks_per_child,
-            watchdog_per_task: self.watchdog_per_task,
-            retries: if one_worker { 0 } else { self.retries },
-            queue: queue_rx,
-            requeue: unbounded(),
-            stop: stop_rx,
-            terminating: AtomicBool::new(false),
-            idle: AtomicUsize::new(0),
-            workers: Mutex::new((0..processes).map(|_| None).collect()),
-            hand_directly: max_tasks_per_child.is_none() && !self.timed,
-            on_output: self.on_output.clone(),
-            withdrawals: withdrawals_rx,
-            host_fns: self.host_fns.clone(),
-            max_payload: self.max_payload,
-            initializer_objects: self.initializer_objects.clone(),
-            exit,
-        };
-        let (local, started) = Local::start(shared, stop_tx, processes);
-        let backend: Arc<dyn Backend> = local;
-        let submitter = Submitter::new(
-            backend,
-            queue_tx,
-            processes,
-            self.max_payload,
-            Withdrawals::new(withdrawals_tx),
-        );
-        match started {
-            Ok(tasks) => Pool::new(submitter, tasks),
-            Err(err) => {
-                submitter.shut_down();
-                // What the module did wrong, said of the module.
-                Err(match err.kind() {
-                    ErrorKind::BadModule | ErrorKind::Initializer => {
-                        Error::new(err.kind(), format!("{}: {}", self.name, err.message()))
-                    }
-                    _ => err,
-                })
-            }
-        }
     }
 }
