@@ -363,6 +363,8 @@
 //! a CPython guest built by componentize-py (14 core instances) several
 //! times over.
 
+#[cfg(feature = "nats")]
+mod agent;
 mod args;
 mod backend;
 mod builder;
@@ -383,7 +385,9 @@ mod user_code;
 mod worker;
 
 #[cfg(feature = "nats")]
-pub use backend::nats::{Agent, AgentBuilder, AgentInfo, Nats};
+pub use agent::{Agent, AgentBuilder};
+#[cfg(feature = "nats")]
+pub use backend::nats::{AgentInfo, Nats};
 pub use backend::output::{GuestOutput, Stream};
 pub use builder::PoolBuilder;
 pub use channel::{ParamInfo, Preopen, TaskInfo};

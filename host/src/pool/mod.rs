@@ -1,5 +1,6 @@
-//! What callers use: [`Pool`] (the API of `multiprocessing.Pool`), its
-//! [`PoolBuilder`], and what calls return — [`AsyncResult`] and [`Imap`].
+//! What callers use: [`Pool`] (the API of `multiprocessing.Pool`), built by
+//! a [`PoolBuilder`](crate::PoolBuilder), and what calls return —
+//! [`AsyncResult`] and [`Imap`].
 //!
 //! A task's walk starts here: a call becomes a job ([`submit`]) whose tasks
 //! are encoded into chunks (`crate::chunk`) and queued for the slots
@@ -98,7 +99,7 @@ impl Pool {
     }
 
     /// The agents serving the pool, for a pool built with
-    /// [`PoolBuilder::nats`]: every agent of its server that showed it lives
+    /// [`PoolBuilder::nats`](crate::PoolBuilder::nats): every agent of its server that showed it lives
     /// in the last 16 s (agents serve every job of their server). Empty for
     /// a local pool.
     ///

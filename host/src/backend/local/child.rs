@@ -1,7 +1,7 @@
 //! A worker process seen from the pool — the child's handle: started with
 //! exec, greeted, written to without ever blocking the slot (see
 //! [`Outbound`]) and read by a thread of its own (see
-//! [`inbound`](super::inbound)), killed through its pidfd, and always reaped.
+//! [`inbound`]), killed through its pidfd, and always reaped.
 
 use std::fs::File;
 use std::os::fd::OwnedFd;

@@ -6,17 +6,18 @@
 //! - [`store`]: connecting, and making the streams and buckets;
 //! - [`remote`]: the host's side, the backend of a pool built with
 //!   [`PoolBuilder::nats`](crate::PoolBuilder::nats);
-//! - [`agent`]: the far side, [`Agent`] (`wasmpool agent`), which runs the
-//!   chunks it pulls on a local backend of its own.
+//!
+//! The far side is the agent (`host/src/agent/`, [`Agent`](crate::Agent),
+//! `wasmpool agent`), which runs the chunks it pulls on a local pool of its
+//! own.
 //!
 //! A task's walk: the pool's chunk is published to the job's work queue
 //! (`remote.rs`); an agent pulls it, runs it on its local workers
-//! (`agent/job.rs`), publishes the outcomes as they come, and acknowledges
+//! (`agent/chunk.rs`), publishes the outcomes as they come, and acknowledges
 //! the chunk once they are stored; the host delivers each task's first
 //! outcome to its chunk (`remote.rs`). An agent that dies leaves its chunk
 //! unacknowledged, and JetStream hands it to another after the ack wait.
 
-pub(crate) mod agent;
 pub(crate) mod connect;
 pub(crate) mod remote;
 pub(crate) mod store;
@@ -27,7 +28,6 @@ use std::thread;
 
 use crate::error::{Error, ErrorKind};
 
-pub use agent::{Agent, AgentBuilder};
 pub use connect::Nats;
 pub use store::AgentInfo;
 

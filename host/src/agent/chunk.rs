@@ -3,16 +3,37 @@
 //! acknowledged once every outcome is stored on the server.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_nats::jetstream::{self, AckKind};
 use bytes::Bytes;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
 
-use super::job::{Runner, Serving};
+use super::context::JobContext;
 use crate::backend::nats::wire::{self, ChunkMessage, Report};
 use crate::channel::Outcomes;
 use crate::chunk::{Chunk, Sink};
 use crate::error::{Error, ErrorKind};
+use crate::pool::Pool;
+
+/// What runs a job's chunks here.
+pub(crate) enum JobPool {
+    Pool(Arc<Pool>),
+    /// The job cannot run here: its chunks fail with this.
+    Broken(Error),
+}
+
+/// A job being served, as its chunks see it.
+pub(crate) struct Serving {
+    pub(crate) context: Arc<JobContext>,
+    pub(crate) job: String,
+    pub(crate) pool: JobPool,
+    /// How many times a chunk whose agent was lost runs again.
+    pub(crate) agent_retries: u32,
+    pub(crate) ack_wait: Duration,
+    /// The most bytes of results one report carries.
+    pub(crate) room: usize,
+}
 
 /// A local chunk's outcomes, on their way to be published.
 struct Forward(mpsc::UnboundedSender<(u64, Outcomes)>);
@@ -27,7 +48,7 @@ impl Sink for Forward {
 /// Runs the chunk in `message`, holding `_permit` (room for one chunk)
 /// until done; stops early when `cancelled` (handing the chunk back to the
 /// server if the agent stops).
-pub(crate) async fn chunk(
+pub(crate) async fn run(
     serving: Arc<Serving>,
     message: jetstream::Message,
     _permit: OwnedSemaphorePermit,
@@ -64,8 +85,8 @@ pub(crate) async fn chunk(
     }
     let tasks = chunk.ends.len();
     let (forward, mut outcomes) = mpsc::unbounded_channel();
-    match &serving.runner {
-        Runner::Pool(pool) => {
+    match &serving.pool {
+        JobPool::Pool(pool) => {
             let local = Chunk::encoded(
                 chunk.task.as_str().into(),
                 chunk.first_index,
@@ -78,7 +99,7 @@ pub(crate) async fn chunk(
                 Err(err) => local.fail(&err),
             }
         }
-        Runner::Broken(err) => Forward(forward).deliver(chunk.first_index, failed(tasks, err)),
+        JobPool::Broken(err) => Forward(forward).deliver(chunk.first_index, failed(tasks, err)),
     }
     let mut progress = tokio::time::interval(serving.ack_wait / 3);
     progress.tick().await;

@@ -6,13 +6,19 @@
 //!   started, from the next sign of its host) until it is deleted or its
 //!   host has been silent for [`ABANDONED_AFTER`];
 //! - [`job`]: serving one job: its module, its local pool, pulling chunks;
-//! - [`run`]: running one chunk and reporting its outcomes.
+//! - [`chunk`]: running one chunk and reporting its outcomes;
+//! - [`context`]: what the jobs an agent serves share.
+//!
+//! The agent is the far side of the NATS backend (`backend/nats/`), as
+//! `worker/` is the far side of the local one; it is a user of a local
+//! [`Pool`](crate::Pool), and sits above the backends.
 //!
 //! The agent is what talks to the network; its workers are the local
 //! pool's, behind the same seccomp filter as any pool's, with no socket.
 
+mod chunk;
+mod context;
 mod job;
-mod run;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -26,11 +32,11 @@ use futures_util::StreamExt;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::store::{Store, remote};
-use super::wire::{self, ABANDONED_AFTER, AGENT_HEARTBEAT, AgentRecord, JobSpec};
-use super::{Nats, block_on, runtime};
+use crate::backend::nats::store::{Store, remote};
+use crate::backend::nats::wire::{self, ABANDONED_AFTER, AGENT_HEARTBEAT, AgentRecord, JobSpec};
+use crate::backend::nats::{Nats, block_on, runtime};
 use crate::error::{Error, ErrorKind};
-use job::{Caps, JobContext};
+use context::{Caps, JobContext};
 
 /// How often an agent looks for jobs whose host went silent.
 const SWEEP: Duration = Duration::from_secs(1);
@@ -155,7 +161,7 @@ impl AgentBuilder {
         });
         let (stop, stopped) = watch::channel(false);
         let (ready_tx, ready) = tokio::sync::oneshot::channel();
-        let main = runtime.spawn(serve(context, stopped, ready_tx));
+        let main = runtime.spawn(watch_jobs(context, stopped, ready_tx));
         let agent = Agent {
             name,
             stop,
@@ -293,7 +299,7 @@ struct Known {
 
 /// The agent's main task: watches the bucket of jobs, serves those that
 /// live, until `stopped`.
-async fn serve(
+async fn watch_jobs(
     context: Arc<JobContext>,
     mut stopped: watch::Receiver<bool>,
     ready: tokio::sync::oneshot::Sender<()>,

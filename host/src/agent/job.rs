@@ -1,9 +1,7 @@
 //! Serving one job on an agent: fetching its module, starting a local pool
 //! for it, and pulling its chunks while there is room.
 
-use std::collections::HashMap;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::pull;
@@ -12,8 +10,9 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
-use super::run;
-use crate::backend::nats::store::{Store, remote};
+use super::chunk::{self, JobPool, Serving};
+use super::context::{Caps, JobContext};
+use crate::backend::nats::store::remote;
 use crate::backend::nats::wire::{self, JobLimits, JobSpec, MODULE_LIMIT, OutputMessage};
 use crate::channel::Limits;
 use crate::error::{Error, ErrorKind};
@@ -25,46 +24,6 @@ const BACKOFF: Duration = Duration::from_secs(1);
 /// How many modules an agent keeps in memory, for the jobs that share them.
 const MODULES_KEPT: usize = 4;
 
-/// The most any task may take on this agent, whatever its job asks.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Caps {
-    pub(crate) memory_limit: Option<u64>,
-    pub(crate) task_timeout: Option<Duration>,
-    pub(crate) fuel: Option<u64>,
-}
-
-/// What the jobs an agent serves share.
-pub(crate) struct JobContext {
-    pub(crate) store: Store,
-    pub(crate) agent: String,
-    pub(crate) processes: usize,
-    pub(crate) caps: Caps,
-    pub(crate) cache_dir: Option<PathBuf>,
-    pub(crate) worker_program: Option<PathBuf>,
-    pub(crate) allowed_modules: Option<Vec<String>>,
-    /// Modules fetched, by hash.
-    pub(crate) modules: Mutex<HashMap<String, Arc<Vec<u8>>>>,
-}
-
-/// What runs a job's chunks here.
-pub(crate) enum Runner {
-    Pool(Arc<Pool>),
-    /// The job cannot run here: its chunks fail with this.
-    Broken(Error),
-}
-
-/// A job being served, as its chunks see it.
-pub(crate) struct Serving {
-    pub(crate) context: Arc<JobContext>,
-    pub(crate) job: String,
-    pub(crate) runner: Runner,
-    /// How many times a chunk whose agent was lost runs again.
-    pub(crate) agent_retries: u32,
-    pub(crate) ack_wait: Duration,
-    /// The most bytes of results one report carries.
-    pub(crate) room: usize,
-}
-
 /// Starts serving `job`; send `Some(true)` to stop for good (the agent
 /// stops: chunks held go back to the server), `Some(false)` when the job
 /// ended.
@@ -74,7 +33,12 @@ pub(crate) fn start(
     spec: JobSpec,
 ) -> (JoinHandle<()>, watch::Sender<Option<bool>>) {
     let (cancel, cancelled) = watch::channel(None);
-    let task = tokio::spawn(serve(context.clone(), job.to_string(), spec, cancelled));
+    let task = tokio::spawn(run_until_ended(
+        context.clone(),
+        job.to_string(),
+        spec,
+        cancelled,
+    ));
     (task, cancel)
 }
 
@@ -98,7 +62,7 @@ pub(crate) fn capped(limits: &JobLimits, caps: &Caps) -> JobLimits {
     }
 }
 
-async fn serve(
+async fn run_until_ended(
     context: Arc<JobContext>,
     job: String,
     spec: JobSpec,
@@ -108,17 +72,17 @@ async fn serve(
         prepared = prepare(&context, &job, &spec) => prepared,
         _ = cancelled.wait_for(Option::is_some) => return,
     };
-    let runner = match prepared {
-        Ok(pool) => Runner::Pool(Arc::new(pool)),
+    let pool = match prepared {
+        Ok(pool) => JobPool::Pool(Arc::new(pool)),
         Err(err) => {
             tracing::warn!("job {job}: cannot run here, its tasks fail: {err}");
-            Runner::Broken(err)
+            JobPool::Broken(err)
         }
     };
     let serving = Arc::new(Serving {
         context: context.clone(),
         job: job.clone(),
-        runner,
+        pool,
         agent_retries: spec.agent_retries,
         ack_wait: Duration::from_millis(spec.ack_wait_ms),
         room: context.store.message_room(),
@@ -127,7 +91,7 @@ async fn serve(
     let Ok(serving) = Arc::try_unwrap(serving) else {
         return;
     };
-    if let Runner::Pool(pool) = serving.runner {
+    if let JobPool::Pool(pool) = serving.pool {
         // Terminates the pool: its workers are killed and reaped.
         let _ = tokio::task::spawn_blocking(move || drop(pool)).await;
     }
@@ -196,7 +160,7 @@ async fn pull_chunks(serving: &Arc<Serving>, cancelled: &mut watch::Receiver<Opt
                 match message {
                     Some(Ok(message)) => {
                         let permit = permits.pop().expect("no more messages than permits");
-                        running.spawn(run::chunk(
+                        running.spawn(chunk::run(
                             serving.clone(),
                             message,
                             permit,
