@@ -1,4 +1,4 @@
-//! Tasks on their way from a call to a worker and back: a call's [`Job`],
+//! Tasks on their way from a call to a worker and back: a call's [`Submission`],
 //! the [`Chunk`]s its tasks travel in, and the [`Sink`] their outcomes go to.
 //!
 //! A [`Chunk`] owns the promise that each of its tasks gets exactly one
@@ -21,7 +21,7 @@ use crate::objects::{ObjectRef, handle};
 /// one task): a chunk is one frame to a worker, and one guest call.
 pub(crate) const CHUNK_BYTES: usize = 4 << 20;
 
-/// Where the outcomes of a job's tasks go.
+/// Where the outcomes of a submission's tasks go.
 pub(crate) trait Sink: Send + Sync {
     /// The outcomes of the tasks `first_index..first_index + outcomes.len()`.
     fn deliver(&self, first_index: u64, outcomes: Outcomes);
@@ -29,23 +29,23 @@ pub(crate) trait Sink: Send + Sync {
 
 /// One call's tasks, as the chunks that carry them see it: where their
 /// outcomes go, and whether the caller still wants them.
-pub(crate) struct Job {
+pub(crate) struct Submission {
     sink: Arc<dyn Sink>,
     withdrawn: AtomicBool,
-    /// Wakes the slots when the job is withdrawn.
+    /// Wakes the slots when the submission is withdrawn.
     withdrawals: Arc<Withdrawals>,
 }
 
-impl Job {
+impl Submission {
     pub(crate) fn new(sink: Arc<dyn Sink>, withdrawals: Arc<Withdrawals>) -> Arc<Self> {
-        Arc::new(Job {
+        Arc::new(Submission {
             sink,
             withdrawn: AtomicBool::new(false),
             withdrawals,
         })
     }
 
-    /// Nobody waits for this job's outcomes any more: its tasks that have not
+    /// Nobody waits for this submission's outcomes any more: its tasks that have not
     /// started are taken back, wherever they are (queued, or handed to a
     /// worker ahead of what it runs), and fail with
     /// [`ErrorKind::Cancelled`]. Tasks running finish.
@@ -60,8 +60,8 @@ impl Job {
     }
 }
 
-/// Tells every slot that a job was withdrawn, so that each takes back the
-/// job's chunks its worker holds and has not started.
+/// Tells every slot that a submission was withdrawn, so that each takes back the
+/// submission's chunks its worker holds and has not started.
 #[derive(Debug)]
 pub(crate) struct Withdrawals {
     slots: Vec<Sender<()>>,
@@ -69,7 +69,7 @@ pub(crate) struct Withdrawals {
 
 impl Withdrawals {
     /// One sender per slot, each on a channel of capacity one: a slot that
-    /// has not looked yet is told once, however many jobs were withdrawn.
+    /// has not looked yet is told once, however many submissions were withdrawn.
     pub(crate) fn new(slots: Vec<Sender<()>>) -> Arc<Self> {
         Arc::new(Withdrawals { slots })
     }
@@ -89,7 +89,7 @@ pub(crate) fn withdrawn_error() -> Error {
     )
 }
 
-/// Consecutive tasks of one job, run by one worker in one guest call.
+/// Consecutive tasks of one submission, run by one worker in one guest call.
 pub(crate) struct Chunk {
     pub(crate) task: Arc<str>,
     pub(crate) first_index: u64,
@@ -104,19 +104,19 @@ pub(crate) struct Chunk {
     pub(crate) objects: Vec<ObjectRef>,
     /// How many of its tasks (from the first) have their outcome.
     done: usize,
-    job: Option<Arc<Job>>,
+    submission: Option<Arc<Submission>>,
 }
 
 impl Chunk {
     /// A chunk of tasks whose arguments were encoded elsewhere (by the host
-    /// of a remote job): their outcomes go to `job`.
+    /// of a job on agents): their outcomes go to `submission`.
     #[cfg(feature = "nats")]
     pub(crate) fn encoded(
         task: Arc<str>,
         first_index: u64,
         args: Vec<u8>,
         ends: Vec<u32>,
-        job: Arc<Job>,
+        submission: Arc<Submission>,
     ) -> Chunk {
         Chunk {
             task,
@@ -126,7 +126,7 @@ impl Chunk {
             retries: 0,
             objects: Vec::new(),
             done: 0,
-            job: Some(job),
+            submission: Some(submission),
         }
     }
 
@@ -166,7 +166,9 @@ impl Chunk {
 
     /// Whether its caller withdrew it.
     pub(crate) fn is_withdrawn(&self) -> bool {
-        self.job.as_ref().is_some_and(|job| job.is_withdrawn())
+        self.submission
+            .as_ref()
+            .is_some_and(|submission| submission.is_withdrawn())
     }
 
     /// Delivers the outcomes of the next tasks, in order. The caller checked
@@ -174,13 +176,14 @@ impl Chunk {
     pub(crate) fn deliver(&mut self, outcomes: Outcomes) {
         debug_assert!(outcomes.len() <= self.remaining());
         let n = outcomes.len();
-        if let Some(job) = &self.job {
-            job.sink
+        if let Some(submission) = &self.submission {
+            submission
+                .sink
                 .deliver(self.first_index + self.done as u64, outcomes);
         }
         self.done += n;
         if self.done == self.len() {
-            self.job = None;
+            self.submission = None;
         }
     }
 
@@ -194,9 +197,9 @@ impl Chunk {
 
     /// Fails every task without an outcome with `error`.
     pub(crate) fn fail(mut self, error: &Error) {
-        if let Some(job) = self.job.take() {
+        if let Some(submission) = self.submission.take() {
             fail_all(
-                &*job.sink,
+                &*submission.sink,
                 self.first_index + self.done as u64,
                 self.remaining(),
                 error,
@@ -208,14 +211,14 @@ impl Chunk {
     /// task has one).
     pub(crate) fn rest(mut self) -> Option<Chunk> {
         if self.remaining() == 0 {
-            self.job = None;
+            self.submission = None;
             return None;
         }
         if self.done == 0 {
             return Some(self);
         }
         let rest = self.split_off(self.done);
-        self.job = None;
+        self.submission = None;
         Some(rest)
     }
 
@@ -239,20 +242,20 @@ impl Chunk {
             retries: self.retries,
             objects: self.objects.clone(),
             done: 0,
-            job: self.job.clone(),
+            submission: self.submission.clone(),
         }
     }
 }
 
 impl Drop for Chunk {
     fn drop(&mut self) {
-        if let Some(job) = self.job.take() {
+        if let Some(submission) = self.submission.take() {
             let error = Error::new(
                 ErrorKind::Terminated,
                 "the pool shut down before this task finished",
             );
             fail_all(
-                &*job.sink,
+                &*submission.sink,
                 self.first_index + self.done as u64,
                 self.remaining(),
                 &error,
@@ -290,7 +293,7 @@ pub(crate) enum Shape {
     Keywords,
 }
 
-/// Encodes a job's tasks into chunks of at most `chunksize` tasks and
+/// Encodes a submission's tasks into chunks of at most `chunksize` tasks and
 /// about [`CHUNK_BYTES`] of arguments.
 ///
 /// A task whose arguments cannot be encoded, are too large, have the wrong
@@ -304,7 +307,7 @@ pub(crate) struct Chunker {
     params: Vec<ParamInfo>,
     chunksize: usize,
     max_payload: usize,
-    job: Arc<Job>,
+    submission: Arc<Submission>,
     next_index: u64,
     current: Option<Chunk>,
 }
@@ -315,7 +318,7 @@ impl Chunker {
         shape: Shape,
         chunksize: usize,
         max_payload: usize,
-        job: Arc<Job>,
+        submission: Arc<Submission>,
     ) -> Self {
         let params = match shape {
             Shape::Keywords => info.params.clone(),
@@ -328,7 +331,7 @@ impl Chunker {
             params,
             chunksize: chunksize.max(1),
             max_payload,
-            job,
+            submission,
             next_index: 0,
             current: None,
         }
@@ -352,7 +355,7 @@ impl Chunker {
             retries: 0,
             objects: Vec::new(),
             done: 0,
-            job: Some(self.job.clone()),
+            submission: Some(self.submission.clone()),
         });
         let start = chunk.args.len();
         let (encoded, objects) = handle::collecting(|| match self.shape {
@@ -382,7 +385,7 @@ impl Chunker {
                     ErrorKind::BadArguments,
                     format!("task `{}`: {message}", self.task),
                 );
-                fail_all(&*self.job.sink, index, 1, &error);
+                fail_all(&*self.submission.sink, index, 1, &error);
                 before
             }
         }
@@ -440,8 +443,8 @@ mod tests {
         }
     }
 
-    fn job(record: &Arc<Record>) -> Arc<Job> {
-        Job::new(record.clone(), Withdrawals::new(Vec::new()))
+    fn submission(record: &Arc<Record>) -> Arc<Submission> {
+        Submission::new(record.clone(), Withdrawals::new(Vec::new()))
     }
 
     /// Task `t`, with `arity` required parameters named `p0`, `p1`, ...
@@ -459,7 +462,13 @@ mod tests {
 
     fn chunker(arity: usize, chunksize: usize) -> (Arc<Record>, Chunker) {
         let record = Arc::new(Record::default());
-        let chunker = Chunker::new(&task(arity), Shape::Star, chunksize, 1 << 20, job(&record));
+        let chunker = Chunker::new(
+            &task(arity),
+            Shape::Star,
+            chunksize,
+            1 << 20,
+            submission(&record),
+        );
         (record, chunker)
     }
 
@@ -520,7 +529,7 @@ mod tests {
     #[test]
     fn a_call_that_does_not_bind_fails_alone() {
         let record = Arc::new(Record::default());
-        let mut chunker = Chunker::new(&task(2), Shape::Keywords, 10, 1 << 20, job(&record));
+        let mut chunker = Chunker::new(&task(2), Shape::Keywords, 10, 1 << 20, submission(&record));
         let kw = |k: &str| std::collections::BTreeMap::from([(k.to_string(), 2)]);
         assert!(chunker.push(&((1,), kw("p1"))).is_none());
         let before = chunker.push(&((1,), kw("q"))).expect("flushed");
@@ -612,12 +621,12 @@ mod tests {
     fn withdrawing_a_job_marks_its_chunks_and_tells_every_slot_once() {
         let record = Arc::new(Record::default());
         let (tx, rx) = crossbeam_channel::bounded(1);
-        let job = Job::new(record.clone(), Withdrawals::new(vec![tx]));
-        let mut chunker = Chunker::new(&task(1), Shape::Star, 1, 1 << 20, job.clone());
+        let submission = Submission::new(record.clone(), Withdrawals::new(vec![tx]));
+        let mut chunker = Chunker::new(&task(1), Shape::Star, 1, 1 << 20, submission.clone());
         let chunk = chunker.push(&(1,)).expect("full");
         assert!(!chunk.is_withdrawn());
-        job.withdraw();
-        job.withdraw();
+        submission.withdraw();
+        submission.withdraw();
         assert!(chunk.is_withdrawn());
         assert_eq!(rx.len(), 1);
         chunk.fail(&withdrawn_error());

@@ -92,7 +92,7 @@ pub(crate) async fn run(
                 chunk.first_index,
                 chunk.args.into_vec(),
                 chunk.ends,
-                pool.submitter.job(Arc::new(Forward(forward))),
+                pool.submitter.submission(Arc::new(Forward(forward))),
             );
             match pool.submitter.sender() {
                 Ok(sender) => pool.submitter.send(&sender, local),

@@ -9,12 +9,12 @@ use crossbeam_channel::{Receiver, Sender, unbounded};
 
 use crate::user_code::call_guarded;
 
-type Job = Box<dyn FnOnce() + Send>;
+type Callback = Box<dyn FnOnce() + Send>;
 
 /// A handle to queue callbacks; cheap to clone.
 #[derive(Clone)]
 pub(crate) struct CallbackQueue {
-    tx: Sender<Job>,
+    tx: Sender<Callback>,
 }
 
 impl CallbackQueue {
@@ -37,7 +37,7 @@ pub(crate) struct CallbackThread {
 
 impl CallbackThread {
     pub(crate) fn start() -> std::io::Result<Arc<Self>> {
-        let (tx, rx) = unbounded::<Job>();
+        let (tx, rx) = unbounded::<Callback>();
         let handle = thread::Builder::new()
             .name("wasmpool-callbacks".into())
             .spawn(move || run(rx))?;
@@ -83,7 +83,7 @@ impl CallbackThread {
     }
 }
 
-fn run(rx: Receiver<Job>) {
+fn run(rx: Receiver<Callback>) {
     for job in rx {
         call_guarded(job);
     }

@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::channel::Outcomes;
-use crate::chunk::{Chunk, Chunker, Job, Shape, Sink, decode};
+use crate::chunk::{Chunk, Chunker, Shape, Sink, Submission, decode};
 use crate::error::{Error, NextTimeout};
 use crate::pool::submit::Submitter;
 
@@ -90,7 +90,7 @@ enum Pull<T> {
 /// finish.
 pub struct Imap<'p, R, T, I> {
     pool: &'p Submitter,
-    job: Arc<Job>,
+    submission: Arc<Submission>,
     input: Option<Items<I, T>>,
     chunker: Chunker,
     rx: Receiver<Vec<Entry<R>>>,
@@ -138,12 +138,12 @@ where
             tx,
             _result: PhantomData,
         });
-        let job = pool.job(sink);
-        let chunker = pool.chunker(task, shape, chunksize, job.clone())?;
+        let submission = pool.submission(sink);
+        let chunker = pool.chunker(task, shape, chunksize, submission.clone())?;
         let window = chunksize * pool.processes() * CHUNKS_PER_PROCESS;
         let mut imap = Imap {
             pool,
-            job,
+            submission,
             input: Some(input),
             chunker,
             rx,
@@ -356,7 +356,7 @@ where
 
 impl<R, T, I> Drop for Imap<'_, R, T, I> {
     fn drop(&mut self) {
-        self.job.withdraw();
+        self.submission.withdraw();
     }
 }
 

@@ -2,11 +2,11 @@
 //! a [`PoolBuilder`](crate::PoolBuilder), and what calls return —
 //! [`AsyncResult`] and [`Imap`].
 //!
-//! A task's walk starts here: a call becomes a job ([`submit`]) whose tasks
+//! A task's walk starts here: a call becomes a submission ([`submit`]) whose tasks
 //! are encoded into chunks (`crate::chunk`) and queued for the slots
 //! (`crate::backend::local`), which hand them to workers (`crate::worker`)
 //! over the channel (`crate::channel`); outcomes come back the same way to
-//! the job's sink, which fills the [`AsyncResult`] or feeds the [`Imap`].
+//! the submission's sink, which fills the [`AsyncResult`] or feeds the [`Imap`].
 
 pub(crate) mod callbacks;
 pub(crate) mod imap;
@@ -99,8 +99,8 @@ impl Pool {
     }
 
     /// The agents serving the pool, for a pool built with
-    /// [`PoolBuilder::nats`](crate::PoolBuilder::nats): every agent of its server that showed it lives
-    /// in the last 16 s (agents serve every job of their server). Empty for
+    /// [`PoolBuilder::nats`](crate::PoolBuilder::nats): every agent of its
+    /// server that showed it lives in the last 16 s (agents serve every job of their server). Empty for
     /// a local pool.
     ///
     /// # Errors
@@ -258,9 +258,9 @@ impl Pool {
         A: Serialize,
     {
         let (result, sink) = result::gather(1, result::single, callbacks, self.callbacks.queue());
-        let job = self.submitter.job(sink);
-        let result = result.with_job(&job);
-        self.submitter.submit(task, [item], shape, 1, job)?;
+        let submission = self.submitter.submission(sink);
+        let result = result.with_submission(&submission);
+        self.submitter.submit(task, [item], shape, 1, submission)?;
         Ok(result)
     }
 
@@ -482,9 +482,10 @@ impl Pool {
         let chunksize = chunksize.unwrap_or_else(|| self.default_chunksize(items.len()));
         let (result, sink) =
             result::gather(items.len(), result::all, callbacks, self.callbacks.queue());
-        let job = self.submitter.job(sink);
-        let result = result.with_job(&job);
-        self.submitter.submit(task, items, shape, chunksize, job)?;
+        let submission = self.submitter.submission(sink);
+        let result = result.with_submission(&submission);
+        self.submitter
+            .submit(task, items, shape, chunksize, submission)?;
         Ok(result)
     }
 

@@ -1,5 +1,5 @@
 //! [`AsyncResult`], the handle of a submitted `apply_async` or `map_async`, and
-//! the sink that gathers a job's outcomes into it.
+//! the sink that gathers a submission's outcomes into it.
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -10,7 +10,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Select, Sender, TryRecvError
 use serde::de::DeserializeOwned;
 
 use crate::channel::Outcomes;
-use crate::chunk::{Job, Sink, decode};
+use crate::chunk::{Sink, Submission, decode};
 use crate::error::{Error, ErrorKind, GetTimeoutError, NotReady};
 use crate::pool::callbacks::CallbackQueue;
 
@@ -116,9 +116,9 @@ impl<R> Cell<R> {
 /// the pool is terminated under it, so waiting on an `AsyncResult` always ends.
 pub struct AsyncResult<R> {
     cell: Arc<Cell<R>>,
-    /// The call's tasks, to withdraw them: weak, since the job holds the
+    /// The call's tasks, to withdraw them: weak, since the submission holds the
     /// callbacks, which must go once every task has its outcome.
-    job: Weak<Job>,
+    submission: Weak<Submission>,
 }
 
 impl<R> fmt::Debug for AsyncResult<R> {
@@ -130,9 +130,9 @@ impl<R> fmt::Debug for AsyncResult<R> {
 }
 
 impl<R> AsyncResult<R> {
-    /// The same result, able to withdraw the tasks of `job`.
-    pub(crate) fn with_job(mut self, job: &Arc<Job>) -> Self {
-        self.job = Arc::downgrade(job);
+    /// The same result, able to withdraw the tasks of `submission`.
+    pub(crate) fn with_submission(mut self, submission: &Arc<Submission>) -> Self {
+        self.submission = Arc::downgrade(submission);
         self
     }
 
@@ -145,8 +145,8 @@ impl<R> AsyncResult<R> {
     /// Dropping an `AsyncResult` does not cancel: its tasks run, and its
     /// callbacks are called.
     pub fn cancel(&self) {
-        if let Some(job) = self.job.upgrade() {
-            job.withdraw();
+        if let Some(submission) = self.submission.upgrade() {
+            submission.withdraw();
         }
     }
 
@@ -277,7 +277,7 @@ where
     let cell = Cell::new();
     let result = AsyncResult {
         cell: cell.clone(),
-        job: Weak::new(),
+        submission: Weak::new(),
     };
     let queue = if callbacks.is_empty() { None } else { queue };
     let sink = Gather {

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::backend::Backend;
 use crate::channel::TaskInfo;
-use crate::chunk::{Chunk, Chunker, Job, Shape, Sink, Withdrawals};
+use crate::chunk::{Chunk, Chunker, Shape, Sink, Submission, Withdrawals};
 use crate::error::{Error, ErrorKind};
 
 /// Submits tasks to a pool's slots.
@@ -66,9 +66,9 @@ impl Submitter {
             })
     }
 
-    /// A job whose outcomes go to `sink`.
-    pub(crate) fn job(&self, sink: Arc<dyn Sink>) -> Arc<Job> {
-        Job::new(sink, self.withdrawals.clone())
+    /// A submission whose outcomes go to `sink`.
+    pub(crate) fn submission(&self, sink: Arc<dyn Sink>) -> Arc<Submission> {
+        Submission::new(sink, self.withdrawals.clone())
     }
 
     /// The queue to submit chunks to, unless the pool is closed.
@@ -94,31 +94,37 @@ impl Submitter {
         self.backend.drop_if_terminating();
     }
 
-    /// A chunker for tasks of `task` of `job`, their arguments in `shape`,
+    /// A chunker for tasks of `task` of `submission`, their arguments in `shape`,
     /// if the pool has that task and is open.
     pub(crate) fn chunker(
         &self,
         task: &str,
         shape: Shape,
         chunksize: usize,
-        job: Arc<Job>,
+        submission: Arc<Submission>,
     ) -> Result<Chunker, Error> {
         let info = self.task(task)?;
         self.sender()?;
-        Ok(Chunker::new(info, shape, chunksize, self.max_payload, job))
+        Ok(Chunker::new(
+            info,
+            shape,
+            chunksize,
+            self.max_payload,
+            submission,
+        ))
     }
 
     /// Submits every item of `items` (each a task's arguments in `shape`) as
-    /// tasks of `job`.
+    /// tasks of `submission`.
     pub(crate) fn submit<A: Serialize>(
         &self,
         task: &str,
         items: impl IntoIterator<Item = A>,
         shape: Shape,
         chunksize: usize,
-        job: Arc<Job>,
+        submission: Arc<Submission>,
     ) -> Result<(), Error> {
-        let mut chunker = self.chunker(task, shape, chunksize, job)?;
+        let mut chunker = self.chunker(task, shape, chunksize, submission)?;
         let sender = self.sender()?;
         for item in items {
             if let Some(chunk) = chunker.push(&item) {

@@ -157,15 +157,18 @@ impl<'a, A: Serialize, K: Serialize> ProcessBuilder<'a, A, K> {
             ));
         };
         let outcome = Arc::new(Outcome(Settled::new()));
-        let job = pool.submitter.job(outcome.clone());
+        let submission = pool.submitter.submission(outcome.clone());
         match self.kwargs {
-            Some(kwargs) => {
-                pool.submitter
-                    .submit(&self.task, [(self.args, kwargs)], Shape::Keywords, 1, job)?
-            }
+            Some(kwargs) => pool.submitter.submit(
+                &self.task,
+                [(self.args, kwargs)],
+                Shape::Keywords,
+                1,
+                submission,
+            )?,
             None => pool
                 .submitter
-                .submit(&self.task, [self.args], Shape::Star, 1, job)?,
+                .submit(&self.task, [self.args], Shape::Star, 1, submission)?,
         }
         // Its one task is in: the worker shuts down once it is done.
         pool.close();

@@ -34,7 +34,7 @@ use crate::objects::grants::{Grants, release};
 pub(crate) struct Handed {
     pub(crate) seq: u64,
     pub(crate) chunk: Chunk,
-    /// A withdraw was sent for it: its job was withdrawn, or it is reclaimed
+    /// A withdraw was sent for it: its submission was withdrawn, or it is reclaimed
     /// from a stalled worker.
     pub(crate) withdrawing: bool,
 }
@@ -260,7 +260,7 @@ impl InFlight {
         Ok(())
     }
 
-    /// The worker gave back a chunk it had not started: it fails if its job
+    /// The worker gave back a chunk it had not started: it fails if its submission
     /// was withdrawn, else it goes back to the queue for another worker.
     /// `Err` says how the worker broke the protocol.
     pub(crate) fn given_back(&self, seq: u64, shared: &Shared) -> Result<(), String> {

@@ -54,7 +54,7 @@ impl Local {
     /// their chunks from `queue`. With `exit`, the backend is a
     /// [`Process`](crate::Process)'s: its one worker runs tasks until it
     /// ends, which `exit` hears of; it is never replaced, recycled, nor its
-    /// task retried. Returns the backend, the slots' news of withdrawn jobs,
+    /// task retried. Returns the backend, the slots' news of withdrawn submissions,
     /// and the module's tasks or why a worker could not start (the backend
     /// must then be terminated).
     pub(crate) fn start(
@@ -206,7 +206,7 @@ pub(crate) struct Shared {
     /// has nothing to do for it (no watchdog to arm, no quota to charge).
     pub(crate) hand_directly: bool,
     pub(crate) on_output: OutputHandler,
-    /// Each slot's news of withdrawn jobs.
+    /// Each slot's news of withdrawn submissions.
     pub(crate) withdrawals: Vec<Receiver<()>>,
     /// The functions tasks may call on the host.
     pub(crate) host_fns: HostFns,

@@ -589,7 +589,7 @@ async fn publish_module(store: &Store, hash: &str, module: &[u8]) -> Result<(), 
 mod tests {
     use super::*;
     use crate::channel::Outcomes;
-    use crate::chunk::{Job, Sink, Withdrawals};
+    use crate::chunk::{Sink, Submission, Withdrawals};
 
     /// Keeps the outcomes delivered: (index, kind of error if failed).
     #[derive(Default)]
@@ -620,7 +620,7 @@ mod tests {
             50,
             vec![0; 140],
             ends,
-            Job::new(kept.clone(), Withdrawals::new(Vec::new())),
+            Submission::new(kept.clone(), Withdrawals::new(Vec::new())),
         );
         let pieces = pieces(chunk, 40);
         let shapes: Vec<(u64, usize)> = pieces.iter().map(|p| (p.first_index, p.len())).collect();
