@@ -51,7 +51,7 @@ pub(crate) fn main(marker: &std::ffi::OsStr) -> i32 {
         }
     };
     let outbox = Arc::new(Outbox::new(Box::new(output)));
-    let served = serve(FrameReader::new(input, FRAME_LIMIT), &outbox);
+    let served = converse(FrameReader::new(input, FRAME_LIMIT), &outbox);
     let closed = outbox.flush();
     match served.and_then(|()| closed.map_err(|err| err.to_string())) {
         Ok(()) => 0,
@@ -63,7 +63,7 @@ pub(crate) fn main(marker: &std::ffi::OsStr) -> i32 {
 }
 
 /// Greets the pool, loads the module, then runs batches until told to stop.
-fn serve(mut reader: FrameReader<File>, outbox: &Arc<Outbox>) -> Result<(), String> {
+fn converse(mut reader: FrameReader<File>, outbox: &Arc<Outbox>) -> Result<(), String> {
     let pid = std::process::id();
     outbox
         .send_now(&FromWorker::Hello {

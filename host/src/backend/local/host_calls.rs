@@ -49,10 +49,10 @@ impl HostFns {
         self.functions.insert(name.to_string(), function);
     }
 
-    /// Serves `request` on a thread of its own and sends the reply through
+    /// Runs `request` on a thread of its own and sends the reply through
     /// `outbound`. Arguments and result are checked against `max_payload`;
     /// a function that panics fails the call, not the pool.
-    pub(crate) fn serve(&self, request: Request, max_payload: usize, outbound: Outbound) {
+    pub(crate) fn call(&self, request: Request, max_payload: usize, outbound: Outbound) {
         let Request { call, name, args } = request;
         let function = self.functions.get(&name).cloned();
         let known = || {

@@ -129,7 +129,7 @@ impl InFlight {
     }
 
     /// The worker starts serving its slot.
-    pub(crate) fn serve(&self, shared: &Shared) {
+    pub(crate) fn enlist(&self, shared: &Shared) {
         let mut held = self.lock();
         held.serving = true;
         held.count_idle(shared);

@@ -31,7 +31,8 @@ struct Pending {
     unstarted: Option<(Sender<Event>, u32)>,
 }
 
-struct Shared {
+/// What the clones of an [`Outbound`] and its writer thread share.
+struct Writer {
     pending: Mutex<Pending>,
     more: Condvar,
     pipe: File,
@@ -41,7 +42,7 @@ struct Shared {
 /// it from threads of their own).
 #[derive(Clone)]
 pub(crate) struct Outbound {
-    shared: Arc<Shared>,
+    writer: Arc<Writer>,
 }
 
 impl std::fmt::Debug for Outbound {
@@ -56,7 +57,7 @@ impl Outbound {
     pub(crate) fn new(pipe: File, events: Sender<Event>, pid: u32) -> io::Result<Outbound> {
         let flags = rustix::fs::fcntl_getfl(&pipe)?;
         rustix::fs::fcntl_setfl(&pipe, flags | OFlags::NONBLOCK)?;
-        let shared = Arc::new(Shared {
+        let writer = Arc::new(Writer {
             pending: Mutex::new(Pending {
                 bytes: Vec::new(),
                 writing: false,
@@ -66,20 +67,20 @@ impl Outbound {
             more: Condvar::new(),
             pipe,
         });
-        Ok(Outbound { shared })
+        Ok(Outbound { writer })
     }
 
     /// Sends `message`, now if the pipe has room, else as soon as it has.
     pub(crate) fn send(&self, message: &ToWorker) {
         let mut frame = Vec::new();
         codec::encode(message, &mut frame);
-        let mut pending = self.shared.lock();
+        let mut pending = self.writer.lock();
         if pending.closed {
             return;
         }
         let mut from = 0;
         if !pending.writing && pending.bytes.is_empty() {
-            match write_some(&self.shared.pipe, &frame) {
+            match write_some(&self.writer.pipe, &frame) {
                 Ok(written) if written == frame.len() => return,
                 Ok(written) => from = written,
                 // The writer thread meets the error again and reports it.
@@ -89,13 +90,13 @@ impl Outbound {
         pending.bytes.extend_from_slice(&frame[from..]);
         match pending.unstarted.take() {
             Some((events, pid)) => self.start_writer(&mut pending, events, pid),
-            None => self.shared.more.notify_one(),
+            None => self.writer.more.notify_one(),
         }
     }
 
     /// Starts the writer thread, which writes what waits as the pipe drains.
     fn start_writer(&self, pending: &mut Pending, events: Sender<Event>, pid: u32) {
-        let writer = self.shared.clone();
+        let writer = self.writer.clone();
         let reporting = events.clone();
         let started = thread::Builder::new()
             .name(format!("wasmpool-writer-{pid}"))
@@ -114,12 +115,12 @@ impl Outbound {
 
     /// Drops whatever is sent from now on, and ends the writer thread.
     pub(crate) fn close(&self) {
-        self.shared.lock().closed = true;
-        self.shared.more.notify_one();
+        self.writer.lock().closed = true;
+        self.writer.more.notify_one();
     }
 }
 
-impl Shared {
+impl Writer {
     fn lock(&self) -> MutexGuard<'_, Pending> {
         self.pending.lock().unwrap_or_else(PoisonError::into_inner)
     }

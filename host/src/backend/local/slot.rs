@@ -64,7 +64,7 @@ pub(crate) fn run(
         }
     }
     drop(started);
-    slot.serve();
+    slot.supervise();
     // The workers this thread started die with it (their parent-death signal
     // follows the thread that spawned them): it ends only after those it
     // retired have exited on their own.
@@ -87,7 +87,7 @@ impl Slot {
                 in_flight: worker.in_flight.clone(),
             }),
         );
-        worker.in_flight.serve(&self.shared);
+        worker.in_flight.enlist(&self.shared);
         self.worker = Some(worker);
         Ok(tasks)
     }
@@ -107,14 +107,14 @@ impl Slot {
         schedule::may_take(&load(self.held().as_deref(), others_idle))
     }
 
-    fn serve(&mut self) {
-        self.serve_until_done();
+    fn supervise(&mut self) {
+        self.run_until_done();
         // Dropping the worker kills it; dropping the chunks it held fails
         // their tasks as terminated.
         drop(self.take_worker());
     }
 
-    fn serve_until_done(&mut self) {
+    fn run_until_done(&mut self) {
         loop {
             if self.shared.terminating() {
                 return self.terminate();
@@ -341,7 +341,7 @@ impl Slot {
                     let request = Request { call, name, args };
                     self.shared
                         .host_fns
-                        .serve(request, self.shared.max_payload, worker.outbound());
+                        .call(request, self.shared.max_payload, worker.outbound());
                 }
             }
             Event::Message(FromWorker::Stuck { error }) => self.on_stuck(error),
