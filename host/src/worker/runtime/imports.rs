@@ -1,0 +1,272 @@
+//! The guest's imports: the state they work on ([`HostState`]) and the
+//! `context`, `host`, `objects` and `outcomes` interfaces of
+//! `wit/wasmpool.wit`, each task's outcome sent on as the guest reports it.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use serde_bytes::ByteBuf;
+use wasmtime::StoreContextMut;
+use wasmtime::component::{ResourceTable, WasmList};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::channel::{Failure, FromWorker, Limits};
+use crate::error::{Error, ErrorKind};
+use crate::worker::capture::Capture;
+use crate::worker::inbox::Inbox;
+use crate::worker::outbox::Outbox;
+
+use super::bindings;
+use super::bindings::wasmpool::task::objects::ObjectError;
+use super::bindings::wasmpool::task::types::{ErrorKind as GuestErrorKind, TaskError};
+use super::limits::{Clock, Limiter};
+
+/// The state a guest's imports work on.
+pub(crate) struct HostState {
+    pub(super) wasi: WasiCtx,
+    pub(super) table: ResourceTable,
+    pub(super) limiter: Limiter,
+    pub(super) pid: u32,
+    /// The index of the task running now, which its output is attributed to.
+    pub(super) index: Arc<AtomicU64>,
+    /// Where outcomes and output go.
+    pub(super) outbox: Arc<Outbox>,
+    /// Where the replies to host calls come from; unset in-process.
+    pub(super) inbox: Arc<OnceLock<Arc<Inbox>>>,
+    /// The id of the next host call.
+    pub(super) next_call: u64,
+    /// What the guest reported during the current call.
+    pub(super) reported: Reported,
+    pub(super) stdout: Capture,
+    pub(super) stderr: Capture,
+    pub(super) clock: Arc<Clock>,
+    pub(super) limits: Limits,
+}
+
+/// What a guest reported during one call.
+#[derive(Debug, Default)]
+pub(super) struct Reported {
+    /// Tasks whose outcome was sent on.
+    pub(super) tasks: usize,
+    /// The last of them panicked (a guest reports its panic, then aborts).
+    pub(super) panicked: bool,
+    /// The initializer's outcome, when the call runs it: it is no task of a
+    /// batch, so it is kept here rather than sent.
+    pub(super) initializer: Option<Result<(), Error>>,
+    /// The call runs the initializer.
+    pub(super) initializing: bool,
+}
+
+impl HostState {
+    /// The index of the task running now.
+    pub(super) fn index(&self) -> u64 {
+        self.index.load(Ordering::Relaxed)
+    }
+
+    /// Sends what is left of the running task's output on (whole lines went
+    /// as they were written), ahead of its outcome.
+    pub(super) fn collect_output(&self) {
+        self.stdout.end_task();
+        self.stderr.end_task();
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl bindings::wasmpool::task::context::Host for HostState {
+    fn worker_pid(&mut self) -> u32 {
+        self.pid
+    }
+
+    fn task_index(&mut self) -> u64 {
+        self.index()
+    }
+}
+
+impl HostState {
+    /// Sends `request` (a call numbered `call`) to the pool and waits for
+    /// its reply. The wait is a future: the task's time limit still stops it
+    /// (dropping the future), and a reply that comes after is dropped by the
+    /// inbox.
+    async fn ask(&mut self, call: u64, request: FromWorker) -> Result<ByteBuf, Failure> {
+        let gone = || Failure::Refused("the pool is gone".into());
+        let Some(inbox) = self.inbox.get() else {
+            return Err(Failure::Refused(
+                "no pool to call: this module runs outside a pool".into(),
+            ));
+        };
+        let reply = inbox.expect_reply(call);
+        if self.outbox.send_now(&request).is_err() {
+            return Err(gone());
+        }
+        inbox.reply(reply).await.unwrap_or_else(|| Err(gone()))
+    }
+
+    /// Numbers the next call; refuses arguments over the payload limit.
+    fn next_call(&mut self, what: &str, args: &[u8]) -> Result<u64, Failure> {
+        let limit = self.limits.max_payload;
+        if args.len() as u64 > limit {
+            return Err(Failure::Refused(format!(
+                "the arguments of {what} take {} bytes, over the payload limit of {limit} bytes",
+                args.len()
+            )));
+        }
+        let call = self.next_call;
+        self.next_call += 1;
+        Ok(call)
+    }
+}
+
+impl bindings::wasmpool::task::host::Host for HostState {
+    /// Sends the call to the pool and waits for the reply.
+    async fn call(&mut self, name: String, args: Vec<u8>) -> Result<Vec<u8>, String> {
+        let call = self
+            .next_call(&format!("host function `{name}`"), &args)
+            .map_err(|failure| failure.to_string())?;
+        let request = FromWorker::Request {
+            call,
+            index: self.index(),
+            name,
+            args: ByteBuf::from(args),
+        };
+        match self.ask(call, request).await {
+            Ok(result) => Ok(result.into_vec()),
+            Err(failure) => Err(failure.to_string()),
+        }
+    }
+}
+
+/// Tells the pool that a call's task stopped waiting for it, unless the call
+/// was answered: dropped with the future of a task its time limit stopped.
+struct Waiting<'a> {
+    outbox: &'a Outbox,
+    call: u64,
+    answered: bool,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if !self.answered {
+            let _ = self
+                .outbox
+                .send_now(&FromWorker::Cancel { call: self.call });
+        }
+    }
+}
+
+impl bindings::wasmpool::task::objects::Host for HostState {
+    /// Sends the operation to the pool and waits for the reply; a task
+    /// stopped meanwhile cancels the wait on the pool's side.
+    async fn invoke(
+        &mut self,
+        object: u64,
+        op: String,
+        args: Vec<u8>,
+    ) -> Result<Vec<u8>, ObjectError> {
+        let call = self
+            .next_call(&format!("`{op}` of object {object}"), &args)
+            .map_err(object_error)?;
+        let request = FromWorker::Invoke {
+            call,
+            index: self.index(),
+            object,
+            op,
+            args: ByteBuf::from(args),
+        };
+        let outbox = self.outbox.clone();
+        let mut waiting = Waiting {
+            outbox: &outbox,
+            call,
+            answered: false,
+        };
+        let reply = self.ask(call, request).await;
+        waiting.answered = true;
+        reply.map(ByteBuf::into_vec).map_err(object_error)
+    }
+}
+
+fn object_error(failure: Failure) -> ObjectError {
+    match failure {
+        Failure::Refused(why) => ObjectError::Refused(why),
+        Failure::TimedOut => ObjectError::TimedOut,
+        Failure::Closed(why) => ObjectError::Closed(why),
+    }
+}
+
+/// Starts the clock and the fuel budget of the next task, where limits need
+/// them.
+pub(super) fn start_task(store: &mut StoreContextMut<'_, HostState>) -> wasmtime::Result<()> {
+    let limits = &store.data().limits;
+    if limits.task_timeout.is_some() {
+        store.data().clock.start_task();
+    }
+    if let Some(fuel) = store.data().limits.fuel {
+        store.set_fuel(fuel)?;
+    }
+    Ok(())
+}
+
+/// `outcomes.finish`: sends a task's outcome on (after what it wrote) and
+/// starts the next task. The result is copied from the guest's memory
+/// straight into the outbox.
+pub(super) fn finish(
+    mut store: StoreContextMut<'_, HostState>,
+    (outcome,): (Result<WasmList<u8>, TaskError>,),
+) -> wasmtime::Result<()> {
+    store.data_mut().collect_output();
+    let max_payload = store.data().limits.max_payload;
+    let outcome = match outcome {
+        Ok(list) => {
+            let result = list.as_le_slice(&store);
+            if result.len() as u64 > max_payload {
+                Err(Error::new(
+                    ErrorKind::BadResult,
+                    format!(
+                        "the result takes {} bytes, over the payload limit of {max_payload} bytes",
+                        result.len()
+                    ),
+                ))
+            } else if store.data().reported.initializing {
+                Ok(None)
+            } else {
+                // Sent from the guest's memory: no copy of the result first.
+                // A broken channel ends the worker at the end of the batch.
+                let _ = store.data().outbox.ok(result);
+                Ok(Some(()))
+            }
+        }
+        Err(err) => Err(guest_error(err)),
+    };
+    let state = store.data_mut();
+    let index = state.index();
+    let reported = &mut state.reported;
+    reported.panicked = matches!(&outcome, Err(err) if err.kind() == ErrorKind::Panic);
+    if reported.initializing {
+        reported.initializer.get_or_insert(outcome.map(drop));
+    } else {
+        reported.tasks += 1;
+        if let Err(err) = outcome {
+            let _ = state.outbox.err(err.with_index(index));
+        }
+    }
+    state.index.fetch_add(1, Ordering::Relaxed);
+    start_task(&mut store)
+}
+
+fn guest_error(err: TaskError) -> Error {
+    let kind = match err.kind {
+        GuestErrorKind::Failed => ErrorKind::Failed,
+        GuestErrorKind::Panic => ErrorKind::Panic,
+        GuestErrorKind::BadArguments => ErrorKind::BadArguments,
+        GuestErrorKind::UnknownTask => ErrorKind::UnknownTask,
+        GuestErrorKind::BadResult => ErrorKind::BadResult,
+    };
+    Error::new(kind, err.message)
+}
