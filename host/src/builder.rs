@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_bytes::ByteBuf;
 
-use crate::backend::local::host_calls::HostFns;
+use crate::backend::HostFns;
 use crate::backend::output::{self, GuestOutput, OutputHandler};
 use crate::backend::{Settings, SpawnConfig};
 use crate::cache::CacheDir;

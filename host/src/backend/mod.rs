@@ -16,6 +16,7 @@
 //! hands up sits here, below both backends: a [`KillHandle`] on each worker
 //! process, and the [`output`] guests write.
 
+mod host_fns;
 mod kill;
 pub(crate) mod local;
 #[cfg(feature = "nats")]
@@ -26,6 +27,7 @@ mod settings;
 use crossbeam_channel::Receiver;
 
 use crate::chunk::Chunk;
+pub(crate) use host_fns::HostFns;
 pub(crate) use kill::KillHandle;
 pub(crate) use settings::{Settings, SpawnConfig};
 

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::backend::local::host_calls::HostFns;
+use crate::backend::HostFns;
 use crate::backend::output::OutputHandler;
 use crate::cache::CacheDir;
 use crate::channel::Setup;

@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, unbounded};
 
 use crate::backend::local::Shared;
+use crate::backend::local::event::Event;
 use crate::backend::local::in_flight::InFlight;
-use crate::backend::local::inbound::{self, Event};
+use crate::backend::local::inbound;
 use crate::backend::local::outbound::Outbound;
 use crate::backend::{KillHandle, SpawnConfig};
 use crate::channel::{self, FromWorker, TaskInfo, ToWorker};

@@ -22,7 +22,7 @@ use serde_bytes::ByteBuf;
 
 use super::object_calls::{self, Invoke};
 use crate::backend::local::Shared;
-use crate::backend::local::inbound::Event;
+use crate::backend::local::event::Event;
 use crate::backend::local::outbound::Outbound;
 use crate::backend::local::schedule::Pace;
 use crate::channel::{Batch, Outcomes, ToWorker};

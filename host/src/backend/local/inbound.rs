@@ -12,21 +12,12 @@ use crossbeam_channel::Sender;
 
 use super::object_calls::Invoke;
 use crate::backend::local::Shared;
+use crate::backend::local::event::Event;
 use crate::backend::local::in_flight::InFlight;
 use crate::backend::output::GuestOutput;
 use crate::channel::FromWorker;
 use crate::channel::codec::FRAME_LIMIT;
 use crate::channel::io::FrameReader;
-
-/// What the reader thread reports to the slot. (Outcomes and chunks given
-/// back it settles itself, on the worker's [`InFlight`].)
-pub(crate) enum Event {
-    Message(FromWorker),
-    /// The worker finished or gave back work while the slot waited for that.
-    Progress,
-    /// The channel ended: the worker exited or broke the protocol.
-    Closed(Option<String>),
-}
 
 /// Starts the thread that reads worker `pid`'s channel from `stdout`.
 /// The reader ends with the channel; nothing joins it. Should it panic (in

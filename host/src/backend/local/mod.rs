@@ -8,16 +8,18 @@
 //! - [`schedule`]: the policy of how much work a worker holds (pure);
 //! - [`child`]: the handle on a worker process (exec, handshake, kill,
 //!   reap); [`inbound`]: the thread that reads its channel; [`outbound`]:
-//!   the end that writes to it, never blocking;
+//!   the end that writes to it, never blocking; [`event`]: what they tell
+//!   the slot;
 //! - [`host_calls`]: serving the host functions tasks call;
 //!   [`object_calls`]: serving their operations on shared objects.
 
-pub(crate) mod child;
-pub(crate) mod host_calls;
+mod child;
+mod event;
+mod host_calls;
 mod in_flight;
 mod inbound;
 mod object_calls;
-pub(crate) mod outbound;
+mod outbound;
 mod schedule;
 mod slot;
 
@@ -30,6 +32,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 
 use super::Backend;
+use crate::backend::HostFns;
 use crate::backend::output::OutputHandler;
 use crate::backend::{KillHandle, Settings, SpawnConfig};
 use crate::cache::CacheDir;
@@ -37,7 +40,6 @@ use crate::channel::TaskInfo;
 use crate::chunk::{Chunk, Withdrawals};
 use crate::error::{Error, ErrorKind};
 use crate::settled::Settled;
-use host_calls::HostFns;
 use in_flight::InFlight;
 
 /// The local backend of a pool: its slots, and what they share.

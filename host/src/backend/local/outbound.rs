@@ -14,7 +14,7 @@ use crossbeam_channel::Sender;
 use rustix::event::{PollFd, PollFlags};
 use rustix::fs::OFlags;
 
-use crate::backend::local::inbound::Event;
+use crate::backend::local::event::Event;
 use crate::channel::{ToWorker, codec};
 
 /// What waits to be written.

@@ -16,9 +16,9 @@ use std::time::Instant;
 use crossbeam_channel::{Select, Sender, TryRecvError};
 
 use crate::backend::local::child::{WorkerChild, describe_status};
-use crate::backend::local::host_calls::Request;
+use crate::backend::local::event::Event;
+use crate::backend::local::host_calls::{self, Request};
 use crate::backend::local::in_flight::{Handed, Held};
-use crate::backend::local::inbound::Event;
 use crate::backend::local::schedule::{self, Load};
 use crate::backend::local::{Serving, Shared};
 use crate::channel::{FromWorker, TaskInfo, ToWorker};
@@ -339,9 +339,13 @@ impl Slot {
             }) => {
                 if let Some(worker) = &self.worker {
                     let request = Request { call, name, args };
-                    self.shared
-                        .host_fns
-                        .call(request, self.shared.max_payload, worker.outbound());
+                    let shared = &self.shared;
+                    host_calls::call(
+                        &shared.host_fns,
+                        request,
+                        shared.max_payload,
+                        worker.outbound(),
+                    );
                 }
             }
             Event::Message(FromWorker::Stuck { error }) => self.on_stuck(error),
