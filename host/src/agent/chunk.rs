@@ -71,7 +71,7 @@ pub(crate) async fn run(
     if deliveries > u64::from(serving.agent_retries) + 1 {
         // Agents were lost running it more often than the job allows.
         let lost = Report::Lost {
-            chunk: chunk.chunk,
+            chunk: chunk.tasks.seq,
             sending: chunk.sending,
             deliveries,
         };
@@ -83,15 +83,15 @@ pub(crate) async fn run(
         }
         return;
     }
-    let tasks = chunk.ends.len();
+    let tasks = chunk.tasks.ends.len();
     let (forward, mut outcomes) = mpsc::unbounded_channel();
     match &serving.pool {
         JobPool::Pool(pool) => {
             let local = Chunk::encoded(
-                chunk.task.as_str().into(),
-                chunk.first_index,
-                chunk.args.into_vec(),
-                chunk.ends,
+                chunk.tasks.task.as_str().into(),
+                chunk.tasks.first_index,
+                chunk.tasks.args.into_vec(),
+                chunk.tasks.ends,
                 pool.submitter.submission(Arc::new(Forward(forward))),
             );
             match pool.submitter.sender() {
@@ -99,7 +99,9 @@ pub(crate) async fn run(
                 Err(err) => local.fail(&err),
             }
         }
-        JobPool::Broken(err) => Forward(forward).deliver(chunk.first_index, failed(tasks, err)),
+        JobPool::Broken(err) => {
+            Forward(forward).deliver(chunk.tasks.first_index, failed(tasks, err))
+        }
     }
     let mut progress = tokio::time::interval(serving.ack_wait / 3);
     progress.tick().await;
@@ -125,7 +127,7 @@ pub(crate) async fn run(
                 reported += batch.iter().map(|(_, outcomes)| outcomes.len()).sum::<usize>();
                 for (first_index, outcomes) in pack(batch, serving.room) {
                     let report = Report::Outcomes {
-                        chunk: chunk.chunk,
+                        chunk: chunk.tasks.seq,
                         first_index,
                         outcomes,
                     };

@@ -27,6 +27,7 @@ use super::wire::{self, ChunkMessage, HEARTBEAT, JobLimits, JobSpec, OutputMessa
 use super::{Nats, block_on, runtime};
 use crate::backend::output::OutputHandler;
 use crate::backend::{Backend, KillHandle, Settings};
+use crate::channel::Batch;
 use crate::chunk::{Chunk, withdrawn_error};
 use crate::error::{Error, ErrorKind};
 use crate::module;
@@ -377,12 +378,14 @@ impl Inner {
 fn message(number: u64, sent: &Sent) -> Bytes {
     let (first_index, args, ends) = sent.chunk.unfinished();
     Bytes::from(wire::encode(&ChunkMessage {
-        chunk: number,
         sending: sent.sending,
-        first_index,
-        task: sent.chunk.task.to_string(),
-        args: ByteBuf::from(args),
-        ends,
+        tasks: Batch {
+            seq: number,
+            task: sent.chunk.task.to_string(),
+            first_index,
+            args: ByteBuf::from(args),
+            ends,
+        },
     }))
 }
 

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
 use crate::GuestOutput;
-use crate::channel::{Call, Limits, Outcomes, Stream};
+use crate::channel::{Batch, Call, Limits, Outcomes, Stream};
 use crate::error::{Error, ErrorKind};
 
 /// The version of these messages; a job of another version is refused.
@@ -109,18 +109,12 @@ pub(crate) struct JobLimits {
 /// Some consecutive tasks of a job: the message on its chunks subject.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct ChunkMessage {
-    /// The chunk's number in its job.
-    pub(crate) chunk: u64,
     /// How many times the host sent the chunk again after agents died
     /// running it too often: reports of an older sending are stale.
     pub(crate) sending: u32,
-    /// The job's index of the first task here.
-    pub(crate) first_index: u64,
-    pub(crate) task: String,
-    /// The tasks' MessagePack arguments, concatenated.
-    pub(crate) args: ByteBuf,
-    /// Where each task's arguments end in `args`.
-    pub(crate) ends: Vec<u32>,
+    /// The tasks, as a local worker gets them; their `seq` is the chunk's
+    /// number in its job.
+    pub(crate) tasks: Batch,
 }
 
 /// What an agent reports of a chunk: the message on a job's reports subject.
@@ -235,7 +229,7 @@ impl ChunkMessage {
     /// Checks that the arguments are where `ends` says.
     pub(crate) fn check(&self) -> Result<(), Error> {
         let mut previous = 0;
-        for &end in &self.ends {
+        for &end in &self.tasks.ends {
             if end < previous {
                 return Err(Error::new(
                     ErrorKind::Remote,
@@ -244,13 +238,13 @@ impl ChunkMessage {
             }
             previous = end;
         }
-        if self.ends.is_empty() || previous as usize != self.args.len() {
+        if self.tasks.ends.is_empty() || previous as usize != self.tasks.args.len() {
             return Err(Error::new(
                 ErrorKind::Remote,
                 format!(
                     "a chunk's {} tasks do not end where its {} bytes of arguments do",
-                    self.ends.len(),
-                    self.args.len()
+                    self.tasks.ends.len(),
+                    self.tasks.args.len()
                 ),
             ));
         }
@@ -264,12 +258,14 @@ mod tests {
 
     fn chunk() -> ChunkMessage {
         ChunkMessage {
-            chunk: 7,
             sending: 0,
-            first_index: 100,
-            task: "square".into(),
-            args: ByteBuf::from(vec![0x91, 1, 0x91, 2]),
-            ends: vec![2, 4],
+            tasks: Batch {
+                seq: 7,
+                task: "square".into(),
+                first_index: 100,
+                args: ByteBuf::from(vec![0x91, 1, 0x91, 2]),
+                ends: vec![2, 4],
+            },
         }
     }
 
@@ -314,14 +310,14 @@ mod tests {
     fn a_chunk_whose_ends_do_not_fit_is_refused() {
         assert!(chunk().check().is_ok());
         let mut past = chunk();
-        past.ends = vec![2, 5];
+        past.tasks.ends = vec![2, 5];
         assert!(past.check().is_err());
         let mut backwards = chunk();
-        backwards.ends = vec![3, 2, 4];
+        backwards.tasks.ends = vec![3, 2, 4];
         assert!(backwards.check().is_err());
         let mut empty = chunk();
-        empty.ends.clear();
-        empty.args.clear();
+        empty.tasks.ends.clear();
+        empty.tasks.args.clear();
         assert!(empty.check().is_err());
     }
 
