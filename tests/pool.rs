@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{DEADLINE, OUTCOME_WAIT, Place, builder, deadline, pool};
+use common::{DEADLINE, OUTCOME_WAIT, Place, WORKER_PROGRAM, builder, deadline, pool};
 use wasmpool::{AsyncResult, Callbacks, ErrorKind, GetTimeoutError, NotReady, Pool};
 
 #[test]
@@ -372,7 +372,7 @@ fn initializer_state_is_seen_by_tasks() {
     let _deadline = deadline("tasks after an initializer", DEADLINE);
     let pool = Pool::builder()
         .module_file(wasmpool_artifacts::FIXTURES)
-        .worker_program(env!("CARGO_BIN_EXE_wasmpool"))
+        .worker_program(WORKER_PROGRAM)
         .processes(2)
         .initializer("set_base", (42u64,))
         .build()
@@ -432,7 +432,7 @@ fn guest_output_is_captured_and_attributed() {
     let sink = lines.clone();
     let pool = Pool::builder()
         .module_file(wasmpool_artifacts::FIXTURES)
-        .worker_program(env!("CARGO_BIN_EXE_wasmpool"))
+        .worker_program(WORKER_PROGRAM)
         .processes(2)
         .on_output(move |out| {
             sink.lock().unwrap().push((
@@ -469,7 +469,7 @@ fn output_is_bounded() {
     let sink = outputs.clone();
     let pool = Pool::builder()
         .module_file(wasmpool_artifacts::FIXTURES)
-        .worker_program(env!("CARGO_BIN_EXE_wasmpool"))
+        .worker_program(WORKER_PROGRAM)
         .processes(1)
         .output_limit(100)
         .on_output(move |out| sink.lock().unwrap().push(out.clone()))

@@ -71,8 +71,20 @@ pub fn outcome<R>(result: &wasmpool::AsyncResult<R>, what: &str) -> Result<R, wa
     }
 }
 
-/// A pool of `processes` workers on the fixtures module, started as the
-/// `wasmpool` binary of this package.
+/// The program the tests' pools start as their workers: the library's
+/// `wasmpool-worker`, or in the tests of the `wasmpool-cli` package (which
+/// has no such binary) the `wasmpool` command; both call `wasmpool::init()`.
+/// A test binary cannot: it has no `main` of its own.
+pub const WORKER_PROGRAM: &str = match (
+    option_env!("CARGO_BIN_EXE_wasmpool-worker"),
+    option_env!("CARGO_BIN_EXE_wasmpool"),
+) {
+    (Some(program), _) | (None, Some(program)) => program,
+    (None, None) => panic!("a package whose tests use these helpers has no worker program"),
+};
+
+/// A pool of `processes` workers on the fixtures module, started as
+/// [`WORKER_PROGRAM`].
 pub fn pool(processes: usize) -> Pool {
     builder(processes).build().expect("the pool starts")
 }
@@ -81,7 +93,7 @@ pub fn pool(processes: usize) -> Pool {
 pub fn builder(processes: usize) -> wasmpool::PoolBuilder {
     Pool::builder()
         .module_file(wasmpool_artifacts::FIXTURES)
-        .worker_program(env!("CARGO_BIN_EXE_wasmpool"))
+        .worker_program(WORKER_PROGRAM)
         .processes(processes)
 }
 
