@@ -1,5 +1,7 @@
 //! The `wasmpool` command, run as a user would.
 
+#[path = "common/command.rs"]
+mod command;
 mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -10,7 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{COMMAND_LIMIT, DEADLINE, deadline, records, wait_with_deadline, wasmpool};
+use command::{COMMAND_LIMIT, records, wait_with_deadline, wasmpool};
+use common::{DEADLINE, deadline};
 use serde_json::{Value, json};
 use wasmpool_artifacts::FIXTURES;
 

@@ -3,6 +3,8 @@
 //! worker processes: results, failures, limits, output, keyword arguments,
 //! shared objects and the command line.
 
+#[path = "common/command.rs"]
+mod command;
 mod common;
 
 use std::collections::BTreeMap;
@@ -253,8 +255,8 @@ fn a_python_task_takes_items_from_a_queue_and_puts_its_answer() {
 /// Runs `wasmpool map` over the Python fixtures with `args` and `stdin` as
 /// input: its exit code and its records.
 fn cli(args: &[&str], stdin: &str) -> (Option<i32>, Vec<Value>) {
-    let out = common::wasmpool(&[&["map", PYFIXTURES], args].concat(), stdin);
-    (out.status.code(), common::records(&out))
+    let out = command::wasmpool(&[&["map", PYFIXTURES], args].concat(), stdin);
+    (out.status.code(), command::records(&out))
 }
 
 #[test]
