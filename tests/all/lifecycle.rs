@@ -1,13 +1,13 @@
 //! Starting, recycling, closing, terminating and dropping pools.
 
-mod common;
-
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{DEADLINE, OUTCOME_WAIT, Place, WORKER_PROGRAM, builder, deadline, outcome, pool};
+use crate::common::{
+    DEADLINE, OUTCOME_WAIT, Place, WORKER_PROGRAM, builder, deadline, outcome, pool,
+};
 use wasmpool::{AsyncResult, Callbacks, ErrorKind, GetTimeoutError, Pool};
 
 fn alive(pid: u32) -> bool {

@@ -1,13 +1,11 @@
 //! The artifact cache holds native code: only a cache private to the user is
 //! trusted, and a worker loads only the file the pool checked.
 
-mod common;
-
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use common::{DEADLINE, WORKER_PROGRAM, deadline};
+use crate::common::{DEADLINE, WORKER_PROGRAM, deadline};
 use wasmpool::Pool;
 use wasmpool_artifacts::{FIXTURES, SEEDS};
 

@@ -1,14 +1,12 @@
 //! The Pool API, through real worker processes running real guests: ordering,
 //! chunking, laziness, results and callbacks.
 
-mod common;
-
 use std::collections::{BTreeSet, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{DEADLINE, OUTCOME_WAIT, Place, WORKER_PROGRAM, builder, deadline, pool};
+use crate::common::{DEADLINE, OUTCOME_WAIT, Place, WORKER_PROGRAM, builder, deadline, pool};
 use wasmpool::{AsyncResult, Callbacks, ErrorKind, GetTimeoutError, NotReady, Pool};
 
 #[test]
@@ -309,7 +307,7 @@ fn apply_async_results_arrive_in_any_order_but_all_arrive() {
 #[test]
 fn callback_and_error_callback_each_exactly_once_per_task() {
     let _deadline = deadline("join after 50 tasks with callbacks", DEADLINE);
-    common::callbacks_run_once_each(&pool(2), 50);
+    crate::common::callbacks_run_once_each(&pool(2), 50);
 }
 
 #[test]
