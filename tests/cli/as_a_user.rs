@@ -1,9 +1,5 @@
 //! The `wasmpool` command, run as a user would.
 
-#[path = "common/command.rs"]
-mod command;
-mod common;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
@@ -12,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use command::{COMMAND_LIMIT, records, wait_with_deadline, wasmpool};
-use common::{DEADLINE, deadline};
+use crate::command::{COMMAND_LIMIT, records, wait_with_deadline, wasmpool};
+use crate::common::{DEADLINE, deadline};
 use serde_json::{Value, json};
 use wasmpool_artifacts::FIXTURES;
 
