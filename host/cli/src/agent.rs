@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::thread;
-use std::time::Duration;
 
 use clap::Args;
 use signal_hook::iterator::Signals;
@@ -12,7 +11,7 @@ use wasmpool::Agent;
 
 use crate::SetupError;
 use crate::interrupt::{SIGNALS, exit_status};
-use crate::parse::{parse_duration, parse_size};
+use crate::limit_flags::LimitArgs;
 use crate::remote::NatsArgs;
 
 #[derive(Args)]
@@ -35,16 +34,9 @@ pub(crate) struct AgentArgs {
     /// The agent's name in logs (default: HOSTNAME-PID).
     #[arg(long, value_name = "NAME")]
     name: Option<String>,
-    /// The most linear memory any task may have here, whatever its job
-    /// asks (e.g. 256M, 1G).
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
-    memory: Option<u64>,
-    /// The longest any task may run here, whatever its job asks (e.g. 10s).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-    timeout: Option<Duration>,
-    /// The most fuel any task may burn here, whatever its job asks.
-    #[arg(long, value_name = "N")]
-    fuel: Option<u64>,
+    // Caps on what the jobs run here ask of their tasks.
+    #[command(flatten)]
+    limits: LimitArgs,
     /// Where compiled modules are kept.
     #[arg(long, value_name = "DIR")]
     cache_dir: Option<PathBuf>,
@@ -85,13 +77,13 @@ pub(crate) fn run(args: AgentArgs) -> Result<ExitCode, SetupError> {
     if let Some(name) = args.name {
         builder = builder.name(name);
     }
-    if let Some(bytes) = args.memory {
+    if let Some(bytes) = args.limits.memory {
         builder = builder.memory_limit(bytes);
     }
-    if let Some(limit) = args.timeout {
+    if let Some(limit) = args.limits.timeout {
         builder = builder.task_timeout(limit);
     }
-    if let Some(fuel) = args.fuel {
+    if let Some(fuel) = args.limits.fuel {
         builder = builder.fuel(fuel);
     }
     if let Some(dir) = args.cache_dir {

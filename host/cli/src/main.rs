@@ -6,6 +6,7 @@ mod estimate;
 mod input;
 mod interrupt;
 mod json;
+mod limit_flags;
 mod log;
 mod map;
 mod parse;
@@ -60,6 +61,7 @@ enum Command {
     /// program's Pool built with .nats(URL)): pulls their chunks from the
     /// NATS server, runs them on sandboxed worker processes here, and
     /// publishes the outcomes. Agents may start and stop at any time.
+    /// --memory, --timeout and --fuel cap whatever a job asks.
     ///
     /// On SIGINT or SIGTERM the chunks it holds go back to the server for
     /// other agents, and it exits with 130 or 143; a second signal exits

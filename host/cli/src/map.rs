@@ -19,6 +19,7 @@ use crate::SetupError;
 use crate::input::{self, Lines, Source};
 use crate::interrupt::{self, Interrupt, Watch};
 use crate::json::Form;
+use crate::limit_flags::LimitArgs;
 use crate::log;
 use crate::parse::{parse_dir, parse_duration, parse_size};
 use crate::progress::Progress;
@@ -61,20 +62,12 @@ pub(crate) struct MapArgs {
     /// Replace a worker process after it ran N tasks.
     #[arg(long, value_name = "N")]
     max_tasks_per_child: Option<usize>,
-    /// The most linear memory one instance may have (e.g. 256M, 1G).
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
-    memory: Option<u64>,
+    #[command(flatten)]
+    limits: LimitArgs,
     /// The most bytes of compiled modules kept in the artifact cache; the
     /// least recently used others are removed when a run starts (default 1G).
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     cache_limit: Option<u64>,
-    /// The wall-clock time one task may take (e.g. 500ms, 10s, 2m).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-    timeout: Option<Duration>,
-    /// A deterministic budget per task, in fuel (about one unit per wasm
-    /// instruction).
-    #[arg(long, value_name = "N")]
-    fuel: Option<u64>,
     /// Let tasks use a host directory: HOST, HOST:GUEST, or with :ro at the
     /// end read-only (e.g. ./data:/data:ro). Repeatable.
     #[arg(long, value_name = "HOST[:GUEST][:ro]", value_parser = parse_dir)]
@@ -190,16 +183,16 @@ fn build_pool(args: &MapArgs, max_payload: usize, bar: &ProgressBar) -> Result<P
     if let Some(n) = args.max_tasks_per_child {
         builder = builder.max_tasks_per_child(n);
     }
-    if let Some(bytes) = args.memory {
+    if let Some(bytes) = args.limits.memory {
         builder = builder.memory_limit(bytes);
     }
     if let Some(bytes) = args.cache_limit {
         builder = builder.cache_limit(bytes);
     }
-    if let Some(limit) = args.timeout {
+    if let Some(limit) = args.limits.timeout {
         builder = builder.task_timeout(limit);
     }
-    if let Some(fuel) = args.fuel {
+    if let Some(fuel) = args.limits.fuel {
         builder = builder.fuel(fuel);
     }
     for dir in &args.dir {
