@@ -1,5 +1,6 @@
 //! `wasmpool agent`: runs the chunks of jobs published on a NATS server, on
-//! sandboxed workers of this machine, until SIGINT or SIGTERM.
+//! sandboxed workers of this machine, until SIGINT or SIGTERM; and
+//! `wasmpool agents`, which lists the agents of a server.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,7 +13,7 @@ use wasmpool::Agent;
 use crate::SetupError;
 use crate::interrupt::{SIGNALS, exit_status};
 use crate::limit_flags::LimitArgs;
-use crate::remote::NatsArgs;
+use crate::nats_flags::NatsArgs;
 
 #[derive(Args)]
 pub(crate) struct AgentArgs {
@@ -48,7 +49,7 @@ pub(crate) struct AgentArgs {
 }
 
 /// Prints the agents of the server at `url`.
-pub(crate) fn list(url: &str, connect: &NatsArgs) -> Result<ExitCode, SetupError> {
+pub(crate) fn agents(url: &str, connect: &NatsArgs) -> Result<ExitCode, SetupError> {
     let nats = connect.to_nats(url).map_err(SetupError)?;
     for agent in nats.agents()? {
         println!(
@@ -61,7 +62,7 @@ pub(crate) fn list(url: &str, connect: &NatsArgs) -> Result<ExitCode, SetupError
 
 /// Runs the agent until a signal: the first hands the chunks it holds back
 /// to the server and stops its workers; a second exits at once.
-pub(crate) fn run(args: AgentArgs) -> Result<ExitCode, SetupError> {
+pub(crate) fn agent(args: AgentArgs) -> Result<ExitCode, SetupError> {
     let nats = args.connect.to_nats(&args.nats).map_err(SetupError)?;
     let processes = match args
         .processes

@@ -9,12 +9,12 @@ mod json;
 mod limit_flags;
 mod log;
 mod map;
+mod nats_flags;
+mod outcomes;
 mod parse;
 mod progress;
 mod records;
-mod remote;
 mod resume;
-mod run;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -80,7 +80,7 @@ enum Command {
         )]
         nats: String,
         #[command(flatten)]
-        connect: remote::NatsArgs,
+        connect: nats_flags::NatsArgs,
     },
 }
 
@@ -101,8 +101,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Map(args) => map::map(*args),
         Command::Tasks { module } => tasks(module),
-        Command::Agent(args) => agent::run(*args),
-        Command::Agents { nats, connect } => agent::list(&nats, &connect),
+        Command::Agent(args) => agent::agent(*args),
+        Command::Agents { nats, connect } => agent::agents(&nats, &connect),
     };
     match result {
         Ok(code) => code,

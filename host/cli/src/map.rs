@@ -21,12 +21,12 @@ use crate::interrupt::{self, Interrupt, Watch};
 use crate::json::Form;
 use crate::limit_flags::LimitArgs;
 use crate::log;
+use crate::nats_flags::NatsArgs;
+use crate::outcomes::{self, Summary};
 use crate::parse::{parse_dir, parse_duration, parse_size};
 use crate::progress::Progress;
 use crate::records::{Gate, Records};
-use crate::remote;
 use crate::resume::{self, Done, ResumeError};
-use crate::run::{self, Summary};
 
 #[derive(Args)]
 pub(crate) struct MapArgs {
@@ -98,7 +98,7 @@ pub(crate) struct MapArgs {
     #[arg(long, value_name = "URL")]
     nats: Option<String>,
     #[command(flatten)]
-    connect: remote::NatsArgs,
+    connect: NatsArgs,
     /// With --nats: how long an agent may hold a chunk without a sign of
     /// life before it runs elsewhere (default 30s).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "nats")]
@@ -310,11 +310,11 @@ pub(crate) fn map(args: MapArgs) -> Result<ExitCode, SetupError> {
         match lines {
             Lines::Positional(lines) => {
                 let results = pool.istarmap_stream(task, lines, chunksize, ordered)?;
-                run::write_records(results.indexed(), &records, &done, &interrupt, counts)
+                outcomes::write_records(results.indexed(), &records, &done, &interrupt, counts)
             }
             Lines::Keywords(lines) => {
                 let results = pool.istarmap_kw_stream(task, lines, chunksize, ordered)?;
-                run::write_records(results.indexed(), &records, &done, &interrupt, counts)
+                outcomes::write_records(results.indexed(), &records, &done, &interrupt, counts)
             }
         }
     })?;
