@@ -2,6 +2,8 @@
 //! through a real `nats-server`, with real agents (`wasmpool agent`
 //! processes) running real guests.
 
+#[path = "common/command.rs"]
+mod command;
 mod common;
 #[path = "common/nats.rs"]
 mod server;
@@ -13,7 +15,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{DEADLINE, OUTCOME_WAIT, Place, builder, deadline, outcome, records, wasmpool};
+use command::{records, wasmpool};
+use common::{DEADLINE, OUTCOME_WAIT, Place, builder, deadline, outcome};
 use server::{AgentProcess, NatsServer};
 use wasmpool::{AsyncResult, Callbacks, ErrorKind, Nats, Pool, PoolBuilder};
 

@@ -3,12 +3,10 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::io::Write;
-use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use serde::Deserialize;
-use serde_json::Value;
 use wasmpool::{AsyncResult, Callbacks, ErrorKind, Pool};
 
 /// The deadline of a test of the pool: many times what the slowest of them
@@ -71,8 +69,20 @@ pub fn outcome<R>(result: &wasmpool::AsyncResult<R>, what: &str) -> Result<R, wa
     }
 }
 
-/// A pool of `processes` workers on the fixtures module, started as the
-/// `wasmpool` binary of this package.
+/// The program the tests' pools start as their workers: the library's
+/// `wasmpool-worker`, or in the tests of the `wasmpool-cli` package (which
+/// has no such binary) the `wasmpool` command; both call `wasmpool::init()`.
+/// A test binary cannot: it has no `main` of its own.
+pub const WORKER_PROGRAM: &str = match (
+    option_env!("CARGO_BIN_EXE_wasmpool-worker"),
+    option_env!("CARGO_BIN_EXE_wasmpool"),
+) {
+    (Some(program), _) | (None, Some(program)) => program,
+    (None, None) => panic!("a package whose tests use these helpers has no worker program"),
+};
+
+/// A pool of `processes` workers on the fixtures module, started as
+/// [`WORKER_PROGRAM`].
 pub fn pool(processes: usize) -> Pool {
     builder(processes).build().expect("the pool starts")
 }
@@ -81,7 +91,7 @@ pub fn pool(processes: usize) -> Pool {
 pub fn builder(processes: usize) -> wasmpool::PoolBuilder {
     Pool::builder()
         .module_file(wasmpool_artifacts::FIXTURES)
-        .worker_program(env!("CARGO_BIN_EXE_wasmpool"))
+        .worker_program(WORKER_PROGRAM)
         .processes(processes)
 }
 
@@ -91,55 +101,6 @@ pub struct Place {
     pub pid: u32,
     pub index: u64,
     pub value: i64,
-}
-
-/// How long a short command (a few lines of input) may run.
-pub const COMMAND_LIMIT: Duration = Duration::from_secs(30);
-
-/// Waits for `child` to exit and collects its output, at most `limit`: then
-/// kills it and fails, naming `what` command it is.
-pub fn wait_with_deadline(child: Child, limit: Duration, what: &str) -> Output {
-    let pid = child.id();
-    let (done_tx, done) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = done_tx.send(child.wait_with_output());
-    });
-    match done.recv_timeout(limit) {
-        Ok(output) => output.unwrap(),
-        Err(_) => {
-            // SAFETY: kill(2) on this test's child. Only the waiting thread
-            // reaps it, which it had not when the wait timed out: the pid is
-            // still the child's (unless it exited in the microseconds since).
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-            panic!("`{what}` did not exit within {limit:?}; killed it");
-        }
-    }
-}
-
-/// Runs `wasmpool ARGS` with `stdin` as its input, at most [`COMMAND_LIMIT`].
-pub fn wasmpool(args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wasmpool"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let written = child.stdin.take().unwrap().write_all(stdin.as_bytes());
-    // A command that fails at once (a usage error) may exit before it reads.
-    if let Err(err) = written {
-        assert_eq!(err.kind(), std::io::ErrorKind::BrokenPipe, "{err}");
-    }
-    let what = format!("wasmpool {}", args.join(" "));
-    wait_with_deadline(child, COMMAND_LIMIT, &what)
-}
-
-/// The JSON records `wasmpool map` wrote to stdout.
-pub fn records(output: &Output) -> Vec<Value> {
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect()
 }
 
 /// Submits `tasks` divisions with callbacks to `pool` (every fifth by

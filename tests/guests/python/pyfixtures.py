@@ -1,4 +1,4 @@
-"""Python fixtures of the integration tests (tests/python.rs): each task
+"""Python fixtures of the integration tests (tests/cli/python.rs): each task
 exercises one promise of the Python guest SDK through real workers."""
 
 import sys

@@ -1,13 +1,13 @@
 //! Starting, recycling, closing, terminating and dropping pools.
 
-mod common;
-
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{DEADLINE, OUTCOME_WAIT, Place, builder, deadline, outcome, pool};
+use crate::common::{
+    DEADLINE, OUTCOME_WAIT, Place, WORKER_PROGRAM, builder, deadline, outcome, pool,
+};
 use wasmpool::{AsyncResult, Callbacks, ErrorKind, GetTimeoutError, Pool};
 
 fn alive(pid: u32) -> bool {
@@ -248,7 +248,7 @@ fn invalid_configurations_are_refused() {
     let err = builder(1).max_tasks_per_child(0).build().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Config);
     let err = Pool::builder()
-        .worker_program(env!("CARGO_BIN_EXE_wasmpool"))
+        .worker_program(WORKER_PROGRAM)
         .build()
         .unwrap_err();
     assert!(err.message().contains("no module"), "{err}");

@@ -1,18 +1,5 @@
-//! The `wasmpool` command: pushes JSON Lines through a task of a module, each
-//! line one task, in a pool of sandboxed worker processes.
-
-mod agent;
-mod estimate;
-mod input;
-mod interrupt;
-mod json;
-mod log;
-mod parse;
-mod progress;
-mod records;
-mod remote;
-mod resume;
-mod run;
+//! `wasmpool map`: runs a task on every line of the input, in a pool, and
+//! writes a record of each outcome.
 
 use std::cell::RefCell;
 use std::fs::{File, OpenOptions};
@@ -23,82 +10,26 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use clap::{Args, Parser, Subcommand};
+use clap::Args;
 use indicatif::ProgressBar;
 use signal_hook::iterator::{Handle, Signals};
 use wasmpool::{GuestOutput, Pool, PoolBuilder, Preopen};
 
-use input::{Lines, Source};
-use interrupt::{Interrupt, Watch};
-use json::Form;
-use parse::{parse_dir, parse_duration, parse_size};
-use progress::Progress;
-use records::{Gate, Records};
-use resume::{Done, ResumeError};
-use run::Summary;
-
-/// Run untrusted WebAssembly tasks in a pool of sandboxed worker processes.
-#[derive(Parser)]
-#[command(name = "wasmpool", version)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Run TASK on every line of the input: each line one task's argument as
-    /// JSON (with --star, a JSON array of its positional arguments; with
-    /// --kwargs, a JSON object of its keyword arguments, parameters left out
-    /// taking their defaults). Writes
-    /// one JSON record per line: {"index": N, "ok": VALUE} or
-    /// {"index": N, "error": {"kind": ..., "message": ...}}.
-    ///
-    /// Exit status: 0 if every task succeeded, 1 if any failed (every line
-    /// is still processed), 2 for a usage or set-up error, 130 after SIGINT
-    /// (Ctrl-C) and 143 after SIGTERM.
-    ///
-    /// On SIGINT or SIGTERM no more input is read, tasks still running are
-    /// stopped, and the records of those that finished are written; the
-    /// lines that did not run get no record, so --resume runs them. A second
-    /// signal exits at once. Records reach the output at least every half
-    /// second.
-    Map(Box<MapArgs>),
-    /// List the tasks a module exports: per line its name, how many arguments
-    /// it takes, and its parameters (a default as JSON after `=`; #N for a
-    /// positional-only parameter).
-    Tasks {
-        /// The task module (a WebAssembly component).
-        module: PathBuf,
-    },
-    /// Run the tasks of pools on other machines (`map --nats`, or a
-    /// program's Pool built with .nats(URL)): pulls their chunks from the
-    /// NATS server, runs them on sandboxed worker processes here, and
-    /// publishes the outcomes. Agents may start and stop at any time.
-    ///
-    /// On SIGINT or SIGTERM the chunks it holds go back to the server for
-    /// other agents, and it exits with 130 or 143; a second signal exits
-    /// at once. Exit status 1 if it lost the server, 2 for a set-up error.
-    Agent(Box<agent::AgentArgs>),
-    /// List the agents of a NATS server that showed they live in the last
-    /// 16 s: per line its name, its processes per job, its pid on its
-    /// machine, and how many jobs it serves.
-    Agents {
-        /// The NATS server: nats://HOST:PORT, or nats://USER:PASSWORD@HOST:PORT.
-        #[arg(
-            long,
-            value_name = "URL",
-            env = "WASMPOOL_NATS",
-            hide_env_values = true
-        )]
-        nats: String,
-        #[command(flatten)]
-        connect: remote::NatsArgs,
-    },
-}
+use crate::SetupError;
+use crate::input::{self, Lines, Source};
+use crate::interrupt::{self, Interrupt, Watch};
+use crate::json::Form;
+use crate::limit_flags::LimitArgs;
+use crate::log;
+use crate::nats_flags::NatsArgs;
+use crate::outcomes::{self, Summary};
+use crate::parse::{parse_dir, parse_duration, parse_size};
+use crate::progress::Progress;
+use crate::records::{Gate, Records};
+use crate::resume::{self, Done, ResumeError};
 
 #[derive(Args)]
-struct MapArgs {
+pub(crate) struct MapArgs {
     /// The task module (a WebAssembly component).
     module: PathBuf,
     /// The task to run.
@@ -131,20 +62,12 @@ struct MapArgs {
     /// Replace a worker process after it ran N tasks.
     #[arg(long, value_name = "N")]
     max_tasks_per_child: Option<usize>,
-    /// The most linear memory one instance may have (e.g. 256M, 1G).
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
-    memory: Option<u64>,
+    #[command(flatten)]
+    limits: LimitArgs,
     /// The most bytes of compiled modules kept in the artifact cache; the
     /// least recently used others are removed when a run starts (default 1G).
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     cache_limit: Option<u64>,
-    /// The wall-clock time one task may take (e.g. 500ms, 10s, 2m).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-    timeout: Option<Duration>,
-    /// A deterministic budget per task, in fuel (about one unit per wasm
-    /// instruction).
-    #[arg(long, value_name = "N")]
-    fuel: Option<u64>,
     /// Let tasks use a host directory: HOST, HOST:GUEST, or with :ro at the
     /// end read-only (e.g. ./data:/data:ro). Repeatable.
     #[arg(long, value_name = "HOST[:GUEST][:ro]", value_parser = parse_dir)]
@@ -175,65 +98,11 @@ struct MapArgs {
     #[arg(long, value_name = "URL")]
     nats: Option<String>,
     #[command(flatten)]
-    connect: remote::NatsArgs,
+    connect: NatsArgs,
     /// With --nats: how long an agent may hold a chunk without a sign of
     /// life before it runs elsewhere (default 30s).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "nats")]
     ack_wait: Option<Duration>,
-}
-
-/// A usage or set-up error: printed, exit status 2.
-struct SetupError(String);
-
-impl From<wasmpool::Error> for SetupError {
-    fn from(err: wasmpool::Error) -> Self {
-        SetupError(err.to_string())
-    }
-}
-
-fn main() -> ExitCode {
-    // Workers run in a process group of their own, so a Ctrl-C on the
-    // terminal reaches this process only, which decides what they do.
-    wasmpool::init();
-    let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Map(args) => map(*args),
-        Command::Tasks { module } => tasks(module),
-        Command::Agent(args) => agent::run(*args),
-        Command::Agents { nats, connect } => agent::list(&nats, &connect),
-    };
-    match result {
-        Ok(code) => code,
-        Err(SetupError(message)) => {
-            eprintln!("wasmpool: {message}");
-            ExitCode::from(2)
-        }
-    }
-}
-
-fn tasks(module: PathBuf) -> Result<ExitCode, SetupError> {
-    log::init(ProgressBar::hidden());
-    let pool = Pool::builder().module_file(&module).processes(1).build()?;
-    for task in pool.tasks() {
-        let params: Vec<String> = task
-            .params
-            .iter()
-            .enumerate()
-            .map(|(at, param)| {
-                let name = param.name.clone().unwrap_or_else(|| format!("#{}", at + 1));
-                match param
-                    .default
-                    .as_deref()
-                    .map(|mut bytes| rmpv::decode::read_value(&mut bytes))
-                {
-                    Some(Ok(value)) => format!("{name}={}", json::to_json(value)),
-                    Some(Err(_)) | None => name,
-                }
-            })
-            .collect();
-        println!("{}\t{}\t{}", task.name, task.arity(), params.join(", "));
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// How many lines a file has, for the progress bar and the chunk size.
@@ -314,16 +183,16 @@ fn build_pool(args: &MapArgs, max_payload: usize, bar: &ProgressBar) -> Result<P
     if let Some(n) = args.max_tasks_per_child {
         builder = builder.max_tasks_per_child(n);
     }
-    if let Some(bytes) = args.memory {
+    if let Some(bytes) = args.limits.memory {
         builder = builder.memory_limit(bytes);
     }
     if let Some(bytes) = args.cache_limit {
         builder = builder.cache_limit(bytes);
     }
-    if let Some(limit) = args.timeout {
+    if let Some(limit) = args.limits.timeout {
         builder = builder.task_timeout(limit);
     }
-    if let Some(fuel) = args.fuel {
+    if let Some(fuel) = args.limits.fuel {
         builder = builder.fuel(fuel);
     }
     for dir in &args.dir {
@@ -358,7 +227,8 @@ impl Drop for CloseSignals {
     }
 }
 
-fn map(args: MapArgs) -> Result<ExitCode, SetupError> {
+/// Runs `wasmpool map`.
+pub(crate) fn map(args: MapArgs) -> Result<ExitCode, SetupError> {
     let started = Instant::now();
     if args.resume && args.output == "-" {
         return Err(SetupError(
@@ -440,11 +310,11 @@ fn map(args: MapArgs) -> Result<ExitCode, SetupError> {
         match lines {
             Lines::Positional(lines) => {
                 let results = pool.istarmap_stream(task, lines, chunksize, ordered)?;
-                run::write_records(results.indexed(), &records, &done, &interrupt, counts)
+                outcomes::write_records(results.indexed(), &records, &done, &interrupt, counts)
             }
             Lines::Keywords(lines) => {
                 let results = pool.istarmap_kw_stream(task, lines, chunksize, ordered)?;
-                run::write_records(results.indexed(), &records, &done, &interrupt, counts)
+                outcomes::write_records(results.indexed(), &records, &done, &interrupt, counts)
             }
         }
     })?;

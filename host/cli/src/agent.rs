@@ -1,10 +1,10 @@
 //! `wasmpool agent`: runs the chunks of jobs published on a NATS server, on
-//! sandboxed workers of this machine, until SIGINT or SIGTERM.
+//! sandboxed workers of this machine, until SIGINT or SIGTERM; and
+//! `wasmpool agents`, which lists the agents of a server.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::thread;
-use std::time::Duration;
 
 use clap::Args;
 use signal_hook::iterator::Signals;
@@ -12,8 +12,8 @@ use wasmpool::Agent;
 
 use crate::SetupError;
 use crate::interrupt::{SIGNALS, exit_status};
-use crate::parse::{parse_duration, parse_size};
-use crate::remote::NatsArgs;
+use crate::limit_flags::LimitArgs;
+use crate::nats_flags::NatsArgs;
 
 #[derive(Args)]
 pub(crate) struct AgentArgs {
@@ -35,16 +35,9 @@ pub(crate) struct AgentArgs {
     /// The agent's name in logs (default: HOSTNAME-PID).
     #[arg(long, value_name = "NAME")]
     name: Option<String>,
-    /// The most linear memory any task may have here, whatever its job
-    /// asks (e.g. 256M, 1G).
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
-    memory: Option<u64>,
-    /// The longest any task may run here, whatever its job asks (e.g. 10s).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-    timeout: Option<Duration>,
-    /// The most fuel any task may burn here, whatever its job asks.
-    #[arg(long, value_name = "N")]
-    fuel: Option<u64>,
+    // Caps on what the jobs run here ask of their tasks.
+    #[command(flatten)]
+    limits: LimitArgs,
     /// Where compiled modules are kept.
     #[arg(long, value_name = "DIR")]
     cache_dir: Option<PathBuf>,
@@ -56,7 +49,7 @@ pub(crate) struct AgentArgs {
 }
 
 /// Prints the agents of the server at `url`.
-pub(crate) fn list(url: &str, connect: &NatsArgs) -> Result<ExitCode, SetupError> {
+pub(crate) fn agents(url: &str, connect: &NatsArgs) -> Result<ExitCode, SetupError> {
     let nats = connect.to_nats(url).map_err(SetupError)?;
     for agent in nats.agents()? {
         println!(
@@ -69,7 +62,7 @@ pub(crate) fn list(url: &str, connect: &NatsArgs) -> Result<ExitCode, SetupError
 
 /// Runs the agent until a signal: the first hands the chunks it holds back
 /// to the server and stops its workers; a second exits at once.
-pub(crate) fn run(args: AgentArgs) -> Result<ExitCode, SetupError> {
+pub(crate) fn agent(args: AgentArgs) -> Result<ExitCode, SetupError> {
     let nats = args.connect.to_nats(&args.nats).map_err(SetupError)?;
     let processes = match args
         .processes
@@ -85,13 +78,13 @@ pub(crate) fn run(args: AgentArgs) -> Result<ExitCode, SetupError> {
     if let Some(name) = args.name {
         builder = builder.name(name);
     }
-    if let Some(bytes) = args.memory {
+    if let Some(bytes) = args.limits.memory {
         builder = builder.memory_limit(bytes);
     }
-    if let Some(limit) = args.timeout {
+    if let Some(limit) = args.limits.timeout {
         builder = builder.task_timeout(limit);
     }
-    if let Some(fuel) = args.fuel {
+    if let Some(fuel) = args.limits.fuel {
         builder = builder.fuel(fuel);
     }
     if let Some(dir) = args.cache_dir {

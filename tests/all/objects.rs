@@ -3,11 +3,9 @@
 //! at once: their promises across processes, and what happens when a holder
 //! dies, times out or presents a handle it was not handed.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{DEADLINE, OUTCOME_WAIT, builder, deadline, outcome, pool};
+use crate::common::{DEADLINE, OUTCOME_WAIT, builder, deadline, outcome, pool};
 use wasmpool::{
     ErrorKind, Event, JoinableQueue, Lock, Manager, Pipe, Queue, QueueError, RecvError, Semaphore,
 };

@@ -3,14 +3,12 @@
 //! worker processes: results, failures, limits, output, keyword arguments,
 //! shared objects and the command line.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{DEADLINE, deadline, outcome};
+use crate::common::{DEADLINE, deadline, outcome};
 use serde_json::{Value, json};
 use wasmpool::{ErrorKind, GuestOutput, Lock, Manager, Pool, PoolBuilder, Queue, Stream};
 use wasmpool_artifacts::PYFIXTURES;
@@ -253,8 +251,8 @@ fn a_python_task_takes_items_from_a_queue_and_puts_its_answer() {
 /// Runs `wasmpool map` over the Python fixtures with `args` and `stdin` as
 /// input: its exit code and its records.
 fn cli(args: &[&str], stdin: &str) -> (Option<i32>, Vec<Value>) {
-    let out = common::wasmpool(&[&["map", PYFIXTURES], args].concat(), stdin);
-    (out.status.code(), common::records(&out))
+    let out = crate::command::wasmpool(&[&["map", PYFIXTURES], args].concat(), stdin);
+    (out.status.code(), crate::command::records(&out))
 }
 
 #[test]

@@ -1,10 +1,8 @@
 //! Tasks that fail: each gets its own outcome, and the pool goes on.
 
-mod common;
-
 use std::sync::{Arc, Mutex};
 
-use common::{DEADLINE, builder, deadline, pool};
+use crate::common::{DEADLINE, builder, deadline, pool};
 use wasmpool::{Callbacks, ErrorKind};
 
 #[test]
@@ -33,7 +31,7 @@ fn a_trap_fails_its_task_and_the_rest_of_the_map_completes() {
     );
     assert_eq!(errors[0], err);
     assert!(err.message().contains("unreachable"), "{err}");
-    common::assert_unreachable_in(&err, "trap_if_negative");
+    crate::common::assert_unreachable_in(&err, "trap_if_negative");
     // Each task's own outcome: all but the trapping one succeed.
     let outcomes: Vec<Result<i64, wasmpool::Error>> = pool
         .imap("trap_if_negative", input.clone(), 8)

@@ -1,6 +1,6 @@
 //! The NATS backend against the local one, on this machine in one run.
 //!
-//! `cargo bench -p wasmpool --bench nats` starts a `nats-server` with
+//! `cargo bench -p wasmpool-cli --bench nats` starts a `nats-server` with
 //! JetStream on a loopback port and `wasmpool agent` processes (the CLI
 //! binary built with this benchmark), then measures:
 //!
@@ -16,7 +16,7 @@
 //! It prints a table; the numbers are copied by hand into `BENCHMARKS.md`
 //! (section "Several machines (NATS)").
 
-#[path = "../../tests/common/nats.rs"]
+#[path = "../../../tests/common/nats.rs"]
 mod nats_server;
 
 use std::collections::HashSet;
@@ -27,6 +27,7 @@ use nats_server::{AgentProcess, NatsServer};
 use wasmpool::{AsyncResult, Pool};
 use wasmpool_artifacts::SEEDS;
 
+#[path = "../../benches/shared/mod.rs"]
 mod shared;
 
 use shared::time_runs;

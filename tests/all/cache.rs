@@ -1,13 +1,11 @@
 //! The artifact cache holds native code: only a cache private to the user is
 //! trusted, and a worker loads only the file the pool checked.
 
-mod common;
-
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use common::{DEADLINE, deadline};
+use crate::common::{DEADLINE, WORKER_PROGRAM, deadline};
 use wasmpool::Pool;
 use wasmpool_artifacts::{FIXTURES, SEEDS};
 
@@ -20,7 +18,7 @@ fn fresh_dir(name: &str) -> PathBuf {
 fn task_names(module: &str, cache: &Path) -> Vec<String> {
     let pool = Pool::builder()
         .module_file(module)
-        .worker_program(env!("CARGO_BIN_EXE_wasmpool"))
+        .worker_program(WORKER_PROGRAM)
         .processes(1)
         .cache_dir(cache)
         .build()
@@ -102,7 +100,7 @@ fn the_cache_keeps_to_its_limit_but_never_evicts_an_artifact_in_use() {
     // one loads the artifact again.
     let recycled = Pool::builder()
         .module_file(FIXTURES)
-        .worker_program(env!("CARGO_BIN_EXE_wasmpool"))
+        .worker_program(WORKER_PROGRAM)
         .processes(1)
         .max_tasks_per_child(1)
         .cache_dir(&dir)
@@ -132,7 +130,7 @@ fn the_cache_keeps_to_its_limit_but_never_evicts_an_artifact_in_use() {
     };
     let first = Pool::builder()
         .module_file(SEEDS)
-        .worker_program(env!("CARGO_BIN_EXE_wasmpool"))
+        .worker_program(WORKER_PROGRAM)
         .processes(1)
         .cache_dir(&dir)
         .context()
@@ -145,7 +143,7 @@ fn the_cache_keeps_to_its_limit_but_never_evicts_an_artifact_in_use() {
     let limit = sizes(&[&in_use, &seeds]) + (1 << 20);
     let seeds_pool = Pool::builder()
         .module_file(SEEDS)
-        .worker_program(env!("CARGO_BIN_EXE_wasmpool"))
+        .worker_program(WORKER_PROGRAM)
         .processes(1)
         .cache_dir(&dir)
         .cache_limit(limit)
@@ -160,7 +158,7 @@ fn the_cache_keeps_to_its_limit_but_never_evicts_an_artifact_in_use() {
     // starting workers from its artifact.
     let pool = Pool::builder()
         .module_file(SEEDS)
-        .worker_program(env!("CARGO_BIN_EXE_wasmpool"))
+        .worker_program(WORKER_PROGRAM)
         .processes(1)
         .cache_dir(&dir)
         .cache_limit(0)
@@ -181,7 +179,7 @@ fn the_cache_keeps_to_its_limit_but_never_evicts_an_artifact_in_use() {
     loop {
         let _context = Pool::builder()
             .module_file(SEEDS)
-            .worker_program(env!("CARGO_BIN_EXE_wasmpool"))
+            .worker_program(WORKER_PROGRAM)
             .cache_dir(&dir)
             .cache_limit(0)
             .context()

@@ -1,14 +1,12 @@
 //! The Pool API, through real worker processes running real guests: ordering,
 //! chunking, laziness, results and callbacks.
 
-mod common;
-
 use std::collections::{BTreeSet, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{DEADLINE, OUTCOME_WAIT, Place, builder, deadline, pool};
+use crate::common::{DEADLINE, OUTCOME_WAIT, Place, WORKER_PROGRAM, builder, deadline, pool};
 use wasmpool::{AsyncResult, Callbacks, ErrorKind, GetTimeoutError, NotReady, Pool};
 
 #[test]
@@ -309,7 +307,7 @@ fn apply_async_results_arrive_in_any_order_but_all_arrive() {
 #[test]
 fn callback_and_error_callback_each_exactly_once_per_task() {
     let _deadline = deadline("join after 50 tasks with callbacks", DEADLINE);
-    common::callbacks_run_once_each(&pool(2), 50);
+    crate::common::callbacks_run_once_each(&pool(2), 50);
 }
 
 #[test]
@@ -372,7 +370,7 @@ fn initializer_state_is_seen_by_tasks() {
     let _deadline = deadline("tasks after an initializer", DEADLINE);
     let pool = Pool::builder()
         .module_file(wasmpool_artifacts::FIXTURES)
-        .worker_program(env!("CARGO_BIN_EXE_wasmpool"))
+        .worker_program(WORKER_PROGRAM)
         .processes(2)
         .initializer("set_base", (42u64,))
         .build()
@@ -432,7 +430,7 @@ fn guest_output_is_captured_and_attributed() {
     let sink = lines.clone();
     let pool = Pool::builder()
         .module_file(wasmpool_artifacts::FIXTURES)
-        .worker_program(env!("CARGO_BIN_EXE_wasmpool"))
+        .worker_program(WORKER_PROGRAM)
         .processes(2)
         .on_output(move |out| {
             sink.lock().unwrap().push((
@@ -469,7 +467,7 @@ fn output_is_bounded() {
     let sink = outputs.clone();
     let pool = Pool::builder()
         .module_file(wasmpool_artifacts::FIXTURES)
-        .worker_program(env!("CARGO_BIN_EXE_wasmpool"))
+        .worker_program(WORKER_PROGRAM)
         .processes(1)
         .output_limit(100)
         .on_output(move |out| sink.lock().unwrap().push(out.clone()))

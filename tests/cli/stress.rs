@@ -4,15 +4,13 @@
 //!
 //! CI-sized by default; `WASMPOOL_STRESS_TASKS=50000` for a bigger run.
 
-mod common;
-
 use std::collections::HashMap;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{DEADLINE, builder, deadline};
+use crate::common::{DEADLINE, builder, deadline};
 use wasmpool::ErrorKind;
 use wasmpool_artifacts::FIXTURES;
 

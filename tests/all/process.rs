@@ -2,13 +2,11 @@
 //! running real guests — results and exit codes, kill and terminate, join
 //! with a timeout, daemons, and output while the task runs.
 
-mod common;
-
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{DEADLINE, OUTCOME_WAIT, builder, deadline};
+use crate::common::{DEADLINE, OUTCOME_WAIT, builder, deadline};
 use wasmpool::{Context, ErrorKind, Process};
 
 fn context() -> Context {

@@ -2,12 +2,10 @@
 //! fixtures' `greet(name, greeting = "Hello", times = 1)` and
 //! `scale(<point>, in = 1)`.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use common::{DEADLINE, deadline, outcome, pool};
+use crate::common::{DEADLINE, deadline, outcome, pool};
 use serde::Serialize;
 use serde_json::json;
 use wasmpool::{Callbacks, ErrorKind, ParamInfo};

@@ -1,5 +1,5 @@
-//! The run: each task's outcome from the pool to its record, until the
-//! results end or an interrupt has stopped them, and the summary after.
+//! The outcomes of a run: each task's from the pool to its record, until the
+//! results end or an interrupt has stopped them, and their summary after.
 
 use std::cell::RefCell;
 use std::time::Duration;

@@ -2,13 +2,11 @@
 //! only the task it ran, chunks are bounded by bytes, a slot never blocks on
 //! a pipe, abandoned work is withdrawn, and tasks call host functions.
 
-mod common;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{DEADLINE, builder, deadline, outcome};
+use crate::common::{DEADLINE, builder, deadline, outcome};
 use serde_bytes::ByteBuf;
 use wasmpool::{ErrorKind, GuestOutput};
 
@@ -178,7 +176,7 @@ fn cancel_withdraws_the_tasks_of_an_async_result_that_have_not_started() {
     assert!(ran <= 16, "{ran} tasks of a cancelled map ran");
     // A cancel after the end changes nothing.
     let done = {
-        let pool = common::pool(1);
+        let pool = crate::common::pool(1);
         let r = pool.apply_async::<i64, _>("square", (3,)).unwrap();
         let value = outcome(&r, "an apply").unwrap();
         r.cancel();
@@ -302,7 +300,7 @@ fn a_slot_waiting_for_its_worker_always_hears_it_finish() {
     // progress report that slipped between the two would leave a slot
     // asleep beside a queue full of work, and the stream would never end.
     let _deadline = deadline("streams of 100,000 tiny tasks, one per chunk", DEADLINE);
-    let pool = common::pool(2);
+    let pool = crate::common::pool(2);
     for round in 0..5 {
         let n = pool
             .imap::<i64, _, _>("square", 0..100_000i64, 1)

@@ -1,11 +1,9 @@
 //! Limits and the sandbox: every way a task can overrun or overreach is a
 //! clean outcome for that task, and the worker goes on.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{DEADLINE, builder, deadline, pool};
+use crate::common::{DEADLINE, builder, deadline, pool};
 use wasmpool::ErrorKind;
 
 #[test]
