@@ -294,12 +294,40 @@
 //!   at most a millisecond's worth — are lost with it: the first of those
 //!   tasks fails, the others run again.
 //!
-//! The code follows a task along this walk: `pool/` (the API; `process/`
-//! for a [`Process`]'s one task) → `chunk.rs`
-//! (jobs and chunks) → `supervisor/` (a slot per worker; `schedule.rs` is
-//! the policy; `in_flight.rs` what a worker holds) → `channel/` → `worker/`
-//! (inbox, runtime, outbox, ticker) → `channel/` → `supervisor/process.rs`
-//! (the reader thread) → the job's sink in `pool/`.
+//! # The house
+//!
+//! The code follows a task along this walk, each step a folder or file of
+//! `host/src/`, every import running down it:
+//!
+//! 1. `builder.rs`: [`PoolBuilder`] settles the configuration into the
+//!    `Settings` a backend is built from (`backend/settings.rs`); a
+//!    [`Context`] (`process/context.rs`) holds the module compiled with them;
+//! 2. `pool/`: the API ([`Pool`], `submit.rs` where a call becomes chunks,
+//!    `result.rs` and `imap.rs` where outcomes come back); `process/` for a
+//!    [`Process`]'s one task;
+//! 3. `args/`: the call's arguments, encoded and bound to the task's
+//!    parameters; `chunk.rs`: the call's submission and the chunks its tasks
+//!    travel in, which owe each task exactly one outcome;
+//! 4. `backend/`: the seam (`mod.rs`'s `Backend` trait, and what both
+//!    backends hand up: `kill.rs`, `output.rs`, `host_fns.rs`);
+//! 5. `backend/local/`: a slot thread per worker (`slot.rs`; the policy in
+//!    `schedule.rs`; what a worker holds in `in_flight.rs`), the child's
+//!    handle (`child.rs`) and the two ends of its pipe (`outbound.rs`,
+//!    `inbound.rs`);
+//! 6. `channel/`: the messages between pool and worker, and their codec;
+//! 7. `worker/`, the far side, in the child: `inbox.rs` (messages in),
+//!    `runtime/` (wasmtime: `runner.rs` runs a batch, `imports.rs` is what a
+//!    guest may call, `traps.rs` what a trap becomes), `outbox.rs`
+//!    (outcomes out), `ticker.rs`, and the sandbox;
+//! 8. back through `channel/` to `backend/local/inbound.rs`, the thread that
+//!    reads the worker: outcomes go to their chunk and its submission's sink
+//!    (in `pool/`); a task's calls are served beside it, its host calls by
+//!    `host_calls.rs` and its operations on shared objects (`objects/`) by
+//!    `object_calls.rs`.
+//!
+//! On NATS, `backend/nats/remote.rs` publishes the chunk (`wire.rs` says
+//! how), `agent/job.rs` pulls it on an agent, and `agent/chunk.rs` runs it
+//! on the agent's local pool and reports each outcome back to `remote.rs`.
 //!
 //! # Limits
 //!
@@ -362,6 +390,21 @@
 //! instances, 4 memories and 16 tables of up to 65,536 elements: room for
 //! a CPython guest built by componentize-py (14 core instances) several
 //! times over.
+//!
+//! # Crate features
+//!
+//! | feature | default | what it brings |
+//! |---|---|---|
+//! | `nats` | on | [`PoolBuilder::nats`], [`Agent`] and [`Nats`]: pools whose tasks run on agents on other machines, through a NATS JetStream server (async-nats, tokio's network) |
+//! | `internals` | off | entry points for the fuzz targets and micro-benchmarks; not public API |
+//!
+//! Without default features the crate runs pools and processes on this
+//! machine, and brings no network client. The `wasmpool` command is not
+//! part of this crate: it is the `wasmpool-cli` crate's, so a program that
+//! embeds a pool compiles no command-line parser or progress bar. A program
+//! that cannot call [`init`] first thing in `main` starts its workers from
+//! the `wasmpool-worker` binary of this crate (or the `wasmpool` command)
+//! with [`PoolBuilder::worker_program`].
 
 #[cfg(feature = "nats")]
 mod agent;
