@@ -240,7 +240,8 @@ impl PoolBuilder {
     ///
     /// The running program itself ([`std::env::current_exe`]), which must
     /// then call [`crate::init`] first thing in `main`. Set this to use
-    /// another program that does, such as the `wasmpool` command-line tool.
+    /// another program that does, such as the `wasmpool` command-line tool
+    /// or this crate's `wasmpool-worker` (a program that is only a worker).
     pub fn worker_program(mut self, path: impl AsRef<Path>) -> Self {
         self.worker_program = Some(path.as_ref().to_path_buf());
         self

@@ -32,7 +32,9 @@
 //!   `main`, which turns the process into a worker when the pool started it and
 //!   returns at once otherwise. That is the whole set-up. Alternatively, point
 //!   [`PoolBuilder::worker_program`] at any program that calls [`init`], such
-//!   as the `wasmpool` command-line tool.
+//!   as the `wasmpool` command-line tool or this crate's `wasmpool-worker`,
+//!   a program that is only a worker (for test harnesses, and hosts in other
+//!   languages).
 //! - **The module** is compiled once, by the pool, into an artifact cached on
 //!   disk under its content and the engine's configuration
 //!   ([`PoolBuilder::cache_dir`]); workers only load it. A second run of the
