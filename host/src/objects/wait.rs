@@ -125,8 +125,9 @@ impl<T> Monitor<T> {
     }
 
     /// Runs `attempt` on the state until it returns `Some`, waiting for a
-    /// change in between, as long as `patience` and `wait` allow. Ends with
-    /// [`Failure::TimedOut`] when patience runs out.
+    /// change in between, as long as `patience` and `wait` allow: never once
+    /// `wait` is cancelled. Ends with [`Failure::TimedOut`] when patience
+    /// runs out.
     pub(crate) fn wait_for<R>(
         &self,
         patience: Patience,
@@ -135,11 +136,13 @@ impl<T> Monitor<T> {
     ) -> Result<R, Failure> {
         let mut state = self.lock();
         loop {
-            if let Some(done) = attempt(&mut state) {
-                return Ok(done);
-            }
+            // Checked first: a wait given up takes nothing, even if what it
+            // waited for came while it was being woken.
             if wait.is_cancelled() {
                 return Err(Failure::Refused("the wait was cancelled".into()));
+            }
+            if let Some(done) = attempt(&mut state) {
+                return Ok(done);
             }
             state = match patience {
                 Patience::None => return Err(Failure::TimedOut),
@@ -193,6 +196,21 @@ mod tests {
         *monitor.lock() = 7;
         monitor.notify();
         assert_eq!(waiter.join().unwrap(), Ok(7));
+    }
+
+    #[test]
+    fn a_cancelled_wait_takes_nothing_even_when_woken_to_what_it_waited_for() {
+        // The wait was given up (its worker died, its pool terminated) and
+        // what it waited for came before it was woken: it stays.
+        let monitor = Monitor::new(vec![1]);
+        let wait = Wait::for_task(8);
+        wait.cancel();
+        let taken = monitor.wait_for(Patience::Forever, &wait, |items| items.pop());
+        assert_eq!(
+            taken,
+            Err(Failure::Refused("the wait was cancelled".into()))
+        );
+        assert_eq!(*monitor.lock(), [1]);
     }
 
     #[test]
