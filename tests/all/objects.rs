@@ -3,7 +3,8 @@
 //! at once: their promises across processes, and what happens when a holder
 //! dies, times out or presents a handle it was not handed.
 
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::common::{DEADLINE, OUTCOME_WAIT, builder, deadline, outcome, pool};
 use wasmpool::{
@@ -171,6 +172,26 @@ fn a_pipe_reads_end_of_file_once_the_other_end_is_closed() {
 }
 
 #[test]
+fn a_pipe_reads_end_of_file_once_the_pool_task_holding_the_other_end_ends() {
+    let _deadline = deadline("a pool task sending on a pipe", DEADLINE);
+    // One worker: the end the task held must not outlive the task in what
+    // the worker's grants remember of answered operations.
+    let pool = pool(1);
+    let (reader, writer) = Pipe::new(true);
+    pool.apply::<(), _>("send_messages", (&writer, 5u64))
+        .unwrap();
+    drop(writer);
+    for n in 0..5u64 {
+        assert_eq!(reader.recv::<u64>().unwrap(), n);
+    }
+    assert_eq!(
+        reader.recv_bytes_timeout(Duration::from_secs(5)),
+        Err(RecvError::Eof),
+        "no end-of-file after the task that held the other end ended"
+    );
+}
+
+#[test]
 fn a_managed_dict_counts_down_exactly() {
     let _deadline = deadline("ten processes counting down a dict", DEADLINE);
     let context = builder(1).context().unwrap();
@@ -276,6 +297,82 @@ fn a_task_stopped_while_it_waits_in_get_takes_nothing() {
         .apply::<i64, _>("take_one", (queue.clone(), Some(10u64)))
         .unwrap_err();
     assert!(err.message().contains("timed out"), "{err}");
+}
+
+/// Waits up to `patience` for `queue` to hold an item, and takes it.
+fn item_back(queue: &Queue<i64>, patience: Duration) -> Option<i64> {
+    let end = Instant::now() + patience;
+    loop {
+        if let Ok(item) = queue.get_nowait() {
+            return Some(item);
+        }
+        if Instant::now() > end {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn an_item_put_as_its_takers_time_limit_fires_is_taken_once_or_stays() {
+    let _deadline = deadline("gets crossing their time limit", Duration::from_secs(120));
+    let limit = Duration::from_millis(100);
+    // What each task said it took.
+    let said = Arc::new(Mutex::new(Vec::new()));
+    let hearing = said.clone();
+    let pool = builder(1)
+        .task_timeout(limit)
+        .on_output(move |output| {
+            let line = String::from_utf8_lossy(&output.bytes).into_owned();
+            hearing.lock().unwrap().push(line);
+        })
+        .build()
+        .unwrap();
+    let queue: Queue<i64> = Queue::new();
+    let started = Event::new();
+    let (mut taken, mut seen, mut timed_out) = (0, 0, 0);
+    // The put steps through the window around the limit, half a
+    // millisecond at a time: the answer crosses the time limit on the way.
+    for round in 0..60i64 {
+        started.clear();
+        let result = pool
+            .apply_async::<i64, _>("announce_take_and_say", (started.clone(), queue.clone()))
+            .unwrap();
+        assert!(started.wait_timeout(OUTCOME_WAIT), "round {round} started");
+        std::thread::sleep(
+            limit - Duration::from_millis(15) + Duration::from_micros(500) * round as u32,
+        );
+        queue.put(&round).unwrap();
+        match outcome(&result, "a get crossing its time limit") {
+            Ok(item) => {
+                assert_eq!(item, round);
+                taken += 1;
+            }
+            Err(err) => {
+                assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+                // The task was stopped after it took the item (its output,
+                // which comes before its outcome, says so), or the item
+                // comes back: an answer that reached the task too late goes
+                // back to the queue.
+                let took = format!("took {round}\n");
+                if said.lock().unwrap().contains(&took) {
+                    seen += 1;
+                } else {
+                    assert_eq!(
+                        item_back(&queue, Duration::from_secs(5)),
+                        Some(round),
+                        "round {round}: the item was lost with the timed-out get"
+                    );
+                    timed_out += 1;
+                }
+            }
+        }
+        assert_eq!(queue.qsize(), 0, "round {round}: an item was left twice");
+    }
+    eprintln!(
+        "{taken} returned, {seen} seen by a task stopped after its get, \
+         {timed_out} timed out and given back"
+    );
 }
 
 #[test]

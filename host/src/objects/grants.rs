@@ -2,10 +2,12 @@
 //! the waits its tasks are in, so that both end with the task or the worker.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::Weak;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::objects::wait::Wait;
-use crate::objects::{Holder, ObjectRef};
+use crate::objects::{Holder, Object, ObjectRef};
 
 /// One worker's capabilities.
 pub(crate) struct Grants {
@@ -17,7 +19,9 @@ pub(crate) struct Grants {
     pending: HashMap<u64, (Wait, ObjectRef)>,
     /// The last operations answered, in case an answer comes back
     /// unclaimed: a task makes one call at a time, so a few are plenty.
-    answered: VecDeque<(u64, ObjectRef, String)>,
+    /// Weak: remembering an answer keeps no object alive (a pipe's end must
+    /// close once no task holds it).
+    answered: VecDeque<(u64, Weak<dyn Object>, String)>,
     /// The worker is gone: nothing is granted or waited for any more.
     ended: bool,
 }
@@ -102,17 +106,19 @@ impl Grants {
     }
 
     /// `call`, operation `op` of `object`, was answered with a result.
-    pub(crate) fn answered(&mut self, call: u64, object: ObjectRef, op: String) {
+    pub(crate) fn answered(&mut self, call: u64, object: &ObjectRef, op: String) {
         if self.answered.len() == ANSWERED {
             self.answered.pop_front();
         }
-        self.answered.push_back((call, object, op));
+        self.answered.push_back((call, Arc::downgrade(object), op));
     }
 
-    /// The answer to `call` came back unclaimed: its object and operation.
+    /// The answer to `call` came back unclaimed: its object (unless nothing
+    /// holds it any more) and operation.
     pub(crate) fn unclaimed(&mut self, call: u64) -> Option<(ObjectRef, String)> {
         let at = self.answered.iter().position(|(id, _, _)| *id == call)?;
-        self.answered.remove(at).map(|(_, object, op)| (object, op))
+        let (_, object, op) = self.answered.remove(at)?;
+        Some((object.upgrade()?, op))
     }
 
     /// The task no longer waits for `call`: returns its wait, to cancel.

@@ -33,6 +33,8 @@ pub(crate) struct Capture {
     /// Set on a write, cleared at the end of a task: checking for output
     /// costs no lock.
     written: Arc<AtomicBool>,
+    /// How many writes the stream has seen, ever.
+    writes: Arc<AtomicU64>,
     limit: usize,
     stream: Stream,
     outbox: Arc<Outbox>,
@@ -60,6 +62,7 @@ impl Capture {
         Capture {
             captured: Arc::default(),
             written: Arc::default(),
+            writes: Arc::default(),
             limit,
             stream,
             outbox,
@@ -93,10 +96,17 @@ impl Capture {
         });
     }
 
+    /// How many writes the stream has seen: a task that wrote since some
+    /// moment showed what it had then.
+    pub(crate) fn writes(&self) -> u64 {
+        self.writes.load(Ordering::Acquire)
+    }
+
     fn push(&self, bytes: &[u8]) {
         if bytes.is_empty() {
             return;
         }
+        self.writes.fetch_add(1, Ordering::AcqRel);
         let mut captured = self.captured.lock().unwrap_or_else(PoisonError::into_inner);
         let room = self.limit.saturating_sub(captured.kept);
         if bytes.len() > room {

@@ -302,12 +302,12 @@ impl Inbox {
 
     /// Waits for the reply on `reply`, reading the pipe meanwhile; `None` if
     /// the channel ended first.
-    pub(crate) async fn reply(&self, mut reply: oneshot::Receiver<Reply>) -> Option<Reply> {
+    pub(crate) async fn reply(&self, reply: &mut oneshot::Receiver<Reply>) -> Option<Reply> {
         loop {
             self.pump(&mut self.lock());
             // Whoever read the reply (this loop or the ticker) sent it on.
             tokio::select! {
-                result = &mut reply => return result.ok(),
+                result = &mut *reply => return result.ok(),
                 readable = self.readable() => readable.ok()?,
             }
         }
@@ -422,12 +422,12 @@ pub(crate) mod tests {
         let outbox = Arc::new(Outbox::new(Box::new(kept.clone())));
         let runtime = runtime();
         let (inbox, mut pipe) = on_pipe(&outbox, &runtime);
-        let reply = inbox.expect_reply(5);
+        let mut reply = inbox.expect_reply(5);
         for call in [4, 5] {
             let result = Ok(ByteBuf::from(vec![call as u8]));
             send(&mut pipe, &ToWorker::Reply { call, result });
         }
-        let got = runtime.block_on(inbox.reply(reply));
+        let got = runtime.block_on(inbox.reply(&mut reply));
         assert_eq!(got, Some(Ok(ByteBuf::from(vec![5]))));
         // A reply nobody waits for goes back.
         let sent = kept.messages();
@@ -439,8 +439,8 @@ pub(crate) mod tests {
             "{sent:?}"
         );
         // The channel ends while a call waits: it gets no reply.
-        let reply = inbox.expect_reply(6);
+        let mut reply = inbox.expect_reply(6);
         drop(pipe);
-        assert_eq!(runtime.block_on(inbox.reply(reply)), None);
+        assert_eq!(runtime.block_on(inbox.reply(&mut reply)), None);
     }
 }

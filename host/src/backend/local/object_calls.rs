@@ -117,7 +117,7 @@ fn answered(
         grants
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .answered(call, object.clone(), op.to_string());
+            .answered(call, object, op.to_string());
     }
 }
 

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use serde_bytes::ByteBuf;
+use tokio::sync::oneshot;
 use wasmtime::StoreContextMut;
 use wasmtime::component::{ResourceTable, WasmList};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -13,7 +14,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use crate::channel::{Failure, FromWorker, Limits};
 use crate::error::{Error, ErrorKind};
 use crate::worker::capture::Capture;
-use crate::worker::inbox::Inbox;
+use crate::worker::inbox::{Inbox, Reply};
 use crate::worker::outbox::Outbox;
 
 use super::bindings;
@@ -41,6 +42,21 @@ pub(crate) struct HostState {
     pub(super) stderr: Capture,
     pub(super) clock: Arc<Clock>,
     pub(super) limits: Limits,
+    /// The answer to the task's last object call, until the task makes its
+    /// next move (another call, output, its outcome).
+    pub(super) last_answer: Option<LastAnswer>,
+    /// The task can leave no trace but its calls, output and outcome (no
+    /// directory is granted), so an answer it made no move after since is
+    /// one it never used.
+    pub(super) traceless: bool,
+}
+
+/// The answer to an object call, as the task took it.
+pub(super) struct LastAnswer {
+    call: u64,
+    result: ByteBuf,
+    /// The task's writes to stdout and stderr when it took it.
+    writes: u64,
 }
 
 /// What a guest reported during one call.
@@ -93,20 +109,56 @@ impl bindings::wasmpool::task::context::Host for HostState {
 impl HostState {
     /// Sends `request` (a call numbered `call`) to the pool and waits for
     /// its reply. The wait is a future: the task's time limit still stops it
-    /// (dropping the future), and a reply that comes after is dropped by the
-    /// inbox.
-    async fn ask(&mut self, call: u64, request: FromWorker) -> Result<ByteBuf, Failure> {
+    /// (dropping the future); an object call then tells the pool what
+    /// became of it (see [`Asked`]).
+    async fn ask(
+        &mut self,
+        call: u64,
+        request: FromWorker,
+        object_call: bool,
+    ) -> Result<ByteBuf, Failure> {
         let gone = || Failure::Refused("the pool is gone".into());
+        // A call is a move: the answer before it was used.
+        self.last_answer = None;
         let Some(inbox) = self.inbox.get() else {
             return Err(Failure::Refused(
                 "no pool to call: this module runs outside a pool".into(),
             ));
         };
-        let reply = inbox.expect_reply(call);
+        let mut asked = Asked {
+            outbox: &self.outbox,
+            call,
+            reply: inbox.expect_reply(call),
+            settled: !object_call,
+        };
         if self.outbox.send_now(&request).is_err() {
+            asked.settled = true;
             return Err(gone());
         }
-        inbox.reply(reply).await.unwrap_or_else(|| Err(gone()))
+        let reply = inbox.reply(&mut asked.reply).await;
+        asked.settled = true;
+        reply.unwrap_or_else(|| Err(gone()))
+    }
+
+    /// How many writes the task's stdout and stderr have seen.
+    fn writes(&self) -> u64 {
+        self.stdout.writes() + self.stderr.writes()
+    }
+
+    /// The task was stopped by its time limit. An object call's answer it
+    /// took and made no move after since — no call, no output, no outcome:
+    /// the instance it was in is thrown away — goes back to the pool as
+    /// unclaimed, so that what it carries (an item, a lock) is not lost.
+    pub(super) fn give_back_unused_answer(&mut self) {
+        let Some(last) = self.last_answer.take() else {
+            return;
+        };
+        if self.traceless && last.writes == self.writes() {
+            let _ = self.outbox.send_now(&FromWorker::Unclaimed {
+                call: last.call,
+                result: last.result,
+            });
+        }
     }
 
     /// Numbers the next call; refuses arguments over the payload limit.
@@ -136,28 +188,43 @@ impl bindings::wasmpool::task::host::Host for HostState {
             name,
             args: ByteBuf::from(args),
         };
-        match self.ask(call, request).await {
+        match self.ask(call, request, false).await {
             Ok(result) => Ok(result.into_vec()),
             Err(failure) => Err(failure.to_string()),
         }
     }
 }
 
-/// Tells the pool that a call's task stopped waiting for it, unless the call
-/// was answered: dropped with the future of a task its time limit stopped.
-struct Waiting<'a> {
+/// An object call its task waits for. Dropped unsettled with the future of
+/// a task its time limit stopped, it tells the pool that the task stopped
+/// waiting: with `Unclaimed` and the answer, if the answer had reached the
+/// task already (so that what it carries — an item, a lock — goes back),
+/// else with `Cancel`. An answer that comes later finds no one waiting, and
+/// the inbox sends it back as `Unclaimed`.
+struct Asked<'a> {
     outbox: &'a Outbox,
     call: u64,
-    answered: bool,
+    reply: oneshot::Receiver<Reply>,
+    /// Answered, or not an object call: nothing to tell.
+    settled: bool,
 }
 
-impl Drop for Waiting<'_> {
+impl Drop for Asked<'_> {
     fn drop(&mut self) {
-        if !self.answered {
-            let _ = self
-                .outbox
-                .send_now(&FromWorker::Cancel { call: self.call });
+        if self.settled {
+            return;
         }
+        // Closed first: from now on the inbox cannot hand the answer here,
+        // and sends it back itself.
+        self.reply.close();
+        let told = match self.reply.try_recv() {
+            Ok(Ok(result)) => FromWorker::Unclaimed {
+                call: self.call,
+                result,
+            },
+            _ => FromWorker::Cancel { call: self.call },
+        };
+        let _ = self.outbox.send_now(&told);
     }
 }
 
@@ -180,15 +247,13 @@ impl bindings::wasmpool::task::objects::Host for HostState {
             op,
             args: ByteBuf::from(args),
         };
-        let outbox = self.outbox.clone();
-        let mut waiting = Waiting {
-            outbox: &outbox,
+        let answer = self.ask(call, request, true).await.map_err(object_error)?;
+        self.last_answer = Some(LastAnswer {
             call,
-            answered: false,
-        };
-        let reply = self.ask(call, request).await;
-        waiting.answered = true;
-        reply.map(ByteBuf::into_vec).map_err(object_error)
+            result: answer.clone(),
+            writes: self.writes(),
+        });
+        Ok(answer.into_vec())
     }
 }
 
@@ -221,6 +286,8 @@ pub(super) fn finish(
     (outcome,): (Result<WasmList<u8>, TaskError>,),
 ) -> wasmtime::Result<()> {
     store.data_mut().collect_output();
+    // The outcome is a move: the last answer was used.
+    store.data_mut().last_answer = None;
     let max_payload = store.data().limits.max_payload;
     let outcome = match outcome {
         Ok(list) => {

@@ -162,6 +162,8 @@ impl Runner {
             stderr,
             clock: self.clock.clone(),
             limits: self.limits.clone(),
+            last_answer: None,
+            traceless: self.grants.dirs.is_empty(),
         })
     }
 
@@ -382,6 +384,7 @@ impl Runner {
         state.index.store(first_index, Ordering::Relaxed);
         state.reported.tasks = 0;
         state.reported.panicked = false;
+        state.last_answer = None;
         if limit.is_some() {
             self.clock.start_task();
         }
@@ -466,6 +469,11 @@ impl Runner {
                     self.live = Some(live);
                 }
                 Err(err) => {
+                    if err.kind() == ErrorKind::Timeout {
+                        // Before the outcome: the caller who sees the
+                        // timeout finds what the task did not use back.
+                        state.give_back_unused_answer();
+                    }
                     // A guest reports its panic, then aborts: the trap that
                     // follows is not another failure.
                     if !state.reported.panicked {
