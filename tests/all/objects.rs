@@ -376,6 +376,54 @@ fn an_item_put_as_its_takers_time_limit_fires_is_taken_once_or_stays() {
 }
 
 #[test]
+fn a_lock_whose_acquire_crosses_its_time_limit_has_one_holder_at_a_time() {
+    let _deadline = deadline(
+        "acquires crossing their time limit",
+        Duration::from_secs(120),
+    );
+    let limit = Duration::from_millis(100);
+    let pool = builder(1).task_timeout(limit).build().unwrap();
+    let lock = Lock::new();
+    let started = Event::new();
+    let (mut acquired, mut timed_out) = (0, 0);
+    // The host releases the lock the task waits for as the task's limit
+    // fires, half a millisecond later each round: the grant crosses the
+    // limit on the way.
+    for round in 0..60u32 {
+        started.clear();
+        let held = lock.acquire();
+        let result = pool
+            .apply_async::<(), _>("announce_then_take_lock", (started.clone(), lock.clone()))
+            .unwrap();
+        assert!(started.wait_timeout(OUTCOME_WAIT), "round {round} started");
+        std::thread::sleep(limit - Duration::from_millis(15) + Duration::from_micros(500) * round);
+        drop(held);
+        match outcome(&result, "an acquire crossing its time limit") {
+            Ok(()) => acquired += 1,
+            Err(err) => {
+                assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+                timed_out += 1;
+            }
+        }
+        // Whatever the task got is let go of, or given back: the lock comes
+        // free, and its next holder holds it alone, whatever comes back late
+        // from the worker.
+        let next = lock
+            .acquire_timeout(Duration::from_secs(5))
+            .unwrap_or_else(|| panic!("round {round}: the lock never came free"));
+        for _ in 0..20 {
+            assert!(
+                lock.try_acquire().is_none(),
+                "round {round}: a second holder while the first holds the lock"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        drop(next);
+    }
+    eprintln!("{acquired} acquired, {timed_out} timed out");
+}
+
+#[test]
 fn a_forged_or_stale_handle_is_refused() {
     let _deadline = deadline("forged and stale handles", DEADLINE);
     let pool = pool(1);

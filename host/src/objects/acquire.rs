@@ -17,6 +17,10 @@ pub(crate) trait Acquire: Send + Sync {
 
     /// Says to the next acquirer that a holder died holding it.
     fn mark_holder_died(&self);
+
+    /// Undoes acquisition `token` if `holder` still holds it (it did not
+    /// release or let go of it since); whether it did.
+    fn undo(&self, holder: Holder, token: u64) -> bool;
 }
 
 /// Serves `acquire` and `release` for a guest; `None` for another operation.
@@ -45,11 +49,13 @@ pub(crate) fn invoke(
     Some(result)
 }
 
-/// An `acquire` answered to a task that no longer waited for it: released,
-/// as if never taken.
-pub(crate) fn give_back(object: &dyn Acquire, holder: Holder, op: &str, result: &[u8]) {
+/// An `acquire` answered to a task that no longer waited for it (or never
+/// used it): acquisition `took` undone, as if never made, if its holder
+/// still holds it. Never a release: that would free what another holder
+/// took since.
+pub(crate) fn give_back(object: &dyn Acquire, holder: Holder, op: &str, result: &[u8], took: u64) {
     let state: u8 = rmp_serde::from_slice(result).unwrap_or(0);
-    if op == "acquire" && state > 0 && object.release(holder).is_ok() && state == 2 {
+    if op == "acquire" && state > 0 && object.undo(holder, took) && state == 2 {
         object.mark_holder_died();
     }
 }

@@ -21,9 +21,19 @@ pub(crate) struct Grants {
     /// unclaimed: a task makes one call at a time, so a few are plenty.
     /// Weak: remembering an answer keeps no object alive (a pipe's end must
     /// close once no task holds it).
-    answered: VecDeque<(u64, Weak<dyn Object>, String)>,
+    answered: VecDeque<Answered>,
     /// The worker is gone: nothing is granted or waited for any more.
     ended: bool,
+}
+
+/// An operation answered with a result, should its answer come back
+/// unclaimed.
+pub(crate) struct Answered {
+    call: u64,
+    object: Weak<dyn Object>,
+    pub(crate) op: String,
+    /// The acquisition it made (0: none).
+    pub(crate) took: u64,
 }
 
 /// How many answered operations a worker's grants remember.
@@ -106,19 +116,27 @@ impl Grants {
     }
 
     /// `call`, operation `op` of `object`, was answered with a result.
-    pub(crate) fn answered(&mut self, call: u64, object: &ObjectRef, op: String) {
+    pub(crate) fn answered(&mut self, call: u64, object: &ObjectRef, op: String, took: u64) {
         if self.answered.len() == ANSWERED {
             self.answered.pop_front();
         }
-        self.answered.push_back((call, Arc::downgrade(object), op));
+        self.answered.push_back(Answered {
+            call,
+            object: Arc::downgrade(object),
+            op,
+            took,
+        });
     }
 
     /// The answer to `call` came back unclaimed: its object (unless nothing
-    /// holds it any more) and operation.
-    pub(crate) fn unclaimed(&mut self, call: u64) -> Option<(ObjectRef, String)> {
-        let at = self.answered.iter().position(|(id, _, _)| *id == call)?;
-        let (_, object, op) = self.answered.remove(at)?;
-        Some((object.upgrade()?, op))
+    /// holds it any more), and what it answered.
+    pub(crate) fn unclaimed(&mut self, call: u64) -> Option<(ObjectRef, Answered)> {
+        let at = self
+            .answered
+            .iter()
+            .position(|answered| answered.call == call)?;
+        let answered = self.answered.remove(at)?;
+        Some((answered.object.upgrade()?, answered))
     }
 
     /// The task no longer waits for `call`: returns its wait, to cancel.

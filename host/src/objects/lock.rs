@@ -17,6 +17,8 @@ struct State {
     depth: u32,
     /// Its last holder let go of it without releasing it.
     holder_died: bool,
+    /// The current acquisition, numbered (0: none yet).
+    token: u64,
 }
 
 /// A lock, or a reentrant one.
@@ -44,10 +46,13 @@ impl Acquire for LockCore {
                 None => {
                     state.holder = Some(holder);
                     state.depth = 1;
+                    state.token += 1;
+                    wait.took(state.token);
                     Some(std::mem::take(&mut state.holder_died))
                 }
                 Some(current) if self.reentrant && current == holder => {
                     state.depth += 1;
+                    wait.took(state.token);
                     Some(false)
                 }
                 Some(_) => None,
@@ -80,6 +85,20 @@ impl Acquire for LockCore {
 
     fn mark_holder_died(&self) {
         self.state.lock().holder_died = true;
+    }
+
+    fn undo(&self, holder: Holder, token: u64) -> bool {
+        let mut state = self.state.lock();
+        if state.holder != Some(holder) || state.token != token || token == 0 {
+            return false;
+        }
+        state.depth -= 1;
+        if state.depth == 0 {
+            state.holder = None;
+            drop(state);
+            self.state.notify();
+        }
+        true
     }
 }
 
@@ -126,8 +145,8 @@ impl Object for LockCore {
         self.state.notify();
     }
 
-    fn give_back(&self, holder: Holder, op: &str, result: &[u8]) {
-        acquire::give_back(self, holder, op, result);
+    fn give_back(&self, holder: Holder, op: &str, result: &[u8], took: u64) {
+        acquire::give_back(self, holder, op, result, took);
     }
 }
 
@@ -249,13 +268,44 @@ mod tests {
     fn a_lock_acquired_for_a_task_that_stopped_waiting_is_released() {
         let lock = Lock::new();
         let worker = Holder::Worker(2);
+        let wait = Wait::forever();
         let answer = lock
             .core
-            .invoke(worker, "acquire", &[0x92, 0xc3, 0xc0], &Wait::forever())
+            .invoke(worker, "acquire", &[0x92, 0xc3, 0xc0], &wait)
             .unwrap();
         assert!(lock.try_acquire().is_none());
-        lock.core.give_back(worker, "acquire", &answer);
+        lock.core
+            .give_back(worker, "acquire", &answer, wait.taken());
         assert!(!lock.try_acquire().unwrap().previous_holder_died());
+    }
+
+    #[test]
+    fn a_give_back_never_frees_what_another_acquisition_holds() {
+        let lock = Lock::new();
+        let worker = Holder::Worker(4);
+        let stale = Wait::forever();
+        let answer = lock
+            .core
+            .invoke(worker, "acquire", &[0x92, 0xc3, 0xc0], &stale)
+            .unwrap();
+        // Its task ended: the worker let go of the lock; the next task of
+        // the same worker acquired it again before the stale answer came
+        // back.
+        lock.core.let_go(worker);
+        let again = Wait::forever();
+        lock.core
+            .invoke(worker, "acquire", &[0x92, 0xc3, 0xc0], &again)
+            .unwrap();
+        lock.core
+            .give_back(worker, "acquire", &answer, stale.taken());
+        assert!(lock.try_acquire().is_none(), "the second holder lost it");
+        // Nor what a host thread holds after the worker let go.
+        lock.core.release(worker).unwrap();
+        let held = lock.try_acquire().unwrap();
+        lock.core
+            .give_back(worker, "acquire", &answer, again.taken());
+        assert!(lock.try_acquire().is_none(), "the host thread lost it");
+        drop(held);
     }
 
     #[test]

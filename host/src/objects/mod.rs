@@ -124,9 +124,11 @@ pub(crate) trait Object: Send + Sync {
     fn wake(&self);
 
     /// The answer `result` to `holder`'s operation `op` reached its worker
-    /// after the task stopped waiting for it: whatever it took is put back
-    /// (an item at the front of its queue, a lock released).
-    fn give_back(&self, _holder: Holder, _op: &str, _result: &[u8]) {}
+    /// after the task stopped waiting for it (or the task never used it):
+    /// whatever it took is put back (an item at the front of its queue), and
+    /// acquisition `took` undone if `holder` still holds it — never what the
+    /// holder let go of since, nor another acquisition.
+    fn give_back(&self, _holder: Holder, _op: &str, _result: &[u8], _took: u64) {}
 }
 
 /// A shared object, as chunks and grants hold it.

@@ -202,7 +202,7 @@ impl Object for End {
         self.core.state.notify();
     }
 
-    fn give_back(&self, _holder: Holder, op: &str, result: &[u8]) {
+    fn give_back(&self, _holder: Holder, op: &str, result: &[u8], _took: u64) {
         if op != "recv" {
             return;
         }

@@ -219,7 +219,7 @@ impl Object for QueueCore {
         self.state.notify();
     }
 
-    fn give_back(&self, _holder: Holder, op: &str, result: &[u8]) {
+    fn give_back(&self, _holder: Holder, op: &str, result: &[u8], _took: u64) {
         if op != "get" {
             return;
         }
@@ -509,7 +509,7 @@ mod tests {
             .invoke(worker, "get", &[0x92, 0xc3, 0xc0], &Wait::forever())
             .unwrap();
         assert_eq!(queue.qsize(), 1);
-        queue.core.give_back(worker, "get", &answer);
+        queue.core.give_back(worker, "get", &answer, 0);
         assert_eq!(queue.get(), Ok(1));
         assert_eq!(queue.get(), Ok(2));
     }

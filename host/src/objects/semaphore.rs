@@ -15,8 +15,10 @@ use crate::objects::{Holder, Kind, Object, args, encode, next_id, unknown_op};
 struct State {
     /// Permits free.
     value: usize,
-    /// Permits taken, by holder.
-    held: HashMap<Holder, usize>,
+    /// Permits taken, by holder: each acquisition's number.
+    held: HashMap<Holder, Vec<u64>>,
+    /// The last acquisition's number.
+    token: u64,
     /// A holder died holding permits, since the last acquire.
     holder_died: bool,
 }
@@ -53,7 +55,10 @@ impl Acquire for SemaphoreCore {
                 return None;
             }
             state.value -= 1;
-            *state.held.entry(holder).or_default() += 1;
+            state.token += 1;
+            let token = state.token;
+            state.held.entry(holder).or_default().push(token);
+            wait.took(token);
             Some(std::mem::take(&mut state.holder_died))
         })
     }
@@ -67,8 +72,8 @@ impl Acquire for SemaphoreCore {
         }
         state.value += 1;
         if let Some(held) = state.held.get_mut(&holder) {
-            *held -= 1;
-            if *held == 0 {
+            held.pop();
+            if held.is_empty() {
                 state.held.remove(&holder);
             }
         }
@@ -79,6 +84,24 @@ impl Acquire for SemaphoreCore {
 
     fn mark_holder_died(&self) {
         self.state.lock().holder_died = true;
+    }
+
+    fn undo(&self, holder: Holder, token: u64) -> bool {
+        let mut state = self.state.lock();
+        let Some(held) = state.held.get_mut(&holder) else {
+            return false;
+        };
+        let Some(at) = held.iter().position(|&taken| taken == token) else {
+            return false;
+        };
+        held.remove(at);
+        if held.is_empty() {
+            state.held.remove(&holder);
+        }
+        state.value += 1;
+        drop(state);
+        self.state.notify();
+        true
     }
 }
 
@@ -121,7 +144,7 @@ impl Object for SemaphoreCore {
     fn let_go(&self, holder: Holder) {
         let mut state = self.state.lock();
         if let Some(held) = state.held.remove(&holder) {
-            state.value += held;
+            state.value += held.len();
             state.holder_died = true;
             drop(state);
             self.state.notify();
@@ -132,8 +155,8 @@ impl Object for SemaphoreCore {
         self.state.notify();
     }
 
-    fn give_back(&self, holder: Holder, op: &str, result: &[u8]) {
-        acquire::give_back(self, holder, op, result);
+    fn give_back(&self, holder: Holder, op: &str, result: &[u8], took: u64) {
+        acquire::give_back(self, holder, op, result, took);
     }
 }
 

@@ -2,7 +2,7 @@
 //! variable ([`Monitor`]), how long a caller is willing to wait
 //! ([`Patience`]), and the flag that ends a guest's wait early ([`Wait`]).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -14,6 +14,9 @@ use crate::channel::Failure;
 #[derive(Clone, Debug)]
 pub(crate) struct Wait {
     cancelled: Arc<AtomicBool>,
+    /// The acquisition the operation made (0: none), so that giving its
+    /// answer back undoes that one and no other.
+    took: Arc<AtomicU64>,
     /// The most bytes of an item the caller can be given.
     max_item: usize,
 }
@@ -28,6 +31,7 @@ impl Wait {
     pub(crate) fn for_task(max_item: usize) -> Wait {
         Wait {
             cancelled: Arc::default(),
+            took: Arc::default(),
             max_item,
         }
     }
@@ -43,6 +47,16 @@ impl Wait {
             )));
         }
         Ok(())
+    }
+
+    /// The operation made acquisition `token` of its object.
+    pub(crate) fn took(&self, token: u64) {
+        self.took.store(token, Ordering::SeqCst);
+    }
+
+    /// The acquisition the operation made (0: none).
+    pub(crate) fn taken(&self) -> u64 {
+        self.took.load(Ordering::SeqCst)
     }
 
     /// Gives the wait up; the waiter sees it once the object is woken.

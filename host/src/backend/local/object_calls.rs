@@ -72,8 +72,9 @@ pub(crate) fn invoke(
     }
     if !object.may_wait(&op) {
         drop(held);
-        let result = object.invoke(holder, &op, &args, &Wait::for_task(max_payload));
-        answered(grants, call, &object, &op, &result);
+        let wait = Wait::for_task(max_payload);
+        let result = object.invoke(holder, &op, &args, &wait);
+        answered(grants, call, &object, &op, &result, &wait);
         return reply(outbound, result);
     }
     let wait = Wait::for_task(max_payload);
@@ -91,7 +92,7 @@ pub(crate) fn invoke(
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .waited(call);
-            answered(&waiting, call, &object, &op, &result);
+            answered(&waiting, call, &object, &op, &result, &wait);
             replied(&sending, result);
         });
     if let Err(err) = spawned {
@@ -104,20 +105,21 @@ pub(crate) fn invoke(
     }
 }
 
-/// Remembers that `call` was answered with `result`, should the answer come
-/// back unclaimed.
+/// Remembers that `call` was answered with `result` (and what its `wait`
+/// took), should the answer come back unclaimed.
 fn answered(
     grants: &Mutex<Grants>,
     call: u64,
     object: &ObjectRef,
     op: &str,
     result: &Result<Vec<u8>, Failure>,
+    wait: &Wait,
 ) {
     if result.is_ok() {
         grants
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .answered(call, object, op.to_string());
+            .answered(call, object, op.to_string(), wait.taken());
     }
 }
 
@@ -128,8 +130,8 @@ pub(crate) fn unclaimed(call: u64, result: &[u8], grants: &Mutex<Grants>) {
     let holder = held.holder();
     let answered = held.unclaimed(call);
     drop(held);
-    if let Some((object, op)) = answered {
-        object.give_back(holder, &op, result);
+    if let Some((object, answered)) = answered {
+        object.give_back(holder, &answered.op, result, answered.took);
     }
 }
 
