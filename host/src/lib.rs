@@ -189,12 +189,22 @@
 //! as `d['count'] -= 1` does in CPython, so [`Dict::add`] (an atomic add)
 //! and `compare_and_set` are the correct spellings.
 //!
-//! An answer that reaches the worker just after its task's time limit
-//! stopped the task comes back unclaimed, and what it took is put back: the
-//! item at the front of its queue (or pipe), the lock or permit released.
-//! Only a worker that dies between the host's answer and its task reading
-//! it takes the answer with it, as a CPython process killed after its
-//! `get` returned does.
+//! **Give-backs.** An object's state changes only through operations
+//! attributed to a holder, and a give-back undoes exactly what that holder
+//! still has: an answer that comes back unclaimed puts its item back at the
+//! front of its queue (or pipe), and undoes the acquisition it made — that
+//! acquisition, numbered, and only while its holder still holds it, never a
+//! release that would free what another holder took since. When two events
+//! cross:
+//!
+//! | race | what happens |
+//! |---|---|
+//! | an answer vs the task's time limit, the answer not yet read by the task | the worker sends it back as unclaimed, before the task's timeout: its item is back in the queue when the caller sees the timeout |
+//! | an answer vs the time limit, the answer read but the task stopped before its next move (a call, output, its outcome) | the same: a task whose instance is thrown away never used it (with a granted directory, the task might have written it down: it counts as used) |
+//! | a grant vs the time limit, the task's hold let go of first | the late give-back finds the acquisition gone and undoes nothing: the next holder keeps the lock |
+//! | a wait vs its cancellation (time limit, kill, terminate, revocation) | a cancelled wait takes nothing, even if what it waited for comes while it is being woken |
+//! | a task's end vs what the worker remembers of answers | remembered weakly: a pipe end the task held closes with it |
+//! | an answer vs a worker killed before the host heard of its death | not yet handled: the answer is lost with the worker, even when the worker was gone before the answer was made |
 //!
 //! # Crash semantics
 //!
