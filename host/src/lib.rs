@@ -204,7 +204,7 @@
 //! | a grant vs the time limit, the task's hold let go of first | the late give-back finds the acquisition gone and undoes nothing: the next holder keeps the lock |
 //! | a wait vs its cancellation (time limit, kill, terminate, revocation) | a cancelled wait takes nothing, even if what it waited for comes while it is being woken |
 //! | a task's end vs what the worker remembers of answers | remembered weakly: a pipe end the task held closes with it |
-//! | an answer vs a worker killed before the host heard of its death | not yet handled: the answer is lost with the worker, even when the worker was gone before the answer was made |
+//! | an answer vs a worker killed before the host heard of its death | an answer made after the worker was gone, which its pipe refuses, goes back; one written before the worker died is taken along with it, as by a CPython process killed after its `get` returned |
 //!
 //! # Crash semantics
 //!

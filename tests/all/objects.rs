@@ -423,6 +423,59 @@ fn a_lock_whose_acquire_crosses_its_time_limit_has_one_holder_at_a_time() {
     eprintln!("{acquired} acquired, {timed_out} timed out");
 }
 
+/// Whether process `pid` has exited, every thread of it (so nothing holds
+/// its descriptors any more): a zombie of one thread not reaped yet, or
+/// gone.
+fn exited(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return true;
+    };
+    // The state follows the command name, in parentheses.
+    let zombie = stat
+        .rsplit(')')
+        .next()
+        .is_some_and(|rest| rest.trim_start().starts_with('Z'));
+    let threads = std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, Iterator::count);
+    zombie && threads <= 1
+}
+
+#[test]
+fn an_item_put_after_its_takers_worker_died_stays_in_the_queue() {
+    let _deadline = deadline("gets of killed processes", DEADLINE);
+    let context = builder(1).context().unwrap();
+    for round in 0..10i64 {
+        let queue: Queue<i64> = Queue::new();
+        let started = Event::new();
+        let taker = context
+            .process("announce_then_take")
+            .args((started.clone(), queue.clone()))
+            .start()
+            .unwrap();
+        assert!(started.wait_timeout(OUTCOME_WAIT), "round {round} started");
+        // The get reaches the host and waits there.
+        std::thread::sleep(Duration::from_millis(20));
+        let pid = taker.pid();
+        taker.kill();
+        let gone = Instant::now() + OUTCOME_WAIT;
+        while !exited(pid) {
+            assert!(
+                Instant::now() < gone,
+                "round {round}: the worker did not die"
+            );
+            std::thread::yield_now();
+        }
+        // The worker is gone, though the pool may not have heard yet.
+        queue.put(&round).unwrap();
+        taker.join();
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(
+            queue.get_nowait(),
+            Ok(round),
+            "round {round}: the dead worker's wait took the item"
+        );
+    }
+}
+
 #[test]
 fn a_forged_or_stale_handle_is_refused() {
     let _deadline = deadline("forged and stale handles", DEADLINE);

@@ -50,7 +50,18 @@ pub(crate) fn invoke(
             }
             Ok(ByteBuf::from(bytes))
         });
-        outbound.send(&ToWorker::Reply { call, result });
+        // An answer the worker will never read (it is gone) is returned,
+        // to be given back.
+        let message = ToWorker::Reply { call, result };
+        match (outbound.send(&message), message) {
+            (
+                false,
+                ToWorker::Reply {
+                    result: Ok(bytes), ..
+                },
+            ) => Some(bytes.into_vec()),
+            _ => None,
+        }
     };
     let mut held = grants.lock().unwrap_or_else(PoisonError::into_inner);
     let holder = held.holder();
@@ -60,7 +71,8 @@ pub(crate) fn invoke(
             "this task was not handed a shared object with id {id}: the handle is forged, \
              or belongs to a task that ended"
         );
-        return reply(outbound, Err(Failure::Refused(why)));
+        reply(outbound, Err(Failure::Refused(why)));
+        return;
     };
     if object.kind() == Kind::Connection && op == "close" {
         // The handle's end is closed for this task; the object itself is let
@@ -68,14 +80,18 @@ pub(crate) fn invoke(
         let closed = held.close(id);
         drop(held);
         drop(closed);
-        return reply(outbound, Ok(vec![0xc0]));
+        reply(outbound, Ok(vec![0xc0]));
+        return;
     }
     if !object.may_wait(&op) {
         drop(held);
         let wait = Wait::for_task(max_payload);
         let result = object.invoke(holder, &op, &args, &wait);
         answered(grants, call, &object, &op, &result, &wait);
-        return reply(outbound, result);
+        if let Some(undelivered) = reply(outbound, result) {
+            object.give_back(holder, &op, &undelivered, wait.taken());
+        }
+        return;
     }
     let wait = Wait::for_task(max_payload);
     if !held.wait(call, wait.clone(), object.clone()) {
@@ -93,7 +109,11 @@ pub(crate) fn invoke(
                 .unwrap_or_else(PoisonError::into_inner)
                 .waited(call);
             answered(&waiting, call, &object, &op, &result, &wait);
-            replied(&sending, result);
+            // The worker died while its task waited, before the pool heard
+            // of it: what the answer took goes back.
+            if let Some(undelivered) = replied(&sending, result) {
+                object.give_back(holder, &op, &undelivered, wait.taken());
+            }
         });
     if let Err(err) = spawned {
         grants

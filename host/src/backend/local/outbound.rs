@@ -71,20 +71,23 @@ impl Outbound {
     }
 
     /// Sends `message`, now if the pipe has room, else as soon as it has.
-    pub(crate) fn send(&self, message: &ToWorker) {
+    /// Whether it may reach the worker: false when the channel is closed,
+    /// or the pipe refused it (the worker is gone) — then it never will.
+    pub(crate) fn send(&self, message: &ToWorker) -> bool {
         let mut frame = Vec::new();
         codec::encode(message, &mut frame);
         let mut pending = self.writer.lock();
         if pending.closed {
-            return;
+            return false;
         }
         let mut from = 0;
+        let mut refused = false;
         if !pending.writing && pending.bytes.is_empty() {
             match write_some(&self.writer.pipe, &frame) {
-                Ok(written) if written == frame.len() => return,
+                Ok(written) if written == frame.len() => return true,
                 Ok(written) => from = written,
                 // The writer thread meets the error again and reports it.
-                Err(_) => {}
+                Err(_) => refused = true,
             }
         }
         pending.bytes.extend_from_slice(&frame[from..]);
@@ -92,6 +95,7 @@ impl Outbound {
             Some((events, pid)) => self.start_writer(&mut pending, events, pid),
             None => self.writer.more.notify_one(),
         }
+        !refused
     }
 
     /// Starts the writer thread, which writes what waits as the pipe drains.
