@@ -14,6 +14,7 @@ mod common;
 mod cache;
 mod channel;
 mod faults;
+mod histories;
 mod kwargs;
 mod lifecycle;
 mod limits;
