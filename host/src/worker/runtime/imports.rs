@@ -45,10 +45,12 @@ pub(crate) struct HostState {
     /// The answer to the task's last object call, until the task makes its
     /// next move (another call, output, its outcome).
     pub(super) last_answer: Option<LastAnswer>,
-    /// The task can leave no trace but its calls, output and outcome (no
-    /// directory is granted), so an answer it made no move after since is
-    /// one it never used.
-    pub(super) traceless: bool,
+    /// Whether the last answer is kept, to give back should the task's
+    /// time limit stop it before its next move: only where tasks have a
+    /// time limit, and can leave no trace but their calls, output and
+    /// outcome (no directory is granted), so that an answer a task made no
+    /// move after is one it never used. Elsewhere no answer is copied.
+    pub(super) keeps_answers: bool,
 }
 
 /// The answer to an object call, as the task took it.
@@ -153,7 +155,7 @@ impl HostState {
         let Some(last) = self.last_answer.take() else {
             return;
         };
-        if self.traceless && last.writes == self.writes() {
+        if last.writes == self.writes() {
             let _ = self.outbox.send_now(&FromWorker::Unclaimed {
                 call: last.call,
                 result: last.result,
@@ -248,11 +250,13 @@ impl bindings::wasmpool::task::objects::Host for HostState {
             args: ByteBuf::from(args),
         };
         let answer = self.ask(call, request, true).await.map_err(object_error)?;
-        self.last_answer = Some(LastAnswer {
-            call,
-            result: answer.clone(),
-            writes: self.writes(),
-        });
+        if self.keeps_answers {
+            self.last_answer = Some(LastAnswer {
+                call,
+                result: answer.clone(),
+                writes: self.writes(),
+            });
+        }
         Ok(answer.into_vec())
     }
 }
