@@ -9,10 +9,10 @@
 //! more (a release run: thousands).
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::common::{DEADLINE, OUTCOME_WAIT, builder, deadline, outcome};
+use crate::common::{DEADLINE, OUTCOME_WAIT, deadline, outcome};
+use crate::objects::pool_hearing_its_tasks;
 use wasmpool::{ErrorKind, Event, Queue};
 
 /// A small generator of its own (xorshift64*), so that a history is its
@@ -78,16 +78,7 @@ fn history(seed: u64) -> &'static str {
         1 => Chaos::Terminate(near(&mut rng)),
         _ => Chaos::None,
     };
-    let said = Arc::new(Mutex::new(Vec::new()));
-    let hearing = said.clone();
-    let pool = builder(1 + rng.below(2) as usize)
-        .task_timeout(limit)
-        .on_output(move |output| {
-            let line = String::from_utf8_lossy(&output.bytes).into_owned();
-            hearing.lock().unwrap().push(line);
-        })
-        .build()
-        .unwrap();
+    let (pool, said) = pool_hearing_its_tasks(1 + rng.below(2) as usize, limit);
     let queue: Queue<i64> = Queue::new();
     let started = Event::new();
     let mut returned = Vec::new();

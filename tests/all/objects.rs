@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use crate::common::{DEADLINE, OUTCOME_WAIT, builder, deadline, outcome, pool};
 use wasmpool::{
-    ErrorKind, Event, JoinableQueue, Lock, Manager, Pipe, Queue, QueueError, RecvError, Semaphore,
+    ErrorKind, Event, JoinableQueue, Lock, Manager, Pipe, Pool, Queue, QueueError, RecvError,
+    Semaphore,
 };
 
 #[test]
@@ -299,6 +300,25 @@ fn a_task_stopped_while_it_waits_in_get_takes_nothing() {
     assert!(err.message().contains("timed out"), "{err}");
 }
 
+/// A pool of `processes` whose tasks have the time limit `limit`, and what
+/// its tasks write, a piece each.
+pub(crate) fn pool_hearing_its_tasks(
+    processes: usize,
+    limit: Duration,
+) -> (Pool, Arc<Mutex<Vec<String>>>) {
+    let said = Arc::new(Mutex::new(Vec::new()));
+    let hearing = said.clone();
+    let pool = builder(processes)
+        .task_timeout(limit)
+        .on_output(move |output| {
+            let line = String::from_utf8_lossy(&output.bytes).into_owned();
+            hearing.lock().unwrap().push(line);
+        })
+        .build()
+        .unwrap();
+    (pool, said)
+}
+
 /// Waits up to `patience` for `queue` to hold an item, and takes it.
 fn item_back(queue: &Queue<i64>, patience: Duration) -> Option<i64> {
     let end = Instant::now() + patience;
@@ -318,16 +338,7 @@ fn an_item_put_as_its_takers_time_limit_fires_is_taken_once_or_stays() {
     let _deadline = deadline("gets crossing their time limit", Duration::from_secs(120));
     let limit = Duration::from_millis(100);
     // What each task said it took.
-    let said = Arc::new(Mutex::new(Vec::new()));
-    let hearing = said.clone();
-    let pool = builder(1)
-        .task_timeout(limit)
-        .on_output(move |output| {
-            let line = String::from_utf8_lossy(&output.bytes).into_owned();
-            hearing.lock().unwrap().push(line);
-        })
-        .build()
-        .unwrap();
+    let (pool, said) = pool_hearing_its_tasks(1, limit);
     let queue: Queue<i64> = Queue::new();
     let started = Event::new();
     let (mut taken, mut seen, mut timed_out) = (0, 0, 0);
