@@ -17,7 +17,7 @@ use wasmpool_artifacts::{PYTASKS, SEEDS};
 
 mod shared;
 
-use shared::{PYTHON_SECTION, python_peer, time_runs};
+use shared::{PYTHON_SECTION, python_peer, time_runs, write_section};
 
 /// Items of the tiny-task workload.
 const TINY: u64 = 100_000;
@@ -115,14 +115,5 @@ fn main() {
         peer["python"].as_str().unwrap_or("?"),
     );
     println!("{section}");
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../BENCHMARKS.md");
-    let current = std::fs::read_to_string(&path).unwrap_or_default();
-    // This section is replaced; those before and after it are kept.
-    let (before, rest) = current
-        .split_once(PYTHON_SECTION)
-        .unwrap_or((current.as_str(), ""));
-    let after = rest.find("\n## ").map_or("", |at| &rest[at..]);
-    std::fs::write(&path, format!("{}\n\n{section}{after}", before.trim_end()))
-        .expect("BENCHMARKS.md is writable");
-    eprintln!("written to {}", path.display());
+    write_section(PYTHON_SECTION, &section);
 }

@@ -34,6 +34,22 @@ pub(crate) fn python_peer(script: &str, args: &[&str]) -> Value {
 #[allow(dead_code)]
 pub(crate) const PYTHON_SECTION: &str = "## Tasks in Python";
 
+/// Writes `section` (which starts with `heading`) into `BENCHMARKS.md`: in
+/// place of the section of that heading, or at the end. The other sections
+/// stay. (Not every benchmark that shares these helpers needs it.)
+#[allow(dead_code)]
+pub(crate) fn write_section(heading: &str, section: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../BENCHMARKS.md");
+    let current = std::fs::read_to_string(&path).unwrap_or_default();
+    let (before, rest) = current
+        .split_once(&format!("\n{heading}\n"))
+        .unwrap_or((current.as_str(), ""));
+    let after = rest.find("\n## ").map_or("", |at| &rest[at..]);
+    std::fs::write(&path, format!("{}\n\n{section}{after}", before.trim_end()))
+        .expect("BENCHMARKS.md is writable");
+    eprintln!("written to {}", path.display());
+}
+
 /// The median of `samples`.
 pub(crate) fn median(mut samples: Vec<f64>) -> f64 {
     samples.sort_by(f64::total_cmp);
