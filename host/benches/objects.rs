@@ -8,14 +8,14 @@
 //! as the section "Shared objects" of `BENCHMARKS.md`.
 
 use std::fmt::Write as _;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use wasmpool::{Event, Lock, Manager, Pool, Queue};
 use wasmpool_artifacts::FIXTURES;
 
 mod shared;
 
-use shared::{median, python_peer, write_section};
+use shared::{python_peer, time_runs, write_section};
 
 /// Operations per timed run (of the round trips that cross processes).
 const ROUND_TRIPS: u64 = 2_000;
@@ -24,16 +24,8 @@ const BLOCKED: usize = 32;
 const SECTION: &str = "## Shared objects";
 
 /// The median of 5 runs of `f`, per operation, in microseconds.
-fn per_op_us(operations: u64, mut f: impl FnMut()) -> f64 {
-    median(
-        (0..5)
-            .map(|_| {
-                let start = Instant::now();
-                f();
-                start.elapsed().as_secs_f64() * 1e6 / operations as f64
-            })
-            .collect(),
-    )
+fn per_op_us(operations: u64, f: impl FnMut()) -> f64 {
+    time_runs(5, f) * 1e6 / operations as f64
 }
 
 /// How many threads this process has.
@@ -119,6 +111,7 @@ fn run_wasmpool() -> Measured {
 }
 
 fn main() {
+    wasmpool::init();
     eprintln!("CPython multiprocessing, from a Process ...");
     let py = python_peer("objects_peer.py", &[&ROUND_TRIPS.to_string()]);
     eprintln!("wasmpool, from a task ...");
