@@ -34,8 +34,6 @@ pub(crate) struct HostState {
     pub(super) outbox: Arc<Outbox>,
     /// Where the replies to host calls come from; unset in-process.
     pub(super) inbox: Arc<OnceLock<Arc<Inbox>>>,
-    /// The id of the next host call.
-    pub(super) next_call: u64,
     /// What the guest reported during the current call.
     pub(super) reported: Reported,
     pub(super) stdout: Capture,
@@ -164,7 +162,14 @@ impl HostState {
     }
 
     /// Numbers the next call; refuses arguments over the payload limit.
-    fn next_call(&mut self, what: &str, args: &[u8]) -> Result<u64, Failure> {
+    ///
+    /// Numbers are unique for the worker's life, not an instance's: an
+    /// instance thrown away (its task timed out) may leave a call whose
+    /// answer is still on its way, and that answer must match no call of
+    /// the next instance — neither in the inbox, which would hand it to
+    /// the wrong task, nor in the pool's memory of answers it gives back.
+    fn next_call(&self, what: &str, args: &[u8]) -> Result<u64, Failure> {
+        static NEXT_CALL: AtomicU64 = AtomicU64::new(0);
         let limit = self.limits.max_payload;
         if args.len() as u64 > limit {
             return Err(Failure::Refused(format!(
@@ -172,9 +177,7 @@ impl HostState {
                 args.len()
             )));
         }
-        let call = self.next_call;
-        self.next_call += 1;
-        Ok(call)
+        Ok(NEXT_CALL.fetch_add(1, Ordering::Relaxed))
     }
 }
 

@@ -156,7 +156,6 @@ impl Runner {
             index,
             outbox: self.outbox.clone(),
             inbox: self.inbox.clone(),
-            next_call: 0,
             reported: Reported::default(),
             stdout,
             stderr,
