@@ -158,13 +158,19 @@
 //! touched. Guests cannot create objects; they use what they are handed.
 //! Handles inside queue items or dict values are data, not grants.
 //!
-//! **Waiting.** An operation that may wait (`acquire`, `get`, `put` on a
-//! full queue, `wait`, `join`, `recv`, `poll`) is served on a thread of its
-//! own, so it holds no pool thread and no slot; non-blocking ones are
-//! answered by the thread reading the worker's channel. A task stopped by
-//! its time limit while it waits cancels its wait, and a worker that dies
-//! cancels all of its own: a cancelled wait takes nothing (no item, no
-//! permit, no lock).
+//! **Waiting.** Every operation is tried at once, by the thread reading the
+//! worker's channel. One that must wait (`acquire` of a held lock, `get`
+//! from an empty queue, `put` on a full one, `wait`, `join`, `recv`,
+//! `poll`) holds no thread at all: it is *parked* on its object, a small
+//! record, and tried again by whichever thread changes the object (the one
+//! that releases the lock, puts the item, sets the event) — which answers
+//! the waiting task directly — and once when its timeout passes, by one
+//! timer thread shared by every pool. So a thousand tasks blocked on one
+//! `Event` cost a thousand records, and a lock handed from one task to the
+//! next costs no thread wake-up on the host. Host threads wait as threads
+//! do, on a condition variable. A task stopped by its time limit while it
+//! waits cancels its wait, and a worker that dies cancels all of its own:
+//! a cancelled wait takes nothing (no item, no permit, no lock).
 //!
 //! **Failure semantics.** When a task ends — returns, fails, panics, traps,
 //! times out — or its worker dies, the host lets go of what it held. (A
@@ -202,7 +208,10 @@
 //! | an answer vs the task's time limit, the answer not yet read by the task | the worker sends it back as unclaimed, before the task's timeout: its item is back in the queue when the caller sees the timeout |
 //! | an answer vs the time limit, the answer read but the task stopped before its next move (a call, output, its outcome) | the same: a task whose instance is thrown away never used it (with a granted directory, the task might have written it down: it counts as used) |
 //! | a grant vs the time limit, the task's hold let go of first | the late give-back finds the acquisition gone and undoes nothing: the next holder keeps the lock |
-//! | a wait vs its cancellation (time limit, kill, terminate, revocation) | a cancelled wait takes nothing, even if what it waited for comes while it is being woken |
+//! | a wait vs its cancellation (time limit, kill, terminate, revocation) | a cancelled wait takes nothing, even if what it waited for comes while it is being tried: every try of a task's operation runs under its worker's grants, and a cancelled one is gone from them |
+//! | an operation in flight (a `release`, a `put`) vs its worker's death or its task's end | the same: the operation runs wholly before the grants change, or is refused after; what the holder held is let go of only after the grants changed, so nothing is let go of twice (a second release would free another holder's lock) |
+//! | an undone acquisition that was told its previous holder died vs the next acquirer | the news is put back in the same step as the lock or permit: the next acquirer hears it |
+//! | a late answer to a call of an instance thrown away (its task timed out) vs a call of the next instance on the worker | calls are numbered for the worker's life, not the instance's: the late answer matches no call of the next task, and goes back |
 //! | a task's end vs what the worker remembers of answers | remembered weakly: a pipe end the task held closes with it |
 //! | an answer vs a worker killed before the host heard of its death | an answer made after the worker was gone, which its pipe refuses, goes back; one written before the worker died is taken along with it, as by a CPython process killed after its `get` returned |
 //!

@@ -15,12 +15,12 @@ pub(crate) trait Acquire: Send + Sync {
     /// Releases what `holder` acquired.
     fn release(&self, holder: Holder) -> Result<(), Failure>;
 
-    /// Says to the next acquirer that a holder died holding it.
-    fn mark_holder_died(&self);
-
     /// Undoes acquisition `token` if `holder` still holds it (it did not
-    /// release or let go of it since); whether it did.
-    fn undo(&self, holder: Holder, token: u64) -> bool;
+    /// release or let go of it since); whether it did. With
+    /// `holder_died` (the acquisition had been told that a previous holder
+    /// died), the next acquirer is told instead — in the same step, so that
+    /// no acquirer slips in between and misses the news.
+    fn undo(&self, holder: Holder, token: u64, holder_died: bool) -> bool;
 }
 
 /// Serves `acquire` and `release` for a guest; `None` for another operation.
@@ -55,8 +55,8 @@ pub(crate) fn invoke(
 /// took since.
 pub(crate) fn give_back(object: &dyn Acquire, holder: Holder, op: &str, result: &[u8], took: u64) {
     let state: u8 = rmp_serde::from_slice(result).unwrap_or(0);
-    if op == "acquire" && state > 0 && object.undo(holder, took) && state == 2 {
-        object.mark_holder_died();
+    if op == "acquire" && state > 0 {
+        object.undo(holder, took, state == 2);
     }
 }
 

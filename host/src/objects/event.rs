@@ -67,10 +67,6 @@ impl Object for EventCore {
             _ => Err(unknown_op(Kind::Event, op)),
         }
     }
-
-    fn wake(&self) {
-        self.set.notify();
-    }
 }
 
 /// A flag shared by tasks and host threads: Python's

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::Weak;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::objects::wait::Wait;
+use crate::objects::parked::Retry;
 use crate::objects::{Holder, Object, ObjectRef};
 
 /// One worker's capabilities.
@@ -15,8 +15,9 @@ pub(crate) struct Grants {
     /// The objects it may use, by id, with how many of its chunks (or its
     /// initializer) hold each.
     held: HashMap<u64, (ObjectRef, usize)>,
-    /// Operations waiting on the host for its tasks, by call.
-    pending: HashMap<u64, (Wait, ObjectRef)>,
+    /// Operations waiting on the host for its tasks, by call: what keeps
+    /// them alive while they are parked on their objects.
+    pending: HashMap<u64, Pending>,
     /// The last operations answered, in case an answer comes back
     /// unclaimed: a task makes one call at a time, so a few are plenty.
     /// Weak: remembering an answer keeps no object alive (a pipe's end must
@@ -35,6 +36,10 @@ pub(crate) struct Answered {
     /// The acquisition it made (0: none).
     pub(crate) took: u64,
 }
+
+/// An operation waiting on the host, parked on its object: kept alive
+/// here, and given up by dropping it.
+pub(crate) type Pending = Arc<dyn Retry>;
 
 /// How many answered operations a worker's grants remember.
 const ANSWERED: usize = 8;
@@ -101,13 +106,20 @@ impl Grants {
         self.held.get(&id).map(|(object, _)| object.clone())
     }
 
-    /// Records a wait for `call`; false if the worker is gone.
-    pub(crate) fn wait(&mut self, call: u64, wait: Wait, object: ObjectRef) -> bool {
+    /// Records (and keeps alive) the operation `call`, which may wait;
+    /// false if the worker is gone.
+    pub(crate) fn wait(&mut self, call: u64, pending: Pending) -> bool {
         if self.ended {
             return false;
         }
-        self.pending.insert(call, (wait, object));
+        self.pending.insert(call, pending);
         true
+    }
+
+    /// Whether `call` still waits: not answered, cancelled, nor ended
+    /// with its worker.
+    pub(crate) fn waits(&self, call: u64) -> bool {
+        self.pending.contains_key(&call)
     }
 
     /// The wait for `call` is over.
@@ -139,15 +151,16 @@ impl Grants {
         Some((answered.object.upgrade()?, answered))
     }
 
-    /// The task no longer waits for `call`: returns its wait, to cancel.
-    pub(crate) fn cancel(&mut self, call: u64) -> Option<(Wait, ObjectRef)> {
+    /// The task no longer waits for `call`: returns its operation, to drop
+    /// (outside the lock).
+    pub(crate) fn cancel(&mut self, call: u64) -> Option<Pending> {
         self.pending.remove(&call)
     }
 
-    /// The worker is gone: returns every wait, to cancel, and every object
-    /// it held, to let go of.
+    /// The worker is gone: returns every operation waiting, to drop, and
+    /// every object it held, to let go of.
     #[must_use]
-    pub(crate) fn end(&mut self) -> (Vec<(Wait, ObjectRef)>, Vec<ObjectRef>) {
+    pub(crate) fn end(&mut self) -> (Vec<Pending>, Vec<ObjectRef>) {
         self.ended = true;
         self.answered.clear();
         let pending = self.pending.drain().map(|(_, wait)| wait).collect();
@@ -156,12 +169,9 @@ impl Grants {
     }
 }
 
-/// Cancels `waits` and lets `holder` go of `objects`.
-pub(crate) fn release(holder: Holder, waits: Vec<(Wait, ObjectRef)>, objects: Vec<ObjectRef>) {
-    for (wait, object) in waits {
-        wait.cancel();
-        object.wake();
-    }
+/// Drops `waits` and lets `holder` go of `objects`.
+pub(crate) fn release(holder: Holder, waits: Vec<Pending>, objects: Vec<ObjectRef>) {
+    drop(waits);
     for object in objects {
         object.let_go(holder);
     }

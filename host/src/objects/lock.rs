@@ -83,11 +83,7 @@ impl Acquire for LockCore {
         Ok(())
     }
 
-    fn mark_holder_died(&self) {
-        self.state.lock().holder_died = true;
-    }
-
-    fn undo(&self, holder: Holder, token: u64) -> bool {
+    fn undo(&self, holder: Holder, token: u64, holder_died: bool) -> bool {
         let mut state = self.state.lock();
         if state.holder != Some(holder) || state.token != token || token == 0 {
             return false;
@@ -95,6 +91,7 @@ impl Acquire for LockCore {
         state.depth -= 1;
         if state.depth == 0 {
             state.holder = None;
+            state.holder_died |= holder_died;
             drop(state);
             self.state.notify();
         }
@@ -139,10 +136,6 @@ impl Object for LockCore {
             drop(state);
             self.state.notify();
         }
-    }
-
-    fn wake(&self) {
-        self.state.notify();
     }
 
     fn give_back(&self, holder: Holder, op: &str, result: &[u8], took: u64) {

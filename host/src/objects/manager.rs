@@ -318,8 +318,6 @@ impl Object for Managed {
         }
     }
 
-    fn wake(&self) {}
-
     fn give_back(&self, _holder: Holder, op: &str, result: &[u8], _took: u64) {
         if self.kind == Kind::List
             && op == "pop"

@@ -10,9 +10,11 @@
 //! — and any other id a guest names is refused ([`grants`]). A guest's
 //! operation reaches the host over the worker channel as an `Invoke`, and is
 //! answered by the local backend's object calls
-//! (`backend/local/object_calls.rs`): at once, or, if it may wait, on a thread of its own
-//! that the task's time limit (a `Cancel` from the worker) or the worker's
-//! death ends. The host uses the same objects directly, from any thread.
+//! (`backend/local/object_calls.rs`): at once, or, if it must wait, once a
+//! change to the object or its deadline lets it finish — parked on the
+//! object meanwhile, holding no thread ([`parked`]) — unless the task's
+//! time limit (a `Cancel` from the worker) or the worker's death gives it
+//! up first. The host uses the same objects directly, from any thread.
 //!
 //! What a holder lets go of when its task ends or its worker dies: the lock
 //! it held (the next acquirer learns that its holder died), the permits of a
@@ -22,6 +24,7 @@
 mod acquire;
 pub(crate) mod grants;
 pub(crate) mod handle;
+pub(crate) mod parked;
 pub(crate) mod wait;
 
 mod event;
@@ -102,8 +105,8 @@ pub(crate) trait Object: Send + Sync {
 
     fn kind(&self) -> Kind;
 
-    /// Whether operation `op` may wait (it is then served on a thread of its
-    /// own, and can be cancelled).
+    /// Whether operation `op` may wait (a guest's then parks on the object
+    /// while it cannot finish, and can be cancelled).
     fn may_wait(&self, op: &str) -> bool;
 
     /// Runs operation `op` with `args` (a MessagePack array) for `holder`;
@@ -119,9 +122,6 @@ pub(crate) trait Object: Send + Sync {
     /// `holder` no longer holds the object (its task ended, or its worker
     /// died): what it held is let go.
     fn let_go(&self, _holder: Holder) {}
-
-    /// Wakes whoever waits on the object, to see that its wait was cancelled.
-    fn wake(&self);
 
     /// The answer `result` to `holder`'s operation `op` reached its worker
     /// after the task stopped waiting for it (or the task never used it):

@@ -198,10 +198,6 @@ impl Object for End {
         }
     }
 
-    fn wake(&self) {
-        self.core.state.notify();
-    }
-
     fn give_back(&self, _holder: Holder, op: &str, result: &[u8], _took: u64) {
         if op != "recv" {
             return;

@@ -215,10 +215,6 @@ impl Object for QueueCore {
         }
     }
 
-    fn wake(&self) {
-        self.state.notify();
-    }
-
     fn give_back(&self, _holder: Holder, op: &str, result: &[u8], _took: u64) {
         if op != "get" {
             return;

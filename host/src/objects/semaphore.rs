@@ -82,11 +82,7 @@ impl Acquire for SemaphoreCore {
         Ok(())
     }
 
-    fn mark_holder_died(&self) {
-        self.state.lock().holder_died = true;
-    }
-
-    fn undo(&self, holder: Holder, token: u64) -> bool {
+    fn undo(&self, holder: Holder, token: u64, holder_died: bool) -> bool {
         let mut state = self.state.lock();
         let Some(held) = state.held.get_mut(&holder) else {
             return false;
@@ -99,6 +95,7 @@ impl Acquire for SemaphoreCore {
             state.held.remove(&holder);
         }
         state.value += 1;
+        state.holder_died |= holder_died;
         drop(state);
         self.state.notify();
         true
@@ -149,10 +146,6 @@ impl Object for SemaphoreCore {
             drop(state);
             self.state.notify();
         }
-    }
-
-    fn wake(&self) {
-        self.state.notify();
     }
 
     fn give_back(&self, holder: Holder, op: &str, result: &[u8], took: u64) {

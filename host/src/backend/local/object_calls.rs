@@ -1,20 +1,22 @@
 //! Object calls: a task's operation on a shared object (`objects.invoke`
 //! in `wit/wasmpool.wit`), checked against its worker's grants, run at once
-//! or — if it may wait — on a thread of its own, and answered on the
-//! worker's channel; and what a worker's waits and holdings become when its
-//! task stops waiting, its answer comes back unclaimed, or it dies. The
-//! twin of [`host_calls`](super::host_calls).
+//! — or, if it must wait, parked on its object until a change or its
+//! deadline lets it finish (see [`parked`](crate::objects::parked)): no
+//! thread waits for a guest — and answered on the worker's channel; and
+//! what a worker's waits and holdings become when its task stops waiting,
+//! its answer comes back unclaimed, or it dies. The twin of
+//! [`host_calls`](super::host_calls).
 
-use std::sync::{Arc, Mutex, PoisonError};
-use std::thread;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use serde_bytes::ByteBuf;
 
 use super::outbound::Outbound;
 use crate::channel::{Failure, ToWorker};
 use crate::objects::grants::{Grants, release};
+use crate::objects::parked::{self, Retry};
 use crate::objects::wait::Wait;
-use crate::objects::{Kind, ObjectRef};
+use crate::objects::{Holder, Kind, ObjectRef};
 
 /// A task's operation, as its worker sent it.
 pub(crate) struct Invoke {
@@ -24,36 +26,34 @@ pub(crate) struct Invoke {
     pub(crate) args: ByteBuf,
 }
 
-/// Runs `invoke` for the worker whose grants are `grants`, and answers on
-/// `outbound`. A result over `max_payload` bytes is refused.
-pub(crate) fn invoke(
-    invoke: Invoke,
-    grants: &Arc<Mutex<Grants>>,
-    outbound: &Outbound,
+/// Where the answer to one call goes.
+#[derive(Clone)]
+struct Answer {
+    call: u64,
+    outbound: Outbound,
     max_payload: usize,
-) {
-    let Invoke {
-        call,
-        object: id,
-        op,
-        args,
-    } = invoke;
-    let what = op.clone();
-    let reply = move |outbound: &Outbound, result: Result<Vec<u8>, Failure>| {
+}
+
+impl Answer {
+    /// Sends the answer to operation `op`: a result over `max_payload`
+    /// bytes is refused. An answer the worker will never read (it is gone)
+    /// is returned, to be given back.
+    fn send(&self, op: &str, result: Result<Vec<u8>, Failure>) -> Option<Vec<u8>> {
         let result = result.and_then(|bytes| {
-            if bytes.len() > max_payload {
+            if bytes.len() > self.max_payload {
                 return Err(Failure::Refused(format!(
-                    "the result of `{what}` takes {} bytes, over the payload limit of \
-                     {max_payload} bytes",
-                    bytes.len()
+                    "the result of `{op}` takes {} bytes, over the payload limit of {} bytes",
+                    bytes.len(),
+                    self.max_payload
                 )));
             }
             Ok(ByteBuf::from(bytes))
         });
-        // An answer the worker will never read (it is gone) is returned,
-        // to be given back.
-        let message = ToWorker::Reply { call, result };
-        match (outbound.send(&message), message) {
+        let message = ToWorker::Reply {
+            call: self.call,
+            result,
+        };
+        match (self.outbound.send(&message), message) {
             (
                 false,
                 ToWorker::Reply {
@@ -62,6 +62,37 @@ pub(crate) fn invoke(
             ) => Some(bytes.into_vec()),
             _ => None,
         }
+    }
+}
+
+/// Runs `invoke` for the worker whose grants are `grants`, and answers on
+/// `outbound`. A result over `max_payload` bytes is refused.
+///
+/// Every try of an operation runs under its worker's grants, checked then:
+/// the worker's death or its task's end, which let go of what it held only
+/// after they changed the grants, cannot slip between the check and the
+/// operation (a `release` let go of twice would free another holder's
+/// lock). The tries a change causes run once the grants are let go of.
+pub(crate) fn invoke(
+    invoke: Invoke,
+    grants: &Arc<Mutex<Grants>>,
+    outbound: &Outbound,
+    max_payload: usize,
+) {
+    parked::deferring(|| serve(invoke, grants, outbound, max_payload));
+}
+
+fn serve(invoke: Invoke, grants: &Arc<Mutex<Grants>>, outbound: &Outbound, max_payload: usize) {
+    let Invoke {
+        call,
+        object: id,
+        op,
+        args,
+    } = invoke;
+    let answer = Answer {
+        call,
+        outbound: outbound.clone(),
+        max_payload,
     };
     let mut held = grants.lock().unwrap_or_else(PoisonError::into_inner);
     let holder = held.holder();
@@ -71,7 +102,7 @@ pub(crate) fn invoke(
             "this task was not handed a shared object with id {id}: the handle is forged, \
              or belongs to a task that ended"
         );
-        reply(outbound, Err(Failure::Refused(why)));
+        answer.send(&op, Err(Failure::Refused(why)));
         return;
     };
     if object.kind() == Kind::Connection && op == "close" {
@@ -80,66 +111,81 @@ pub(crate) fn invoke(
         let closed = held.close(id);
         drop(held);
         drop(closed);
-        reply(outbound, Ok(vec![0xc0]));
+        answer.send(&op, Ok(vec![0xc0]));
         return;
     }
     if !object.may_wait(&op) {
-        drop(held);
         let wait = Wait::for_task(max_payload);
         let result = object.invoke(holder, &op, &args, &wait);
-        answered(grants, call, &object, &op, &result, &wait);
-        if let Some(undelivered) = reply(outbound, result) {
+        if result.is_ok() {
+            held.answered(call, &object, op.clone(), wait.taken());
+        }
+        drop(held);
+        if let Some(undelivered) = answer.send(&op, result) {
             object.give_back(holder, &op, &undelivered, wait.taken());
         }
         return;
     }
-    let wait = Wait::for_task(max_payload);
-    if !held.wait(call, wait.clone(), object.clone()) {
-        return;
-    }
-    drop(held);
-    let (waiting, replied) = (grants.clone(), reply.clone());
-    let sending = outbound.clone();
-    let spawned = thread::Builder::new()
-        .name("wasmpool-object-wait".into())
-        .spawn(move || {
-            let result = object.invoke(holder, &op, &args, &wait);
-            waiting
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .waited(call);
-            answered(&waiting, call, &object, &op, &result, &wait);
-            // The worker died while its task waited, before the pool heard
-            // of it: what the answer took goes back.
-            if let Some(undelivered) = replied(&sending, result) {
-                object.give_back(holder, &op, &undelivered, wait.taken());
-            }
-        });
-    if let Err(err) = spawned {
-        grants
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .waited(call);
-        let why = format!("cannot start a thread for the task's wait: {err}");
-        reply(outbound, Err(Failure::Refused(why)));
+    let waiting = Arc::new_cyclic(|me: &Weak<Waiting>| Waiting {
+        holder,
+        object,
+        op,
+        args,
+        wait: Wait::parking(max_payload, me.clone()),
+        grants: grants.clone(),
+        answer,
+    });
+    if held.wait(call, waiting.clone()) {
+        waiting.try_under(held);
     }
 }
 
-/// Remembers that `call` was answered with `result` (and what its `wait`
-/// took), should the answer come back unclaimed.
-fn answered(
-    grants: &Mutex<Grants>,
-    call: u64,
-    object: &ObjectRef,
-    op: &str,
-    result: &Result<Vec<u8>, Failure>,
-    wait: &Wait,
-) {
-    if result.is_ok() {
-        grants
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .answered(call, object, op.to_string(), wait.taken());
+/// A task's operation that may wait: tried at once, then, while it cannot
+/// finish, each time its object changes and once its deadline passes,
+/// until it is answered. Its worker's grants keep it alive; its object
+/// holds it weakly, so a cancelled one is simply dropped.
+struct Waiting {
+    holder: Holder,
+    object: ObjectRef,
+    op: String,
+    args: ByteBuf,
+    wait: Wait,
+    grants: Arc<Mutex<Grants>>,
+    answer: Answer,
+}
+
+impl Waiting {
+    /// One try, under its worker's grants `held` (which also keep two
+    /// threads' tries from overlapping): none once it was answered or
+    /// given up.
+    fn try_under(&self, mut held: MutexGuard<'_, Grants>) {
+        let call = self.answer.call;
+        if !held.waits(call) {
+            return;
+        }
+        let result = self
+            .object
+            .invoke(self.holder, &self.op, &self.args, &self.wait);
+        if self.wait.parked() {
+            return;
+        }
+        held.waited(call);
+        if result.is_ok() {
+            held.answered(call, &self.object, self.op.clone(), self.wait.taken());
+        }
+        drop(held);
+        // The worker died while its task waited, before the pool heard of
+        // it: what the answer took goes back.
+        if let Some(undelivered) = self.answer.send(&self.op, result) {
+            self.object
+                .give_back(self.holder, &self.op, &undelivered, self.wait.taken());
+        }
+    }
+}
+
+impl Retry for Waiting {
+    fn retry(&self) {
+        self.try_under(self.grants.lock().unwrap_or_else(PoisonError::into_inner));
     }
 }
 
@@ -155,16 +201,14 @@ pub(crate) fn unclaimed(call: u64, result: &[u8], grants: &Mutex<Grants>) {
     }
 }
 
-/// The task that made `call` stopped waiting: its wait is given up.
+/// The task that made `call` stopped waiting: its operation is given up
+/// (dropped, outside the lock; no try starts after this).
 pub(crate) fn cancel(call: u64, grants: &Mutex<Grants>) {
     let cancelled = grants
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .cancel(call);
-    if let Some((wait, object)) = cancelled {
-        wait.cancel();
-        object.wake();
-    }
+    drop(cancelled);
 }
 
 /// The worker is gone: its waits are given up and what it held let go of.
