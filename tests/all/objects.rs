@@ -94,6 +94,58 @@ fn setting_an_event_wakes_every_waiter() {
     assert!(!timed, "a cleared event lets a timed wait run out");
 }
 
+/// Tasks blocked on an `Event` hold no host thread: each wait is parked on
+/// the event until it is set (or its timeout passes). Counted in a process
+/// of its own, where no other test's threads run.
+#[test]
+fn tasks_blocked_on_an_event_hold_no_host_thread() {
+    const NAME: &str = "objects::tasks_blocked_on_an_event_hold_no_host_thread";
+    if std::env::var_os("WASMPOOL_TEST_ALONE").is_none() {
+        let alone = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", NAME, "--test-threads=1", "--nocapture"])
+            .env("WASMPOOL_TEST_ALONE", "1")
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&alone.stdout);
+        assert!(
+            alone.status.success() && said.contains("1 passed"),
+            "{NAME}, alone in its process, failed: {said}{}",
+            String::from_utf8_lossy(&alone.stderr)
+        );
+        return;
+    }
+    let _deadline = deadline("sixteen tasks blocked on an event", DEADLINE);
+    const BLOCKED: usize = 16;
+    let threads = || std::fs::read_dir("/proc/self/task").unwrap().count();
+    let pool = pool(BLOCKED);
+    let _: Vec<i64> = pool.map("square", 0..BLOCKED as i64 * 4, 1).unwrap();
+    let before = threads();
+    let event = Event::new();
+    let waiters: Vec<_> = (0..BLOCKED)
+        .map(|index| {
+            // Half wait without end, half with a timeout that does not pass.
+            let timeout = (index % 2 == 0).then_some(60_000u64);
+            pool.apply_async::<bool, _>("wait_for_event", (&event, timeout))
+                .unwrap()
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let during = threads();
+    assert!(
+        waiters.iter().all(|waiter| !waiter.ready()),
+        "none passes before set"
+    );
+    event.set();
+    for waiter in &waiters {
+        assert!(outcome(waiter, "a waiter").unwrap());
+    }
+    // One thread may start for all the timeouts of every pool.
+    assert!(
+        during <= before + 1,
+        "{BLOCKED} tasks blocked on an event took the host from {before} threads to {during}"
+    );
+}
+
 #[test]
 fn a_queue_keeps_order_and_a_bounded_one_holds_its_producer_back() {
     let _deadline = deadline("a producer and a consumer on a queue of 2", DEADLINE);

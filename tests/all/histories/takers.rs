@@ -1,127 +1,118 @@
-//! Randomized histories of a queue shared by tasks and a host thread, while
-//! time limits fire, workers are SIGKILLed and pools terminate at random
-//! moments: every history is checked for its promise, each item taken at
-//! most once, and, where no worker was killed, exactly once (returned by a
-//! task, seen by a task its time limit stopped, or still in the queue).
-//!
-//! Each history comes from a seed, which a failure names: set
-//! `WASMPOOL_HISTORY_SEED` to replay it, and `WASMPOOL_HISTORIES` to run
-//! more (a release run: thousands).
+//! Takers whose item lands at a random microsecond around their time limit:
+//! items put on a queue, or messages sent on a pipe, while a worker may be
+//! SIGKILLed or the pool terminated in the same window. No item is ever
+//! taken twice; without kills none is lost (each is returned by a task,
+//! seen by a task its time limit stopped, or still there); and a pipe whose
+//! other end nothing holds any more reads end-of-file. On the code before
+//! the fixes of issue 19, queue history 4 loses an item.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use crate::common::{DEADLINE, OUTCOME_WAIT, deadline, outcome};
+use super::{Chaos, Rng, run};
+use crate::common::{OUTCOME_WAIT, outcome};
 use crate::objects::pool_hearing_its_tasks;
-use wasmpool::{ErrorKind, Event, Queue};
-
-/// A small generator of its own (xorshift64*), so that a history is its
-/// seed.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// A number below `n`.
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
-/// What disturbs a history, besides its time limits.
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Chaos {
-    None,
-    /// A worker is SIGKILLed at this moment.
-    Kill(Duration),
-    /// The pool is terminated at this moment.
-    Terminate(Duration),
-}
-
-fn env_number(name: &str) -> Option<u64> {
-    std::env::var(name).ok()?.parse().ok()
-}
+use wasmpool::{AsyncResult, Connection, ErrorKind, Event, Pipe, Pool, Queue, RecvError};
 
 #[test]
 fn queue_histories_take_each_item_at_most_once_and_lose_none_to_time_limits() {
-    let histories = env_number("WASMPOOL_HISTORIES").unwrap_or(30);
-    // About half a second a history.
-    let _deadline = deadline("queue histories", DEADLINE + Duration::from_secs(histories));
-    let first = env_number("WASMPOOL_HISTORY_SEED").unwrap_or(1);
-    let mut tally = BTreeMap::new();
-    for seed in first..first + histories {
-        let outcome = history(seed);
-        *tally.entry(outcome).or_insert(0) += 1;
-    }
-    eprintln!("{histories} histories: {tally:?}");
+    run("queue", 100, Duration::from_millis(500), |seed| {
+        history(seed, Channel::queue())
+    });
 }
 
-/// Runs history `seed`; what its tasks did, for the tally.
-fn history(seed: u64) -> &'static str {
+#[test]
+fn pipe_histories_take_each_message_at_most_once_and_end_with_end_of_file() {
+    run("pipe", 60, Duration::from_millis(500), |seed| {
+        history(seed, Channel::pipe())
+    });
+}
+
+/// Where the items go: a queue, or a pipe whose one end the host sends on
+/// and whose other end the takers receive on.
+enum Channel {
+    Queue(Queue<i64>),
+    Pipe {
+        ours: Connection,
+        theirs: Connection,
+    },
+}
+
+impl Channel {
+    fn queue() -> Channel {
+        Channel::Queue(Queue::new())
+    }
+
+    fn pipe() -> Channel {
+        let (ours, theirs) = Pipe::new(true);
+        Channel::Pipe { ours, theirs }
+    }
+
+    /// A taker: a task that sets `started`, waits for one item and says so
+    /// on stderr before it returns it.
+    fn taker(&self, pool: &Pool, started: &Event) -> AsyncResult<i64> {
+        match self {
+            Channel::Queue(queue) => pool.apply_async("announce_take_and_say", (started, queue)),
+            Channel::Pipe { theirs, .. } => {
+                pool.apply_async("announce_recv_and_say", (started, theirs))
+            }
+        }
+        .unwrap()
+    }
+
+    fn put(&self, item: i64) {
+        match self {
+            Channel::Queue(queue) => queue.put(&item).unwrap(),
+            Channel::Pipe { ours, .. } => ours.send(&item).unwrap(),
+        }
+    }
+
+    /// An item still there, if one comes within a moment.
+    fn left(&self) -> Option<i64> {
+        let moment = Duration::from_millis(20);
+        match self {
+            Channel::Queue(queue) => queue.get_timeout(moment).ok(),
+            Channel::Pipe { theirs, .. } => {
+                let bytes = theirs.recv_bytes_timeout(moment).ok()?;
+                Some(rmp_serde::from_slice(&bytes).unwrap())
+            }
+        }
+    }
+}
+
+/// Runs history `seed` on `channel`; what its tasks did, for the tally.
+fn history(seed: u64, channel: Channel) -> String {
     let mut rng = Rng::new(seed);
     let limit = Duration::from_millis(40 + rng.below(30));
     let items = 2 + rng.below(4) as i64;
     // The chaos strikes, if at all, near the last taker's time limit.
-    let near =
-        |rng: &mut Rng| limit - Duration::from_millis(3) + Duration::from_micros(rng.below(6000));
-    let chaos = match rng.below(4) {
-        0 => Chaos::Kill(near(&mut rng)),
-        1 => Chaos::Terminate(near(&mut rng)),
-        _ => Chaos::None,
-    };
+    let chaos = Chaos::pick(&mut rng, limit);
     let (pool, said) = pool_hearing_its_tasks(1 + rng.below(2) as usize, limit);
-    let queue: Queue<i64> = Queue::new();
     let started = Event::new();
     let mut returned = Vec::new();
     let mut failed = 0;
     let mut puts = Vec::new();
     for item in 0..items {
         started.clear();
-        let taker = pool
-            .apply_async::<i64, _>("announce_take_and_say", (started.clone(), queue.clone()))
-            .unwrap();
+        let taker = channel.taker(&pool, &started);
         assert!(
             started.wait_timeout(OUTCOME_WAIT),
             "history {seed}: task {item} started"
         );
         // The put lands within a few milliseconds of the taker's time
         // limit, at a random microsecond: its answer crosses the limit.
-        let at = limit - Duration::from_millis(3) + Duration::from_micros(rng.below(6000));
+        let at = rng.near(limit);
         puts.push(at);
-        let strike = match chaos {
-            Chaos::Kill(when) | Chaos::Terminate(when) if item == items - 1 => Some(when),
-            _ => None,
-        };
+        let strike = chaos.at().filter(|_| item == items - 1);
         let begun = Instant::now();
         let mut events = vec![(at, true)];
-        if let Some(when) = strike {
-            events.push((when, false));
-        }
+        events.extend(strike.map(|when| (when, false)));
         events.sort_by_key(|(at, _)| *at);
         for (at, put) in events {
             std::thread::sleep(at.saturating_sub(begun.elapsed()));
             if put {
-                queue.put(&item).unwrap();
+                channel.put(item);
             } else {
-                match chaos {
-                    Chaos::Kill(_) => {
-                        for pid in pool.worker_pids() {
-                            // SAFETY: kill(2) of a worker of this pool.
-                            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-                        }
-                    }
-                    Chaos::Terminate(_) => pool.terminate(),
-                    Chaos::None => unreachable!(),
-                }
+                chaos.strike(&pool);
             }
         }
         match outcome(&taker, "a taker of a history") {
@@ -143,12 +134,10 @@ fn history(seed: u64) -> &'static str {
     }
     // What comes back late (an answer that reached a stopped task after
     // its outcome) comes within a moment.
-    let settle = Instant::now() + Duration::from_millis(300);
+    let settle = Instant::now() + Duration::from_millis(200);
     let mut left = Vec::new();
     while Instant::now() < settle {
-        if let Ok(item) = queue.get_timeout(Duration::from_millis(20)) {
-            left.push(item);
-        }
+        left.extend(channel.left());
     }
     let seen: Vec<i64> = said
         .lock()
@@ -174,10 +163,20 @@ fn history(seed: u64) -> &'static str {
              seen {seen:?}, left {left:?}"
         );
     }
-    match (chaos, failed) {
-        (Chaos::None, 0) => "no chaos, every task took one",
-        (Chaos::None, _) => "no chaos, some timed out",
-        (Chaos::Kill(_), _) => "a worker killed",
-        (Chaos::Terminate(_), _) => "terminated",
+    if let Channel::Pipe { ours, theirs } = channel {
+        // Every task that held the other end has its outcome; once the
+        // host lets go of it too, it is closed.
+        drop(theirs);
+        assert_eq!(
+            ours.recv_bytes_timeout(OUTCOME_WAIT),
+            Err(RecvError::Eof),
+            "history {seed} ({chaos:?}): end-of-file once nothing holds the other end"
+        );
     }
+    let timed_out = if failed == 0 {
+        "every task took one"
+    } else {
+        "some timed out"
+    };
+    format!("{}, {timed_out}", chaos.name())
 }

@@ -1,0 +1,213 @@
+//! Holders that come and go under time limits: tasks (and a host thread)
+//! take a lock or a semaphore's permits round after round, each task until
+//! its time limit stops it — waiting, holding, or letting go — while a
+//! worker may be SIGKILLed or the pool terminated at a random moment.
+//! Never two holders of the lock at once (each holder checks, on a shared
+//! `Value`, that nobody else entered while it held it, unless the lock says
+//! its previous holder died); never more permits free than the semaphore
+//! has; and once every task has its outcome, the lock is free and every
+//! permit back.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::{Chaos, Rng, run};
+use crate::common::{OUTCOME_WAIT, outcome};
+use crate::objects::pool_hearing_its_tasks;
+use wasmpool::{AsyncResult, ErrorKind, Lock, Manager, Pool, Semaphore, Value};
+
+#[test]
+fn lock_histories_never_have_two_holders_and_end_with_the_lock_free() {
+    run("lock", 100, Duration::from_millis(300), lock_history);
+}
+
+#[test]
+fn semaphore_histories_neither_lose_nor_make_up_a_permit() {
+    run(
+        "semaphore",
+        100,
+        Duration::from_millis(300),
+        semaphore_history,
+    );
+}
+
+/// Rounds enough that only a task's time limit ends it.
+const ROUNDS: u64 = 100_000;
+
+/// A history's pool, how many tasks it runs, and when its chaos strikes.
+struct Setting {
+    pool: Pool,
+    tasks: u64,
+    chaos: Chaos,
+    rng: Rng,
+}
+
+impl Setting {
+    fn new(seed: u64) -> Setting {
+        let mut rng = Rng::new(seed);
+        let limit = Duration::from_millis(20 + rng.below(40));
+        let processes = 1 + rng.below(2);
+        let tasks = 2 + rng.below(4);
+        // Tasks run in waves, one wave a time limit: the chaos strikes
+        // anywhere in them.
+        let span = limit * u32::try_from(tasks.div_ceil(processes)).unwrap();
+        let strike = Duration::from_micros(rng.below(span.as_micros() as u64));
+        let chaos = Chaos::pick(&mut rng, strike);
+        let (pool, _said) = pool_hearing_its_tasks(processes as usize, limit);
+        Setting {
+            pool,
+            tasks,
+            chaos,
+            rng,
+        }
+    }
+
+    /// How long a task holds what it took, in microseconds.
+    fn hold_us(&mut self) -> u64 {
+        self.rng.below(2000)
+    }
+
+    /// How long a task waits to take it: without end, or a few ms.
+    fn wait_ms(&mut self) -> Option<u64> {
+        (self.rng.below(2) == 0).then(|| 1 + self.rng.below(10))
+    }
+
+    /// Strikes at the chaos's moment, then waits for every task's outcome:
+    /// each ends by its time limit, its worker's death or the pool's
+    /// termination.
+    fn finish(self, seed: u64, tasks: Vec<AsyncResult<u64>>, begun: Instant) -> String {
+        if let Some(at) = self.chaos.at() {
+            thread::sleep(at.saturating_sub(begun.elapsed()));
+            self.chaos.strike(&self.pool);
+        }
+        for task in tasks {
+            let err =
+                outcome(&task, "a holder of a history").expect_err("only a time limit ends it");
+            assert!(
+                matches!(
+                    err.kind(),
+                    ErrorKind::Timeout | ErrorKind::WorkerLost | ErrorKind::Terminated
+                ),
+                "history {seed}: {err}"
+            );
+        }
+        self.chaos.name().to_string()
+    }
+}
+
+/// A host thread that takes `lock` now and then until `stop`, checking
+/// `owner` as the tasks do; what it found broken.
+fn host_holder(
+    lock: Lock,
+    owner: Value<i64>,
+    stop: Arc<AtomicBool>,
+    seed: u64,
+) -> thread::JoinHandle<Vec<String>> {
+    thread::spawn(move || {
+        let mut rng = Rng::new(seed ^ 0x5eed);
+        let mut broken = Vec::new();
+        while !stop.load(Ordering::SeqCst) {
+            if let Some(held) = lock.acquire_timeout(Duration::from_millis(rng.below(10))) {
+                let before = owner.get().unwrap();
+                if before != 0 && !held.previous_holder_died() {
+                    broken.push(format!("the host took the lock while {before} held it"));
+                }
+                owner.set(&-1).unwrap();
+                thread::sleep(Duration::from_micros(rng.below(1000)));
+                let now = owner.get().unwrap();
+                if now != -1 {
+                    broken.push(format!("{now} took the lock while the host held it"));
+                }
+                owner.set(&0).unwrap();
+            }
+            thread::sleep(Duration::from_micros(rng.below(2000)));
+        }
+        broken
+    })
+}
+
+fn lock_history(seed: u64) -> String {
+    let mut setting = Setting::new(seed);
+    let lock = Lock::new();
+    let manager = Manager::new();
+    let owner = manager.value(&0i64).unwrap();
+    let broken = manager.list::<String>([]).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let host = host_holder(lock.clone(), owner.clone(), stop.clone(), seed);
+    let begun = Instant::now();
+    let tasks = (1..=setting.tasks as i64)
+        .map(|me| {
+            let (hold_us, wait_ms) = (setting.hold_us(), setting.wait_ms());
+            let args = (&lock, &owner, me, hold_us, wait_ms, ROUNDS, &broken);
+            setting.pool.apply_async("guard_lock", args).unwrap()
+        })
+        .collect();
+    let chaos = setting.chaos;
+    let done = setting.finish(seed, tasks, begun);
+    stop.store(true, Ordering::SeqCst);
+    let mut found = host.join().unwrap();
+    found.extend(broken.items().unwrap());
+    assert!(found.is_empty(), "history {seed} ({chaos:?}): {found:?}");
+    // Whatever a task held was let go of with its outcome.
+    assert!(
+        lock.acquire_timeout(OUTCOME_WAIT).is_some(),
+        "history {seed} ({chaos:?}): the lock stays held after every task ended"
+    );
+    done
+}
+
+fn semaphore_history(seed: u64) -> String {
+    let mut setting = Setting::new(seed);
+    let permits = 1 + setting.rng.below(3) as usize;
+    let semaphore = Semaphore::new(permits);
+    let stop = Arc::new(AtomicBool::new(false));
+    // The host takes permits too, and watches that no more are ever free
+    // than the semaphore has.
+    let host = {
+        let (semaphore, stop) = (semaphore.clone(), stop.clone());
+        let mut rng = Rng::new(seed ^ 0x5eed);
+        thread::spawn(move || {
+            let mut most = 0;
+            while !stop.load(Ordering::SeqCst) {
+                most = most.max(semaphore.value());
+                if let Some(held) = semaphore.acquire_timeout(Duration::from_millis(rng.below(5))) {
+                    thread::sleep(Duration::from_micros(rng.below(1000)));
+                    drop(held);
+                }
+                most = most.max(semaphore.value());
+                thread::sleep(Duration::from_micros(rng.below(500)));
+            }
+            most
+        })
+    };
+    let begun = Instant::now();
+    let tasks = (0..setting.tasks)
+        .map(|_| {
+            let (hold_us, wait_ms) = (setting.hold_us(), setting.wait_ms());
+            let args = (&semaphore, hold_us, wait_ms, ROUNDS);
+            setting.pool.apply_async("hold_permits", args).unwrap()
+        })
+        .collect();
+    let chaos = setting.chaos;
+    let done = setting.finish(seed, tasks, begun);
+    stop.store(true, Ordering::SeqCst);
+    let most = host.join().unwrap();
+    assert!(
+        most <= permits,
+        "history {seed} ({chaos:?}): {most} permits free of a semaphore of {permits}"
+    );
+    // Every permit comes back with the outcomes (an answer given back may
+    // take a moment more).
+    let end = Instant::now() + OUTCOME_WAIT;
+    while semaphore.value() < permits && Instant::now() < end {
+        thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(
+        semaphore.value(),
+        permits,
+        "history {seed} ({chaos:?}): permits free once every task ended"
+    );
+    done
+}
