@@ -1,9 +1,11 @@
 //! The wasmtime configuration shared by the pool (which compiles) and its
 //! workers (which load what it compiled): both must build identical engines.
 
+use std::num::NonZeroUsize;
+
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig};
 
-use crate::channel::EngineSettings;
+use crate::channel::{EngineSettings, bounds};
 use crate::error::{Error, ErrorKind};
 
 /// Instances a worker keeps at once: the one in use, and a fresh one being made.
@@ -57,6 +59,9 @@ pub(crate) fn engine(settings: &EngineSettings, role: Role) -> Result<Engine, Er
     config.wasm_component_model(true);
     config.epoch_interruption(settings.epochs);
     config.consume_fuel(settings.fuel);
+    // A trap's backtrace crosses the channel: no more frames than it takes,
+    // and one to tell that it was cut.
+    config.wasm_backtrace_max_frames(NonZeroUsize::new(bounds::BACKTRACE_FRAMES + 1));
     if role == Role::Run {
         // Size the pooling allocator for one worker's needs instead of its
         // default, which reserves terabytes of address space.

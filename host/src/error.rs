@@ -135,6 +135,11 @@ impl Error {
         }
     }
 
+    /// The message and the trap's details, to bound them.
+    pub(crate) fn texts_mut(&mut self) -> (&mut String, Option<&mut TrapDetails>) {
+        (&mut self.message, self.trap.as_deref_mut())
+    }
+
     pub(crate) fn with_index(mut self, index: u64) -> Self {
         self.task_index = Some(index);
         self

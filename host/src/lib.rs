@@ -454,6 +454,7 @@ pub use agent::{Agent, AgentBuilder};
 pub use backend::nats::{AgentInfo, Nats};
 pub use backend::output::{GuestOutput, Stream};
 pub use builder::PoolBuilder;
+pub use channel::bounds::{BACKTRACE_FRAMES, DESCRIPTION_BYTES, MESSAGE_BYTES, NAME_BYTES};
 pub use channel::{ParamInfo, Preopen, TaskInfo};
 /// The channels [`Pool::istarmap_stream`] takes its items from.
 pub use crossbeam_channel;

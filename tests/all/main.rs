@@ -11,6 +11,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod bounds;
 mod cache;
 mod channel;
 mod faults;

@@ -28,6 +28,11 @@
 //! 5. [`ToWorker::Shutdown`] (or the end of the channel) ends the worker once
 //!    what it holds is done.
 //!
+//! Everything a worker sends is bounded ([`bounds`]): payloads by the pool's
+//! limit, names and error messages by fixed sizes, frames by what those
+//! add up to. A worker past a bound broke the protocol: the pool stops
+//! reading it and replaces it.
+//!
 //! When a worker dies, the pool knows from the outcomes it received which
 //! tasks finished (they keep their outcomes), which one ran (it fails with
 //! `WorkerLost`), and which never started (they run elsewhere).
@@ -40,6 +45,7 @@ use serde_bytes::ByteBuf;
 
 use crate::error::Error;
 
+pub(crate) mod bounds;
 pub(crate) mod codec;
 pub(crate) mod io;
 
@@ -259,6 +265,11 @@ impl Outcomes {
         self.ends.push(self.bytes.len() as u32);
     }
 
+    /// The failures among the outcomes.
+    pub(crate) fn failures(&self) -> impl Iterator<Item = &Error> {
+        self.failures.iter().map(|(_, error)| error)
+    }
+
     /// Whether this holds no outcome.
     pub(crate) fn is_empty(&self) -> bool {
         self.ends.is_empty()
@@ -409,6 +420,26 @@ pub(crate) enum FromWorker {
         call: u64,
         result: ByteBuf,
     },
+}
+
+impl FromWorker {
+    /// The message's name, for an error about a message out of place (never
+    /// its contents: a worker that breaks the protocol may send anything).
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            FromWorker::Hello { .. } => "Hello",
+            FromWorker::Ready { .. } => "Ready",
+            FromWorker::SetupFailed { .. } => "SetupFailed",
+            FromWorker::Stuck { .. } => "Stuck",
+            FromWorker::Output { .. } => "Output",
+            FromWorker::Outcomes { .. } => "Outcomes",
+            FromWorker::Withdrawn { .. } => "Withdrawn",
+            FromWorker::Request { .. } => "Request",
+            FromWorker::Invoke { .. } => "Invoke",
+            FromWorker::Cancel { .. } => "Cancel",
+            FromWorker::Unclaimed { .. } => "Unclaimed",
+        }
+    }
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::channel::FromWorker;
+use crate::channel::{FromWorker, bounds};
 use crate::error::Error;
 use crate::worker::outbox::Outbox;
 
@@ -93,7 +93,7 @@ fn watch(state: &(Mutex<Option<Armed>>, Condvar), outbox: &Outbox) {
         }
         // Past the deadline and still armed: the lock is held from here on,
         // so a stage that ends now cannot go on.
-        let error = current.take().expect("armed").error;
+        let error = bounds::bounded(current.take().expect("armed").error);
         let _ = outbox.send_now(&FromWorker::Stuck { error });
         // SAFETY: _exit ends the process at once; nothing of it is used after.
         unsafe { libc::_exit(4) };

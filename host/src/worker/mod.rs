@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use crate::channel::codec::FRAME_LIMIT;
 use crate::channel::io::FrameReader;
-use crate::channel::{self, FromWorker, ToWorker};
+use crate::channel::{self, FromWorker, ToWorker, bounds};
 use crate::engine::{self, Role};
 use crate::error::{Error, ErrorKind};
 use backstop::Backstop;
@@ -126,6 +126,7 @@ fn converse(mut reader: FrameReader<File>, outbox: &Arc<Outbox>) -> Result<(), S
             runner
         }
         Err(error) => {
+            let error = bounds::bounded(error);
             let _ = outbox.send_now(&FromWorker::SetupFailed { error });
             return Ok(());
         }

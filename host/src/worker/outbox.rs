@@ -13,8 +13,8 @@
 use std::io::{self, Write};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use crate::channel::codec;
 use crate::channel::{FromWorker, Outcomes};
+use crate::channel::{bounds, codec};
 use crate::error::Error;
 
 /// Bytes waiting past which they are written at once, which bounds every
@@ -111,8 +111,10 @@ impl Outbox {
         self.flush_if_full(state)
     }
 
-    /// The next task of the batch failed.
+    /// The next task of the batch failed: with `error` cut to the bounds
+    /// of the channel.
     pub(crate) fn err(&self, error: Error) -> io::Result<()> {
+        let error = bounds::bounded(error);
         let mut state = self.state();
         state.outcomes.push_err(error);
         self.flush_if_full(state)

@@ -133,7 +133,12 @@ impl WorkerChild {
                     channel::VERSION
                 )));
             }
-            other => return Err(self.fail(format!("worker {program} said {other:?} before hello"))),
+            other => {
+                return Err(self.fail(format!(
+                    "worker {program} said {} before hello",
+                    other.name()
+                )));
+            }
         }
         // The worker enforces the limits on its module's start, `describe`
         // and initializer itself, and says which one failed; this only
@@ -158,7 +163,10 @@ impl WorkerChild {
                 self.kill();
                 Err(error)
             }
-            other => Err(self.fail(format!("worker {program} said {other:?} instead of ready"))),
+            other => Err(self.fail(format!(
+                "worker {program} said {} instead of ready",
+                other.name()
+            ))),
         }
     }
 

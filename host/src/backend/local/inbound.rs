@@ -15,9 +15,8 @@ use crate::backend::local::Shared;
 use crate::backend::local::event::Event;
 use crate::backend::local::in_flight::InFlight;
 use crate::backend::output::GuestOutput;
-use crate::channel::FromWorker;
-use crate::channel::codec::FRAME_LIMIT;
 use crate::channel::io::FrameReader;
+use crate::channel::{FromWorker, bounds};
 
 /// Starts the thread that reads worker `pid`'s channel from `stdout`.
 /// The reader ends with the channel; nothing joins it. Should it panic (in
@@ -45,7 +44,9 @@ pub(crate) fn start(
 /// The reader of worker `pid`: settles outcomes and chunks given
 /// back on `in_flight`, hands output to the pool's handler (before the
 /// outcome of the task that wrote it), and passes everything else to the
-/// slot on `events`, until the channel ends.
+/// slot on `events`, until the channel ends — or until the worker breaks
+/// the protocol: a frame larger than a worker keeping the pool's limits
+/// sends, or a name or message past the channel's bounds.
 fn read(
     stdout: ChildStdout,
     pid: u32,
@@ -53,9 +54,17 @@ fn read(
     shared: &Shared,
     events: &Sender<Event>,
 ) {
-    let mut reader = FrameReader::new(stdout, FRAME_LIMIT);
+    let mut reader = FrameReader::new(stdout, bounds::frame_limit(&shared.spawn.setup));
     loop {
-        let settled = match reader.read::<FromWorker>() {
+        let message = match reader.read::<FromWorker>() {
+            Ok(Some(message)) => match bounds::check(&message) {
+                Ok(()) => Ok(Some(message)),
+                Err(why) => Err(format!("it broke the protocol: it {why}")),
+            },
+            Ok(None) => Ok(None),
+            Err(err) => Err(err.to_string()),
+        };
+        let settled = match message {
             Ok(Some(FromWorker::Output {
                 index,
                 stream,
@@ -109,7 +118,7 @@ fn read(
                 let _ = events.send(Event::Closed(None));
                 return;
             }
-            Err(err) => Err(err.to_string()),
+            Err(why) => Err(why),
         };
         if let Err(why) = settled {
             let _ = events.send(Event::Closed(Some(why)));

@@ -350,7 +350,10 @@ impl Slot {
             }
             Event::Message(FromWorker::Stuck { error }) => self.on_stuck(error),
             Event::Message(other) => {
-                self.on_lost(Some(format!("it broke the protocol: unexpected {other:?}")));
+                self.on_lost(Some(format!(
+                    "it broke the protocol: unexpected {}",
+                    other.name()
+                )));
             }
             Event::Closed(reason) => self.on_lost(reason),
         }

@@ -11,7 +11,7 @@ use wasmtime::StoreContextMut;
 use wasmtime::component::{ResourceTable, WasmList};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::channel::{Failure, FromWorker, Limits};
+use crate::channel::{Failure, FromWorker, Limits, bounds};
 use crate::error::{Error, ErrorKind};
 use crate::worker::capture::Capture;
 use crate::worker::inbox::{Inbox, Reply};
@@ -161,19 +161,21 @@ impl HostState {
         }
     }
 
-    /// Numbers the next call; refuses arguments over the payload limit.
+    /// Numbers the next call; refuses a name over the channel's bound and
+    /// arguments over the payload limit, before anything is sent.
     ///
     /// Numbers are unique for the worker's life, not an instance's: an
     /// instance thrown away (its task timed out) may leave a call whose
     /// answer is still on its way, and that answer must match no call of
     /// the next instance — neither in the inbox, which would hand it to
     /// the wrong task, nor in the pool's memory of answers it gives back.
-    fn next_call(&self, what: &str, args: &[u8]) -> Result<u64, Failure> {
+    fn next_call(&self, what: &str, name: &str, args: &[u8]) -> Result<u64, Failure> {
         static NEXT_CALL: AtomicU64 = AtomicU64::new(0);
+        bounds::check_name(what, name).map_err(Failure::Refused)?;
         let limit = self.limits.max_payload;
         if args.len() as u64 > limit {
             return Err(Failure::Refused(format!(
-                "the arguments of {what} take {} bytes, over the payload limit of {limit} bytes",
+                "the arguments of {what} `{name}` take {} bytes, over the payload limit of {limit} bytes",
                 args.len()
             )));
         }
@@ -185,7 +187,7 @@ impl bindings::wasmpool::task::host::Host for HostState {
     /// Sends the call to the pool and waits for the reply.
     async fn call(&mut self, name: String, args: Vec<u8>) -> Result<Vec<u8>, String> {
         let call = self
-            .next_call(&format!("host function `{name}`"), &args)
+            .next_call("a host function", &name, &args)
             .map_err(|failure| failure.to_string())?;
         let request = FromWorker::Request {
             call,
@@ -243,7 +245,7 @@ impl bindings::wasmpool::task::objects::Host for HostState {
         args: Vec<u8>,
     ) -> Result<Vec<u8>, ObjectError> {
         let call = self
-            .next_call(&format!("`{op}` of object {object}"), &args)
+            .next_call(&format!("an operation of object {object}"), &op, &args)
             .map_err(object_error)?;
         let request = FromWorker::Invoke {
             call,

@@ -11,7 +11,7 @@ use wasmtime_wasi::{FsPerms, WasiCtx};
 
 use crate::args::bind;
 use crate::cache;
-use crate::channel::{ArtifactFile, Call, Grants, Limits, ParamInfo, Stream, TaskInfo};
+use crate::channel::{ArtifactFile, Call, Grants, Limits, ParamInfo, Stream, TaskInfo, bounds};
 use crate::error::{Error, ErrorKind};
 use crate::worker::backstop::Backstop;
 use crate::worker::capture::Capture;
@@ -240,30 +240,46 @@ impl Runner {
             self.live = None;
             return Err(late);
         };
+        let bad = |why: String| Error::new(ErrorKind::BadModule, why);
         match described {
-            Ok(tasks) => tasks
-                .into_iter()
-                .map(|task| {
-                    let params: Vec<ParamInfo> = task
-                        .params
-                        .into_iter()
-                        .map(|param| ParamInfo {
-                            name: param.name,
-                            default: param.default,
+            Ok(tasks) => {
+                for task in &tasks {
+                    bounds::check_name("a task", &task.name).map_err(bad)?;
+                    for name in task.params.iter().filter_map(|param| param.name.as_deref()) {
+                        bounds::check_name("a parameter", name).map_err(|why| {
+                            bad(format!("the module's task `{}`: {why}", task.name))
+                        })?;
+                    }
+                }
+                let size: usize = tasks.iter().map(described_size).sum();
+                if size > bounds::DESCRIPTION_BYTES {
+                    return Err(bad(format!(
+                        "the module's list of its tasks takes {size} bytes, over the limit \
+                         of {} bytes",
+                        bounds::DESCRIPTION_BYTES
+                    )));
+                }
+                tasks
+                    .into_iter()
+                    .map(|task| {
+                        let params: Vec<ParamInfo> = task
+                            .params
+                            .into_iter()
+                            .map(|param| ParamInfo {
+                                name: param.name,
+                                default: param.default,
+                            })
+                            .collect();
+                        bind::check_params(&params, max_payload).map_err(|why| {
+                            bad(format!("the module's task `{}`: {why}", task.name))
+                        })?;
+                        Ok(TaskInfo {
+                            name: task.name,
+                            params,
                         })
-                        .collect();
-                    bind::check_params(&params, max_payload).map_err(|why| {
-                        Error::new(
-                            ErrorKind::BadModule,
-                            format!("the module's task `{}`: {why}", task.name),
-                        )
-                    })?;
-                    Ok(TaskInfo {
-                        name: task.name,
-                        params,
                     })
-                })
-                .collect(),
+                    .collect()
+            }
             Err(err) => {
                 self.live = None;
                 Err(Error::new(
@@ -497,4 +513,17 @@ impl Runner {
     pub(crate) fn answer_host_calls(&mut self, inbox: Arc<Inbox>) {
         let _ = self.inbox.set(inbox);
     }
+}
+
+/// Roughly how many bytes a task's entry in the module's description takes.
+fn described_size(task: &super::bindings::wasmpool::task::types::TaskInfo) -> usize {
+    let params: usize = task
+        .params
+        .iter()
+        .map(|param| {
+            let name = param.name.as_ref().map_or(0, String::len);
+            name + param.default.as_ref().map_or(0, Vec::len) + 8
+        })
+        .sum();
+    task.name.len() + params + 8
 }

@@ -1,0 +1,105 @@
+//! Every bound on what crosses from a guest holds, against a module written
+//! from the WIT that sends what the SDK never would (`tests/guests/hostile`):
+//! names and messages of 100 MiB, a trap 10,000 frames deep, a description
+//! past the payload limit.
+
+use crate::common::{DEADLINE, builder, deadline};
+use wasmpool::{BACKTRACE_FRAMES, ErrorKind, MESSAGE_BYTES, NAME_BYTES, Pool, PoolBuilder};
+
+/// A pool of one worker on the hostile module, doing `mode` (see the
+/// module's docs).
+fn hostile(mode: &str) -> PoolBuilder {
+    builder(1)
+        .module_file(wasmpool_artifacts::HOSTILE)
+        .env("HOSTILE", mode)
+}
+
+/// The failure of the hostile task `task`.
+fn failure(pool: &Pool, task: &str) -> wasmpool::Error {
+    pool.apply::<(), _>(task, ()).unwrap_err()
+}
+
+#[test]
+fn a_name_past_its_bound_is_refused_in_the_worker_quoting_only_its_start() {
+    let _deadline = deadline("calls under names of 100 MiB", DEADLINE);
+    let pool = hostile("tasks").build().unwrap();
+    for (task, what) in [
+        ("long_op", "an operation of object 1"),
+        ("long_call", "a host function"),
+    ] {
+        let err = failure(&pool, task);
+        assert_eq!(err.kind(), ErrorKind::Failed, "{err}");
+        let said = format!(
+            "the name of {what} takes {} bytes, over the limit of {NAME_BYTES} bytes",
+            100 << 20
+        );
+        assert!(err.message().starts_with(&said), "{task}: {err}");
+        assert!(err.message().len() < said.len() + 64, "{task}: {err}");
+    }
+    // The worker and the pool go on.
+    pool.apply::<(), _>("ok", ()).unwrap();
+    assert_eq!(pool.worker_pids().len(), 1);
+}
+
+#[test]
+fn an_error_message_past_its_bound_keeps_both_ends_and_says_what_was_cut() {
+    let _deadline = deadline("a task failing with a message of 100 MiB", DEADLINE);
+    let pool = hostile("tasks").build().unwrap();
+    let err = failure(&pool, "long_error");
+    assert_eq!(err.kind(), ErrorKind::Failed);
+    let message = err.message();
+    assert!(message.len() <= MESSAGE_BYTES, "{} bytes", message.len());
+    assert!(message.starts_with("starteee"), "{}", &message[..20]);
+    assert!(message.ends_with("eeeend"));
+    let full = (100 << 20) + "startend".len();
+    let kept = message.len() - message.lines().nth(1).unwrap().len() - 2;
+    let said = format!("[… {} bytes cut …]", full - kept);
+    assert_eq!(message.lines().nth(1), Some(said.as_str()), "kept {kept}");
+    pool.apply::<(), _>("ok", ()).unwrap();
+}
+
+#[test]
+fn a_trap_keeps_its_innermost_frames() {
+    let _deadline = deadline("a trap 10,000 frames deep", DEADLINE);
+    let pool = hostile("tasks").build().unwrap();
+    let err = failure(&pool, "deep_trap");
+    assert_eq!(err.kind(), ErrorKind::Trap, "{err}");
+    let backtrace = &err.trap_details().unwrap().backtrace;
+    assert!(backtrace.len() <= BACKTRACE_FRAMES + 1, "{backtrace:?}");
+    assert!(backtrace.iter().all(|frame| frame.len() <= NAME_BYTES));
+    // The function it trapped in, its name of 64 KiB cut and marked.
+    let long = backtrace
+        .iter()
+        .find(|frame| frame.contains("trap_nnnn"))
+        .unwrap_or_else(|| panic!("the trapping function is named: {backtrace:?}"));
+    assert!(long.ends_with("nnn…"), "{long}");
+    assert_eq!(backtrace.last().map(String::as_str), Some("… more frames"));
+    pool.apply::<(), _>("ok", ()).unwrap();
+}
+
+#[test]
+fn a_module_listing_names_or_defaults_past_their_bounds_is_refused_at_build() {
+    let _deadline = deadline("builds of modules with huge names", DEADLINE);
+    let name = format!("takes 1048576 bytes, over the limit of {NAME_BYTES} bytes");
+    for (mode, said) in [
+        ("long_task_name", ["the name of a task", &name]),
+        (
+            "long_param_name",
+            ["the module's task `ok`: the name of a parameter", &name],
+        ),
+        (
+            "big_description",
+            [
+                "the module's list of its tasks takes 19",
+                "bytes, over the limit of 16777216 bytes",
+            ],
+        ),
+    ] {
+        let err = hostile(mode).max_payload(1 << 20).build().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::BadModule, "{mode}: {err}");
+        for said in said {
+            assert!(err.message().contains(said), "{mode}: {err}");
+        }
+        assert!(err.message().len() < 1000, "{mode}: {err}");
+    }
+}
