@@ -58,18 +58,22 @@ enum ModuleSource {
 }
 
 impl ModuleSource {
-    /// The module's bytes, read once, and the name errors give it.
-    fn read(self) -> Result<(Vec<u8>, String), Error> {
+    /// The module's bytes, read once, and the name errors give it; refused
+    /// past `limit` bytes.
+    fn read(self, limit: u64) -> Result<(Vec<u8>, String), Error> {
         match self {
             ModuleSource::File(path) => {
-                let bytes = std::fs::read(&path).map_err(|err| {
-                    Error::new(
-                        ErrorKind::Io,
-                        format!("cannot read the module {}: {err}", path.display()),
-                    )
-                })?;
+                let bytes = module::read_file(&path, limit)?;
                 Ok((bytes, path.display().to_string()))
             }
+            ModuleSource::Bytes { bytes, name } if bytes.len() as u64 > limit => Err(Error::new(
+                ErrorKind::BadModule,
+                format!(
+                    "{name} takes {} bytes, over the module limit of {limit} bytes \
+                     (PoolBuilder::module_limit)",
+                    bytes.len()
+                ),
+            )),
             ModuleSource::Bytes { bytes, name } => Ok((bytes, name)),
         }
     }
@@ -102,6 +106,7 @@ impl Pool {
 /// ```
 pub struct PoolBuilder {
     module: Option<ModuleSource>,
+    module_limit: u64,
     processes: Option<usize>,
     initializer: Option<Result<Call, Error>>,
     /// The shared objects in the initializer's arguments.
@@ -153,6 +158,7 @@ impl PoolBuilder {
             on_output: None,
             output_limit: DEFAULT_OUTPUT_LIMIT,
             max_payload: DEFAULT_MAX_PAYLOAD,
+            module_limit: module::MODULE_BYTES,
             memory_limit: DEFAULT_MEMORY_LIMIT,
             task_timeout: None,
             startup_timeout: DEFAULT_STARTUP_TIMEOUT,
@@ -180,6 +186,18 @@ impl PoolBuilder {
             bytes: bytes.into(),
             name: "the module".to_string(),
         });
+        self
+    }
+
+    /// The most bytes of a module the pool reads: a module file larger (or
+    /// not a regular file at all) is refused before it is read, naming its
+    /// size and the limit.
+    ///
+    /// # Default
+    ///
+    /// [`MODULE_BYTES`](crate::MODULE_BYTES), 512 MiB: what agents fetch.
+    pub fn module_limit(mut self, bytes: u64) -> Self {
+        self.module_limit = bytes;
         self
     }
 
@@ -603,7 +621,11 @@ impl PoolBuilder {
         }
         check_processes(processes)?;
         // Read once: published from here, and checked by `context` below.
-        let (module, name) = self.module.take().ok_or_else(no_module)?.read()?;
+        let (module, name) = self
+            .module
+            .take()
+            .ok_or_else(no_module)?
+            .read(self.module_limit)?;
         self.module = Some(ModuleSource::Bytes {
             bytes: module.clone(),
             name,
@@ -688,7 +710,7 @@ impl PoolBuilder {
                 ));
             }
         };
-        let (bytes, name) = self.module.ok_or_else(no_module)?.read()?;
+        let (bytes, name) = self.module.ok_or_else(no_module)?.read(self.module_limit)?;
         for (name, limit) in [
             ("task_timeout", self.task_timeout),
             ("startup_timeout", Some(self.startup_timeout)),

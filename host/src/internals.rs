@@ -125,8 +125,7 @@ impl Write for Sent {
 impl Guest {
     /// Compiles `module` (cached in `cache_dir`) and loads it as a worker does.
     pub fn load(module: &Path, cache_dir: &Path) -> Result<Self, crate::Error> {
-        let bytes = std::fs::read(module)
-            .map_err(|err| crate::Error::new(crate::ErrorKind::Io, err.to_string()))?;
+        let bytes = crate::module::read_file(module, crate::module::MODULE_BYTES)?;
         let compiler = engine::engine(&settings(), Role::Compile)?;
         let cache = crate::cache::CacheDir::open(cache_dir)?;
         let sent = Sent::default();

@@ -2,8 +2,11 @@
 //! and compiled once by the pool, cached on disk by content and engine (in
 //! the private directory of [`crate::cache`]).
 
+use std::fs::{File, FileType};
 use std::hash::{Hash, Hasher};
-use std::path::PathBuf;
+use std::io::Read;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
@@ -22,6 +25,73 @@ const COMPONENT_LAYER: [u8; 2] = [1, 0];
 /// The unit of a memory's minimum size (the engine enables no custom page
 /// sizes).
 const WASM_PAGE: u64 = 64 << 10;
+
+/// The most bytes of a module a pool reads unless told otherwise
+/// ([`PoolBuilder::module_limit`](crate::PoolBuilder::module_limit)), and
+/// the most an agent fetches.
+pub const MODULE_BYTES: u64 = 512 << 20;
+
+/// Reads the module file at `path`: a regular file of at most `limit`
+/// bytes, refused before it is read otherwise. Opened without blocking, so
+/// that a FIFO with no writer is refused rather than waited on.
+pub(crate) fn read_file(path: &Path, limit: u64) -> Result<Vec<u8>, Error> {
+    let name = path.display();
+    let io = |err: std::io::Error| {
+        Error::new(
+            ErrorKind::Io,
+            format!("cannot read the module {name}: {err}"),
+        )
+    };
+    let file = File::options()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(io)?;
+    let metadata = file.metadata().map_err(io)?;
+    let bad = |why: String| Err(Error::new(ErrorKind::BadModule, why));
+    if !metadata.is_file() {
+        return bad(format!(
+            "the module {name} is not a regular file but {}",
+            kind_of(metadata.file_type())
+        ));
+    }
+    let size = metadata.len();
+    let over = |size: u64| {
+        bad(format!(
+            "the module {name} takes {size} bytes, over the module limit of {limit} bytes \
+             (PoolBuilder::module_limit, the command's --module-limit)"
+        ))
+    };
+    if size > limit {
+        return over(size);
+    }
+    let mut bytes = Vec::with_capacity(size as usize);
+    // It may have grown since: read no more than one byte past the limit.
+    file.take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > limit {
+        return over(bytes.len() as u64);
+    }
+    Ok(bytes)
+}
+
+/// What a file that is not a regular file is, for a message.
+fn kind_of(kind: FileType) -> &'static str {
+    if kind.is_dir() {
+        "a directory"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        "not a file"
+    }
+}
 
 /// Refuses bytes that are not a component, with a message that says what
 /// they are instead.

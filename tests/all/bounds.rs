@@ -1,10 +1,14 @@
 //! Every bound on what crosses from a guest holds, against a module written
 //! from the WIT that sends what the SDK never would (`tests/guests/hostile`):
 //! names and messages of 100 MiB, a trap 10,000 frames deep, a description
-//! past the payload limit.
+//! past its limit; and a module file is read only within its limit.
+
+use std::path::Path;
 
 use crate::common::{DEADLINE, builder, deadline};
-use wasmpool::{BACKTRACE_FRAMES, ErrorKind, MESSAGE_BYTES, NAME_BYTES, Pool, PoolBuilder};
+use wasmpool::{
+    BACKTRACE_FRAMES, ErrorKind, MESSAGE_BYTES, MODULE_BYTES, NAME_BYTES, Pool, PoolBuilder,
+};
 
 /// A pool of one worker on the hostile module, doing `mode` (see the
 /// module's docs).
@@ -102,4 +106,89 @@ fn a_module_listing_names_or_defaults_past_their_bounds_is_refused_at_build() {
         }
         assert!(err.message().len() < 1000, "{mode}: {err}");
     }
+}
+
+#[test]
+fn a_module_file_past_its_limit_or_not_a_file_is_refused_before_it_is_read() {
+    let _deadline = deadline("builds from module files that are not", DEADLINE);
+    let dir = tempfile::Builder::new()
+        .prefix("wasmpool-bounds-")
+        .tempdir()
+        .unwrap();
+    // A sparse file of 2 GiB: refused by its size, not read.
+    let sparse = dir.path().join("sparse.wasm");
+    std::fs::File::create(&sparse)
+        .unwrap()
+        .set_len(2 << 30)
+        .unwrap();
+    let fifo = dir.path().join("fifo.wasm");
+    let path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo(3) on a path in a directory of this test.
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+    let fixtures = std::fs::metadata(wasmpool_artifacts::FIXTURES)
+        .unwrap()
+        .len();
+    let cases: [(&Path, u64, String); 5] = [
+        (
+            &sparse,
+            MODULE_BYTES,
+            format!(
+                "takes {} bytes, over the module limit of {MODULE_BYTES} bytes",
+                2u64 << 30
+            ),
+        ),
+        (
+            Path::new("/dev/zero"),
+            MODULE_BYTES,
+            "is not a regular file but a character device".into(),
+        ),
+        // With no writer, opening it would wait for ever.
+        (
+            &fifo,
+            MODULE_BYTES,
+            "is not a regular file but a FIFO".into(),
+        ),
+        (
+            dir.path(),
+            MODULE_BYTES,
+            "is not a regular file but a directory".into(),
+        ),
+        (
+            Path::new(wasmpool_artifacts::FIXTURES),
+            1000,
+            format!("takes {fixtures} bytes, over the module limit of 1000 bytes"),
+        ),
+    ];
+    for (path, limit, said) in cases {
+        let err = builder(1)
+            .module_file(path)
+            .module_limit(limit)
+            .build()
+            .unwrap_err();
+        assert_eq!(
+            err.kind(),
+            ErrorKind::BadModule,
+            "{}: {err}",
+            path.display()
+        );
+        assert!(err.message().contains(&said), "{}: {err}", path.display());
+        assert!(err.message().contains(&path.display().to_string()), "{err}");
+    }
+    let bytes = std::fs::read(wasmpool_artifacts::FIXTURES).unwrap();
+    let err = builder(1)
+        .module_bytes(bytes.clone())
+        .module_limit(1000)
+        .build()
+        .unwrap_err();
+    assert!(
+        err.message()
+            .contains("over the module limit of 1000 bytes"),
+        "{err}"
+    );
+    // At its limit, a module is taken.
+    let pool = builder(1)
+        .module_bytes(bytes)
+        .module_limit(fixtures)
+        .build();
+    assert!(pool.is_ok());
 }

@@ -14,5 +14,6 @@ mod command;
 mod common;
 
 mod as_a_user;
+mod bounds;
 mod python;
 mod stress;

@@ -56,6 +56,9 @@ enum Command {
     Tasks {
         /// The task module (a WebAssembly component).
         module: PathBuf,
+        /// The most bytes of the module file read; a larger one is refused.
+        #[arg(long, value_name = "SIZE", default_value = "512M", value_parser = parse::parse_size)]
+        module_limit: u64,
     },
     /// Run the tasks of pools on other machines (`map --nats`, or a
     /// program's Pool built with .nats(URL)): pulls their chunks from the
@@ -100,7 +103,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Map(args) => map::map(*args),
-        Command::Tasks { module } => tasks(module),
+        Command::Tasks {
+            module,
+            module_limit,
+        } => tasks(module, module_limit),
         Command::Agent(args) => agent::agent(*args),
         Command::Agents { nats, connect } => agent::agents(&nats, &connect),
     };
@@ -113,9 +119,13 @@ fn main() -> ExitCode {
     }
 }
 
-fn tasks(module: PathBuf) -> Result<ExitCode, SetupError> {
+fn tasks(module: PathBuf, module_limit: u64) -> Result<ExitCode, SetupError> {
     log::init(ProgressBar::hidden());
-    let pool = Pool::builder().module_file(&module).processes(1).build()?;
+    let pool = Pool::builder()
+        .module_file(&module)
+        .module_limit(module_limit)
+        .processes(1)
+        .build()?;
     for task in pool.tasks() {
         let params: Vec<String> = task
             .params

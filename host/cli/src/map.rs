@@ -32,6 +32,9 @@ use crate::resume::{self, Done, ResumeError};
 pub(crate) struct MapArgs {
     /// The task module (a WebAssembly component).
     module: PathBuf,
+    /// The most bytes of the module file read; a larger one is refused.
+    #[arg(long, value_name = "SIZE", default_value = "512M", value_parser = parse_size)]
+    module_limit: u64,
     /// The task to run.
     task: String,
     /// Where to read JSON Lines from (- for stdin).
@@ -176,6 +179,7 @@ fn open_output(args: &MapArgs) -> Result<Box<dyn Write>, SetupError> {
 fn build_pool(args: &MapArgs, max_payload: usize, bar: &ProgressBar) -> Result<Pool, SetupError> {
     let mut builder: PoolBuilder = Pool::builder()
         .module_file(&args.module)
+        .module_limit(args.module_limit)
         .max_payload(max_payload);
     if let Some(processes) = args.processes {
         builder = builder.processes(processes);

@@ -44,7 +44,7 @@ pub(crate) const HEARTBEAT: Duration = Duration::from_secs(2);
 /// How long agents wait for a sign of a job's host before they drop it.
 pub(crate) const ABANDONED_AFTER: Duration = Duration::from_secs(15);
 /// The largest module an agent fetches.
-pub(crate) const MODULE_LIMIT: u64 = 512 << 20;
+pub(crate) const MODULE_LIMIT: u64 = crate::module::MODULE_BYTES;
 /// Room left in a message for what is not arguments or results.
 pub(crate) const ENVELOPE: usize = 4 << 10;
 
