@@ -42,6 +42,8 @@ const DEFAULT_OUTPUT_LIMIT: u32 = 64 << 10;
 const DEFAULT_CACHE_LIMIT: u64 = 1 << 30;
 /// The default linear memory limit of one instance.
 const DEFAULT_MEMORY_LIMIT: u64 = 1 << 30;
+/// The largest memory limit: a wasm memory (32-bit) never grows past 4 GiB.
+const MAX_MEMORY_LIMIT: u64 = 4 << 30;
 /// The default time a fresh instance has to start, and `describe` to answer.
 const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(5);
 /// The default time one run of the initializer may take.
@@ -366,6 +368,9 @@ impl PoolBuilder {
     /// naming what it needs, before any worker starts. A Python guest built
     /// by componentize-py needs about 12 MiB to start; a Rust guest about
     /// 1 MiB.
+    ///
+    /// At most 4 GiB, all a wasm memory can address; [`build`](Self::build)
+    /// refuses more with [`ErrorKind::Config`].
     ///
     /// # Default
     ///
@@ -731,6 +736,16 @@ impl PoolBuilder {
                     "max_payload of {} bytes is over the most a pool allows, \
                      {MAX_PAYLOAD_LIMIT} bytes",
                     self.max_payload
+                ),
+            ));
+        }
+        if self.memory_limit > MAX_MEMORY_LIMIT {
+            return Err(Error::new(
+                ErrorKind::Config,
+                format!(
+                    "memory_limit of {} bytes is over what a wasm memory can grow to: \
+                     4 GiB ({MAX_MEMORY_LIMIT} bytes, 4G) is the largest",
+                    self.memory_limit
                 ),
             ));
         }

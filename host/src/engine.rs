@@ -79,8 +79,9 @@ pub(crate) fn engine(settings: &EngineSettings, role: Role) -> Result<Engine, Er
             .max_core_instance_size(CORE_INSTANCE_SIZE)
             .total_stacks(INSTANCES_PER_WORKER)
             // The limiter refuses growth past the limit first, as a clean
-            // memory-limit error; this is only the backstop.
-            .max_memory_size(settings.max_memory.saturating_add(1 << 16) as usize);
+            // memory-limit error; this is only the backstop. A wasm memory
+            // never grows past 4 GiB, nor may a slot be sized past it.
+            .max_memory_size(settings.max_memory.saturating_add(1 << 16).min(4 << 30) as usize);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
         // A worker never compiles; one thread is all it has to spare.
         config.parallel_compilation(false);

@@ -192,3 +192,18 @@ fn a_module_file_past_its_limit_or_not_a_file_is_refused_before_it_is_read() {
         .build();
     assert!(pool.is_ok());
 }
+
+#[test]
+fn a_memory_limit_of_4_gib_holds_and_more_is_refused_naming_the_largest() {
+    let _deadline = deadline("pools with memory limits around 4 GiB", DEADLINE);
+    let pool = builder(1).memory_limit(4 << 30).build().unwrap();
+    assert_eq!(pool.apply::<i64, _>("square", (7,)).unwrap(), 49);
+    assert_eq!(pool.apply::<u64, _>("allocate", (64u64,)).unwrap(), 64);
+    let err = builder(1).memory_limit((4 << 30) + 1).build().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+    assert!(
+        err.message()
+            .contains("4 GiB (4294967296 bytes, 4G) is the largest"),
+        "{err}"
+    );
+}

@@ -1,5 +1,5 @@
 //! The command's bounds on what a user may ask: module files read only
-//! within their limit.
+//! within their limit, memory limits up to what wasm addresses.
 
 use crate::command::wasmpool;
 use crate::common::{DEADLINE, deadline};
@@ -36,4 +36,26 @@ fn a_module_past_its_limit_or_not_a_file_is_refused_before_it_is_read() {
         assert!(stderr.contains(&said), "{args:?}: {stderr}");
         assert!(stderr.contains("--module-limit"), "{args:?}: {stderr}");
     }
+}
+
+#[test]
+fn memory_sizes_up_to_4g_work_and_more_is_refused_naming_the_largest() {
+    let _deadline = deadline("`wasmpool map --memory` around 4G", DEADLINE);
+    let out = wasmpool(&["map", "--memory", "4G", FIXTURES, "square"], "3\n");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "{\"index\":0,\"ok\":9}\n"
+    );
+    let (status, stderr) = refused(&["map", "--memory", "5G", FIXTURES, "square"]);
+    assert_eq!(status, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("4 GiB (4294967296 bytes, 4G) is the largest"),
+        "{stderr}"
+    );
 }

@@ -10,7 +10,8 @@ use crate::parse::{parse_duration, parse_size};
 /// What one task may use.
 #[derive(Args, Debug, Clone, Default)]
 pub(crate) struct LimitArgs {
-    /// The most linear memory one task's instance may have (e.g. 256M, 1G).
+    /// The most linear memory one task's instance may have (e.g. 256M, 1G;
+    /// at most 4G, all a wasm memory can address).
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub(crate) memory: Option<u64>,
     /// The wall-clock time one task may take (e.g. 500ms, 10s, 2m).
