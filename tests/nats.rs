@@ -692,6 +692,18 @@ fn a_server_that_is_not_there_is_named_in_the_error() {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Remote, "{err}");
     assert!(err.message().contains(&url), "{err}");
+    // A process count past the machine is refused before any connection.
+    let err = wasmpool::Agent::builder(Nats::new(&url))
+        .worker_program(env!("CARGO_BIN_EXE_wasmpool"))
+        .processes(100_000)
+        .start()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+    assert!(
+        err.message()
+            .starts_with("100000 processes is past what this machine can hold"),
+        "{err}"
+    );
 }
 
 #[test]

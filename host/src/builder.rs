@@ -110,6 +110,7 @@ pub struct PoolBuilder {
     module: Option<ModuleSource>,
     module_limit: u64,
     processes: Option<usize>,
+    force_processes: bool,
     initializer: Option<Result<Call, Error>>,
     /// The shared objects in the initializer's arguments.
     initializer_objects: Vec<ObjectRef>,
@@ -151,6 +152,7 @@ impl PoolBuilder {
         PoolBuilder {
             module: None,
             processes: None,
+            force_processes: false,
             initializer: None,
             initializer_objects: Vec::new(),
             max_tasks_per_child: None,
@@ -211,6 +213,20 @@ impl PoolBuilder {
     /// CPython uses `os.cpu_count()`.
     pub fn processes(mut self, processes: usize) -> Self {
         self.processes = Some(processes);
+        self
+    }
+
+    /// Starts as many processes as [`processes`](Self::processes) asks even
+    /// past what this machine can hold. Unless forced, a local pool (or a
+    /// [`Context`]'s) refuses a count past the least of: 64 per CPU; what
+    /// `RLIMIT_NPROC`, the kernel's `pid_max` and `threads-max` and a cgroup's
+    /// `pids.max` leave room for at 6 threads a worker; what the available
+    /// memory (and a cgroup's `memory.max`) leaves room for at 32 MiB a
+    /// worker. The limits are read when the pool starts, and the refusal
+    /// names the bound and what it came from. Forced or not, a pool stops
+    /// starting workers at the first that cannot start.
+    pub fn force_processes(mut self, force: bool) -> Self {
+        self.force_processes = force;
         self
     }
 
@@ -801,6 +817,7 @@ impl PoolBuilder {
                 initializer_objects: self.initializer_objects,
             },
             name,
+            force_processes: self.force_processes,
         })))
     }
 }

@@ -1,7 +1,8 @@
 //! Every bound on what crosses from a guest holds, against a module written
 //! from the WIT that sends what the SDK never would (`tests/guests/hostile`):
 //! names and messages of 100 MiB, a trap 10,000 frames deep, a description
-//! past its limit; and a module file is read only within its limit.
+//! past its limit; a module file is read only within its limit, and a process
+//! count only within what the machine holds.
 
 use std::path::Path;
 
@@ -206,4 +207,22 @@ fn a_memory_limit_of_4_gib_holds_and_more_is_refused_naming_the_largest() {
             .contains("4 GiB (4294967296 bytes, 4G) is the largest"),
         "{err}"
     );
+}
+
+#[test]
+fn a_process_count_past_the_machine_is_refused_by_pools_and_contexts() {
+    let _deadline = deadline("pools of 100,000 processes", DEADLINE);
+    let past = "100000 processes is past what this machine can hold";
+    let err = builder(100_000).build().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+    assert!(err.message().starts_with(past), "{err}");
+    assert!(err.message().contains("force_processes"), "{err}");
+    let context = builder(1).context().unwrap();
+    let err = context.pool(100_000).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+    assert!(err.message().starts_with(past), "{err}");
+    // A process is one worker, always within the bound.
+    let process = context.process("square").args((3,)).start().unwrap();
+    process.join();
+    assert_eq!(process.exitcode(), Some(0));
 }

@@ -32,6 +32,11 @@ pub(crate) struct AgentArgs {
     /// available parallelism).
     #[arg(long = "processes", short = 'j', value_name = "N")]
     processes: Option<usize>,
+    /// Give each job as many workers as -j asks even past what this machine
+    /// can hold (64 per CPU, or fewer if its process limits or memory say
+    /// so).
+    #[arg(long)]
+    force_jobs: bool,
     /// The agent's name in logs (default: HOSTNAME-PID).
     #[arg(long, value_name = "NAME")]
     name: Option<String>,
@@ -73,7 +78,9 @@ pub(crate) fn agent(args: AgentArgs) -> Result<ExitCode, SetupError> {
     };
     let mut builder = Agent::builder(nats);
     if let Some(processes) = args.processes {
-        builder = builder.processes(processes);
+        builder = builder
+            .processes(processes)
+            .force_processes(args.force_jobs);
     }
     if let Some(name) = args.name {
         builder = builder.name(name);

@@ -46,6 +46,10 @@ pub(crate) struct MapArgs {
     /// How many worker processes (default: the available parallelism).
     #[arg(long = "jobs", short = 'j', value_name = "N")]
     processes: Option<usize>,
+    /// Start as many workers as -j asks even past what this machine can
+    /// hold (64 per CPU, or fewer if its process limits or memory say so).
+    #[arg(long)]
+    force_jobs: bool,
     /// How many lines a worker takes at once (default: from the input's
     /// size, as CPython's map does, or 32 for a stream).
     #[arg(long, value_name = "N")]
@@ -182,7 +186,9 @@ fn build_pool(args: &MapArgs, max_payload: usize, bar: &ProgressBar) -> Result<P
         .module_limit(args.module_limit)
         .max_payload(max_payload);
     if let Some(processes) = args.processes {
-        builder = builder.processes(processes);
+        builder = builder
+            .processes(processes)
+            .force_processes(args.force_jobs);
     }
     if let Some(n) = args.max_tasks_per_child {
         builder = builder.max_tasks_per_child(n);

@@ -208,6 +208,7 @@ async fn prepare(context: &Arc<JobContext>, job: &str, spec: &JobSpec) -> Result
     let mut builder = Pool::builder()
         .module_bytes(module.as_slice())
         .processes(context.processes)
+        .force_processes(true)
         .retries(spec.retries)
         .memory_limit(limits.memory_limit)
         .startup_timeout(limits.worker.startup_timeout)

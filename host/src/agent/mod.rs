@@ -32,6 +32,7 @@ use futures_util::StreamExt;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::backend::local::capacity::Capacity;
 use crate::backend::nats::store::{Store, remote};
 use crate::backend::nats::wire::{self, ABANDONED_AFTER, AGENT_HEARTBEAT, AgentRecord, JobSpec};
 use crate::backend::nats::{Nats, block_on, runtime};
@@ -47,6 +48,7 @@ pub struct AgentBuilder {
     nats: Nats,
     name: Option<String>,
     processes: Option<usize>,
+    force_processes: bool,
     caps: Caps,
     cache_dir: Option<PathBuf>,
     worker_program: Option<PathBuf>,
@@ -66,6 +68,15 @@ impl AgentBuilder {
     /// job's chunks at once.
     pub fn processes(mut self, processes: usize) -> Self {
         self.processes = Some(processes);
+        self
+    }
+
+    /// Gives each job as many processes as [`processes`](Self::processes)
+    /// asks even past what this machine can hold (see
+    /// [`PoolBuilder::force_processes`](crate::PoolBuilder::force_processes)
+    /// for the bound); unless forced, [`start`](Self::start) refuses it.
+    pub fn force_processes(mut self, force: bool) -> Self {
+        self.force_processes = force;
         self
     }
 
@@ -136,6 +147,12 @@ impl AgentBuilder {
                 format!("`{bad}` is not a SHA-256 in hex (64 digits)"),
             ));
         }
+        let processes = self
+            .processes
+            .unwrap_or_else(|| thread::available_parallelism().map_or(1, usize::from));
+        // Checked once here: a job's pool, started later beside others, is
+        // forced past a bound that counts the memory they use.
+        Capacity::of_this_machine().check(processes, self.force_processes)?;
         let name = self.name.unwrap_or_else(|| {
             let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
                 .map(|host| host.trim().to_string())
@@ -150,9 +167,7 @@ impl AgentBuilder {
         let context = Arc::new(JobContext {
             store,
             agent: name.clone(),
-            processes: self
-                .processes
-                .unwrap_or_else(|| thread::available_parallelism().map_or(1, usize::from)),
+            processes,
             caps: self.caps,
             cache_dir: self.cache_dir,
             worker_program: self.worker_program,
@@ -217,6 +232,7 @@ impl Agent {
             nats,
             name: None,
             processes: None,
+            force_processes: false,
             caps: Caps::default(),
             cache_dir: None,
             worker_program: None,

@@ -11,6 +11,7 @@ use crossbeam_channel::unbounded;
 use crate::backend::Backend;
 use crate::backend::Settings;
 use crate::backend::local::Local;
+use crate::backend::local::capacity::Capacity;
 use crate::error::{Error, ErrorKind};
 use crate::pool::Pool;
 use crate::pool::submit::Submitter;
@@ -81,6 +82,8 @@ pub(crate) struct Prepared {
     pub(crate) local: Settings,
     /// The module, as errors name it.
     pub(crate) name: String,
+    /// Start pools past what this machine can hold.
+    pub(crate) force_processes: bool,
 }
 
 impl Prepared {
@@ -94,6 +97,9 @@ impl Prepared {
         exit: Option<Arc<Settled<Option<ExitStatus>>>>,
     ) -> Result<Pool, Error> {
         check_processes(processes)?;
+        if processes > 1 {
+            Capacity::of_this_machine().check(processes, self.force_processes)?;
+        }
         let (queue_tx, queue_rx) = unbounded();
         let (local, withdrawals, started) = Local::start(&self.local, processes, exit, queue_rx);
         let backend: Arc<dyn Backend> = local;

@@ -24,7 +24,7 @@ pub(super) fn harden(marker: &std::ffi::OsStr) -> std::io::Result<()> {
         }
         Ok(())
     };
-    // SAFETY: prctl, getppid, setrlimit and close_range on this process.
+    // SAFETY: prctl, getppid, getrlimit, setrlimit and close_range on this process.
     unsafe {
         check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL))?;
         // The pool may have died before prctl took effect.
@@ -36,7 +36,15 @@ pub(super) fn harden(marker: &std::ffi::OsStr) -> std::io::Result<()> {
             (libc::RLIMIT_CORE, 0),
             (libc::RLIMIT_NOFILE, MAX_DESCRIPTORS),
         ] {
-            let limit = libc::rlimit {
+            // Lowered, never raised: a pool run under a lower limit (`ulimit
+            // -n 40`) keeps it for its workers.
+            let mut limit = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            check(libc::getrlimit(resource, &mut limit))?;
+            let value = value.min(limit.rlim_max);
+            limit = libc::rlimit {
                 rlim_cur: value,
                 rlim_max: value,
             };

@@ -10,9 +10,13 @@
 //!   reap); [`inbound`]: the thread that reads its channel; [`outbound`]:
 //!   the end that writes to it, never blocking; [`event`]: what they tell
 //!   the slot;
+//! - [`capacity`]: how many workers this machine can hold;
+//! - [`starting`]: a pool's first workers start in turn, and stop at
+//!   the first that cannot;
 //! - [`host_calls`]: serving the host functions tasks call;
 //!   [`object_calls`]: serving their operations on shared objects.
 
+pub(crate) mod capacity;
 mod child;
 mod event;
 mod host_calls;
@@ -22,6 +26,7 @@ mod object_calls;
 mod outbound;
 mod schedule;
 mod slot;
+mod starting;
 
 use std::process::ExitStatus;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
@@ -41,6 +46,7 @@ use crate::chunk::{Chunk, Withdrawals};
 use crate::error::{Error, ErrorKind};
 use crate::settled::Settled;
 use in_flight::InFlight;
+use starting::Starting;
 
 /// The local backend of a pool: its slots, and what they share.
 pub(crate) struct Local {
@@ -80,6 +86,7 @@ impl Local {
             requeue: unbounded(),
             stop: stop_rx,
             terminating: AtomicBool::new(false),
+            starting: Starting::default(),
             idle: AtomicUsize::new(0),
             workers: Mutex::new((0..processes).map(|_| None).collect()),
             hand_directly: max_tasks_per_child.is_none() && !settings.timed,
@@ -101,6 +108,9 @@ impl Local {
         let (started_tx, started_rx) = unbounded();
         let mut first_error = None;
         for index in 0..processes {
+            if local.shared.starting.failed() {
+                break;
+            }
             let (shared, started) = (local.shared.clone(), started_tx.clone());
             let spawned = thread::Builder::new()
                 .name(format!("wasmpool-slot-{index}"))
@@ -198,6 +208,8 @@ pub(crate) struct Shared {
     /// Disconnected when the pool is terminated.
     pub(crate) stop: Receiver<()>,
     pub(crate) terminating: AtomicBool,
+    /// The first workers' start, which stops at the first failure.
+    pub(crate) starting: Starting,
     /// How many slots have a worker with nothing to do.
     pub(crate) idle: AtomicUsize,
     /// Each slot's current worker, so `terminate` can kill them all at once,

@@ -54,11 +54,26 @@ pub(crate) fn run(
         spare: None,
         reapers: Vec::new(),
     };
+    // The first worker starts in turn with the other slots' (see
+    // `Starting`), and becomes the spare its first `spawn` takes.
+    match slot
+        .shared
+        .starting
+        .start(|| WorkerChild::start(&slot.shared))
+    {
+        None => return,
+        Some(Ok(worker)) => slot.spare = Some(worker),
+        Some(Err(err)) => {
+            let _ = started.send(Err(err));
+            return;
+        }
+    }
     match slot.spawn() {
         Ok(tasks) => {
             let _ = started.send(Ok(tasks));
         }
         Err(err) => {
+            slot.shared.starting.fail();
             let _ = started.send(Err(err));
             return;
         }
