@@ -360,6 +360,9 @@ impl Guest for Module {
                     outcome
                 }
             };
+            // What the task printed without ending its line is its own: out
+            // before its outcome, not with the next task's output.
+            let _ = std::io::Write::flush(&mut std::io::stdout());
             match &outcome {
                 Ok(()) => outcomes::finish(Ok(&out)),
                 Err(err) => outcomes::finish(Err(err)),

@@ -452,7 +452,7 @@ mod worker;
 pub use agent::{Agent, AgentBuilder};
 #[cfg(feature = "nats")]
 pub use backend::nats::{AgentInfo, Nats};
-pub use backend::output::{GuestOutput, Stream};
+pub use backend::output::{GuestOutput, Stream, escape_controls};
 pub use builder::PoolBuilder;
 pub use channel::bounds::{BACKTRACE_FRAMES, DESCRIPTION_BYTES, MESSAGE_BYTES, NAME_BYTES};
 pub use channel::{ParamInfo, Preopen, TaskInfo};

@@ -10,6 +10,8 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+#[path = "../common/terminal.rs"]
+mod terminal;
 
 mod bounds;
 mod cache;

@@ -502,6 +502,77 @@ fn output_reaches_the_handler_while_its_task_runs() {
     assert!(!result.ready(), "the task ended before its output came");
 }
 
+/// What the fixtures' `say` task is given to print: it retitles the
+/// terminal, clears it, and forges a line of another task over its own
+/// prefix.
+const FORGERY: &str = "\u{1b}]0;owned\u{7}\u{1b}[2J\r[worker 1 task 9 out] forged\u{9b}0m";
+
+#[test]
+fn an_output_handler_gets_the_bytes_a_task_wrote() {
+    let _deadline = deadline("a task printing escape sequences", DEADLINE);
+    let outputs = Arc::new(Mutex::new(Vec::new()));
+    let sink = outputs.clone();
+    let pool = builder(1)
+        .on_output(move |out| sink.lock().unwrap().push((out.stream, out.bytes.clone())))
+        .build()
+        .unwrap();
+    pool.apply::<(), _>("say", (FORGERY,)).unwrap();
+    // The line the task left unended comes with its outcome, not later.
+    let outputs = outputs.lock().unwrap();
+    for stream in [wasmpool::Stream::Stdout, wasmpool::Stream::Stderr] {
+        assert!(
+            outputs.contains(&(stream, FORGERY.as_bytes().to_vec())),
+            "{outputs:?}"
+        );
+    }
+}
+
+/// Set in the copy of this test binary that the next test runs on a
+/// terminal.
+const ON_A_TERMINAL: &str = "WASMPOOL_TEST_ON_A_TERMINAL";
+
+#[test]
+fn on_a_terminal_the_pools_own_handlers_escape_what_would_act_on_it() {
+    let _deadline = deadline("tasks printing escape sequences on a terminal", DEADLINE);
+    if std::env::var_os(ON_A_TERMINAL).is_some() {
+        // The copy, its stderr on the terminal: the default handler, then
+        // plain output.
+        pool(1).apply::<(), _>("say", (FORGERY,)).unwrap();
+        builder(1)
+            .plain_output()
+            .build()
+            .unwrap()
+            .apply::<(), _>("say", (FORGERY,))
+            .unwrap();
+        return;
+    }
+    let mut copy = std::process::Command::new(std::env::current_exe().unwrap());
+    copy.args([
+        "--exact",
+        "pool::on_a_terminal_the_pools_own_handlers_escape_what_would_act_on_it",
+        "--nocapture",
+    ])
+    .env(ON_A_TERMINAL, "1");
+    let (status, shown) = crate::terminal::stderr_on_a_terminal(copy, DEADLINE);
+    let shown = String::from_utf8(shown).unwrap();
+    assert!(status.success(), "{shown}");
+    let escaped = r"\x1b]0;owned\x07\x1b[2J\x0d[worker 1 task 9 out] forged\u{9b}0m";
+    for attributed in ["task 0 out] ", "task 0 err] "] {
+        assert!(
+            shown.contains(&format!("{attributed}{escaped}\r\n")),
+            "{shown:?}"
+        );
+    }
+    // Plain output: the task's stderr as it wrote it, escaped.
+    assert!(shown.ends_with(&format!("\r\n{escaped}")), "{shown:?}");
+    let acting: Vec<char> = shown
+        .replace("\r\n", "\n")
+        .chars()
+        .filter(|&c| c.is_control() && c != '\n')
+        .collect();
+    assert!(acting.is_empty(), "{acting:?} in {shown:?}");
+}
+
 #[test]
 fn pools_and_results_are_send_and_sync() {
     let _deadline = deadline("40 squares asked from four threads", DEADLINE);

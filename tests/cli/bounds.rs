@@ -1,6 +1,7 @@
 //! The command's bounds on what a user may ask: module files read only
 //! within their limit, memory limits up to what wasm addresses, process
-//! counts within what the machine holds.
+//! counts within what the machine holds, and what a task prints shown on
+//! a terminal only with its control characters escaped.
 
 use std::io::Write;
 use std::os::unix::process::CommandExt;
@@ -194,4 +195,49 @@ fn starting_stops_at_the_first_worker_that_cannot_start() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert_eq!(crate::command::records(&out).len(), 2);
+}
+
+/// What the `say` task prints: it retitles the terminal, clears it, and
+/// forges a line of another task over its own prefix.
+const FORGERY: &str = "\u{1b}]0;owned\u{7}\u{1b}[2J\r[worker 1 task 9 out] forged\u{9b}0m";
+
+#[test]
+fn a_task_cannot_act_on_the_terminal_but_a_file_gets_its_bytes() {
+    let _deadline = deadline("`wasmpool map` of output with escapes", DEADLINE);
+    let line = format!("{}\n", serde_json::to_string(FORGERY).unwrap());
+
+    let mut on_terminal = Command::new(env!("CARGO_BIN_EXE_wasmpool"));
+    on_terminal.args(["map", "-j", "1", "--no-progress", FIXTURES, "say"]);
+    // The input through a file, as the terminal is stderr only.
+    let input = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(input.path(), &line).unwrap();
+    on_terminal.args(["--input", input.path().to_str().unwrap()]);
+    let (status, shown) = crate::terminal::stderr_on_a_terminal(on_terminal, COMMAND_LIMIT);
+    let shown = String::from_utf8(shown).unwrap();
+    assert!(status.success(), "{shown}");
+    let escaped = r"\x1b]0;owned\x07\x1b[2J\x0d[worker 1 task 9 out] forged\u{9b}0m";
+    for stream in ["out", "err"] {
+        assert!(
+            shown.contains(&format!("task 0 {stream}] {escaped}\r\n")),
+            "{shown:?}"
+        );
+    }
+    // Nothing acts: the terminal's own line ends are the only controls.
+    let acting: Vec<char> = shown
+        .replace("\r\n", "\n")
+        .chars()
+        .filter(|&c| c.is_control() && c != '\n')
+        .collect();
+    assert!(acting.is_empty(), "{acting:?} in {shown:?}");
+
+    // Stderr to a file (a pipe here): the bytes as the task wrote them.
+    let out = wasmpool(&["map", "-j", "1", FIXTURES, "say"], &line);
+    assert_eq!(out.status.code(), Some(0));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    for stream in ["out", "err"] {
+        assert!(
+            stderr.contains(&format!("task 0 {stream}] {FORGERY}\n")),
+            "{stderr:?}"
+        );
+    }
 }

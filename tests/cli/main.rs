@@ -12,6 +12,8 @@
 mod command;
 #[path = "../common/mod.rs"]
 mod common;
+#[path = "../common/terminal.rs"]
+mod terminal;
 
 mod as_a_user;
 mod bounds;

@@ -134,7 +134,10 @@ pub(crate) fn agent(args: AgentArgs) -> Result<ExitCode, SetupError> {
         (Ok(()), Some(signal)) => Ok(ExitCode::from(exit_status(signal))),
         (Ok(()), None) => Ok(ExitCode::SUCCESS),
         (Err(err), _) => {
-            eprintln!("wasmpool agent: {err}");
+            eprintln!(
+                "wasmpool agent: {}",
+                crate::log::shown_on_stderr(&err.to_string())
+            );
             Ok(ExitCode::FAILURE)
         }
     }

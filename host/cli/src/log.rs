@@ -1,8 +1,9 @@
 //! The library's warnings and errors on stderr, as `wasmpool: warning: ...`,
 //! around the progress bar. `RUST_LOG` picks more (e.g. `RUST_LOG=debug`).
 
+use std::borrow::Cow;
 use std::fmt;
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 
 use indicatif::ProgressBar;
 use tracing::{Event, Level, Subscriber};
@@ -68,7 +69,24 @@ impl Write for AroundBar {
     }
 }
 
-/// Writes `bytes` to stderr with the progress bar `bar` out of the way.
+/// Writes `bytes` to stderr with the progress bar `bar` out of the way; on
+/// a terminal, with control characters escaped (guest output and messages
+/// carry text of a task's making).
 pub(crate) fn to_stderr(bar: &ProgressBar, bytes: &[u8]) -> io::Result<()> {
-    bar.suspend(|| io::stderr().lock().write_all(bytes))
+    if !io::stderr().is_terminal() {
+        return bar.suspend(|| io::stderr().lock().write_all(bytes));
+    }
+    let text = String::from_utf8_lossy(bytes);
+    let shown = wasmpool::escape_controls(&text);
+    bar.suspend(|| io::stderr().lock().write_all(shown.as_bytes()))
+}
+
+/// `text` as stderr should show it: on a terminal, with control characters
+/// escaped ([`wasmpool::escape_controls`]).
+pub(crate) fn shown_on_stderr(text: &str) -> Cow<'_, str> {
+    if io::stderr().is_terminal() {
+        wasmpool::escape_controls(text)
+    } else {
+        Cow::Borrowed(text)
+    }
 }

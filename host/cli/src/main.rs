@@ -113,7 +113,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(SetupError(message)) => {
-            eprintln!("wasmpool: {message}");
+            eprintln!("wasmpool: {}", log::shown_on_stderr(&message));
             ExitCode::from(2)
         }
     }

@@ -33,17 +33,31 @@ const MORE_FRAMES: &str = "… more frames";
 /// How much of a name too long to use a refusal quotes.
 const QUOTED_BYTES: usize = 40;
 
-/// Checks that `name`, the name of `what`, is within [`NAME_BYTES`]; the
-/// refusal quotes its start only.
+/// Checks that `name`, the name of `what`, is within [`NAME_BYTES`] and
+/// holds no control character (a name is shown on terminals: an escape
+/// sequence in it would act there); the refusal quotes its start only,
+/// escaped.
 pub(crate) fn check_name(what: &str, name: &str) -> Result<(), String> {
-    if name.len() <= NAME_BYTES {
-        return Ok(());
+    let quoted = || {
+        let start = floor_char_boundary(name, QUOTED_BYTES);
+        let more = if start < name.len() { "…" } else { "" };
+        format!("{}{more}", name[..start].escape_debug())
+    };
+    if name.len() > NAME_BYTES {
+        return Err(format!(
+            "the name of {what} takes {} bytes, over the limit of {NAME_BYTES} bytes: `{}`",
+            name.len(),
+            quoted()
+        ));
     }
-    Err(format!(
-        "the name of {what} takes {} bytes, over the limit of {NAME_BYTES} bytes: `{}…`",
-        name.len(),
-        &name[..floor_char_boundary(name, QUOTED_BYTES)]
-    ))
+    if let Some((at, control)) = name.char_indices().find(|(_, c)| c.is_control()) {
+        return Err(format!(
+            "the name of {what} holds a control character, {}, at byte {at}: `{}`",
+            control.escape_unicode(),
+            quoted()
+        ));
+    }
+    Ok(())
 }
 
 /// `text` cut to at most `limit` bytes: its first and last halves, with a
@@ -191,6 +205,23 @@ mod tests {
             "{why}"
         );
         assert!(why.len() < 200, "{why}");
+    }
+
+    #[test]
+    fn a_name_with_a_control_character_is_refused_quoting_it_escaped() {
+        assert!(check_name("a task", "naïve_名前").is_ok());
+        for (name, control, at) in [
+            ("title\u{1b}]0;owned\u{7}", "\\u{1b}", 5),
+            ("\rforged", "\\u{d}", 0),
+            ("c1\u{9b}2J", "\\u{9b}", 2),
+        ] {
+            let why = check_name("a task", name).unwrap_err();
+            assert!(
+                why.contains(&format!("a control character, {control}, at byte {at}")),
+                "{why}"
+            );
+            assert!(!why.chars().any(char::is_control), "{why:?}");
+        }
     }
 
     #[test]
