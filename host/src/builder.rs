@@ -775,6 +775,8 @@ impl PoolBuilder {
         let cache = CacheDir::open(&cache_dir)?;
         let artifact = module::prepare(&engine, &bytes, &name, &cache, self.memory_limit)?;
         cache.evict(self.cache_limit);
+        let mut grants = self.grants;
+        grants.objects = self.initializer_objects.iter().map(|o| o.id()).collect();
         let setup = Setup {
             artifact,
             engine: settings,
@@ -787,7 +789,7 @@ impl PoolBuilder {
                 fuel: self.fuel,
                 max_payload: self.max_payload as u64,
             },
-            grants: self.grants,
+            grants,
             probe_sandbox: self.verify_sandbox,
         };
         // A task may follow a renewal of the instance: its start and the

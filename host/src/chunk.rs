@@ -102,6 +102,9 @@ pub(crate) struct Chunk {
     /// The shared objects its tasks' arguments hold: granted to the worker
     /// that runs it, for as long as it holds the chunk.
     pub(crate) objects: Vec<ObjectRef>,
+    /// Which task each was handed to, as (task index, object id): the worker
+    /// lets a task use only those (and the initializer's) while it runs.
+    pub(crate) handed: Vec<(u64, u64)>,
     /// How many of its tasks (from the first) have their outcome.
     done: usize,
     submission: Option<Arc<Submission>>,
@@ -125,6 +128,7 @@ impl Chunk {
             ends,
             retries: 0,
             objects: Vec::new(),
+            handed: Vec::new(),
             done: 0,
             submission: Some(submission),
         }
@@ -241,6 +245,7 @@ impl Chunk {
             ends,
             retries: self.retries,
             objects: self.objects.clone(),
+            handed: self.handed.clone(),
             done: 0,
             submission: self.submission.clone(),
         }
@@ -354,6 +359,7 @@ impl Chunker {
             ends: Vec::new(),
             retries: 0,
             objects: Vec::new(),
+            handed: Vec::new(),
             done: 0,
             submission: Some(self.submission.clone()),
         });
@@ -366,6 +372,9 @@ impl Chunker {
         let encoded =
             encoded.and_then(|()| args::check(&chunk.args[start..], self.arity, self.max_payload));
         if encoded.is_ok() {
+            chunk
+                .handed
+                .extend(objects.iter().map(|object| (index, object.id())));
             chunk.objects.extend(objects);
         }
         match encoded {

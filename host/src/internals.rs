@@ -75,6 +75,7 @@ pub fn batch_frame(tasks: usize) -> Vec<u8> {
         first_index: 0,
         args: ByteBuf::from(args),
         ends,
+        handed: Vec::new(),
     };
     let mut frame = Vec::new();
     codec::encode(&ToWorker::Run(batch), &mut frame);
@@ -179,7 +180,8 @@ impl Guest {
     /// worker's are; returns how many succeeded.
     pub fn run(&mut self, task: &str, args: &[u8], ends: &[u32]) -> usize {
         self.outbox.begin(0);
-        self.runtime.block_on(self.runner.run(task, 0, args, ends));
+        self.runtime
+            .block_on(self.runner.run(task, 0, args, ends, &[]));
         if self.outbox.flush().is_err() {
             return 0;
         }

@@ -565,6 +565,37 @@ fn a_forged_or_stale_handle_is_refused() {
     assert!(forged.unwrap_err().message().contains("another kind"));
 }
 
+/// A task may use the objects handed to it, not those of the other tasks
+/// of its batch, although a worker runs the batch in one call and the task
+/// can read every task's arguments: the module written from the WIT (`grab`)
+/// finds every lock handle in its batch and tries to take each.
+#[test]
+fn a_task_cannot_take_a_lock_handed_to_another_task_of_its_batch() {
+    let _deadline = deadline("a module grabbing its batch's locks", DEADLINE);
+    let pool = builder(1)
+        .module_file(wasmpool_artifacts::HOSTILE)
+        .env("HOSTILE", "tasks")
+        .build()
+        .unwrap();
+    let lock = Lock::new();
+    let other = Lock::new();
+    // One batch: a task handed nothing ahead of the task handed `lock`, one
+    // handed nothing behind it, and one handed `other`.
+    let handed = [None, Some(lock.clone()), None, Some(other.clone())];
+    let taken: Vec<u8> = pool.map("grab", handed, 4).unwrap();
+    assert_eq!(
+        taken,
+        [0, 1, 0, 1],
+        "each task took its own lock, and only it"
+    );
+    // Their tasks ended holding them: the worker lets go of both once its
+    // slot has seen the batch end (after the results came back).
+    for lock in [&lock, &other] {
+        let again = lock.acquire_timeout(OUTCOME_WAIT).expect("let go of");
+        assert!(again.previous_holder_died());
+    }
+}
+
 #[test]
 fn an_item_too_large_for_a_task_stays_in_its_queue() {
     let _deadline = deadline("an item over the pool's payload limit", DEADLINE);

@@ -93,6 +93,7 @@ mod tests {
                         task,
                         first_index,
                         args: ByteBuf::from(args),
+                        handed: ends.iter().map(|&end| (u64::from(end), seq)).collect(),
                         ends,
                     }
                 )),

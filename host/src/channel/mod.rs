@@ -99,6 +99,9 @@ pub struct Preopen {
 pub(crate) struct Grants {
     pub(crate) dirs: Vec<Preopen>,
     pub(crate) env: Vec<(String, String)>,
+    /// The shared objects in the initializer's arguments, by id: every task
+    /// may use them, as the initializer may have kept them.
+    pub(crate) objects: Vec<u64>,
 }
 
 /// A call of a task with encoded arguments.
@@ -146,6 +149,9 @@ pub(crate) struct Batch {
     pub(crate) args: ByteBuf,
     /// Where each task's arguments end in `args`.
     pub(crate) ends: Vec<u32>,
+    /// The shared objects handed to each task, as (task index, object id):
+    /// a task may use those, and the initializer's, while it runs.
+    pub(crate) handed: Vec<(u64, u64)>,
 }
 
 /// A message from the pool to a worker.

@@ -347,6 +347,7 @@ pub(crate) mod tests {
             first_index: 0,
             args: Default::default(),
             ends: vec![],
+            handed: vec![],
         })
     }
 
@@ -369,6 +370,7 @@ pub(crate) mod tests {
             first_index: 3,
             args: ByteBuf::from(args.clone()),
             ends: vec![args.len() as u32],
+            handed: vec![],
         });
         // Written in pieces, so that the reader meets a frame cut anywhere.
         let writer = std::thread::spawn(move || {

@@ -150,6 +150,7 @@ fn converse(mut reader: FrameReader<File>, outbox: &Arc<Outbox>) -> Result<(), S
                     batch.first_index,
                     &batch.args,
                     &batch.ends,
+                    &batch.handed,
                 ));
                 ticker.end();
                 outbox.flush().map_err(|err| err.to_string())?;

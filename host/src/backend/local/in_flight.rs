@@ -192,6 +192,7 @@ impl InFlight {
             first_index: chunk.first_index,
             args: ByteBuf::from(chunk.args.clone()),
             ends: chunk.ends.clone(),
+            handed: chunk.handed.clone(),
         });
         if held.chunks.is_empty() {
             held.progress = Instant::now();

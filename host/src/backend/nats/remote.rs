@@ -385,6 +385,8 @@ fn message(number: u64, sent: &Sent) -> Bytes {
             first_index,
             args: ByteBuf::from(args),
             ends,
+            // A pool on agents hands its tasks no shared object.
+            handed: Vec::new(),
         },
     }))
 }

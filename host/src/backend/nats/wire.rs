@@ -24,7 +24,7 @@ use crate::channel::{Batch, Call, Limits, Outcomes, Stream};
 use crate::error::{Error, ErrorKind};
 
 /// The version of these messages; a job of another version is refused.
-pub(crate) const VERSION: u32 = 2;
+pub(crate) const VERSION: u32 = 3;
 /// The key-value bucket of running jobs.
 pub(crate) const JOBS: &str = "wasmpool_jobs";
 /// The key-value bucket of agents.
@@ -265,6 +265,7 @@ mod tests {
                 first_index: 100,
                 args: ByteBuf::from(vec![0x91, 1, 0x91, 2]),
                 ends: vec![2, 4],
+                handed: Vec::new(),
             },
         }
     }

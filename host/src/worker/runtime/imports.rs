@@ -43,6 +43,11 @@ pub(crate) struct HostState {
     /// The answer to the task's last object call, until the task makes its
     /// next move (another call, output, its outcome).
     pub(super) last_answer: Option<LastAnswer>,
+    /// The shared objects every task may use: the initializer's.
+    pub(super) lifetime_objects: Arc<[u64]>,
+    /// The shared objects handed to the tasks of the current batch, as
+    /// (task index, object id): a task may use only its own.
+    pub(super) handed: Vec<(u64, u64)>,
     /// Whether the last answer is kept, to give back should the task's
     /// time limit stop it before its next move: only where tasks have a
     /// time limit, and can leave no trace but their calls, output and
@@ -77,6 +82,13 @@ impl HostState {
     /// The index of the task running now.
     pub(super) fn index(&self) -> u64 {
         self.index.load(Ordering::Relaxed)
+    }
+
+    /// Whether the task running now may use the shared object `id`: it was
+    /// handed to it, or to the initializer.
+    fn may_use(&self, id: u64) -> bool {
+        let index = self.index();
+        self.lifetime_objects.contains(&id) || self.handed.contains(&(index, id))
     }
 
     /// Sends what is left of the running task's output on (whole lines went
@@ -247,6 +259,15 @@ impl bindings::wasmpool::task::objects::Host for HostState {
         let call = self
             .next_call(&format!("an operation of object {object}"), &op, &args)
             .map_err(object_error)?;
+        if !self.may_use(object) {
+            // Refused here, before the pool hears of it: the pool grants a
+            // worker the objects of every task it holds, and a task may
+            // find another's handle in its batch.
+            return Err(ObjectError::Refused(format!(
+                "this task was not handed a shared object with id {object}: the handle is \
+                 forged, or belongs to another task"
+            )));
+        }
         let request = FromWorker::Invoke {
             call,
             index: self.index(),

@@ -162,6 +162,8 @@ impl Runner {
             clock: self.clock.clone(),
             limits: self.limits.clone(),
             last_answer: None,
+            lifetime_objects: self.grants.objects.as_slice().into(),
+            handed: Vec::new(),
             keeps_answers: self.limits.task_timeout.is_some() && self.grants.dirs.is_empty(),
         })
     }
@@ -444,8 +446,16 @@ impl Runner {
 
     /// Runs a batch: every task gets one outcome, sent to the outbox as it is
     /// known. A task that breaks the instance fails; the rest of the batch
-    /// goes on on a fresh one.
-    pub(crate) async fn run(&mut self, task: &str, first_index: u64, args: &[u8], ends: &[u32]) {
+    /// goes on on a fresh one. `handed` says which shared objects each task
+    /// may use, as (task index, object id).
+    pub(crate) async fn run(
+        &mut self,
+        task: &str,
+        first_index: u64,
+        args: &[u8],
+        ends: &[u32],
+        handed: &[(u64, u64)],
+    ) {
         let mut done = 0;
         while done < ends.len() {
             let mut live = match self.live.take() {
@@ -463,6 +473,9 @@ impl Runner {
             let rest: Vec<u32> = ends[done..].iter().map(|end| end - base).collect();
             let index = first_index + done as u64;
             let limit = self.limits.task_timeout;
+            let state = live.store.data_mut();
+            state.handed.clear();
+            state.handed.extend_from_slice(handed);
             let result = self
                 .call(&mut live, task, index, &args[base as usize..], &rest, limit)
                 .await;

@@ -7,7 +7,9 @@
 //! - `tasks`: it lists tasks that send the host what no bound allows: a
 //!   100 MiB object operation name (`long_op`), host function name
 //!   (`long_call`) or error message (`long_error`), a trap 10,000 frames
-//!   deep in a function whose name takes 64 KiB (`deep_trap`) — and `ok`,
+//!   deep in a function whose name takes 64 KiB (`deep_trap`); `grab`,
+//!   which finds every lock handed to any task of its batch and tries to
+//!   take each (without waiting), answering how many it took; and `ok`,
 //!   which answers `nil`;
 //! - `long_task_name`, `long_param_name`: it lists a task whose name, or
 //!   whose parameter's name, takes 1 MiB;
@@ -35,10 +37,18 @@ fn task(name: String, params: Vec<ParamInfo>) -> TaskInfo {
 impl Guest for Hostile {
     fn describe() -> Vec<TaskInfo> {
         match std::env::var("HOSTILE").as_deref() {
-            Ok("tasks") => ["long_op", "long_call", "long_error", "deep_trap", "ok"]
-                .into_iter()
-                .map(|name| task(name.into(), Vec::new()))
-                .collect(),
+            Ok("tasks") => {
+                let lock = ParamInfo {
+                    name: Some("lock".into()),
+                    default: None,
+                };
+                let mut tasks: Vec<_> = ["long_op", "long_call", "long_error", "deep_trap", "ok"]
+                    .into_iter()
+                    .map(|name| task(name.into(), Vec::new()))
+                    .collect();
+                tasks.push(task("grab".into(), vec![lock]));
+                tasks
+            }
             Ok("long_task_name") => vec![task("t".repeat(1 << 20), Vec::new())],
             Ok("long_param_name") => {
                 let param = ParamInfo {
@@ -72,7 +82,7 @@ impl Guest for Hostile {
         }
     }
 
-    fn run(task: String, _first_index: u64, _args: Vec<u8>, ends: Vec<u32>) {
+    fn run(task: String, _first_index: u64, args: Vec<u8>, ends: Vec<u32>) {
         for _ in ends {
             let failed = |message: String| {
                 outcomes::finish(Err(&TaskError {
@@ -94,10 +104,29 @@ impl Guest for Hostile {
                 "deep_trap" => {
                     deep(10_000);
                 }
+                "grab" => {
+                    // acquire(block=false, timeout=nil), on every handle of
+                    // the batch: 1 (or 2, from a holder that died) if taken.
+                    let taken = handles(&args)
+                        .filter(|&id| {
+                            objects::invoke(id, "acquire", &[0x92, 0xc2, 0xc0])
+                                .is_ok_and(|answer| answer == [1] || answer == [2])
+                        })
+                        .count();
+                    outcomes::finish(Ok(&[taken as u8]));
+                }
                 _ => outcomes::finish(Ok(&[0xc0])),
             }
         }
     }
+}
+
+/// The ids of the handles in `args`: MessagePack `ext 8` of type 87 ('W')
+/// holding a kind byte and a big-endian id (see `wit/wasmpool.wit`).
+fn handles(args: &[u8]) -> impl Iterator<Item = u64> + '_ {
+    args.windows(12)
+        .filter(|bytes| bytes[..3] == [0xc7, 9, 87])
+        .map(|bytes| u64::from_be_bytes(bytes[4..12].try_into().unwrap()))
 }
 
 include!(concat!(env!("OUT_DIR"), "/long_name.rs"));
