@@ -149,14 +149,21 @@
 //! ```
 //!
 //! **Capabilities.** A handle is a MessagePack `ext` holding the object's
-//! kind and id (see `wit/wasmpool.wit`). The chunk that carries it grants it
-//! to the worker it is handed to, for as long as that worker holds the
-//! chunk: from before the task starts until its outcome (and, for the
-//! [initializer](PoolBuilder::initializer)'s arguments, for the worker's
-//! life). Any other id a guest names — forged, or kept from a task that
-//! ended — is refused with an error that says so, and the object is not
-//! touched. Guests cannot create objects; they use what they are handed.
-//! Handles inside queue items or dict values are data, not grants.
+//! kind and id (see `wit/wasmpool.wit`). A task may use the objects handed
+//! to it in its arguments, while it runs, and those of the
+//! [initializer](PoolBuilder::initializer)'s arguments (which it may have
+//! kept) — no other. Two walls check it. The worker's runtime, outside the
+//! sandbox, checks every call against the task running now: a worker runs a
+//! batch of tasks in one call of the module, which can read every task's
+//! arguments, so a task could otherwise name a handle handed to the task
+//! after it. The pool checks it again against the tasks the worker holds:
+//! the chunk that carries a handle grants it to the worker for as long as
+//! the worker holds the chunk (a worker that escaped its sandbox could lie
+//! about which of its tasks runs, never reach another worker's objects).
+//! Any other id a guest names — forged, kept from a task that ended, or
+//! another task's — is refused with an error that says so, and the object
+//! is not touched. Guests cannot create objects; they use what they are
+//! handed. Handles inside queue items or dict values are data, not grants.
 //!
 //! **Waiting.** Every operation is tried at once, by the thread reading the
 //! worker's channel. One that must wait (`acquire` of a held lock, `get`
@@ -389,6 +396,25 @@
 //!
 //! Every `Duration` the API takes may be as large as `Duration::MAX`, which
 //! means no limit.
+//!
+//! **Bounds.** Everything that crosses a boundary has one, applied where it
+//! is crossed; past it comes an error that names the bound, never a stall
+//! or a host that grows without end:
+//!
+//! | What | Bound | Past it |
+//! |---|---|---|
+//! | arguments, a result, an object call's arguments or answer, a host call's | [`PoolBuilder::max_payload`]: 64 MiB by default, at most 512 MiB | that task fails ([`ErrorKind::BadArguments`], [`ErrorKind::BadResult`]), that call is refused |
+//! | a name a guest gives: a task's, a parameter's, a host function's, an object operation's | [`NAME_BYTES`] = 256 bytes, no control characters | refused in the worker before anything is sent, quoting its start, escaped |
+//! | an error message from a guest | [`MESSAGE_BYTES`] = 64 KiB | cut, keeping its first and last halves and saying how many bytes went |
+//! | a trap's backtrace | [`BACKTRACE_FRAMES`] = 20 innermost frames, each name 256 bytes | the rest replaced by a frame `… more frames` |
+//! | a module's list of its tasks | [`DESCRIPTION_BYTES`] = 16 MiB | the module is refused at build |
+//! | what a task writes to stdout, and to stderr | [`PoolBuilder::output_limit`]: 64 KiB each by default | the rest dropped, the output marked truncated |
+//! | a module file | [`PoolBuilder::module_limit`]: [`MODULE_BYTES`] = 512 MiB by default (what agents fetch); a regular file only | refused by its size before it is read, or by its kind (a device, a FIFO, a directory) without blocking |
+//! | a task's linear memory | [`PoolBuilder::memory_limit`]: 1 GiB by default, at most 4 GiB (what a wasm memory addresses) | the task fails ([`ErrorKind::MemoryLimit`]); a larger limit is refused at build |
+//! | a frame from a worker | what the bounds above add up to (the payload limit, a flush of output and one failure) | the worker is killed as one that broke the protocol |
+//! | a pool's processes | the machine's: the least of 64 per CPU, what `RLIMIT_NPROC`, `pid_max`, `threads-max` and a cgroup's `pids.max` leave at 6 threads a worker, and what the available memory leaves at 32 MiB a worker | refused at build naming the bound and its sources, unless [forced](PoolBuilder::force_processes); a pool stops starting workers at the first that cannot start |
+//! | a worker's descriptors | 256 (or the host's limit, if lower) | the guest's `open` fails |
+//! | text of a task's making shown on a terminal (its output, its messages) | no control character acts | escaped (`\x1b`, [`escape_controls`]); an [output handler](PoolBuilder::on_output) or a file gets the bytes as written |
 //!
 //! **On disk**, the artifact cache ([`PoolBuilder::cache_dir`]) holds native
 //! code, so it is trusted only while it is private: owned by the user and
