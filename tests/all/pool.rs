@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::common::{DEADLINE, OUTCOME_WAIT, Place, WORKER_PROGRAM, builder, deadline, pool};
+use crate::terminal::{ESCAPED, FORGERY, assert_shown_escaped};
 use wasmpool::{AsyncResult, Callbacks, ErrorKind, GetTimeoutError, NotReady, Pool};
 
 #[test]
@@ -502,11 +503,6 @@ fn output_reaches_the_handler_while_its_task_runs() {
     assert!(!result.ready(), "the task ended before its output came");
 }
 
-/// What the fixtures' `say` task is given to print: it retitles the
-/// terminal, clears it, and forges a line of another task over its own
-/// prefix.
-const FORGERY: &str = "\u{1b}]0;owned\u{7}\u{1b}[2J\r[worker 1 task 9 out] forged\u{9b}0m";
-
 #[test]
 fn an_output_handler_gets_the_bytes_a_task_wrote() {
     let _deadline = deadline("a task printing escape sequences", DEADLINE);
@@ -556,21 +552,9 @@ fn on_a_terminal_the_pools_own_handlers_escape_what_would_act_on_it() {
     let (status, shown) = crate::terminal::stderr_on_a_terminal(copy, DEADLINE);
     let shown = String::from_utf8(shown).unwrap();
     assert!(status.success(), "{shown}");
-    let escaped = r"\x1b]0;owned\x07\x1b[2J\x0d[worker 1 task 9 out] forged\u{9b}0m";
-    for attributed in ["task 0 out] ", "task 0 err] "] {
-        assert!(
-            shown.contains(&format!("{attributed}{escaped}\r\n")),
-            "{shown:?}"
-        );
-    }
+    assert_shown_escaped(&shown, &["task 0 out] ", "task 0 err] "]);
     // Plain output: the task's stderr as it wrote it, escaped.
-    assert!(shown.ends_with(&format!("\r\n{escaped}")), "{shown:?}");
-    let acting: Vec<char> = shown
-        .replace("\r\n", "\n")
-        .chars()
-        .filter(|&c| c.is_control() && c != '\n')
-        .collect();
-    assert!(acting.is_empty(), "{acting:?} in {shown:?}");
+    assert!(shown.ends_with(&format!("\r\n{ESCAPED}")), "{shown:?}");
 }
 
 #[test]

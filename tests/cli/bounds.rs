@@ -9,6 +9,7 @@ use std::process::{Command, Output, Stdio};
 
 use crate::command::{COMMAND_LIMIT, wait_with_deadline, wasmpool};
 use crate::common::{DEADLINE, deadline};
+use crate::terminal::{FORGERY, assert_shown_escaped};
 use wasmpool_artifacts::FIXTURES;
 
 /// The status and stderr of `wasmpool ARGS`.
@@ -197,10 +198,6 @@ fn starting_stops_at_the_first_worker_that_cannot_start() {
     assert_eq!(crate::command::records(&out).len(), 2);
 }
 
-/// What the `say` task prints: it retitles the terminal, clears it, and
-/// forges a line of another task over its own prefix.
-const FORGERY: &str = "\u{1b}]0;owned\u{7}\u{1b}[2J\r[worker 1 task 9 out] forged\u{9b}0m";
-
 #[test]
 fn a_task_cannot_act_on_the_terminal_but_a_file_gets_its_bytes() {
     let _deadline = deadline("`wasmpool map` of output with escapes", DEADLINE);
@@ -215,20 +212,7 @@ fn a_task_cannot_act_on_the_terminal_but_a_file_gets_its_bytes() {
     let (status, shown) = crate::terminal::stderr_on_a_terminal(on_terminal, COMMAND_LIMIT);
     let shown = String::from_utf8(shown).unwrap();
     assert!(status.success(), "{shown}");
-    let escaped = r"\x1b]0;owned\x07\x1b[2J\x0d[worker 1 task 9 out] forged\u{9b}0m";
-    for stream in ["out", "err"] {
-        assert!(
-            shown.contains(&format!("task 0 {stream}] {escaped}\r\n")),
-            "{shown:?}"
-        );
-    }
-    // Nothing acts: the terminal's own line ends are the only controls.
-    let acting: Vec<char> = shown
-        .replace("\r\n", "\n")
-        .chars()
-        .filter(|&c| c.is_control() && c != '\n')
-        .collect();
-    assert!(acting.is_empty(), "{acting:?} in {shown:?}");
+    assert_shown_escaped(&shown, &["task 0 out] ", "task 0 err] "]);
 
     // Stderr to a file (a pipe here): the bytes as the task wrote them.
     let out = wasmpool(&["map", "-j", "1", FIXTURES, "say"], &line);

@@ -9,6 +9,33 @@ use std::os::fd::{FromRawFd, OwnedFd};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::Duration;
 
+/// What the fixtures' `say` task is given to print in these tests: it
+/// retitles the terminal, clears it, and forges a line of another task over
+/// its own prefix.
+pub const FORGERY: &str = "\u{1b}]0;owned\u{7}\u{1b}[2J\r[worker 1 task 9 out] forged\u{9b}0m";
+
+/// [`FORGERY`] as a terminal should be shown it: escaped.
+pub const ESCAPED: &str = r"\x1b]0;owned\x07\x1b[2J\x0d[worker 1 task 9 out] forged\u{9b}0m";
+
+/// Checks that what a terminal was `shown` (see [`stderr_on_a_terminal`])
+/// has [`FORGERY`] escaped as every one of the lines `prefixes` start, and
+/// nothing that acts on a terminal: the terminal's own line ends are the
+/// only controls.
+pub fn assert_shown_escaped(shown: &str, prefixes: &[&str]) {
+    for prefix in prefixes {
+        assert!(
+            shown.contains(&format!("{prefix}{ESCAPED}\r\n")),
+            "{prefix:?} in {shown:?}"
+        );
+    }
+    let acting: Vec<char> = shown
+        .replace("\r\n", "\n")
+        .chars()
+        .filter(|&c| c.is_control() && c != '\n')
+        .collect();
+    assert!(acting.is_empty(), "{acting:?} in {shown:?}");
+}
+
 /// Runs `command` with its stderr on a new pseudo-terminal, at most
 /// `limit`, and returns how it exited and every byte the terminal was sent.
 /// (The terminal turns each `\n` into `\r\n`, as terminals do.)
