@@ -252,6 +252,87 @@ fn each_error_kind_comes_back_as_on_a_local_pool() {
     assert_eq!(remote.apply::<i64, _>("square", (12,)).unwrap(), 144);
 }
 
+/// On a server whose messages take at most 48 KiB: the module still
+/// crosses (in pieces that fit); an argument too large fails clearly; an
+/// error message of 64 KiB (the most a worker sends) comes back once, cut to
+/// fit, rather than run again and again as a report the server refuses.
+#[test]
+fn what_does_not_fit_a_small_server_fails_once_and_says_so() {
+    let _deadline = deadline("tasks on a server of 48 KiB messages", DEADLINE);
+    let server = NatsServer::with_max_payload(48 << 10);
+    let _agent = AgentProcess::start(server.url(), 1, "small");
+    let pool = builder(1)
+        .module_file(wasmpool_artifacts::HOSTILE)
+        .env("HOSTILE", "tasks")
+        .nats(server.url())
+        .build()
+        .expect("the pool starts");
+    pool.apply::<(), _>("ok", ()).unwrap();
+    let err = pool.apply::<(), _>("long_error", ()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Failed, "{err}");
+    let message = err.message();
+    assert!(
+        message.starts_with("start") && message.ends_with("end"),
+        "{err}"
+    );
+    assert!(message.contains("bytes cut"), "{err}");
+    assert!(message.len() < 48 << 10, "{}", message.len());
+
+    let fixtures = nats_builder(&server, 1).build().expect("the pool starts");
+    let err = fixtures
+        .apply::<String, _>("echo", ("x".repeat(60 << 10),))
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::BadArguments, "{err}");
+    assert!(
+        err.message()
+            .contains("do not fit in a message of the NATS server, which takes"),
+        "{err}"
+    );
+    assert_eq!(fixtures.apply::<i64, _>("square", (7,)).unwrap(), 49);
+}
+
+/// `wasmpool agent` says on stderr what it does (the jobs it serves) and
+/// every warning: a record a rogue client wrote into the bucket of jobs is
+/// dropped, and said so.
+#[test]
+fn an_agent_says_what_it_serves_and_warns_of_what_it_drops() {
+    let _deadline = deadline("an agent's log", DEADLINE);
+    let server = NatsServer::start();
+    let agent = AgentProcess::start(server.url(), 1, "talker");
+    server.publish_raw("$KV.wasmpool_jobs.not-a-job", b"junk");
+    let line = agent.wait_for_line("not-a-job", OUTCOME_WAIT);
+    assert!(line.starts_with("wasmpool: warning: "), "{line}");
+    assert!(line.contains("not a job id"), "{line}");
+    server.publish_raw("$KV.wasmpool_jobs.rogue", b"\x1b]0;owned\x07");
+    let line = agent.wait_for_line("job rogue: not served", OUTCOME_WAIT);
+    assert!(line.starts_with("wasmpool: warning: "), "{line}");
+
+    let pool = nats_builder(&server, 1).build().expect("the pool starts");
+    assert_eq!(pool.apply::<i64, _>("square", (4,)).unwrap(), 16);
+    let line = agent.wait_for_line(": serving, module sha256 ", OUTCOME_WAIT);
+    assert!(line.starts_with("wasmpool: info: job "), "{line}");
+}
+
+/// `--max-jobs 1`: a second job waits, said so, until the first ends.
+#[test]
+fn an_agent_serves_at_most_max_jobs_at_once() {
+    let _deadline = deadline("an agent serving one job at once", DEADLINE);
+    let server = NatsServer::start();
+    let agent = AgentProcess::start_with(server.url(), 1, "single", &["--max-jobs", "1"]);
+    let first = nats_builder(&server, 1).build().expect("the pool starts");
+    assert_eq!(first.apply::<i64, _>("square", (2,)).unwrap(), 4);
+    let second = nats_builder(&server, 1).build().expect("the pool starts");
+    let waiting = second.apply_async::<i64, _>("square", (3,)).unwrap();
+    agent.wait_for_line(
+        "waits, this agent serves its most jobs at once (1)",
+        OUTCOME_WAIT,
+    );
+    assert!(!waiting.ready(), "served beside the first job");
+    assert!(first.agents().unwrap().iter().all(|agent| agent.jobs <= 1));
+    drop(first);
+    assert_eq!(outcome(&waiting, "the second job's task"), Ok(9));
+}
+
 #[test]
 fn a_task_over_its_time_limit_times_out_on_the_agent() {
     let _deadline = deadline("a task timing out on an agent", DEADLINE);

@@ -123,21 +123,29 @@ pub struct NatsServer {
 impl NatsServer {
     /// A server anyone may use.
     pub fn start() -> Self {
-        Self::start_with(None)
+        Self::start_with("")
     }
 
     /// A server that lets in only `user` with `password`.
     pub fn with_user(user: &str, password: &str) -> Self {
-        Self::start_with(Some((user, password)))
+        Self::start_with(&format!(
+            "authorization {{ user: {user:?}, password: {password:?} }}\n"
+        ))
     }
 
-    /// Starts a server on a fresh port, trying again on another port if
-    /// the one picked was taken in the meantime.
-    fn start_with(login: Option<(&str, &str)>) -> Self {
+    /// A server anyone may use whose messages take at most `bytes`.
+    pub fn with_max_payload(bytes: usize) -> Self {
+        Self::start_with(&format!("max_payload: {bytes}\n"))
+    }
+
+    /// Starts a server on a fresh port, with `config` added to its
+    /// configuration, trying again on another port if the one picked was
+    /// taken in the meantime.
+    fn start_with(config: &str) -> Self {
         let program = nats_server_program();
         let mut failures = Vec::new();
         for _ in 0..ATTEMPTS {
-            match Self::try_start(&program, login) {
+            match Self::try_start(&program, config) {
                 Ok(server) => return server,
                 Err(why) => failures.push(why),
             }
@@ -150,30 +158,19 @@ impl NatsServer {
     }
 
     /// One attempt at [`start_with`](Self::start_with).
-    fn try_start(program: &Path, login: Option<(&str, &str)>) -> Result<Self, String> {
+    fn try_start(program: &Path, config: &str) -> Result<Self, String> {
         let dir = tempfile::tempdir().expect("a temporary directory for nats-server");
         let (port, monitor_port) = (free_port(), free_port());
         let store = dir.path().join("jetstream");
         let log = dir.path().join("nats-server.log");
         let mut command = Command::new(program);
-        match login {
-            None => {
-                command
-                    .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string()])
-                    .args(["-m", &monitor_port.to_string(), "-sd"])
-                    .arg(&store);
-            }
-            Some((user, password)) => {
-                let config = dir.path().join("nats-server.conf");
-                let text = format!(
-                    "host: \"127.0.0.1\"\nport: {port}\nhttp_port: {monitor_port}\n\
-                     jetstream {{ store_dir: {store:?} }}\n\
-                     authorization {{ user: {user:?}, password: {password:?} }}\n"
-                );
-                std::fs::write(&config, text).expect("the nats-server configuration is written");
-                command.arg("-c").arg(&config);
-            }
-        }
+        let path = dir.path().join("nats-server.conf");
+        let text = format!(
+            "host: \"127.0.0.1\"\nport: {port}\nhttp_port: {monitor_port}\n\
+             jetstream {{ store_dir: {store:?} }}\n{config}"
+        );
+        std::fs::write(&path, text).expect("the nats-server configuration is written");
+        command.arg("-c").arg(&path);
         let command: Vec<std::ffi::OsString> = std::iter::once(command.get_program())
             .chain(command.get_args())
             .map(ToOwned::to_owned)
@@ -189,6 +186,31 @@ impl NatsServer {
         };
         server.wait_until_up()?;
         Ok(server)
+    }
+
+    /// Publishes `payload` on `subject` as a bare client of the server
+    /// would, speaking the protocol by hand (a rogue needs no library).
+    pub fn publish_raw(&self, subject: &str, payload: &[u8]) {
+        let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port))
+            .expect("a client connects to the server");
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut info = String::new();
+        reader.read_line(&mut info).unwrap();
+        assert!(info.starts_with("INFO "), "{info}");
+        write!(
+            stream,
+            "CONNECT {{\"verbose\":false,\"pedantic\":false}}\r\nPUB {subject} {}\r\n",
+            payload.len()
+        )
+        .unwrap();
+        stream.write_all(payload).unwrap();
+        stream.write_all(b"\r\nPING\r\n").unwrap();
+        let mut pong = String::new();
+        while !pong.starts_with("PONG") {
+            pong.clear();
+            reader.read_line(&mut pong).unwrap();
+            assert!(!pong.starts_with("-ERR"), "{pong}");
+        }
     }
 
     /// Kills the server and starts it again, on the same port and store:
@@ -406,6 +428,34 @@ impl AgentProcess {
     /// The agent's pid.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Waits until the agent writes a line holding `text` to stderr, at
+    /// most `limit`; panics, with what it said, if it does not.
+    pub fn wait_for_line(&self, text: &str, limit: Duration) -> String {
+        let started = Instant::now();
+        let mut kept = self
+            .stderr
+            .kept
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if let Some(line) = kept.lines.iter().find(|line| line.contains(text)) {
+                return line.clone();
+            }
+            assert!(
+                !kept.ended && started.elapsed() < limit,
+                "agent {} did not say `{text}` within {limit:?}:\n{}",
+                self.name,
+                kept.lines.join("\n")
+            );
+            kept = self
+                .stderr
+                .more
+                .wait_timeout(kept, Duration::from_millis(100))
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
     }
 
     /// What the agent wrote to stderr so far.

@@ -37,6 +37,10 @@ pub(crate) struct AgentArgs {
     /// so).
     #[arg(long)]
     force_jobs: bool,
+    /// Serve at most N jobs at once (default: as many as are published);
+    /// the others wait for one to end.
+    #[arg(long, value_name = "N")]
+    max_jobs: Option<usize>,
     /// The agent's name in logs (default: HOSTNAME-PID).
     #[arg(long, value_name = "NAME")]
     name: Option<String>,
@@ -68,6 +72,11 @@ pub(crate) fn agents(url: &str, connect: &NatsArgs) -> Result<ExitCode, SetupErr
 /// Runs the agent until a signal: the first hands the chunks it holds back
 /// to the server and stops its workers; a second exits at once.
 pub(crate) fn agent(args: AgentArgs) -> Result<ExitCode, SetupError> {
+    // What the agent does, and every warning, to stderr.
+    crate::log::init(
+        indicatif::ProgressBar::hidden(),
+        crate::log::LevelFilter::INFO,
+    );
     let nats = args.connect.to_nats(&args.nats).map_err(SetupError)?;
     let processes = match args
         .processes
@@ -84,6 +93,9 @@ pub(crate) fn agent(args: AgentArgs) -> Result<ExitCode, SetupError> {
     }
     if let Some(name) = args.name {
         builder = builder.name(name);
+    }
+    if let Some(jobs) = args.max_jobs {
+        builder = builder.max_jobs(jobs);
     }
     if let Some(bytes) = args.limits.memory {
         builder = builder.memory_limit(bytes);

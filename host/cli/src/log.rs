@@ -1,5 +1,6 @@
 //! The library's warnings and errors on stderr, as `wasmpool: warning: ...`,
-//! around the progress bar. `RUST_LOG` picks more (e.g. `RUST_LOG=debug`).
+//! around the progress bar (and, for an agent, what it does, as
+//! `wasmpool: info: ...`). `RUST_LOG` picks more (e.g. `RUST_LOG=debug`).
 
 use std::borrow::Cow;
 use std::fmt;
@@ -8,15 +9,16 @@ use std::io::{self, IsTerminal, Write};
 use indicatif::ProgressBar;
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::EnvFilter;
-use tracing_subscriber::filter::LevelFilter;
+pub(crate) use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::fmt::FmtContext;
 use tracing_subscriber::fmt::format::{FormatEvent, FormatFields, Writer};
 use tracing_subscriber::registry::LookupSpan;
 
-/// Sends log events to stderr from now on, around `bar`.
-pub(crate) fn init(bar: ProgressBar) {
+/// Sends log events to stderr from now on, around `bar`: those of `level`
+/// and above unless `RUST_LOG` says otherwise.
+pub(crate) fn init(bar: ProgressBar, level: LevelFilter) {
     let filter = EnvFilter::builder()
-        .with_default_directive(LevelFilter::WARN.into())
+        .with_default_directive(level.into())
         .from_env_lossy();
     let subscriber = tracing_subscriber::fmt()
         .with_env_filter(filter)

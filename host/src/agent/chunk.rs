@@ -11,7 +11,7 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
 
 use super::context::JobContext;
 use crate::backend::nats::wire::{self, ChunkMessage, Report};
-use crate::channel::Outcomes;
+use crate::channel::{Outcomes, bounds};
 use crate::chunk::{Chunk, Sink};
 use crate::error::{Error, ErrorKind};
 use crate::pool::Pool;
@@ -173,40 +173,87 @@ fn failed(tasks: usize, err: &Error) -> Outcomes {
 }
 
 /// Packs consecutive outcomes (each batch from its first task's index) into
-/// as few reports as fit `room` bytes each; a result that alone does not fit
-/// becomes a failure that says so.
+/// as few reports as fit `room` bytes each, counting each outcome at its
+/// encoded size. A result that alone does not fit becomes a failure that
+/// says so; an error that alone does not fit is cut to fit (see
+/// [`fit`]): either way the task ran once, and its report goes once.
 fn pack(batches: Vec<(u64, Outcomes)>, room: usize) -> Vec<(u64, Outcomes)> {
-    let mut packed: Vec<(u64, Outcomes)> = Vec::new();
+    // Each report with the bytes its outcomes take.
+    let mut packed: Vec<(u64, Outcomes, usize)> = Vec::new();
     for (first_index, outcomes) in batches {
         for (offset, outcome) in outcomes.iter().enumerate() {
             let index = first_index + offset as u64;
-            let size = outcome.map_or(256, |result| result.len() + 8);
-            let fits_last = packed.last().is_some_and(|(first, last)| {
-                *first + last.len() as u64 == index && last.encoded_len() + size <= room
-            });
-            if !fits_last {
-                packed.push((index, Outcomes::with_capacity(1)));
-            }
-            let (_, last) = packed.last_mut().expect("pushed above");
-            match outcome {
-                Ok(result) if result.len() + 8 > room => last.push_err(
+            let outcome = match outcome {
+                Ok(result) if result.len() + OUTCOME_OVERHEAD > room => Err(fit(
                     Error::new(
                         ErrorKind::BadResult,
                         format!(
                             "the result of {} bytes does not fit in a message of the NATS \
-                             server, which takes {room} bytes of results at most (its \
-                             max_payload)",
+                         server, which takes {room} bytes of results at most (its \
+                         max_payload)",
                             result.len()
                         ),
                     )
                     .with_index(index),
-                ),
+                    room,
+                )),
+                Ok(result) => Ok(result),
+                Err(err) => Err(fit(err.clone(), room)),
+            };
+            let size = match &outcome {
+                Ok(result) => result.len() + OUTCOME_OVERHEAD,
+                Err(err) => encoded_size(err),
+            };
+            let fits_last = packed.last().is_some_and(|(first, last, used)| {
+                *first + last.len() as u64 == index && used + size <= room
+            });
+            if !fits_last {
+                packed.push((index, Outcomes::with_capacity(1), 0));
+            }
+            let (_, last, used) = packed.last_mut().expect("pushed above");
+            *used += size;
+            match outcome {
                 Ok(result) => last.push_ok(result),
-                Err(err) => last.push_err(err.clone()),
+                Err(err) => last.push_err(err),
             }
         }
     }
     packed
+        .into_iter()
+        .map(|(first, outcomes, _)| (first, outcomes))
+        .collect()
+}
+
+/// What an outcome takes in a report besides its result or error: its end
+/// and its position, as varints.
+const OUTCOME_OVERHEAD: usize = 10;
+
+/// The bytes `err` takes in a report.
+fn encoded_size(err: &Error) -> usize {
+    wire::encode(err).len() + OUTCOME_OVERHEAD
+}
+
+/// `err` made to fit in `room` bytes of a report: its message cut in the
+/// middle (saying how much went), and, if that is not enough, its
+/// backtrace dropped. A task whose error is too large for the server thus
+/// fails once with the error cut, rather than run again and again as a
+/// report the server refuses.
+fn fit(mut err: Error, room: usize) -> Error {
+    let size = encoded_size(&err);
+    if size <= room {
+        return err;
+    }
+    let over = size - room;
+    let (message, _) = err.texts_mut();
+    // The marker the cut adds, and the varint of the length, take room too.
+    let keep = message.len().saturating_sub(over + 64);
+    *message = bounds::cut(std::mem::take(message), keep);
+    if encoded_size(&err) > room
+        && let (_, Some(trap)) = err.texts_mut()
+    {
+        trap.backtrace.clear();
+    }
+    err
 }
 
 #[cfg(test)]
@@ -230,6 +277,51 @@ mod tests {
         assert_eq!(packed.len(), 1);
         assert_eq!(packed[0].0, 10);
         assert_eq!(packed[0].1, outcomes(&[b"a", b"b", b"c"]));
+    }
+
+    #[test]
+    fn an_error_too_large_for_a_report_is_cut_to_fit_and_goes_once() {
+        let mut batch = outcomes(&[b"a"]);
+        let long = format!("start{}end", "e".repeat(100 << 10));
+        batch.push_err(Error::new(ErrorKind::Failed, long).with_index(11));
+        batch.push_ok(b"c");
+        let room = 4096;
+        let packed = pack(vec![(10, batch)], room);
+        let all: Vec<_> = packed
+            .iter()
+            .flat_map(|(_, outcomes)| outcomes.iter())
+            .collect();
+        assert_eq!(all.len(), 3, "every task has its one outcome");
+        let err = all[1].unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Failed);
+        assert_eq!(err.task_index(), Some(11));
+        assert!(err.message().starts_with("start"), "{err}");
+        assert!(err.message().ends_with("end"), "{err}");
+        assert!(err.message().contains("bytes cut"), "{err}");
+        for (_, outcomes) in &packed {
+            let size: usize = outcomes
+                .iter()
+                .map(|outcome| outcome.map_or_else(encoded_size, |r| r.len() + OUTCOME_OVERHEAD))
+                .sum();
+            assert!(size <= room, "{size} > {room}");
+            assert!(
+                wire::encode(outcomes).len() <= room,
+                "a report past its room"
+            );
+        }
+    }
+
+    #[test]
+    fn many_errors_split_reports_by_their_real_size() {
+        let mut batch = Outcomes::default();
+        for i in 0..10 {
+            batch.push_err(Error::new(ErrorKind::Failed, "x".repeat(1000)).with_index(i));
+        }
+        let packed = pack(vec![(0, batch)], 2500);
+        assert_eq!(packed.len(), 5, "two errors of 1,000 bytes to a report");
+        for (_, outcomes) in &packed {
+            assert!(wire::encode(outcomes).len() <= 2500);
+        }
     }
 
     #[test]

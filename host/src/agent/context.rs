@@ -21,6 +21,8 @@ pub(crate) struct JobContext {
     pub(crate) store: Store,
     pub(crate) agent: String,
     pub(crate) processes: usize,
+    /// The most jobs served at once.
+    pub(crate) max_jobs: usize,
     pub(crate) caps: Caps,
     pub(crate) cache_dir: Option<PathBuf>,
     pub(crate) worker_program: Option<PathBuf>,

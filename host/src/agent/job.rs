@@ -73,7 +73,14 @@ async fn run_until_ended(
         _ = cancelled.wait_for(Option::is_some) => return,
     };
     let pool = match prepared {
-        Ok(pool) => JobPool::Pool(Arc::new(pool)),
+        Ok(pool) => {
+            tracing::info!(
+                "job {job}: serving, module sha256 {}, {} processes",
+                spec.module,
+                context.processes
+            );
+            JobPool::Pool(Arc::new(pool))
+        }
         Err(err) => {
             tracing::warn!("job {job}: cannot run here, its tasks fail: {err}");
             JobPool::Broken(err)

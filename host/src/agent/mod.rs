@@ -49,6 +49,7 @@ pub struct AgentBuilder {
     name: Option<String>,
     processes: Option<usize>,
     force_processes: bool,
+    max_jobs: Option<usize>,
     caps: Caps,
     cache_dir: Option<PathBuf>,
     worker_program: Option<PathBuf>,
@@ -77,6 +78,15 @@ impl AgentBuilder {
     /// for the bound); unless forced, [`start`](Self::start) refuses it.
     pub fn force_processes(mut self, force: bool) -> Self {
         self.force_processes = force;
+        self
+    }
+
+    /// Serves at most `jobs` jobs at once (as many as are published unless
+    /// set): each job gets its own [`processes`](Self::processes), so this
+    /// bounds the workers the agent runs. A job past it waits until one
+    /// ends, and is served at its host's next sign of life.
+    pub fn max_jobs(mut self, jobs: usize) -> Self {
+        self.max_jobs = Some(jobs);
         self
     }
 
@@ -137,6 +147,12 @@ impl AgentBuilder {
                 "an agent needs at least one process",
             ));
         }
+        if self.max_jobs == Some(0) {
+            return Err(Error::new(
+                ErrorKind::Config,
+                "an agent must be able to serve at least one job (max_jobs)",
+            ));
+        }
         if let Some(allowed) = &self.allowed_modules
             && let Some(bad) = allowed
                 .iter()
@@ -168,6 +184,7 @@ impl AgentBuilder {
             store,
             agent: name.clone(),
             processes,
+            max_jobs: self.max_jobs.unwrap_or(usize::MAX),
             caps: self.caps,
             cache_dir: self.cache_dir,
             worker_program: self.worker_program,
@@ -233,6 +250,7 @@ impl Agent {
             name: None,
             processes: None,
             force_processes: false,
+            max_jobs: None,
             caps: Caps::default(),
             cache_dir: None,
             worker_program: None,
@@ -307,8 +325,9 @@ struct Known {
     /// When its host was last seen (or the job was first listed).
     seen: Instant,
     /// Serving it, until told to stop (`true` when the agent itself
-    /// stops); none for a job that was there when the agent started, until
-    /// its host shows a sign of life.
+    /// stops); none for a job that was there when the agent started, or
+    /// that waits for room (`max_jobs`), until its host shows a sign of
+    /// life.
     serving: Option<(JoinHandle<()>, watch::Sender<Option<bool>>)>,
     spec: JobSpec,
 }
@@ -336,7 +355,7 @@ async fn watch_jobs(
         .watch_with_history(">")
         .await
         .map_err(|err| remote("cannot watch the bucket of jobs", err))?;
-    tracing::info!(agent = %context.agent, "agent ready, {} processes per job", context.processes);
+    tracing::debug!(agent = %context.agent, "agent ready, {} processes per job", context.processes);
     let _ = ready.send(());
     let mut jobs: HashMap<String, Known> = HashMap::new();
     let mut sweep = tokio::time::interval(SWEEP);
@@ -433,11 +452,13 @@ fn on_entry(
             }
         }
         Operation::Put => {
+            let room = serving(jobs) < context.max_jobs;
             if let Some(known) = jobs.get_mut(&job) {
                 if fresh {
                     known.seen = Instant::now();
-                    if known.serving.is_none() {
-                        // A job that was there before this agent: its host lives.
+                    if known.serving.is_none() && room {
+                        // A job that was there before this agent, or that
+                        // waited for room: its host lives.
                         known.serving = Some(job::start(context, &job, known.spec.clone()));
                     }
                 }
@@ -452,7 +473,13 @@ fn on_entry(
                     return;
                 }
             };
-            let serving = fresh.then(|| job::start(context, &job, spec.clone()));
+            if fresh && !room {
+                tracing::info!(
+                    "job {job}: waits, this agent serves its most jobs at once ({})",
+                    context.max_jobs
+                );
+            }
+            let serving = (fresh && room).then(|| job::start(context, &job, spec.clone()));
             jobs.insert(
                 job,
                 Known {

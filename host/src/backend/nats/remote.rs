@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use async_nats::connection::State;
 use async_nats::jetstream::consumer::{self, pull};
+use async_nats::jetstream::object_store;
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender, bounded, select};
 use futures_util::StreamExt;
@@ -474,7 +475,8 @@ fn pieces(mut chunk: Chunk, room: usize) -> Vec<Chunk> {
             chunk.fail_next(&Error::new(
                 ErrorKind::BadArguments,
                 format!(
-                    "the task's arguments of {size} bytes do not fit in a message of the NATS                      server, which takes {room} bytes of them at most (its max_payload)"
+                    "the task's arguments of {size} bytes do not fit in a message of the NATS \
+                     server, which takes {room} bytes of them at most (its max_payload)"
                 ),
             ));
         } else {
@@ -582,9 +584,16 @@ async fn publish_module(store: &Store, hash: &str, module: &[u8]) -> Result<(), 
         return Ok(());
     }
     let mut reader = module;
+    // In pieces that fit the server's messages (128 KiB unless they are
+    // smaller).
+    let metadata = object_store::ObjectMetadata {
+        name: hash.to_string(),
+        chunk_size: Some(store.message_room().clamp(1024, 128 << 10)),
+        ..Default::default()
+    };
     store
         .modules
-        .put(hash, &mut reader)
+        .put(metadata, &mut reader)
         .await
         .map_err(|err| remote("cannot put the module in the object store", err))?;
     Ok(())
