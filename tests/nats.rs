@@ -333,6 +333,54 @@ fn an_agent_serves_at_most_max_jobs_at_once() {
     assert_eq!(outcome(&waiting, "the second job's task"), Ok(9));
 }
 
+/// What a job relies on on the server vanishes mid-run, deleted by a
+/// rogue client: the job's consumer, the stream of chunks, the stream of
+/// reports, the bucket of jobs, the object store of modules. The
+/// host notices within a heartbeat or two and makes each again (sending its
+/// chunks out again, reading the reports anew), the agent watches the jobs
+/// anew, and every task still gets exactly one outcome; an agent that
+/// joins afterwards finds the job and its module.
+#[test]
+fn a_job_whose_state_vanishes_from_the_server_goes_on() {
+    let _deadline = deadline("a job whose state on the server is deleted", LONG_DEADLINE);
+    let server = NatsServer::start();
+    let first = AgentProcess::start(server.url(), 2, "first");
+    let pool = nats_builder(&server, 2).build().expect("the pool starts");
+    assert_eq!(pool.apply::<i64, _>("square", (2,)).unwrap(), 4);
+    // The job's id, as the agent names it.
+    let serving = first.wait_for_line(": serving, module", OUTCOME_WAIT);
+    let job = serving
+        .split("job ")
+        .nth(1)
+        .unwrap()
+        .split(':')
+        .next()
+        .unwrap();
+    for deletion in [
+        format!("CONSUMER.DELETE.WASMPOOL_CHUNKS.job-{job}"),
+        "STREAM.DELETE.WASMPOOL_CHUNKS".to_string(),
+        "STREAM.DELETE.WASMPOOL_REPORTS".to_string(),
+        "STREAM.DELETE.KV_wasmpool_jobs".to_string(),
+        "STREAM.DELETE.OBJ_wasmpool_modules".to_string(),
+    ] {
+        let out: Vec<AsyncResult<u64>> = (0..6u64)
+            .map(|n| pool.apply_async("sleep_ms", (200 + n,)).unwrap())
+            .collect();
+        let answer = server.request_raw(&format!("$JS.API.{deletion}"));
+        assert!(answer.contains("\"success\":true"), "{deletion}: {answer}");
+        for (n, result) in (0..6u64).zip(&out) {
+            assert_eq!(outcome(result, &deletion), Ok(200 + n), "after {deletion}");
+        }
+    }
+    // A job published since, in the bucket made anew, is served too.
+    let later = nats_builder(&server, 1).build().expect("the pool starts");
+    assert_eq!(later.apply::<i64, _>("square", (5,)).unwrap(), 25);
+    // The module is there again for an agent that never fetched it.
+    drop(first);
+    let _second = AgentProcess::start(server.url(), 1, "second");
+    assert_eq!(pool.apply::<i64, _>("square", (3,)).unwrap(), 9);
+}
+
 #[test]
 fn a_task_over_its_time_limit_times_out_on_the_agent() {
     let _deadline = deadline("a task timing out on an agent", DEADLINE);

@@ -191,18 +191,8 @@ impl NatsServer {
     /// Publishes `payload` on `subject` as a bare client of the server
     /// would, speaking the protocol by hand (a rogue needs no library).
     pub fn publish_raw(&self, subject: &str, payload: &[u8]) {
-        let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port))
-            .expect("a client connects to the server");
-        let mut reader = BufReader::new(stream.try_clone().unwrap());
-        let mut info = String::new();
-        reader.read_line(&mut info).unwrap();
-        assert!(info.starts_with("INFO "), "{info}");
-        write!(
-            stream,
-            "CONNECT {{\"verbose\":false,\"pedantic\":false}}\r\nPUB {subject} {}\r\n",
-            payload.len()
-        )
-        .unwrap();
+        let (mut stream, mut reader) = self.raw_client();
+        write!(stream, "PUB {subject} {}\r\n", payload.len()).unwrap();
         stream.write_all(payload).unwrap();
         stream.write_all(b"\r\nPING\r\n").unwrap();
         let mut pong = String::new();
@@ -211,6 +201,58 @@ impl NatsServer {
             reader.read_line(&mut pong).unwrap();
             assert!(!pong.starts_with("-ERR"), "{pong}");
         }
+    }
+
+    /// Asks `subject` with an empty request as a bare client would (the
+    /// JetStream API: `$JS.API.STREAM.DELETE.NAME`, ...), and returns the
+    /// answer.
+    pub fn request_raw(&self, subject: &str) -> String {
+        let (mut stream, mut reader) = self.raw_client();
+        write!(
+            stream,
+            "SUB _INBOX.rogue 1\r\nPUB {subject} _INBOX.rogue 0\r\n\r\n"
+        )
+        .unwrap();
+        let mut line = String::new();
+        loop {
+            line.clear();
+            reader.read_line(&mut line).unwrap();
+            assert!(!line.starts_with("-ERR"), "{line}");
+            if line.starts_with("PING") {
+                stream.write_all(b"PONG\r\n").unwrap();
+            }
+            if let Some(header) = line.strip_prefix("MSG ") {
+                let size: usize = header
+                    .trim_end()
+                    .rsplit(' ')
+                    .next()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                let mut answer = vec![0; size + 2];
+                reader.read_exact(&mut answer).unwrap();
+                answer.truncate(size);
+                return String::from_utf8(answer).unwrap();
+            }
+        }
+    }
+
+    /// A bare client of the server, connected: its writing end and a
+    /// reader of what the server says.
+    fn raw_client(&self) -> (TcpStream, BufReader<TcpStream>) {
+        let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port))
+            .expect("a client connects to the server");
+        stream
+            .set_read_timeout(Some(START_LIMIT))
+            .expect("a read timeout");
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut info = String::new();
+        reader.read_line(&mut info).unwrap();
+        assert!(info.starts_with("INFO "), "{info}");
+        stream
+            .write_all(b"CONNECT {\"verbose\":false,\"pedantic\":false}\r\n")
+            .unwrap();
+        (stream, reader)
     }
 
     /// Kills the server and starts it again, on the same port and store:

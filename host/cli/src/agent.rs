@@ -73,10 +73,7 @@ pub(crate) fn agents(url: &str, connect: &NatsArgs) -> Result<ExitCode, SetupErr
 /// to the server and stops its workers; a second exits at once.
 pub(crate) fn agent(args: AgentArgs) -> Result<ExitCode, SetupError> {
     // What the agent does, and every warning, to stderr.
-    crate::log::init(
-        indicatif::ProgressBar::hidden(),
-        crate::log::LevelFilter::INFO,
-    );
+    crate::log::init(indicatif::ProgressBar::hidden(), "warn,wasmpool=info");
     let nats = args.connect.to_nats(&args.nats).map_err(SetupError)?;
     let processes = match args
         .processes

@@ -9,17 +9,15 @@ use std::io::{self, IsTerminal, Write};
 use indicatif::ProgressBar;
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::EnvFilter;
-pub(crate) use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::fmt::FmtContext;
 use tracing_subscriber::fmt::format::{FormatEvent, FormatFields, Writer};
 use tracing_subscriber::registry::LookupSpan;
 
-/// Sends log events to stderr from now on, around `bar`: those of `level`
-/// and above unless `RUST_LOG` says otherwise.
-pub(crate) fn init(bar: ProgressBar, level: LevelFilter) {
-    let filter = EnvFilter::builder()
-        .with_default_directive(level.into())
-        .from_env_lossy();
+/// Sends log events to stderr from now on, around `bar`: those `default`
+/// picks (an `EnvFilter` directive, such as `warn`) unless `RUST_LOG` says
+/// otherwise.
+pub(crate) fn init(bar: ProgressBar, default: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let subscriber = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .event_format(Compact)

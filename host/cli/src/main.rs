@@ -120,7 +120,7 @@ fn main() -> ExitCode {
 }
 
 fn tasks(module: PathBuf, module_limit: u64) -> Result<ExitCode, SetupError> {
-    log::init(ProgressBar::hidden(), log::LevelFilter::WARN);
+    log::init(ProgressBar::hidden(), "warn");
     let pool = Pool::builder()
         .module_file(&module)
         .module_limit(module_limit)

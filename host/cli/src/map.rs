@@ -271,7 +271,7 @@ pub(crate) fn map(args: MapArgs) -> Result<ExitCode, SetupError> {
 
     let progress = Progress::new(to_run, args.no_progress || !io::stderr().is_terminal());
     let bar = progress.bar();
-    log::init(bar.clone(), crate::log::LevelFilter::WARN);
+    log::init(bar.clone(), "warn");
     let pool = build_pool(&args, max_payload, bar)?;
     let chunksize = args.chunksize.unwrap_or_else(|| match to_run {
         Some(lines) => (lines as usize)

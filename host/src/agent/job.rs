@@ -13,6 +13,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use super::chunk::{self, JobPool, Serving};
 use super::context::{Caps, JobContext};
 use crate::backend::nats::store::remote;
+use crate::backend::nats::throttle::Throttle;
 use crate::backend::nats::wire::{self, JobLimits, JobSpec, MODULE_LIMIT, OutputMessage};
 use crate::channel::Limits;
 use crate::error::{Error, ErrorKind};
@@ -112,6 +113,8 @@ async fn pull_chunks(serving: &Arc<Serving>, cancelled: &mut watch::Receiver<Opt
     let most = 2 * context.processes;
     let room = Arc::new(Semaphore::new(most));
     let mut running = JoinSet::new();
+    // Its consumer may vanish for a while (its host makes it again).
+    let mut warnings = Throttle::default();
     let consumer = loop {
         let found = context
             .store
@@ -154,7 +157,9 @@ async fn pull_chunks(serving: &Arc<Serving>, cancelled: &mut watch::Receiver<Opt
             let mut batch = match batch {
                 Ok(batch) => batch,
                 Err(err) => {
-                    tracing::warn!("job {job}: cannot pull chunks: {err}");
+                    if let Some(held) = warnings.pass() {
+                        tracing::warn!("job {job}: cannot pull chunks: {err}{held}");
+                    }
                     tokio::time::sleep(BACKOFF).await;
                     continue;
                 }
@@ -175,7 +180,9 @@ async fn pull_chunks(serving: &Arc<Serving>, cancelled: &mut watch::Receiver<Opt
                         ));
                     }
                     Some(Err(err)) => {
-                        tracing::warn!("job {job}: pulling chunks: {err}");
+                        if let Some(held) = warnings.pass() {
+                            tracing::warn!("job {job}: pulling chunks: {err}{held}");
+                        }
                         break;
                     }
                     None => break,

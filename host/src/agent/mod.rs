@@ -27,13 +27,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::kv::Operation;
+use async_nats::datetime::DateTime;
+use async_nats::jetstream::kv::{self, Operation};
 use futures_util::StreamExt;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::backend::local::capacity::Capacity;
-use crate::backend::nats::store::{Store, remote};
+use crate::backend::nats::store::{self, SERVER_PATIENCE, Store, remote};
 use crate::backend::nats::wire::{self, ABANDONED_AFTER, AGENT_HEARTBEAT, AgentRecord, JobSpec};
 use crate::backend::nats::{Nats, block_on, runtime};
 use crate::error::{Error, ErrorKind};
@@ -342,14 +343,14 @@ async fn watch_jobs(
     let store = &context.store;
     // The jobs put before this revision were there before the agent: their
     // hosts may be long gone.
-    let start = store
+    let bucket = store
         .js
         .get_stream(format!("KV_{}", wire::JOBS))
         .await
-        .map_err(|err| remote("cannot read the bucket of jobs", err))?
-        .cached_info()
-        .state
-        .last_sequence;
+        .map_err(|err| remote("cannot read the bucket of jobs", err))?;
+    let mut start = bucket.cached_info().state.last_sequence;
+    // When the bucket was made: another time is another bucket.
+    let mut made = bucket.cached_info().created;
     let mut watch = store
         .jobs
         .watch_with_history(">")
@@ -375,11 +376,30 @@ async fn watch_jobs(
                         alive.reset_immediately();
                     }
                 }
-                Some(Err(err)) => tracing::warn!("watching jobs: {err}"),
-                None => break Err(Error::new(
-                    ErrorKind::Remote,
-                    "the watch on the bucket of jobs ended: the server is gone",
-                )),
+                Some(Err(err)) => {
+                    tracing::warn!("watching jobs: {err}");
+                    // The watch goes on from where it was, in a bucket
+                    // that may have vanished, or been made anew.
+                    let now = store.js.get_stream(format!("KV_{}", wire::JOBS)).await;
+                    if now.is_ok_and(|bucket| bucket.cached_info().created == made) {
+                        continue;
+                    }
+                    match rewatch(&context).await {
+                        Ok((again, created)) => {
+                            (watch, made, start) = (again, created, 0);
+                        }
+                        Err(err) => break Err(err),
+                    }
+                }
+                None => match rewatch(&context).await {
+                    // Watched anew, every job in the bucket is fresh news
+                    // (a job whose host is gone is dropped once it has been
+                    // silent too long), and the jobs served go on.
+                    Ok((again, created)) => {
+                        (watch, made, start) = (again, created, 0);
+                    }
+                    Err(err) => break Err(err),
+                },
             },
             _ = alive.tick() => {
                 let record = AgentRecord {
@@ -423,6 +443,45 @@ async fn watch_jobs(
     }
     let _ = store.agents.delete(&key).await;
     ended
+}
+
+/// Watches the bucket of jobs again, after the watch ended or its bucket
+/// vanished: makes the bucket again if it is not there, trying for
+/// [`SERVER_PATIENCE`]. Returns the watch, and when the bucket was made.
+async fn rewatch(context: &JobContext) -> Result<(kv::Watch, DateTime), Error> {
+    let started = Instant::now();
+    tracing::warn!("the bucket of jobs vanished, or its watch ended: watching it again");
+    loop {
+        let watched = async {
+            let bucket = store::jobs_bucket(&context.store.js).await?;
+            let made = context
+                .store
+                .js
+                .get_stream(format!("KV_{}", wire::JOBS))
+                .await
+                .map_err(|err| remote("cannot read the bucket of jobs", err))?
+                .cached_info()
+                .created;
+            let watch = bucket
+                .watch_with_history(">")
+                .await
+                .map_err(|err| remote("cannot watch the bucket of jobs", err))?;
+            Ok::<_, Error>((watch, made))
+        };
+        match watched.await {
+            Ok(watch) => return Ok(watch),
+            Err(err) if started.elapsed() < SERVER_PATIENCE => {
+                tracing::debug!("{err}");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(err) => {
+                return Err(Error::new(
+                    ErrorKind::Remote,
+                    format!("the bucket of jobs is gone for over {SERVER_PATIENCE:?}: {err}"),
+                ));
+            }
+        }
+    }
 }
 
 /// How many of the jobs the agent knows it serves.

@@ -6,6 +6,10 @@
 //! - [`store`]: connecting, and making the streams and buckets;
 //! - [`remote`]: the host's side, the backend of a pool built with
 //!   [`PoolBuilder::nats`](crate::PoolBuilder::nats);
+//! - [`watchdog`]: the host's watch on the job's state on the server, which
+//!   makes again what vanished;
+//! - [`throttle`]: warnings that repeat, let through at most every few
+//!   seconds;
 //!
 //! The far side is the agent (`host/src/agent/`, [`Agent`](crate::Agent),
 //! `wasmpool agent`), which runs the chunks it pulls on a local pool of its
@@ -21,6 +25,8 @@
 pub(crate) mod connect;
 pub(crate) mod remote;
 pub(crate) mod store;
+pub(crate) mod throttle;
+pub(crate) mod watchdog;
 pub(crate) mod wire;
 
 use std::future::Future;

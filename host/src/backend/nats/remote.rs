@@ -22,8 +22,11 @@ use crossbeam_channel::{Receiver, Sender, bounded, select};
 use futures_util::StreamExt;
 use serde_bytes::ByteBuf;
 use tokio::runtime::Runtime;
+use tokio::sync::Notify;
 
 use super::store::{AgentInfo, SERVER_PATIENCE, Store, remote};
+use super::throttle::Throttle;
+use super::watchdog::Watched;
 use super::wire::{self, ChunkMessage, HEARTBEAT, JobLimits, JobSpec, OutputMessage, Report};
 use super::{Nats, block_on, runtime};
 use crate::backend::output::OutputHandler;
@@ -51,6 +54,16 @@ pub(crate) struct Remote {
 struct Inner {
     job: String,
     store: Store,
+    /// The job's state on the server, checked at every heartbeat.
+    watched: Watched,
+    /// Wakes the report reader to read the reports anew (their stream was
+    /// made anew).
+    reread: Notify,
+    /// Why chunks cannot go out now: what vanished from the server and
+    /// could not be made again (until a later check makes it).
+    broken: Mutex<Option<Error>>,
+    /// The watch's warnings of checks the server did not answer.
+    check_warnings: Mutex<Throttle>,
     handle: tokio::runtime::Handle,
     /// The chunks out, and a wake-up for when one comes back.
     out: Mutex<Out>,
@@ -93,6 +106,14 @@ impl Remote {
         let spec = job_spec(nats, settings, module);
         let on_output = settings.on_output.clone();
         let job = nuid::next().to_string();
+        let consumer_config = pull::Config {
+            durable_name: Some(wire::consumer_name(&job)),
+            filter_subject: wire::chunks_subject(&job),
+            ack_policy: consumer::AckPolicy::Explicit,
+            ack_wait: Duration::from_millis(spec.ack_wait_ms),
+            max_ack_pending: window as i64,
+            ..Default::default()
+        };
         let (store, reports, output) = block_on(runtime.handle(), async {
             let store = Store::open(nats, &format!("wasmpool pool {job}")).await?;
             let output = store
@@ -103,29 +124,11 @@ impl Remote {
             publish_module(&store, &spec.module, module).await?;
             store
                 .chunks
-                .create_consumer(pull::Config {
-                    durable_name: Some(wire::consumer_name(&job)),
-                    filter_subject: wire::chunks_subject(&job),
-                    ack_policy: consumer::AckPolicy::Explicit,
-                    ack_wait: Duration::from_millis(spec.ack_wait_ms),
-                    max_ack_pending: window as i64,
-                    ..Default::default()
-                })
+                .create_consumer(consumer_config.clone())
                 .await
                 .map_err(|err| remote("cannot make the job's consumer", err))?;
             // Read reports from the start, before any chunk goes out.
-            let reports = store
-                .reports
-                .create_consumer(pull::OrderedConfig {
-                    filter_subject: wire::reports_subject(&job),
-                    deliver_policy: consumer::DeliverPolicy::All,
-                    ..Default::default()
-                })
-                .await
-                .map_err(|err| remote("cannot read the job's reports", err))?
-                .messages()
-                .await
-                .map_err(|err| remote("cannot read the job's reports", err))?;
+            let reports = read_from_start(&store, &job).await?;
             store
                 .jobs
                 .put(&job, Bytes::from(wire::encode(&spec)))
@@ -133,11 +136,21 @@ impl Remote {
                 .map_err(|err| remote("cannot publish the job", err))?;
             Ok::<_, Error>((store, reports, output))
         })?;
+        let watched = Watched::new(
+            &store,
+            consumer_config,
+            spec.module.clone(),
+            module.to_vec(),
+        );
         let room = store.message_room();
         let (stop_tx, stop_rx) = bounded(0);
         let inner = Arc::new(Inner {
             job,
             store,
+            watched,
+            reread: Notify::new(),
+            broken: Mutex::new(None),
+            check_warnings: Mutex::new(Throttle::default()),
             handle: runtime.handle().clone(),
             out: Mutex::new(Out::default()),
             returned: Condvar::new(),
@@ -343,6 +356,57 @@ impl Inner {
         }
     }
 
+    /// Checks the job's state on the server, and makes again what vanished:
+    /// the chunks out are sent again if they may be lost (their stream, or
+    /// that of their reports, was made anew), the reports read anew if
+    /// theirs was. What cannot be made again fails the chunks out, and the
+    /// next ones until it can.
+    async fn watch(self: &Arc<Self>) {
+        let checked = self.watched.check(&self.store).await;
+        let broken = checked.as_ref().err().cloned();
+        *self.broken.lock().unwrap_or_else(PoisonError::into_inner) = broken;
+        let restored = match checked {
+            Ok(restored) => restored,
+            Err(err) => {
+                tracing::warn!("job {}: {err}", self.job);
+                return self.fail_all(&err);
+            }
+        };
+        if let Some(err) = &restored.unchecked
+            && let Some(held) = self
+                .check_warnings
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .pass()
+        {
+            tracing::warn!("job {}: {err}{held}", self.job);
+        }
+        if restored.vanished.is_empty() {
+            return;
+        }
+        tracing::warn!(
+            "job {}: {} vanished from the server: made again",
+            self.job,
+            restored.vanished.join(", ")
+        );
+        if restored.reports_lost {
+            self.reread.notify_one();
+        }
+        if restored.chunks_lost || restored.reports_lost {
+            let again: Vec<(u64, Bytes)> = self
+                .out()
+                .chunks
+                .iter()
+                .map(|(&number, sent)| (number, message(number, sent)))
+                .collect();
+            for (number, message) in again {
+                if let Err(err) = self.publish(number, message).await {
+                    self.fail_chunk(number, &err);
+                }
+            }
+        }
+    }
+
     /// Fails the tasks without an outcome of every chunk out.
     fn fail_all(&self, err: &Error) {
         let out = std::mem::take(&mut self.out().chunks);
@@ -431,6 +495,15 @@ fn dispatch(inner: &Arc<Inner>, stop: &Receiver<()>) {
                 out.next - 1
             };
             let message = message(number, &sent);
+            let broken = inner
+                .broken
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            if let Some(err) = broken {
+                sent.chunk.fail(&err);
+                continue;
+            }
             {
                 // `terminate` marks the pool, then takes the chunks out:
                 // one put out after that would be left behind.
@@ -495,25 +568,55 @@ fn pieces(mut chunk: Chunk, room: usize) -> Vec<Chunk> {
 /// The task that reads the job's reports, in order, and sends again the
 /// chunks agents died running too often.
 async fn read_reports(inner: Arc<Inner>, mut reports: pull::Ordered) {
-    while let Some(report) = reports.next().await {
+    let mut warnings = Throttle::default();
+    loop {
+        let report = tokio::select! {
+            report = reports.next() => report,
+            () = inner.reread.notified() => {
+                // Their stream was made anew: what it held is gone, and
+                // the new one is read from its start.
+                match read_from_start(&inner.store, &inner.job).await {
+                    Ok(fresh) => reports = fresh,
+                    Err(err) => tracing::warn!("job {}: {err}", inner.job),
+                }
+                continue;
+            }
+        };
         match report {
-            Ok(report) => {
+            Some(Ok(report)) => {
                 if let Some((number, message)) = inner.on_report(&report.payload)
                     && let Err(err) = inner.publish(number, message).await
                 {
                     inner.fail_chunk(number, &err);
                 }
             }
-            Err(err) => {
-                tracing::warn!("job {}: reading reports: {err}", inner.job);
+            Some(Err(err)) => {
+                if let Some(held) = warnings.pass() {
+                    tracing::warn!("job {}: reading reports: {err}{held}", inner.job);
+                }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
+            None => return,
         }
     }
 }
 
-/// The task that hands what the job's tasks write to the pool's output
-/// handler.
+/// Reads job `job`'s reports from the start of their stream.
+async fn read_from_start(store: &Store, job: &str) -> Result<pull::Ordered, Error> {
+    store
+        .reports
+        .create_consumer(pull::OrderedConfig {
+            filter_subject: wire::reports_subject(job),
+            deliver_policy: consumer::DeliverPolicy::All,
+            ..Default::default()
+        })
+        .await
+        .map_err(|err| remote("cannot read the job's reports", err))?
+        .messages()
+        .await
+        .map_err(|err| remote("cannot read the job's reports", err))
+}
+
 /// The job the agents run, made of the pool's settings: its workers'
 /// limits, initializer, retries and environment, and `module` by its hash.
 fn job_spec(nats: &Nats, settings: &Settings, module: &[u8]) -> JobSpec {
@@ -536,6 +639,8 @@ fn job_spec(nats: &Nats, settings: &Settings, module: &[u8]) -> JobSpec {
     }
 }
 
+/// The task that hands what the job's tasks write to the pool's output
+/// handler.
 async fn show_output(mut messages: async_nats::Subscriber, on_output: OutputHandler) {
     while let Some(message) = messages.next().await {
         match wire::decode::<OutputMessage>(&message.payload, "task's output") {
@@ -569,6 +674,9 @@ async fn heartbeat(inner: Arc<Inner>, spec: Bytes) {
             ));
             lost_since = None;
         }
+        if lost_since.is_none() {
+            inner.watch().await;
+        }
         if let Err(err) = inner.store.jobs.put(&inner.job, spec.clone()).await {
             tracing::warn!("job {}: cannot renew it: {err}", inner.job);
         }
@@ -576,7 +684,7 @@ async fn heartbeat(inner: Arc<Inner>, spec: Bytes) {
 }
 
 /// Puts `module` in the object store under its hash, unless it is there.
-async fn publish_module(store: &Store, hash: &str, module: &[u8]) -> Result<(), Error> {
+pub(super) async fn publish_module(store: &Store, hash: &str, module: &[u8]) -> Result<(), Error> {
     if let Ok(info) = store.modules.info(hash).await
         && !info.deleted
         && info.size == module.len()

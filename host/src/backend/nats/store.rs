@@ -10,6 +10,7 @@ use bytes::Bytes;
 use async_nats::jetstream::{self, kv, object_store, stream};
 
 use super::Nats;
+use super::throttle::Throttle;
 use super::wire::{self, AGENT_TTL, AGENTS, CHUNKS, ENVELOPE, JOBS, MODULES, REPORTS};
 use crate::error::{Error, ErrorKind};
 use futures_util::StreamExt;
@@ -57,35 +58,15 @@ impl Store {
     pub(crate) async fn open(nats: &Nats, name: &str) -> Result<Store, Error> {
         let client = nats.connect(name).await?;
         let js = jetstream::new(client.clone());
-        let jobs = bucket(&js, JOBS, Duration::ZERO, "jobs").await?;
+        let jobs = jobs_bucket(&js).await?;
         let agents = bucket(&js, AGENTS, AGENT_TTL, "agents").await?;
-        let modules = match js.get_object_store(MODULES).await {
-            Ok(modules) => modules,
-            Err(_) => js
-                .create_object_store(object_store::Config {
-                    bucket: MODULES.to_string(),
-                    ..Default::default()
-                })
-                .await
-                .map_err(|err| remote("cannot make the object store of modules", err))?,
-        };
+        let modules = modules_store(&js).await?;
         let chunks = js
-            .get_or_create_stream(stream::Config {
-                name: CHUNKS.to_string(),
-                subjects: vec!["wasmpool.chunks.*".to_string()],
-                retention: stream::RetentionPolicy::WorkQueue,
-                max_age: KEEP,
-                ..Default::default()
-            })
+            .get_or_create_stream(chunks_config())
             .await
             .map_err(|err| remote("cannot make the stream of chunks", err))?;
         let reports = js
-            .get_or_create_stream(stream::Config {
-                name: REPORTS.to_string(),
-                subjects: vec!["wasmpool.reports.*".to_string()],
-                max_age: KEEP,
-                ..Default::default()
-            })
+            .get_or_create_stream(reports_config())
             .await
             .map_err(|err| remote("cannot make the stream of reports", err))?;
         Ok(Store {
@@ -155,6 +136,7 @@ impl Store {
         stop: impl Fn() -> bool,
     ) -> Result<(), Error> {
         let started = Instant::now();
+        let mut warnings = Throttle::default();
         let mut sent = match sent {
             Some(ack) => Ok(ack),
             None => self.js.publish(subject.clone(), payload.clone()).await,
@@ -167,7 +149,9 @@ impl Store {
             match stored {
                 Ok(()) => return Ok(()),
                 Err(err) if started.elapsed() < SERVER_PATIENCE && !stop() => {
-                    tracing::warn!("{subject}: {err}: publishing it again");
+                    if let Some(held) = warnings.pass() {
+                        tracing::warn!("{subject}: {err}: publishing it again{held}");
+                    }
                     tokio::time::sleep(REPUBLISH_AFTER).await;
                     sent = self.js.publish(subject.clone(), payload.clone()).await;
                 }
@@ -184,6 +168,48 @@ impl Store {
     /// The most bytes of arguments or results one message may carry.
     pub(crate) fn message_room(&self) -> usize {
         (self.client.server_info().max_payload).saturating_sub(ENVELOPE)
+    }
+}
+
+/// The stream of chunks: a work queue, each chunk taken by one agent.
+pub(crate) fn chunks_config() -> stream::Config {
+    stream::Config {
+        name: CHUNKS.to_string(),
+        subjects: vec!["wasmpool.chunks.*".to_string()],
+        retention: stream::RetentionPolicy::WorkQueue,
+        max_age: KEEP,
+        ..Default::default()
+    }
+}
+
+/// The stream of reports, read by each job's host from its start.
+pub(crate) fn reports_config() -> stream::Config {
+    stream::Config {
+        name: REPORTS.to_string(),
+        subjects: vec!["wasmpool.reports.*".to_string()],
+        max_age: KEEP,
+        ..Default::default()
+    }
+}
+
+/// The bucket of jobs, made if it is not there.
+pub(crate) async fn jobs_bucket(js: &jetstream::Context) -> Result<kv::Store, Error> {
+    bucket(js, JOBS, Duration::ZERO, "jobs").await
+}
+
+/// The object store of modules, made if it is not there.
+pub(crate) async fn modules_store(
+    js: &jetstream::Context,
+) -> Result<object_store::ObjectStore, Error> {
+    match js.get_object_store(MODULES).await {
+        Ok(modules) => Ok(modules),
+        Err(_) => js
+            .create_object_store(object_store::Config {
+                bucket: MODULES.to_string(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|err| remote("cannot make the object store of modules", err)),
     }
 }
 
