@@ -386,17 +386,19 @@ async fn watch_jobs(
                     }
                     match rewatch(&context).await {
                         Ok((again, created)) => {
-                            (watch, made, start) = (again, created, 0);
+                            start = if created == made { start } else { 0 };
+                            (watch, made) = (again, created);
                         }
                         Err(err) => break Err(err),
                     }
                 }
                 None => match rewatch(&context).await {
-                    // Watched anew, every job in the bucket is fresh news
-                    // (a job whose host is gone is dropped once it has been
-                    // silent too long), and the jobs served go on.
+                    // Watched anew, the jobs served go on; in a bucket made
+                    // anew, every job is fresh news (one whose host is gone
+                    // is dropped once it has been silent too long).
                     Ok((again, created)) => {
-                        (watch, made, start) = (again, created, 0);
+                        start = if created == made { start } else { 0 };
+                        (watch, made) = (again, created);
                     }
                     Err(err) => break Err(err),
                 },
