@@ -282,8 +282,19 @@
 //! has room, publishes each task's outcome as it comes, acknowledges a
 //! chunk once its outcomes are stored, and shows progress while a chunk
 //! runs. A job whose host is silent for 15 s is dropped; a deleted job's
-//! workers are killed. README's "Several machines" says how to deploy
-//! agents safely.
+//! workers are killed. An agent serves at most
+//! [`AgentBuilder::max_jobs`](crate::AgentBuilder::max_jobs) jobs at once,
+//! and packs outcomes into reports by their encoded size, cutting an error
+//! too large for the server's messages rather than running it again.
+//!
+//! The host watches its job's state on the server at every heartbeat
+//! (`backend/nats/watchdog.rs`): a consumer, stream, bucket or module that
+//! vanished is made again, the chunks out are sent again where their
+//! messages or reports may be lost, and the reports read anew; so every task
+//! still gets exactly one outcome. What cannot be made again fails the
+//! tasks out with [`ErrorKind::Remote`], naming it. README's "Several
+//! machines" says how to deploy agents safely, and what is not protected
+//! yet.
 //!
 //! # The channel
 //!
