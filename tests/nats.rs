@@ -381,6 +381,56 @@ fn a_job_whose_state_vanishes_from_the_server_goes_on() {
     assert_eq!(pool.apply::<i64, _>("square", (3,)).unwrap(), 9);
 }
 
+/// The two-tenant configuration shipped in `examples/nats/tenants.conf`,
+/// on a real server: while tenant A's host and agent run a job, tenant B's
+/// clients read nothing of it, and what they delete or forge does not reach
+/// it; A's own agent may not publish a job, nor delete A's streams.
+#[test]
+fn a_second_tenant_reads_and_touches_nothing_of_the_first() {
+    let _deadline = deadline("two tenants on one server", DEADLINE);
+    let config = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/nats/tenants.conf"
+    ))
+    .expect("the shipped configuration is there");
+    let server = NatsServer::with_config(&config);
+    let port = server.url().rsplit(':').next().unwrap().to_string();
+    let url = |user: &str| format!("nats://{user}:change-me-{user}@127.0.0.1:{port}");
+    let _agent = AgentProcess::start(&url("agent-a"), 2, "tenant-a");
+    let pool = builder(2)
+        .nats(url("host-a"))
+        .build()
+        .expect("A's pool starts");
+    assert_eq!(pool.apply::<i64, _>("square", (2,)).unwrap(), 4);
+
+    // B listens to all its host may hear, while A runs tasks that print.
+    let mut listener = server.raw_client(Some(("host-b", "change-me-host-b")));
+    listener.subscribe("wasmpool.output.*");
+    listener.subscribe("_INBOX.>");
+    assert_eq!(listener.flush(), None);
+    let running = pool.map_async::<i64, _, _>("chatty", 0..20i64, 1).unwrap();
+    let mut rogue = server.raw_client(Some(("agent-b", "change-me-agent-b")));
+    for subject in ["wasmpool.reports.anything", "wasmpool.output.anything"] {
+        rogue.publish(subject, b"forged");
+    }
+    assert_eq!(rogue.flush(), None, "B may publish in its own account");
+    let mut owner = server.raw_client(Some(("host-b", "change-me-host-b")));
+    let answer = owner.request("$JS.API.STREAM.DELETE.WASMPOOL_CHUNKS");
+    assert!(answer.contains("stream not found"), "{answer}");
+    let done = outcome(&running, "A's tasks").unwrap();
+    assert_eq!(done, (0..20i64).collect::<Vec<_>>());
+    let heard = listener.received(Duration::from_millis(500));
+    assert_eq!(heard, ["wasmpool.output.anything"], "B heard only itself");
+
+    // A's agent: no job, no deletion.
+    let mut agent = server.raw_client(Some(("agent-a", "change-me-agent-a")));
+    agent.publish("$KV.wasmpool_jobs.forged", b"junk");
+    agent.publish("$JS.API.STREAM.DELETE.WASMPOOL_CHUNKS", b"");
+    let refused = agent.flush().expect("the server refuses the agent");
+    assert!(refused.contains("Permissions Violation"), "{refused}");
+    assert_eq!(pool.apply::<i64, _>("square", (3,)).unwrap(), 9);
+}
+
 #[test]
 fn a_task_over_its_time_limit_times_out_on_the_agent() {
     let _deadline = deadline("a task timing out on an agent", DEADLINE);

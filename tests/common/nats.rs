@@ -133,6 +133,12 @@ impl NatsServer {
         ))
     }
 
+    /// A server with `config` added to its configuration (accounts,
+    /// users, limits).
+    pub fn with_config(config: &str) -> Self {
+        Self::start_with(config)
+    }
+
     /// A server anyone may use whose messages take at most `bytes`.
     pub fn with_max_payload(bytes: usize) -> Self {
         Self::start_with(&format!("max_payload: {bytes}\n"))
@@ -191,68 +197,22 @@ impl NatsServer {
     /// Publishes `payload` on `subject` as a bare client of the server
     /// would, speaking the protocol by hand (a rogue needs no library).
     pub fn publish_raw(&self, subject: &str, payload: &[u8]) {
-        let (mut stream, mut reader) = self.raw_client();
-        write!(stream, "PUB {subject} {}\r\n", payload.len()).unwrap();
-        stream.write_all(payload).unwrap();
-        stream.write_all(b"\r\nPING\r\n").unwrap();
-        let mut pong = String::new();
-        while !pong.starts_with("PONG") {
-            pong.clear();
-            reader.read_line(&mut pong).unwrap();
-            assert!(!pong.starts_with("-ERR"), "{pong}");
-        }
+        let mut client = self.raw_client(None);
+        client.publish(subject, payload);
+        assert_eq!(client.flush(), None, "publishing on {subject}");
     }
 
     /// Asks `subject` with an empty request as a bare client would (the
     /// JetStream API: `$JS.API.STREAM.DELETE.NAME`, ...), and returns the
     /// answer.
     pub fn request_raw(&self, subject: &str) -> String {
-        let (mut stream, mut reader) = self.raw_client();
-        write!(
-            stream,
-            "SUB _INBOX.rogue 1\r\nPUB {subject} _INBOX.rogue 0\r\n\r\n"
-        )
-        .unwrap();
-        let mut line = String::new();
-        loop {
-            line.clear();
-            reader.read_line(&mut line).unwrap();
-            assert!(!line.starts_with("-ERR"), "{line}");
-            if line.starts_with("PING") {
-                stream.write_all(b"PONG\r\n").unwrap();
-            }
-            if let Some(header) = line.strip_prefix("MSG ") {
-                let size: usize = header
-                    .trim_end()
-                    .rsplit(' ')
-                    .next()
-                    .unwrap()
-                    .parse()
-                    .unwrap();
-                let mut answer = vec![0; size + 2];
-                reader.read_exact(&mut answer).unwrap();
-                answer.truncate(size);
-                return String::from_utf8(answer).unwrap();
-            }
-        }
+        self.raw_client(None).request(subject)
     }
 
-    /// A bare client of the server, connected: its writing end and a
-    /// reader of what the server says.
-    fn raw_client(&self) -> (TcpStream, BufReader<TcpStream>) {
-        let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port))
-            .expect("a client connects to the server");
-        stream
-            .set_read_timeout(Some(START_LIMIT))
-            .expect("a read timeout");
-        let mut reader = BufReader::new(stream.try_clone().unwrap());
-        let mut info = String::new();
-        reader.read_line(&mut info).unwrap();
-        assert!(info.starts_with("INFO "), "{info}");
-        stream
-            .write_all(b"CONNECT {\"verbose\":false,\"pedantic\":false}\r\n")
-            .unwrap();
-        (stream, reader)
+    /// A bare client of the server, logged in as `login` (user, password)
+    /// if given.
+    pub fn raw_client(&self, login: Option<(&str, &str)>) -> RawClient {
+        RawClient::connect(self.port, login)
     }
 
     /// Kills the server and starts it again, on the same port and store:
@@ -561,5 +521,133 @@ impl AgentProcess {
 impl Drop for AgentProcess {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// A client of a NATS server that speaks the protocol by hand, as a rogue
+/// (or a tenant's tool) may: no library between it and the server.
+pub struct RawClient {
+    stream: TcpStream,
+    reader: BufReader<TcpStream>,
+}
+
+impl RawClient {
+    /// Connects to the server on `port`, logged in as `login` if given.
+    fn connect(port: u16, login: Option<(&str, &str)>) -> Self {
+        let stream = TcpStream::connect((Ipv4Addr::LOCALHOST, port))
+            .expect("a client connects to the server");
+        stream
+            .set_read_timeout(Some(START_LIMIT))
+            .expect("a read timeout");
+        let mut client = RawClient {
+            reader: BufReader::new(stream.try_clone().unwrap()),
+            stream,
+        };
+        let info = client.line();
+        assert!(info.starts_with("INFO "), "{info}");
+        let login = login.map_or(String::new(), |(user, pass)| {
+            format!(",\"user\":{user:?},\"pass\":{pass:?}")
+        });
+        write!(
+            client.stream,
+            "CONNECT {{\"verbose\":false,\"pedantic\":false{login}}}\r\n"
+        )
+        .unwrap();
+        client
+    }
+
+    /// The next line the server sends.
+    fn line(&mut self) -> String {
+        let mut line = String::new();
+        self.reader.read_line(&mut line).unwrap();
+        line
+    }
+
+    /// Publishes `payload` on `subject`.
+    pub fn publish(&mut self, subject: &str, payload: &[u8]) {
+        write!(self.stream, "PUB {subject} {}\r\n", payload.len()).unwrap();
+        self.stream.write_all(payload).unwrap();
+        self.stream.write_all(b"\r\n").unwrap();
+    }
+
+    /// Subscribes to `subject`.
+    pub fn subscribe(&mut self, subject: &str) {
+        write!(self.stream, "SUB {subject} 1\r\n").unwrap();
+    }
+
+    /// Waits until the server has taken everything sent so far; returns the
+    /// error it answered meanwhile (`-ERR ...`), if any. Messages that came
+    /// meanwhile are counted in [`received`](Self::received).
+    pub fn flush(&mut self) -> Option<String> {
+        self.stream.write_all(b"PING\r\n").unwrap();
+        let mut error = None;
+        loop {
+            let line = self.line();
+            match line.split(' ').next().unwrap_or("").trim_end() {
+                "PONG" => return error,
+                "-ERR" => error = error.or(Some(line.trim_end().to_string())),
+                "PING" => self.stream.write_all(b"PONG\r\n").unwrap(),
+                "MSG" => self.skip_payload(&line),
+                _ => {}
+            }
+        }
+    }
+
+    /// The subjects of the messages that come within `window` (the
+    /// subscriptions' catch).
+    pub fn received(&mut self, window: Duration) -> Vec<String> {
+        self.stream
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let started = Instant::now();
+        let mut subjects = Vec::new();
+        while started.elapsed() < window {
+            let mut line = String::new();
+            match self.reader.read_line(&mut line) {
+                Ok(0) => break,
+                Ok(_) if line.starts_with("MSG ") => {
+                    subjects.push(line.split(' ').nth(1).unwrap().to_string());
+                    self.skip_payload(&line);
+                }
+                Ok(_) if line.starts_with("PING") => {
+                    self.stream.write_all(b"PONG\r\n").unwrap();
+                }
+                _ => {}
+            }
+        }
+        self.stream.set_read_timeout(Some(START_LIMIT)).unwrap();
+        subjects
+    }
+
+    /// Asks `subject` with an empty request, and returns the answer.
+    pub fn request(&mut self, subject: &str) -> String {
+        write!(
+            self.stream,
+            "SUB _INBOX.rogue 9\r\nPUB {subject} _INBOX.rogue 0\r\n\r\n"
+        )
+        .unwrap();
+        loop {
+            let line = self.line();
+            assert!(!line.starts_with("-ERR"), "{line}");
+            if line.starts_with("PING") {
+                self.stream.write_all(b"PONG\r\n").unwrap();
+            }
+            if line.starts_with("MSG _INBOX.rogue ") {
+                return String::from_utf8(self.payload(&line)).unwrap();
+            }
+        }
+    }
+
+    /// The payload of the message whose `MSG` line is `line`.
+    fn payload(&mut self, line: &str) -> Vec<u8> {
+        let size: usize = line.trim_end().rsplit(' ').next().unwrap().parse().unwrap();
+        let mut payload = vec![0; size + 2];
+        self.reader.read_exact(&mut payload).unwrap();
+        payload.truncate(size);
+        payload
+    }
+
+    fn skip_payload(&mut self, line: &str) {
+        self.payload(line);
     }
 }

@@ -165,6 +165,13 @@ impl Nats {
             .require_tls(self.require_tls);
         if let Some((user, password)) = &self.user_password {
             options = options.user_and_password(user.clone(), password.clone());
+        } else if self.token.is_none() {
+            // The client library reads no credentials from the URL itself.
+            match url_credentials(&self.url) {
+                Some((user, Some(password))) => options = options.user_and_password(user, password),
+                Some((token, None)) => options = options.token(token),
+                None => {}
+            }
         }
         if let Some(token) = &self.token {
             options = options.token(token.clone());
@@ -249,6 +256,18 @@ fn connect_error(url: &str, err: &async_nats::ConnectError) -> Error {
     )
 }
 
+/// The user and password (`nats://user:password@host`), or the token
+/// (`nats://token@host`), the URL `url` carries: the first of its servers'
+/// that has any.
+fn url_credentials(url: &str) -> Option<(String, Option<String>)> {
+    url.split(',').find_map(|server| {
+        let server: async_nats::ServerAddr = server.trim().parse().ok()?;
+        let user = server.username()?;
+        let password = server.password().map(str::to_string);
+        Some((user.to_string(), password))
+    })
+}
+
 /// `url` without the password or token it may carry, for messages.
 pub(crate) fn redact_url(url: &str) -> String {
     url.split(',')
@@ -270,6 +289,23 @@ pub(crate) fn redact_url(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_in_a_url_are_read() {
+        assert_eq!(
+            url_credentials("nats://host-a:change-me@127.0.0.1:4222"),
+            Some(("host-a".to_string(), Some("change-me".to_string())))
+        );
+        assert_eq!(
+            url_credentials("nats://s3cret@host:4222"),
+            Some(("s3cret".to_string(), None))
+        );
+        assert_eq!(
+            url_credentials("nats://one:1,nats://ann:pw@two:2"),
+            Some(("ann".to_string(), Some("pw".to_string())))
+        );
+        assert_eq!(url_credentials("nats://host:4222"), None);
+    }
 
     #[test]
     fn secrets_in_a_url_are_not_shown() {
