@@ -431,6 +431,52 @@ fn a_second_tenant_reads_and_touches_nothing_of_the_first() {
     assert_eq!(pool.apply::<i64, _>("square", (3,)).unwrap(), 9);
 }
 
+/// A job's stream of reports vanishes where its host may not make it again
+/// (its user may not create streams; an administrator made them): every
+/// task out fails with a `remote` error that names what vanished, rather
+/// than wait for ever — once the server has left the host's request to
+/// make it unanswered (a refused request gets no answer), about 10 s.
+#[test]
+fn what_vanished_and_cannot_be_made_again_fails_the_tasks_out_naming_it() {
+    let _deadline = deadline("a job whose reports vanish for good", DEADLINE);
+    let server = NatsServer::with_config(
+        "accounts { ONE: { jetstream: enabled, users: [\n\
+         { user: admin, password: admin-pw }\n\
+         { user: host, password: host-pw, permissions: { publish: { deny: \
+         [\"$JS.API.STREAM.CREATE.>\"] } } }\n] } }\n",
+    );
+    let port = server.url().rsplit(':').next().unwrap().to_string();
+    // The administrator's agent makes the streams and buckets.
+    let _agent = AgentProcess::start(
+        &format!("nats://admin:admin-pw@127.0.0.1:{port}"),
+        2,
+        "admin",
+    );
+    let pool = builder(2)
+        .nats(format!("nats://host:host-pw@127.0.0.1:{port}"))
+        .build()
+        .expect("the pool starts");
+    assert_eq!(pool.apply::<i64, _>("square", (2,)).unwrap(), 4);
+    let out: Vec<AsyncResult<u64>> = (0..4u64)
+        .map(|n| pool.apply_async("sleep_ms", (500 + n,)).unwrap())
+        .collect();
+    let mut admin = server.raw_client(Some(("admin", "admin-pw")));
+    let answer = admin.request("$JS.API.STREAM.DELETE.WASMPOOL_REPORTS");
+    assert!(answer.contains("\"success\":true"), "{answer}");
+    for result in &out {
+        let err = match result.get_timeout(Duration::from_secs(40)) {
+            Err(wasmpool::GetTimeoutError::Failed(err)) => err,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(err.kind(), ErrorKind::Remote, "{err}");
+        assert!(
+            err.message()
+                .contains("the stream of reports vanished, and cannot be made again"),
+            "{err}"
+        );
+    }
+}
+
 #[test]
 fn a_task_over_its_time_limit_times_out_on_the_agent() {
     let _deadline = deadline("a task timing out on an agent", DEADLINE);
