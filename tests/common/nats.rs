@@ -389,37 +389,15 @@ impl AgentProcess {
     /// Waits until the agent says it watches for jobs; panics, with what it
     /// said, if it exits first or takes longer than [`START_LIMIT`].
     fn wait_ready(&mut self) {
-        let started = Instant::now();
-        let mut kept = self
-            .stderr
-            .kept
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        loop {
-            if kept.lines.iter().any(|line| line.contains(": ready, ")) {
-                return;
-            }
-            if kept.ended {
-                let status = self.child.wait().expect("waiting for the agent");
-                panic!(
-                    "agent {} exited with {status} before it was ready:\n{}",
-                    self.name,
-                    kept.lines.join("\n")
-                );
-            }
-            assert!(
-                started.elapsed() < START_LIMIT,
-                "agent {} was not ready within {START_LIMIT:?}:\n{}",
-                self.name,
-                kept.lines.join("\n")
-            );
-            kept = self
-                .stderr
-                .more
-                .wait_timeout(kept, Duration::from_millis(100))
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
+        if self.line_within(": ready, ", START_LIMIT).is_some() {
+            return;
         }
+        let status = self.child.wait().expect("waiting for the agent");
+        panic!(
+            "agent {} exited with {status} before it was ready:\n{}",
+            self.name,
+            self.stderr()
+        );
     }
 
     /// The agent's name.
@@ -435,6 +413,18 @@ impl AgentProcess {
     /// Waits until the agent writes a line holding `text` to stderr, at
     /// most `limit`; panics, with what it said, if it does not.
     pub fn wait_for_line(&self, text: &str, limit: Duration) -> String {
+        self.line_within(text, limit).unwrap_or_else(|| {
+            panic!(
+                "agent {} did not say `{text}`:\n{}",
+                self.name,
+                self.stderr()
+            )
+        })
+    }
+
+    /// The first line holding `text` the agent writes to stderr; `None` if
+    /// it exits first. Panics if it takes longer than `limit`.
+    fn line_within(&self, text: &str, limit: Duration) -> Option<String> {
         let started = Instant::now();
         let mut kept = self
             .stderr
@@ -443,10 +433,13 @@ impl AgentProcess {
             .unwrap_or_else(PoisonError::into_inner);
         loop {
             if let Some(line) = kept.lines.iter().find(|line| line.contains(text)) {
-                return line.clone();
+                return Some(line.clone());
+            }
+            if kept.ended {
+                return None;
             }
             assert!(
-                !kept.ended && started.elapsed() < limit,
+                started.elapsed() < limit,
                 "agent {} did not say `{text}` within {limit:?}:\n{}",
                 self.name,
                 kept.lines.join("\n")
