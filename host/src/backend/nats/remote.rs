@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 
 use async_nats::connection::State;
 use async_nats::jetstream::consumer::{self, pull};
-use async_nats::jetstream::object_store;
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender, bounded, select};
 use futures_util::StreamExt;
@@ -121,7 +120,7 @@ impl Remote {
                 .subscribe(wire::output_subject(&job))
                 .await
                 .map_err(|err| remote("cannot subscribe to the job's output", err))?;
-            publish_module(&store, &spec.module, module).await?;
+            store.publish_module(&spec.module, module).await?;
             store
                 .chunks
                 .create_consumer(consumer_config.clone())
@@ -163,6 +162,7 @@ impl Remote {
         runtime.spawn(read_reports(inner.clone(), reports));
         runtime.spawn(show_output(output, on_output));
         runtime.spawn(heartbeat(inner.clone(), Bytes::from(wire::encode(&spec))));
+        runtime.spawn(watch_state(inner.clone()));
         let dispatcher = {
             let (inner, stop) = (inner.clone(), stop_rx.clone());
             thread::Builder::new()
@@ -485,6 +485,16 @@ fn dispatch(inner: &Arc<Inner>, stop: &Receiver<()>) {
                 // Terminated: the pieces left fail as they are dropped.
                 break 'feeding;
             }
+            let broken = inner
+                .broken
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            if let Some(err) = broken {
+                // What the job needs on the server is gone for now.
+                piece.fail(&err);
+                continue;
+            }
             let sent = Sent {
                 chunk: piece,
                 sending: 0,
@@ -495,15 +505,6 @@ fn dispatch(inner: &Arc<Inner>, stop: &Receiver<()>) {
                 out.next - 1
             };
             let message = message(number, &sent);
-            let broken = inner
-                .broken
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clone();
-            if let Some(err) = broken {
-                sent.chunk.fail(&err);
-                continue;
-            }
             {
                 // `terminate` marks the pool, then takes the chunks out:
                 // one put out after that would be left behind.
@@ -650,6 +651,22 @@ async fn show_output(mut messages: async_nats::Subscriber, on_output: OutputHand
     }
 }
 
+/// The task that watches the job's state on the server every
+/// [`HEARTBEAT`] while connected (see [`Inner::watch`]): a task of its own,
+/// so that a check the server is slow to answer never holds up the
+/// heartbeat agents judge the job's life by.
+async fn watch_state(inner: Arc<Inner>) {
+    let mut ticks = tokio::time::interval(HEARTBEAT);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
+    while !inner.terminating() {
+        ticks.tick().await;
+        if !inner.terminating() && inner.store.client.connection_state() == State::Connected {
+            inner.watch().await;
+        }
+    }
+}
+
 /// The task that shows agents the job lives: it puts the job again every
 /// [`HEARTBEAT`].
 async fn heartbeat(inner: Arc<Inner>, spec: Bytes) {
@@ -674,37 +691,10 @@ async fn heartbeat(inner: Arc<Inner>, spec: Bytes) {
             ));
             lost_since = None;
         }
-        if lost_since.is_none() {
-            inner.watch().await;
-        }
         if let Err(err) = inner.store.jobs.put(&inner.job, spec.clone()).await {
             tracing::warn!("job {}: cannot renew it: {err}", inner.job);
         }
     }
-}
-
-/// Puts `module` in the object store under its hash, unless it is there.
-pub(super) async fn publish_module(store: &Store, hash: &str, module: &[u8]) -> Result<(), Error> {
-    if let Ok(info) = store.modules.info(hash).await
-        && !info.deleted
-        && info.size == module.len()
-    {
-        return Ok(());
-    }
-    let mut reader = module;
-    // In pieces that fit the server's messages (128 KiB unless they are
-    // smaller).
-    let metadata = object_store::ObjectMetadata {
-        name: hash.to_string(),
-        chunk_size: Some(store.message_room().clamp(1024, 128 << 10)),
-        ..Default::default()
-    };
-    store
-        .modules
-        .put(metadata, &mut reader)
-        .await
-        .map_err(|err| remote("cannot put the module in the object store", err))?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -95,6 +95,30 @@ impl Store {
             .await;
     }
 
+    /// Puts `module` in the object store under its hash, unless it is
+    /// there.
+    pub(crate) async fn publish_module(&self, hash: &str, module: &[u8]) -> Result<(), Error> {
+        if let Ok(info) = self.modules.info(hash).await
+            && !info.deleted
+            && info.size == module.len()
+        {
+            return Ok(());
+        }
+        let mut reader = module;
+        // In pieces that fit the server's messages (128 KiB unless they are
+        // smaller).
+        let metadata = object_store::ObjectMetadata {
+            name: hash.to_string(),
+            chunk_size: Some(self.message_room().clamp(1024, 128 << 10)),
+            ..Default::default()
+        };
+        self.modules
+            .put(metadata, &mut reader)
+            .await
+            .map_err(|err| remote("cannot put the module in the object store", err))?;
+        Ok(())
+    }
+
     /// The agents that showed they live within [`AGENT_TTL`].
     pub(crate) async fn agents(&self) -> Result<Vec<AgentInfo>, Error> {
         let mut keys = self

@@ -9,10 +9,10 @@
 
 use std::sync::{Mutex, PoisonError};
 
+use async_nats::datetime::DateTime;
 use async_nats::jetstream::consumer::pull;
 use async_nats::jetstream::stream;
 
-use super::remote::publish_module;
 use super::store::{Store, chunks_config, jobs_bucket, modules_store, remote, reports_config};
 use crate::error::Error;
 
@@ -36,9 +36,9 @@ pub(crate) struct Watched {
     /// The module's SHA-256 (its name in the object store), and its bytes.
     module_hash: String,
     module: Vec<u8>,
-    /// The streams of chunks and reports as last seen: one made at another
-    /// time is another stream.
-    streams: Mutex<(stream::Info, stream::Info)>,
+    /// When the streams of chunks and reports were made, as last seen: one
+    /// made at another time is another stream.
+    made: Mutex<(DateTime, DateTime)>,
 }
 
 impl Watched {
@@ -54,9 +54,9 @@ impl Watched {
             consumer,
             module_hash,
             module,
-            streams: Mutex::new((
-                store.chunks.cached_info().clone(),
-                store.reports.cached_info().clone(),
+            made: Mutex::new((
+                store.chunks.cached_info().created,
+                store.reports.cached_info().created,
             )),
         }
     }
@@ -67,34 +67,29 @@ impl Watched {
     /// vanished, and is in [`Restored::unchecked`].
     pub(crate) async fn check(&self, store: &Store) -> Result<Restored, Error> {
         let mut restored = Restored::default();
-        let (chunks, reports) = {
-            let seen = self.streams.lock().unwrap_or_else(PoisonError::into_inner);
-            (seen.0.created, seen.1.created)
-        };
-        let Some(chunks_now) = self
-            .stream(
-                store,
-                chunks_config(),
-                "the stream of chunks",
-                &mut restored,
-            )
-            .await?
+        let (chunks, reports) = *self.made.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(chunks_now) = made_at(
+            store,
+            chunks_config(),
+            "the stream of chunks",
+            &mut restored,
+        )
+        .await?
         else {
             return Ok(restored);
         };
-        let Some(reports_now) = self
-            .stream(
-                store,
-                reports_config(),
-                "the stream of reports",
-                &mut restored,
-            )
-            .await?
+        let Some(reports_now) = made_at(
+            store,
+            reports_config(),
+            "the stream of reports",
+            &mut restored,
+        )
+        .await?
         else {
             return Ok(restored);
         };
-        // Made anew by another client since (a host or an agent that found
-        // it missing) counts too.
+        // Made anew, by this check or by another client since (a host or
+        // an agent that found it missing).
         for (lost, now, seen, what) in [
             (
                 &mut restored.chunks_lost,
@@ -109,12 +104,12 @@ impl Watched {
                 "the stream of reports",
             ),
         ] {
-            *lost = now.created != seen;
-            if *lost && !restored.vanished.contains(&what) {
+            *lost = *now != seen;
+            if *lost {
                 restored.vanished.push(what);
             }
         }
-        *self.streams.lock().unwrap_or_else(PoisonError::into_inner) = (chunks_now, reports_now);
+        *self.made.lock().unwrap_or_else(PoisonError::into_inner) = (chunks_now, reports_now);
         let name = self.consumer.durable_name.as_deref().unwrap_or_default();
         match store.chunks.consumer_info(name).await {
             Ok(_) => {}
@@ -147,36 +142,36 @@ impl Watched {
             _ => {
                 restored.vanished.push("the job's module");
                 modules_store(&store.js).await?;
-                publish_module(store, &self.module_hash, &self.module).await?;
+                store
+                    .publish_module(&self.module_hash, &self.module)
+                    .await?;
             }
         }
         Ok(restored)
     }
+}
 
-    /// The stream `config` names (`what`), made again if it vanished;
-    /// `None` if the server did not answer.
-    async fn stream(
-        &self,
-        store: &Store,
-        config: stream::Config,
-        what: &'static str,
-        restored: &mut Restored,
-    ) -> Result<Option<stream::Info>, Error> {
-        match store.js.get_stream(&config.name).await {
-            Ok(stream) => Ok(Some(stream.cached_info().clone())),
-            Err(err) if is_not_found(&err) => {
-                restored.vanished.push(what);
-                let made = store
-                    .js
-                    .get_or_create_stream(config)
-                    .await
-                    .map_err(again(what))?;
-                Ok(Some(made.cached_info().clone()))
-            }
-            Err(err) => {
-                restored.unchecked = Some(remote(&format!("cannot check {what}"), err));
-                Ok(None)
-            }
+/// When the stream `config` names (`what`) was made, made again if it
+/// vanished; `None` if the server did not answer (said in `restored`).
+async fn made_at(
+    store: &Store,
+    config: stream::Config,
+    what: &'static str,
+    restored: &mut Restored,
+) -> Result<Option<DateTime>, Error> {
+    match store.js.get_stream(&config.name).await {
+        Ok(stream) => Ok(Some(stream.cached_info().created)),
+        Err(err) if is_not_found(&err) => {
+            let made = store
+                .js
+                .get_or_create_stream(config)
+                .await
+                .map_err(again(what))?;
+            Ok(Some(made.cached_info().created))
+        }
+        Err(err) => {
+            restored.unchecked = Some(remote(&format!("cannot check {what}"), err));
+            Ok(None)
         }
     }
 }
