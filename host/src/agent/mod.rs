@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use async_nats::datetime::DateTime;
 use async_nats::jetstream::kv::{self, Operation};
+use async_nats::jetstream::stream;
 use futures_util::StreamExt;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -343,14 +344,10 @@ async fn watch_jobs(
     let store = &context.store;
     // The jobs put before this revision were there before the agent: their
     // hosts may be long gone.
-    let bucket = store
-        .js
-        .get_stream(format!("KV_{}", wire::JOBS))
-        .await
-        .map_err(|err| remote("cannot read the bucket of jobs", err))?;
-    let mut start = bucket.cached_info().state.last_sequence;
+    let bucket = jobs_stream(store).await?;
+    let mut start = bucket.state.last_sequence;
     // When the bucket was made: another time is another bucket.
-    let mut made = bucket.cached_info().created;
+    let mut made = bucket.created;
     let mut watch = store
         .jobs
         .watch_with_history(">")
@@ -376,14 +373,18 @@ async fn watch_jobs(
                         alive.reset_immediately();
                     }
                 }
-                Some(Err(err)) => {
-                    tracing::warn!("watching jobs: {err}");
-                    // The watch goes on from where it was, in a bucket
-                    // that may have vanished, or been made anew.
-                    let now = store.js.get_stream(format!("KV_{}", wire::JOBS)).await;
-                    if now.is_ok_and(|bucket| bucket.cached_info().created == made) {
-                        continue;
+                ended_or_failed => {
+                    if let Some(Err(err)) = ended_or_failed {
+                        tracing::warn!("watching jobs: {err}");
+                        // The watch goes on from where it was, unless its
+                        // bucket vanished, or was made anew.
+                        if jobs_stream(store).await.is_ok_and(|bucket| bucket.created == made) {
+                            continue;
+                        }
                     }
+                    // Watched anew, the jobs served go on; in a bucket made
+                    // anew, every job is fresh news (one whose host is gone
+                    // is dropped once it has been silent too long).
                     match rewatch(&context).await {
                         Ok((again, created)) => {
                             start = if created == made { start } else { 0 };
@@ -392,16 +393,6 @@ async fn watch_jobs(
                         Err(err) => break Err(err),
                     }
                 }
-                None => match rewatch(&context).await {
-                    // Watched anew, the jobs served go on; in a bucket made
-                    // anew, every job is fresh news (one whose host is gone
-                    // is dropped once it has been silent too long).
-                    Ok((again, created)) => {
-                        start = if created == made { start } else { 0 };
-                        (watch, made) = (again, created);
-                    }
-                    Err(err) => break Err(err),
-                },
             },
             _ = alive.tick() => {
                 let record = AgentRecord {
@@ -456,14 +447,7 @@ async fn rewatch(context: &JobContext) -> Result<(kv::Watch, DateTime), Error> {
     loop {
         let watched = async {
             let bucket = store::jobs_bucket(&context.store.js).await?;
-            let made = context
-                .store
-                .js
-                .get_stream(format!("KV_{}", wire::JOBS))
-                .await
-                .map_err(|err| remote("cannot read the bucket of jobs", err))?
-                .cached_info()
-                .created;
+            let made = jobs_stream(&context.store).await?.created;
             let watch = bucket
                 .watch_with_history(">")
                 .await
@@ -484,6 +468,17 @@ async fn rewatch(context: &JobContext) -> Result<(kv::Watch, DateTime), Error> {
             }
         }
     }
+}
+
+/// The stream that holds the bucket of jobs, as the server describes it
+/// now: when it was made, and how far it goes.
+async fn jobs_stream(store: &Store) -> Result<stream::Info, Error> {
+    let stream = store
+        .js
+        .get_stream(format!("KV_{}", wire::JOBS))
+        .await
+        .map_err(|err| remote("cannot read the bucket of jobs", err))?;
+    Ok(stream.cached_info().clone())
 }
 
 /// How many of the jobs the agent knows it serves.
