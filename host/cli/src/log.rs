@@ -17,7 +17,9 @@ use tracing_subscriber::registry::LookupSpan;
 /// picks (an `EnvFilter` directive, such as `warn`) unless `RUST_LOG` says
 /// otherwise.
 pub(crate) fn init(bar: ProgressBar, default: &str) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    // RUST_LOG, read leniently (a directive it cannot parse is skipped).
+    let directives = std::env::var(EnvFilter::DEFAULT_ENV).unwrap_or_else(|_| default.to_string());
+    let filter = EnvFilter::builder().parse_lossy(directives);
     let subscriber = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .event_format(Compact)
