@@ -196,3 +196,30 @@ impl Guest {
         succeeded
     }
 }
+
+/// What a lying agent that signs with `key` publishes of the chunk
+/// `chunk` (as it crossed the server) of `job`: a report that every task
+/// of it returned `result` (encoded). None if `chunk` is not a chunk. For
+/// the tests of a pool's trust in its agents.
+#[cfg(feature = "nats")]
+pub fn forged_report(
+    key: &crate::SigningKey,
+    job: &str,
+    chunk: &[u8],
+    result: &[u8],
+) -> Option<Vec<u8>> {
+    use crate::backend::nats::keys::Domain;
+    use crate::backend::nats::wire::{self, ChunkMessage, Report, Signed};
+    let signed: Signed = wire::decode(chunk, "chunk").ok()?;
+    let chunk: ChunkMessage = wire::decode(&signed.body, "chunk").ok()?;
+    let mut outcomes = Outcomes::with_capacity(chunk.tasks.ends.len());
+    for _ in &chunk.tasks.ends {
+        outcomes.push_ok(result);
+    }
+    let report = Report::Outcomes {
+        chunk: chunk.tasks.seq,
+        first_index: chunk.tasks.first_index,
+        outcomes,
+    };
+    Some(Signed::encode(key, Domain::Report, job, &report))
+}

@@ -250,6 +250,8 @@
 //! | (NATS) the server cannot be reached, or refuses the credentials | [`ErrorKind::Remote`], naming the server and why | [`PoolBuilder::build`] and [`AgentBuilder::start`] fail |
 //! | (NATS) the server restarts, or is out of reach, while a job runs | — (the tasks go on) | host and agents reconnect; what the server did not store is published again; the server keeps the job, its chunks and its reports |
 //! | (NATS) the server stays out of reach for over a minute | [`ErrorKind::Remote`] | the tasks the pool has out there fail; the pool goes on when the server is back |
+//! | (NATS) a report, chunk or output not signed by whom it must be (forged, replayed from another job, junk) | — (dropped, with a warning naming its subject) | the task gets the outcome of an agent the job admitted |
+//! | (NATS) a chunk acknowledged on the server with no outcome (taken by a client that did not run it) | [`ErrorKind::WorkerLost`] after [`Nats::agent_retries`] + 1 times | sent again within about 6 s |
 //!
 //! A renewed instance runs the [initializer](PoolBuilder::initializer) again
 //! before its next task, so no broken state reaches it. The rest of a `map`
@@ -276,6 +278,18 @@
 //! publishes them to a job's work queue, keeping at most a window of chunks
 //! out, and delivers the first outcome of each task that agents report.
 //!
+//! Who said what is signed ([`SigningKey`], NATS nkeys): a job's record and
+//! chunks by its host, reports and output by the agent that ran them, each
+//! signature good for one message of one job. Before it takes a job's
+//! chunks, an agent asks the job's host to serve it (`enroll.rs` on both
+//! sides); the host admits it (any agent, or only those of
+//! [`Nats::trust_agent`]), hands it the job's environment variables sealed
+//! to a key it made for that request, and from then on takes its reports
+//! only. An agent serves only jobs signed by the keys of
+//! [`AgentBuilder::trust_host`], if given, and pins every job to the key it
+//! was first signed with. A chunk the server says was acknowledged, whose
+//! outcomes never came, is sent again.
+//!
 //! An agent watches the server's bucket of jobs, fetches a job's module from
 //! the object store (checked against its SHA-256), runs a local pool for it
 //! with the job's limits (within the agent's caps), pulls chunks while it
@@ -293,8 +307,8 @@
 //! messages or reports may be lost, and the reports read anew; so every task
 //! still gets exactly one outcome. What cannot be made again fails the
 //! tasks out with [`ErrorKind::Remote`], naming it. README's "Several
-//! machines" says how to deploy agents safely, and what is not protected
-//! yet.
+//! machines" says how to deploy agents safely: what is protected, by what,
+//! and what is not (arguments and results cross the server in clear).
 //!
 //! # The channel
 //!
@@ -488,7 +502,7 @@ mod worker;
 #[cfg(feature = "nats")]
 pub use agent::{Agent, AgentBuilder};
 #[cfg(feature = "nats")]
-pub use backend::nats::{AgentInfo, Nats};
+pub use backend::nats::{AgentInfo, Nats, SigningKey};
 pub use backend::output::{GuestOutput, Stream, escape_controls};
 pub use builder::PoolBuilder;
 pub use channel::bounds::{BACKTRACE_FRAMES, DESCRIPTION_BYTES, MESSAGE_BYTES, NAME_BYTES};

@@ -405,6 +405,16 @@ impl AgentProcess {
         &self.name
     }
 
+    /// The public key the agent signs with, as its ready line says it.
+    pub fn key(&self) -> String {
+        let ready = self.wait_for_line(": ready, ", START_LIMIT);
+        let key = ready
+            .rsplit("key ")
+            .next()
+            .expect("the ready line names the key");
+        key.trim().to_string()
+    }
+
     /// The agent's pid.
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -522,6 +532,8 @@ impl Drop for AgentProcess {
 pub struct RawClient {
     stream: TcpStream,
     reader: BufReader<TcpStream>,
+    /// The subscriptions made so far.
+    subscriptions: u32,
 }
 
 impl RawClient {
@@ -535,6 +547,7 @@ impl RawClient {
         let mut client = RawClient {
             reader: BufReader::new(stream.try_clone().unwrap()),
             stream,
+            subscriptions: 0,
         };
         let info = client.line();
         assert!(info.starts_with("INFO "), "{info}");
@@ -565,7 +578,8 @@ impl RawClient {
 
     /// Subscribes to `subject`.
     pub fn subscribe(&mut self, subject: &str) {
-        write!(self.stream, "SUB {subject} 1\r\n").unwrap();
+        self.subscriptions += 1;
+        write!(self.stream, "SUB {subject} {}\r\n", self.subscriptions).unwrap();
     }
 
     /// Waits until the server has taken everything sent so far; returns the
@@ -589,18 +603,27 @@ impl RawClient {
     /// The subjects of the messages that come within `window` (the
     /// subscriptions' catch).
     pub fn received(&mut self, window: Duration) -> Vec<String> {
+        self.messages(window)
+            .into_iter()
+            .map(|(subject, _)| subject)
+            .collect()
+    }
+
+    /// The messages that come within `window`: each its subject and
+    /// payload.
+    pub fn messages(&mut self, window: Duration) -> Vec<(String, Vec<u8>)> {
         self.stream
             .set_read_timeout(Some(Duration::from_millis(100)))
             .unwrap();
         let started = Instant::now();
-        let mut subjects = Vec::new();
+        let mut messages = Vec::new();
         while started.elapsed() < window {
             let mut line = String::new();
             match self.reader.read_line(&mut line) {
                 Ok(0) => break,
                 Ok(_) if line.starts_with("MSG ") => {
-                    subjects.push(line.split(' ').nth(1).unwrap().to_string());
-                    self.skip_payload(&line);
+                    let subject = line.split(' ').nth(1).unwrap().to_string();
+                    messages.push((subject, self.payload(&line)));
                 }
                 Ok(_) if line.starts_with("PING") => {
                     self.stream.write_all(b"PONG\r\n").unwrap();
@@ -609,14 +632,53 @@ impl RawClient {
             }
         }
         self.stream.set_read_timeout(Some(START_LIMIT)).unwrap();
-        subjects
+        messages
+    }
+
+    /// Pulls the next message of the consumer `consumer` of `stream`, as an
+    /// agent would, and acknowledges it without doing anything with it;
+    /// returns its payload.
+    pub fn pull_and_ack(&mut self, stream: &str, consumer: &str) -> Vec<u8> {
+        self.subscriptions += 1;
+        let inbox = format!("_INBOX.pull{}", self.subscriptions);
+        let request = br#"{"batch":1,"expires":10000000000}"#;
+        write!(
+            self.stream,
+            "SUB {inbox} {}\r\nPUB $JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer} {inbox} {}\r\n",
+            self.subscriptions,
+            request.len()
+        )
+        .unwrap();
+        self.stream.write_all(request).unwrap();
+        self.stream.write_all(b"\r\n").unwrap();
+        loop {
+            let line = self.line();
+            assert!(!line.starts_with("-ERR"), "{line}");
+            if line.starts_with("PING") {
+                self.stream.write_all(b"PONG\r\n").unwrap();
+            }
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if fields.first() != Some(&"MSG") {
+                continue;
+            }
+            // Another subscription's message is passed over.
+            let payload = self.payload(&line);
+            // MSG SUBJECT SID REPLY SIZE: the subject is the chunk's, the
+            // subscription the inbox's, the reply where acks go.
+            if let [_, _, sid, reply, _] = fields[..]
+                && sid == self.subscriptions.to_string()
+            {
+                write!(self.stream, "PUB {reply} 0\r\n\r\n").unwrap();
+                return payload;
+            }
+        }
     }
 
     /// Asks `subject` with an empty request, and returns the answer.
     pub fn request(&mut self, subject: &str) -> String {
         write!(
             self.stream,
-            "SUB _INBOX.rogue 9\r\nPUB {subject} _INBOX.rogue 0\r\n\r\n"
+            "SUB _INBOX.rogue 999999\r\nPUB {subject} _INBOX.rogue 0\r\n\r\n"
         )
         .unwrap();
         loop {

@@ -55,6 +55,16 @@ pub(crate) struct AgentArgs {
     /// publish runs here.
     #[arg(long, value_name = "SHA256")]
     allow_module: Vec<String>,
+    /// Sign reports and output with the key whose seed is in this file
+    /// (`wasmpool keygen FILE` makes one), whose public key hosts trust
+    /// with `--trust-agent` (default: a new key each run).
+    #[arg(long, value_name = "FILE")]
+    key: Option<PathBuf>,
+    /// Serve only the jobs signed by this host key (`U...`, as `wasmpool
+    /// keygen` prints it). Repeatable. Without it, the jobs of any host the
+    /// server lets publish them run here.
+    #[arg(long, value_name = "KEY")]
+    trust_host: Vec<String>,
 }
 
 /// Prints the agents of the server at `url`.
@@ -62,10 +72,26 @@ pub(crate) fn agents(url: &str, connect: &NatsArgs) -> Result<ExitCode, SetupErr
     let nats = connect.to_nats(url).map_err(SetupError)?;
     for agent in nats.agents()? {
         println!(
-            "{}\t{}\t{}\t{}",
-            agent.name, agent.processes, agent.pid, agent.jobs
+            "{}\t{}\t{}\t{}\t{}",
+            wasmpool::escape_controls(&agent.name),
+            agent.processes,
+            agent.pid,
+            agent.jobs,
+            wasmpool::escape_controls(&agent.key)
         );
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Makes a new signing key, writes its seed to the new file `path`, and
+/// prints its public key.
+pub(crate) fn keygen(path: &std::path::Path) -> Result<ExitCode, SetupError> {
+    let key = wasmpool::SigningKey::write_new(path)?;
+    eprintln!(
+        "wasmpool keygen: wrote a new key to {} (keep it secret); its public key:",
+        path.display()
+    );
+    println!("{}", key.public_key());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -74,7 +100,10 @@ pub(crate) fn agents(url: &str, connect: &NatsArgs) -> Result<ExitCode, SetupErr
 pub(crate) fn agent(args: AgentArgs) -> Result<ExitCode, SetupError> {
     // What the agent does, and every warning, to stderr.
     crate::log::init(indicatif::ProgressBar::hidden(), "warn,wasmpool=info");
-    let nats = args.connect.to_nats(&args.nats).map_err(SetupError)?;
+    let mut nats = args.connect.to_nats(&args.nats).map_err(SetupError)?;
+    if let Some(path) = &args.key {
+        nats = nats.key(wasmpool::SigningKey::from_file(path)?);
+    }
     let processes = match args
         .processes
         .unwrap_or_else(|| thread::available_parallelism().map_or(1, usize::from))
@@ -109,12 +138,16 @@ pub(crate) fn agent(args: AgentArgs) -> Result<ExitCode, SetupError> {
     for hash in args.allow_module {
         builder = builder.allow_module(hash);
     }
+    for key in args.trust_host {
+        builder = builder.trust_host(key);
+    }
     let mut signals = Signals::new(SIGNALS)
         .map_err(|err| SetupError(format!("cannot watch for signals: {err}")))?;
     let agent = builder.start()?;
     eprintln!(
-        "wasmpool agent {}: ready, {processes} per job",
-        agent.name()
+        "wasmpool agent {}: ready, {processes} per job, key {}",
+        crate::log::shown_on_stderr(agent.name()),
+        agent.public_key()
     );
     let stopped = thread::scope(|scope| {
         let handle = signals.handle();

@@ -72,7 +72,7 @@ enum Command {
     Agent(Box<agent::AgentArgs>),
     /// List the agents of a NATS server that showed they live in the last
     /// 16 s: per line its name, its processes per job, its pid on its
-    /// machine, and how many jobs it serves.
+    /// machine, how many jobs it serves, and the public key it signs with.
     Agents {
         /// The NATS server: nats://HOST:PORT, or nats://USER:PASSWORD@HOST:PORT.
         #[arg(
@@ -84,6 +84,15 @@ enum Command {
         nats: String,
         #[command(flatten)]
         connect: nats_flags::NatsArgs,
+    },
+    /// Make a signing key for a host (`map --nats --key FILE`) or an agent
+    /// (`agent --key FILE`): writes its seed to FILE, which must not exist,
+    /// readable by its owner only, and prints its public key, which the
+    /// other side trusts (`agent --trust-host KEY`, `map --trust-agent
+    /// KEY`).
+    Keygen {
+        /// Where to write the seed.
+        file: PathBuf,
     },
 }
 
@@ -109,6 +118,7 @@ fn main() -> ExitCode {
         } => tasks(module, module_limit),
         Command::Agent(args) => agent::agent(*args),
         Command::Agents { nats, connect } => agent::agents(&nats, &connect),
+        Command::Keygen { file } => agent::keygen(&file),
     };
     match result {
         Ok(code) => code,

@@ -110,6 +110,18 @@ pub(crate) struct MapArgs {
     /// life before it runs elsewhere (default 30s).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "nats")]
     ack_wait: Option<Duration>,
+    /// With --nats: sign the job and its chunks with the key whose seed is
+    /// in this file (`wasmpool keygen FILE` makes one), for agents started
+    /// with `--trust-host` its public key (default: a new key each run).
+    #[arg(long, value_name = "FILE", requires = "nats")]
+    key: Option<PathBuf>,
+    /// With --nats: let only the agent with this public key (`U...`, as
+    /// `wasmpool keygen` and `wasmpool agents` print it) serve the job, and
+    /// take outcomes from no other. Repeatable. Without it, any agent that
+    /// asks serves the job. --env values go sealed to these agents only,
+    /// and need at least one.
+    #[arg(long, value_name = "KEY", requires = "nats")]
+    trust_agent: Vec<String>,
 }
 
 /// How many lines a file has, for the progress bar and the chunk size.
@@ -217,6 +229,12 @@ fn build_pool(args: &MapArgs, max_payload: usize, bar: &ProgressBar) -> Result<P
         let mut nats = args.connect.to_nats(url).map_err(SetupError)?;
         if let Some(wait) = args.ack_wait {
             nats = nats.ack_wait(wait);
+        }
+        if let Some(path) = &args.key {
+            nats = nats.key(wasmpool::SigningKey::from_file(path)?);
+        }
+        for key in &args.trust_agent {
+            nats = nats.trust_agent(key);
         }
         builder = builder.nats_options(nats);
     }

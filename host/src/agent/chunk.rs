@@ -10,7 +10,8 @@ use bytes::Bytes;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
 
 use super::context::JobContext;
-use crate::backend::nats::wire::{self, ChunkMessage, Report};
+use crate::backend::nats::keys::{self, Domain};
+use crate::backend::nats::wire::{self, ChunkMessage, Report, Signed};
 use crate::channel::{Outcomes, bounds};
 use crate::chunk::{Chunk, Sink};
 use crate::error::{Error, ErrorKind};
@@ -27,6 +28,8 @@ pub(crate) enum JobPool {
 pub(crate) struct Serving {
     pub(crate) context: Arc<JobContext>,
     pub(crate) job: String,
+    /// The key the job's chunks are signed with.
+    pub(crate) host: String,
     pub(crate) pool: JobPool,
     /// How many times a chunk whose agent was lost runs again.
     pub(crate) agent_retries: u32,
@@ -55,12 +58,10 @@ pub(crate) async fn run(
     mut cancelled: watch::Receiver<Option<bool>>,
 ) {
     let job = &serving.job;
-    let chunk = match wire::decode::<ChunkMessage>(&message.payload, "chunk")
-        .and_then(|chunk| chunk.check().map(|()| chunk))
-    {
+    let chunk = match open(&serving, &message.payload) {
         Ok(chunk) => chunk,
         Err(err) => {
-            tracing::warn!("job {job}: dropped a chunk: {err}");
+            tracing::warn!("job {job}: dropped on {}: {err}", message.subject);
             let _ = message.ack_with(AckKind::Term).await;
             return;
         }
@@ -75,10 +76,7 @@ pub(crate) async fn run(
             sending: chunk.sending,
             deliveries,
         };
-        if publish(&serving, Bytes::from(wire::encode(&lost)), &cancelled)
-            .await
-            .is_ok()
-        {
+        if publish(&serving, &lost, &cancelled).await.is_ok() {
             let _ = message.ack().await;
         }
         return;
@@ -131,7 +129,7 @@ pub(crate) async fn run(
                         first_index,
                         outcomes,
                     };
-                    if publish(&serving, Bytes::from(wire::encode(&report)), &cancelled).await.is_err() {
+                    if publish(&serving, &report, &cancelled).await.is_err() {
                         // Not acknowledged: the chunk runs again elsewhere.
                         return;
                     }
@@ -147,19 +145,43 @@ pub(crate) async fn run(
     }
 }
 
-/// Publishes a report on the job, and waits until the server stored it
-/// (publishing it again while the server may be restarting, unless the
-/// chunk stops being served).
+/// The chunk `payload` carries, if the job's host signed it.
+fn open(serving: &Serving, payload: &[u8]) -> Result<ChunkMessage, Error> {
+    let (signer, chunk) =
+        Signed::open::<ChunkMessage>(payload, Domain::Chunk, &serving.job, "chunk")?;
+    if signer != serving.host {
+        return Err(Error::new(
+            ErrorKind::Remote,
+            format!(
+                "a chunk signed by {}, not by the job's host",
+                keys::short(&signer)
+            ),
+        ));
+    }
+    chunk.check()?;
+    Ok(chunk)
+}
+
+/// Publishes a report on the job, signed, and waits until the server
+/// stored it (publishing it again while the server may be restarting,
+/// unless the chunk stops being served).
 async fn publish(
     serving: &Serving,
-    report: Bytes,
+    report: &Report,
     cancelled: &watch::Receiver<Option<bool>>,
 ) -> Result<(), Error> {
+    let report = Bytes::from(Signed::encode(
+        &serving.context.key,
+        Domain::Report,
+        &serving.job,
+        report,
+    ));
     let subject = wire::reports_subject(&serving.job);
     let store = &serving.context.store;
     store
         .publish_stored(subject, report, None, || cancelled.borrow().is_some())
         .await
+        .map(drop)
         .inspect_err(|err| tracing::warn!("job {}: {err}", serving.job))
 }
 

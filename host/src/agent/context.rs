@@ -1,11 +1,12 @@
-//! What every job an agent serves shares: the agent's connection and name,
-//! its caps on what a task may take, and the modules it fetched.
+//! What every job an agent serves shares: the agent's connection, name and
+//! keys, its caps on what a task may take, and the modules it fetched.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::backend::nats::SigningKey;
 use crate::backend::nats::store::Store;
 
 /// The most any task may take on this agent, whatever its job asks.
@@ -20,6 +21,10 @@ pub(crate) struct Caps {
 pub(crate) struct JobContext {
     pub(crate) store: Store,
     pub(crate) agent: String,
+    /// What the agent signs its requests, reports and output with.
+    pub(crate) key: SigningKey,
+    /// The host keys whose jobs it serves; empty: any host's.
+    pub(crate) trusted_hosts: Vec<String>,
     pub(crate) processes: usize,
     /// The most jobs served at once.
     pub(crate) max_jobs: usize,

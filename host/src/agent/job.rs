@@ -12,9 +12,11 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use super::chunk::{self, JobPool, Serving};
 use super::context::{Caps, JobContext};
+use super::enroll::enroll;
+use crate::backend::nats::keys::Domain;
 use crate::backend::nats::store::remote;
 use crate::backend::nats::throttle::Throttle;
-use crate::backend::nats::wire::{self, JobLimits, JobSpec, MODULE_LIMIT, OutputMessage};
+use crate::backend::nats::wire::{self, JobLimits, JobSpec, MODULE_LIMIT, OutputMessage, Signed};
 use crate::channel::Limits;
 use crate::error::{Error, ErrorKind};
 use crate::module;
@@ -25,18 +27,20 @@ const BACKOFF: Duration = Duration::from_secs(1);
 /// How many modules an agent keeps in memory, for the jobs that share them.
 const MODULES_KEPT: usize = 4;
 
-/// Starts serving `job`; send `Some(true)` to stop for good (the agent
+/// Starts serving `job`, whose host signs with `host`; send `Some(true)` to stop for good (the agent
 /// stops: chunks held go back to the server), `Some(false)` when the job
 /// ended.
 pub(crate) fn start(
     context: &Arc<JobContext>,
     job: &str,
+    host: &str,
     spec: JobSpec,
 ) -> (JoinHandle<()>, watch::Sender<Option<bool>>) {
     let (cancel, cancelled) = watch::channel(None);
     let task = tokio::spawn(run_until_ended(
         context.clone(),
         job.to_string(),
+        host.to_string(),
         spec,
         cancelled,
     ));
@@ -63,14 +67,29 @@ pub(crate) fn capped(limits: &JobLimits, caps: &Caps) -> JobLimits {
     }
 }
 
+/// Serves `job` until it ends or the agent stops: asks its host to serve
+/// it, and if admitted, runs its chunks.
 async fn run_until_ended(
     context: Arc<JobContext>,
     job: String,
+    host: String,
     spec: JobSpec,
     mut cancelled: watch::Receiver<Option<bool>>,
 ) {
+    let admitted = tokio::select! {
+        admitted = enroll(&context, &job, &host) => admitted,
+        _ = cancelled.wait_for(Option::is_some) => return,
+    };
+    let env = match admitted {
+        Ok(env) => env,
+        Err(err) => {
+            // Its chunks are left to the agents it trusts.
+            tracing::warn!("job {job}: not served: {}", err.message());
+            return;
+        }
+    };
     let prepared = tokio::select! {
-        prepared = prepare(&context, &job, &spec) => prepared,
+        prepared = prepare(&context, &job, &spec, &env) => prepared,
         _ = cancelled.wait_for(Option::is_some) => return,
     };
     let pool = match prepared {
@@ -90,6 +109,7 @@ async fn run_until_ended(
     let serving = Arc::new(Serving {
         context: context.clone(),
         job: job.clone(),
+        host,
         pool,
         agent_retries: spec.agent_retries,
         ack_wait: Duration::from_millis(spec.ack_wait_ms),
@@ -195,7 +215,12 @@ async fn pull_chunks(serving: &Arc<Serving>, cancelled: &mut watch::Receiver<Opt
 }
 
 /// Fetches the module (once per agent) and starts the job's local pool.
-async fn prepare(context: &Arc<JobContext>, job: &str, spec: &JobSpec) -> Result<Pool, Error> {
+async fn prepare(
+    context: &Arc<JobContext>,
+    job: &str,
+    spec: &JobSpec,
+    env: &[(String, String)],
+) -> Result<Pool, Error> {
     if let Some(allowed) = &context.allowed_modules
         && !allowed.contains(&spec.module)
     {
@@ -241,15 +266,21 @@ async fn prepare(context: &Arc<JobContext>, job: &str, spec: &JobSpec) -> Result
     if let Some(call) = &spec.initializer {
         builder = builder.initializer_call(call.clone());
     }
-    for (name, value) in &spec.env {
+    for (name, value) in env {
         builder = builder.env(name, value);
     }
-    // What tasks write goes to the job's host, as it comes.
+    // What tasks write goes to the job's host, as it comes, signed.
     let client = context.store.client.clone();
     let (subject, room) = (wire::output_subject(job), context.store.message_room());
     let runtime = tokio::runtime::Handle::current();
+    let (key, signed_job) = (context.key.clone(), job.to_string());
     builder = builder.on_output(move |output| {
-        let message = wire::encode(&OutputMessage::new(output, room));
+        let message = Signed::encode(
+            &key,
+            Domain::Output,
+            &signed_job,
+            &OutputMessage::new(output, room),
+        );
         let (client, subject) = (client.clone(), subject.clone());
         runtime.spawn(async move {
             let _ = client.publish(subject, message.into()).await;

@@ -5,6 +5,7 @@
 //!   served from when it is put (or, for a job already there when the agent
 //!   started, from the next sign of its host) until it is deleted or its
 //!   host has been silent for [`ABANDONED_AFTER`];
+//! - [`enroll`]: asking a job's host to serve it, and getting its secrets;
 //! - [`job`]: serving one job: its module, its local pool, pulling chunks;
 //! - [`chunk`]: running one chunk and reporting its outcomes;
 //! - [`context`]: what the jobs an agent serves share.
@@ -18,9 +19,10 @@
 
 mod chunk;
 mod context;
+mod enroll;
 mod job;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -35,9 +37,12 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::backend::local::capacity::Capacity;
+use crate::backend::nats::keys::{self, Domain};
 use crate::backend::nats::store::{self, SERVER_PATIENCE, Store, remote};
-use crate::backend::nats::wire::{self, ABANDONED_AFTER, AGENT_HEARTBEAT, AgentRecord, JobSpec};
-use crate::backend::nats::{Nats, block_on, runtime};
+use crate::backend::nats::wire::{
+    self, ABANDONED_AFTER, AGENT_HEARTBEAT, AgentRecord, JobSpec, Signed,
+};
+use crate::backend::nats::{Nats, SigningKey, block_on, runtime};
 use crate::error::{Error, ErrorKind};
 use context::{Caps, JobContext};
 
@@ -56,6 +61,7 @@ pub struct AgentBuilder {
     cache_dir: Option<PathBuf>,
     worker_program: Option<PathBuf>,
     allowed_modules: Option<Vec<String>>,
+    trusted_hosts: Vec<String>,
 }
 
 impl AgentBuilder {
@@ -134,6 +140,17 @@ impl AgentBuilder {
         self
     }
 
+    /// Serves only the jobs signed by this host key (`U...`, as `wasmpool
+    /// keygen` prints it; the host gives its key with
+    /// [`Nats::key`](crate::Nats::key)); may be given many times. Unless
+    /// given, the agent serves the jobs of any host the server lets publish
+    /// them, each checked against the key its record was first signed
+    /// with.
+    pub fn trust_host(mut self, key: impl Into<String>) -> Self {
+        self.trusted_hosts.push(key.into().trim().to_string());
+        self
+    }
+
     /// Connects, and starts serving jobs in the background; returns once
     /// the agent watches for jobs.
     ///
@@ -165,6 +182,9 @@ impl AgentBuilder {
                 format!("`{bad}` is not a SHA-256 in hex (64 digits)"),
             ));
         }
+        for key in &self.trusted_hosts {
+            keys::check_public_key(key)?;
+        }
         let processes = self
             .processes
             .unwrap_or_else(|| thread::available_parallelism().map_or(1, usize::from));
@@ -182,9 +202,12 @@ impl AgentBuilder {
             runtime.handle(),
             Store::open(&self.nats, &format!("wasmpool agent {name}")),
         )?;
+        let key = self.nats.key.clone().unwrap_or_else(SigningKey::generate);
         let context = Arc::new(JobContext {
             store,
             agent: name.clone(),
+            key: key.clone(),
+            trusted_hosts: self.trusted_hosts,
             processes,
             max_jobs: self.max_jobs.unwrap_or(usize::MAX),
             caps: self.caps,
@@ -198,6 +221,7 @@ impl AgentBuilder {
         let main = runtime.spawn(watch_jobs(context, stopped, ready_tx));
         let agent = Agent {
             name,
+            key,
             stop,
             main: Mutex::new(Some(main)),
             runtime: Mutex::new(Some(runtime)),
@@ -231,6 +255,7 @@ impl AgentBuilder {
 /// ```
 pub struct Agent {
     name: String,
+    key: SigningKey,
     stop: watch::Sender<bool>,
     main: Mutex<Option<JoinHandle<Result<(), Error>>>>,
     runtime: Mutex<Option<tokio::runtime::Runtime>>,
@@ -257,12 +282,19 @@ impl Agent {
             cache_dir: None,
             worker_program: None,
             allowed_modules: None,
+            trusted_hosts: Vec::new(),
         }
     }
 
     /// The agent's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The public key the agent signs its reports with (`U...`): what a
+    /// pool trusts with [`Nats::trust_agent`](crate::Nats::trust_agent).
+    pub fn public_key(&self) -> String {
+        self.key.public_key()
     }
 
     /// The runtime's handle, while the agent has not been waited for.
@@ -331,6 +363,8 @@ struct Known {
     /// that waits for room (`max_jobs`), until its host shows a sign of
     /// life.
     serving: Option<(JoinHandle<()>, watch::Sender<Option<bool>>)>,
+    /// The key its record was first signed with: its host's.
+    host: String,
     spec: JobSpec,
 }
 
@@ -356,6 +390,8 @@ async fn watch_jobs(
     tracing::debug!(agent = %context.agent, "agent ready, {} processes per job", context.processes);
     let _ = ready.send(());
     let mut jobs: HashMap<String, Known> = HashMap::new();
+    // The jobs not served, warned of once each.
+    let mut ignored: HashSet<String> = HashSet::new();
     let mut sweep = tokio::time::interval(SWEEP);
     // Hosts list this agent while it shows it lives.
     let key = nuid::next().to_string();
@@ -367,7 +403,7 @@ async fn watch_jobs(
                 Some(Ok(entry)) => {
                     let fresh = entry.revision > start;
                     let before = serving(&jobs);
-                    on_entry(&context, &mut jobs, entry, fresh);
+                    on_entry(&context, &mut jobs, &mut ignored, entry, fresh);
                     if serving(&jobs) != before {
                         // Hosts see the change now, not at the next beat.
                         alive.reset_immediately();
@@ -398,6 +434,7 @@ async fn watch_jobs(
                 let record = AgentRecord {
                     version: wire::VERSION,
                     name: context.agent.clone(),
+                    key: context.key.public_key(),
                     processes: context.processes,
                     pid: std::process::id(),
                     jobs: serving(&jobs),
@@ -481,17 +518,56 @@ async fn jobs_stream(store: &Store) -> Result<stream::Info, Error> {
     Ok(stream.cached_info().clone())
 }
 
-/// How many of the jobs the agent knows it serves.
+/// How many of the jobs the agent knows it serves (a job whose host
+/// refused the agent is served no more).
 fn serving(jobs: &HashMap<String, Known>) -> usize {
     jobs.values()
-        .filter(|known| known.serving.is_some())
+        .filter(|known| {
+            known
+                .serving
+                .as_ref()
+                .is_some_and(|(task, _)| !task.is_finished())
+        })
         .count()
+}
+
+/// The most jobs not served that an agent remembers it warned of.
+const IGNORED_KEPT: usize = 1024;
+
+/// Warns that `job` is not served, or a record of it ignored, unless it
+/// warned of `job` before.
+fn warn_once(ignored: &mut HashSet<String>, job: &str, why: &str) {
+    if ignored.len() >= IGNORED_KEPT {
+        ignored.clear();
+    }
+    if ignored.insert(job.to_string()) {
+        tracing::warn!("job {job}: {why}");
+    }
+}
+
+/// The host key and job of the record `value` of `job`, once checked: it
+/// must be signed by the key it names, one the agent trusts if it was told
+/// which.
+fn open_record(context: &JobContext, job: &str, value: &[u8]) -> Result<(String, JobSpec), Error> {
+    let (host, spec) = Signed::open::<JobSpec>(value, Domain::Job, job, "job")?;
+    if !context.trusted_hosts.is_empty() && !context.trusted_hosts.contains(&host) {
+        return Err(Error::new(
+            ErrorKind::Remote,
+            format!(
+                "signed by the host key {host}, which this agent does not trust (it serves \
+                 the jobs of its --trust-host keys only)"
+            ),
+        ));
+    }
+    spec.check()?;
+    Ok((host, spec))
 }
 
 /// Takes a change to the bucket of jobs.
 fn on_entry(
     context: &Arc<JobContext>,
     jobs: &mut HashMap<String, Known>,
+    ignored: &mut HashSet<String>,
     entry: async_nats::jetstream::kv::Entry,
     fresh: bool,
 ) {
@@ -502,6 +578,7 @@ fn on_entry(
     }
     match entry.operation {
         Operation::Delete | Operation::Purge => {
+            ignored.remove(&job);
             if let Some((_, cancel)) = jobs.remove(&job).and_then(|known| known.serving) {
                 tracing::info!("job {job}: ended by its host");
                 cancel.send_replace(Some(false));
@@ -509,24 +586,46 @@ fn on_entry(
         }
         Operation::Put => {
             let room = serving(jobs) < context.max_jobs;
+            let opened = open_record(context, &job, &entry.value);
             if let Some(known) = jobs.get_mut(&job) {
+                match &opened {
+                    Ok((host, _)) if *host == known.host => {}
+                    // Not a sign that its host lives: the job goes on as
+                    // it was first signed, or is dropped once its host is
+                    // silent.
+                    Ok((host, _)) => {
+                        return warn_once(
+                            ignored,
+                            &job,
+                            &format!(
+                                "its record is now signed by another key, {}: ignored",
+                                keys::short(host)
+                            ),
+                        );
+                    }
+                    Err(err) => {
+                        return warn_once(
+                            ignored,
+                            &job,
+                            &format!("a record ignored: {}", err.message()),
+                        );
+                    }
+                }
                 if fresh {
                     known.seen = Instant::now();
                     if known.serving.is_none() && room {
                         // A job that was there before this agent, or that
                         // waited for room: its host lives.
-                        known.serving = Some(job::start(context, &job, known.spec.clone()));
+                        known.serving =
+                            Some(job::start(context, &job, &known.host, known.spec.clone()));
                     }
                 }
                 return;
             }
-            let spec = match wire::decode::<JobSpec>(&entry.value, "job")
-                .and_then(|spec| spec.check().map(|()| spec))
-            {
-                Ok(spec) => spec,
+            let (host, spec) = match opened {
+                Ok(opened) => opened,
                 Err(err) => {
-                    tracing::warn!("job {job}: not served: {err}");
-                    return;
+                    return warn_once(ignored, &job, &format!("not served: {}", err.message()));
                 }
             };
             if fresh && !room {
@@ -535,12 +634,13 @@ fn on_entry(
                     context.max_jobs
                 );
             }
-            let serving = (fresh && room).then(|| job::start(context, &job, spec.clone()));
+            let serving = (fresh && room).then(|| job::start(context, &job, &host, spec.clone()));
             jobs.insert(
                 job,
                 Known {
                     seen: Instant::now(),
                     serving,
+                    host,
                     spec,
                 },
             );

@@ -5,6 +5,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::keys::{self, SigningKey};
 use super::store::{AgentInfo, Store};
 use super::{block_on, runtime};
 use crate::error::{Error, ErrorKind};
@@ -46,6 +47,8 @@ pub struct Nats {
     pub(crate) ack_wait: Duration,
     pub(crate) window: Option<usize>,
     pub(crate) agent_retries: u32,
+    pub(crate) key: Option<SigningKey>,
+    pub(crate) trusted_agents: Vec<String>,
 }
 
 impl fmt::Debug for Nats {
@@ -59,6 +62,8 @@ impl fmt::Debug for Nats {
             .field("ack_wait", &self.ack_wait)
             .field("window", &self.window)
             .field("agent_retries", &self.agent_retries)
+            .field("key", &self.key)
+            .field("trusted_agents", &self.trusted_agents)
             .finish_non_exhaustive()
     }
 }
@@ -78,7 +83,42 @@ impl Nats {
             ack_wait: DEFAULT_ACK_WAIT,
             window: None,
             agent_retries: DEFAULT_AGENT_RETRIES,
+            key: None,
+            trusted_agents: Vec::new(),
         }
+    }
+
+    /// Signs with `key`: a pool its job and chunks, an agent its reports
+    /// and what its tasks write. Unless set, each pool and agent makes a
+    /// key of its own when it starts; give one to be trusted across runs
+    /// (agents started with `--trust-host` serve only the jobs of the host
+    /// keys they name).
+    ///
+    /// ```no_run
+    /// let key = wasmpool::SigningKey::from_file("host.nk")?;
+    /// let nats = wasmpool::Nats::new("nats://10.0.0.5:4222").key(key);
+    /// # Ok::<(), wasmpool::Error>(())
+    /// ```
+    pub fn key(mut self, key: SigningKey) -> Self {
+        self.key = Some(key);
+        self
+    }
+
+    /// Takes outcomes only from agents that sign with this public key
+    /// (`U...`, as `wasmpool keygen` and `wasmpool agents` print it); may
+    /// be given many times. Only these agents may serve the pool's job: any
+    /// other is refused when it asks, and serves none of it. The job's
+    /// environment variables ([`PoolBuilder::env`](crate::PoolBuilder::env))
+    /// go sealed to these agents only.
+    ///
+    /// Unless given, any agent that asks serves the job, and the outcomes
+    /// it signs are taken: on a server where anyone may publish, anyone may
+    /// serve the job (see "Deploying safely" in the README), and a pool
+    /// with environment variables is refused, as they would go to whoever
+    /// asks.
+    pub fn trust_agent(mut self, key: impl Into<String>) -> Self {
+        self.trusted_agents.push(key.into().trim().to_string());
+        self
     }
 
     /// Logs in with a user name and password.
@@ -224,6 +264,9 @@ impl Nats {
                     self.ack_wait
                 ),
             ));
+        }
+        for key in &self.trusted_agents {
+            keys::check_public_key(key)?;
         }
         if self.window == Some(0) {
             return Err(Error::new(

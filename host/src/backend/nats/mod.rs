@@ -2,6 +2,9 @@
 //! others, reached through a NATS server with JetStream.
 //!
 //! - [`connect`]: [`Nats`], where the server is and how to log in;
+//! - [`keys`]: [`SigningKey`], and the signatures every message carries;
+//! - [`enroll`]: the host's answers to agents that ask to serve its job,
+//!   and the roster of those it admitted;
 //! - [`wire`]: the streams, buckets and subjects, and the messages on them;
 //! - [`store`]: connecting, and making the streams and buckets;
 //! - [`remote`]: the host's side, the backend of a pool built with
@@ -15,14 +18,18 @@
 //! `wasmpool agent`), which runs the chunks it pulls on a local pool of its
 //! own.
 //!
-//! A task's walk: the pool's chunk is published to the job's work queue
-//! (`remote.rs`); an agent pulls it, runs it on its local workers
-//! (`agent/chunk.rs`), publishes the outcomes as they come, and acknowledges
-//! the chunk once they are stored; the host delivers each task's first
-//! outcome to its chunk (`remote.rs`). An agent that dies leaves its chunk
+//! A task's walk: the pool's chunk is signed and published to the job's
+//! work queue (`remote.rs`); an agent admitted to the job (`enroll.rs`,
+//! `agent/enroll.rs`) pulls it, checks its signature, runs it on its local workers
+//! (`agent/chunk.rs`), publishes the outcomes as they come, signed, and
+//! acknowledges the chunk once they are stored; the host delivers each
+//! task's first outcome signed by an admitted agent to its chunk
+//! (`remote.rs`). An agent that dies leaves its chunk
 //! unacknowledged, and JetStream hands it to another after the ack wait.
 
 pub(crate) mod connect;
+pub(crate) mod enroll;
+pub(crate) mod keys;
 pub(crate) mod remote;
 pub(crate) mod store;
 pub(crate) mod throttle;
@@ -35,6 +42,7 @@ use std::thread;
 use crate::error::{Error, ErrorKind};
 
 pub use connect::Nats;
+pub use keys::SigningKey;
 pub use store::AgentInfo;
 
 /// A multi-threaded runtime of `threads` threads named `name`, on which

@@ -23,10 +23,14 @@ use serde_bytes::ByteBuf;
 use tokio::runtime::Runtime;
 use tokio::sync::Notify;
 
+use super::enroll::{self, Roster};
+use super::keys::{self, Domain, SigningKey};
 use super::store::{AgentInfo, SERVER_PATIENCE, Store, remote};
 use super::throttle::Throttle;
 use super::watchdog::Watched;
-use super::wire::{self, ChunkMessage, HEARTBEAT, JobLimits, JobSpec, OutputMessage, Report};
+use super::wire::{
+    self, ChunkMessage, HEARTBEAT, JobLimits, JobSpec, OutputMessage, Report, Signed,
+};
 use super::{Nats, block_on, runtime};
 use crate::backend::output::OutputHandler;
 use crate::backend::{Backend, KillHandle, Settings};
@@ -34,6 +38,12 @@ use crate::channel::Batch;
 use crate::chunk::{Chunk, withdrawn_error};
 use crate::error::{Error, ErrorKind};
 use crate::module;
+
+/// How long after the server says a chunk was acknowledged its outcomes
+/// may still be on their way (an agent acknowledges a chunk once its
+/// reports are stored; the host reads them a moment later): past it, the
+/// chunk is sent again.
+const UNREPORTED_GRACE: Duration = Duration::from_secs(3);
 
 /// How long ending a job on the server may take before the pool gives up
 /// on tidying (agents drop a job whose host went silent anyway).
@@ -53,6 +63,12 @@ pub(crate) struct Remote {
 struct Inner {
     job: String,
     store: Store,
+    /// What the job's record and chunks are signed with.
+    key: SigningKey,
+    /// The agents admitted to serve the job: whose reports are taken.
+    roster: Arc<Roster>,
+    /// The warnings of reports dropped as forged or unsigned.
+    forgery_warnings: Mutex<Throttle>,
     /// The job's state on the server, checked at every heartbeat.
     watched: Watched,
     /// Wakes the report reader to read the reports anew (their stream was
@@ -89,6 +105,28 @@ struct Sent {
     chunk: Chunk,
     /// How many times it was sent again after agents died running it.
     sending: u32,
+    /// How many times it was published; the sequence of its last
+    /// publication in the stream of chunks, once stored.
+    published: u64,
+    stored: Option<u64>,
+    /// When the server was first seen to have its last publication
+    /// acknowledged, while outcomes were still missing.
+    acknowledged: Option<Instant>,
+    /// How many times it was acknowledged without its outcomes coming.
+    unreported: u32,
+}
+
+impl Sent {
+    fn new(chunk: Chunk) -> Self {
+        Sent {
+            chunk,
+            sending: 0,
+            published: 0,
+            stored: None,
+            acknowledged: None,
+            unreported: 0,
+        }
+    }
 }
 
 impl Remote {
@@ -101,10 +139,29 @@ impl Remote {
         queue: Receiver<Chunk>,
         window: usize,
     ) -> Result<Arc<Remote>, Error> {
+        let env = &settings.spawn.setup.grants.env;
+        if !env.is_empty() && nats.trusted_agents.is_empty() {
+            return Err(Error::new(
+                ErrorKind::Config,
+                format!(
+                    "a pool on NATS agents hands environment variables ({}) only to agents it \
+                     trusts, sealed to each: name them with `Nats::trust_agent` (`--trust-agent \
+                     KEY`); with none named, any client of the server could serve the job and \
+                     read them",
+                    env.iter()
+                        .map(|(name, _)| name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
         let runtime = runtime(1, "wasmpool-nats")?;
         let spec = job_spec(nats, settings, module);
         let on_output = settings.on_output.clone();
         let job = nuid::next().to_string();
+        let key = nats.key.clone().unwrap_or_else(SigningKey::generate);
+        let roster = Arc::new(Roster::new(&job, key.clone(), &nats.trusted_agents, env));
+        let record = Bytes::from(Signed::encode(&key, Domain::Job, &job, &spec));
         let consumer_config = pull::Config {
             durable_name: Some(wire::consumer_name(&job)),
             filter_subject: wire::chunks_subject(&job),
@@ -113,13 +170,18 @@ impl Remote {
             max_ack_pending: window as i64,
             ..Default::default()
         };
-        let (store, reports, output) = block_on(runtime.handle(), async {
+        let (store, reports, output, requests) = block_on(runtime.handle(), async {
             let store = Store::open(nats, &format!("wasmpool pool {job}")).await?;
             let output = store
                 .client
                 .subscribe(wire::output_subject(&job))
                 .await
                 .map_err(|err| remote("cannot subscribe to the job's output", err))?;
+            let requests = store
+                .client
+                .subscribe(wire::enroll_subject(&job))
+                .await
+                .map_err(|err| remote("cannot subscribe to agents' requests", err))?;
             store.publish_module(&spec.module, module).await?;
             store
                 .chunks
@@ -130,10 +192,10 @@ impl Remote {
             let reports = read_from_start(&store, &job).await?;
             store
                 .jobs
-                .put(&job, Bytes::from(wire::encode(&spec)))
+                .put(&job, record.clone())
                 .await
                 .map_err(|err| remote("cannot publish the job", err))?;
-            Ok::<_, Error>((store, reports, output))
+            Ok::<_, Error>((store, reports, output, requests))
         })?;
         let watched = Watched::new(
             &store,
@@ -146,6 +208,9 @@ impl Remote {
         let inner = Arc::new(Inner {
             job,
             store,
+            key,
+            roster: roster.clone(),
+            forgery_warnings: Mutex::new(Throttle::default()),
             watched,
             reread: Notify::new(),
             broken: Mutex::new(None),
@@ -160,8 +225,9 @@ impl Remote {
             queue,
         });
         runtime.spawn(read_reports(inner.clone(), reports));
-        runtime.spawn(show_output(output, on_output));
-        runtime.spawn(heartbeat(inner.clone(), Bytes::from(wire::encode(&spec))));
+        runtime.spawn(show_output(inner.clone(), output, on_output));
+        runtime.spawn(enroll::serve(roster, inner.store.client.clone(), requests));
+        runtime.spawn(heartbeat(inner.clone(), record));
         runtime.spawn(watch_state(inner.clone()));
         let dispatcher = {
             let (inner, stop) = (inner.clone(), stop_rx.clone());
@@ -256,6 +322,12 @@ impl Inner {
     /// the chunk if it does not come), so the next chunks go out meanwhile.
     async fn publish(self: &Arc<Self>, number: u64, message: Bytes) -> Result<(), Error> {
         let subject = wire::chunks_subject(&self.job);
+        let publication = self.out().chunks.get_mut(&number).map(|sent| {
+            sent.published += 1;
+            sent.stored = None;
+            sent.acknowledged = None;
+            sent.published
+        });
         let first = self
             .store
             .js
@@ -269,20 +341,83 @@ impl Inner {
                 .store
                 .publish_stored(subject, message, Some(first), stop)
                 .await;
-            if let Err(err) = stored {
-                inner.fail_chunk(number, &err);
+            match stored {
+                Ok(sequence) => {
+                    let mut out = inner.out();
+                    if let Some(sent) = out.chunks.get_mut(&number)
+                        && Some(sent.published) == publication
+                    {
+                        sent.stored = Some(sequence);
+                    }
+                }
+                Err(err) => inner.fail_chunk(number, &err),
             }
         });
         Ok(())
     }
 
+    /// Sends again the chunks the server says were acknowledged (stored at
+    /// or before `floor`) whose outcomes have not come within
+    /// [`UNREPORTED_GRACE`]: taken by a client that did not run them, or
+    /// whose reports were lost. Past the job's agent retries, the first
+    /// task without an outcome of such a chunk fails.
+    async fn resend_unreported(self: &Arc<Self>, floor: u64) {
+        let now = Instant::now();
+        let mut again = Vec::new();
+        {
+            let mut out = self.out();
+            let mut done = Vec::new();
+            for (&number, sent) in &mut out.chunks {
+                if sent.stored.is_none_or(|stored| stored > floor) {
+                    continue;
+                }
+                let since = *sent.acknowledged.get_or_insert(now);
+                if now.duration_since(since) < UNREPORTED_GRACE {
+                    continue;
+                }
+                sent.unreported += 1;
+                tracing::warn!(
+                    "job {}: chunk {number} was acknowledged on the server, and no outcome \
+                     from an agent the job admitted came: sending it again",
+                    self.job
+                );
+                if sent.unreported > self.agent_retries {
+                    sent.chunk.fail_next(&Error::new(
+                        ErrorKind::WorkerLost,
+                        format!(
+                            "the task's chunk was acknowledged on the server {} times with no \
+                             outcome from an agent the job admitted (a client that takes \
+                             chunks and does not run them?): it is not sent again",
+                            sent.unreported
+                        ),
+                    ));
+                    if sent.chunk.remaining() == 0 {
+                        done.push(number);
+                        continue;
+                    }
+                }
+                sent.sending += 1;
+                again.push((number, self.message(number, sent)));
+            }
+            for number in done {
+                out.chunks.remove(&number);
+            }
+        }
+        self.returned.notify_all();
+        for (number, message) in again {
+            if let Err(err) = self.publish(number, message).await {
+                self.fail_chunk(number, &err);
+            }
+        }
+    }
+
     /// Takes the report an agent published. Returns the message that sends
     /// a chunk again, if agents died running it too often.
     fn on_report(&self, payload: &[u8]) -> Option<(u64, Bytes)> {
-        let report = match wire::decode::<Report>(payload, "report") {
+        let report = match self.opened::<Report>(payload, Domain::Report, "report") {
             Ok(report) => report,
             Err(err) => {
-                tracing::warn!("job {}: dropped: {err}", self.job);
+                self.warn_dropped(&wire::reports_subject(&self.job), &err);
                 return None;
             }
         };
@@ -351,7 +486,7 @@ impl Inner {
                     return None;
                 }
                 sent.sending += 1;
-                Some((number, message(number, sent)))
+                Some((number, self.message(number, sent)))
             }
         }
     }
@@ -372,6 +507,9 @@ impl Inner {
                 return self.fail_all(&err);
             }
         };
+        if let Some(floor) = restored.ack_floor {
+            self.resend_unreported(floor).await;
+        }
         if let Some(err) = &restored.unchecked
             && let Some(held) = self
                 .check_warnings
@@ -397,7 +535,7 @@ impl Inner {
                 .out()
                 .chunks
                 .iter()
-                .map(|(&number, sent)| (number, message(number, sent)))
+                .map(|(&number, sent)| (number, self.message(number, sent)))
                 .collect();
             for (number, message) in again {
                 if let Err(err) = self.publish(number, message).await {
@@ -405,6 +543,58 @@ impl Inner {
                 }
             }
         }
+    }
+
+    /// The message of `domain` in `payload`, if an agent the job admitted
+    /// signed it.
+    fn opened<T: for<'de> serde::Deserialize<'de>>(
+        &self,
+        payload: &[u8],
+        domain: Domain,
+        what: &str,
+    ) -> Result<T, Error> {
+        let (agent, message) = Signed::open(payload, domain, &self.job, what)?;
+        if !self.roster.admits(&agent) {
+            return Err(Error::new(
+                ErrorKind::Remote,
+                format!(
+                    "a {what} signed by {}, an agent the job did not admit",
+                    keys::short(&agent)
+                ),
+            ));
+        }
+        Ok(message)
+    }
+
+    /// Warns (at most every few seconds) of a message on `subject` dropped
+    /// as forged, unsigned or malformed.
+    fn warn_dropped(&self, subject: &str, err: &Error) {
+        let held = self
+            .forgery_warnings
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pass();
+        if let Some(held) = held {
+            tracing::warn!("job {}: dropped on {subject}: {err}{held}", self.job);
+        }
+    }
+
+    /// The message, signed, that sends the unfinished tasks of `sent`.
+    fn message(&self, number: u64, sent: &Sent) -> Bytes {
+        let (first_index, args, ends) = sent.chunk.unfinished();
+        let chunk = ChunkMessage {
+            sending: sent.sending,
+            tasks: Batch {
+                seq: number,
+                task: sent.chunk.task.to_string(),
+                first_index,
+                args: ByteBuf::from(args),
+                ends,
+                // A pool on agents hands its tasks no shared object.
+                handed: Vec::new(),
+            },
+        };
+        Bytes::from(Signed::encode(&self.key, Domain::Chunk, &self.job, &chunk))
     }
 
     /// Fails the tasks without an outcome of every chunk out.
@@ -437,23 +627,6 @@ impl Inner {
         }
         !self.terminating()
     }
-}
-
-/// The message that sends the unfinished tasks of `sent`.
-fn message(number: u64, sent: &Sent) -> Bytes {
-    let (first_index, args, ends) = sent.chunk.unfinished();
-    Bytes::from(wire::encode(&ChunkMessage {
-        sending: sent.sending,
-        tasks: Batch {
-            seq: number,
-            task: sent.chunk.task.to_string(),
-            first_index,
-            args: ByteBuf::from(args),
-            ends,
-            // A pool on agents hands its tasks no shared object.
-            handed: Vec::new(),
-        },
-    }))
 }
 
 /// The dispatcher thread: publishes the pool's chunks, in pieces that fit
@@ -495,16 +668,13 @@ fn dispatch(inner: &Arc<Inner>, stop: &Receiver<()>) {
                 piece.fail(&err);
                 continue;
             }
-            let sent = Sent {
-                chunk: piece,
-                sending: 0,
-            };
+            let sent = Sent::new(piece);
             let number = {
                 let mut out = inner.out();
                 out.next += 1;
                 out.next - 1
             };
-            let message = message(number, &sent);
+            let message = inner.message(number, &sent);
             {
                 // `terminate` marks the pool, then takes the chunks out:
                 // one put out after that would be left behind.
@@ -636,17 +806,20 @@ fn job_spec(nats: &Nats, settings: &Settings, module: &[u8]) -> JobSpec {
         retries: settings.retries,
         agent_retries: nats.agent_retries,
         ack_wait_ms: u64::try_from(nats.ack_wait.as_millis()).unwrap_or(u64::MAX),
-        env: setup.grants.env.clone(),
     }
 }
 
-/// The task that hands what the job's tasks write to the pool's output
-/// handler.
-async fn show_output(mut messages: async_nats::Subscriber, on_output: OutputHandler) {
+/// The task that hands what the job's tasks write, as signed by the agents
+/// the job admitted, to the pool's output handler.
+async fn show_output(
+    inner: Arc<Inner>,
+    mut messages: async_nats::Subscriber,
+    on_output: OutputHandler,
+) {
     while let Some(message) = messages.next().await {
-        match wire::decode::<OutputMessage>(&message.payload, "task's output") {
+        match inner.opened::<OutputMessage>(&message.payload, Domain::Output, "task's output") {
             Ok(output) => on_output(&output.into_output()),
-            Err(err) => tracing::warn!("dropped: {err}"),
+            Err(err) => inner.warn_dropped(&message.subject, &err),
         }
     }
 }

@@ -28,6 +28,9 @@ pub struct AgentInfo {
     pub pid: u32,
     /// How many jobs it serves now.
     pub jobs: usize,
+    /// The public key it signs its reports with (`U...`): what a pool
+    /// trusts with [`Nats::trust_agent`](crate::Nats::trust_agent).
+    pub key: String,
 }
 
 /// How long chunks and reports are kept at most, whatever becomes of
@@ -140,6 +143,7 @@ impl Store {
                     processes: record.processes,
                     pid: record.pid,
                     jobs: record.jobs,
+                    key: record.key,
                 });
             }
         }
@@ -148,7 +152,8 @@ impl Store {
     }
 
     /// Publishes `payload` on `subject` (unless `sent` is its publication
-    /// already) and waits until the server has stored it. A server that
+    /// already) and waits until the server has stored it; returns its
+    /// sequence in its stream. A server that
     /// does not answer may be restarting: the message is published again
     /// (a copy stored after all is a duplicate, which readers drop) until it
     /// is stored, [`SERVER_PATIENCE`] has passed, or `stop()` says so.
@@ -158,7 +163,7 @@ impl Store {
         payload: Bytes,
         sent: Option<PublishAckFuture>,
         stop: impl Fn() -> bool,
-    ) -> Result<(), Error> {
+    ) -> Result<u64, Error> {
         let started = Instant::now();
         let mut warnings = Throttle::default();
         let mut sent = match sent {
@@ -167,11 +172,11 @@ impl Store {
         };
         loop {
             let stored = match sent {
-                Ok(ack) => ack.await.map(drop),
+                Ok(ack) => ack.await.map(|ack| ack.sequence),
                 Err(err) => Err(err),
             };
             match stored {
-                Ok(()) => return Ok(()),
+                Ok(sequence) => return Ok(sequence),
                 Err(err) if started.elapsed() < SERVER_PATIENCE && !stop() => {
                     if let Some(held) = warnings.pass() {
                         tracing::warn!("{subject}: {err}: publishing it again{held}");

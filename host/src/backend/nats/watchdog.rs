@@ -5,7 +5,9 @@
 //! at every heartbeat, what vanished is made again; what the streams held
 //! is gone with them, so the host then sends its chunks out again, and
 //! reads the reports anew. What cannot be made again fails the tasks out
-//! with an error that names it.
+//! with an error that names it. The consumer's ack floor tells the host
+//! which chunks were acknowledged: one acknowledged whose outcomes never
+//! came (a client that took it and did not run it) is sent again.
 
 use std::sync::{Mutex, PoisonError};
 
@@ -27,6 +29,10 @@ pub(crate) struct Restored {
     pub(crate) reports_lost: bool,
     /// A check the server did not answer: nothing is known vanished.
     pub(crate) unchecked: Option<Error>,
+    /// The consumer's ack floor: every chunk stored at or before this
+    /// sequence of the stream of chunks was acknowledged (none if not
+    /// known).
+    pub(crate) ack_floor: Option<u64>,
 }
 
 /// A job's state on the server, as its host watches it.
@@ -112,7 +118,7 @@ impl Watched {
         *self.made.lock().unwrap_or_else(PoisonError::into_inner) = (chunks_now, reports_now);
         let name = self.consumer.durable_name.as_deref().unwrap_or_default();
         match store.chunks.consumer_info(name).await {
-            Ok(_) => {}
+            Ok(info) => restored.ack_floor = Some(info.ack_floor.stream_sequence),
             Err(err) if is_not_found(&err) => {
                 if !restored.chunks_lost {
                     restored.vanished.push("the job's consumer");

@@ -13,18 +13,24 @@
 //!   `wasmpool.reports.<job>`, read by the host in order.
 //! - Subject `wasmpool.output.<job>` (no stream): what tasks write to
 //!   stdout and stderr, as [`OutputMessage`]s, for the host's output handler.
+//! - Subject `wasmpool.enroll.<job>` (no stream, request and reply): an
+//!   agent's [`Enrollment`] to serve a job, and its host's [`Enrolled`].
+//!
+//! Every message but an agent's record is [`Signed`]: a job's record and
+//! chunks by its host, reports and output by the agent that ran them.
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
+use super::keys::{self, Domain, SigningKey};
 use crate::GuestOutput;
 use crate::channel::{Batch, Call, Limits, Outcomes, Stream};
 use crate::error::{Error, ErrorKind};
 
 /// The version of these messages; a job of another version is refused.
-pub(crate) const VERSION: u32 = 3;
+pub(crate) const VERSION: u32 = 4;
 /// The key-value bucket of running jobs.
 pub(crate) const JOBS: &str = "wasmpool_jobs";
 /// The key-value bucket of agents.
@@ -63,6 +69,11 @@ pub(crate) fn output_subject(job: &str) -> String {
     format!("wasmpool.output.{job}")
 }
 
+/// The subject on which agents ask a job's host to serve it.
+pub(crate) fn enroll_subject(job: &str) -> String {
+    format!("wasmpool.enroll.{job}")
+}
+
 /// The durable consumer through which agents pull a job's chunks.
 pub(crate) fn consumer_name(job: &str) -> String {
     format!("job-{job}")
@@ -93,8 +104,8 @@ pub(crate) struct JobSpec {
     /// The consumer's ack wait, in milliseconds: agents show a chunk's
     /// progress three times in it.
     pub(crate) ack_wait_ms: u64,
-    /// Environment variables granted to tasks.
-    pub(crate) env: Vec<(String, String)>,
+    // The environment variables granted to tasks are not here: they come
+    // sealed in the answer to each agent's [`Enrollment`].
 }
 
 /// The limits of a job's tasks (see [`PoolBuilder`](crate::PoolBuilder)).
@@ -140,9 +151,89 @@ pub(crate) enum Report {
 pub(crate) struct AgentRecord {
     pub(crate) version: u32,
     pub(crate) name: String,
+    /// Its public key, which it signs its reports with.
+    pub(crate) key: String,
     pub(crate) processes: usize,
     pub(crate) pid: u32,
     pub(crate) jobs: usize,
+}
+
+/// An agent's request to serve a job, on its enroll subject: signed by the
+/// agent's key, which the host then accepts reports of.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Enrollment {
+    /// The agent's name, for the host's log.
+    pub(crate) name: String,
+    /// Unique to this request: the answer carries it back.
+    pub(crate) nonce: String,
+    /// A curve key made for this request (`X...`): what the job's secrets
+    /// are sealed to.
+    pub(crate) exchange: String,
+}
+
+/// A host's answer to an [`Enrollment`], signed by the job's host key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Enrolled {
+    /// The key of the agent answered, and its request's nonce.
+    pub(crate) agent: String,
+    pub(crate) nonce: String,
+    /// The job's secrets for this agent, or why it may not serve the job.
+    pub(crate) answer: Result<Secrets, String>,
+}
+
+/// What a job hands its tasks that must not cross the server in clear:
+/// its environment variables, sealed to the curve key of one agent's
+/// request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Secrets {
+    /// The host's curve key made for this answer (`X...`).
+    pub(crate) exchange: String,
+    /// The environment variables, as encoded pairs, sealed.
+    pub(crate) sealed_env: ByteBuf,
+}
+
+/// A message and its signature: what travels of every message but an
+/// agent's record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Signed {
+    /// The signer's public key.
+    pub(crate) key: String,
+    /// The message, encoded.
+    pub(crate) body: ByteBuf,
+    pub(crate) signature: ByteBuf,
+}
+
+impl Signed {
+    /// `message`, of `domain` in `job`, encoded and signed with `key`.
+    pub(crate) fn encode<T: Serialize>(
+        key: &SigningKey,
+        domain: Domain,
+        job: &str,
+        message: &T,
+    ) -> Vec<u8> {
+        let body = encode(message);
+        let signature = key.sign(domain, job, &body);
+        encode(&Signed {
+            key: key.public_key(),
+            body: ByteBuf::from(body),
+            signature: ByteBuf::from(signature),
+        })
+    }
+
+    /// The signer and the message of `domain` in `job` that `bytes` carry
+    /// (a `what`), once its signature is checked.
+    pub(crate) fn open<T: for<'de> Deserialize<'de>>(
+        bytes: &[u8],
+        domain: Domain,
+        job: &str,
+        what: &str,
+    ) -> Result<(String, T), Error> {
+        let signed: Signed = decode(bytes, what)?;
+        keys::verify(&signed.key, domain, job, &signed.body, &signed.signature)
+            .map_err(|err| Error::new(ErrorKind::Remote, format!("a {what}: {}", err.message())))?;
+        let message = decode(&signed.body, what)?;
+        Ok((signed.key, message))
+    }
 }
 
 /// Output a task wrote on an agent (a [`GuestOutput`](crate::GuestOutput)).
