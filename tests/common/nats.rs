@@ -556,7 +556,7 @@ impl RawClient {
         });
         write!(
             client.stream,
-            "CONNECT {{\"verbose\":false,\"pedantic\":false{login}}}\r\n"
+            "CONNECT {{\"verbose\":false,\"pedantic\":false,\"headers\":true{login}}}\r\n"
         )
         .unwrap();
         client
@@ -574,6 +574,19 @@ impl RawClient {
         write!(self.stream, "PUB {subject} {}\r\n", payload.len()).unwrap();
         self.stream.write_all(payload).unwrap();
         self.stream.write_all(b"\r\n").unwrap();
+    }
+
+    /// Deletes `key` of the key-value bucket `bucket`, as `nats kv del`
+    /// does: a message with no payload and a header that says so.
+    pub fn kv_delete(&mut self, bucket: &str, key: &str) {
+        let headers = "NATS/1.0\r\nKV-Operation: DEL\r\n\r\n";
+        write!(
+            self.stream,
+            "HPUB $KV.{bucket}.{key} {} {}\r\n{headers}\r\n",
+            headers.len(),
+            headers.len()
+        )
+        .unwrap();
     }
 
     /// Subscribes to `subject`.
@@ -594,7 +607,7 @@ impl RawClient {
                 "PONG" => return error,
                 "-ERR" => error = error.or(Some(line.trim_end().to_string())),
                 "PING" => self.stream.write_all(b"PONG\r\n").unwrap(),
-                "MSG" => self.skip_payload(&line),
+                "MSG" | "HMSG" => self.skip_payload(&line),
                 _ => {}
             }
         }
@@ -621,7 +634,7 @@ impl RawClient {
             let mut line = String::new();
             match self.reader.read_line(&mut line) {
                 Ok(0) => break,
-                Ok(_) if line.starts_with("MSG ") => {
+                Ok(_) if line.starts_with("MSG ") || line.starts_with("HMSG ") => {
                     let subject = line.split(' ').nth(1).unwrap().to_string();
                     messages.push((subject, self.payload(&line)));
                 }
@@ -658,14 +671,15 @@ impl RawClient {
                 self.stream.write_all(b"PONG\r\n").unwrap();
             }
             let fields: Vec<&str> = line.split_whitespace().collect();
-            if fields.first() != Some(&"MSG") {
+            if !matches!(fields.first(), Some(&"MSG" | &"HMSG")) {
                 continue;
             }
-            // Another subscription's message is passed over.
+            // Another subscription's message, or a status (a header with
+            // no message), is passed over.
             let payload = self.payload(&line);
             // MSG SUBJECT SID REPLY SIZE: the subject is the chunk's, the
             // subscription the inbox's, the reply where acks go.
-            if let [_, _, sid, reply, _] = fields[..]
+            if let ["MSG", _, sid, reply, _] = fields[..]
                 && sid == self.subscriptions.to_string()
             {
                 write!(self.stream, "PUB {reply} 0\r\n\r\n").unwrap();

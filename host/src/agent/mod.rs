@@ -3,8 +3,9 @@
 //!
 //! - `mod.rs`: the agent, and its watch on the bucket of jobs: a job is
 //!   served from when it is put (or, for a job already there when the agent
-//!   started, from the next sign of its host) until it is deleted or its
-//!   host has been silent for [`ABANDONED_AFTER`];
+//!   started, from the next sign of its host) until its host marks it
+//!   ended (a signed record; a record merely deleted is not the end) or has
+//!   been silent for [`ABANDONED_AFTER`];
 //! - [`enroll`]: asking a job's host to serve it, and getting its secrets;
 //! - [`job`]: serving one job: its module, its local pool, pulling chunks;
 //! - [`chunk`]: running one chunk and reporting its outcomes;
@@ -390,8 +391,7 @@ async fn watch_jobs(
     tracing::debug!(agent = %context.agent, "agent ready, {} processes per job", context.processes);
     let _ = ready.send(());
     let mut jobs: HashMap<String, Known> = HashMap::new();
-    // The jobs not served, warned of once each.
-    let mut ignored: HashSet<String> = HashSet::new();
+    let mut remembered = Remembered::default();
     let mut sweep = tokio::time::interval(SWEEP);
     // Hosts list this agent while it shows it lives.
     let key = nuid::next().to_string();
@@ -403,7 +403,7 @@ async fn watch_jobs(
                 Some(Ok(entry)) => {
                     let fresh = entry.revision > start;
                     let before = serving(&jobs);
-                    on_entry(&context, &mut jobs, &mut ignored, entry, fresh);
+                    on_entry(&context, &mut jobs, &mut remembered, entry, fresh);
                     if serving(&jobs) != before {
                         // Hosts see the change now, not at the next beat.
                         alive.reset_immediately();
@@ -531,17 +531,37 @@ fn serving(jobs: &HashMap<String, Known>) -> usize {
         .count()
 }
 
-/// The most jobs not served that an agent remembers it warned of.
-const IGNORED_KEPT: usize = 1024;
+/// The most jobs an agent remembers it warned of, or saw end.
+const REMEMBERED: usize = 1024;
 
-/// Warns that `job` is not served, or a record of it ignored, unless it
-/// warned of `job` before.
-fn warn_once(ignored: &mut HashSet<String>, job: &str, why: &str) {
-    if ignored.len() >= IGNORED_KEPT {
-        ignored.clear();
+/// What an agent remembers of jobs it does not serve.
+#[derive(Default)]
+struct Remembered {
+    /// The jobs it warned of (not served, or a record ignored), once each.
+    warned: HashSet<String>,
+    /// The jobs whose host said they ended: their records are ignored
+    /// from then on.
+    ended: HashSet<String>,
+}
+
+impl Remembered {
+    /// Warns that `job` is not served, or a record of it ignored, unless
+    /// it warned of `job` before.
+    fn warn_once(&mut self, job: &str, why: &str) {
+        if self.warned.len() >= REMEMBERED {
+            self.warned.clear();
+        }
+        if self.warned.insert(job.to_string()) {
+            tracing::warn!("job {job}: {why}");
+        }
     }
-    if ignored.insert(job.to_string()) {
-        tracing::warn!("job {job}: {why}");
+
+    /// Remembers that `job` ended.
+    fn end(&mut self, job: &str) {
+        if self.ended.len() >= REMEMBERED {
+            self.ended.clear();
+        }
+        self.ended.insert(job.to_string());
     }
 }
 
@@ -567,7 +587,7 @@ fn open_record(context: &JobContext, job: &str, value: &[u8]) -> Result<(String,
 fn on_entry(
     context: &Arc<JobContext>,
     jobs: &mut HashMap<String, Known>,
-    ignored: &mut HashSet<String>,
+    remembered: &mut Remembered,
     entry: async_nats::jetstream::kv::Entry,
     fresh: bool,
 ) {
@@ -578,15 +598,35 @@ fn on_entry(
     }
     match entry.operation {
         Operation::Delete | Operation::Purge => {
-            ignored.remove(&job);
-            if let Some((_, cancel)) = jobs.remove(&job).and_then(|known| known.serving) {
-                tracing::info!("job {job}: ended by its host");
-                cancel.send_replace(Some(false));
+            remembered.warned.remove(&job);
+            if jobs.contains_key(&job) && !remembered.ended.contains(&job) {
+                // Anyone who may write to the bucket may delete a record:
+                // the job goes on while its host shows it lives.
+                tracing::warn!(
+                    "job {job}: its record was deleted without its host's word that it \
+                     ended: served on while its host shows it lives"
+                );
             }
         }
         Operation::Put => {
+            if remembered.ended.contains(&job) {
+                return;
+            }
             let room = serving(jobs) < context.max_jobs;
             let opened = open_record(context, &job, &entry.value);
+            if let Ok((host, spec)) = &opened
+                && spec.ended
+            {
+                let known_host = jobs.get(&job).map(|known| known.host.as_str());
+                if known_host.is_none_or(|known| known == host) {
+                    remembered.end(&job);
+                    if let Some((_, cancel)) = jobs.remove(&job).and_then(|known| known.serving) {
+                        tracing::info!("job {job}: ended by its host");
+                        cancel.send_replace(Some(false));
+                    }
+                    return;
+                }
+            }
             if let Some(known) = jobs.get_mut(&job) {
                 match &opened {
                     Ok((host, _)) if *host == known.host => {}
@@ -594,8 +634,7 @@ fn on_entry(
                     // it was first signed, or is dropped once its host is
                     // silent.
                     Ok((host, _)) => {
-                        return warn_once(
-                            ignored,
+                        return remembered.warn_once(
                             &job,
                             &format!(
                                 "its record is now signed by another key, {}: ignored",
@@ -604,11 +643,8 @@ fn on_entry(
                         );
                     }
                     Err(err) => {
-                        return warn_once(
-                            ignored,
-                            &job,
-                            &format!("a record ignored: {}", err.message()),
-                        );
+                        return remembered
+                            .warn_once(&job, &format!("a record ignored: {}", err.message()));
                     }
                 }
                 if fresh {
@@ -625,7 +661,7 @@ fn on_entry(
             let (host, spec) = match opened {
                 Ok(opened) => opened,
                 Err(err) => {
-                    return warn_once(ignored, &job, &format!("not served: {}", err.message()));
+                    return remembered.warn_once(&job, &format!("not served: {}", err.message()));
                 }
             };
             if fresh && !room {

@@ -69,6 +69,10 @@ struct Inner {
     roster: Arc<Roster>,
     /// The warnings of reports dropped as forged or unsigned.
     forgery_warnings: Mutex<Throttle>,
+    /// The job's record marked ended, signed: put when the job ends, once
+    /// the heartbeat has stopped (`ending`).
+    ended_record: Bytes,
+    ending: AtomicBool,
     /// The job's state on the server, checked at every heartbeat.
     watched: Watched,
     /// Wakes the report reader to read the reports anew (their stream was
@@ -162,6 +166,11 @@ impl Remote {
         let key = nats.key.clone().unwrap_or_else(SigningKey::generate);
         let roster = Arc::new(Roster::new(&job, key.clone(), &nats.trusted_agents, env));
         let record = Bytes::from(Signed::encode(&key, Domain::Job, &job, &spec));
+        let ended = JobSpec {
+            ended: true,
+            ..spec.clone()
+        };
+        let ended_record = Bytes::from(Signed::encode(&key, Domain::Job, &job, &ended));
         let consumer_config = pull::Config {
             durable_name: Some(wire::consumer_name(&job)),
             filter_subject: wire::chunks_subject(&job),
@@ -211,6 +220,8 @@ impl Remote {
             key,
             roster: roster.clone(),
             forgery_warnings: Mutex::new(Throttle::default()),
+            ended_record,
+            ending: AtomicBool::new(false),
             watched,
             reread: Notify::new(),
             broken: Mutex::new(None),
@@ -691,8 +702,22 @@ fn dispatch(inner: &Arc<Inner>, stop: &Receiver<()>) {
     }
     // Once closed, every chunk out is done before the job ends.
     inner.wait_while(|out| !out.chunks.is_empty());
+    inner.ending.store(true, Ordering::SeqCst);
     block_on(&inner.handle, async {
-        let _ = tokio::time::timeout(TIDY_LIMIT, inner.store.tidy(&inner.job)).await;
+        let _ = tokio::time::timeout(TIDY_LIMIT, async {
+            // The host's word that the job ended, which agents take (a
+            // deleted record alone they do not).
+            if let Err(err) = inner
+                .store
+                .jobs
+                .put(&inner.job, inner.ended_record.clone())
+                .await
+            {
+                tracing::warn!("job {}: cannot mark it ended: {err}", inner.job);
+            }
+            inner.store.tidy(&inner.job).await;
+        })
+        .await;
     });
 }
 
@@ -806,6 +831,7 @@ fn job_spec(nats: &Nats, settings: &Settings, module: &[u8]) -> JobSpec {
         retries: settings.retries,
         agent_retries: nats.agent_retries,
         ack_wait_ms: u64::try_from(nats.ack_wait.as_millis()).unwrap_or(u64::MAX),
+        ended: false,
     }
 }
 
@@ -863,6 +889,9 @@ async fn heartbeat(inner: Arc<Inner>, spec: Bytes) {
                 ),
             ));
             lost_since = None;
+        }
+        if inner.ending.load(Ordering::SeqCst) {
+            break;
         }
         if let Err(err) = inner.store.jobs.put(&inner.job, spec.clone()).await {
             tracing::warn!("job {}: cannot renew it: {err}", inner.job);

@@ -3,7 +3,8 @@
 //! here came over the network, so decoding checks it.
 //!
 //! - Bucket [`JOBS`] (key-value): one key per job, its [`JobSpec`], which
-//!   the host puts again every [`HEARTBEAT`] while it lives.
+//!   the host puts again every [`HEARTBEAT`] while it lives, and once more
+//!   marked ended when it ends.
 //! - Bucket [`AGENTS`] (key-value, entries expire after [`AGENT_TTL`]): one
 //!   key per agent, its [`AgentRecord`], put again every [`AGENT_HEARTBEAT`].
 //! - Object store [`MODULES`]: modules by the SHA-256 of their bytes.
@@ -104,6 +105,10 @@ pub(crate) struct JobSpec {
     /// The consumer's ack wait, in milliseconds: agents show a chunk's
     /// progress three times in it.
     pub(crate) ack_wait_ms: u64,
+    /// The job has ended: its host's last word, before it deletes the
+    /// record (a deleted record alone is no sign of the end: anyone who
+    /// may write to the bucket could delete it).
+    pub(crate) ended: bool,
     // The environment variables granted to tasks are not here: they come
     // sealed in the answer to each agent's [`Enrollment`].
 }
