@@ -124,6 +124,28 @@ def _flush():
 _SDK_CALLERS = {__file__, _registry.__file__}
 
 
+def export_functions(module):
+    """Makes every function defined at the top level of `module` a task,
+    under its own name (a program's own functions, as the host's `wasmpool`
+    package runs them); those already marked `@task` stay as they are."""
+    import inspect
+
+    from ._registry import task
+
+    for name, value in list(vars(module).items()):
+        if (
+            inspect.isfunction(value)
+            and value.__module__ == module.__name__
+            and not name.startswith("__")
+            and name not in TASKS
+        ):
+            try:
+                task(value)
+            except (TypeError, ValueError):
+                # A signature a task cannot have (*args, ...): not a task.
+                pass
+
+
 def check_tasks(module):
     """Fails the build if `module` registered no task."""
     if not TASKS:

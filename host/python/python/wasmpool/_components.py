@@ -1,0 +1,75 @@
+"""The component a pool runs: a `.wasm` file as it is, or a Python program
+(the `__main__` script, or a `.py` file) built whole into one with the
+Python guest SDK, every top-level function a task. What is built is kept
+under the cache directory by the hash of what went into it (the file, the
+SDK, the contract), so that only the first run builds."""
+
+import hashlib
+import os
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["cache_dir", "component_of", "main_source"]
+
+
+def cache_dir():
+    """Where wasmpool keeps what it builds and compiles: as the pool's own
+    default, ``$XDG_CACHE_HOME/wasmpool`` or ``~/.cache/wasmpool``."""
+    base = os.environ.get("XDG_CACHE_HOME")
+    if base:
+        return Path(base) / "wasmpool"
+    return Path.home() / ".cache" / "wasmpool"
+
+
+def main_source():
+    """The file of the program that runs (its `__main__` module), or None
+    (an interactive session)."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    return Path(path).resolve() if path else None
+
+
+def component_of(source):
+    """The component of `source`: a `.wasm` file, or a `.py` file built."""
+    source = Path(source).resolve()
+    if source.suffix == ".py":
+        return _built(source)
+    if not source.is_file():
+        raise FileNotFoundError(f"no module at {source}")
+    return source
+
+
+def _built(source):
+    try:
+        from wasmpool_guest import build as guest_build
+    except ImportError:
+        raise ImportError(
+            "building a Python program's functions into a component needs the wasmpool "
+            "Python guest SDK: pip install guest-sdk/python (from a wasmpool clone)"
+        ) from None
+    key = hashlib.sha256()
+    key.update(source.read_bytes())
+    sdk = Path(guest_build.__file__).resolve().parent
+    for path in sorted(sdk.rglob("*")):
+        if path.is_file() and path.suffix in (".py", ".wit"):
+            key.update(path.relative_to(sdk).as_posix().encode())
+            key.update(path.read_bytes())
+    name = f"{source.stem}-{key.hexdigest()[:16]}.wasm"
+    output = cache_dir() / "components" / name
+    if output.is_file():
+        return output
+    started = time.monotonic()
+    print(f"wasmpool: building {source.name} into a component ...", file=sys.stderr, flush=True)
+    partial = output.with_name(f".{name}.{os.getpid()}")
+    try:
+        guest_build.build(source, partial, quiet=True, functions=True)
+    except guest_build.BuildError as err:
+        raise ImportError(f"cannot build {source} into a component: {err}") from None
+    os.replace(partial, output)
+    print(
+        f"wasmpool: built {source.name} in {time.monotonic() - started:.1f} s",
+        file=sys.stderr,
+        flush=True,
+    )
+    return output

@@ -1,0 +1,272 @@
+"""The `wasmpool` package's Pool, through real sandboxed workers running the
+functions of `tasks.py`, built into a component."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import tasks
+import wasmpool
+from conftest import TASKS
+
+
+def test_map_apply_starmap_and_imap_give_what_multiprocessing_gives(pool):
+    assert pool.map(tasks.square, range(10)) == [x * x for x in range(10)]
+    assert pool.map(tasks.square, range(10), chunksize=3) == [x * x for x in range(10)]
+    assert pool.apply(tasks.divide, (7, 2)) == 3.5
+    assert pool.starmap(tasks.divide, [(1, 2), (3, 4)]) == [0.5, 0.75]
+    assert list(pool.imap(tasks.square, range(7), chunksize=2)) == [x * x for x in range(7)]
+    assert sorted(pool.imap_unordered(tasks.square, range(7))) == [x * x for x in range(7)]
+    # By name, as for a module written in another language.
+    assert pool.map("square", [3]) == [9]
+
+
+def test_values_come_back_as_they_went(pool):
+    values = [None, True, False, 0, -1, 2**63 - 1, 2**64 - 1, 1.5, "héllo", b"\x00\xff",
+              [1, [2, "x"]], {"a": [1, 2], "b": {"c": None}}]
+    assert pool.map(tasks.echo, values) == values
+    # A tuple crosses as a list, as MessagePack carries it.
+    assert pool.apply(tasks.echo, ((1, 2),)) == [1, 2]
+
+
+def test_what_a_task_cannot_take_is_refused_before_anything_runs(pool):
+    with pytest.raises(OverflowError, match="64 bits"):
+        pool.apply(tasks.echo, (2**70,))
+    with pytest.raises(TypeError, match="argument 1 of `echo` is of type `object`"):
+        pool.apply(tasks.echo, (object(),))
+    with pytest.raises(TypeError, match="lambda"):
+        pool.apply(lambda x: x, (1,))
+
+    def nested(x):
+        return x
+
+    with pytest.raises(TypeError, match="nested"):
+        pool.apply(nested, (1,))
+    with pytest.raises(TypeError, match="not defined in tasks.py"):
+        pool.apply(os.getpid)
+
+
+def test_keyword_arguments_and_defaults(pool):
+    assert pool.apply(tasks.greet, ("Ada",)) == "Hello, Ada!"
+    assert pool.apply(tasks.greet, ("Ada",), {"greeting": "Hi"}) == "Hi, Ada!"
+    with pytest.raises(wasmpool.BadArguments, match="nickname"):
+        pool.apply(tasks.greet, ("Ada",), {"nickname": "A"})
+
+
+def test_a_built_in_exception_is_raised_as_itself_with_the_guests_traceback(pool):
+    with pytest.raises(ZeroDivisionError, match="division by zero") as caught:
+        pool.apply(tasks.divide, (1, 0))
+    cause = caught.value.__cause__
+    assert isinstance(cause, wasmpool.RemoteTraceback)
+    assert "tasks.py" in str(cause) and "in divide" in str(cause)
+    with pytest.raises(KeyError):
+        pool.apply(tasks.look_up, ("z",))
+    with pytest.raises(wasmpool.TaskError) as custom:
+        pool.apply(tasks.fail_custom, ("no luck",))
+    assert custom.value.type_name == "Custom"
+    assert custom.value.kind == "failed"
+    assert "no luck" in str(custom.value)
+    # A failed map names the task that failed.
+    with pytest.raises(ZeroDivisionError):
+        pool.starmap(tasks.divide, [(1, 1), (1, 0)])
+
+
+def test_limits_raise_their_own_errors_and_a_wait_that_runs_out_is_not_one():
+    with wasmpool.Pool(1, module=TASKS, timeout=0.5, memory="64M") as limited:
+        with pytest.raises(wasmpool.TaskTimeout) as stopped:
+            limited.apply(tasks.spin, (30,))
+        assert stopped.value.kind == "timeout"
+        assert not isinstance(stopped.value, TimeoutError)
+        with pytest.raises(wasmpool.MemoryLimit):
+            limited.apply(tasks.allocate, (256,))
+        waiting = limited.apply_async(tasks.nap, (0.3,))
+        with pytest.raises(wasmpool.TimeoutError) as early:
+            waiting.get(timeout=0.01)
+        assert isinstance(early.value, TimeoutError)
+        assert not waiting.ready()
+        with pytest.raises(ValueError):
+            waiting.successful()
+        assert waiting.get(timeout=5) == 0.3
+        assert waiting.successful()
+
+
+def test_callbacks_run_before_get_returns_and_a_raising_one_harms_nothing(pool, capfd):
+    seen = []
+    result = pool.apply_async(tasks.square, (6,), callback=seen.append)
+    assert result.get(5) == 36
+    assert seen == [36]
+    errors = []
+    failed = pool.apply_async(tasks.divide, (1, 0), error_callback=errors.append)
+    with pytest.raises(ZeroDivisionError):
+        failed.get(5)
+    assert len(errors) == 1 and isinstance(errors[0], ZeroDivisionError)
+    mapped = []
+    assert pool.map_async(tasks.square, [1, 2], callback=mapped.append).get(5) == [1, 4]
+    assert mapped == [[1, 4]]
+
+    def raising(_):
+        raise RuntimeError("a callback that raises")
+
+    assert pool.apply_async(tasks.square, (2,), callback=raising).get(5) == 4
+    assert pool.apply(tasks.square, (3,)) == 9
+    assert "a callback that raises" in capfd.readouterr().err
+
+
+def test_what_a_task_prints_reaches_sys_stdout(pool, capfd):
+    assert pool.map(tasks.shout, ["a", "b", "c"], chunksize=1) == [1, 1, 1]
+    deadline = time.monotonic() + 5
+    out = ""
+    while time.monotonic() < deadline and len(out) < 3:
+        out += capfd.readouterr().out
+        time.sleep(0.05)
+    assert sorted(out) == ["a", "b", "c"]
+
+
+def test_the_initializer_runs_in_each_worker_as_it_starts():
+    with wasmpool.Pool(2, tasks.set_base, (40,), module=TASKS, maxtasksperchild=1) as pool:
+        # One task a worker: each answer comes from a worker just started.
+        assert [pool.apply(tasks.get_base) for _ in range(4)] == [40] * 4
+
+
+def test_a_task_sees_no_environment_of_the_host(pool):
+    assert pool.apply(tasks.environment_size) == 0
+
+
+def test_a_closed_pool_takes_no_task_and_join_waits():
+    pool = wasmpool.Pool(1, module=TASKS)
+    running = pool.apply_async(tasks.nap, (0.2,))
+    pool.close()
+    with pytest.raises(ValueError):
+        pool.apply_async(tasks.square, (1,))
+    pool.join()
+    assert running.get(0) == 0.2
+
+
+def test_a_killed_worker_fails_only_its_task():
+    with wasmpool.Pool(2, module=TASKS, retries=0) as pool:
+        pids = pool._native.worker_pids()
+        assert len(pids) == 2
+        slow = [pool.apply_async(tasks.nap, (2,)) for _ in range(2)]
+        time.sleep(0.5)
+        os.kill(pids[0], signal.SIGKILL)
+        outcomes = []
+        for result in slow:
+            try:
+                outcomes.append(result.get(10))
+            except wasmpool.WorkerLost as err:
+                outcomes.append(err.kind)
+        assert sorted(map(str, outcomes)) == ["2", "worker-lost"]
+        assert pool.apply(tasks.square, (5,)) == 25
+
+
+def run_script(source, tmp_path, timeout=120, cache=None):
+    script = tmp_path / "program.py"
+    script.write_text(textwrap.dedent(source))
+    env = dict(os.environ)
+    if cache is not None:
+        env["XDG_CACHE_HOME"] = str(cache)
+    return subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=timeout,
+        cwd=tmp_path, env=env,
+    )
+
+
+PROGRAM = """
+        import wasmpool as multiprocessing
+
+        def action(name='default'):
+            return 'running, argument: %s' % name
+
+        if __name__ == '__main__':
+            pool = multiprocessing.Pool(processes=2)
+            results = [
+                pool.apply_async(action),
+                pool.apply_async(action, args=('positional',)),
+                pool.apply_async(action, kwds={'name': 'keyword'}),
+            ]
+            pool.close()
+            pool.join()
+            for result in results:
+                print(result.get())
+        """
+
+
+def test_a_program_runs_sandboxed_after_changing_one_import(tmp_path):
+    """The first run builds the program into a component, saying so; the
+    next finds it in the cache."""
+    cache = tmp_path / "cache"
+    for run in ("first", "second"):
+        done = run_script(PROGRAM, tmp_path, cache=cache)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.splitlines() == [
+            "running, argument: default",
+            "running, argument: positional",
+            "running, argument: keyword",
+        ]
+        built = "building program.py into a component" in done.stderr
+        assert built == (run == "first"), done.stderr
+
+
+def test_ctrl_c_in_get_raises_keyboard_interrupt_and_leaves_no_worker(tmp_path):
+    script = tmp_path / "blocked.py"
+    script.write_text(textwrap.dedent(
+        f"""
+        import sys
+        sys.path.insert(0, {str(TASKS.parent)!r})
+        import tasks
+        import wasmpool
+
+        with wasmpool.Pool(2, module={str(TASKS)!r}) as pool:
+            print(*pool._native.worker_pids(), flush=True)
+            pool.apply(tasks.nap, (60,))
+        """
+    ))
+    child = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    pids = [int(pid) for pid in child.stdout.readline().split()]
+    assert len(pids) == 2
+    time.sleep(0.5)
+    child.send_signal(signal.SIGINT)
+    sent = time.monotonic()
+    _, err = child.communicate(timeout=10)
+    assert "KeyboardInterrupt" in err, err
+    assert time.monotonic() - sent < 5
+    for pid in pids:
+        assert not Path(f"/proc/{pid}").exists() or "Z" in _state(pid), f"worker {pid} left"
+
+
+def _state(pid):
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2]
+    except OSError:
+        return "gone"
+
+
+def test_a_pool_left_open_does_not_hold_interpreter_exit(tmp_path):
+    started = time.monotonic()
+    done = run_script(
+        f"""
+        import wasmpool
+        pool = wasmpool.Pool(2, module={str(TASKS)!r})
+        pool.apply_async("nap", (30,))
+        print("leaving")
+        """,
+        tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "leaving"
+    assert time.monotonic() - started < 20
+
+
+def test_callbacks_are_not_run_on_the_waiting_thread(pool):
+    threads = []
+    pool.apply_async(tasks.square, (2,), callback=lambda _: threads.append(threading.get_ident())).get(5)
+    assert threads and threads[0] != threading.get_ident()
