@@ -5,13 +5,28 @@
 //!
 //! It is built by a cargo of its own, in a target directory of its own
 //! (`target/python-worker` at the repository's root): this build holds the
-//! lock of its own.
+//! lock of its own. `WASMPOOL_WORKER_PROGRAM` names one built already
+//! instead (CI gives the one its tests built, rather than build wasmtime a
+//! third time).
 
 use std::env;
 use std::path::PathBuf;
 use std::process::Command;
 
 fn main() {
+    let out = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo")).join("wasmpool-worker");
+    println!("cargo:rerun-if-env-changed=WASMPOOL_WORKER_PROGRAM");
+    if let Some(given) = env::var_os("WASMPOOL_WORKER_PROGRAM") {
+        let given = PathBuf::from(given);
+        println!("cargo:rerun-if-changed={}", given.display());
+        std::fs::copy(&given, &out).unwrap_or_else(|err| {
+            panic!(
+                "WASMPOOL_WORKER_PROGRAM={}: cannot copy it: {err}",
+                given.display()
+            )
+        });
+        return;
+    }
     let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
     let host = manifest
         .parent()
@@ -47,7 +62,6 @@ fn main() {
     let built = target_dir
         .join(if release { "release" } else { "debug" })
         .join("wasmpool-worker");
-    let out = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo")).join("wasmpool-worker");
     std::fs::copy(&built, &out).expect("the worker program is copied");
     for watched in ["src", "Cargo.toml", "../wit", "../Cargo.lock"] {
         println!("cargo:rerun-if-changed={}", host.join(watched).display());

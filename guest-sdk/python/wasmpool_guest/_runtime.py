@@ -129,8 +129,14 @@ def export_functions(module):
     under its own name (a program's own functions, as the host's `wasmpool`
     package runs them); those already marked `@task` stay as they are."""
     import inspect
+    import os
 
+    from . import worker_pid
     from ._registry import task
+
+    # As the program expects of a worker: its own process id (the sandbox's
+    # CPython otherwise answers a constant).
+    os.getpid = worker_pid
 
     for name, value in list(vars(module).items()):
         if (
