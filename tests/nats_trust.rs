@@ -371,3 +371,44 @@ fn the_command_makes_keys_and_refuses_what_would_leak() {
         "{bad:?}"
     );
 }
+
+/// The command end to end, with keys on both sides: an agent started with
+/// `--key` and `--trust-host`, and `map --nats` with `--key`,
+/// `--trust-agent` and `--env`: the tasks run there, and read the variable.
+#[test]
+fn map_and_agent_with_keys_on_both_sides() {
+    let _deadline = deadline("the command with keys", DEADLINE);
+    let server = NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let host_file = dir.path().join("host.nk");
+    let agent_file = dir.path().join("agent.nk");
+    let host = SigningKey::write_new(&host_file).unwrap().public_key();
+    let agent_key = SigningKey::write_new(&agent_file).unwrap().public_key();
+    let _agent = AgentProcess::start_with(
+        server.url(),
+        1,
+        "keyed",
+        &["--key", agent_file.to_str().unwrap(), "--trust-host", &host],
+    );
+    let done = command::wasmpool_with_env(
+        &[
+            "map",
+            wasmpool_artifacts::FIXTURES,
+            "read_env_reversed",
+            "--nats",
+            server.url(),
+            "--key",
+            host_file.to_str().unwrap(),
+            "--trust-agent",
+            &agent_key,
+            "--env",
+            "WASMPOOL_TEST_TOKEN",
+        ],
+        "\"WASMPOOL_TEST_TOKEN\"\n",
+        &[("WASMPOOL_TEST_TOKEN", "abc123")],
+    );
+    assert!(done.status.success(), "{done:?}");
+    let records = command::records(&done);
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0]["ok"], "321cba");
+}

@@ -34,8 +34,14 @@ pub fn wait_with_deadline(child: Child, limit: Duration, what: &str) -> Output {
 
 /// Runs `wasmpool ARGS` with `stdin` as its input, at most [`COMMAND_LIMIT`].
 pub fn wasmpool(args: &[&str], stdin: &str) -> Output {
+    wasmpool_with_env(args, stdin, &[])
+}
+
+/// [`wasmpool`], with these environment variables set besides.
+pub fn wasmpool_with_env(args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_wasmpool"))
         .args(args)
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -266,6 +266,31 @@ def test_a_pool_left_open_does_not_hold_interpreter_exit(tmp_path):
     assert time.monotonic() - started < 20
 
 
+def test_a_pool_collected_while_its_tasks_print_and_call_back_does_not_hang(tmp_path):
+    done = run_script(
+        f"""
+        import gc, sys
+        sys.path.insert(0, {str(TASKS.parent)!r})
+        import tasks
+        import wasmpool
+
+        def make_and_drop():
+            pool = wasmpool.Pool(2, module={str(TASKS)!r})
+            pool.map_async(tasks.shout, ["x"] * 200, chunksize=1, callback=print)
+            pool.apply_async(tasks.shout, ("y",), callback=print)
+
+        for _ in range(3):
+            make_and_drop()
+            gc.collect()
+        print("collected")
+        """,
+        tmp_path,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.rstrip().endswith("collected")
+
+
 def test_callbacks_are_not_run_on_the_waiting_thread(pool):
     threads = []
     pool.apply_async(tasks.square, (2,), callback=lambda _: threads.append(threading.get_ident())).get(5)
