@@ -295,3 +295,29 @@ def test_callbacks_are_not_run_on_the_waiting_thread(pool):
     threads = []
     pool.apply_async(tasks.square, (2,), callback=lambda _: threads.append(threading.get_ident())).get(5)
     assert threads and threads[0] != threading.get_ident()
+
+
+def test_start_methods_and_contexts_are_accepted_and_processes_named(tmp_path):
+    done = run_script(
+        f"""
+        import os
+        import wasmpool as multiprocessing
+        assert multiprocessing.get_start_method(allow_none=True) is None
+        multiprocessing.set_start_method("fork")
+        assert multiprocessing.get_start_method() == "fork"
+        try:
+            multiprocessing.set_start_method("spawn")
+        except RuntimeError:
+            pass
+        else:
+            raise AssertionError("set twice")
+        context = multiprocessing.get_context("spawn")
+        with context.Pool(1, module={str(TASKS)!r}) as pool:
+            print(pool.apply("square", (4,)))
+        me = multiprocessing.current_process()
+        print(me.name, me.pid == os.getpid(), multiprocessing.cpu_count() >= 1)
+        """,
+        tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["16", "MainProcess", "True", "True"]

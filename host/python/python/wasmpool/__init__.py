@@ -33,10 +33,66 @@ __all__ = [
     "AsyncResult", "BadArguments", "BadModule", "BadResult", "Error", "Initializer",
     "MemoryLimit", "OutOfFuel", "Pool", "PoolClosed", "RemoteTraceback", "TaskError",
     "TaskTimeout", "Terminated", "TimeoutError", "Trap", "UnknownTask", "WorkerLost",
-    "cpu_count",
+    "cpu_count", "current_process", "get_context", "get_start_method", "set_start_method",
 ]
 
 __version__ = "0.1.0"
+
+
+#: The start method a program set (`set_start_method`): accepted, and
+#: answered back, but every task starts the same way, in a sandboxed worker.
+_start_method = None
+
+
+def set_start_method(method, force=False):
+    """Accepted, as `multiprocessing.set_start_method`: ``"fork"``,
+    ``"spawn"`` or ``"forkserver"``. Tasks run in sandboxed workers whatever
+    it is; `RuntimeError` if set twice without `force`, as CPython's."""
+    global _start_method
+    if method not in (None, "fork", "spawn", "forkserver"):
+        raise ValueError(f"cannot find context for {method!r}")
+    if _start_method is not None and not force:
+        raise RuntimeError("context has already been set")
+    _start_method = method
+
+
+def get_start_method(allow_none=False):
+    """The start method set, or ``"spawn"`` (None with `allow_none`)."""
+    if _start_method is None and allow_none:
+        return None
+    return _start_method or "spawn"
+
+
+def get_context(method=None):
+    """This module, as every context: `get_context("fork").Pool(...)` is a
+    `Pool`."""
+    if method not in (None, "fork", "spawn", "forkserver"):
+        raise ValueError(f"cannot find context for {method!r}")
+    import sys
+
+    return sys.modules[__name__]
+
+
+class _MainProcess:
+    """The program's own process, as `current_process()` gives it."""
+
+    name = "MainProcess"
+    daemon = False
+
+    @property
+    def pid(self):
+        return os.getpid()
+
+    def __repr__(self):
+        return "<_MainProcess name='MainProcess' parent=None started>"
+
+
+_MAIN = _MainProcess()
+
+
+def current_process():
+    """The process running this code: on the host, the main process."""
+    return _MAIN
 
 
 def cpu_count():
