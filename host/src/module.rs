@@ -222,10 +222,11 @@ pub(crate) fn prepare(
     Ok(artifact)
 }
 
-/// Where artifacts are cached when the pool is not told: under
+/// Where a pool caches what it compiles unless told
+/// ([`PoolBuilder::cache_dir`](crate::PoolBuilder::cache_dir)): under
 /// `$XDG_CACHE_HOME` or `~/.cache`, else under a directory of this user's in
 /// the temporary directory.
-pub(crate) fn default_cache_dir() -> PathBuf {
+pub fn default_cache_dir() -> PathBuf {
     let xdg = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .filter(|dir| dir.is_absolute());

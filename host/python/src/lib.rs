@@ -12,12 +12,22 @@ mod pool;
 mod values;
 mod worker;
 
+use std::path::PathBuf;
+
 use pyo3::prelude::*;
+
+/// Where wasmpool keeps what it builds and compiles, as a pool does unless
+/// told.
+#[pyfunction]
+fn cache_dir() -> PathBuf {
+    wasmpool::default_cache_dir()
+}
 
 /// The native module.
 #[pymodule]
 fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<pool::NativePool>()?;
     module.add_class::<pool::NativeResult>()?;
+    module.add_function(wrap_pyfunction!(cache_dir, module)?)?;
     Ok(())
 }

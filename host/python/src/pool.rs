@@ -266,14 +266,8 @@ impl NativeResult {
                 Waiting::Many(result) => result.get_timeout(slice).map(Got::Many),
             });
             match got {
-                Ok(Got::One(value)) => return to_python(py, &value),
-                Ok(Got::Many(values)) => {
-                    let items = values
-                        .iter()
-                        .map(|value| to_python(py, value))
-                        .collect::<PyResult<Vec<_>>>()?;
-                    return Ok(pyo3::types::PyList::new(py, items)?.into_any().unbind());
-                }
+                Ok(Got::One(value)) => return value.to_python_value(py),
+                Ok(Got::Many(values)) => return values.to_python_value(py),
                 Err(GetTimeoutError::Failed(err)) => return Err(exception(py, &err)),
                 Err(GetTimeoutError::Timeout) => {
                     py.check_signals()?;

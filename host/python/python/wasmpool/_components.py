@@ -10,16 +10,15 @@ import sys
 import time
 from pathlib import Path
 
+from . import _native
+
 __all__ = ["cache_dir", "component_of", "main_source"]
 
 
 def cache_dir():
-    """Where wasmpool keeps what it builds and compiles: as the pool's own
-    default, ``$XDG_CACHE_HOME/wasmpool`` or ``~/.cache/wasmpool``."""
-    base = os.environ.get("XDG_CACHE_HOME")
-    if base:
-        return Path(base) / "wasmpool"
-    return Path.home() / ".cache" / "wasmpool"
+    """Where wasmpool keeps what it builds and compiles: the pool's own
+    default (``$XDG_CACHE_HOME/wasmpool`` or ``~/.cache/wasmpool``)."""
+    return Path(_native.cache_dir())
 
 
 def main_source():
