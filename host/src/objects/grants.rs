@@ -1,5 +1,6 @@
 //! What one worker may touch: the shared objects of the tasks it holds, and
-//! the waits its tasks are in, so that both end with the task or the worker.
+//! the waits its tasks are in, so that both end with the task or the worker;
+//! and which of its tasks runs, the holder of what the worker acquires.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -11,7 +12,10 @@ use crate::objects::{Holder, Object, ObjectRef};
 
 /// One worker's capabilities.
 pub(crate) struct Grants {
-    holder: Holder,
+    worker: u64,
+    /// The task running, or the next to run: 0 while the initializer runs,
+    /// then 1, 2, … in the order the worker runs them.
+    nth: u64,
     /// The objects it may use, by id, with how many of its chunks (or its
     /// initializer) hold each.
     held: HashMap<u64, (ObjectRef, usize)>,
@@ -31,6 +35,8 @@ pub(crate) struct Grants {
 /// unclaimed.
 pub(crate) struct Answered {
     call: u64,
+    /// The task that made the call.
+    pub(crate) holder: Holder,
     object: Weak<dyn Object>,
     pub(crate) op: String,
     /// The acquisition it made (0: none).
@@ -50,7 +56,8 @@ impl Grants {
     pub(crate) fn new(initializer: &[ObjectRef]) -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         let mut grants = Grants {
-            holder: Holder::Worker(NEXT.fetch_add(1, Ordering::Relaxed)),
+            worker: NEXT.fetch_add(1, Ordering::Relaxed),
+            nth: 0,
             held: HashMap::new(),
             pending: HashMap::new(),
             answered: VecDeque::new(),
@@ -60,9 +67,42 @@ impl Grants {
         grants
     }
 
-    /// Who the worker's tasks are, to the objects.
+    /// Who the worker's running task is, to the objects.
     pub(crate) fn holder(&self) -> Holder {
-        self.holder
+        Holder::Task {
+            worker: self.worker,
+            nth: self.nth,
+        }
+    }
+
+    /// The initializer is done: the tasks come next. What it acquired, it
+    /// keeps for as long as the worker lives, as in Python.
+    pub(crate) fn initialized(&mut self) {
+        self.nth = self.nth.max(1);
+    }
+
+    /// The running task and the `n - 1` after it ended: returns each as a
+    /// holder, with every object the worker may use, which the caller lets
+    /// them go of (outside the lock) — a task holds nothing past its end.
+    #[must_use]
+    pub(crate) fn tasks_ended(&mut self, n: usize) -> (Vec<Holder>, Vec<ObjectRef>) {
+        let first = self.nth;
+        self.nth += n as u64;
+        if self.held.is_empty() {
+            return (Vec::new(), Vec::new());
+        }
+        let holders = (first..self.nth)
+            .map(|nth| Holder::Task {
+                worker: self.worker,
+                nth,
+            })
+            .collect();
+        let objects = self
+            .held
+            .values()
+            .map(|(object, _)| object.clone())
+            .collect();
+        (holders, objects)
     }
 
     /// The worker was handed a chunk carrying `objects`.
@@ -79,8 +119,8 @@ impl Grants {
     }
 
     /// A chunk carrying `objects` is done (or was taken back): returns the
-    /// objects no chunk of the worker holds any more, which the caller lets
-    /// go of (outside the lock).
+    /// objects no chunk of the worker holds any more, which the caller drops
+    /// (outside the lock). What its tasks held was let go of as each ended.
     #[must_use]
     pub(crate) fn revoke(&mut self, objects: &[ObjectRef]) -> Vec<ObjectRef> {
         let mut gone = Vec::new();
@@ -127,13 +167,22 @@ impl Grants {
         self.pending.remove(&call);
     }
 
-    /// `call`, operation `op` of `object`, was answered with a result.
-    pub(crate) fn answered(&mut self, call: u64, object: &ObjectRef, op: String, took: u64) {
+    /// `call`, operation `op` of `object` by task `holder`, was answered
+    /// with a result.
+    pub(crate) fn answered(
+        &mut self,
+        call: u64,
+        holder: Holder,
+        object: &ObjectRef,
+        op: String,
+        took: u64,
+    ) {
         if self.answered.len() == ANSWERED {
             self.answered.pop_front();
         }
         self.answered.push_back(Answered {
             call,
+            holder,
             object: Arc::downgrade(object),
             op,
             took,
@@ -158,21 +207,31 @@ impl Grants {
     }
 
     /// The worker is gone: returns every operation waiting, to drop, and
-    /// every object it held, to let go of.
+    /// every object it held, with the holders that may hold them (its
+    /// initializer and its running task), to let go of.
     #[must_use]
-    pub(crate) fn end(&mut self) -> (Vec<Pending>, Vec<ObjectRef>) {
+    pub(crate) fn end(&mut self) -> (Vec<Pending>, Vec<Holder>, Vec<ObjectRef>) {
         self.ended = true;
         self.answered.clear();
         let pending = self.pending.drain().map(|(_, wait)| wait).collect();
         let held = self.held.drain().map(|(_, (object, _))| object).collect();
-        (pending, held)
+        let mut holders = vec![Holder::Task {
+            worker: self.worker,
+            nth: 0,
+        }];
+        if self.nth > 0 {
+            holders.push(self.holder());
+        }
+        (pending, holders, held)
     }
 }
 
-/// Drops `waits` and lets `holder` go of `objects`.
-pub(crate) fn release(holder: Holder, waits: Vec<Pending>, objects: Vec<ObjectRef>) {
+/// Drops `waits` and lets each of `holders` go of `objects`.
+pub(crate) fn release(holders: &[Holder], waits: Vec<Pending>, objects: Vec<ObjectRef>) {
     drop(waits);
     for object in objects {
-        object.let_go(holder);
+        for &holder in holders {
+            object.let_go(holder);
+        }
     }
 }

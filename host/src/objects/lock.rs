@@ -244,7 +244,7 @@ mod tests {
     #[test]
     fn a_holder_that_lets_go_is_reported_to_the_next() {
         let lock = Lock::new();
-        let worker = Holder::Worker(1);
+        let worker = Holder::Task { worker: 1, nth: 1 };
         assert_eq!(
             lock.core.acquire(worker, Patience::None, &Wait::forever()),
             Ok(false)
@@ -260,7 +260,7 @@ mod tests {
     #[test]
     fn a_lock_acquired_for_a_task_that_stopped_waiting_is_released() {
         let lock = Lock::new();
-        let worker = Holder::Worker(2);
+        let worker = Holder::Task { worker: 2, nth: 1 };
         let wait = Wait::forever();
         let answer = lock
             .core
@@ -275,7 +275,7 @@ mod tests {
     #[test]
     fn a_give_back_never_frees_what_another_acquisition_holds() {
         let lock = Lock::new();
-        let worker = Holder::Worker(4);
+        let worker = Holder::Task { worker: 4, nth: 1 };
         let stale = Wait::forever();
         let answer = lock
             .core

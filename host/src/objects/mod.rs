@@ -48,12 +48,17 @@ pub use semaphore::{BoundedSemaphore, Semaphore, SemaphoreGuard};
 
 use wait::Wait;
 
-/// Who holds a lock or a permit: a host thread, or a worker process (for
-/// the task it runs).
+/// Who holds a lock or a permit: a host thread, or one task of a worker
+/// process. Each task is a holder of its own, so what a task still holds when
+/// it ends is let go of then, whatever its worker runs next.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Holder {
     Host(std::thread::ThreadId),
-    Worker(u64),
+    /// The `nth` task worker `worker` ran (0: its pool's initializer).
+    Task {
+        worker: u64,
+        nth: u64,
+    },
 }
 
 impl Holder {

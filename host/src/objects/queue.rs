@@ -499,7 +499,7 @@ mod tests {
         let queue = Queue::new();
         queue.put(&1).unwrap();
         queue.put(&2).unwrap();
-        let worker = Holder::Worker(3);
+        let worker = Holder::Task { worker: 3, nth: 1 };
         let answer = queue
             .core
             .invoke(worker, "get", &[0x92, 0xc3, 0xc0], &Wait::forever())

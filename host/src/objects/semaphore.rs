@@ -238,7 +238,7 @@ mod tests {
     #[test]
     fn permits_of_a_holder_that_lets_go_come_back() {
         let semaphore = Semaphore::new(2);
-        let worker = Holder::Worker(7);
+        let worker = Holder::Task { worker: 7, nth: 1 };
         let wait = Wait::forever();
         semaphore
             .core

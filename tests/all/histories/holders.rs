@@ -14,13 +14,23 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::{Chaos, Rng, run};
-use crate::common::{OUTCOME_WAIT, outcome};
+use crate::common::{OUTCOME_WAIT, builder, outcome};
 use crate::objects::pool_hearing_its_tasks;
-use wasmpool::{AsyncResult, ErrorKind, Lock, Manager, Pool, Semaphore, Value};
+use wasmpool::{AsyncResult, ErrorKind, Event, Lock, Manager, Pool, Semaphore, Value};
 
 #[test]
 fn lock_histories_never_have_two_holders_and_end_with_the_lock_free() {
     run("lock", 100, Duration::from_millis(300), lock_history);
+}
+
+#[test]
+fn a_lock_left_held_by_a_task_that_ended_is_free_for_the_next_task_on_any_worker() {
+    run(
+        "ended holder",
+        40,
+        Duration::from_millis(150),
+        ended_holder_history,
+    );
 }
 
 #[test]
@@ -210,4 +220,108 @@ fn semaphore_history(seed: u64) -> String {
         "history {seed} ({chaos:?}): permits free once every task ended"
     );
     done
+}
+
+/// How an ended-holder history hands its tasks to the pool.
+#[derive(Clone, Copy, Debug)]
+enum Pace {
+    /// Each once the one before it ended: the next task may go to the
+    /// worker that ran it, or to the other, as its outcome comes in.
+    AfterEach,
+    /// All at once, a few microseconds apart: they queue on one worker.
+    AtOnce,
+    /// The holders as one chunk, one worker running them back to back,
+    /// then a taker.
+    OneChunk,
+}
+
+/// Tasks that end holding a lock (returning without releasing it) and
+/// tasks that take it after them, on one worker or two. Every task ends —
+/// none waits for a holder that has ended, on the same worker or another;
+/// a task taking the lock after one that ended holding it is told that
+/// its previous holder died (where the order is known); and the lock is
+/// free once every task ended.
+fn ended_holder_history(seed: u64) -> String {
+    let mut rng = Rng::new(seed);
+    let processes = 1 + rng.below(2) as usize;
+    let pace = [Pace::AfterEach, Pace::AtOnce, Pace::OneChunk][rng.below(3) as usize];
+    let pool = builder(processes).retries(0).build().unwrap();
+    let (lock, holding) = (Lock::new(), Event::new());
+    let hold = |lock: &Lock| (lock.clone(), holding.clone(), "return");
+    let steps = 2 + rng.below(7) as usize;
+    // Which steps hold (and end holding); the others take and release.
+    let holds: Vec<bool> = match pace {
+        Pace::OneChunk => (0..steps).map(|step| step + 1 < steps).collect(),
+        _ => (0..steps).map(|_| rng.below(2) == 0).collect(),
+    };
+    let mut told = Vec::new();
+    let what =
+        |step| format!("history {seed}: step {step} of {holds:?} ({pace:?}, {processes} workers)");
+    match pace {
+        Pace::OneChunk => {
+            let items = vec![hold(&lock); steps - 1];
+            let done = pool
+                .starmap_async::<(), _, _>("hold_lock", items, steps - 1)
+                .unwrap();
+            outcome(&done, &what(0)).unwrap();
+            let taker = pool
+                .apply_async::<bool, _>("take_lock", (lock.clone(),))
+                .unwrap();
+            told.push(outcome(&taker, &what(steps - 1)).unwrap());
+        }
+        Pace::AfterEach | Pace::AtOnce => {
+            // Outcomes not yet taken, to take once all are submitted.
+            let (mut holders, mut takers) = (Vec::new(), Vec::new());
+            for (step, &holds) in holds.iter().enumerate() {
+                let after_each = matches!(pace, Pace::AfterEach);
+                if holds {
+                    let holder = pool.apply_async::<(), _>("hold_lock", hold(&lock)).unwrap();
+                    if after_each {
+                        outcome(&holder, &what(step)).unwrap();
+                    } else {
+                        holders.push((step, holder));
+                    }
+                } else {
+                    let taker = pool
+                        .apply_async::<bool, _>("take_lock", (lock.clone(),))
+                        .unwrap();
+                    if after_each {
+                        told.push(outcome(&taker, &what(step)).unwrap());
+                    } else {
+                        takers.push((step, taker));
+                    }
+                }
+                thread::sleep(Duration::from_micros(rng.below(300)));
+            }
+            for (step, holder) in holders {
+                outcome(&holder, &what(step)).unwrap();
+            }
+            for (step, taker) in takers {
+                told.push(outcome(&taker, &what(step)).unwrap());
+            }
+        }
+    }
+    // Where the order is known, each taker hears whether the task before
+    // it ended holding the lock.
+    let ordered = matches!(pace, Pace::AfterEach | Pace::OneChunk) || processes == 1;
+    if ordered {
+        let expected: Vec<bool> = (0..steps)
+            .filter(|&step| !holds[step])
+            .map(|step| step > 0 && holds[step - 1])
+            .collect();
+        assert_eq!(told, expected, "{}: who was told", what(steps));
+    }
+    let last = lock.acquire_timeout(OUTCOME_WAIT).unwrap_or_else(|| {
+        panic!(
+            "{}: the lock stays held after every task ended",
+            what(steps)
+        )
+    });
+    assert_eq!(
+        last.previous_holder_died(),
+        holds[steps - 1],
+        "{}",
+        what(steps)
+    );
+    format!("{pace:?}, {processes} workers")
 }

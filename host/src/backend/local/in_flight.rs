@@ -130,6 +130,10 @@ impl InFlight {
 
     /// The worker starts serving its slot.
     pub(crate) fn enlist(&self, shared: &Shared) {
+        self.grants
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .initialized();
         let mut held = self.lock();
         held.serving = true;
         held.count_idle(shared);
@@ -170,11 +174,22 @@ impl InFlight {
         if objects.is_empty() {
             return;
         }
-        let mut grants = self.grants.lock().unwrap_or_else(PoisonError::into_inner);
-        let holder = grants.holder();
-        let gone = grants.revoke(objects);
-        drop(grants);
-        release(holder, Vec::new(), gone);
+        let gone = self
+            .grants
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .revoke(objects);
+        drop(gone);
+    }
+
+    /// `n` of the worker's tasks ended: what they still held is let go of.
+    fn tasks_ended(&self, n: usize) {
+        let (holders, objects) = self
+            .grants
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .tasks_ended(n);
+        release(&holders, Vec::new(), objects);
     }
 
     /// Hands `chunk` to the worker (its quota, if any, was charged): it is
@@ -223,11 +238,15 @@ impl InFlight {
         outcomes: Outcomes,
         shared: &Shared,
     ) -> Result<(), String> {
+        let n = outcomes.len();
+        // Let go of before anyone hears the tasks ended: the next holder
+        // may be told at once, and on this worker too (the worker sends an
+        // outcome before any call its next task makes).
+        self.tasks_ended(n);
         let mut held = self.lock();
         if !held.serving {
             return Ok(());
         }
-        let n = outcomes.len();
         let fits = held.chunks.front().is_some_and(|front| {
             front.seq == seq && front.chunk.done() == first as usize && n <= front.chunk.remaining()
         });

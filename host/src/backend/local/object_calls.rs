@@ -118,7 +118,7 @@ fn serve(invoke: Invoke, grants: &Arc<Mutex<Grants>>, outbound: &Outbound, max_p
         let wait = Wait::for_task(max_payload);
         let result = object.invoke(holder, &op, &args, &wait);
         if result.is_ok() {
-            held.answered(call, &object, op.clone(), wait.taken());
+            held.answered(call, holder, &object, op.clone(), wait.taken());
         }
         drop(held);
         if let Some(undelivered) = answer.send(&op, result) {
@@ -171,7 +171,13 @@ impl Waiting {
         }
         held.waited(call);
         if result.is_ok() {
-            held.answered(call, &self.object, self.op.clone(), self.wait.taken());
+            held.answered(
+                call,
+                self.holder,
+                &self.object,
+                self.op.clone(),
+                self.wait.taken(),
+            );
         }
         drop(held);
         // The worker died while its task waited, before the pool heard of
@@ -192,12 +198,12 @@ impl Retry for Waiting {
 /// The answer to `call` reached the worker after its task stopped waiting:
 /// what it took goes back.
 pub(crate) fn unclaimed(call: u64, result: &[u8], grants: &Mutex<Grants>) {
-    let mut held = grants.lock().unwrap_or_else(PoisonError::into_inner);
-    let holder = held.holder();
-    let answered = held.unclaimed(call);
-    drop(held);
+    let answered = grants
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .unclaimed(call);
     if let Some((object, answered)) = answered {
-        object.give_back(holder, &answered.op, result, answered.took);
+        object.give_back(answered.holder, &answered.op, result, answered.took);
     }
 }
 
@@ -213,9 +219,6 @@ pub(crate) fn cancel(call: u64, grants: &Mutex<Grants>) {
 
 /// The worker is gone: its waits are given up and what it held let go of.
 pub(crate) fn end(grants: &Mutex<Grants>) {
-    let mut held = grants.lock().unwrap_or_else(PoisonError::into_inner);
-    let holder = held.holder();
-    let (waits, objects) = held.end();
-    drop(held);
-    release(holder, waits, objects);
+    let (waits, holders, objects) = grants.lock().unwrap_or_else(PoisonError::into_inner).end();
+    release(&holders, waits, objects);
 }
