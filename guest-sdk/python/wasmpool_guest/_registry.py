@@ -11,9 +11,9 @@ TASKS = {}
 class TaskDef:
     """A task: its function, and how a positional argument array calls it."""
 
-    __slots__ = ("name", "function", "params", "positional", "keyword_only")
+    __slots__ = ("name", "function", "params", "positional", "keyword_only", "tuples")
 
-    def __init__(self, name, function, params, positional, keyword_only):
+    def __init__(self, name, function, params, positional, keyword_only, tuples=False):
         self.name = name
         self.function = function
         #: (name or None, MessagePack default or None) per parameter.
@@ -22,6 +22,8 @@ class TaskDef:
         self.positional = positional
         #: The names of the rest, passed by keyword.
         self.keyword_only = keyword_only
+        #: Whether its result keeps its tuples (see `msgpack.packb`).
+        self.tuples = tuples
 
     def call(self, args):
         """Calls the function with the task's positional argument list."""

@@ -82,7 +82,7 @@ def _run_one(definition, encoded):
     except BaseException as err:  # noqa: BLE001 - sys.exit() too fails only its task
         return _error(ErrorKind.FAILED, _describe(err))
     try:
-        return Ok(msgpack.packb(result))
+        return Ok(msgpack.packb(result, tuples=definition.tuples))
     except msgpack.PackError as err:
         return _error(ErrorKind.BAD_RESULT, f"the result does not encode as MessagePack: {err}")
 
@@ -124,19 +124,37 @@ def _flush():
 _SDK_CALLERS = {__file__, _registry.__file__}
 
 
+#: The task through which the host package `wasmpool` calls any callable
+#: of a program built whole, found as pickle finds it: by its module and
+#: qualified name.
+CALL = "__wasmpool_call__"
+
+#: The host's process id, as the last call gave it: a worker's parent, to
+#: `os.getppid()`.
+_host_pid = 0
+
+
 def export_functions(module):
     """Makes every function defined at the top level of `module` a task,
     under its own name (a program's own functions, as the host's `wasmpool`
-    package runs them); those already marked `@task` stay as they are."""
+    package runs them), those already marked `@task` staying as they are;
+    and exports `CALL`, through which the host calls any callable by name."""
     import inspect
     import os
 
     from . import worker_pid
-    from ._registry import task
+    from ._registry import TaskDef, task
 
     # As the program expects of a worker: its own process id (the sandbox's
-    # CPython otherwise answers a constant).
+    # CPython otherwise answers a constant), and its parent's, the host's.
     os.getpid = worker_pid
+    os.getppid = lambda: _host_pid
+
+    def call(callee, args, kwargs):
+        return _callable(module, callee)(*args, **kwargs)
+
+    params = [("callee", None), ("args", None), ("kwargs", None)]
+    TASKS[CALL] = TaskDef(CALL, call, params, 3, [], tuples=True)
 
     for name, value in list(vars(module).items()):
         if (
@@ -150,6 +168,40 @@ def export_functions(module):
             except (TypeError, ValueError):
                 # A signature a task cannot have (*args, ...): not a task.
                 pass
+
+
+def _callable(program, callee):
+    """What `callee` names: ``[module, qualname, host_pid]`` is a callable
+    found as pickle finds it (``"__main__"`` is the program), and
+    ``[module, qualname, host_pid, attributes]`` the `run` method of an
+    instance of that class with those attributes (a `Process` subclass)."""
+    import importlib
+
+    global _host_pid
+    if not (
+        isinstance(callee, list)
+        and len(callee) in (3, 4)
+        and all(isinstance(part, str) for part in callee[:2])
+        and isinstance(callee[2], int)
+        and (len(callee) == 3 or isinstance(callee[3], dict))
+    ):
+        raise TypeError(f"not a callable's name: {callee!r}")
+    module_name, qualname, _host_pid = callee[:3]
+    target = program if module_name in ("__main__", program.__name__) else (
+        importlib.import_module(module_name)
+    )
+    for part in qualname.split("."):
+        try:
+            target = getattr(target, part)
+        except AttributeError:
+            raise AttributeError(
+                f"module `{module_name}` has no `{qualname}` in the sandbox"
+            ) from None
+    if len(callee) == 3:
+        return target
+    instance = target.__new__(target)
+    instance.__dict__.update(callee[3])
+    return instance.run
 
 
 def check_tasks(module):

@@ -8,6 +8,9 @@ native extension cannot). It covers the whole format: nil, bool, int (to
   `bytes`, `bytearray` and `memoryview` to bin; lists and tuples to arrays;
   dicts to maps (in their order).
 - A shared object handle (`wasmpool_guest.objects`) encodes as its ext 87.
+- With ``tuples=True`` (a Python host's call of a Python function, which
+  gets back what it sent), a tuple packs as an ext 88 holding its items
+  packed as an array; an ext 88 always unpacks to a tuple.
 - Other ext values decode to, and encode from, `ExtType(code, data)`.
 - A map key that decodes to a list becomes a tuple, so that it is hashable.
 """
@@ -22,6 +25,9 @@ ExtType = namedtuple("ExtType", "code data")
 
 #: The deepest nesting of arrays and maps either side accepts.
 MAX_DEPTH = 512
+
+#: The ext type of a tuple kept a tuple (``'X'``).
+TUPLE_EXT = 88
 
 
 class PackError(ValueError):
@@ -39,16 +45,17 @@ _ext_decoders = {}
 _ext_encodable = ()
 
 
-def packb(value):
-    """The MessagePack bytes of `value`.
+def packb(value, tuples=False):
+    """The MessagePack bytes of `value`; with `tuples`, each tuple as an
+    ext 88 rather than an array.
 
     Raises `PackError` if it has none."""
     out = bytearray()
-    _pack(value, out, 0)
+    _pack(value, out, 0, tuples)
     return bytes(out)
 
 
-def _pack(value, out, depth):
+def _pack(value, out, depth, tuples=False):
     if depth > MAX_DEPTH:
         raise PackError(f"nested deeper than {MAX_DEPTH} arrays and maps")
     if value is None:
@@ -74,6 +81,10 @@ def _pack(value, out, depth):
         data = bytes(value)
         _pack_len(out, len(data), 0xC4, 0xC5, 0xC6, "a byte string")
         out += data
+    elif tuples and isinstance(value, tuple):
+        items = bytearray()
+        _pack(list(value), items, depth, tuples)
+        _pack_ext(TUPLE_EXT, bytes(items), out)
     elif isinstance(value, (list, tuple)):
         n = len(value)
         if n < 16:
@@ -81,7 +92,7 @@ def _pack(value, out, depth):
         else:
             _pack_len(out, n, None, 0xDC, 0xDD, "an array")
         for item in value:
-            _pack(item, out, depth + 1)
+            _pack(item, out, depth + 1, tuples)
     elif isinstance(value, dict):
         n = len(value)
         if n < 16:
@@ -89,8 +100,8 @@ def _pack(value, out, depth):
         else:
             _pack_len(out, n, None, 0xDE, 0xDF, "a map")
         for key, item in value.items():
-            _pack(key, out, depth + 1)
-            _pack(item, out, depth + 1)
+            _pack(key, out, depth + 1, tuples)
+            _pack(item, out, depth + 1, tuples)
     elif isinstance(value, ExtType) or isinstance(value, _ext_encodable):
         code, data = value if isinstance(value, ExtType) else value._ext()
         _pack_ext(code, bytes(data), out)
@@ -208,13 +219,13 @@ def _unpack(data, pos, depth):
         if kind == "ext":
             code, pos = _take(data, pos, 1)
             raw, pos = _take(data, pos, n)
-            return _ext(struct.unpack(">b", code)[0], raw), pos
+            return _ext(struct.unpack(">b", code)[0], raw, depth), pos
         raw, pos = _take(data, pos, n)
         return (_text(raw) if kind == "str" else raw), pos
     if 0xD4 <= b <= 0xD8:
         code, pos = _take(data, pos, 1)
         raw, pos = _take(data, pos, 1 << (b - 0xD4))
-        return _ext(struct.unpack(">b", code)[0], raw), pos
+        return _ext(struct.unpack(">b", code)[0], raw, depth), pos
     raise UnpackError(f"0x{b:02x} is not a MessagePack type byte")
 
 
@@ -271,7 +282,12 @@ def _frozen(value):
     return tuple(_frozen(v) for v in value) if isinstance(value, list) else value
 
 
-def _ext(code, raw):
+def _ext(code, raw, depth):
+    if code == TUPLE_EXT:
+        items, end = _unpack(raw, 0, depth + 1)
+        if end != len(raw) or not isinstance(items, list):
+            raise UnpackError("a tuple's ext does not hold an array")
+        return tuple(items)
     decode = _ext_decoders.get(code)
     if decode is not None:
         return decode(raw)

@@ -5,9 +5,11 @@
 //! - [`pool`]: `Pool` and `AsyncResult`;
 //! - [`values`]: Python values to and from MessagePack;
 //! - [`errors`]: wasmpool errors as Python exceptions;
+//! - [`interpreter`]: the pool's threads calling into Python, until exit;
 //! - [`worker`]: the worker program the package ships.
 
 mod errors;
+mod interpreter;
 mod pool;
 mod values;
 mod worker;
@@ -29,5 +31,6 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<pool::NativePool>()?;
     module.add_class::<pool::NativeResult>()?;
     module.add_function(wrap_pyfunction!(cache_dir, module)?)?;
+    module.add_function(wrap_pyfunction!(interpreter::shutdown, module)?)?;
     Ok(())
 }

@@ -15,7 +15,8 @@ use rmpv::Value;
 use wasmpool::{AsyncResult, Callbacks, Error, GetTimeoutError, GuestOutput, Pool, Stream};
 
 use crate::errors::{exception, exception_value};
-use crate::values::{to_python, to_value};
+use crate::interpreter::with_python;
+use crate::values::{Arg, to_arg, to_python};
 use crate::worker;
 
 /// How often a wait looks for a signal to raise.
@@ -33,7 +34,7 @@ pub(crate) struct NativePool {
 #[pyo3(from_item_all)]
 pub(crate) struct Settings {
     processes: Option<usize>,
-    initializer: Option<String>,
+    initializer: Option<Py<PyAny>>,
     initargs: Vec<Py<PyAny>>,
     maxtasksperchild: Option<usize>,
     timeout: Option<f64>,
@@ -63,13 +64,18 @@ impl NativePool {
             builder = builder.processes(processes);
         }
         if let Some(task) = &settings.initializer {
+            let task = Task::from_python(task.bind(py))?;
             let args = settings
                 .initargs
                 .iter()
                 .enumerate()
-                .map(|(at, arg)| to_value(arg.bind(py), &format!("initarg {}", at + 1)))
+                .map(|(at, arg)| {
+                    let what = format!("initarg {} of `{}`", at + 1, task.name());
+                    to_arg(arg.bind(py), &what, task.keeps_tuples())
+                })
                 .collect::<PyResult<Vec<_>>>()?;
-            builder = builder.initializer(task, args);
+            let (args, _) = task.call(args, Arg::Map(Vec::new()));
+            builder = builder.initializer(task.target(), args);
         }
         if let Some(tasks) = settings.maxtasksperchild {
             builder = builder.max_tasks_per_child(tasks);
@@ -120,17 +126,27 @@ impl NativePool {
     fn apply_async(
         &self,
         py: Python<'_>,
-        task: &str,
+        task: &Bound<'_, PyAny>,
         args: &Bound<'_, PyTuple>,
         kwds: &Bound<'_, PyDict>,
         callback: Option<Py<PyAny>>,
         error_callback: Option<Py<PyAny>>,
     ) -> PyResult<NativeResult> {
-        let args = arguments(task, args)?;
-        let kwargs = keywords(task, kwds)?;
+        let task = Task::from_python(task)?;
+        let name = task.name();
+        let tuples = task.keeps_tuples();
+        let args = args
+            .iter()
+            .enumerate()
+            .map(|(at, arg)| to_arg(&arg, &format!("argument {} of `{name}`", at + 1), tuples))
+            .collect::<PyResult<Vec<_>>>()?;
+        let kwargs = keywords(name, kwds, tuples)?;
         let callbacks = callbacks(callback, error_callback);
+        let (args, kwargs) = task.call(args, kwargs);
         // Bound as Python binds a call: parameters left take their defaults.
-        let submitted = self.pool.apply_async_kw_with(task, args, kwargs, callbacks);
+        let submitted = self
+            .pool
+            .apply_async_kw_with(task.target(), args, kwargs, callbacks);
         let result = submitted.map_err(|err| exception(py, &err))?;
         Ok(NativeResult {
             waiting: Waiting::One(result),
@@ -144,42 +160,37 @@ impl NativePool {
     fn map_async(
         &self,
         py: Python<'_>,
-        task: &str,
+        task: &Bound<'_, PyAny>,
         items: &Bound<'_, PyAny>,
         chunksize: Option<usize>,
         star: bool,
         callback: Option<Py<PyAny>>,
         error_callback: Option<Py<PyAny>>,
     ) -> PyResult<NativeResult> {
-        let mut values = Vec::new();
+        let task = Task::from_python(task)?;
+        let name = task.name();
+        let tuples = task.keeps_tuples();
+        // Each item's arguments, bound as Python binds a call (parameters
+        // left take their defaults).
+        let mut rows = Vec::new();
         for (at, item) in items.try_iter()?.enumerate() {
             let item = item?;
-            let what = format!("item {at} of `{task}`'s input");
-            if star {
+            let what = format!("item {at} of `{name}`'s input");
+            let args = if star {
                 let args = item.try_iter().map_err(|_| {
                     PyTypeError::new_err(format!("{what} is not a sequence of arguments"))
                 })?;
-                let args = args
-                    .map(|arg| to_value(&arg?, &what))
-                    .collect::<PyResult<Vec<_>>>()?;
-                values.push(Value::Array(args));
+                args.map(|arg| to_arg(&arg?, &what, tuples))
+                    .collect::<PyResult<Vec<_>>>()?
             } else {
-                values.push(to_value(&item, &what)?);
-            }
+                vec![to_arg(&item, &what, tuples)?]
+            };
+            rows.push(task.call(args, Arg::Map(Vec::new())));
         }
         let callbacks = callbacks(callback, error_callback);
-        // Each item's arguments, bound as Python binds a call (parameters
-        // left take their defaults).
-        let rows: Vec<(Vec<Value>, Value)> = values
-            .into_iter()
-            .map(|row| match row {
-                Value::Array(args) if star => (args, Value::Map(Vec::new())),
-                item => (vec![item], Value::Map(Vec::new())),
-            })
-            .collect();
         let submitted = self
             .pool
-            .starmap_async_kw_with(task, rows, chunksize, callbacks);
+            .starmap_async_kw_with(task.target(), rows, chunksize, callbacks);
         let result = submitted.map_err(|err| exception(py, &err))?;
         Ok(NativeResult {
             waiting: Waiting::Many(result),
@@ -309,26 +320,78 @@ fn slice_until(deadline: Option<Instant>) -> Duration {
     }
 }
 
-/// `task`'s positional arguments as MessagePack.
-fn arguments(task: &str, args: &Bound<'_, PyTuple>) -> PyResult<Vec<Value>> {
-    args.iter()
-        .enumerate()
-        .map(|(at, arg)| to_value(&arg, &format!("argument {} of `{task}`", at + 1)))
-        .collect()
+/// What a submission runs: a task of the component named by string, or a
+/// Python callable found by its module and qualified name (a list
+/// `[module, qualname, host_pid]`, or `[module, qualname, host_pid,
+/// attributes]` for the `run` of an instance), called through the
+/// component's `CALL` task.
+pub(crate) enum Task {
+    Named(String),
+    Callable { name: String, callee: Arg },
 }
 
-/// `task`'s keyword arguments as a MessagePack map of names.
-fn keywords(task: &str, kwds: &Bound<'_, PyDict>) -> PyResult<Value> {
+/// The component's task through which a Python callable is called (see
+/// `wasmpool_guest._runtime.CALL`).
+const CALL: &str = "__wasmpool_call__";
+
+impl Task {
+    fn from_python(task: &Bound<'_, PyAny>) -> PyResult<Task> {
+        if let Ok(name) = task.extract::<String>() {
+            return Ok(Task::Named(name));
+        }
+        let module: String = task.get_item(0)?.extract()?;
+        let qualname: String = task.get_item(1)?.extract()?;
+        let name = format!("{module}.{qualname}");
+        let callee = to_arg(task, &format!("the callable `{name}`"), true)?;
+        Ok(Task::Callable { name, callee })
+    }
+
+    /// Its name, in messages.
+    fn name(&self) -> &str {
+        match self {
+            Task::Named(name) | Task::Callable { name, .. } => name,
+        }
+    }
+
+    /// Whether tuples go as tuples (to Python, which gives them back).
+    fn keeps_tuples(&self) -> bool {
+        matches!(self, Task::Callable { .. })
+    }
+
+    /// The component's task that runs it.
+    fn target(&self) -> &str {
+        match self {
+            Task::Named(name) => name,
+            Task::Callable { .. } => CALL,
+        }
+    }
+
+    /// The positional and keyword arguments of the component's task, for a
+    /// call with `args` and `kwargs`.
+    fn call(&self, args: Vec<Arg>, kwargs: Arg) -> (Vec<Arg>, Arg) {
+        match self {
+            Task::Named(_) => (args, kwargs),
+            Task::Callable { callee, .. } => (
+                vec![callee.clone(), Arg::Array(args), kwargs],
+                Arg::Map(Vec::new()),
+            ),
+        }
+    }
+}
+
+/// `task`'s keyword arguments as a map of names.
+fn keywords(task: &str, kwds: &Bound<'_, PyDict>, tuples: bool) -> PyResult<Arg> {
     kwds.iter()
         .map(|(name, value)| {
             let name: String = name.extract().map_err(|_| {
                 PyTypeError::new_err(format!("`{task}`: keyword argument names must be str"))
             })?;
-            let value = to_value(&value, &format!("keyword argument `{name}` of `{task}`"))?;
-            Ok((Value::from(name), value))
+            let what = format!("keyword argument `{name}` of `{task}`");
+            let value = to_arg(&value, &what, tuples)?;
+            Ok((Arg::Plain(Value::from(name)), value))
         })
         .collect::<PyResult<Vec<_>>>()
-        .map(Value::Map)
+        .map(Arg::Map)
 }
 
 /// The pool's callbacks of Python's: each called with the interpreter, its
@@ -340,7 +403,7 @@ where
     let mut callbacks = Callbacks::new();
     if let Some(callback) = callback {
         callbacks = callbacks.callback(move |result: &R| {
-            Python::attach(|py| {
+            with_python(|py| {
                 let called = result
                     .to_python_value(py)
                     .and_then(|value| callback.call1(py, (value,)));
@@ -352,7 +415,7 @@ where
     }
     if let Some(error_callback) = error_callback {
         callbacks = callbacks.error_callback(move |err: &Error| {
-            Python::attach(|py| {
+            with_python(|py| {
                 let called = exception_value(py, err)
                     .and_then(|exception| error_callback.call1(py, (exception,)));
                 if let Err(err) = called {
@@ -386,22 +449,25 @@ impl IntoPythonValue for Vec<Value> {
 }
 
 /// Writes what a task wrote to the host's `sys.stdout` or `sys.stderr`, as
-/// it comes, partial lines included.
+/// it comes, partial lines included: to the process's own streams if there
+/// is no Python stream to write to (closed, or the interpreter exiting).
 fn write_output(output: &GuestOutput) {
-    Python::attach(|py| {
+    let written = with_python(|py| {
         let name = match output.stream {
             Stream::Stdout => "stdout",
             Stream::Stderr => "stderr",
         };
         let text = String::from_utf8_lossy(&output.bytes);
-        let written = py.import("sys").and_then(|sys| {
+        py.import("sys").and_then(|sys| {
             let stream = sys.getattr(name)?;
             stream.call_method1("write", (text.as_ref(),))?;
             stream.call_method0("flush").map(drop)
-        });
-        if written.is_err() {
-            // No Python stream to write to (closed): the process's own.
-            let _ = std::io::stderr().write_all(&output.bytes);
-        }
+        })
     });
+    if !matches!(written, Some(Ok(()))) {
+        let _ = match output.stream {
+            Stream::Stdout => std::io::stdout().write_all(&output.bytes),
+            Stream::Stderr => std::io::stderr().write_all(&output.bytes),
+        };
+    }
 }

@@ -22,6 +22,25 @@ def square(x):
     return x * x
 
 
+def spread(*args, **kwargs):
+    return args, kwargs
+
+
+class Shapes:
+    """Static and class methods are tasks; a bound method is not."""
+
+    @staticmethod
+    def square_area(side):
+        return side * side
+
+    @classmethod
+    def named(cls, name):
+        return f"{cls.__name__}:{name}"
+
+    def area(self, side):
+        return side * side
+
+
 def echo(value):
     return value
 

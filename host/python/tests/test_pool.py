@@ -32,14 +32,18 @@ def test_values_come_back_as_they_went(pool):
     values = [None, True, False, 0, -1, 2**63 - 1, 2**64 - 1, 1.5, "héllo", b"\x00\xff",
               [1, [2, "x"]], {"a": [1, 2], "b": {"c": None}}]
     assert pool.map(tasks.echo, values) == values
-    # A tuple crosses as a list, as MessagePack carries it.
-    assert pool.apply(tasks.echo, ((1, 2),)) == [1, 2]
+    # A tuple stays a tuple, nested and as a key too.
+    sent = ((1, (2, [3])), {(1, 2): (3,)})
+    assert pool.apply(tasks.echo, (sent,)) == sent
+    assert type(pool.apply(tasks.echo, ((1, 2),))) is tuple
+    # A task named by string, as of another language, gets arrays.
+    assert pool.apply("echo", ((1, 2),)) == [1, 2]
 
 
 def test_what_a_task_cannot_take_is_refused_before_anything_runs(pool):
     with pytest.raises(OverflowError, match="64 bits"):
         pool.apply(tasks.echo, (2**70,))
-    with pytest.raises(TypeError, match="argument 1 of `echo` is of type `object`"):
+    with pytest.raises(TypeError, match="argument 1 of `tasks.echo` is of type `object`"):
         pool.apply(tasks.echo, (object(),))
     with pytest.raises(TypeError, match="lambda"):
         pool.apply(lambda x: x, (1,))
@@ -49,15 +53,42 @@ def test_what_a_task_cannot_take_is_refused_before_anything_runs(pool):
 
     with pytest.raises(TypeError, match="nested"):
         pool.apply(nested, (1,))
-    with pytest.raises(TypeError, match="not defined in tasks.py"):
-        pool.apply(os.getpid)
+    with pytest.raises(TypeError, match="bound method"):
+        pool.apply(tasks.Shapes().area, (2,))
+    with pytest.raises(TypeError, match="not found as `__main__._elsewhere`"):
+        pool.apply(_elsewhere)
+
+
+def _elsewhere():
+    """A function that claims a module it is not in."""
+
+
+_elsewhere.__module__ = "__main__"
+
+
+def test_any_callable_pickle_finds_is_a_task(pool):
+    # Functions of *args and **kwargs, static and class methods, built-ins
+    # and the standard library's, as pickle finds them.
+    assert pool.apply(tasks.spread, (1, (2, 3)), {"k": [4]}) == ((1, (2, 3)), {"k": [4]})
+    assert pool.apply(tasks.Shapes.square_area, (3,)) == 9
+    assert pool.apply(tasks.Shapes.named, ("box",)) == "Shapes:box"
+    assert pool.map(abs, [-1, 2, -3]) == [1, 2, 3]
+    assert pool.apply(divmod, (7, 2)) == (3, 1)
+    assert pool.starmap(pow, [(2, 3), (3, 2)]) == [8, 9]
+    assert pool.apply(str.upper, ("abc",)) == "ABC"
+    assert pool.apply(time.sleep, (0,)) is None
+    # Python's own errors of a call, as Python raises them.
+    with pytest.raises(TypeError, match="unexpected keyword argument 'nickname'"):
+        pool.apply(tasks.greet, ("Ada",), {"nickname": "A"})
 
 
 def test_keyword_arguments_and_defaults(pool):
     assert pool.apply(tasks.greet, ("Ada",)) == "Hello, Ada!"
     assert pool.apply(tasks.greet, ("Ada",), {"greeting": "Hi"}) == "Hi, Ada!"
+    # A task named by string is bound by the pool, as any language's.
+    assert pool.apply("greet", ("Ada",), {"greeting": "Hi"}) == "Hi, Ada!"
     with pytest.raises(wasmpool.BadArguments, match="nickname"):
-        pool.apply(tasks.greet, ("Ada",), {"nickname": "A"})
+        pool.apply("greet", ("Ada",), {"nickname": "A"})
 
 
 def test_a_built_in_exception_is_raised_as_itself_with_the_guests_traceback(pool):

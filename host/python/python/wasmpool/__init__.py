@@ -14,10 +14,12 @@ environment, no network), each task failing alone::
             print(pool.map(square, range(10)))
 
 The pool builds the program's file into a component with the Python guest
-SDK on first use (kept in the cache, keyed by its content), and runs the
-function named there. Arguments and results are what MessagePack carries:
-None, bool, int (64 bits), float, str, bytes, list, tuple (comes back as a
-list) and dict.
+SDK on first use (kept in the cache, keyed by its content), and runs there
+what it is given, found as pickle finds a function: by its module and
+qualified name (a top-level function, a static or class method, a built-in
+such as `abs` or `time.sleep`). Arguments and results are what MessagePack
+carries, and come back as they went: None, bool, int (64 bits), float, str,
+bytes, list, tuple and dict.
 """
 
 import os

@@ -1,8 +1,14 @@
 """The native module: a wasmpool pool, as `wasmpool.Pool` drives it."""
 
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional, Union
+
+#: A task of the component by name, or a callable by
+#: ``[module, qualname, host_pid]`` (``+ [attributes]`` for an instance's `run`).
+Task = Union[str, list[Any]]
 
 def cache_dir() -> str: ...
+def shutdown() -> None:
+    """The interpreter is exiting: the pools' threads call no more Python."""
 
 class Pool:
     def __init__(self, module: str, cache_dir: str, settings: dict[str, Any]) -> None: ...
@@ -11,7 +17,7 @@ class Pool:
     def worker_pids(self) -> list[int]: ...
     def apply_async(
         self,
-        task: str,
+        task: Task,
         args: tuple[Any, ...],
         kwds: dict[str, Any],
         callback: Optional[Callable[[Any], object]] = ...,
@@ -19,7 +25,7 @@ class Pool:
     ) -> AsyncResult: ...
     def map_async(
         self,
-        task: str,
+        task: Task,
         items: Iterable[Any],
         chunksize: Optional[int],
         star: bool,

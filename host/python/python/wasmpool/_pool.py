@@ -3,6 +3,8 @@ semantics, over the native pool (`wasmpool._native`)."""
 
 import atexit
 import inspect
+import os
+import sys
 import weakref
 from pathlib import Path
 
@@ -19,6 +21,9 @@ _LIVE = weakref.WeakSet()
 def _terminate_live_pools():
     for pool in list(_LIVE):
         pool.terminate()
+    # From here on, the pools' threads call no Python (their output goes to
+    # the process's own streams): the interpreter is about to end them.
+    _native.shutdown()
 
 
 def _parse_size(size):
@@ -30,6 +35,43 @@ def _parse_size(size):
     if text and text[-1] in units:
         return int(float(text[:-1]) * units[text[-1]])
     return int(text)
+
+
+def _location(func, source):
+    """The module and qualified name that find `func`, as pickle finds a
+    function; `TypeError` naming it if they do not (a lambda, a nested
+    function, a bound method of an instance, a name that finds something
+    else)."""
+    qualname = getattr(func, "__qualname__", None) or getattr(func, "__name__", None)
+    if inspect.ismethod(func) and not isinstance(func.__self__, type):
+        raise TypeError(
+            f"cannot run the bound method {qualname} as a task: as in multiprocessing, a "
+            "task is found by its module and name; use a function, or a static or class "
+            "method"
+        )
+    if qualname is None or "<lambda>" in qualname or "<locals>" in qualname:
+        kind = "a lambda" if qualname and "<lambda>" in qualname else "a nested function"
+        raise TypeError(
+            f"cannot run {qualname or func!r} as a task: as in multiprocessing, a task "
+            f"must be found by its module and name, and {kind} cannot be"
+        )
+    module = getattr(func, "__module__", None)
+    if module is None:
+        # A method of a built-in type (str.upper): its type's module.
+        module = getattr(getattr(func, "__objclass__", None), "__module__", None)
+    found = sys.modules.get(module) if module else None
+    for part in qualname.split("."):
+        found = getattr(found, part, None)
+    if found is None or (found is not func and found != func):
+        raise TypeError(
+            f"cannot run {qualname} as a task: it is not found as `{module}.{qualname}`"
+        )
+    if module == "__main__" and source != _components.main_source():
+        raise TypeError(
+            f"cannot run {qualname} as a task: it is defined in the program's script, and "
+            f"this pool runs {source.name}"
+        )
+    return module, qualname
 
 
 class Pool:
@@ -89,33 +131,20 @@ class Pool:
         _LIVE.add(self)
 
     def _task(self, func):
-        """The name of `func`'s task in the pool's component."""
-        if isinstance(func, str):
+        """What runs `func`: a task of the component by its name (a string),
+        or a callable found as pickle finds it, by its module and qualified
+        name — ``[module, qualname, host_pid]`` — which the component
+        imports and calls."""
+        if isinstance(func, (str, list)):
             return func
         if not callable(func):
-            raise TypeError(f"{func!r} is not a function")
-        name = getattr(func, "__name__", None)
-        qualname = getattr(func, "__qualname__", name)
-        if name is None or name == "<lambda>" or "<locals>" in (qualname or ""):
+            raise TypeError(f"{func!r} is not callable")
+        if self._source.suffix == ".wasm":
             raise TypeError(
-                f"cannot run {qualname or func!r} as a task: as in multiprocessing, a task "
-                "must be found by its module and name (a top-level function, not a lambda "
-                "or a nested function)"
+                f"cannot run {func!r} in {self._source.name}: a .wasm module's tasks are "
+                "named by string (pool.map(\"square\", ...))"
             )
-        if qualname != name:
-            raise TypeError(
-                f"cannot run {qualname} as a task: only top-level functions are tasks"
-            )
-        try:
-            defined = inspect.getsourcefile(func) or inspect.getfile(func)
-        except TypeError:
-            defined = None
-        if defined is None or Path(defined).resolve() != self._source:
-            raise TypeError(
-                f"cannot run `{name}` as a task: it is not defined in {self._source.name}, "
-                "whose functions this pool runs"
-            )
-        return name
+        return [*_location(func, self._source), os.getpid()]
 
     def _check_open(self):
         if self._closed:
