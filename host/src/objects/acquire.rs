@@ -83,6 +83,21 @@ impl Guard<'_> {
     pub fn previous_holder_died(&self) -> bool {
         self.previous_holder_died
     }
+
+    /// Keeps it acquired past the guard, for a caller that releases it
+    /// itself, as Python's `acquire()` and `release()` do: see
+    /// [`Lock::release`](crate::Lock::release).
+    pub fn keep(self) {
+        std::mem::forget(self);
+    }
+}
+
+/// Releases what the calling host thread acquired of `object` (a guard it
+/// kept), as Python's `release()`.
+pub(crate) fn release(object: &dyn Acquire) -> Result<(), crate::Error> {
+    object
+        .release(Holder::this_thread())
+        .map_err(|failure| crate::Error::new(crate::ErrorKind::Usage, failure.to_string()))
 }
 
 impl Drop for Guard<'_> {

@@ -189,6 +189,16 @@ impl Lock {
     pub fn acquire_timeout(&self, timeout: Duration) -> Option<LockGuard<'_>> {
         guard(&*self.core, Patience::new(true, Some(timeout)))
     }
+
+    /// Releases it without a guard (one [kept](Guard::keep)), from any
+    /// thread, as Python's `Lock.release()`.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Usage`](crate::ErrorKind::Usage) if it is not locked.
+    pub fn release(&self) -> Result<(), crate::Error> {
+        acquire::release(&*self.core)
+    }
 }
 
 /// A held [`Lock`] (or [`RLock`]); dropping it releases it.
@@ -235,11 +245,44 @@ impl RLock {
     pub fn acquire_timeout(&self, timeout: Duration) -> Option<RLockGuard<'_>> {
         guard(&*self.core, Patience::new(true, Some(timeout)))
     }
+
+    /// Releases one level without a guard (one [kept](Guard::keep)), as
+    /// Python's `RLock.release()`: only the thread holding it may.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Usage`](crate::ErrorKind::Usage) if it is not locked,
+    /// or another holder holds it.
+    pub fn release(&self) -> Result<(), crate::Error> {
+        acquire::release(&*self.core)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_kept_lock_is_released_by_any_thread_and_a_kept_rlock_by_its_holder_only() {
+        let lock = Lock::new();
+        lock.acquire().keep();
+        assert!(lock.try_acquire().is_none(), "kept past its guard");
+        let other = lock.clone();
+        std::thread::spawn(move || other.release().unwrap())
+            .join()
+            .unwrap();
+        assert!(lock.try_acquire().is_some());
+        assert!(lock.release().is_err(), "released while unlocked");
+        let rlock = RLock::new();
+        rlock.acquire().keep();
+        rlock.acquire().keep();
+        let other = rlock.clone();
+        let refused = std::thread::spawn(move || other.release()).join().unwrap();
+        assert!(refused.is_err(), "released by a thread that does not hold it");
+        rlock.release().unwrap();
+        rlock.release().unwrap();
+        assert!(rlock.release().is_err());
+    }
 
     #[test]
     fn a_holder_that_lets_go_is_reported_to_the_next() {

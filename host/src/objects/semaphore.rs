@@ -193,6 +193,17 @@ impl Semaphore {
     pub fn value(&self) -> usize {
         self.core.value()
     }
+
+    /// Gives a permit back without a guard (one [kept](Guard::keep)), from
+    /// any thread, as Python's `Semaphore.release()`.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Usage`](crate::ErrorKind::Usage) if a bounded
+    /// semaphore would exceed its initial value.
+    pub fn release(&self) -> Result<(), crate::Error> {
+        acquire::release(&*self.core)
+    }
 }
 
 /// A semaphore whose permits never exceed their initial number: Python's
