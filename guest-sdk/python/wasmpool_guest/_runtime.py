@@ -11,7 +11,7 @@ from wit_world.imports import outcomes
 from wit_world.imports.types import ErrorKind, ParamInfo, TaskError, TaskInfo
 
 from . import TaskError as Failure
-from . import _registry, msgpack
+from . import _registry, msgpack, objects
 from ._registry import TASKS
 
 #: The most traceback lines a failure's message carries (its last ones).
@@ -149,6 +149,9 @@ def export_functions(module):
     # CPython otherwise answers a constant), and its parent's, the host's.
     os.getpid = worker_pid
     os.getppid = lambda: _host_pid
+    # Its host is Python's: what tasks put in shared objects keeps its
+    # tuples, as the host's own items do.
+    objects.keep_tuples()
 
     def call(callee, args, kwargs):
         return _callable(module, callee)(*args, **kwargs)

@@ -70,6 +70,22 @@ def _seconds_to_ms(timeout):
     return max(0, min(int(timeout * 1000), (1 << 64) - 1))
 
 
+#: Whether items keep their tuples: set (`keep_tuples`) in a program built
+#: whole for the host package `wasmpool`, whose host gives tuples back as
+#: tuples; a host of another language reads arrays.
+_KEEP_TUPLES = False
+
+
+def keep_tuples():
+    """From now on, a tuple in an item (put, sent, stored) stays a tuple."""
+    global _KEEP_TUPLES
+    _KEEP_TUPLES = True
+
+
+def _pack(value):
+    return msgpack.packb(value, tuples=_KEEP_TUPLES)
+
+
 class _Handle:
     """A shared object: its kind and the host's id for it."""
 
@@ -196,7 +212,7 @@ class Queue(_Handle):
         """Puts `item`, waiting for room (at most `timeout` seconds) unless
         `block` is false. Raises `queue.Full` if there was none, `Closed` if
         the queue is closed."""
-        self._invoke("put", msgpack.packb(item), bool(block), _seconds_to_ms(timeout),
+        self._invoke("put", _pack(item), bool(block), _seconds_to_ms(timeout),
                      timed_out=Full)
 
     def put_nowait(self, item):
@@ -253,7 +269,7 @@ class Connection(_Handle):
 
     def send(self, obj):
         """Sends `obj` (any MessagePack-able value)."""
-        self.send_bytes(msgpack.packb(obj))
+        self.send_bytes(_pack(obj))
 
     def send_bytes(self, data):
         """Sends `data` as one message."""
@@ -289,25 +305,57 @@ class Dict(_Handle):
 
     def get(self, key, default=None):
         """The value of `key`, or `default`."""
-        value = self._invoke("get", msgpack.packb(key))
+        value = self._invoke("get", _pack(key))
         return default if value is None else msgpack.unpackb(value)
 
     def __getitem__(self, key):
-        value = self._invoke("get", msgpack.packb(key))
+        value = self._invoke("get", _pack(key))
         if value is None:
             raise KeyError(key)
         return msgpack.unpackb(value)
 
     def __setitem__(self, key, value):
-        self._invoke("set", msgpack.packb(key), msgpack.packb(value))
+        self._invoke("set", _pack(key), _pack(value))
 
     def __delitem__(self, key):
-        if not self.pop(key):
+        if not self._invoke("delete", _pack(key)):
             raise KeyError(key)
 
-    def pop(self, key):
-        """Removes `key`; whether it was there."""
-        return self._invoke("delete", msgpack.packb(key))
+    def __contains__(self, key):
+        return self._invoke("get", _pack(key)) is not None
+
+    def __iter__(self):
+        return iter(self.keys())
+
+    def pop(self, key, *default):
+        """Removes `key` and returns its value; `default` if it has none,
+        else `KeyError` (a read, then a delete)."""
+        packed = _pack(key)
+        value = self._invoke("get", packed)
+        if value is None:
+            if default:
+                return default[0]
+            raise KeyError(key)
+        self._invoke("delete", packed)
+        return msgpack.unpackb(value)
+
+    def setdefault(self, key, default=None):
+        """The value of `key`, set to `default` first (in one step) if it has
+        none."""
+        self.compare_and_set(key, ABSENT, default)
+        return self.get(key, default)
+
+    def clear(self):
+        """Removes every key."""
+        for key in self.keys():
+            self._invoke("delete", _pack(key))
+
+    def copy(self):
+        """A plain dict of its entries now."""
+        return dict(self.items())
+
+    def __repr__(self):
+        return repr(self.copy())
 
     def __len__(self):
         return self._invoke("len")
@@ -327,18 +375,18 @@ class Dict(_Handle):
     def update(self, entries):
         """Sets every entry of `entries` (a mapping or (key, value) pairs)."""
         pairs = entries.items() if isinstance(entries, dict) else entries
-        self._invoke("update", [[msgpack.packb(k), msgpack.packb(v)] for k, v in pairs])
+        self._invoke("update", [[_pack(k), _pack(v)] for k, v in pairs])
 
     def add(self, key, delta):
         """Adds `delta` to the number at `key` in one step, so that no other
         task's update comes in between; the new number."""
-        return self._invoke("add", msgpack.packb(key), msgpack.packb(delta))
+        return self._invoke("add", _pack(key), _pack(delta))
 
     def compare_and_set(self, key, expected, new):
         """Sets `key` to `new` if it holds `expected` now (`ABSENT`: if it is
         absent); whether it did."""
-        expected = None if expected is ABSENT else msgpack.packb(expected)
-        return self._invoke("compare-and-set", msgpack.packb(key), expected, msgpack.packb(new))
+        expected = None if expected is ABSENT else _pack(expected)
+        return self._invoke("compare-and-set", _pack(key), expected, _pack(new))
 
 
 class List(_Handle):
@@ -348,13 +396,13 @@ class List(_Handle):
 
     def append(self, item):
         """Appends `item`."""
-        self._invoke("append", msgpack.packb(item))
+        self._invoke("append", _pack(item))
 
     def __getitem__(self, index):
         return msgpack.unpackb(self._invoke("get", index))
 
     def __setitem__(self, index, item):
-        self._invoke("set", index, msgpack.packb(item))
+        self._invoke("set", index, _pack(item))
 
     def pop(self):
         """Removes and returns the last item."""
@@ -366,6 +414,20 @@ class List(_Handle):
     def items(self):
         """Its items now, as a Python list."""
         return [msgpack.unpackb(item) for item in self._invoke("items")]
+
+    def extend(self, items):
+        """Appends each of `items`."""
+        for item in items:
+            self.append(item)
+
+    def __iter__(self):
+        return iter(self.items())
+
+    def __contains__(self, item):
+        return item in self.items()
+
+    def __repr__(self):
+        return repr(self.items())
 
 
 class Value(_Handle):
@@ -379,7 +441,7 @@ class Value(_Handle):
 
     def set(self, value):
         """Sets the value."""
-        self._invoke("set", msgpack.packb(value))
+        self._invoke("set", _pack(value))
 
     @property
     def value(self):
@@ -392,11 +454,11 @@ class Value(_Handle):
 
     def add(self, delta):
         """Adds `delta` to the number in one step; the new number."""
-        return self._invoke("add", msgpack.packb(delta))
+        return self._invoke("add", _pack(delta))
 
     def compare_and_set(self, expected, new):
         """Sets the value to `new` if it is `expected` now; whether it did."""
-        return self._invoke("compare-and-set", msgpack.packb(expected), msgpack.packb(new))
+        return self._invoke("compare-and-set", _pack(expected), _pack(new))
 
 
 _KINDS = {

@@ -1,10 +1,10 @@
 //! `wasmpool._native.Pool` and `AsyncResult`: a wasmpool [`Pool`] as the
 //! Python layer (`python/wasmpool/_pool.py`) drives it. Every wait releases
 //! the interpreter, and looks for a signal to raise (Ctrl-C) at least every
-//! [`SIGNAL_CHECK`].
+//! [`SIGNAL_CHECK`](crate::wait::SIGNAL_CHECK).
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,20 +12,35 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use rmpv::Value;
-use wasmpool::{AsyncResult, Callbacks, Error, GetTimeoutError, GuestOutput, Pool, Stream};
+use wasmpool::{
+    AsyncResult, Callbacks, Error, GetTimeoutError, GuestOutput, Pool, PoolBuilder, Stream,
+};
 
 use crate::errors::{exception, exception_value};
 use crate::interpreter::with_python;
 use crate::values::{Arg, to_arg, to_python};
+use crate::wait::{deadline, slice_until};
 use crate::worker;
-
-/// How often a wait looks for a signal to raise.
-const SIGNAL_CHECK: Duration = Duration::from_millis(50);
 
 /// A pool of sandboxed workers running one component's tasks.
 #[pyclass(module = "wasmpool._native", name = "Pool", frozen)]
 pub(crate) struct NativePool {
     pool: Arc<Pool>,
+}
+
+impl Drop for NativePool {
+    /// A pool dropped (collected without `terminate`) is terminated, with
+    /// the interpreter released: what its tasks wrote meanwhile is written
+    /// out before it is gone, not after.
+    fn drop(&mut self) {
+        let pool = &self.pool;
+        Python::attach(|py| {
+            py.detach(|| {
+                pool.terminate();
+                let _ = pool.join();
+            });
+        });
+    }
 }
 
 /// The limits and settings of a pool, as `wasmpool.Pool` passes them (a
@@ -54,12 +69,7 @@ impl NativePool {
         cache_dir: PathBuf,
         settings: Settings,
     ) -> PyResult<Self> {
-        let program = worker::program(&cache_dir).map_err(PyValueError::new_err)?;
-        let mut builder = Pool::builder()
-            .module_file(&module)
-            .cache_dir(&cache_dir)
-            .worker_program(program)
-            .on_output(write_output);
+        let mut builder = base_builder(&module, &cache_dir)?;
         if let Some(processes) = settings.processes {
             builder = builder.processes(processes);
         }
@@ -135,11 +145,7 @@ impl NativePool {
         let task = Task::from_python(task)?;
         let name = task.name();
         let tuples = task.keeps_tuples();
-        let args = args
-            .iter()
-            .enumerate()
-            .map(|(at, arg)| to_arg(&arg, &format!("argument {} of `{name}`", at + 1), tuples))
-            .collect::<PyResult<Vec<_>>>()?;
+        let args = arguments(name, args, tuples)?;
         let kwargs = keywords(name, kwds, tuples)?;
         let callbacks = callbacks(callback, error_callback);
         let (args, kwargs) = task.call(args, kwargs);
@@ -212,6 +218,18 @@ impl NativePool {
         py.detach(|| self.pool.join())
             .map_err(|err| exception(py, &err))
     }
+}
+
+/// A builder of pools (and processes) running the component at `module`,
+/// caching what is compiled (and the worker program) under `cache_dir`,
+/// their output going to `sys.stdout` and `sys.stderr`.
+pub(crate) fn base_builder(module: &Path, cache_dir: &Path) -> PyResult<PoolBuilder> {
+    let program = worker::program(cache_dir).map_err(PyValueError::new_err)?;
+    Ok(Pool::builder()
+        .module_file(module)
+        .cache_dir(cache_dir)
+        .worker_program(program)
+        .on_output(write_output))
 }
 
 /// A task's (or a map's) result to come.
@@ -299,27 +317,6 @@ enum Got {
     Many(Vec<Value>),
 }
 
-/// When a wait of `timeout` seconds ends.
-fn deadline(timeout: Option<f64>) -> PyResult<Option<Instant>> {
-    timeout
-        .map(|seconds| {
-            let wait = Duration::try_from_secs_f64(seconds.max(0.0))
-                .map_err(|_| PyValueError::new_err(format!("timeout={seconds}: not a duration")))?;
-            Ok(Instant::now() + wait)
-        })
-        .transpose()
-}
-
-/// The next slice of a wait until `deadline`.
-fn slice_until(deadline: Option<Instant>) -> Duration {
-    match deadline {
-        Some(deadline) => deadline
-            .saturating_duration_since(Instant::now())
-            .min(SIGNAL_CHECK),
-        None => SIGNAL_CHECK,
-    }
-}
-
 /// What a submission runs: a task of the component named by string, or a
 /// Python callable found by its module and qualified name (a list
 /// `[module, qualname, host_pid]`, or `[module, qualname, host_pid,
@@ -335,7 +332,7 @@ pub(crate) enum Task {
 const CALL: &str = "__wasmpool_call__";
 
 impl Task {
-    fn from_python(task: &Bound<'_, PyAny>) -> PyResult<Task> {
+    pub(crate) fn from_python(task: &Bound<'_, PyAny>) -> PyResult<Task> {
         if let Ok(name) = task.extract::<String>() {
             return Ok(Task::Named(name));
         }
@@ -347,19 +344,19 @@ impl Task {
     }
 
     /// Its name, in messages.
-    fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         match self {
             Task::Named(name) | Task::Callable { name, .. } => name,
         }
     }
 
     /// Whether tuples go as tuples (to Python, which gives them back).
-    fn keeps_tuples(&self) -> bool {
+    pub(crate) fn keeps_tuples(&self) -> bool {
         matches!(self, Task::Callable { .. })
     }
 
     /// The component's task that runs it.
-    fn target(&self) -> &str {
+    pub(crate) fn target(&self) -> &str {
         match self {
             Task::Named(name) => name,
             Task::Callable { .. } => CALL,
@@ -368,7 +365,7 @@ impl Task {
 
     /// The positional and keyword arguments of the component's task, for a
     /// call with `args` and `kwargs`.
-    fn call(&self, args: Vec<Arg>, kwargs: Arg) -> (Vec<Arg>, Arg) {
+    pub(crate) fn call(&self, args: Vec<Arg>, kwargs: Arg) -> (Vec<Arg>, Arg) {
         match self {
             Task::Named(_) => (args, kwargs),
             Task::Callable { callee, .. } => (
@@ -379,8 +376,16 @@ impl Task {
     }
 }
 
+/// `task`'s positional arguments.
+pub(crate) fn arguments(task: &str, args: &Bound<'_, PyTuple>, tuples: bool) -> PyResult<Vec<Arg>> {
+    args.iter()
+        .enumerate()
+        .map(|(at, arg)| to_arg(&arg, &format!("argument {} of `{task}`", at + 1), tuples))
+        .collect()
+}
+
 /// `task`'s keyword arguments as a map of names.
-fn keywords(task: &str, kwds: &Bound<'_, PyDict>, tuples: bool) -> PyResult<Arg> {
+pub(crate) fn keywords(task: &str, kwds: &Bound<'_, PyDict>, tuples: bool) -> PyResult<Arg> {
     kwds.iter()
         .map(|(name, value)| {
             let name: String = name.extract().map_err(|_| {

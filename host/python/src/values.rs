@@ -1,7 +1,9 @@
 //! Python values to and from MessagePack, as tasks take and give them:
 //! `None`, `bool`, `int` (64 bits), `float`, `str`, `bytes`, `list`,
-//! `tuple`, `dict`. Anything else is a `TypeError` naming what it was given
-//! for, before anything runs.
+//! `tuple`, `dict`, and the shared objects of [`objects`](crate::objects)
+//! (as handles, which grant the task that gets them their use). Anything
+//! else is a `TypeError` naming what it was given for, before anything
+//! runs.
 //!
 //! A tuple goes as an array to a task of another language; to a Python
 //! function called by name (see `wasmpool_guest._runtime.CALL`) it goes as
@@ -15,6 +17,8 @@ use pyo3::types::{
 use rmpv::Value;
 use serde::ser::{Error as _, Serialize, SerializeSeq, Serializer};
 use serde_bytes::ByteBuf;
+
+use crate::objects::Shared;
 
 /// How deep a value may nest: past it, a `TypeError` rather than a stack
 /// overflow (a list that holds itself, say).
@@ -32,6 +36,39 @@ pub(crate) enum Arg {
     /// A tuple kept a tuple: an ext 88 holding its items as an array.
     Tuple(Vec<Arg>),
     Map(Vec<(Arg, Arg)>),
+    /// A shared object, as its handle.
+    Object(Shared),
+}
+
+impl Arg {
+    /// The value, for what holds values rather than objects (a queue's
+    /// item, a dict's value): `Err` names the object found in it.
+    pub(crate) fn into_value(self) -> Result<Value, &'static str> {
+        Ok(match self {
+            Arg::Plain(value) => value,
+            Arg::Array(items) => Value::Array(
+                items
+                    .into_iter()
+                    .map(Arg::into_value)
+                    .collect::<Result<_, _>>()?,
+            ),
+            Arg::Tuple(items) => {
+                let items = Arg::Array(items).into_value()?;
+                let mut bytes = Vec::new();
+                rmpv::encode::write_value(&mut bytes, &items).expect("writes to memory");
+                Value::Ext(TUPLE_EXT, bytes)
+            }
+            Arg::Map(pairs) => Value::Map(
+                pairs
+                    .into_iter()
+                    .map(|(key, value)| {
+                        Ok::<_, &'static str>((key.into_value()?, value.into_value()?))
+                    })
+                    .collect::<Result<_, _>>()?,
+            ),
+            Arg::Object(shared) => return Err(shared.kind()),
+        })
+    }
 }
 
 impl Serialize for Arg {
@@ -57,6 +94,7 @@ impl Serialize for Arg {
             Arg::Map(pairs) => {
                 serializer.collect_map(pairs.iter().map(|(key, value)| (key, value)))
             }
+            Arg::Object(shared) => shared.serialize(serializer),
         }
     }
 }
@@ -136,11 +174,25 @@ fn convert(value: &Bound<'_, PyAny>, what: &str, tuples: bool, depth: usize) -> 
             .collect::<PyResult<Vec<_>>>()
             .map(Arg::Map);
     }
+    if let Some(shared) = Shared::of(value)? {
+        return Ok(Arg::Object(shared));
+    }
     Err(PyTypeError::new_err(format!(
         "{what} is of type `{}`, which a task cannot take: give None, bool, int, float, \
-         str, bytes, list, tuple or dict",
+         str, bytes, list, tuple, dict or a shared object (Lock, Queue, ...)",
         value.get_type().qualname()?
     )))
+}
+
+/// `value` as an item a shared object holds (a queue's, a pipe's message, a
+/// managed dict's key or value): a value, tuples kept, no shared object.
+pub(crate) fn to_item(value: &Bound<'_, PyAny>, what: &str) -> PyResult<Value> {
+    to_arg(value, what, true)?.into_value().map_err(|kind| {
+        PyTypeError::new_err(format!(
+            "{what} holds a {kind}, which only a task's arguments can carry: hand it to the \
+             task that uses it"
+        ))
+    })
 }
 
 /// The Python value of `value`.

@@ -14,7 +14,7 @@ import pytest
 
 import tasks
 import wasmpool
-from conftest import TASKS
+from conftest import TASKS, run_script
 
 
 def test_map_apply_starmap_and_imap_give_what_multiprocessing_gives(pool):
@@ -195,18 +195,6 @@ def test_a_killed_worker_fails_only_its_task():
                 outcomes.append(err.kind)
         assert sorted(map(str, outcomes)) == ["2", "worker-lost"]
         assert pool.apply(tasks.square, (5,)) == 25
-
-
-def run_script(source, tmp_path, timeout=120, cache=None):
-    script = tmp_path / "program.py"
-    script.write_text(textwrap.dedent(source))
-    env = dict(os.environ)
-    if cache is not None:
-        env["XDG_CACHE_HOME"] = str(cache)
-    return subprocess.run(
-        [sys.executable, str(script)], capture_output=True, text=True, timeout=timeout,
-        cwd=tmp_path, env=env,
-    )
 
 
 PROGRAM = """

@@ -278,7 +278,10 @@ mod tests {
         rlock.acquire().keep();
         let other = rlock.clone();
         let refused = std::thread::spawn(move || other.release()).join().unwrap();
-        assert!(refused.is_err(), "released by a thread that does not hold it");
+        assert!(
+            refused.is_err(),
+            "released by a thread that does not hold it"
+        );
         rlock.release().unwrap();
         rlock.release().unwrap();
         assert!(rlock.release().is_err());

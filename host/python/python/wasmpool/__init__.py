@@ -29,13 +29,20 @@ from ._errors import (
     RemoteTraceback, TaskError, TaskTimeout, Terminated, TimeoutError, Trap, UnknownTask,
     WorkerLost,
 )
+from ._objects import (
+    BoundedSemaphore, Event, JoinableQueue, Lock, Manager, Pipe, Queue, RLock, Semaphore,
+    SyncManager,
+)
 from ._pool import AsyncResult, Pool
+from ._process import Process, active_children
 
 __all__ = [
-    "AsyncResult", "BadArguments", "BadModule", "BadResult", "Error", "Initializer",
-    "MemoryLimit", "OutOfFuel", "Pool", "PoolClosed", "RemoteTraceback", "TaskError",
-    "TaskTimeout", "Terminated", "TimeoutError", "Trap", "UnknownTask", "WorkerLost",
-    "cpu_count", "current_process", "get_context", "get_start_method", "set_start_method",
+    "AsyncResult", "BadArguments", "BadModule", "BadResult", "BoundedSemaphore", "Error",
+    "Event", "Initializer", "JoinableQueue", "Lock", "Manager", "MemoryLimit", "OutOfFuel",
+    "Pipe", "Pool", "PoolClosed", "Process", "Queue", "RLock", "RemoteTraceback", "Semaphore",
+    "SyncManager", "TaskError", "TaskTimeout", "Terminated", "TimeoutError", "Trap",
+    "UnknownTask", "WorkerLost", "active_children", "cpu_count", "current_process",
+    "get_context", "get_start_method", "parent_process", "set_start_method",
 ]
 
 __version__ = "0.1.0"
@@ -103,3 +110,9 @@ def cpu_count():
     if count is None:
         raise NotImplementedError("cannot determine number of cpus")
     return count
+
+
+def parent_process():
+    """The parent of this process: None on the host, as for CPython's main
+    process."""
+    return None

@@ -18,14 +18,78 @@ from wasmpool_guest.objects import (
 )
 
 __all__ = [
-    "BoundedSemaphore", "Connection", "Event", "JoinableQueue", "Lock", "Manager", "Pool",
-    "Process", "Queue", "RLock", "Semaphore", "TimeoutError", "Value", "cpu_count",
-    "current_process", "get_context", "get_start_method", "set_start_method",
+    "AsyncResult", "BadArguments", "BadModule", "BadResult", "BoundedSemaphore", "Connection",
+    "Error", "Event", "Initializer", "JoinableQueue", "Lock", "Manager", "MemoryLimit",
+    "OutOfFuel", "Pipe", "Pool", "PoolClosed", "Process", "Queue", "RLock", "RemoteTraceback",
+    "Semaphore", "SyncManager", "TaskError", "TaskTimeout", "Terminated", "TimeoutError", "Trap",
+    "UnknownTask", "Value", "WorkerLost", "active_children", "cpu_count", "current_process",
+    "get_context", "get_start_method", "parent_process", "set_start_method",
 ]
 
 TimeoutError = TimeoutError  # noqa: A001 - the same name as the host package's
 Empty = queue.Empty
 Full = queue.Full
+
+
+class Error(Exception):
+    """The host's outcomes of a task: a task never gets one, but may name
+    them, as the program's host side does."""
+
+
+class TaskError(Error):
+    """As the host's."""
+
+
+class TaskTimeout(Error):
+    """As the host's."""
+
+
+class MemoryLimit(Error):
+    """As the host's."""
+
+
+class OutOfFuel(Error):
+    """As the host's."""
+
+
+class Trap(Error):
+    """As the host's."""
+
+
+class WorkerLost(Error):
+    """As the host's."""
+
+
+class BadArguments(Error):
+    """As the host's."""
+
+
+class BadResult(Error):
+    """As the host's."""
+
+
+class UnknownTask(Error):
+    """As the host's."""
+
+
+class Initializer(Error):
+    """As the host's."""
+
+
+class Terminated(Error):
+    """As the host's."""
+
+
+class PoolClosed(Error):
+    """As the host's."""
+
+
+class BadModule(Error):
+    """As the host's."""
+
+
+class RemoteTraceback(Exception):
+    """As the host's."""
 
 
 class _Refused:
@@ -42,13 +106,54 @@ class Pool(_Refused):
     """Refused inside a task."""
 
 
+class AsyncResult(_Refused):
+    """Refused inside a task: only a pool makes one."""
+
+
 class Process(_Refused):
-    """Refused inside a task."""
+    """Starting one is refused inside a task. A subclass's instance started
+    on the host runs here: made without `__init__`, with the attributes it
+    had there (its `name` and `daemon` among them), and its `run()` called."""
+
+    name = "Process"
+    daemon = False
+
+    @property
+    def pid(self):
+        """The worker process running it."""
+        return worker_pid()
+
+    def run(self):
+        """Nothing, unless a subclass says."""
 
 
-class Manager(_Refused):
+class SyncManager(_Refused):
     """Refused inside a task: managed objects are made on the host and handed
     to tasks as arguments."""
+
+
+def Manager():  # noqa: N802 - the host package's name
+    """Refused inside a task."""
+    return SyncManager()
+
+
+def Pipe(duplex=True):  # noqa: N802 - the host package's name
+    """Refused inside a task: a pipe is made on the host, and its ends handed
+    to tasks as arguments."""
+    raise RuntimeError(
+        "a task cannot make a Pipe: make it on the host and hand its ends to the tasks "
+        "as arguments"
+    )
+
+
+def active_children():
+    """None: a task starts no process."""
+    return []
+
+
+def parent_process():
+    """None: the host's process is not a `Process` a task can use."""
+    return None
 
 
 class _Worker:

@@ -1,0 +1,128 @@
+//! `wasmpool._native.Process`: one call run in a sandboxed worker process of
+//! its own (a [`wasmpool::Process`]), as `wasmpool.Process` drives it.
+//! Processes of one component start from one [`Context`], compiled once.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple};
+use rmpv::Value;
+use wasmpool::Context;
+
+use crate::errors::{exception, exception_value};
+use crate::pool::{Task, arguments, base_builder, keywords};
+use crate::values::to_python;
+use crate::wait::waiting;
+
+/// The context of each component processes started from, by its path.
+static CONTEXTS: Mutex<Option<HashMap<PathBuf, Context>>> = Mutex::new(None);
+
+/// The context of the component at `module`, made on first use.
+fn context(py: Python<'_>, module: PathBuf, cache_dir: PathBuf) -> PyResult<Context> {
+    let mut contexts = CONTEXTS.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(context) = contexts.get_or_insert_default().get(&module) {
+        return Ok(context.clone());
+    }
+    let builder = base_builder(&module, &cache_dir)?;
+    let context = py
+        .detach(|| builder.context())
+        .map_err(|err| exception(py, &err))?;
+    contexts
+        .get_or_insert_default()
+        .insert(module, context.clone());
+    Ok(context)
+}
+
+/// A started process.
+#[pyclass(module = "wasmpool._native", name = "Process", frozen)]
+pub(crate) struct NativeProcess {
+    process: wasmpool::Process,
+}
+
+#[pymethods]
+impl NativeProcess {
+    /// Starts `task` of the component at `module` (compiled under
+    /// `cache_dir`) with `args` and `kwds`, in a worker process of its own;
+    /// returns once it runs.
+    #[new]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        module: PathBuf,
+        cache_dir: PathBuf,
+        task: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+        kwds: &Bound<'_, PyDict>,
+        name: &str,
+        daemon: bool,
+    ) -> PyResult<Self> {
+        let task = Task::from_python(task)?;
+        let tuples = task.keeps_tuples();
+        let args = arguments(task.name(), args, tuples)?;
+        let kwargs = keywords(task.name(), kwds, tuples)?;
+        let (args, kwargs) = task.call(args, kwargs);
+        let context = context(py, module, cache_dir)?;
+        let started = py.detach(|| {
+            context
+                .process(task.target())
+                .args(args)
+                .kwargs(kwargs)
+                .name(name)
+                .daemon(daemon)
+                .start()
+        });
+        let process = started.map_err(|err| exception(py, &err))?;
+        Ok(NativeProcess { process })
+    }
+
+    /// The worker process's pid.
+    fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
+    /// Whether it still runs.
+    fn is_alive(&self) -> bool {
+        self.process.is_alive()
+    }
+
+    /// Waits until it ends, at most `timeout` seconds; whether it has.
+    #[pyo3(signature = (timeout=None))]
+    fn join(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
+        let process = &self.process;
+        let ended = waiting(py, true, timeout, |slice: Option<Duration>| {
+            process
+                .join_timeout(slice.unwrap_or(Duration::ZERO))
+                .then_some(())
+        })?;
+        Ok(ended.is_some())
+    }
+
+    /// Stops it with SIGTERM.
+    fn terminate(&self) {
+        self.process.terminate();
+    }
+
+    /// Stops it with SIGKILL.
+    fn kill(&self) {
+        self.process.kill();
+    }
+
+    /// Its exit code as CPython's: `None` while it runs, `-N` for signal N,
+    /// 0 if its call returned, 1 if it raised.
+    fn exitcode(&self) -> Option<i32> {
+        self.process.exitcode()
+    }
+
+    /// Its call's outcome once it has one: `(True, result)`, or `(False,
+    /// exception)` (not raised).
+    fn outcome(&self, py: Python<'_>) -> PyResult<Option<(bool, Py<PyAny>)>> {
+        Ok(match self.process.result::<Value>() {
+            None => None,
+            Some(Ok(value)) => Some((true, to_python(py, &value)?)),
+            Some(Err(err)) => Some((false, exception_value(py, &err)?.unbind())),
+        })
+    }
+}
