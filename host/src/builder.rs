@@ -21,7 +21,7 @@ use crate::channel::codec::FRAME_LIMIT;
 use crate::channel::{Call, EngineSettings, Grants, Limits, Preopen, Setup};
 use crate::engine::{self, Role};
 use crate::error::{Error, ErrorKind};
-use crate::module;
+use crate::module::{self, Compiling};
 use crate::objects::{ObjectRef, handle};
 use crate::pool::Pool;
 use crate::process::context::{Context, Prepared};
@@ -119,6 +119,7 @@ pub struct PoolBuilder {
     cache_dir: Option<PathBuf>,
     cache_limit: u64,
     on_output: Option<OutputHandler>,
+    on_compile: Option<CompileHandler>,
     output_limit: u32,
     max_payload: usize,
     memory_limit: u64,
@@ -134,6 +135,9 @@ pub struct PoolBuilder {
     #[cfg(feature = "nats")]
     nats: Option<crate::Nats>,
 }
+
+/// Told when the pool compiles its module.
+type CompileHandler = Arc<dyn Fn(&Compiling<'_>) + Send + Sync>;
 
 impl fmt::Debug for PoolBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -160,6 +164,7 @@ impl PoolBuilder {
             cache_dir: None,
             cache_limit: DEFAULT_CACHE_LIMIT,
             on_output: None,
+            on_compile: None,
             output_limit: DEFAULT_OUTPUT_LIMIT,
             max_payload: DEFAULT_MAX_PAYLOAD,
             module_limit: module::MODULE_BYTES,
@@ -339,6 +344,19 @@ impl PoolBuilder {
     /// the task's index.
     pub fn on_output(mut self, handler: impl Fn(&GuestOutput) + Send + Sync + 'static) -> Self {
         self.on_output = Some(Arc::new(handler));
+        self
+    }
+
+    /// Calls `handler` when the pool compiles its module (no artifact of it
+    /// is cached yet), as it starts and when it is done: a compilation takes
+    /// seconds, which a program may want to say. Called on the thread that
+    /// builds the pool.
+    ///
+    /// # Default
+    ///
+    /// Nothing is told.
+    pub fn on_compile(mut self, handler: impl Fn(&Compiling<'_>) + Send + Sync + 'static) -> Self {
+        self.on_compile = Some(Arc::new(handler));
         self
     }
 
@@ -773,7 +791,14 @@ impl PoolBuilder {
         let engine = engine::engine(&settings, Role::Compile)?;
         let cache_dir = self.cache_dir.unwrap_or_else(module::default_cache_dir);
         let cache = CacheDir::open(&cache_dir)?;
-        let artifact = module::prepare(&engine, &bytes, &name, &cache, self.memory_limit)?;
+        let artifact = module::prepare(
+            &engine,
+            &bytes,
+            &name,
+            &cache,
+            self.memory_limit,
+            self.on_compile.as_deref(),
+        )?;
         cache.evict(self.cache_limit);
         let mut grants = self.grants;
         grants.objects = self.initializer_objects.iter().map(|o| o.id()).collect();

@@ -137,6 +137,7 @@ impl Guest {
             "the module",
             &cache,
             settings().max_memory,
+            None,
         )?;
         let config = RunnerConfig {
             pid: std::process::id(),

@@ -510,7 +510,7 @@ pub use channel::{ParamInfo, Preopen, TaskInfo};
 /// The channels [`Pool::istarmap_stream`] takes its items from.
 pub use crossbeam_channel;
 pub use error::{Error, ErrorKind, GetTimeoutError, NextTimeout, NotReady, TrapDetails};
-pub use module::{MODULE_BYTES, default_cache_dir};
+pub use module::{Compiling, MODULE_BYTES, default_cache_dir};
 pub use objects::{
     BoundedSemaphore, Connection, Dict, Event, Guard, JoinableQueue, List, Lock, LockGuard,
     MANAGED_BYTES, Manager, PIPE_BYTES, Pipe, QUEUE_BYTES, Queue, QueueError, RLock, RLockGuard,

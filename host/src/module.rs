@@ -184,15 +184,37 @@ fn check_memory(component: &Component, max_memory: u64, name: &str) -> Result<()
     ))
 }
 
+/// What a pool tells while it compiles its module (see
+/// [`PoolBuilder::on_compile`](crate::PoolBuilder::on_compile)): a
+/// compilation takes seconds, a cached artifact none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Compiling<'a> {
+    /// No artifact of the module is in the cache: it is being compiled.
+    Started {
+        /// The module, as messages name it.
+        module: &'a str,
+    },
+    /// It was compiled, in `took`.
+    Finished {
+        /// The module, as messages name it.
+        module: &'a str,
+        /// How long it took.
+        took: std::time::Duration,
+    },
+}
+
 /// Makes sure the compiled artifact of `bytes` is in `cache` and returns
-/// it. Compiles only if no earlier run left it there. Refuses a module that
-/// cannot start within `max_memory` bytes of linear memory.
+/// it. Compiles only if no earlier run left it there, telling `on_compile`
+/// when it does. Refuses a module that cannot start within `max_memory`
+/// bytes of linear memory.
 pub(crate) fn prepare(
     engine: &Engine,
     bytes: &[u8],
     name: &str,
     cache: &CacheDir,
     max_memory: u64,
+    on_compile: Option<&(dyn Fn(&Compiling<'_>) + Send + Sync)>,
 ) -> Result<ArtifactFile, Error> {
     // An artifact is cached only after `validate` accepted its module, which
     // is where the kind of the bytes is checked.
@@ -208,7 +230,17 @@ pub(crate) fn prepare(
         }
         // Unloadable (from another wasmtime, or damaged): compile again.
     }
+    let started = std::time::Instant::now();
+    if let Some(tell) = on_compile {
+        tell(&Compiling::Started { module: name });
+    }
     let component = validate(engine, bytes, name)?;
+    if let Some(tell) = on_compile {
+        tell(&Compiling::Finished {
+            module: name,
+            took: started.elapsed(),
+        });
+    }
     let artifact = component.serialize().map_err(|err| {
         Error::new(
             ErrorKind::BadModule,

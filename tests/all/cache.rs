@@ -196,3 +196,38 @@ fn the_cache_keeps_to_its_limit_but_never_evicts_an_artifact_in_use() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_compilation_is_told_as_it_starts_and_ends_and_a_cached_artifact_tells_nothing() {
+    let _deadline = deadline("pools compiling, then loading from the cache", DEADLINE);
+    let dir = fresh_dir("told");
+    let told = || {
+        let heard = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let hearing = heard.clone();
+        let pool = Pool::builder()
+            .module_file(FIXTURES)
+            .worker_program(WORKER_PROGRAM)
+            .processes(1)
+            .cache_dir(&dir)
+            .on_compile(move |compiling| {
+                let said = match compiling {
+                    wasmpool::Compiling::Started { module } => format!("started {module}"),
+                    wasmpool::Compiling::Finished { module, took } => {
+                        assert!(*took > Duration::ZERO);
+                        format!("finished {module}")
+                    }
+                    _ => unreachable!("only these two are told"),
+                };
+                hearing.lock().unwrap().push(said);
+            })
+            .build()
+            .unwrap();
+        drop(pool);
+        heard.lock().unwrap().clone()
+    };
+    let first = told();
+    assert_eq!(first.len(), 2, "{first:?}");
+    assert!(first[0].starts_with("started ") && first[1].starts_with("finished "));
+    assert_eq!(told(), Vec::<String>::new(), "the artifact was cached");
+    let _ = std::fs::remove_dir_all(&dir);
+}

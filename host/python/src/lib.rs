@@ -41,5 +41,6 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     objects::add_to(module)?;
     module.add_function(wrap_pyfunction!(cache_dir, module)?)?;
     module.add_function(wrap_pyfunction!(interpreter::shutdown, module)?)?;
+    module.add_function(wrap_pyfunction!(process::prepare, module)?)?;
     Ok(())
 }

@@ -13,7 +13,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use rmpv::Value;
 use wasmpool::{
-    AsyncResult, Callbacks, Error, GetTimeoutError, GuestOutput, Pool, PoolBuilder, Stream,
+    AsyncResult, Callbacks, Compiling, Error, GetTimeoutError, GuestOutput, Pool, PoolBuilder,
+    Stream,
 };
 
 use crate::errors::{exception, exception_value};
@@ -56,6 +57,8 @@ pub(crate) struct Settings {
     memory: Option<u64>,
     fuel: Option<u64>,
     retries: Option<u32>,
+    /// What the component is built from, in messages.
+    label: String,
 }
 
 #[pymethods]
@@ -69,7 +72,7 @@ impl NativePool {
         cache_dir: PathBuf,
         settings: Settings,
     ) -> PyResult<Self> {
-        let mut builder = base_builder(&module, &cache_dir)?;
+        let mut builder = base_builder(&module, &cache_dir, settings.label.clone())?;
         if let Some(processes) = settings.processes {
             builder = builder.processes(processes);
         }
@@ -222,14 +225,41 @@ impl NativePool {
 
 /// A builder of pools (and processes) running the component at `module`,
 /// caching what is compiled (and the worker program) under `cache_dir`,
-/// their output going to `sys.stdout` and `sys.stderr`.
-pub(crate) fn base_builder(module: &Path, cache_dir: &Path) -> PyResult<PoolBuilder> {
+/// their output going to `sys.stdout` and `sys.stderr`; `label` names the
+/// component when it is compiled (its source file).
+pub(crate) fn base_builder(
+    module: &Path,
+    cache_dir: &Path,
+    label: String,
+) -> PyResult<PoolBuilder> {
     let program = worker::program(cache_dir).map_err(PyValueError::new_err)?;
     Ok(Pool::builder()
         .module_file(module)
         .cache_dir(cache_dir)
         .worker_program(program)
-        .on_output(write_output))
+        .on_output(write_output)
+        .on_compile(move |compiling| tell_compiling(&label, compiling)))
+}
+
+/// Says on `sys.stderr` that the component of `label` is being compiled (a
+/// first run takes seconds), and how long it took.
+fn tell_compiling(label: &str, compiling: &Compiling<'_>) {
+    let line = match compiling {
+        Compiling::Started { .. } => format!("wasmpool: compiling {label} ...\n"),
+        Compiling::Finished { took, .. } => {
+            format!(
+                "wasmpool: compiled {label} in {:.1} s\n",
+                took.as_secs_f64()
+            )
+        }
+        _ => return,
+    };
+    with_python(|py| {
+        let sys = py.import("sys")?;
+        let stderr = sys.getattr("stderr")?;
+        stderr.call_method1("write", (line.as_str(),))?;
+        stderr.call_method0("flush").map(drop)
+    });
 }
 
 /// A task's (or a map's) result to come.

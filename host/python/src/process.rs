@@ -21,12 +21,17 @@ use crate::wait::waiting;
 static CONTEXTS: Mutex<Option<HashMap<PathBuf, Context>>> = Mutex::new(None);
 
 /// The context of the component at `module`, made on first use.
-fn context(py: Python<'_>, module: PathBuf, cache_dir: PathBuf) -> PyResult<Context> {
+fn context(
+    py: Python<'_>,
+    module: PathBuf,
+    cache_dir: PathBuf,
+    label: String,
+) -> PyResult<Context> {
     let mut contexts = CONTEXTS.lock().unwrap_or_else(PoisonError::into_inner);
     if let Some(context) = contexts.get_or_insert_default().get(&module) {
         return Ok(context.clone());
     }
-    let builder = base_builder(&module, &cache_dir)?;
+    let builder = base_builder(&module, &cache_dir, label)?;
     let context = py
         .detach(|| builder.context())
         .map_err(|err| exception(py, &err))?;
@@ -34,6 +39,19 @@ fn context(py: Python<'_>, module: PathBuf, cache_dir: PathBuf) -> PyResult<Cont
         .get_or_insert_default()
         .insert(module, context.clone());
     Ok(context)
+}
+
+/// Compiles the component at `module` (or loads it from `cache_dir`) and
+/// keeps it ready for processes, so that the first `Process.start` of a
+/// program takes no longer than the next.
+#[pyfunction]
+pub(crate) fn prepare(
+    py: Python<'_>,
+    module: PathBuf,
+    cache_dir: PathBuf,
+    label: String,
+) -> PyResult<()> {
+    context(py, module, cache_dir, label).map(drop)
 }
 
 /// A started process.
@@ -45,8 +63,8 @@ pub(crate) struct NativeProcess {
 #[pymethods]
 impl NativeProcess {
     /// Starts `task` of the component at `module` (compiled under
-    /// `cache_dir`) with `args` and `kwds`, in a worker process of its own;
-    /// returns once it runs.
+    /// `cache_dir`, built from `label`) with `args` and `kwds`, in a worker
+    /// process of its own; returns once it runs.
     #[new]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -58,13 +76,14 @@ impl NativeProcess {
         kwds: &Bound<'_, PyDict>,
         name: &str,
         daemon: bool,
+        label: String,
     ) -> PyResult<Self> {
         let task = Task::from_python(task)?;
         let tuples = task.keeps_tuples();
         let args = arguments(task.name(), args, tuples)?;
         let kwargs = keywords(task.name(), kwds, tuples)?;
         let (args, kwargs) = task.call(args, kwargs);
-        let context = context(py, module, cache_dir)?;
+        let context = context(py, module, cache_dir, label)?;
         let started = py.detach(|| {
             context
                 .process(task.target())

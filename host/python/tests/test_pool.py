@@ -1,6 +1,7 @@
 """The `wasmpool` package's Pool, through real sandboxed workers running the
 functions of `tasks.py`, built into a component."""
 
+import itertools
 import os
 import signal
 import subprocess
@@ -340,3 +341,32 @@ def test_start_methods_and_contexts_are_accepted_and_processes_named(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["16", "MainProcess", "True", "True"]
+
+
+def test_imap_submits_as_it_reads_and_its_results_come_as_they_are_ready(pool):
+    # An endless input: results come while it is read.
+    squares = pool.imap(tasks.square, itertools.count(), chunksize=7)
+    assert [next(squares) for _ in range(50)] == [n * n for n in range(50)]
+    # `next(timeout)` that runs out raises, and the result still comes.
+    slow = pool.imap(tasks.nap, [0.5, 0])
+    with pytest.raises(wasmpool.TimeoutError):
+        slow.next(timeout=0.05)
+    assert slow.next(timeout=30) == 0.5 and list(slow) == [0]
+    # A failed item raises where its result would be; the rest follow.
+    mixed = pool.imap(tasks.look_up, ["a", "z", "a"])
+    assert next(mixed) == 1
+    with pytest.raises(KeyError):
+        next(mixed)
+    assert list(mixed) == [1]
+    unordered = pool.imap_unordered(tasks.nap, [0.5, 0])
+    assert list(unordered) == [0, 0.5]
+
+
+def test_an_imap_started_before_close_runs_to_its_end():
+    with wasmpool.Pool(2, module=TASKS) as pool:
+        squares = pool.imap(tasks.square, (n for n in range(300)), chunksize=2)
+        pool.close()
+        pool.join()
+        assert list(squares) == [n * n for n in range(300)]
+        with pytest.raises(ValueError, match="Pool not running"):
+            pool.imap(tasks.square, [1])

@@ -23,7 +23,9 @@ bytes, list, tuple and dict.
 """
 
 import os
+import sys
 
+from . import _components
 from ._errors import (
     BadArguments, BadModule, BadResult, Error, Initializer, MemoryLimit, OutOfFuel, PoolClosed,
     RemoteTraceback, TaskError, TaskTimeout, Terminated, TimeoutError, Trap, UnknownTask,
@@ -116,3 +118,18 @@ def parent_process():
     """The parent of this process: None on the host, as for CPython's main
     process."""
     return None
+
+
+def _importer():
+    """The file of the code importing this package (past the import
+    machinery), or None."""
+    frame = sys._getframe(1)
+    while frame is not None and (
+        frame.f_code.co_filename.startswith("<frozen importlib")
+        or frame.f_globals.get("__name__", "").startswith("wasmpool")
+    ):
+        frame = frame.f_back
+    return None if frame is None else frame.f_code.co_filename
+
+
+_components.prepare_main(_importer())

@@ -12,7 +12,10 @@ from pathlib import Path
 
 from . import _native
 
-__all__ = ["cache_dir", "component_of", "main_source"]
+__all__ = ["cache_dir", "component_of", "main_source", "prepare_main"]
+
+#: Why the build of a source failed, to say again rather than build again.
+_FAILED = {}
 
 
 def cache_dir():
@@ -33,7 +36,13 @@ def component_of(source):
     """The component of `source`: a `.wasm` file, or a `.py` file built."""
     source = Path(source).resolve()
     if source.suffix == ".py":
-        return _built(source)
+        if source in _FAILED:
+            raise _FAILED[source]
+        try:
+            return _built(source)
+        except ImportError as err:
+            _FAILED[source] = err
+            raise
     if not source.is_file():
         raise FileNotFoundError(f"no module at {source}")
     return source
@@ -72,3 +81,25 @@ def _built(source):
         flush=True,
     )
     return output
+
+
+def prepare_main(importer):
+    """Builds and compiles the program's component now if the program's
+    script itself imports wasmpool (`importer` is the importing frame's file
+    name): the first run of a program then pays for both before its own
+    code runs, rather than in its first `Pool` or `Process` — a program that
+    times its steps (seed 004 waits for a clock second) runs on its first
+    run as on the next. A build that fails is said again when the program
+    starts a pool."""
+    source = main_source()
+    if source is None or source.suffix != ".py" or importer is None:
+        return
+    try:
+        if Path(importer).resolve() != source:
+            return
+        component = component_of(source)
+        cache = cache_dir()
+        cache.mkdir(parents=True, exist_ok=True)
+        _native.prepare(str(component), str(cache), source.name)
+    except Exception:  # noqa: BLE001 - said when the program starts a pool
+        pass

@@ -7,6 +7,8 @@ from typing import Any, Callable, Iterable, Iterator, Optional, Union
 Task = Union[str, list[Any]]
 
 def cache_dir() -> str: ...
+def prepare(module: str, cache_dir: str, label: str) -> None:
+    """Compiles the component (or loads it from the cache), ready for processes."""
 def shutdown() -> None:
     """The interpreter is exiting: the pools' threads call no more Python."""
 
@@ -52,6 +54,7 @@ class Process:
         kwds: dict[str, Any],
         name: str,
         daemon: bool,
+        label: str,
     ) -> None: ...
     def pid(self) -> int: ...
     def is_alive(self) -> bool: ...

@@ -3,14 +3,18 @@ semantics, over the native pool (`wasmpool._native`)."""
 
 import atexit
 import inspect
+import itertools
 import os
+import queue
 import sys
+import threading
+import time
 import weakref
 from pathlib import Path
 
-from . import _components, _native
+from . import _components, _errors, _native
 
-__all__ = ["AsyncResult", "Pool"]
+__all__ = ["AsyncResult", "IMapIterator", "Pool"]
 
 #: Pools not yet closed and joined: terminated at interpreter exit, so that
 #: a pool dropped without `close()` never holds the exit up.
@@ -125,9 +129,13 @@ class Pool:
             "memory": _parse_size(memory),
             "fuel": fuel,
             "retries": retries,
+            "label": source.name,
         }
         self._native = _native.Pool(str(component), str(cache), settings)
         self._closed = False
+        # `imap`s still submitting their input, which keep a closed pool open.
+        self._feeders = 0
+        self._feeding = threading.Condition()
         _LIVE.add(self)
 
     def _task(self, func):
@@ -187,34 +195,33 @@ class Pool:
         return AsyncResult(native)
 
     def imap(self, func, iterable, chunksize=1):
-        """`func` of each item, yielded in order as they come."""
-        for chunk in self._chunks(func, iterable, chunksize):
-            yield from chunk.get()
+        """An iterator of `func` of each item, in order: the items are
+        submitted as they are read, by a thread of the pool, while the
+        results are taken; `next(timeout)` waits at most `timeout` seconds."""
+        return IMapIterator(self, func, iterable, chunksize, ordered=True)
 
     def imap_unordered(self, func, iterable, chunksize=1):
-        """`func` of each item, yielded as each chunk finishes."""
-        pending = list(self._chunks(func, iterable, chunksize))
-        while pending:
-            pending[0].wait(0.05)
-            done = [chunk for chunk in pending if chunk.ready()]
-            for chunk in done:
-                pending.remove(chunk)
-                yield from chunk.get()
-
-    def _chunks(self, func, iterable, chunksize):
-        if chunksize < 1:
-            raise ValueError(f"Chunksize must be 1+, not {chunksize}")
-        task = self._task(func)
-        items = list(iterable)
-        return [
-            self.map_async(task, items[at:at + chunksize], chunksize)
-            for at in range(0, len(items), chunksize)
-        ]
+        """As `imap`, each chunk's results as soon as the chunk is done."""
+        return IMapIterator(self, func, iterable, chunksize, ordered=False)
 
     def close(self):
-        """Takes no more tasks; the workers exit once those submitted are done."""
-        self._closed = True
+        """Takes no more tasks; the workers exit once those submitted (and
+        the rest of an `imap`'s input) are done."""
+        with self._feeding:
+            self._closed = True
+            if self._feeders:
+                return
         self._native.close()
+
+    def _fed(self):
+        """An `imap`'s input is all submitted: a pool closed meanwhile now
+        closes."""
+        with self._feeding:
+            self._feeders -= 1
+            close = self._closed and not self._feeders
+            self._feeding.notify_all()
+        if close:
+            self._native.close()
 
     def terminate(self):
         """Stops the workers now; tasks not done fail."""
@@ -226,6 +233,9 @@ class Pool:
         """Waits for the workers to exit; call `close` or `terminate` first."""
         if not self._closed:
             raise ValueError("Pool is still running")
+        with self._feeding:
+            while self._feeders:
+                self._feeding.wait(0.05)
         self._native.join()
         _LIVE.discard(self)
 
@@ -264,3 +274,124 @@ class AsyncResult:
         """Whether the task succeeded; `ValueError` if it is not ready."""
         return self._native.successful()
 
+
+
+class IMapIterator:
+    """The results of `Pool.imap` or `Pool.imap_unordered`, as they come.
+
+    A thread of the pool reads the input and submits it a chunk at a time,
+    as CPython's pool does, while the results are taken. A chunk that fails
+    raises its exception where its results would have come; iterating goes
+    on after it."""
+
+    #: What the feeder puts after the last chunk.
+    _END = object()
+
+    def __init__(self, pool, func, iterable, chunksize, ordered):
+        if chunksize < 1:
+            raise ValueError(f"Chunksize must be 1+, not {chunksize}")
+        pool._check_open()
+        task = pool._task(func)
+        self._ordered = ordered
+        self._submitted = queue.Queue()
+        self._pending = []
+        self._results = []
+        self._ended = False
+        with pool._feeding:
+            pool._feeders += 1
+        feeder = threading.Thread(
+            target=self._feed, args=(pool, task, iter(iterable), chunksize),
+            name="wasmpool-imap-feeder", daemon=True,
+        )
+        feeder.start()
+
+    def _feed(self, pool, task, items, chunksize):
+        try:
+            while True:
+                try:
+                    chunk = list(itertools.islice(items, chunksize))
+                    if not chunk:
+                        return
+                    submitted = pool._native.map_async(task, chunk, chunksize, False)
+                except BaseException as err:  # noqa: BLE001 - raised where it belongs
+                    self._submitted.put(_Raised(err))
+                    return
+                self._submitted.put(AsyncResult(submitted))
+        finally:
+            self._submitted.put(self._END)
+            pool._fed()
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        return self.next()
+
+    def next(self, timeout=None):
+        """The next result, waiting at most `timeout` seconds
+        (`wasmpool.TimeoutError`); `StopIteration` after the last."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._results:
+            chunk = self._ready_chunk(deadline)
+            if chunk is None:
+                raise StopIteration
+            self._results = list(chunk.get(0))
+            self._results.reverse()
+        return self._results.pop()
+
+
+    def _ready_chunk(self, deadline):
+        """A chunk whose results are in (the next in order, if ordered), or
+        None once every chunk was taken."""
+        while True:
+            self._take_submitted(block=not self._pending, deadline=deadline)
+            if not self._pending:
+                return None
+            candidates = self._pending[:1] if self._ordered else self._pending
+            for chunk in candidates:
+                if chunk.ready():
+                    self._pending.remove(chunk)
+                    return chunk
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise _errors.TimeoutError("the next result was not ready in time")
+            self._pending[0].wait(0.05 if left is None else min(left, 0.05))
+
+    def _take_submitted(self, block, deadline):
+        """Moves what the feeder submitted to the pending chunks, waiting
+        for one if `block` (and the input is not over)."""
+        while not self._ended:
+            try:
+                if block:
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if left is not None and left <= 0:
+                        raise _errors.TimeoutError("the next result was not ready in time")
+                    chunk = self._submitted.get(timeout=0.05 if left is None else min(left, 0.05))
+                else:
+                    chunk = self._submitted.get_nowait()
+            except queue.Empty:
+                if block:
+                    continue
+                return
+            if chunk is self._END:
+                self._ended = True
+                return
+            self._pending.append(chunk)
+            block = False
+
+
+class _Raised:
+    """A failure of the feeder (an input item a task cannot take, an input
+    that raises), raised where its chunk's results would have come."""
+
+    def __init__(self, error):
+        self.error = error
+
+    def ready(self):
+        return True
+
+    def wait(self, timeout=None):
+        pass
+
+    def get(self, timeout=None):
+        raise self.error

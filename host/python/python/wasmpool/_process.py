@@ -120,7 +120,8 @@ class Process:
         cache = _components.cache_dir()
         cache.mkdir(parents=True, exist_ok=True)
         self._wasmpool_native = _native.Process(
-            str(component), str(cache), callee, tuple(args), dict(kwargs), self.name, self.daemon
+            str(component), str(cache), callee, tuple(args), dict(kwargs), self.name, self.daemon,
+            source.name,
         )
         _children.add(self)
 
