@@ -1,6 +1,7 @@
 """The `wasmpool` package's Pool, through real sandboxed workers running the
 functions of `tasks.py`, built into a component."""
 
+import importlib.util
 import itertools
 import os
 import signal
@@ -370,3 +371,31 @@ def test_an_imap_started_before_close_runs_to_its_end():
         assert list(squares) == [n * n for n in range(300)]
         with pytest.raises(ValueError, match="Pool not running"):
             pool.imap(tasks.square, [1])
+
+
+def test_a_loaded_module_gives_handles_to_its_tasks():
+    module = wasmpool.load(TASKS)
+    assert repr(module.square) == "<wasmpool task square of tasks.py>"
+    with wasmpool.Pool(1, module=module) as pool:
+        assert pool.map(module.square, [2, 3]) == [4, 9]
+        with pytest.raises(TypeError, match="not a task of tasks.py"):
+            pool.apply(wasmpool.load(Path(__file__)).square, (2,))
+        with pytest.raises(wasmpool.UnknownTask):
+            pool.apply(module.no_such_task)
+    process = wasmpool.Process(target=module.nap, args=(0,))
+    process.start()
+    process.join()
+    assert process.exitcode == 0
+    with pytest.raises(ValueError, match=".wasm component or a .py file"):
+        wasmpool.load("tasks.txt")
+
+
+def test_the_guest_side_has_every_name_of_the_host_package():
+    shim = (
+        Path(__import__("wasmpool_guest").__file__).parent / "shim" / "wasmpool" / "__init__.py"
+    )
+    spec = importlib.util.spec_from_file_location("wasmpool_shim", shim)
+    guest = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(guest)
+    assert set(wasmpool.__all__) <= set(guest.__all__)
+    assert all(hasattr(guest, name) for name in guest.__all__)

@@ -35,16 +35,18 @@ from ._objects import (
     BoundedSemaphore, Event, JoinableQueue, Lock, Manager, Pipe, Queue, RLock, Semaphore,
     SyncManager,
 )
-from ._pool import AsyncResult, Pool
+from ._modules import Module, TaskHandle, load
+from ._pool import AsyncResult, IMapIterator, Pool
 from ._process import Process, active_children
 
 __all__ = [
     "AsyncResult", "BadArguments", "BadModule", "BadResult", "BoundedSemaphore", "Error",
-    "Event", "Initializer", "JoinableQueue", "Lock", "Manager", "MemoryLimit", "OutOfFuel",
-    "Pipe", "Pool", "PoolClosed", "Process", "Queue", "RLock", "RemoteTraceback", "Semaphore",
-    "SyncManager", "TaskError", "TaskTimeout", "Terminated", "TimeoutError", "Trap",
-    "UnknownTask", "WorkerLost", "active_children", "cpu_count", "current_process",
-    "get_context", "get_start_method", "parent_process", "set_start_method",
+    "Event", "IMapIterator", "Initializer", "JoinableQueue", "Lock", "Manager", "MemoryLimit",
+    "Module", "OutOfFuel", "Pipe", "Pool", "PoolClosed", "Process", "Queue", "RLock",
+    "RemoteTraceback", "Semaphore", "SyncManager", "TaskError", "TaskHandle", "TaskTimeout",
+    "Terminated", "TimeoutError", "Trap", "UnknownTask", "WorkerLost", "active_children",
+    "cpu_count", "current_process", "get_context", "get_start_method", "load", "parent_process",
+    "set_start_method",
 ]
 
 __version__ = "0.1.0"

@@ -13,6 +13,7 @@ import weakref
 from pathlib import Path
 
 from . import _components, _errors, _native
+from ._modules import TaskHandle
 
 __all__ = ["AsyncResult", "IMapIterator", "Pool"]
 
@@ -145,6 +146,12 @@ class Pool:
         imports and calls."""
         if isinstance(func, (str, list)):
             return func
+        if isinstance(func, TaskHandle):
+            if func.module.path != self._source:
+                raise TypeError(
+                    f"{func!r} is not a task of {self._source.name}, which this pool runs"
+                )
+            return func.name
         if not callable(func):
             raise TypeError(f"{func!r} is not callable")
         if self._source.suffix == ".wasm":

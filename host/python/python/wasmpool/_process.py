@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from . import _components, _errors, _native
+from ._modules import TaskHandle
 from ._pool import _location
 
 __all__ = ["Process", "active_children"]
@@ -99,6 +100,8 @@ class Process:
             attributes.update(name=self.name, daemon=self.daemon)
             return [module, qualname, os.getpid(), attributes], (), {}, source
         target = self._wasmpool_target
+        if isinstance(target, TaskHandle):
+            return target.name, self._wasmpool_args, self._wasmpool_kwargs, target.module.path
         if target is None:
             # Nothing to run: a call that does nothing, so that the process
             # starts and ends (exit code 0) as CPython's does.

@@ -18,7 +18,7 @@ from wasmpool_guest.objects import (
 )
 
 __all__ = [
-    "AsyncResult", "BadArguments", "BadModule", "BadResult", "BoundedSemaphore", "Connection",
+    "IMapIterator", "Module", "TaskHandle", "load", "AsyncResult", "BadArguments", "BadModule", "BadResult", "BoundedSemaphore", "Connection",
     "Error", "Event", "Initializer", "JoinableQueue", "Lock", "Manager", "MemoryLimit",
     "OutOfFuel", "Pipe", "Pool", "PoolClosed", "Process", "Queue", "RLock", "RemoteTraceback",
     "Semaphore", "SyncManager", "TaskError", "TaskTimeout", "Terminated", "TimeoutError", "Trap",
@@ -108,6 +108,23 @@ class Pool(_Refused):
 
 class AsyncResult(_Refused):
     """Refused inside a task: only a pool makes one."""
+
+
+class IMapIterator(_Refused):
+    """Refused inside a task: only a pool makes one."""
+
+
+class Module(_Refused):
+    """Refused inside a task: modules are loaded on the host."""
+
+
+class TaskHandle(_Refused):
+    """Refused inside a task: modules are loaded on the host."""
+
+
+def load(source):
+    """Refused inside a task: modules are loaded on the host."""
+    return Module(source)
 
 
 class Process(_Refused):
