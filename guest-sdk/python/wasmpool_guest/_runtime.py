@@ -91,7 +91,8 @@ def _describe(err):
     """The type and message of `err`, then the end of its traceback, bounded."""
     text = str(err)
     head = f"{type(err).__name__}: {text}" if text else type(err).__name__
-    if isinstance(err, ImportError):
+    if isinstance(err, ModuleNotFoundError):
+        # Not one of a program's stand-ins (`_unavailable`), which say why.
         head += LAZY_IMPORT_HINT
     tb = err.__traceback__
     # Leave out the SDK's own frames that called the task.

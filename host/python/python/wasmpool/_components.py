@@ -1,8 +1,8 @@
 """The component a pool runs: a `.wasm` file as it is, or a Python program
 (the `__main__` script, or a `.py` file) built whole into one with the
 Python guest SDK, every top-level function a task. What is built is kept
-under the cache directory by the hash of what went into it (the file, the
-SDK, the contract), so that only the first run builds."""
+under the cache directory by the hash of what went into it (the file and
+its path, the SDK, the contract), so that only the first run builds."""
 
 import hashlib
 import os
@@ -57,6 +57,8 @@ def _built(source):
             "Python guest SDK: pip install guest-sdk/python (from a wasmpool clone)"
         ) from None
     key = hashlib.sha256()
+    # Its path too: the component carries it, for tracebacks to name.
+    key.update(str(source).encode())
     key.update(source.read_bytes())
     sdk = Path(guest_build.__file__).resolve().parent
     for path in sorted(sdk.rglob("*")):
