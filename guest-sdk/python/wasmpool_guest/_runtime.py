@@ -148,8 +148,16 @@ def export_functions(module):
 
     # As the program expects of a worker: its own process id (the sandbox's
     # CPython otherwise answers a constant), and its parent's, the host's.
-    os.getpid = worker_pid
-    os.getppid = lambda: _host_pid
+    # `posix` too, which the host names `os.getpid` by (its `__module__`).
+    import posix
+
+    def host_pid():
+        """The host's process id: this worker's parent, as the program sees it."""
+        return _host_pid
+
+    for system in (os, posix):
+        system.getpid = worker_pid
+        system.getppid = host_pid
     # Its host is Python's: what tasks put in shared objects keeps its
     # tuples, as the host's own items do.
     objects.keep_tuples()

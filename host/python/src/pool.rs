@@ -57,6 +57,11 @@ pub(crate) struct Settings {
     memory: Option<u64>,
     fuel: Option<u64>,
     retries: Option<u32>,
+    /// The URL of a NATS server whose agents run the tasks.
+    nats: Option<String>,
+    /// Host directories tasks may use: where a task sees each, the host's
+    /// path, and whether it is read-only.
+    dirs: Vec<(String, PathBuf, bool)>,
     /// What the component is built from, in messages.
     label: String,
 }
@@ -106,6 +111,12 @@ impl NativePool {
         }
         if let Some(retries) = settings.retries {
             builder = builder.retries(retries);
+        }
+        if let Some(url) = settings.nats {
+            builder = builder.nats(url);
+        }
+        for (guest, host, read_only) in &settings.dirs {
+            builder = builder.preopen_dir(host, guest, *read_only);
         }
         let pool = py
             .detach(|| builder.build())

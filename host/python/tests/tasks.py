@@ -203,3 +203,13 @@ class Greeter(wasmpool.Process):
 def count_under_lock(shared, lock):
     with lock:
         shared["count"] -= 1
+
+
+def read_text(path):
+    with open(path) as file:
+        return file.read()
+
+
+def write_text(path, text):
+    with open(path, "w") as file:
+        return file.write(text)

@@ -399,3 +399,18 @@ def test_the_guest_side_has_every_name_of_the_host_package():
     spec.loader.exec_module(guest)
     assert set(wasmpool.__all__) <= set(guest.__all__)
     assert all(hasattr(guest, name) for name in guest.__all__)
+
+
+def test_dirs_give_tasks_a_host_directory_read_only_or_to_write(tmp_path):
+    (tmp_path / "in.txt").write_text("from the host")
+    with wasmpool.Pool(1, module=TASKS, dirs={"/data": tmp_path}) as pool:
+        assert pool.apply(tasks.read_text, ("/data/in.txt",)) == "from the host"
+        with pytest.raises(OSError):
+            pool.apply(tasks.write_text, ("/data/out.txt", "no"))
+        with pytest.raises(OSError):
+            pool.apply(tasks.read_text, ("/etc/passwd",))
+    with wasmpool.Pool(1, module=TASKS, dirs={"/out": (tmp_path, "rw")}) as pool:
+        assert pool.apply(tasks.write_text, ("/out/out.txt", "from a task")) == 11
+    assert (tmp_path / "out.txt").read_text() == "from a task"
+    with pytest.raises(ValueError, match="not a directory"):
+        wasmpool.Pool(1, module=TASKS, dirs={"/data": tmp_path / "in.txt"})

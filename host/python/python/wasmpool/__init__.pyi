@@ -20,6 +20,8 @@ class Pool:
         memory: Union[int, str, None] = ...,
         fuel: Optional[int] = ...,
         retries: Optional[int] = ...,
+        dirs: Optional[dict[str, Union[_Source, tuple[_Source, str]]]] = ...,
+        nats: Optional[str] = ...,
     ) -> None: ...
     def apply(self, func: _Task, args: Iterable[Any] = ..., kwds: Optional[dict[str, Any]] = ...) -> Any: ...
     def apply_async(

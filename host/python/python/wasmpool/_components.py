@@ -4,6 +4,7 @@ Python guest SDK, every top-level function a task. What is built is kept
 under the cache directory by the hash of what went into it (the file and
 its path, the SDK, the contract), so that only the first run builds."""
 
+import ast
 import hashlib
 import os
 import sys
@@ -97,7 +98,7 @@ def prepare_main(importer):
     if source is None or source.suffix != ".py" or importer is None:
         return
     try:
-        if Path(importer).resolve() != source:
+        if Path(importer).resolve() != source or not _defines(source):
             return
         component = component_of(source)
         cache = cache_dir()
@@ -105,3 +106,25 @@ def prepare_main(importer):
         _native.prepare(str(component), str(cache), source.name)
     except Exception:  # noqa: BLE001 - said when the program starts a pool
         pass
+
+
+def _defines(source):
+    """Whether the script defines a function or a class (at its top level,
+    or in a top-level `if` or `try`): one that defines none has no task of
+    its own to prepare (its pool runs another module's, or a built-in's,
+    built when the pool starts)."""
+    try:
+        tree = ast.parse(source.read_bytes(), str(source))
+    except SyntaxError:
+        return False
+    statements = list(tree.body)
+    while statements:
+        node = statements.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            return True
+        if isinstance(node, (ast.If, ast.Try)):
+            statements.extend(node.body + node.orelse)
+            statements.extend(getattr(node, "finalbody", []))
+            for handler in getattr(node, "handlers", []):
+                statements.extend(handler.body)
+    return False

@@ -79,6 +79,25 @@ def _location(func, source):
     return module, qualname
 
 
+def _preopens(dirs):
+    """`dirs` as the native pool takes them: (guest path, host path,
+    read-only) each; `ValueError` naming one that is not a directory."""
+    preopens = []
+    for guest, host in (dirs or {}).items():
+        mode = "ro"
+        if isinstance(host, tuple):
+            host, mode = host
+        if mode not in ("ro", "rw"):
+            raise ValueError(f"dirs[{guest!r}]: the mode is \"ro\" or \"rw\", not {mode!r}")
+        path = Path(host).resolve()
+        if not path.is_dir():
+            raise ValueError(f"dirs[{guest!r}]: {path} is not a directory")
+        if not str(guest).startswith("/"):
+            raise ValueError(f"dirs: {guest!r} is not an absolute path for the task to see")
+        preopens.append((str(guest), str(path), mode == "ro"))
+    return preopens
+
+
 class Pool:
     """A pool of sandboxed worker processes, as `multiprocessing.Pool`: each
     task runs in a WebAssembly sandbox in a hardened worker process.
@@ -93,7 +112,12 @@ class Pool:
     replaces a worker after that many tasks. Keyword-only limits: `timeout`
     (seconds a task may run), `memory` (bytes, or a size such as ``"64M"``),
     `fuel`, and `retries` (how many times a task whose worker died runs
-    again). Leaving a ``with`` block terminates the pool, as CPython's does.
+    again). `dirs` maps where a task sees a host directory to the host's
+    path (``{"/data": "input"}``), read-only, or to ``(path, "rw")`` for one
+    it may write; tasks see no other file. `nats` (a server's URL, ``"nats://host:4222"``) runs the tasks
+    on the agents of that NATS server (``wasmpool agent --nats URL`` on each
+    machine) rather than on this one. Leaving a ``with`` block terminates the
+    pool, as CPython's does.
     """
 
     def __init__(
@@ -108,6 +132,8 @@ class Pool:
         memory=None,
         fuel=None,
         retries=None,
+        dirs=None,
+        nats=None,
     ):
         if processes is not None and processes < 1:
             raise ValueError("Number of processes must be at least 1")
@@ -130,6 +156,8 @@ class Pool:
             "memory": _parse_size(memory),
             "fuel": fuel,
             "retries": retries,
+            "nats": nats,
+            "dirs": _preopens(dirs),
             "label": source.name,
         }
         self._native = _native.Pool(str(component), str(cache), settings)
