@@ -1,9 +1,11 @@
 """Shared fixtures: a pool over `tasks.py`, built once for the session."""
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -31,3 +33,26 @@ def run_script(source, tmp_path, timeout=120, cache=None):
         [sys.executable, str(script)], capture_output=True, text=True, timeout=timeout,
         cwd=tmp_path, env=env,
     )
+
+
+def interrupted(script):
+    """Runs the program `script`, which prints pids on its first line and
+    then blocks, and sends it SIGINT half a second later: the pids, what it
+    wrote on stderr, and how long it took to exit after the signal."""
+    child = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    pids = [int(pid) for pid in child.stdout.readline().split()]
+    time.sleep(0.5)
+    child.send_signal(signal.SIGINT)
+    sent = time.monotonic()
+    _, err = child.communicate(timeout=30)
+    return pids, err, time.monotonic() - sent
+
+
+def running(pid):
+    """Whether process `pid` runs (exists, and is no zombie)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False

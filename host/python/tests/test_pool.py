@@ -5,8 +5,6 @@ import importlib.util
 import itertools
 import os
 import signal
-import subprocess
-import sys
 import textwrap
 import threading
 import time
@@ -16,7 +14,7 @@ import pytest
 
 import tasks
 import wasmpool
-from conftest import TASKS, run_script
+from conftest import TASKS, interrupted, run_script, running
 
 
 def test_map_apply_starmap_and_imap_give_what_multiprocessing_gives(pool):
@@ -249,26 +247,12 @@ def test_ctrl_c_in_get_raises_keyboard_interrupt_and_leaves_no_worker(tmp_path):
             pool.apply(tasks.nap, (60,))
         """
     ))
-    child = subprocess.Popen(
-        [sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    pids = [int(pid) for pid in child.stdout.readline().split()]
+    pids, err, took = interrupted(script)
     assert len(pids) == 2
-    time.sleep(0.5)
-    child.send_signal(signal.SIGINT)
-    sent = time.monotonic()
-    _, err = child.communicate(timeout=10)
     assert "KeyboardInterrupt" in err, err
-    assert time.monotonic() - sent < 5
+    assert took < 5
     for pid in pids:
-        assert not Path(f"/proc/{pid}").exists() or "Z" in _state(pid), f"worker {pid} left"
-
-
-def _state(pid):
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2]
-    except OSError:
-        return "gone"
+        assert not running(pid), f"worker {pid} left"
 
 
 def test_a_pool_left_open_does_not_hold_interpreter_exit(tmp_path):
