@@ -348,9 +348,9 @@ impl PoolBuilder {
     }
 
     /// Calls `handler` when the pool compiles its module (no artifact of it
-    /// is cached yet), as it starts and when it is done: a compilation takes
-    /// seconds, which a program may want to say. Called on the thread that
-    /// builds the pool.
+    /// is cached yet), as it starts and when it is done (or failed): a
+    /// compilation takes seconds, which a program may want to say. Called
+    /// on the thread that builds the pool.
     ///
     /// # Default
     ///

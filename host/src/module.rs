@@ -202,6 +202,11 @@ pub enum Compiling<'a> {
         /// How long it took.
         took: std::time::Duration,
     },
+    /// It did not compile (the pool's build fails, saying why).
+    Failed {
+        /// The module, as messages name it.
+        module: &'a str,
+    },
 }
 
 /// Makes sure the compiled artifact of `bytes` is in `cache` and returns
@@ -234,13 +239,17 @@ pub(crate) fn prepare(
     if let Some(tell) = on_compile {
         tell(&Compiling::Started { module: name });
     }
-    let component = validate(engine, bytes, name)?;
+    let validated = validate(engine, bytes, name);
     if let Some(tell) = on_compile {
-        tell(&Compiling::Finished {
-            module: name,
-            took: started.elapsed(),
+        tell(&match &validated {
+            Ok(_) => Compiling::Finished {
+                module: name,
+                took: started.elapsed(),
+            },
+            Err(_) => Compiling::Failed { module: name },
         });
     }
+    let component = validated?;
     let artifact = component.serialize().map_err(|err| {
         Error::new(
             ErrorKind::BadModule,

@@ -216,7 +216,7 @@ fn a_compilation_is_told_as_it_starts_and_ends_and_a_cached_artifact_tells_nothi
                         assert!(*took > Duration::ZERO);
                         format!("finished {module}")
                     }
-                    _ => unreachable!("only these two are told"),
+                    other => panic!("a module that compiles is not told {other:?}"),
                 };
                 hearing.lock().unwrap().push(said);
             })
@@ -229,5 +229,25 @@ fn a_compilation_is_told_as_it_starts_and_ends_and_a_cached_artifact_tells_nothi
     assert_eq!(first.len(), 2, "{first:?}");
     assert!(first[0].starts_with("started ") && first[1].starts_with("finished "));
     assert_eq!(told(), Vec::<String>::new(), "the artifact was cached");
+    // A module that does not compile: told it started, then that it failed.
+    let junk = dir.join("junk.wasm");
+    std::fs::write(&junk, b"\0asm\x0d\0\x01\0 and then no component").unwrap();
+    let heard = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let hearing = heard.clone();
+    let built = Pool::builder()
+        .module_file(&junk)
+        .worker_program(WORKER_PROGRAM)
+        .cache_dir(&dir)
+        .on_compile(move |compiling| {
+            let said = match compiling {
+                wasmpool::Compiling::Started { .. } => "started",
+                wasmpool::Compiling::Failed { .. } => "failed",
+                _ => "other",
+            };
+            hearing.lock().unwrap().push(said);
+        })
+        .build();
+    assert!(built.is_err());
+    assert_eq!(*heard.lock().unwrap(), ["started", "failed"]);
     let _ = std::fs::remove_dir_all(&dir);
 }

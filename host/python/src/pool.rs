@@ -253,16 +253,12 @@ pub(crate) fn base_builder(
 }
 
 /// Says on `sys.stderr` that the component of `label` is being compiled (a
-/// first run takes seconds), and how long it took.
+/// first run takes seconds), and then, on the same line, how long it took.
 fn tell_compiling(label: &str, compiling: &Compiling<'_>) {
     let line = match compiling {
-        Compiling::Started { .. } => format!("wasmpool: compiling {label} ...\n"),
-        Compiling::Finished { took, .. } => {
-            format!(
-                "wasmpool: compiled {label} in {:.1} s\n",
-                took.as_secs_f64()
-            )
-        }
+        Compiling::Started { .. } => format!("wasmpool: compiling {label} ..."),
+        Compiling::Finished { took, .. } => format!(" {:.1} s\n", took.as_secs_f64()),
+        Compiling::Failed { .. } => " failed\n".to_string(),
         _ => return,
     };
     with_python(|py| {

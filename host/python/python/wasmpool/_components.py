@@ -71,18 +71,19 @@ def _built(source):
     if output.is_file():
         return output
     started = time.monotonic()
-    print(f"wasmpool: building {source.name} into a component ...", file=sys.stderr, flush=True)
+    # One line, ended with the time it took.
+    print(
+        f"wasmpool: building {source.name} into a component ...", end="", file=sys.stderr,
+        flush=True,
+    )
     partial = output.with_name(f".{name}.{os.getpid()}")
     try:
         guest_build.build(source, partial, quiet=True, functions=True)
     except guest_build.BuildError as err:
+        print(" failed", file=sys.stderr, flush=True)
         raise ImportError(f"cannot build {source} into a component: {err}") from None
     os.replace(partial, output)
-    print(
-        f"wasmpool: built {source.name} in {time.monotonic() - started:.1f} s",
-        file=sys.stderr,
-        flush=True,
-    )
+    print(f" {time.monotonic() - started:.1f} s", file=sys.stderr, flush=True)
     return output
 
 
