@@ -329,9 +329,11 @@ def test_start_methods_and_contexts_are_accepted_and_processes_named(tmp_path):
 
 
 def test_imap_submits_as_it_reads_and_its_results_come_as_they_are_ready(pool):
-    # An endless input: results come while it is read.
-    squares = pool.imap(tasks.square, itertools.count(), chunksize=7)
-    assert [next(squares) for _ in range(50)] == [n * n for n in range(50)]
+    # An endless input: results come while it is read. Its own pool, whose
+    # end stops the submitting (on the shared pool it would go on for ever).
+    with wasmpool.Pool(2, module=TASKS) as own:
+        squares = own.imap(tasks.square, itertools.count(), chunksize=7)
+        assert [next(squares) for _ in range(50)] == [n * n for n in range(50)]
     # `next(timeout)` that runs out raises, and the result still comes.
     slow = pool.imap(tasks.nap, [0.5, 0])
     with pytest.raises(wasmpool.TimeoutError):
