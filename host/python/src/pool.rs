@@ -261,12 +261,7 @@ fn tell_compiling(label: &str, compiling: &Compiling<'_>) {
         Compiling::Failed { .. } => " failed\n".to_string(),
         _ => return,
     };
-    with_python(|py| {
-        let sys = py.import("sys")?;
-        let stderr = sys.getattr("stderr")?;
-        stderr.call_method1("write", (line.as_str(),))?;
-        stderr.call_method0("flush").map(drop)
-    });
+    write_to(Stream::Stderr, line.as_bytes());
 }
 
 /// A task's (or a map's) result to come.
@@ -491,15 +486,21 @@ impl IntoPythonValue for Vec<Value> {
 }
 
 /// Writes what a task wrote to the host's `sys.stdout` or `sys.stderr`, as
-/// it comes, partial lines included: to the process's own streams if there
-/// is no Python stream to write to (closed, or the interpreter exiting).
+/// it comes, partial lines included.
 fn write_output(output: &GuestOutput) {
+    write_to(output.stream, &output.bytes);
+}
+
+/// Writes `bytes` to Python's `sys.stdout` or `sys.stderr` (`stream`): to
+/// the process's own if there is no Python stream to write to (closed, or
+/// the interpreter exiting).
+fn write_to(stream: Stream, bytes: &[u8]) {
+    let name = match stream {
+        Stream::Stdout => "stdout",
+        Stream::Stderr => "stderr",
+    };
     let written = with_python(|py| {
-        let name = match output.stream {
-            Stream::Stdout => "stdout",
-            Stream::Stderr => "stderr",
-        };
-        let text = String::from_utf8_lossy(&output.bytes);
+        let text = String::from_utf8_lossy(bytes);
         py.import("sys").and_then(|sys| {
             let stream = sys.getattr(name)?;
             stream.call_method1("write", (text.as_ref(),))?;
@@ -507,9 +508,9 @@ fn write_output(output: &GuestOutput) {
         })
     });
     if !matches!(written, Some(Ok(()))) {
-        let _ = match output.stream {
-            Stream::Stdout => std::io::stdout().write_all(&output.bytes),
-            Stream::Stderr => std::io::stderr().write_all(&output.bytes),
+        let _ = match stream {
+            Stream::Stdout => std::io::stdout().write_all(bytes),
+            Stream::Stderr => std::io::stderr().write_all(bytes),
         };
     }
 }

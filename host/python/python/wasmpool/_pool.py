@@ -374,7 +374,6 @@ class IMapIterator:
             self._results.reverse()
         return self._results.pop()
 
-
     def _ready_chunk(self, deadline):
         """A chunk whose results are in (the next in order, if ordered), or
         None once every chunk was taken."""
@@ -387,10 +386,7 @@ class IMapIterator:
                 if chunk.ready():
                     self._pending.remove(chunk)
                     return chunk
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
-                raise _errors.TimeoutError("the next result was not ready in time")
-            self._pending[0].wait(0.05 if left is None else min(left, 0.05))
+            self._pending[0].wait(_slice(deadline))
 
     def _take_submitted(self, block, deadline):
         """Moves what the feeder submitted to the pending chunks, waiting
@@ -398,10 +394,7 @@ class IMapIterator:
         while not self._ended:
             try:
                 if block:
-                    left = None if deadline is None else deadline - time.monotonic()
-                    if left is not None and left <= 0:
-                        raise _errors.TimeoutError("the next result was not ready in time")
-                    chunk = self._submitted.get(timeout=0.05 if left is None else min(left, 0.05))
+                    chunk = self._submitted.get(timeout=_slice(deadline))
                 else:
                     chunk = self._submitted.get_nowait()
             except queue.Empty:
@@ -413,6 +406,18 @@ class IMapIterator:
                 return
             self._pending.append(chunk)
             block = False
+
+
+def _slice(deadline):
+    """The next slice of a wait until `deadline` (None: without end), short
+    enough to see the input end or a chunk finish; `TimeoutError` once the
+    deadline has passed."""
+    if deadline is None:
+        return 0.05
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise _errors.TimeoutError("the next result was not ready in time")
+    return min(left, 0.05)
 
 
 class _Raised:

@@ -191,10 +191,10 @@ class Process:
         if outcome is None or outcome[0]:
             return
         error = outcome[1]
-        if _is_exit(error):
-            text = error.message.partition(": ")[2].partition("\n")[0]
-            if text and not _is_int(text):
-                print(text, file=sys.stderr, flush=True)
+        said = _exit_argument(error)
+        if said is not None:
+            if said and not _is_int(said):
+                print(said, file=sys.stderr, flush=True)
             return
         if isinstance(error, _errors.WorkerLost):
             return
@@ -220,8 +220,8 @@ class Process:
 
 
 def _defining_file(obj):
-    """The file that defines `obj` (None for a built-in: then the program's
-    script, whose component has the standard library)."""
+    """The file that defines `obj`; for a built-in, which has none, the
+    program's script, whose component has the standard library."""
     try:
         path = inspect.getsourcefile(obj) or inspect.getfile(obj)
     except TypeError:
@@ -229,8 +229,12 @@ def _defining_file(obj):
     return Path(path).resolve()
 
 
-def _is_exit(error):
-    return isinstance(error, _errors.TaskError) and error.type_name == "SystemExit"
+def _exit_argument(error):
+    """What the call gave `sys.exit`, as text ("" for nothing), if `error`
+    is its `SystemExit`; else None."""
+    if not isinstance(error, _errors.TaskError) or error.type_name != "SystemExit":
+        return None
+    return error.message.partition(": ")[2].partition("\n")[0]
 
 
 def _is_int(text):
@@ -243,9 +247,11 @@ def _is_int(text):
 
 def _exit_code(outcome):
     """The code of a call that ended with `sys.exit`, else None."""
-    if outcome is None or outcome[0] or not _is_exit(outcome[1]):
+    if outcome is None or outcome[0]:
         return None
-    text = outcome[1].message.partition(": ")[2].partition("\n")[0]
+    text = _exit_argument(outcome[1])
+    if text is None:
+        return None
     if not text or text == "None":
         return 0
     return int(text) if _is_int(text) else 1

@@ -35,6 +35,11 @@ fn queue_failure(err: QueueError) -> PyErr {
     }
 }
 
+/// A queue's bound, from Python's `maxsize` (0 or less: none).
+fn bound(maxsize: i64) -> Option<usize> {
+    usize::try_from(maxsize).ok().filter(|&maxsize| maxsize > 0)
+}
+
 /// The methods of `Queue` and `JoinableQueue`, over `self.inner`.
 macro_rules! queue_methods {
     ($type:ident) => {
@@ -149,9 +154,9 @@ impl Queue {
     #[pyo3(signature = (maxsize=0))]
     fn new(maxsize: i64) -> Self {
         Queue {
-            inner: match usize::try_from(maxsize) {
-                Ok(maxsize) if maxsize > 0 => wasmpool::Queue::bounded(maxsize),
-                _ => wasmpool::Queue::new(),
+            inner: match bound(maxsize) {
+                Some(maxsize) => wasmpool::Queue::bounded(maxsize),
+                None => wasmpool::Queue::new(),
             },
         }
     }
@@ -173,9 +178,9 @@ impl JoinableQueue {
     #[pyo3(signature = (maxsize=0))]
     fn new(maxsize: i64) -> Self {
         JoinableQueue {
-            inner: match usize::try_from(maxsize) {
-                Ok(maxsize) if maxsize > 0 => wasmpool::JoinableQueue::bounded(maxsize),
-                _ => wasmpool::JoinableQueue::new(),
+            inner: match bound(maxsize) {
+                Some(maxsize) => wasmpool::JoinableQueue::bounded(maxsize),
+                None => wasmpool::JoinableQueue::new(),
             },
         }
     }
