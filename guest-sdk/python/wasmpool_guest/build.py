@@ -20,6 +20,7 @@ import importlib.util
 import re
 import subprocess
 import sys
+import sysconfig
 import tempfile
 from pathlib import Path
 
@@ -229,7 +230,7 @@ def _imported(node):
 def _native_code(name, search_dir):
     """A native file of the top-level module `name` as installed here, if it
     has one (and is not of the standard library, which the component brings)."""
-    if name in sys.stdlib_module_names or name in sys.builtin_module_names or name == "wasmpool_guest":
+    if name in sys.builtin_module_names or name == "wasmpool_guest" or _of_standard_library(name):
         return None
     if (search_dir / name).is_dir() or (search_dir / f"{name}.py").is_file():
         local = search_dir / name
@@ -248,6 +249,24 @@ def _native_code(name, search_dir):
         if path.suffix in (".so", ".pyd", ".dylib"):
             return str(path)
     return None
+
+
+def _of_standard_library(name):
+    """Whether the top-level module `name` is of Python's standard library.
+    Python 3.9 has no `sys.stdlib_module_names`: there, by where it is installed."""
+    names = getattr(sys, "stdlib_module_names", None)
+    if names is not None:
+        return name in names
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return False
+    if spec is None or not spec.origin or "site-packages" in Path(spec.origin).parts:
+        return False
+    paths = sysconfig.get_paths()
+    return any(
+        Path(spec.origin).is_relative_to(paths[kind]) for kind in ("stdlib", "platstdlib")
+    )
 
 
 def _explain(module, log, search_dir):

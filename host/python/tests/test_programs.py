@@ -171,7 +171,7 @@ def test_a_top_level_value_the_sandbox_cannot_make_fails_only_the_tasks_that_use
 
 
 def test_a_task_module_with_native_code_is_still_refused(tmp_path):
-    from wasmpool_guest import build
+    from wasmpool._guest_sdk.wasmpool_guest import build
 
     module = tmp_path / "tasks.py"
     module.write_text("import componentize_py\n")

@@ -50,13 +50,9 @@ def component_of(source):
 
 
 def _built(source):
-    try:
-        from wasmpool_guest import build as guest_build
-    except ImportError:
-        raise ImportError(
-            "building a Python program's functions into a component needs the wasmpool "
-            "Python guest SDK: pip install guest-sdk/python (from a wasmpool clone)"
-        ) from None
+    # The package's own copy of the guest SDK: the one of its contract.
+    from ._guest_sdk.wasmpool_guest import build as guest_build
+
     key = hashlib.sha256()
     # Its path too: the component carries it, for tracebacks to name.
     key.update(str(source).encode())
