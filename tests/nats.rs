@@ -514,6 +514,30 @@ fn a_task_over_its_time_limit_times_out_on_the_agent() {
 }
 
 #[test]
+fn an_agent_runs_each_task_of_a_fresh_instance_job_on_an_instance_of_its_own() {
+    let _deadline = deadline("secrets left on an agent's instances", DEADLINE);
+    let server = NatsServer::start();
+    // One worker: every task of a job runs on the same one.
+    let _agent = AgentProcess::start(server.url(), 1, "only");
+    let found = |fresh: bool| -> Vec<Vec<String>> {
+        let pool = nats_builder(&server, 1)
+            .fresh_instance(fresh)
+            .build()
+            .expect("the pool starts");
+        (1..=3u64)
+            .map(|secret| pool.apply("swap_secret", (secret,)).unwrap())
+            .collect()
+    };
+    let kept = found(false);
+    assert_eq!(kept[2], ["global 2", "buffer 2", "environment 2"]);
+    let fresh = found(true);
+    assert!(
+        fresh.iter().all(Vec::is_empty),
+        "a task found a secret: {fresh:?}"
+    );
+}
+
+#[test]
 fn terminate_fails_unfinished_tasks_and_returns_promptly() {
     let _deadline = deadline("terminate of a pool on an agent", DEADLINE);
     let server = NatsServer::start();

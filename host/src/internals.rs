@@ -152,6 +152,7 @@ impl Guest {
                 max_payload: 1 << 26,
             },
             grants: Grants::default(),
+            fresh_instance: false,
             backstop: None,
             outbox: outbox.clone(),
         };

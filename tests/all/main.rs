@@ -18,6 +18,7 @@ mod cache;
 mod channel;
 mod faults;
 mod histories;
+mod isolation;
 mod kwargs;
 mod lifecycle;
 mod limits;

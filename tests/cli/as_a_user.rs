@@ -132,6 +132,30 @@ fn kwargs_lines_are_keyword_arguments_and_bad_ones_fail_alone() {
 }
 
 #[test]
+fn fresh_instance_runs_each_line_on_an_instance_of_its_own() {
+    let _deadline = deadline("`wasmpool map --fresh-instance`", DEADLINE);
+    let found = |more: &[&str]| {
+        let mut args = vec!["map", FIXTURES, "swap_secret", "-j", "1"];
+        args.extend_from_slice(more);
+        let out = wasmpool(&args, "1\n2\n3\n");
+        assert_eq!(out.status.code(), Some(0));
+        records(&out)
+            .iter()
+            .map(|record| record["ok"].clone())
+            .collect::<Vec<_>>()
+    };
+    // Without the flag, the second line finds what the first left.
+    assert_eq!(
+        found(&[])[1],
+        json!(["global 1", "buffer 1", "environment 1"])
+    );
+    assert_eq!(
+        found(&["--fresh-instance"]),
+        [json!([]), json!([]), json!([])]
+    );
+}
+
+#[test]
 fn unordered_writes_every_line_once() {
     let _deadline = deadline("`wasmpool map --unordered` of 60 sleeps", DEADLINE);
     let input: String = (0..60).map(|i| format!("{}\n", (i * 7) % 5)).collect();

@@ -150,6 +150,28 @@ fn a_task_allocating_past_the_memory_limit_fails_alone() {
 }
 
 #[test]
+fn a_python_task_on_a_fresh_instance_finds_nothing_an_earlier_task_left() {
+    let _deadline = deadline("secrets left in Python instances", DEADLINE);
+    let found = |fresh: bool| -> Vec<Vec<String>> {
+        let pool = builder(1).fresh_instance(fresh).build().unwrap();
+        let mut found: Vec<Vec<String>> = (1..=2u64)
+            .map(|secret| pool.apply("swap_secret", (secret,)).unwrap())
+            .collect();
+        let chunk: Vec<Vec<String>> = pool.map("swap_secret", 3..=5u64, 3).unwrap();
+        found.extend(chunk);
+        found
+    };
+    let kept = found(false);
+    assert_eq!(kept[1], ["global 1", "buffer 1", "environment 1"]);
+    assert_eq!(kept[4], ["global 4", "buffer 4", "environment 4"]);
+    let fresh = found(true);
+    assert!(
+        fresh.iter().all(Vec::is_empty),
+        "a task found a secret: {fresh:?}"
+    );
+}
+
+#[test]
 fn print_output_is_captured_and_attributed_to_its_task() {
     let _deadline = deadline("Python tasks that print", DEADLINE);
     let seen: Arc<Mutex<Vec<(u64, Stream, String)>>> = Arc::default();

@@ -69,6 +69,10 @@ pub(crate) struct MapArgs {
     /// Replace a worker process after it ran N tasks.
     #[arg(long, value_name = "N")]
     max_tasks_per_child: Option<usize>,
+    /// Run every task on a fresh instance of the module, so that no task
+    /// can see what an earlier one left in the instance's memory.
+    #[arg(long)]
+    fresh_instance: bool,
     #[command(flatten)]
     limits: LimitArgs,
     /// The most bytes of compiled modules kept in the artifact cache; the
@@ -205,6 +209,7 @@ fn build_pool(args: &MapArgs, max_payload: usize, bar: &ProgressBar) -> Result<P
     if let Some(n) = args.max_tasks_per_child {
         builder = builder.max_tasks_per_child(n);
     }
+    builder = builder.fresh_instance(args.fresh_instance);
     if let Some(bytes) = args.limits.memory {
         builder = builder.memory_limit(bytes);
     }

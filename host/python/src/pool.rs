@@ -57,6 +57,8 @@ pub(crate) struct Settings {
     memory: Option<u64>,
     fuel: Option<u64>,
     retries: Option<u32>,
+    /// Every task on a fresh instance of the component.
+    fresh_instance: bool,
     /// The URL of a NATS server whose agents run the tasks.
     nats: Option<String>,
     /// Host directories tasks may use: where a task sees each, the host's
@@ -112,6 +114,7 @@ impl NativePool {
         if let Some(retries) = settings.retries {
             builder = builder.retries(retries);
         }
+        builder = builder.fresh_instance(settings.fresh_instance);
         if let Some(url) = settings.nats {
             builder = builder.nats(url);
         }

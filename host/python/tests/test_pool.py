@@ -375,6 +375,21 @@ def test_a_loaded_module_gives_handles_to_its_tasks():
         wasmpool.load("tasks.txt")
 
 
+def test_fresh_instance_gives_every_task_an_instance_of_its_own():
+    def found(**settings):
+        with wasmpool.Pool(1, module=TASKS, initializer=tasks.set_base, initargs=(5,),
+                           **settings) as pool:
+            return [pool.apply(tasks.swap_secret, (1,)), *pool.map(tasks.swap_secret, [2, 3])]
+
+    # Kept, the instance shows each task what the one before left.
+    assert found() == [None, 1, 2]
+    assert found(fresh_instance=True) == [None, None, None]
+    with wasmpool.Pool(1, module=TASKS, initializer=tasks.set_base, initargs=(5,),
+                       fresh_instance=True) as pool:
+        # Each fresh instance is initialized before its task.
+        assert [pool.apply(tasks.get_base) for _ in range(3)] == [5, 5, 5]
+
+
 def test_dirs_give_tasks_a_host_directory_read_only_or_to_write(tmp_path):
     (tmp_path / "in.txt").write_text("from the host")
     with wasmpool.Pool(1, module=TASKS, dirs={"/data": tmp_path}) as pool:

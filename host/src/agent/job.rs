@@ -263,6 +263,7 @@ async fn prepare(
     if let Some(tasks) = spec.max_tasks_per_child {
         builder = builder.max_tasks_per_child(tasks);
     }
+    builder = builder.fresh_instance(spec.fresh_instance);
     if let Some(call) = &spec.initializer {
         builder = builder.initializer_call(call.clone());
     }

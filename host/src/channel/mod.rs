@@ -50,7 +50,7 @@ pub(crate) mod codec;
 pub(crate) mod io;
 
 /// The version of this protocol; pool and worker must agree on it.
-pub(crate) const VERSION: u32 = 4;
+pub(crate) const VERSION: u32 = 5;
 
 /// Settings the wasmtime engines of the pool and of its workers share; an
 /// artifact compiled under one set loads only under the same set.
@@ -136,6 +136,8 @@ pub(crate) struct Setup {
     /// Check, once sandboxed, that the worker cannot exec, open sockets or
     /// open files it was not granted.
     pub(crate) probe_sandbox: bool,
+    /// Run every task on an instance of its own, thrown away after it.
+    pub(crate) fresh_instance: bool,
 }
 
 /// A batch of tasks of one kind, with consecutive indices.

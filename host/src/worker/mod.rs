@@ -102,6 +102,7 @@ fn converse(mut reader: FrameReader<File>, outbox: &Arc<Outbox>) -> Result<(), S
             initializer: setup.initializer.clone(),
             limits: setup.limits.clone(),
             grants: setup.grants.clone(),
+            fresh_instance: setup.fresh_instance,
             backstop,
             outbox: outbox.clone(),
         };

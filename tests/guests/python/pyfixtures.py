@@ -1,6 +1,7 @@
 """Python fixtures of the integration tests (tests/cli/python.rs): each task
 exercises one promise of the Python guest SDK through real workers."""
 
+import os
 import sys
 import time
 
@@ -15,6 +16,32 @@ def square(x):
 @task
 def echo(value):
     return value
+
+
+#: Where `swap_secret` leaves its secret in the instance: a global, a buffer
+#: (and the environment).
+SECRET = None
+SECRET_BUFFER = bytearray(32)
+
+
+@task
+def swap_secret(secret):
+    """Says where an earlier task of this instance left its secret, then
+    leaves `secret` (an int) in the same places."""
+    global SECRET
+    found = []
+    if SECRET is not None:
+        found.append(f"global {SECRET}")
+    text = bytes(SECRET_BUFFER).rstrip(b"\0").decode()
+    if text:
+        found.append(f"buffer {text}")
+    if "SECRET" in os.environ:
+        found.append(f"environment {os.environ['SECRET']}")
+    SECRET = secret
+    written = str(secret).encode()
+    SECRET_BUFFER[:] = written + bytes(len(SECRET_BUFFER) - len(written))
+    os.environ["SECRET"] = str(secret)
+    return found
 
 
 @task

@@ -21,6 +21,7 @@ class Pool:
         memory: Union[int, str, None] = ...,
         fuel: Optional[int] = ...,
         retries: Optional[int] = ...,
+        fresh_instance: bool = ...,
         dirs: Optional[dict[str, Union[_Source, tuple[_Source, str]]]] = ...,
         nats: Optional[str] = ...,
     ) -> None: ...

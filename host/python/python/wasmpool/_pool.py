@@ -112,7 +112,9 @@ class Pool:
     replaces a worker after that many tasks. Keyword-only limits: `timeout`
     (seconds a task may run), `memory` (bytes, or a size such as ``"64M"``),
     `fuel`, and `retries` (how many times a task whose worker died runs
-    again). `dirs` maps where a task sees a host directory to the host's
+    again). `fresh_instance=True` runs every task on a fresh instance of the
+    component, so that no task sees what an earlier one left in its globals
+    or memory (the initializer then runs before each task). `dirs` maps where a task sees a host directory to the host's
     path (``{"/data": "input"}``), read-only, or to ``(path, "rw")`` for one
     it may write; tasks see no other file. `nats` (a server's URL, ``"nats://host:4222"``) runs the tasks
     on the agents of that NATS server (``wasmpool agent --nats URL`` on each
@@ -132,6 +134,7 @@ class Pool:
         memory=None,
         fuel=None,
         retries=None,
+        fresh_instance=False,
         dirs=None,
         nats=None,
     ):
@@ -156,6 +159,7 @@ class Pool:
             "memory": _parse_size(memory),
             "fuel": fuel,
             "retries": retries,
+            "fresh_instance": bool(fresh_instance),
             "nats": nats,
             "dirs": _preopens(dirs),
             "label": source.name,

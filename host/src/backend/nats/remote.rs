@@ -828,6 +828,7 @@ fn job_spec(nats: &Nats, settings: &Settings, module: &[u8]) -> JobSpec {
             output_limit: setup.output_limit,
         },
         max_tasks_per_child: settings.max_tasks_per_child,
+        fresh_instance: setup.fresh_instance,
         retries: settings.retries,
         agent_retries: nats.agent_retries,
         ack_wait_ms: u64::try_from(nats.ack_wait.as_millis()).unwrap_or(u64::MAX),

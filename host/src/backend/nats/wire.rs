@@ -31,7 +31,7 @@ use crate::channel::{Batch, Call, Limits, Outcomes, Stream};
 use crate::error::{Error, ErrorKind};
 
 /// The version of these messages; a job of another version is refused.
-pub(crate) const VERSION: u32 = 4;
+pub(crate) const VERSION: u32 = 5;
 /// The key-value bucket of running jobs.
 pub(crate) const JOBS: &str = "wasmpool_jobs";
 /// The key-value bucket of agents.
@@ -98,6 +98,9 @@ pub(crate) struct JobSpec {
     pub(crate) initializer: Option<Call>,
     pub(crate) limits: JobLimits,
     pub(crate) max_tasks_per_child: Option<usize>,
+    /// Every task on an instance of its own (see
+    /// [`PoolBuilder::fresh_instance`](crate::PoolBuilder::fresh_instance)).
+    pub(crate) fresh_instance: bool,
     /// How many times a chunk whose worker died runs again on its agent.
     pub(crate) retries: u32,
     /// How many times a chunk whose agent was lost runs again elsewhere.

@@ -1,5 +1,6 @@
 //! [`Runner`]: runs batches of tasks on an instance that is renewed
-//! whenever a task traps, times out or hits a limit.
+//! whenever a task traps, times out or hits a limit — or after every task,
+//! for a pool that gives each task a fresh instance.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -41,6 +42,8 @@ pub(crate) struct Runner {
     initializer: Option<Call>,
     limits: Limits,
     grants: Grants,
+    /// Every task on an instance of its own.
+    fresh_instance: bool,
     backstop: Option<Backstop>,
     outbox: Arc<Outbox>,
     /// Set once the worker reads the pool's messages on a thread of its own.
@@ -100,6 +103,8 @@ pub(crate) struct RunnerConfig {
     pub(crate) initializer: Option<Call>,
     pub(crate) limits: Limits,
     pub(crate) grants: Grants,
+    /// Run every task on an instance of its own, thrown away after it.
+    pub(crate) fresh_instance: bool,
     /// Ends the worker should the module be stuck outside a task where the
     /// runtime cannot stop it (in a worker; none in-process).
     pub(crate) backstop: Option<Backstop>,
@@ -197,6 +202,7 @@ impl Runner {
             initializer: config.initializer,
             limits: config.limits,
             grants: config.grants,
+            fresh_instance: config.fresh_instance,
             backstop: config.backstop,
             outbox: config.outbox,
             inbox: Arc::default(),
@@ -446,8 +452,9 @@ impl Runner {
 
     /// Runs a batch: every task gets one outcome, sent to the outbox as it is
     /// known. A task that breaks the instance fails; the rest of the batch
-    /// goes on on a fresh one. `handed` says which shared objects each task
-    /// may use, as (task index, object id).
+    /// goes on on a fresh one. With fresh instances, each call of the guest
+    /// runs one task, on an instance made for it. `handed` says which shared
+    /// objects each task may use, as (task index, object id).
     pub(crate) async fn run(
         &mut self,
         task: &str,
@@ -470,7 +477,12 @@ impl Runner {
                 },
             };
             let base = if done == 0 { 0 } else { ends[done - 1] };
-            let rest: Vec<u32> = ends[done..].iter().map(|end| end - base).collect();
+            let upto = if self.fresh_instance {
+                done + 1
+            } else {
+                ends.len()
+            };
+            let rest: Vec<u32> = ends[done..upto].iter().map(|end| end - base).collect();
             let index = first_index + done as u64;
             let limit = self.limits.task_timeout;
             let state = live.store.data_mut();
@@ -484,17 +496,19 @@ impl Runner {
             state.collect_output();
             match result {
                 Ok(()) => {
-                    if done < ends.len() {
+                    if done < upto {
                         // The guest broke the contract; fail the rest
                         // rather than wait.
                         let error = Error::new(
                             ErrorKind::BadModule,
                             "the module returned without reporting every task of the batch",
                         );
-                        self.fail_tasks(first_index + done as u64, ends.len() - done, &error);
-                        done = ends.len();
+                        self.fail_tasks(first_index + done as u64, upto - done, &error);
+                        done = upto;
                     }
-                    self.live = Some(live);
+                    if !self.fresh_instance {
+                        self.live = Some(live);
+                    }
                 }
                 Err(err) => {
                     if err.kind() == ErrorKind::Timeout {
