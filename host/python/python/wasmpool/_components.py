@@ -13,10 +13,21 @@ from pathlib import Path
 
 from . import _native
 
-__all__ = ["cache_dir", "component_of", "main_source", "prepare_main"]
+__all__ = ["cache_dir", "component_of", "evict", "main_source", "prepare_main"]
 
 #: Why the build of a source failed, to say again rather than build again.
 _FAILED = {}
+
+#: The most bytes of built components the cache keeps (a program's is about
+#: 20 MB, and each edit of it makes another): when one is built, the least
+#: recently used past this go.
+COMPONENTS_LIMIT = 1 << 30
+#: A component used this recently (in seconds) is kept past the limit:
+#: another program may be about to read it. So is a partial one as young,
+#: another program's build.
+IN_USE_SECONDS = 60
+#: A partial component this old was left by a build that died.
+ABANDONED_SECONDS = 3600
 
 
 def cache_dir():
@@ -65,6 +76,10 @@ def _built(source):
     name = f"{source.stem}-{key.hexdigest()[:16]}.wasm"
     output = cache_dir() / "components" / name
     if output.is_file():
+        try:
+            os.utime(output)  # used: the last to be evicted
+        except OSError:
+            pass
         return output
     started = time.monotonic()
     # One line, ended with the time it took.
@@ -80,7 +95,39 @@ def _built(source):
         raise ImportError(f"cannot build {source} into a component: {err}") from None
     os.replace(partial, output)
     print(f" {time.monotonic() - started:.1f} s", file=sys.stderr, flush=True)
+    evict(output.parent, keep=output)
     return output
+
+
+def evict(directory, keep, limit=COMPONENTS_LIMIT, now=None):
+    """Removes from `directory` the least recently used components past
+    `limit` bytes, never `keep` nor one used in the last `IN_USE_SECONDS`,
+    and the partial ones of builds that died."""
+    now = time.time() if now is None else now
+    entries = []
+    for path in directory.iterdir():
+        try:
+            stat = path.stat()
+        except OSError:
+            continue  # gone meanwhile
+        if path.name.startswith("."):
+            if now - stat.st_mtime > ABANDONED_SECONDS:
+                _remove(path)
+        elif path.suffix == ".wasm":
+            entries.append((stat.st_mtime, stat.st_size, path))
+    total = 0
+    for mtime, size, path in sorted(entries, reverse=True):  # the most recent first
+        total += size
+        if total > limit and path != keep and now - mtime > IN_USE_SECONDS:
+            _remove(path)
+            total -= size
+
+
+def _remove(path):
+    try:
+        path.unlink()
+    except OSError:
+        pass  # gone already, or another's to remove
 
 
 def prepare_main(importer):
