@@ -317,11 +317,15 @@ fn ended_holder_history(seed: u64) -> String {
             what(steps)
         )
     });
-    assert_eq!(
-        last.previous_holder_died(),
-        holds[steps - 1],
-        "{}",
-        what(steps)
-    );
+    // Which task ended last is known only where the order is: on two
+    // workers at once, the last submitted may run before a taker.
+    if ordered {
+        assert_eq!(
+            last.previous_holder_died(),
+            holds[steps - 1],
+            "{}",
+            what(steps)
+        );
+    }
     format!("{pace:?}, {processes} workers")
 }
