@@ -10,8 +10,10 @@
 //! third time).
 
 use std::env;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use sha2::{Digest, Sha256};
 
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo")).join("wasmpool-worker");
@@ -25,8 +27,24 @@ fn main() {
                 given.display()
             )
         });
-        return;
+    } else {
+        build(&out);
     }
+    name_by_hash(&out);
+}
+
+/// Tells the extension the name the worker program at `out` is written out
+/// under, from its hash: computed here once rather than over its 100 MB at
+/// every start of a program.
+fn name_by_hash(out: &Path) {
+    let program = std::fs::read(out).expect("the worker program is readable");
+    let hash = Sha256::digest(&program);
+    let name: String = hash[..8].iter().map(|b| format!("{b:02x}")).collect();
+    println!("cargo:rustc-env=WASMPOOL_WORKER_NAME=wasmpool-worker-{name}");
+}
+
+/// Builds the worker program with a cargo of its own and copies it to `out`.
+fn build(out: &Path) {
     let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
     let host = manifest
         .parent()
@@ -62,7 +80,7 @@ fn main() {
     let built = target_dir
         .join(if release { "release" } else { "debug" })
         .join("wasmpool-worker");
-    std::fs::copy(&built, &out).expect("the worker program is copied");
+    std::fs::copy(&built, out).expect("the worker program is copied");
     for watched in ["src", "Cargo.toml", "../wit", "../Cargo.lock"] {
         println!("cargo:rerun-if-changed={}", host.join(watched).display());
     }

@@ -19,6 +19,7 @@ use wasmpool::{
 
 use crate::errors::{exception, exception_value};
 use crate::interpreter::with_python;
+use crate::process;
 use crate::values::{Arg, to_arg, to_python};
 use crate::wait::{deadline, slice_until};
 use crate::worker;
@@ -68,6 +69,24 @@ pub(crate) struct Settings {
     label: String,
 }
 
+impl Settings {
+    /// Whether nothing but the process count is set: the pool then starts
+    /// from the component's context, which the program's import of
+    /// `wasmpool` compiled (or found in the cache) already, rather than
+    /// read, hash and load the component once more.
+    fn is_plain(&self) -> bool {
+        self.initializer.is_none()
+            && self.maxtasksperchild.is_none()
+            && self.timeout.is_none()
+            && self.memory.is_none()
+            && self.fuel.is_none()
+            && self.retries.is_none()
+            && !self.fresh_instance
+            && self.nats.is_none()
+            && self.dirs.is_empty()
+    }
+}
+
 #[pymethods]
 impl NativePool {
     /// Starts the workers of the component at `module`, caching what is
@@ -79,6 +98,18 @@ impl NativePool {
         cache_dir: PathBuf,
         settings: Settings,
     ) -> PyResult<Self> {
+        if settings.is_plain() {
+            let processes = settings
+                .processes
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+            let context = process::context(py, module, cache_dir, settings.label)?;
+            let pool = py
+                .detach(|| context.pool(processes))
+                .map_err(|err| exception(py, &err))?;
+            return Ok(NativePool {
+                pool: Arc::new(pool),
+            });
+        }
         let mut builder = base_builder(&module, &cache_dir, settings.label.clone())?;
         if let Some(processes) = settings.processes {
             builder = builder.processes(processes);

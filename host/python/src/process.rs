@@ -3,9 +3,10 @@
 //! Processes of one component start from one [`Context`], compiled once.
 
 use std::collections::HashMap;
+use std::fs;
 use std::path::PathBuf;
 use std::sync::{Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
@@ -17,27 +18,39 @@ use crate::pool::{Task, arguments, base_builder, keywords};
 use crate::values::to_python;
 use crate::wait::waiting;
 
-/// The context of each component processes started from, by its path.
-static CONTEXTS: Mutex<Option<HashMap<PathBuf, Context>>> = Mutex::new(None);
+/// The context of each component processes (and pools of plain settings)
+/// start from, by its path and its file's size and time of change: a module
+/// file written anew is compiled anew.
+static CONTEXTS: Mutex<Option<HashMap<ContextKey, Context>>> = Mutex::new(None);
 
-/// The context of the component at `module`, made on first use.
-fn context(
+type ContextKey = (PathBuf, u64, Option<SystemTime>);
+
+/// The context of the component at `module`, made on first use. The map is
+/// locked only with the GIL released: a thread holding it never waits for
+/// the GIL, which a thread waiting for it holds.
+pub(crate) fn context(
     py: Python<'_>,
     module: PathBuf,
     cache_dir: PathBuf,
     label: String,
 ) -> PyResult<Context> {
-    let mut contexts = CONTEXTS.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(context) = contexts.get_or_insert_default().get(&module) {
-        return Ok(context.clone());
+    let contexts = || CONTEXTS.lock().unwrap_or_else(PoisonError::into_inner);
+    let key = fs::metadata(&module)
+        .ok()
+        .map(|meta| (module.clone(), meta.len(), meta.modified().ok()));
+    if let Some(key) = &key
+        && let Some(context) = py.detach(|| contexts().as_ref()?.get(key).cloned())
+    {
+        return Ok(context);
     }
     let builder = base_builder(&module, &cache_dir, label)?;
     let context = py
         .detach(|| builder.context())
         .map_err(|err| exception(py, &err))?;
-    contexts
-        .get_or_insert_default()
-        .insert(module, context.clone());
+    if let Some(key) = key {
+        let kept = context.clone();
+        py.detach(|| contexts().get_or_insert_default().insert(key, kept));
+    }
     Ok(context)
 }
 

@@ -8,8 +8,6 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use sha2::{Digest, Sha256};
-
 /// `wasmpool-worker`, as `build.rs` built it.
 static WORKER: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/wasmpool-worker"));
 
@@ -23,10 +21,9 @@ pub(crate) fn program(cache: &Path) -> Result<PathBuf, String> {
 }
 
 fn write_out(cache: &Path) -> Result<PathBuf, String> {
-    let hash = Sha256::digest(WORKER);
-    let name: String = hash[..8].iter().map(|b| format!("{b:02x}")).collect();
+    let name = env!("WASMPOOL_WORKER_NAME");
     let dir = cache.join("bin");
-    let path = dir.join(format!("wasmpool-worker-{name}"));
+    let path = dir.join(name);
     let failed = |what: &str, err: std::io::Error| {
         format!(
             "cannot write the worker program to {} ({what}): {err}",
@@ -43,7 +40,7 @@ fn write_out(cache: &Path) -> Result<PathBuf, String> {
     }
     // Written whole under another name, then renamed: a worker never runs
     // from a half-written file.
-    let partial = dir.join(format!(".wasmpool-worker-{name}.{}", std::process::id()));
+    let partial = dir.join(format!(".{name}.{}", std::process::id()));
     fs::OpenOptions::new()
         .write(true)
         .create(true)

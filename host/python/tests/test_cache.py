@@ -5,6 +5,7 @@ edit of a program builds another of about 20 MB)."""
 import os
 import time
 
+import wasmpool
 from wasmpool import _components
 
 from conftest import run_script
@@ -71,3 +72,22 @@ def test_building_a_program_evicts_what_was_built_long_ago(tmp_path):
     assert len(built) == 1
     # The new one and the more recent old one fit; the oldest went.
     assert old.exists() and not older.exists()
+
+
+def test_a_module_file_written_anew_is_compiled_anew(tmp_path):
+    # Two components with a task `which` of different answers.
+    built = []
+    for answer in (1, 2):
+        source = tmp_path / f"answer{answer}.py"
+        source.write_text(f"def which():\n    return {answer}\n")
+        built.append(_components.component_of(source))
+    module = tmp_path / "tasks.wasm"
+    answers = []
+    for component in built:
+        # Written in place, the same path: a pool of it (started from the
+        # compiled module kept for the path) must not run what was compiled
+        # of the file before.
+        module.write_bytes(component.read_bytes())
+        with wasmpool.Pool(1, module=module) as pool:
+            answers.append(pool.apply("which"))
+    assert answers == [1, 2]

@@ -18,6 +18,9 @@ __all__ = ["cache_dir", "component_of", "evict", "main_source", "prepare_main"]
 #: Why the build of a source failed, to say again rather than build again.
 _FAILED = {}
 
+#: The package's own copy of the guest SDK: the one of its contract.
+_SDK = (Path(__file__).parent / "_guest_sdk" / "wasmpool_guest").resolve()
+
 #: The most bytes of built components the cache keeps (a program's is about
 #: 20 MB, and each edit of it makes another): when one is built, the least
 #: recently used past this go.
@@ -61,17 +64,13 @@ def component_of(source):
 
 
 def _built(source):
-    # The package's own copy of the guest SDK: the one of its contract.
-    from ._guest_sdk.wasmpool_guest import build as guest_build
-
     key = hashlib.sha256()
     # Its path too: the component carries it, for tracebacks to name.
     key.update(str(source).encode())
     key.update(source.read_bytes())
-    sdk = Path(guest_build.__file__).resolve().parent
-    for path in sorted(sdk.rglob("*")):
+    for path in sorted(_SDK.rglob("*")):
         if path.is_file() and path.suffix in (".py", ".wit"):
-            key.update(path.relative_to(sdk).as_posix().encode())
+            key.update(path.relative_to(_SDK).as_posix().encode())
             key.update(path.read_bytes())
     name = f"{source.stem}-{key.hexdigest()[:16]}.wasm"
     output = cache_dir() / "components" / name
@@ -81,6 +80,9 @@ def _built(source):
         except OSError:
             pass
         return output
+    # Imported only to build: a warm start needs none of it.
+    from ._guest_sdk.wasmpool_guest import build as guest_build
+
     started = time.monotonic()
     # One line, ended with the time it took.
     print(
