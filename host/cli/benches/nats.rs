@@ -13,6 +13,12 @@
 //!    with one, two and three agents of one process each (`-j 1`), next to a
 //!    local pool of one and of two processes.
 //!
+//! 3. scale-out where the agents' workers have what they need to
+//!    themselves: tasks that wait (`nap`, 20 ms, as on I/O), with one, two
+//!    and four agents of two processes each. The machine has two cores, so
+//!    CPU-bound tasks cannot show N agents doing N times the work; waiting
+//!    ones can.
+//!
 //! It prints a table; the numbers are copied by hand into `BENCHMARKS.md`
 //! (section "Several machines (NATS)").
 
@@ -51,6 +57,12 @@ const SUM_N: u64 = 4_000_000;
 const SUM_TASKS: usize = 600;
 /// The agents' processes (`-j`) in part 2.
 const AGENT_PROCESSES: usize = 1;
+/// The waiting task of part 3: `nap(NAP_MS)`, `NAP_TASKS` of them.
+const NAP_MS: u64 = 20;
+const NAP_TASKS: usize = 800;
+/// The agents' processes (`-j`) in part 3.
+const NAP_AGENT_PROCESSES: usize = 2;
+
 /// How long the warm-up waits for every worker to have run a task.
 const SPREAD_LIMIT: Duration = Duration::from_secs(20);
 
@@ -157,6 +169,15 @@ fn throughput(pool: &Pool) -> f64 {
         assert_eq!(sums[0], SUM_N * (SUM_N - 1) / 2);
     });
     SUM_TASKS as f64 / seconds
+}
+
+/// Tasks per second of `pool` on waiting tasks, one a chunk.
+fn waiting_throughput(pool: &Pool) -> f64 {
+    let seconds = time_runs(3, || {
+        let naps: Vec<u64> = pool.map("nap", vec![NAP_MS; NAP_TASKS], 1).expect("nap");
+        assert_eq!(naps.len(), NAP_TASKS);
+    });
+    NAP_TASKS as f64 / seconds
 }
 
 /// Stops an agent as an operator would (SIGTERM), so that its workers go
@@ -324,6 +345,25 @@ fn main() {
         agent_rates.push((count, seen, throughput(&pool)));
     }
     agents.into_iter().for_each(stop);
+
+    let mut agents = Vec::new();
+    let mut nap_rates = Vec::new();
+    for count in 1..=4 {
+        eprintln!("part 3: nap({NAP_MS}) × {NAP_TASKS} on {count} agent(s) ...");
+        agents.push(AgentProcess::start(
+            &url,
+            NAP_AGENT_PROCESSES,
+            &format!("bench-nap-{count}"),
+        ));
+        if count == 3 {
+            continue;
+        }
+        let workers = count * NAP_AGENT_PROCESSES;
+        let pool = nats_pool(&url, workers);
+        let seen = warm_up(&pool, workers);
+        nap_rates.push((count, seen, waiting_throughput(&pool)));
+    }
+    agents.into_iter().for_each(stop);
     drop(server);
 
     let mut table = String::new();
@@ -403,6 +443,21 @@ fn main() {
             "| NATS, {count} agent(s) of `-j {AGENT_PROCESSES}` | {} (ran tasks: {seen}) | {rate:.0} | {:.2}× |",
             count * AGENT_PROCESSES,
             rate / base
+        );
+    }
+    let _ = writeln!(
+        table,
+        "\n| `nap({NAP_MS})` × {NAP_TASKS}, chunksize 1 | workers | tasks/s | vs. 1 agent | ideal |"
+    );
+    let _ = writeln!(table, "|---|---:|---:|---:|---:|");
+    let base = nap_rates[0].2;
+    for (count, seen, rate) in &nap_rates {
+        let workers = count * NAP_AGENT_PROCESSES;
+        let _ = writeln!(
+            table,
+            "| NATS, {count} agent(s) of `-j {NAP_AGENT_PROCESSES}` | {workers} (ran tasks: {seen}) | {rate:.0} | {:.2}× | {:.0} |",
+            rate / base,
+            workers as f64 * 1000.0 / NAP_MS as f64,
         );
     }
     let _ = writeln!(
