@@ -34,13 +34,23 @@ def as_cpython(source):
     return source
 
 
+#: Seconds a program may take before it is taken to hang (the longest seed
+#: sleeps 30 s); CPython's `pipe_eof` under fork never ends.
+HANG = 120
+
+
 def wall(script, cwd):
+    """The wall time of running `script`, and its exit status (None if it
+    hung and was killed)."""
     started = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, str(script)], capture_output=True, text=True, cwd=cwd, timeout=600,
-    )
-    took = time.perf_counter() - started
-    return took, done.returncode
+    try:
+        done = subprocess.run(
+            [sys.executable, str(script)], capture_output=True, text=True, cwd=cwd,
+            timeout=HANG,
+        )
+    except subprocess.TimeoutExpired:
+        return time.perf_counter() - started, None
+    return time.perf_counter() - started, done.returncode
 
 
 def main():
@@ -54,10 +64,16 @@ def main():
             ours, ours_rc = wall(program, EXAMPLES)
             theirs, theirs_rc = wall(cpython, tmp)
             rows.append((program.stem, ours, theirs, ours_rc, theirs_rc))
-            print(f"{program.stem}: {ours:.2f} s, CPython {theirs:.2f} s", file=sys.stderr)
+            print(f"{program.stem}: {ours:.2f} s ({ours_rc}), CPython {theirs:.2f} s ({theirs_rc})",
+                  file=sys.stderr)
     print("| program | wasmpool | CPython | ratio |")
     print("|---|---:|---:|---:|")
     for name, ours, theirs, ours_rc, theirs_rc in rows:
+        if None in (ours_rc, theirs_rc):
+            shown = [f"hangs (killed at {HANG} s)" if rc is None else f"{took:.2f} s"
+                     for took, rc in ((ours, ours_rc), (theirs, theirs_rc))]
+            print(f"| {name} | {shown[0]} | {shown[1]} | — |")
+            continue
         note = "" if ours_rc == theirs_rc == 0 else f" (exit {ours_rc} / {theirs_rc})"
         print(f"| {name}{note} | {ours:.2f} s | {theirs:.2f} s | {ours / theirs:.2f}× |")
 

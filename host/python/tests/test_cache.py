@@ -91,3 +91,16 @@ def test_a_module_file_written_anew_is_compiled_anew(tmp_path):
         with wasmpool.Pool(1, module=module) as pool:
             answers.append(pool.apply("which"))
     assert answers == [1, 2]
+
+
+def test_finding_a_built_component_marks_it_used_and_leaves_it_unchanged(tmp_path):
+    source = tmp_path / "used.py"
+    source.write_text("def one():\n    return 1\n")
+    built = _components.component_of(source)
+    os.utime(built, ns=(0, built.stat().st_mtime_ns))
+    changed = built.stat().st_mtime_ns
+    assert _components.component_of(source) == built
+    # Its time of access says it was used (eviction goes by it); its time of
+    # change, by which a program keeps what it compiled of it, stays.
+    assert built.stat().st_atime_ns > 0
+    assert built.stat().st_mtime_ns == changed

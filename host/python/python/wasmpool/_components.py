@@ -74,12 +74,13 @@ def _built(source):
             key.update(path.read_bytes())
     name = f"{source.stem}-{key.hexdigest()[:16]}.wasm"
     output = cache_dir() / "components" / name
-    if output.is_file():
-        try:
-            os.utime(output)  # used: the last to be evicted
-        except OSError:
-            pass
+    try:
+        # Used: the last to be evicted. Only its time of access: its time of
+        # change names the compiled component a process keeps.
+        os.utime(output, ns=(time.time_ns(), output.stat().st_mtime_ns))
         return output
+    except OSError:
+        pass  # not built yet
     # Imported only to build: a warm start needs none of it.
     from ._guest_sdk.wasmpool_guest import build as guest_build
 
@@ -116,11 +117,11 @@ def evict(directory, keep, limit=COMPONENTS_LIMIT, now=None):
             if now - stat.st_mtime > ABANDONED_SECONDS:
                 _remove(path)
         elif path.suffix == ".wasm":
-            entries.append((stat.st_mtime, stat.st_size, path))
+            entries.append((stat.st_atime, stat.st_size, path))
     total = 0
-    for mtime, size, path in sorted(entries, reverse=True):  # the most recent first
+    for used, size, path in sorted(entries, reverse=True):  # the most recent first
         total += size
-        if total > limit and path != keep and now - mtime > IN_USE_SECONDS:
+        if total > limit and path != keep and now - used > IN_USE_SECONDS:
             _remove(path)
             total -= size
 
