@@ -289,10 +289,10 @@ impl PoolBuilder {
     /// images, so a fresh one costs under 10 µs for a Rust guest, and about
     /// half a millisecond for a Python guest, whose interpreter fills a
     /// function table of thousands of entries and touches megabytes of
-    /// memory as it starts; see BENCHMARKS.md, "Isolation between tasks". The [`initializer`](Self::initializer) runs on each
-    /// fresh instance, before its task: a live instance cannot be captured
-    /// and copied. What it acquires of shared objects it then holds for
-    /// that task only.
+    /// memory as it starts; see BENCHMARKS.md, "Isolation between tasks".
+    /// The [`initializer`](Self::initializer) runs on each fresh instance,
+    /// before its task: a live instance cannot be captured and copied. What
+    /// it acquires of shared objects it then holds for that task only.
     ///
     /// # Default
     ///

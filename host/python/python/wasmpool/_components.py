@@ -5,6 +5,7 @@ under the cache directory by the hash of what went into it (the file and
 its path, the SDK, the contract), so that only the first run builds."""
 
 import ast
+import functools
 import hashlib
 import os
 import sys
@@ -68,10 +69,7 @@ def _built(source):
     # Its path too: the component carries it, for tracebacks to name.
     key.update(str(source).encode())
     key.update(source.read_bytes())
-    for path in sorted(_SDK.rglob("*")):
-        if path.is_file() and path.suffix in (".py", ".wit"):
-            key.update(path.relative_to(_SDK).as_posix().encode())
-            key.update(path.read_bytes())
+    key.update(_sdk_digest())
     name = f"{source.stem}-{key.hexdigest()[:16]}.wasm"
     output = cache_dir() / "components" / name
     try:
@@ -100,6 +98,19 @@ def _built(source):
     print(f" {time.monotonic() - started:.1f} s", file=sys.stderr, flush=True)
     evict(output.parent, keep=output)
     return output
+
+
+@functools.lru_cache(maxsize=None)
+def _sdk_digest():
+    """The digest of the SDK's files, by path and content: read once, not at
+    every start of a pool or a process (the installed SDK does not change
+    while a program runs)."""
+    key = hashlib.sha256()
+    for path in sorted(_SDK.rglob("*")):
+        if path.is_file() and path.suffix in (".py", ".wit"):
+            key.update(path.relative_to(_SDK).as_posix().encode())
+            key.update(path.read_bytes())
+    return key.digest()
 
 
 def evict(directory, keep, limit=COMPONENTS_LIMIT, now=None):

@@ -114,11 +114,12 @@ class Pool:
     `fuel`, and `retries` (how many times a task whose worker died runs
     again). `fresh_instance=True` runs every task on a fresh instance of the
     component, so that no task sees what an earlier one left in its globals
-    or memory (the initializer then runs before each task). `dirs` maps where a task sees a host directory to the host's
-    path (``{"/data": "input"}``), read-only, or to ``(path, "rw")`` for one
-    it may write; tasks see no other file. `nats` (a server's URL, ``"nats://host:4222"``) runs the tasks
-    on the agents of that NATS server (``wasmpool agent --nats URL`` on each
-    machine) rather than on this one. Leaving a ``with`` block terminates the
+    or memory (the initializer then runs before each task). `dirs` maps
+    where a task sees a host directory to the host's path
+    (``{"/data": "input"}``), read-only, or to ``(path, "rw")`` for one it
+    may write; tasks see no other file. `nats` (a server's URL,
+    ``"nats://host:4222"``) runs the tasks on the agents of that NATS server
+    (``wasmpool agent --nats URL`` on each machine) rather than on this one. Leaving a ``with`` block terminates the
     pool, as CPython's does.
     """
 
