@@ -1,7 +1,8 @@
 //! Tasks written in Python, side by side with the same tasks written in Rust
 //! and with CPython's own `multiprocessing.Pool`, on the same machine in one
 //! run: the per-task cost of a tiny task, a CPU-bound task, and the time
-//! from start to the first result with the artifact cache cold and warm.
+//! from start to the first result with the artifact cache cold and warm, and
+//! for a second module of the same language once the first is compiled.
 //!
 //! `cargo bench --bench python` runs `python_peer.py` (CPython, fork start
 //! method), then the workloads on wasmpool with the Python module
@@ -13,7 +14,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use wasmpool::Pool;
-use wasmpool_artifacts::{PYTASKS, SEEDS};
+use wasmpool_artifacts::{FIXTURES, PYFIXTURES, PYTASKS, SEEDS};
 
 mod shared;
 
@@ -30,6 +31,8 @@ const PROCESSES: usize = 2;
 struct Measured {
     cold: f64,
     warm: f64,
+    /// Another module's first start, in the cache the first was compiled to.
+    second: f64,
     tiny: f64,
     cpu: f64,
 }
@@ -49,11 +52,13 @@ fn first_result(module: &str, cache: &Path) -> (Pool, f64) {
     (pool, start.elapsed().as_secs_f64())
 }
 
-fn measure(module: &str) -> Measured {
+fn measure(module: &str, second_module: &str) -> Measured {
     let cache = tempfile::tempdir().expect("a temporary cache");
     let (cold_pool, cold) = first_result(module, cache.path());
     drop(cold_pool);
     let (pool, warm) = first_result(module, cache.path());
+    let (second_pool, second) = first_result(second_module, cache.path());
+    drop(second_pool);
     let tiny = time_runs(3, || {
         let squares: Vec<i64> = pool.map("square", 0..TINY as i64, None).expect("map");
         assert_eq!(squares.len(), TINY as usize);
@@ -67,6 +72,7 @@ fn measure(module: &str) -> Measured {
     Measured {
         cold,
         warm,
+        second,
         tiny,
         cpu,
     }
@@ -76,8 +82,8 @@ fn main() {
     wasmpool::init();
     let peer = python_peer("python_peer.py", &[&PROCESSES.to_string()]);
     let cpython = |key: &str| peer[key].as_f64().unwrap_or(f64::NAN);
-    let python = measure(PYTASKS);
-    let rust = measure(SEEDS);
+    let python = measure(PYTASKS, PYFIXTURES);
+    let rust = measure(SEEDS, FIXTURES);
     let per_task = |seconds: f64| seconds / TINY as f64 * 1e6;
     let table = format!(
         "| workload | CPython `Pool` | wasmpool, Python task | wasmpool, Rust task | Python task / CPython |\n\
@@ -85,7 +91,8 @@ fn main() {
          | `map(square, range({TINY}))`, per task | {:.2} µs | {:.2} µs | {:.2} µs | {:.2}× |\n\
          | `map(sum_range, [{SUM_N}] * {SUM_TASKS}, chunksize=1)` | {:.3} s | {:.3} s | {:.3} s | {:.2}× |\n\
          | start to first result, artifact cache cold | {:.3} s | {:.3} s | {:.3} s | {:.2}× |\n\
-         | start to first result, artifact cache warm | {:.3} s | {:.3} s | {:.3} s | {:.2}× |\n",
+         | start to first result, artifact cache warm | {:.3} s | {:.3} s | {:.3} s | {:.2}× |\n\
+         | start to first result, a second module, cache cold | {:.3} s | {:.3} s | {:.3} s | {:.2}× |\n",
         per_task(cpython("tiny")),
         per_task(python.tiny),
         per_task(rust.tiny),
@@ -102,6 +109,10 @@ fn main() {
         python.warm,
         rust.warm,
         python.warm / cpython("first"),
+        cpython("first"),
+        python.second,
+        rust.second,
+        python.second / cpython("first"),
     );
     let section = format!(
         "{PYTHON_SECTION}\n\n\
@@ -111,7 +122,10 @@ fn main() {
          and the same tasks in Rust (`examples/guests/seeds`); {PROCESSES} processes, one run, times\n\
          are medians of 3. The machine is noisy: compare within a row. A ratio above 1 means the\n\
          Python task in wasmpool takes longer than on CPython's own pool. CPython's start has no\n\
-         cache: its row repeats.\n\n{table}",
+         cache: its row repeats. \"A second module\" is the first start of another module\n\
+         (`tests/guests/python/pyfixtures.py`; in Rust, `tests/guests/fixtures`) whose artifact is\n\
+         not cached, once the first was compiled: it compiles only the functions the first did\n\
+         not (every Python module carries the same CPython).\n\n{table}",
         peer["python"].as_str().unwrap_or("?"),
     );
     println!("{section}");

@@ -19,7 +19,6 @@ use crate::backend::{Settings, SpawnConfig};
 use crate::cache::CacheDir;
 use crate::channel::codec::FRAME_LIMIT;
 use crate::channel::{Call, EngineSettings, Grants, Limits, Preopen, Setup};
-use crate::engine::{self, Role};
 use crate::error::{Error, ErrorKind};
 use crate::module::{self, Compiling};
 use crate::objects::{ObjectRef, handle};
@@ -816,17 +815,10 @@ impl PoolBuilder {
             epochs: self.task_timeout.is_some(),
             fuel: self.fuel.is_some(),
         };
-        let engine = engine::engine(&settings, Role::Compile)?;
         let cache_dir = self.cache_dir.unwrap_or_else(module::default_cache_dir);
-        let cache = CacheDir::open(&cache_dir)?;
-        let artifact = module::prepare(
-            &engine,
-            &bytes,
-            &name,
-            &cache,
-            self.memory_limit,
-            self.on_compile.as_deref(),
-        )?;
+        let cache = Arc::new(CacheDir::open(&cache_dir)?);
+        let artifact =
+            module::prepare(&settings, &bytes, &name, &cache, self.on_compile.as_deref())?;
         cache.evict(self.cache_limit);
         let mut grants = self.grants;
         grants.objects = self.initializer_objects.iter().map(|o| o.id()).collect();
@@ -860,7 +852,7 @@ impl PoolBuilder {
         Ok(Context::new(Arc::new(Prepared {
             local: Settings {
                 spawn: SpawnConfig { program, setup },
-                cache: Arc::new(cache),
+                cache,
                 max_tasks_per_child: self.max_tasks_per_child,
                 watchdog_per_task,
                 retries: self.retries,

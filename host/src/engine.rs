@@ -2,11 +2,13 @@
 //! workers (which load what it compiled): both must build identical engines.
 
 use std::num::NonZeroUsize;
+use std::sync::Arc;
 
 use wasmtime::{
     Config, Enabled, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig,
 };
 
+use crate::cache::FunctionCache;
 use crate::channel::{EngineSettings, bounds};
 use crate::error::{Error, ErrorKind};
 
@@ -67,6 +69,25 @@ pub(crate) enum Role {
 
 /// Builds the engine for `settings`.
 pub(crate) fn engine(settings: &EngineSettings, role: Role) -> Result<Engine, Error> {
+    build(&config(settings, role))
+}
+
+/// Builds the pool's engine for `settings`, which takes the functions it
+/// compiled before, in this or another module, from `functions` (and adds
+/// those it compiles).
+pub(crate) fn compiler(
+    settings: &EngineSettings,
+    functions: Arc<FunctionCache>,
+) -> Result<Engine, Error> {
+    let mut config = config(settings, Role::Compile);
+    config
+        .enable_incremental_compilation(functions)
+        .map_err(config_error)?;
+    build(&config)
+}
+
+/// The configuration for `settings`, where `role` says.
+fn config(settings: &EngineSettings, role: Role) -> Config {
     let mut config = Config::new();
     config.cranelift_opt_level(OptLevel::Speed);
     config.wasm_component_model(true);
@@ -102,10 +123,16 @@ pub(crate) fn engine(settings: &EngineSettings, role: Role) -> Result<Engine, Er
         // A worker never compiles; one thread is all it has to spare.
         config.parallel_compilation(false);
     }
-    Engine::new(&config).map_err(|err| {
-        Error::new(
-            ErrorKind::Config,
-            format!("cannot configure the wasm engine: {err:#}"),
-        )
-    })
+    config
+}
+
+fn build(config: &Config) -> Result<Engine, Error> {
+    Engine::new(config).map_err(config_error)
+}
+
+fn config_error(err: wasmtime::Error) -> Error {
+    Error::new(
+        ErrorKind::Config,
+        format!("cannot configure the wasm engine: {err:#}"),
+    )
 }

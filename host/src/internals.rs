@@ -127,18 +127,10 @@ impl Guest {
     /// Compiles `module` (cached in `cache_dir`) and loads it as a worker does.
     pub fn load(module: &Path, cache_dir: &Path) -> Result<Self, crate::Error> {
         let bytes = crate::module::read_file(module, crate::module::MODULE_BYTES)?;
-        let compiler = engine::engine(&settings(), Role::Compile)?;
-        let cache = crate::cache::CacheDir::open(cache_dir)?;
+        let cache = Arc::new(crate::cache::CacheDir::open(cache_dir)?);
         let sent = Sent::default();
         let outbox = Arc::new(Outbox::new(Box::new(sent.clone())));
-        let artifact = crate::module::prepare(
-            &compiler,
-            &bytes,
-            "the module",
-            &cache,
-            settings().max_memory,
-            None,
-        )?;
+        let artifact = crate::module::prepare(&settings(), &bytes, "the module", &cache, None)?;
         let config = RunnerConfig {
             pid: std::process::id(),
             output_limit: 1 << 16,

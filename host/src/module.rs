@@ -7,13 +7,15 @@ use std::hash::{Hash, Hasher};
 use std::io::Read;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
-use crate::cache::{self, CacheDir};
-use crate::channel::ArtifactFile;
+use crate::cache::{self, CacheDir, FunctionCache};
+use crate::channel::{ArtifactFile, EngineSettings};
+use crate::engine;
 use crate::error::{Error, ErrorKind};
 use crate::worker::runtime;
 
@@ -209,18 +211,21 @@ pub enum Compiling<'a> {
     },
 }
 
-/// Makes sure the compiled artifact of `bytes` is in `cache` and returns
-/// it. Compiles only if no earlier run left it there, telling `on_compile`
-/// when it does. Refuses a module that cannot start within `max_memory`
-/// bytes of linear memory.
+/// Makes sure the compiled artifact of `bytes`, for an engine of
+/// `settings`, is in `cache` and returns it. Compiles only if no earlier run
+/// left it there, telling `on_compile` when it does, and then only the
+/// functions no earlier compile left there. Refuses a module that cannot
+/// start within the settings' memory limit.
 pub(crate) fn prepare(
-    engine: &Engine,
+    settings: &EngineSettings,
     bytes: &[u8],
     name: &str,
-    cache: &CacheDir,
-    max_memory: u64,
+    cache: &Arc<CacheDir>,
     on_compile: Option<&(dyn Fn(&Compiling<'_>) + Send + Sync)>,
 ) -> Result<ArtifactFile, Error> {
+    let max_memory = settings.max_memory;
+    let functions = Arc::new(FunctionCache::new(Arc::clone(cache)));
+    let engine = &engine::compiler(settings, Arc::clone(&functions))?;
     // An artifact is cached only after `validate` accepted its module, which
     // is where the kind of the bytes is checked.
     let file_name = artifact_name(engine, bytes);
@@ -259,6 +264,10 @@ pub(crate) fn prepare(
     // Cached even when refused for its memory: the artifact does not depend
     // on the limit, so a run with a larger one does not compile again.
     let artifact = cache.store(&file_name, &artifact)?;
+    // Only a speed-up for the next compile: the artifact is what counts.
+    if let Err(err) = functions.save(&file_name) {
+        tracing::warn!("{err}");
+    }
     check_memory(&component, max_memory, name)?;
     Ok(artifact)
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::common::{DEADLINE, WORKER_PROGRAM, deadline};
 use wasmpool::Pool;
-use wasmpool_artifacts::{FIXTURES, SEEDS};
+use wasmpool_artifacts::{FIXTURES, PYFIXTURES, PYTASKS, SEEDS};
 
 fn fresh_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("wasmpool-test-{name}-{}", std::process::id()));
@@ -31,6 +31,17 @@ fn artifacts(dir: &Path) -> Vec<PathBuf> {
         .unwrap()
         .map(|entry| entry.unwrap().path())
         .filter(|path| path.extension().is_some_and(|ext| ext == "cwasm"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// The packs of compiled functions in `dir`, by name.
+fn packs(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "functions"))
         .collect();
     files.sort();
     files
@@ -140,7 +151,9 @@ fn the_cache_keeps_to_its_limit_but_never_evicts_an_artifact_in_use() {
         .find(|path| *path != in_use && !stale.contains(path))
         .unwrap();
     drop(first);
-    let limit = sizes(&[&in_use, &seeds]) + (1 << 20);
+    // The packs of compiled functions count too.
+    let packs = packs(&dir);
+    let limit = sizes(&[&in_use, &seeds]) + sizes(&packs.iter().collect::<Vec<_>>()) + (1 << 20);
     let seeds_pool = Pool::builder()
         .module_file(SEEDS)
         .worker_program(WORKER_PROGRAM)
@@ -250,4 +263,78 @@ fn a_compilation_is_told_as_it_starts_and_ends_and_a_cached_artifact_tells_nothi
     assert!(built.is_err());
     assert_eq!(*heard.lock().unwrap(), ["started", "failed"]);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_second_python_module_compiles_little_but_its_own_code() {
+    let _deadline = deadline("two Python modules compiled one after the other", DEADLINE);
+    let dir = fresh_dir("functions-python");
+    task_names(PYTASKS, &dir);
+    let [first] = packs(&dir).try_into().unwrap();
+    // The second carries the same CPython, compiled already.
+    let pool = Pool::builder()
+        .module_file(PYFIXTURES)
+        .worker_program(WORKER_PROGRAM)
+        .processes(1)
+        .cache_dir(&dir)
+        .build()
+        .unwrap();
+    let square: i64 = pool.apply("square", (7,)).unwrap();
+    assert_eq!(square, 49);
+    drop(pool);
+    let second = packs(&dir)
+        .into_iter()
+        .find(|pack| *pack != first)
+        .expect("the second module compiled functions of its own");
+    let size = |path: &Path| std::fs::metadata(path).unwrap().len();
+    assert!(
+        size(&second) * 4 < size(&first),
+        "the second Python module compiled {} bytes of functions, the first {}",
+        size(&second),
+        size(&first)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn functions_from_the_cache_make_the_same_native_code() {
+    let _deadline = deadline("modules compiled alone and after another", DEADLINE);
+    let alone = fresh_dir("functions-alone");
+    let fixtures_tasks = task_names(FIXTURES, &alone);
+    let [artifact_alone] = artifacts(&alone).try_into().unwrap();
+    let [pack_alone] = packs(&alone).try_into().unwrap();
+
+    // After the seeds, with which they share some of the standard library.
+    let shared = fresh_dir("functions-shared");
+    task_names(SEEDS, &shared);
+    let [seeds_pack] = packs(&shared).try_into().unwrap();
+    assert_eq!(task_names(FIXTURES, &shared), fixtures_tasks);
+    let pack_after = packs(&shared)
+        .into_iter()
+        .find(|pack| *pack != seeds_pack)
+        .expect("the fixtures compiled functions of their own");
+    let size = |path: &Path| std::fs::metadata(path).unwrap().len();
+    assert!(
+        size(&pack_after) < size(&pack_alone),
+        "the fixtures took no function from the seeds' ({} bytes compiled, {} alone)",
+        size(&pack_after),
+        size(&pack_alone)
+    );
+    let artifact_after = shared.join(artifact_alone.file_name().unwrap());
+    assert!(
+        std::fs::read(&artifact_after).unwrap() == std::fs::read(&artifact_alone).unwrap(),
+        "the fixtures compiled with functions from the cache differ from those compiled alone"
+    );
+    let pool = Pool::builder()
+        .module_file(FIXTURES)
+        .worker_program(WORKER_PROGRAM)
+        .processes(1)
+        .cache_dir(&shared)
+        .build()
+        .unwrap();
+    let sum: i64 = pool.apply("add", (2, 40)).unwrap();
+    assert_eq!(sum, 42);
+    drop(pool);
+    std::fs::remove_dir_all(&alone).unwrap();
+    std::fs::remove_dir_all(&shared).unwrap();
 }

@@ -20,6 +20,10 @@
 //! before), and marks it used: its access time, set explicitly (mount
 //! options such as `noatime` only stop implicit updates), while its
 //! modification time stays when it was written.
+//!
+//! Beside the artifacts, the cache keeps the functions compilers compiled
+//! ([`functions`]), by the same rules: private, least recently used first
+//! out, never out while a pool holds them.
 
 use std::fs::File;
 use std::io::Write;
@@ -36,6 +40,10 @@ use wasmtime::component::Component;
 
 use crate::channel::ArtifactFile;
 use crate::error::{Error, ErrorKind};
+
+mod functions;
+
+pub(crate) use functions::FunctionCache;
 
 /// Mode bits that let others change a file or a directory's entries.
 const WRITABLE_BY_OTHERS: u32 = 0o022;
@@ -347,9 +355,10 @@ impl CacheDir {
     }
 }
 
-/// Whether `name` is that of an artifact (not of a write in progress).
+/// Whether `name` is that of an artifact or of a pack of compiled
+/// functions (not of a write in progress).
 fn is_artifact(name: &str) -> bool {
-    name.ends_with(".cwasm") && !name.starts_with('.')
+    (name.ends_with(".cwasm") || name.ends_with(functions::PACK_SUFFIX)) && !name.starts_with('.')
 }
 
 /// Whether `name` is that of the temporary file of a write.
