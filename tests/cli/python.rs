@@ -35,6 +35,35 @@ fn results_come_back_in_order_from_several_workers() {
     assert_eq!(echoed, value, "MessagePack round trip through Python");
     let big: u64 = pool.apply("echo", (u64::MAX,)).unwrap();
     assert_eq!(big, u64::MAX);
+    // Every width of integer MessagePack has, of both signs, each side of
+    // its bounds: as arguments, as items of an argument, and as results.
+    let edges: Vec<i64> = vec![
+        0,
+        1,
+        127,
+        128,
+        255,
+        256,
+        65_535,
+        65_536,
+        u32::MAX.into(),
+        1 << 32,
+        i64::MAX,
+        -1,
+        -32,
+        -33,
+        -128,
+        -129,
+        -32_768,
+        -32_769,
+        i32::MIN.into(),
+        i64::from(i32::MIN) - 1,
+        i64::MIN,
+    ];
+    let echoed: Vec<i64> = pool.map("echo", edges.clone(), 4).unwrap();
+    assert_eq!(echoed, edges);
+    let echoed: Vec<i64> = pool.apply("echo", (edges.clone(),)).unwrap();
+    assert_eq!(echoed, edges);
     let bytes: serde_bytes::ByteBuf = pool
         .apply("echo", (serde_bytes::Bytes::new(b"\x00\xffbin"),))
         .unwrap();

@@ -27,6 +27,8 @@ class TaskDef:
 
     def call(self, args):
         """Calls the function with the task's positional argument list."""
+        if not self.keyword_only:
+            return self.function(*args)
         kwargs = dict(zip(self.keyword_only, args[self.positional:]))
         return self.function(*args[:self.positional], **kwargs)
 

@@ -50,6 +50,9 @@ def packb(value, tuples=False):
     ext 88 rather than an array.
 
     Raises `PackError` if it has none."""
+    if type(value) is int:
+        # The commonest result, without the walk.
+        return _int_bytes(value)
     out = bytearray()
     _pack(value, out, 0, tuples)
     return bytes(out)
@@ -113,26 +116,42 @@ def _pack(value, out, depth, tuples=False):
 
 
 def _pack_int(value, out):
-    if 0 <= value < 0x80:
-        out.append(value)
-    elif -32 <= value < 0:
-        out.append(value & 0xFF)
-    elif value >= 0:
-        for code, fmt, top in ((0xCC, ">B", 1 << 8), (0xCD, ">H", 1 << 16),
-                               (0xCE, ">I", 1 << 32), (0xCF, ">Q", 1 << 64)):
-            if value < top:
-                out.append(code)
-                out += struct.pack(fmt, value)
-                return
-        raise PackError(f"the integer {value} does not fit in 64 bits")
+    out += _int_bytes(value)
+
+
+#: The one-byte forms of the integers -32..127, by value + 32.
+_FIXINTS = [bytes((value & 0xFF,)) for value in range(-32, 128)]
+
+_U8, _U16, _U32, _U64 = (struct.Struct(f">B{fmt}").pack for fmt in "BHIQ")
+_I8, _I16, _I32, _I64 = (struct.Struct(f">B{fmt}").pack for fmt in "bhiq")
+
+
+def _int_bytes(value):
+    """The shortest MessagePack form of the integer `value`."""
+    if -32 <= value < 0x80:
+        return _FIXINTS[value + 32]
+    if value > 0:
+        bits = value.bit_length()
+        if bits <= 8:
+            return _U8(0xCC, value)
+        if bits <= 16:
+            return _U16(0xCD, value)
+        if bits <= 32:
+            return _U32(0xCE, value)
+        if bits <= 64:
+            return _U64(0xCF, value)
     else:
-        for code, fmt, bottom in ((0xD0, ">b", -(1 << 7)), (0xD1, ">h", -(1 << 15)),
-                                  (0xD2, ">i", -(1 << 31)), (0xD3, ">q", -(1 << 63))):
-            if value >= bottom:
-                out.append(code)
-                out += struct.pack(fmt, value)
-                return
-        raise PackError(f"the integer {value} does not fit in 64 bits")
+        # A negative value fits in k signed bits when ~value fits in k - 1.
+        bits = (~value).bit_length()
+        if bits < 8:
+            return _I8(0xD0, value)
+        if bits < 16:
+            return _I16(0xD1, value)
+        if bits < 32:
+            return _I32(0xD2, value)
+        if bits < 64:
+            return _I64(0xD3, value)
+    raise PackError(f"the integer {value} does not fit in 64 bits")
 
 
 def _pack_len(out, n, code8, code16, code32, what):
@@ -167,7 +186,11 @@ def unpackb(data):
 
     Raises `UnpackError` if it is not exactly one MessagePack value."""
     data = bytes(data)
-    value, end = _unpack(data, 0, 0)
+    if data and 0x90 <= data[0] < 0xA0:
+        # A short array, as a task's arguments are: one call fewer.
+        value, end = _array(data, 1, data[0] & 0x0F, 0)
+    else:
+        value, end = _unpack(data, 0, 0)
     if end != len(data):
         raise UnpackError(f"{len(data) - end} bytes follow the value")
     return value
@@ -204,10 +227,13 @@ def _unpack(data, pos, depth):
         return False, pos
     if b == 0xC3:
         return True, pos
-    fmt = _NUMBERS.get(b)
-    if fmt is not None:
-        raw, pos = _take(data, pos, struct.calcsize(fmt))
-        return struct.unpack(fmt, raw)[0], pos
+    number = _NUMBERS.get(b)
+    if number is not None:
+        unpack, end = number
+        end += pos
+        if end > len(data):
+            raise UnpackError("the data ends in the middle of a value")
+        return unpack(data, pos)[0], end
     if b in _LENGTHS:
         kind, fmt = _LENGTHS[b]
         raw, pos = _take(data, pos, struct.calcsize(fmt))
@@ -229,10 +255,14 @@ def _unpack(data, pos, depth):
     raise UnpackError(f"0x{b:02x} is not a MessagePack type byte")
 
 
+#: Type byte -> (unpack_from of the number after it, its size).
 _NUMBERS = {
-    0xCA: ">f", 0xCB: ">d",
-    0xCC: ">B", 0xCD: ">H", 0xCE: ">I", 0xCF: ">Q",
-    0xD0: ">b", 0xD1: ">h", 0xD2: ">i", 0xD3: ">q",
+    code: (struct.Struct(fmt).unpack_from, struct.calcsize(fmt))
+    for code, fmt in {
+        0xCA: ">f", 0xCB: ">d",
+        0xCC: ">B", 0xCD: ">H", 0xCE: ">I", 0xCF: ">Q",
+        0xD0: ">b", 0xD1: ">h", 0xD2: ">i", 0xD3: ">q",
+    }.items()
 }
 
 _LENGTHS = {
@@ -256,9 +286,21 @@ def _array(data, pos, n, depth):
     if n > len(data) - pos:
         raise UnpackError("an array claims more items than the data holds")
     items = []
+    append = items.append
     for _ in range(n):
+        # Bounded: a short array was checked above to fit.
+        b = data[pos] if pos < len(data) else 0xC1
+        if b < 0x80:
+            append(b)
+            pos += 1
+            continue
+        number = _NUMBERS.get(b)
+        if number is not None and pos + 1 + number[1] <= len(data):
+            append(number[0](data, pos + 1)[0])
+            pos += 1 + number[1]
+            continue
         item, pos = _unpack(data, pos, depth + 1)
-        items.append(item)
+        append(item)
     return items, pos
 
 
