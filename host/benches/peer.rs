@@ -428,8 +428,8 @@ fn main() {
         f("w4_s"),
         rs.w4,
         "s",
-        "≥ 5×",
-        f("w4_s") / rs.w4 >= 5.0,
+        "≥ 8×",
+        f("w4_s") / rs.w4 >= 8.0,
     );
     row(
         "W5 `max_tasks_per_child=1`, per task",
