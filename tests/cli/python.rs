@@ -214,20 +214,29 @@ fn print_output_is_captured_and_attributed_to_its_task() {
         })
         .build()
         .unwrap();
+    let text = |index: u64, stream: Stream| -> String {
+        seen.lock()
+            .unwrap()
+            .iter()
+            .filter(|(i, s, _)| *i == index && *s == stream)
+            .map(|(_, _, t)| t.clone())
+            .collect()
+    };
     let lengths: Vec<usize> = pool.map("shout", ["a", "bb", "ccc"], 3).unwrap();
     assert_eq!(lengths, [1, 2, 3]);
-    let seen = seen.lock().unwrap();
     for (index, line) in ["a", "bb", "ccc"].iter().enumerate() {
         let index = index as u64;
-        let text = |stream: Stream| -> String {
-            seen.iter()
-                .filter(|(i, s, _)| *i == index && *s == stream)
-                .map(|(_, _, t)| t.as_str())
-                .collect()
-        };
-        assert_eq!(text(Stream::Stdout), format!("out: {line}\n"), "{seen:?}");
-        assert_eq!(text(Stream::Stderr), format!("err: {line}\n"), "{seen:?}");
+        let seen = &seen;
+        assert_eq!(text(index, Stream::Stdout), format!("out: {line}\n"), "{seen:?}");
+        assert_eq!(text(index, Stream::Stderr), format!("err: {line}\n"), "{seen:?}");
     }
+    // Lines not ended, held back by a stream set to buffer, are their
+    // task's too.
+    seen.lock().unwrap().clear();
+    let written: Vec<usize> = pool.map("write_parts", ["x", "yy"], 2).unwrap();
+    assert_eq!(written, [1, 2]);
+    assert_eq!(text(0, Stream::Stdout), "x!", "{seen:?}");
+    assert_eq!(text(1, Stream::Stdout), "yy!", "{seen:?}");
 }
 
 #[test]

@@ -11,7 +11,7 @@ from wit_world.imports import outcomes
 from wit_world.imports.types import ErrorKind, ParamInfo, TaskError, TaskInfo
 
 from . import TaskError as Failure
-from . import _registry, msgpack, objects
+from . import _registry, _streams, msgpack, objects
 from ._registry import TASKS
 
 #: The most traceback lines a failure's message carries (its last ones).
@@ -50,7 +50,9 @@ class Tasks(exports.Tasks):
                 )
             else:
                 outcome = _run_one(definition, args[start:end])
-            _flush()
+            # What the task wrote goes out before its outcome, as its own.
+            if not _streams.hold_nothing():
+                _flush()
             outcomes.finish(outcome)
             start = end
 

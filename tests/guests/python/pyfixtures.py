@@ -92,6 +92,16 @@ def shout(line):
 
 
 @task
+def write_parts(text):
+    """Writes `text` and a `!` without ending the line, to a stdout set to
+    hold text back until it is flushed, as a program may set it."""
+    sys.stdout.reconfigure(write_through=False)
+    sys.stdout.write(text)
+    sys.stdout.write("!")
+    return len(text)
+
+
+@task
 def greet(name, greeting="Hello", times=1):
     return " ".join([f"{greeting}, {name}!"] * times)
 
