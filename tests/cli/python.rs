@@ -64,6 +64,10 @@ fn results_come_back_in_order_from_several_workers() {
     assert_eq!(echoed, edges);
     let echoed: Vec<i64> = pool.apply("echo", (edges.clone(),)).unwrap();
     assert_eq!(echoed, edges);
+    for scalar in [json!(null), json!(true), json!(false), json!(-1.5), json!("é")] {
+        let echoed: Value = pool.apply("echo", (scalar.clone(),)).unwrap();
+        assert_eq!(echoed, scalar);
+    }
     let bytes: serde_bytes::ByteBuf = pool
         .apply("echo", (serde_bytes::Bytes::new(b"\x00\xffbin"),))
         .unwrap();

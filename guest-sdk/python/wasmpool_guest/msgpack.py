@@ -185,14 +185,30 @@ def unpackb(data):
     """The one value `data` holds.
 
     Raises `UnpackError` if it is not exactly one MessagePack value."""
-    data = bytes(data)
-    if data and 0x90 <= data[0] < 0xA0:
-        # A short array, as a task's arguments are: one call fewer.
-        value, end = _array(data, 1, data[0] & 0x0F, 0)
+    if type(data) is not bytes:
+        data = bytes(data)
+    size = len(data)
+    if size and 0x90 <= data[0] < 0xA0:
+        # A short array, as a task's arguments are; its small integers and
+        # numbers (the commonest arguments) decoded here, in one go.
+        value = []
+        end = 1
+        for _ in range(data[0] & 0x0F):
+            b = data[end] if end < size else 0xC1
+            number = None if b < 0x80 else _NUMBERS.get(b)
+            if b < 0x80:
+                value.append(b)
+                end += 1
+            elif number is not None and end + 1 + number[1] <= size:
+                value.append(number[0](data, end + 1)[0])
+                end += 1 + number[1]
+            else:
+                item, end = _unpack(data, end, 1)
+                value.append(item)
     else:
         value, end = _unpack(data, 0, 0)
-    if end != len(data):
-        raise UnpackError(f"{len(data) - end} bytes follow the value")
+    if end != size:
+        raise UnpackError(f"{size - end} bytes follow the value")
     return value
 
 
@@ -286,21 +302,9 @@ def _array(data, pos, n, depth):
     if n > len(data) - pos:
         raise UnpackError("an array claims more items than the data holds")
     items = []
-    append = items.append
     for _ in range(n):
-        # Bounded: a short array was checked above to fit.
-        b = data[pos] if pos < len(data) else 0xC1
-        if b < 0x80:
-            append(b)
-            pos += 1
-            continue
-        number = _NUMBERS.get(b)
-        if number is not None and pos + 1 + number[1] <= len(data):
-            append(number[0](data, pos + 1)[0])
-            pos += 1 + number[1]
-            continue
         item, pos = _unpack(data, pos, depth + 1)
-        append(item)
+        items.append(item)
     return items, pos
 
 
