@@ -64,7 +64,13 @@ fn results_come_back_in_order_from_several_workers() {
     assert_eq!(echoed, edges);
     let echoed: Vec<i64> = pool.apply("echo", (edges.clone(),)).unwrap();
     assert_eq!(echoed, edges);
-    for scalar in [json!(null), json!(true), json!(false), json!(-1.5), json!("é")] {
+    for scalar in [
+        json!(null),
+        json!(true),
+        json!(false),
+        json!(-1.5),
+        json!("é"),
+    ] {
         let echoed: Value = pool.apply("echo", (scalar.clone(),)).unwrap();
         assert_eq!(echoed, scalar);
     }
@@ -231,8 +237,16 @@ fn print_output_is_captured_and_attributed_to_its_task() {
     for (index, line) in ["a", "bb", "ccc"].iter().enumerate() {
         let index = index as u64;
         let seen = &seen;
-        assert_eq!(text(index, Stream::Stdout), format!("out: {line}\n"), "{seen:?}");
-        assert_eq!(text(index, Stream::Stderr), format!("err: {line}\n"), "{seen:?}");
+        assert_eq!(
+            text(index, Stream::Stdout),
+            format!("out: {line}\n"),
+            "{seen:?}"
+        );
+        assert_eq!(
+            text(index, Stream::Stderr),
+            format!("err: {line}\n"),
+            "{seen:?}"
+        );
     }
     // Lines not ended, held back by a stream set to buffer, are their
     // task's too.

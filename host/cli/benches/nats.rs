@@ -19,8 +19,15 @@
 //!    CPU-bound tasks cannot show N agents doing N times the work; waiting
 //!    ones can.
 //!
+//! 4. a slow link: one agent of two processes reaching the server through a
+//!    proxy that adds a delay each way ([`slow_link`]), the pool's host next
+//!    to the server: pipelined no-ops, waiting tasks and round trips, with
+//!    no delay and with a delay as of a link across a region and across an
+//!    ocean. What the pipeline hides of the link shows in the throughput.
+//!
 //! It prints a table; the numbers are copied by hand into `BENCHMARKS.md`
-//! (section "Several machines (NATS)").
+//! (section "Several machines (NATS)"). `WASMPOOL_BENCH_ONLY=link` runs
+//! part 4 alone.
 
 #[path = "../../../tests/common/nats.rs"]
 mod nats_server;
@@ -35,8 +42,10 @@ use wasmpool_artifacts::SEEDS;
 
 #[path = "../../benches/shared/mod.rs"]
 mod shared;
+mod slow_link;
 
 use shared::time_runs;
+use slow_link::SlowLink;
 
 /// Processes of the pools of part 1, local and on the one agent.
 const PROCESSES: usize = 2;
@@ -62,6 +71,14 @@ const NAP_MS: u64 = 20;
 const NAP_TASKS: usize = 800;
 /// The agents' processes (`-j`) in part 3.
 const NAP_AGENT_PROCESSES: usize = 2;
+
+/// The delays each way of part 4's link: none (the proxy alone), then as
+/// across a region and across an ocean.
+const LINK_DELAYS_MS: [u64; 3] = [0, 5, 25];
+/// Part 4's pipelined no-ops, waiting tasks and round trips.
+const LINK_NOOPS: usize = 500;
+const LINK_NAPS: usize = 200;
+const LINK_TRIPS: usize = 20;
 
 /// How long the warm-up waits for every worker to have run a task.
 const SPREAD_LIMIT: Duration = Duration::from_secs(20);
@@ -178,6 +195,85 @@ fn waiting_throughput(pool: &Pool) -> f64 {
         assert_eq!(naps.len(), NAP_TASKS);
     });
     NAP_TASKS as f64 / seconds
+}
+
+/// What part 4 measured through a link of one delay.
+struct OverLink {
+    delay_ms: u64,
+    noops_per_s: f64,
+    naps_per_s: f64,
+    trip_p50: f64,
+}
+
+/// Part 4: one agent of `-j PROCESSES` through a link delaying `delay_ms`
+/// each way to the server at `port`; the pool's host connects directly.
+fn over_link(url: &str, port: u16, delay_ms: u64) -> OverLink {
+    let link = SlowLink::start(
+        ([127, 0, 0, 1], port).into(),
+        Duration::from_millis(delay_ms),
+    );
+    let agent = AgentProcess::start(&link.url(), PROCESSES, &format!("bench-far-{delay_ms}"));
+    let pool = nats_pool(url, PROCESSES);
+    warm_up(&pool, PROCESSES);
+    let start = Instant::now();
+    let pending: Vec<AsyncResult<()>> = (0..LINK_NOOPS)
+        .map(|_| pool.apply_async("noop", ()).expect("no-ops"))
+        .collect();
+    pending.iter().for_each(|r| r.get().expect("no-ops"));
+    let noops_per_s = LINK_NOOPS as f64 / start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    let naps: Vec<u64> = pool.map("nap", vec![NAP_MS; LINK_NAPS], 1).expect("nap");
+    assert_eq!(naps.len(), LINK_NAPS);
+    let naps_per_s = LINK_NAPS as f64 / start.elapsed().as_secs_f64();
+    let mut trips: Vec<f64> = (0..LINK_TRIPS)
+        .map(|_| {
+            let start = Instant::now();
+            let _: () = pool.apply("noop", ()).expect("round trip");
+            start.elapsed().as_secs_f64()
+        })
+        .collect();
+    trips.sort_by(f64::total_cmp);
+    drop(pool);
+    stop(agent);
+    OverLink {
+        delay_ms,
+        noops_per_s,
+        naps_per_s,
+        trip_p50: trips[trips.len() / 2],
+    }
+}
+
+/// Part 4, at each of [`LINK_DELAYS_MS`].
+fn links(url: &str, port: u16) -> Vec<OverLink> {
+    LINK_DELAYS_MS
+        .into_iter()
+        .map(|delay_ms| {
+            eprintln!("part 4: one agent through a link of {delay_ms} ms each way ...");
+            over_link(url, port, delay_ms)
+        })
+        .collect()
+}
+
+/// Part 4's table.
+fn link_table(links: &[OverLink]) -> String {
+    let mut table = String::new();
+    let _ = writeln!(
+        table,
+        "| one agent `-j {PROCESSES}`, through a link of | {LINK_NOOPS} `apply_async` no-ops | `nap({NAP_MS})` × {LINK_NAPS}, chunksize 1 | `apply` round trip, p50 |"
+    );
+    let _ = writeln!(table, "|---|---:|---:|---:|");
+    for link in links {
+        let _ = writeln!(
+            table,
+            "| {} ms each way | {:.0} tasks/s | {:.0} tasks/s (ideal {:.0}) | {:.1} ms |",
+            link.delay_ms,
+            link.noops_per_s,
+            link.naps_per_s,
+            PROCESSES as f64 * 1000.0 / NAP_MS as f64,
+            link.trip_p50 * 1e3,
+        );
+    }
+    table
 }
 
 /// Stops an agent as an operator would (SIGTERM), so that its workers go
@@ -305,6 +401,11 @@ fn main() {
     wasmpool::init();
     let server = NatsServer::start();
     let url = server.url().to_owned();
+    if std::env::var("WASMPOOL_BENCH_ONLY").as_deref() == Ok("link") {
+        let links = links(&url, server.port());
+        println!("{}", link_table(&links));
+        return;
+    }
 
     eprintln!("part 1: local Pool({PROCESSES}) ...");
     let local = {
@@ -364,6 +465,8 @@ fn main() {
         nap_rates.push((count, seen, waiting_throughput(&pool)));
     }
     agents.into_iter().for_each(stop);
+
+    let links = links(&url, server.port());
     drop(server);
 
     let mut table = String::new();
@@ -460,6 +563,8 @@ fn main() {
             workers as f64 * 1000.0 / NAP_MS as f64,
         );
     }
+    table.push('\n');
+    table.push_str(&link_table(&links));
     let _ = writeln!(
         table,
         "\nW2 once more on the agent: {:.0} µs a chunk; {:.1} messages a chunk in and out \

@@ -48,15 +48,19 @@ impl Sink for Forward {
     }
 }
 
-/// Runs the chunk in `message`, holding `_permit` (room for one chunk)
-/// until done; stops early when `cancelled` (handing the chunk back to the
-/// server if the agent stops).
+/// Runs the chunk in `message`, holding `room` (room for one chunk to run)
+/// until its tasks are done here, and `_held` (room for one chunk held)
+/// until its outcomes are stored: while they are on their way to the server,
+/// the next chunk runs. Stops early when `cancelled` (handing the chunk back
+/// to the server if the agent stops).
 pub(crate) async fn run(
     serving: Arc<Serving>,
     message: jetstream::Message,
-    _permit: OwnedSemaphorePermit,
+    room: OwnedSemaphorePermit,
+    _held: OwnedSemaphorePermit,
     mut cancelled: watch::Receiver<Option<bool>>,
 ) {
+    let mut room = Some(room);
     let job = &serving.job;
     let chunk = match open(&serving, &message.payload) {
         Ok(chunk) => chunk,
@@ -123,6 +127,10 @@ pub(crate) async fn run(
                     batch.push(more);
                 }
                 reported += batch.iter().map(|(_, outcomes)| outcomes.len()).sum::<usize>();
+                if reported == tasks {
+                    // Its tasks are done here: the next chunk may run.
+                    room.take();
+                }
                 for (first_index, outcomes) in pack(batch, serving.room) {
                     let report = Report::Outcomes {
                         chunk: chunk.tasks.seq,

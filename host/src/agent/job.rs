@@ -27,6 +27,11 @@ const BACKOFF: Duration = Duration::from_secs(1);
 /// How many modules an agent keeps in memory, for the jobs that share them.
 const MODULES_KEPT: usize = 4;
 
+/// Chunks an agent holds at most, per process: running, or done here with
+/// their outcomes on the way to the server (a round trip, long on a slow
+/// link), during which the next chunks run.
+const HELD_PER_PROCESS: usize = 8;
+
 /// Starts serving `job`, whose host signs with `host`; send `Some(true)` to stop for good (the agent
 /// stops: chunks held go back to the server), `Some(false)` when the job
 /// ended.
@@ -125,13 +130,16 @@ async fn run_until_ended(
     }
 }
 
-/// Pulls the job's chunks while fewer than twice the processes are held,
-/// each run by a task of its own, until cancelled; then waits for those.
+/// Pulls the job's chunks while fewer than twice the processes run, and
+/// fewer than [`HELD_PER_PROCESS`] times the processes are held (run, or
+/// with their outcomes on the way to the server), each chunk served by a
+/// task of its own, until cancelled; then waits for those.
 async fn pull_chunks(serving: &Arc<Serving>, cancelled: &mut watch::Receiver<Option<bool>>) {
     let context = &serving.context;
     let job = &serving.job;
     let most = 2 * context.processes;
     let room = Arc::new(Semaphore::new(most));
+    let held = Arc::new(Semaphore::new(HELD_PER_PROCESS * context.processes));
     let mut running = JoinSet::new();
     // Its consumer may vanish for a while (its host makes it again).
     let mut warnings = Throttle::default();
@@ -155,13 +163,21 @@ async fn pull_chunks(serving: &Arc<Serving>, cancelled: &mut watch::Receiver<Opt
     if let Some(consumer) = consumer {
         'pulling: loop {
             let first = tokio::select! {
-                permit = room.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+                permits = async {
+                    let never_closed = "the semaphores are never closed";
+                    let holding = held.clone().acquire_owned().await.expect(never_closed);
+                    let running = room.clone().acquire_owned().await.expect(never_closed);
+                    (running, holding)
+                } => permits,
                 _ = cancelled.wait_for(Option::is_some) => break,
             };
             let mut permits = vec![first];
             while permits.len() < most {
+                let Ok(holding) = held.clone().try_acquire_owned() else {
+                    break;
+                };
                 match room.clone().try_acquire_owned() {
-                    Ok(permit) => permits.push(permit),
+                    Ok(running) => permits.push((running, holding)),
                     Err(_) => break,
                 }
             }
@@ -191,11 +207,12 @@ async fn pull_chunks(serving: &Arc<Serving>, cancelled: &mut watch::Receiver<Opt
                 };
                 match message {
                     Some(Ok(message)) => {
-                        let permit = permits.pop().expect("no more messages than permits");
+                        let (room, holding) = permits.pop().expect("no more messages than permits");
                         running.spawn(chunk::run(
                             serving.clone(),
                             message,
-                            permit,
+                            room,
+                            holding,
                             cancelled.clone(),
                         ));
                     }
