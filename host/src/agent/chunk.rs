@@ -10,6 +10,7 @@ use bytes::Bytes;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
 
 use super::context::JobContext;
+use super::depth::Here;
 use crate::backend::nats::keys::{self, Domain};
 use crate::backend::nats::wire::{self, ChunkMessage, Report, Signed};
 use crate::channel::{Outcomes, bounds};
@@ -48,19 +49,19 @@ impl Sink for Forward {
     }
 }
 
-/// Runs the chunk in `message`, holding `room` (room for one chunk to run)
-/// until its tasks are done here, and `_held` (room for one chunk held)
-/// until its outcomes are stored: while they are on their way to the server,
-/// the next chunk runs. Stops early when `cancelled` (handing the chunk back
-/// to the server if the agent stops).
+/// Runs the chunk in `message`, counted `here` until its tasks are done here,
+/// and holding `_held` (room for one chunk held) until its outcomes are
+/// stored: while they are on their way to the server, the next chunks run.
+/// Stops early when `cancelled` (handing the chunk back to the server if the
+/// agent stops).
 pub(crate) async fn run(
     serving: Arc<Serving>,
     message: jetstream::Message,
-    room: OwnedSemaphorePermit,
+    here: Here,
     _held: OwnedSemaphorePermit,
     mut cancelled: watch::Receiver<Option<bool>>,
 ) {
-    let mut room = Some(room);
+    let mut here = Some(here);
     let job = &serving.job;
     let chunk = match open(&serving, &message.payload) {
         Ok(chunk) => chunk,
@@ -128,8 +129,8 @@ pub(crate) async fn run(
                 }
                 reported += batch.iter().map(|(_, outcomes)| outcomes.len()).sum::<usize>();
                 if reported == tasks {
-                    // Its tasks are done here: the next chunk may run.
-                    room.take();
+                    // Its tasks are done here: the next chunk may come.
+                    here.take();
                 }
                 for (first_index, outcomes) in pack(batch, serving.room) {
                     let report = Report::Outcomes {

@@ -12,6 +12,7 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use super::chunk::{self, JobPool, Serving};
 use super::context::{Caps, JobContext};
+use super::depth::{Ahead, Depth};
 use super::enroll::enroll;
 use crate::backend::nats::keys::Domain;
 use crate::backend::nats::store::remote;
@@ -27,9 +28,9 @@ const BACKOFF: Duration = Duration::from_secs(1);
 /// How many modules an agent keeps in memory, for the jobs that share them.
 const MODULES_KEPT: usize = 4;
 
-/// Chunks an agent holds at most, per process: running, or done here with
-/// their outcomes on the way to the server (a round trip, long on a slow
-/// link), during which the next chunks run.
+/// Chunks an agent holds at most, per process: not yet done here, or done
+/// with their outcomes on the way to the server (a round trip, long on a
+/// slow link), during which the next chunks run.
 const HELD_PER_PROCESS: usize = 8;
 
 /// Starts serving `job`, whose host signs with `host`; send `Some(true)` to stop for good (the agent
@@ -130,16 +131,18 @@ async fn run_until_ended(
     }
 }
 
-/// Pulls the job's chunks while fewer than twice the processes run, and
-/// fewer than [`HELD_PER_PROCESS`] times the processes are held (run, or
-/// with their outcomes on the way to the server), each chunk served by a
-/// task of its own, until cancelled; then waits for those.
+/// Pulls the job's chunks while fewer are here, not yet done, than it keeps
+/// ([`depth`](super::depth): twice the processes, and more while fetches find
+/// the workers idle), and fewer than [`HELD_PER_PROCESS`] times the processes
+/// are held (not done, or with their outcomes on the way to the server), each
+/// chunk served by a task of its own, until cancelled; then waits for those.
 async fn pull_chunks(serving: &Arc<Serving>, cancelled: &mut watch::Receiver<Option<bool>>) {
     let context = &serving.context;
     let job = &serving.job;
-    let most = 2 * context.processes;
-    let room = Arc::new(Semaphore::new(most));
-    let held = Arc::new(Semaphore::new(HELD_PER_PROCESS * context.processes));
+    let most = HELD_PER_PROCESS * context.processes;
+    let held = Arc::new(Semaphore::new(most));
+    let depth = Arc::new(Depth::default());
+    let mut ahead = Ahead::new(2 * context.processes, most);
     let mut running = JoinSet::new();
     // Its consumer may vanish for a while (its host makes it again).
     let mut warnings = Throttle::default();
@@ -162,22 +165,20 @@ async fn pull_chunks(serving: &Arc<Serving>, cancelled: &mut watch::Receiver<Opt
     };
     if let Some(consumer) = consumer {
         'pulling: loop {
+            let keep = ahead.keep();
             let first = tokio::select! {
-                permits = async {
-                    let never_closed = "the semaphores are never closed";
-                    let holding = held.clone().acquire_owned().await.expect(never_closed);
-                    let running = room.clone().acquire_owned().await.expect(never_closed);
-                    (running, holding)
-                } => permits,
+                holding = async {
+                    let pending = depth.below(keep).await;
+                    let holding = held.clone().acquire_owned().await;
+                    (pending, holding.expect("the semaphore is never closed"))
+                } => holding,
                 _ = cancelled.wait_for(Option::is_some) => break,
             };
+            let (pending, first) = first;
             let mut permits = vec![first];
-            while permits.len() < most {
-                let Ok(holding) = held.clone().try_acquire_owned() else {
-                    break;
-                };
-                match room.clone().try_acquire_owned() {
-                    Ok(running) => permits.push((running, holding)),
+            while pending + permits.len() < keep {
+                match held.clone().try_acquire_owned() {
+                    Ok(permit) => permits.push(permit),
                     Err(_) => break,
                 }
             }
@@ -200,6 +201,7 @@ async fn pull_chunks(serving: &Arc<Serving>, cancelled: &mut watch::Receiver<Opt
                     continue;
                 }
             };
+            let mut first_message = true;
             loop {
                 let message = tokio::select! {
                     message = batch.next() => message,
@@ -207,11 +209,14 @@ async fn pull_chunks(serving: &Arc<Serving>, cancelled: &mut watch::Receiver<Opt
                 };
                 match message {
                     Some(Ok(message)) => {
-                        let (room, holding) = permits.pop().expect("no more messages than permits");
+                        if std::mem::take(&mut first_message) {
+                            ahead.fetched(depth.pending());
+                        }
+                        let holding = permits.pop().expect("no more messages than permits");
                         running.spawn(chunk::run(
                             serving.clone(),
                             message,
-                            room,
+                            depth.here(),
                             holding,
                             cancelled.clone(),
                         ));

@@ -20,6 +20,7 @@
 
 mod chunk;
 mod context;
+mod depth;
 mod enroll;
 mod job;
 
