@@ -297,7 +297,11 @@
 //! with the job's limits (within the agent's caps), pulls chunks while it
 //! has room, publishes each task's outcome as it comes, acknowledges a
 //! chunk once its outcomes are stored, and shows progress while a chunk
-//! runs. A job whose host is silent for 15 s is dropped; a deleted job's
+//! runs. It keeps twice its processes' worth of chunks not yet done, and
+//! more (up to 8 a process, counting those whose outcomes are on their way
+//! to the server) while its fetches arrive to find its workers idle: a link
+//! with a long round trip is covered by chunks already here, and chunks of
+//! long tasks are not hoarded. A job whose host is silent for 15 s is dropped; a deleted job's
 //! workers are killed. An agent serves at most
 //! [`AgentBuilder::max_jobs`](crate::AgentBuilder::max_jobs) jobs at once,
 //! and packs outcomes into reports by their encoded size, cutting an error
