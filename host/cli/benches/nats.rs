@@ -73,8 +73,9 @@ const NAP_TASKS: usize = 800;
 const NAP_AGENT_PROCESSES: usize = 2;
 
 /// The delays each way of part 4's link: none (the proxy alone), then as
-/// across a region and across an ocean.
-const LINK_DELAYS_MS: [u64; 3] = [0, 5, 25];
+/// across a region and across an ocean; with the pool's window (chunks out
+/// at once) unless given.
+const LINKS: [(u64, Option<usize>); 4] = [(0, None), (5, None), (25, None), (25, Some(64))];
 /// Part 4's pipelined no-ops, waiting tasks and round trips.
 const LINK_NOOPS: usize = 500;
 const LINK_NAPS: usize = 200;
@@ -200,20 +201,31 @@ fn waiting_throughput(pool: &Pool) -> f64 {
 /// What part 4 measured through a link of one delay.
 struct OverLink {
     delay_ms: u64,
+    window: Option<usize>,
     noops_per_s: f64,
     naps_per_s: f64,
     trip_p50: f64,
 }
 
 /// Part 4: one agent of `-j PROCESSES` through a link delaying `delay_ms`
-/// each way to the server at `port`; the pool's host connects directly.
-fn over_link(url: &str, port: u16, delay_ms: u64) -> OverLink {
+/// each way to the server at `port`; the pool's host connects directly,
+/// with `window` chunks out at once if given.
+fn over_link(url: &str, port: u16, delay_ms: u64, window: Option<usize>) -> OverLink {
     let link = SlowLink::start(
         ([127, 0, 0, 1], port).into(),
         Duration::from_millis(delay_ms),
     );
     let agent = AgentProcess::start(&link.url(), PROCESSES, &format!("bench-far-{delay_ms}"));
-    let pool = nats_pool(url, PROCESSES);
+    let mut nats = wasmpool::Nats::new(url);
+    if let Some(window) = window {
+        nats = nats.window(window);
+    }
+    let pool = Pool::builder()
+        .module_file(SEEDS)
+        .nats_options(nats)
+        .processes(PROCESSES)
+        .build()
+        .expect("the NATS pool starts");
     warm_up(&pool, PROCESSES);
     let start = Instant::now();
     let pending: Vec<AsyncResult<()>> = (0..LINK_NOOPS)
@@ -237,19 +249,20 @@ fn over_link(url: &str, port: u16, delay_ms: u64) -> OverLink {
     stop(agent);
     OverLink {
         delay_ms,
+        window,
         noops_per_s,
         naps_per_s,
         trip_p50: trips[trips.len() / 2],
     }
 }
 
-/// Part 4, at each of [`LINK_DELAYS_MS`].
+/// Part 4, over each of [`LINKS`].
 fn links(url: &str, port: u16) -> Vec<OverLink> {
-    LINK_DELAYS_MS
+    LINKS
         .into_iter()
-        .map(|delay_ms| {
+        .map(|(delay_ms, window)| {
             eprintln!("part 4: one agent through a link of {delay_ms} ms each way ...");
-            over_link(url, port, delay_ms)
+            over_link(url, port, delay_ms, window)
         })
         .collect()
 }
@@ -259,14 +272,16 @@ fn link_table(links: &[OverLink]) -> String {
     let mut table = String::new();
     let _ = writeln!(
         table,
-        "| one agent `-j {PROCESSES}`, through a link of | {LINK_NOOPS} `apply_async` no-ops | `nap({NAP_MS})` × {LINK_NAPS}, chunksize 1 | `apply` round trip, p50 |"
+        "| one agent `-j {PROCESSES}`, through a link of | window | {LINK_NOOPS} `apply_async` no-ops | `nap({NAP_MS})` × {LINK_NAPS}, chunksize 1 | `apply` round trip, p50 |"
     );
-    let _ = writeln!(table, "|---|---:|---:|---:|");
+    let _ = writeln!(table, "|---|---:|---:|---:|---:|");
     for link in links {
         let _ = writeln!(
             table,
-            "| {} ms each way | {:.0} tasks/s | {:.0} tasks/s (ideal {:.0}) | {:.1} ms |",
+            "| {} ms each way | {} | {:.0} tasks/s | {:.0} tasks/s (ideal {:.0}) | {:.1} ms |",
             link.delay_ms,
+            link.window
+                .map_or(format!("{} (default)", 4 * PROCESSES), |w| w.to_string()),
             link.noops_per_s,
             link.naps_per_s,
             PROCESSES as f64 * 1000.0 / NAP_MS as f64,

@@ -28,10 +28,14 @@ const BACKOFF: Duration = Duration::from_secs(1);
 /// How many modules an agent keeps in memory, for the jobs that share them.
 const MODULES_KEPT: usize = 4;
 
+/// Chunks an agent keeps here not yet done at most, per process, however
+/// long its link: no more wait on an agent while another may be idle.
+const AHEAD_PER_PROCESS: usize = 8;
+
 /// Chunks an agent holds at most, per process: not yet done here, or done
 /// with their outcomes on the way to the server (a round trip, long on a
 /// slow link), during which the next chunks run.
-const HELD_PER_PROCESS: usize = 8;
+const HELD_PER_PROCESS: usize = 32;
 
 /// Starts serving `job`, whose host signs with `host`; send `Some(true)` to stop for good (the agent
 /// stops: chunks held go back to the server), `Some(false)` when the job
@@ -133,16 +137,16 @@ async fn run_until_ended(
 
 /// Pulls the job's chunks while fewer are here, not yet done, than it keeps
 /// ([`depth`](super::depth): twice the processes, and more while fetches find
-/// the workers idle), and fewer than [`HELD_PER_PROCESS`] times the processes
+/// the workers idle, up to [`AHEAD_PER_PROCESS`] times the processes), and
+/// fewer than [`HELD_PER_PROCESS`] times the processes
 /// are held (not done, or with their outcomes on the way to the server), each
 /// chunk served by a task of its own, until cancelled; then waits for those.
 async fn pull_chunks(serving: &Arc<Serving>, cancelled: &mut watch::Receiver<Option<bool>>) {
     let context = &serving.context;
     let job = &serving.job;
-    let most = HELD_PER_PROCESS * context.processes;
-    let held = Arc::new(Semaphore::new(most));
+    let held = Arc::new(Semaphore::new(HELD_PER_PROCESS * context.processes));
     let depth = Arc::new(Depth::default());
-    let mut ahead = Ahead::new(2 * context.processes, most);
+    let mut ahead = Ahead::new(2 * context.processes, AHEAD_PER_PROCESS * context.processes);
     let mut running = JoinSet::new();
     // Its consumer may vanish for a while (its host makes it again).
     let mut warnings = Throttle::default();
