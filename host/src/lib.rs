@@ -298,10 +298,12 @@
 //! has room, publishes each task's outcome as it comes, acknowledges a
 //! chunk once its outcomes are stored, and shows progress while a chunk
 //! runs. It keeps twice its processes' worth of chunks not yet done, and
-//! more (up to 8 a process, counting those whose outcomes are on their way
-//! to the server) while its fetches arrive to find its workers idle: a link
-//! with a long round trip is covered by chunks already here, and chunks of
-//! long tasks are not hoarded. A job whose host is silent for 15 s is dropped; a deleted job's
+//! more (up to 8 a process) while its fetches arrive to find its workers
+//! idle: a link with a long round trip is covered by chunks already here,
+//! and chunks of long tasks are not hoarded. A chunk's outcomes travel to
+//! the server while the next chunks run (up to 32 chunks a process held in
+//! all). The pool's window ([`Nats::window`]) bounds all of it: on a slow
+//! link, raise it. A job whose host is silent for 15 s is dropped; a deleted job's
 //! workers are killed. An agent serves at most
 //! [`AgentBuilder::max_jobs`](crate::AgentBuilder::max_jobs) jobs at once,
 //! and packs outcomes into reports by their encoded size, cutting an error
