@@ -26,25 +26,36 @@ fn task_names(module: &str, cache: &Path) -> Vec<String> {
     pool.tasks().iter().map(|task| task.name.clone()).collect()
 }
 
-fn artifacts(dir: &Path) -> Vec<PathBuf> {
+/// The files in `dir` named `*.{extension}`, by name.
+fn files(dir: &Path, extension: &str) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
         .map(|entry| entry.unwrap().path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "cwasm"))
+        .filter(|path| path.extension().is_some_and(|ext| ext == extension))
         .collect();
     files.sort();
     files
 }
 
+fn artifacts(dir: &Path) -> Vec<PathBuf> {
+    files(dir, "cwasm")
+}
+
 /// The packs of compiled functions in `dir`, by name.
 fn packs(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "functions"))
-        .collect();
-    files.sort();
-    files
+    files(dir, "functions")
+}
+
+/// The pack in `dir` other than `first`: what a second module compiled.
+fn pack_beside(dir: &Path, first: &Path) -> PathBuf {
+    packs(dir)
+        .into_iter()
+        .find(|pack| pack != first)
+        .expect("the second module compiled functions of its own")
+}
+
+fn size(path: &Path) -> u64 {
+    std::fs::metadata(path).unwrap().len()
 }
 
 /// Makes the file at `path` look last used at `time`.
@@ -282,11 +293,7 @@ fn a_second_python_module_compiles_little_but_its_own_code() {
     let square: i64 = pool.apply("square", (7,)).unwrap();
     assert_eq!(square, 49);
     drop(pool);
-    let second = packs(&dir)
-        .into_iter()
-        .find(|pack| *pack != first)
-        .expect("the second module compiled functions of its own");
-    let size = |path: &Path| std::fs::metadata(path).unwrap().len();
+    let second = pack_beside(&dir, &first);
     assert!(
         size(&second) * 4 < size(&first),
         "the second Python module compiled {} bytes of functions, the first {}",
@@ -309,11 +316,7 @@ fn functions_from_the_cache_make_the_same_native_code() {
     task_names(SEEDS, &shared);
     let [seeds_pack] = packs(&shared).try_into().unwrap();
     assert_eq!(task_names(FIXTURES, &shared), fixtures_tasks);
-    let pack_after = packs(&shared)
-        .into_iter()
-        .find(|pack| *pack != seeds_pack)
-        .expect("the fixtures compiled functions of their own");
-    let size = |path: &Path| std::fs::metadata(path).unwrap().len();
+    let pack_after = pack_beside(&shared, &seeds_pack);
     assert!(
         size(&pack_after) < size(&pack_alone),
         "the fixtures took no function from the seeds' ({} bytes compiled, {} alone)",

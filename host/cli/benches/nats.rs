@@ -136,6 +136,20 @@ fn warm_up(pool: &Pool, workers: usize) -> usize {
     seen.len()
 }
 
+/// The times of `trips` `apply` round trips of a no-op on `pool`, one at a
+/// time, shortest first.
+fn round_trips(pool: &Pool, trips: usize) -> Vec<f64> {
+    let mut times: Vec<f64> = (0..trips)
+        .map(|_| {
+            let start = Instant::now();
+            let _: () = pool.apply("noop", ()).expect("a round trip");
+            start.elapsed().as_secs_f64()
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times
+}
+
 /// W1–W4 of `peer.rs` on `pool`.
 fn workloads(pool: &Pool) -> Workloads {
     let w1 = time_runs(5, || {
@@ -150,14 +164,7 @@ fn workloads(pool: &Pool) -> Workloads {
             r.get().expect("W2");
         }
     });
-    let mut trips: Vec<f64> = (0..W3_TRIPS)
-        .map(|_| {
-            let start = Instant::now();
-            let _: () = pool.apply("noop", ()).expect("W3");
-            start.elapsed().as_secs_f64()
-        })
-        .collect();
-    trips.sort_by(f64::total_cmp);
+    let trips = round_trips(pool, W3_TRIPS);
     let w4 = time_runs(3, || {
         let mut n = 0;
         for result in pool
@@ -237,14 +244,7 @@ fn over_link(url: &str, port: u16, delay_ms: u64, window: Option<usize>) -> Over
     let naps: Vec<u64> = pool.map("nap", vec![NAP_MS; LINK_NAPS], 1).expect("nap");
     assert_eq!(naps.len(), LINK_NAPS);
     let naps_per_s = LINK_NAPS as f64 / start.elapsed().as_secs_f64();
-    let mut trips: Vec<f64> = (0..LINK_TRIPS)
-        .map(|_| {
-            let start = Instant::now();
-            let _: () = pool.apply("noop", ()).expect("round trip");
-            start.elapsed().as_secs_f64()
-        })
-        .collect();
-    trips.sort_by(f64::total_cmp);
+    let trips = round_trips(&pool, LINK_TRIPS);
     drop(pool);
     stop(agent);
     OverLink {
