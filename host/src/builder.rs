@@ -39,6 +39,15 @@ const MAX_PAYLOAD_LIMIT: usize = FRAME_LIMIT / 2;
 const DEFAULT_OUTPUT_LIMIT: u32 = 64 << 10;
 /// The default most bytes of artifacts the cache keeps.
 const DEFAULT_CACHE_LIMIT: u64 = 1 << 30;
+/// The chunks per process a pool on NATS keeps out at once unless told
+/// ([`Nats::window`](crate::Nats::window)). Each chunk is out for at least
+/// a round trip to its agent: 4 a process covered a local network, and ran
+/// waiting tasks on an agent 50 ms away (a round trip) at 61% of what its
+/// workers could; 16 cover such a link. Agents take no more than they keep
+/// ahead (see the agent's `depth`), so the rest wait on the server, for any
+/// agent.
+#[cfg(feature = "nats")]
+const NATS_WINDOW_PER_PROCESS: usize = 16;
 /// The default linear memory limit of one instance.
 const DEFAULT_MEMORY_LIMIT: u64 = 1 << 30;
 /// The largest memory limit: a wasm memory (32-bit) never grows past 4 GiB.
@@ -616,7 +625,7 @@ impl PoolBuilder {
     /// runs the tasks on local workers of its own). What differs:
     ///
     /// - [`processes`](Self::processes) is the parallelism the pool plans
-    ///   for (the chunk size of `map`, and the window: four chunks per
+    ///   for (the chunk size of `map`, and the window: 16 chunks per
     ///   process out at once unless [`Nats::window`](crate::Nats::window)
     ///   says otherwise); the agents decide how many workers they run, and
     ///   [`Pool::agents`] lists them;
@@ -701,7 +710,7 @@ impl PoolBuilder {
         let context = self.context()?;
         let tasks = context.pool(1)?.tasks().to_vec();
         let settings = &context.prepared().local;
-        let window = nats.window.unwrap_or(4 * processes);
+        let window = nats.window.unwrap_or(NATS_WINDOW_PER_PROCESS * processes);
         let (queue_tx, queue_rx) = unbounded();
         let remote = Remote::start(&nats, settings, &module, queue_rx, window)?;
         Pool::new(

@@ -281,7 +281,7 @@ fn link_table(links: &[OverLink]) -> String {
             "| {} ms each way | {} | {:.0} tasks/s | {:.0} tasks/s (ideal {:.0}) | {:.1} ms |",
             link.delay_ms,
             link.window
-                .map_or(format!("{} (default)", 4 * PROCESSES), |w| w.to_string()),
+                .map_or(format!("{} (default)", 16 * PROCESSES), |w| w.to_string()),
             link.noops_per_s,
             link.naps_per_s,
             PROCESSES as f64 * 1000.0 / NAP_MS as f64,

@@ -169,11 +169,11 @@ impl Nats {
     }
 
     /// The most chunks a pool keeps out at once, queued or running on
-    /// agents (unless set, four per process of the pool): what bounds
-    /// memory on every side, whatever the length of a call. Each chunk is
-    /// out for at least a round trip to its agent, so on a slow link raise
-    /// it: with agents 50 ms away (a round trip), a window of 64 ran waiting
-    /// tasks at 91% of what the workers can, against 61% with the default.
+    /// agents (unless set, 16 per process of the pool): what bounds memory
+    /// on every side, whatever the length of a call. Each chunk is out for
+    /// at least a round trip to its agent, so the window must cover the
+    /// link: with agents 50 ms away (a round trip), a window of 8 ran
+    /// waiting tasks at 61% of what the workers could, one of 64 at 91%.
     pub fn window(mut self, chunks: usize) -> Self {
         self.window = Some(chunks);
         self
