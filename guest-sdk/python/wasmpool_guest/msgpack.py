@@ -68,7 +68,7 @@ def _pack(value, out, depth, tuples=False):
     elif value is False:
         out.append(0xC2)
     elif isinstance(value, int):
-        _pack_int(value, out)
+        out += _int_bytes(value)
     elif isinstance(value, float):
         out.append(0xCB)
         out += struct.pack(">d", value)
@@ -113,10 +113,6 @@ def _pack(value, out, depth, tuples=False):
             f"a value of type {type(value).__name__} has no MessagePack form "
             "(use None, bool, int, float, str, bytes, list, tuple or dict)"
         )
-
-
-def _pack_int(value, out):
-    out += _int_bytes(value)
 
 
 #: The one-byte forms of the integers -32..127, by value + 32.
@@ -195,16 +191,18 @@ def unpackb(data):
         end = 1
         for _ in range(data[0] & 0x0F):
             b = data[end] if end < size else 0xC1
-            number = None if b < 0x80 else _NUMBERS.get(b)
             if b < 0x80:
                 value.append(b)
                 end += 1
-            elif number is not None and end + 1 + number[1] <= size:
+                continue
+            number = _NUMBERS.get(b)
+            if number is not None and end + 1 + number[1] <= size:
                 value.append(number[0](data, end + 1)[0])
                 end += 1 + number[1]
-            else:
-                item, end = _unpack(data, end, 1)
-                value.append(item)
+                continue
+            # Anything else, and what is cut short, as everywhere else.
+            item, end = _unpack(data, end, 1)
+            value.append(item)
     else:
         value, end = _unpack(data, 0, 0)
     if end != size:

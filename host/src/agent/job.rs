@@ -170,15 +170,14 @@ async fn pull_chunks(serving: &Arc<Serving>, cancelled: &mut watch::Receiver<Opt
     if let Some(consumer) = consumer {
         'pulling: loop {
             let keep = ahead.keep();
-            let first = tokio::select! {
-                holding = async {
+            let (pending, first) = tokio::select! {
+                room = async {
                     let pending = depth.below(keep).await;
                     let holding = held.clone().acquire_owned().await;
                     (pending, holding.expect("the semaphore is never closed"))
-                } => holding,
+                } => room,
                 _ = cancelled.wait_for(Option::is_some) => break,
             };
-            let (pending, first) = first;
             let mut permits = vec![first];
             while pending + permits.len() < keep {
                 match held.clone().try_acquire_owned() {
