@@ -904,19 +904,11 @@ fn what_belongs_to_this_machine_is_refused_on_agents() {
     let dir = tempfile::tempdir().unwrap();
     let cases = [
         (
-            "host functions",
-            builder(1)
-                .nats(url)
-                .host_fn("lookup", |(key,): (String,)| -> Result<i64, String> {
-                    Ok(key.len() as i64)
-                }),
-        ),
-        (
             "preopened directories",
             builder(1).nats(url).preopen_dir(dir.path(), "/data", true),
         ),
         (
-            "shared objects",
+            "shared objects to its initializer",
             builder(1)
                 .nats(url)
                 .initializer("set_base", (wasmpool::Lock::new(),)),
@@ -1266,4 +1258,30 @@ fn a_server_restarted_mid_job_loses_no_task() {
     let rest: Vec<u64> = results.map(Result::unwrap).collect();
     assert_eq!(rest, vec![20u64; 180]);
     assert!(agent.is_running(), "{}", agent.stderr());
+}
+
+#[test]
+fn tasks_on_agents_call_host_functions_and_share_a_lock() {
+    let _deadline = deadline("host functions and a lock on agents", DEADLINE);
+    let server = NatsServer::start();
+    let _one = AgentProcess::start(server.url(), 2, "one");
+    let pool = nats_builder(&server, 2)
+        .host_fn("lookup", |(key,): (String,)| -> Result<i64, String> {
+            Ok(key.len() as i64 * 10)
+        })
+        .build()
+        .expect("the pool starts");
+    assert_eq!(pool.apply::<i64, _>("ask_host", ("abc",)).unwrap(), 30);
+    let lock = wasmpool::Lock::new();
+    let counter = wasmpool::Manager::new().value(&0i64).unwrap();
+    let tasks: Vec<_> = (0..4)
+        .map(|_| {
+            pool.apply_async::<u64, _>("locked_increments", (lock.clone(), counter.clone(), 10))
+                .unwrap()
+        })
+        .collect();
+    for task in &tasks {
+        assert_eq!(outcome(task, "a counting task").unwrap(), 0);
+    }
+    assert_eq!(counter.get().unwrap(), 40);
 }

@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 use serde_bytes::ByteBuf;
 
 use crate::backend::HostFns;
+use crate::backend::calls::Forward;
 use crate::backend::output::{self, GuestOutput, OutputHandler};
 use crate::backend::{Settings, SpawnConfig};
 use crate::cache::CacheDir;
@@ -140,6 +141,8 @@ pub struct PoolBuilder {
     grants: Grants,
     verify_sandbox: bool,
     host_fns: HostFns,
+    /// Where the tasks' calls go instead of being served here.
+    forward: Option<Arc<dyn Forward>>,
     /// Run the tasks on agents through this NATS server.
     #[cfg(feature = "nats")]
     nats: Option<crate::Nats>,
@@ -188,6 +191,7 @@ impl PoolBuilder {
             grants: Grants::default(),
             verify_sandbox: false,
             host_fns: HostFns::default(),
+            forward: None,
             #[cfg(feature = "nats")]
             nats: None,
         }
@@ -667,6 +671,15 @@ impl PoolBuilder {
         self
     }
 
+    /// Passes the tasks' calls (of host functions, on shared objects) to
+    /// `forward` rather than serving them: an agent's pool, whose job's
+    /// host serves them.
+    #[cfg(feature = "nats")]
+    pub(crate) fn forward_calls(mut self, forward: Arc<dyn Forward>) -> Self {
+        self.forward = Some(forward);
+        self
+    }
+
     /// [`build`](Self::build) for [`nats`](Self::nats).
     #[cfg(feature = "nats")]
     fn build_remote(mut self, processes: usize) -> Result<Pool, Error> {
@@ -685,14 +698,15 @@ impl PoolBuilder {
                 format!("{what} belong to this machine: a pool on NATS agents cannot offer them"),
             ))
         };
-        if !self.host_fns.is_empty() {
-            return refuse("host functions");
-        }
         if !self.grants.dirs.is_empty() {
             return refuse("preopened directories");
         }
         if !self.initializer_objects.is_empty() {
-            return refuse("shared objects");
+            return Err(Error::new(
+                ErrorKind::Config,
+                "a pool on NATS agents cannot hand shared objects to its initializer: an \
+                 agent's workers outlive its tasks; hand them to the tasks in their arguments",
+            ));
         }
         check_processes(processes)?;
         // Read once: published from here, and checked by `context` below.
@@ -870,6 +884,7 @@ impl PoolBuilder {
                     .on_output
                     .unwrap_or_else(|| Arc::new(output::to_stderr)),
                 host_fns: self.host_fns,
+                forward: self.forward,
                 max_payload: self.max_payload,
                 initializer_objects: self.initializer_objects,
             },

@@ -105,30 +105,34 @@ pub(crate) struct Chunk {
     /// Which task each was handed to, as (task index, object id): the worker
     /// lets a task use only those (and the initializer's) while it runs.
     pub(crate) handed: Vec<(u64, u64)>,
+    /// The number of the chunk an agent runs this for in its job on the
+    /// host, which its tasks' calls name there.
+    pub(crate) origin: Option<u64>,
     /// How many of its tasks (from the first) have their outcome.
     done: usize,
     submission: Option<Arc<Submission>>,
 }
 
 impl Chunk {
-    /// A chunk of tasks whose arguments were encoded elsewhere (by the host
-    /// of a job on agents): their outcomes go to `submission`.
+    /// The tasks of the chunk numbered `origin` by the host of a job on
+    /// agents, whose arguments the host encoded (`handed` says which task
+    /// was handed which of its shared objects): their outcomes go to
+    /// `submission`.
     #[cfg(feature = "nats")]
     pub(crate) fn encoded(
-        task: Arc<str>,
-        first_index: u64,
-        args: Vec<u8>,
-        ends: Vec<u32>,
+        origin: u64,
+        batch: crate::channel::Batch,
         submission: Arc<Submission>,
     ) -> Chunk {
         Chunk {
-            task,
-            first_index,
-            args,
-            ends,
+            task: batch.task.into(),
+            first_index: batch.first_index,
+            args: batch.args.into_vec(),
+            ends: batch.ends,
             retries: 0,
             objects: Vec::new(),
-            handed: Vec::new(),
+            handed: batch.handed,
+            origin: Some(origin),
             done: 0,
             submission: Some(submission),
         }
@@ -246,6 +250,7 @@ impl Chunk {
             retries: self.retries,
             objects: self.objects.clone(),
             handed: self.handed.clone(),
+            origin: self.origin,
             done: 0,
             submission: self.submission.clone(),
         }
@@ -360,6 +365,7 @@ impl Chunker {
             retries: 0,
             objects: Vec::new(),
             handed: Vec::new(),
+            origin: None,
             done: 0,
             submission: Some(self.submission.clone()),
         });

@@ -382,13 +382,16 @@
 //!    (outcomes out), `ticker.rs`, and the sandbox;
 //! 8. back through `channel/` to `backend/local/inbound.rs`, the thread that
 //!    reads the worker: outcomes go to their chunk and its submission's sink
-//!    (in `pool/`); a task's calls are served beside it, its host calls by
-//!    `host_calls.rs` and its operations on shared objects (`objects/`) by
-//!    `object_calls.rs`.
+//!    (in `pool/`); a task's calls are served beside it, by
+//!    `backend/calls/`: its host calls in `host_fns.rs` and its operations
+//!    on shared objects (`objects/`) in `objects.rs`.
 //!
 //! On NATS, `backend/nats/remote.rs` publishes the chunk (`wire.rs` says
 //! how), `agent/job.rs` pulls it on an agent, and `agent/chunk.rs` runs it
 //! on the agent's local pool and reports each outcome back to `remote.rs`.
+//! A task's calls go from the agent's pool to `agent/calls.rs`, which sends
+//! them to the host, where `backend/nats/calls.rs` checks them and serves
+//! them in `backend/calls/`.
 //!
 //! # Limits
 //!

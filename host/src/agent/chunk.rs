@@ -87,14 +87,13 @@ pub(crate) async fn run(
         return;
     }
     let tasks = chunk.tasks.ends.len();
+    let (seq, first_index) = (chunk.tasks.seq, chunk.tasks.first_index);
     let (forward, mut outcomes) = mpsc::unbounded_channel();
     match &serving.pool {
         JobPool::Pool(pool) => {
             let local = Chunk::encoded(
-                chunk.tasks.task.as_str().into(),
-                chunk.tasks.first_index,
-                chunk.tasks.args.into_vec(),
-                chunk.tasks.ends,
+                seq,
+                chunk.tasks,
                 pool.submitter.submission(Arc::new(Forward(forward))),
             );
             match pool.submitter.sender() {
@@ -103,7 +102,7 @@ pub(crate) async fn run(
             }
         }
         JobPool::Broken(err) => {
-            Forward(forward).deliver(chunk.tasks.first_index, failed(tasks, err))
+            Forward(forward).deliver(first_index, failed(tasks, err))
         }
     }
     let mut progress = tokio::time::interval(serving.ack_wait / 3);
@@ -134,7 +133,7 @@ pub(crate) async fn run(
                 }
                 for (first_index, outcomes) in pack(batch, serving.room) {
                     let report = Report::Outcomes {
-                        chunk: chunk.tasks.seq,
+                        chunk: seq,
                         first_index,
                         outcomes,
                     };

@@ -11,6 +11,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
 use super::chunk::{self, JobPool, Serving};
+use super::calls::Forwarder;
 use super::context::{Caps, JobContext};
 use super::depth::{Ahead, Depth};
 use super::enroll::enroll;
@@ -99,7 +100,7 @@ async fn run_until_ended(
         }
     };
     let prepared = tokio::select! {
-        prepared = prepare(&context, &job, &spec, &env) => prepared,
+        prepared = prepare(&context, &job, &host, &spec, &env) => prepared,
         _ = cancelled.wait_for(Option::is_some) => return,
     };
     let pool = match prepared {
@@ -243,6 +244,7 @@ async fn pull_chunks(serving: &Arc<Serving>, cancelled: &mut watch::Receiver<Opt
 async fn prepare(
     context: &Arc<JobContext>,
     job: &str,
+    host: &str,
     spec: &JobSpec,
     env: &[(String, String)],
 ) -> Result<Pool, Error> {
@@ -312,6 +314,12 @@ async fn prepare(
             let _ = client.publish(subject, message.into()).await;
         });
     });
+    // What tasks ask of the host goes to the job's host.
+    let ack_wait = Duration::from_millis(spec.ack_wait_ms);
+    let forwarder =
+        Forwarder::start(context.store.client.clone(), context.key.clone(), job, host, ack_wait)
+            .await?;
+    builder = builder.forward_calls(forwarder);
     if let Some(dir) = &context.cache_dir {
         builder = builder.cache_dir(dir);
     }

@@ -9,6 +9,8 @@
 //! - [`enroll`]: asking a job's host to serve it, and getting its secrets;
 //! - [`job`]: serving one job: its module, its local pool, pulling chunks;
 //! - [`chunk`]: running one chunk and reporting its outcomes;
+//! - [`calls`]: passing what its tasks ask (host functions, shared
+//!   objects) to the job's host, and its answers back;
 //! - [`context`]: what the jobs an agent serves share.
 //!
 //! The agent is the far side of the NATS backend (`backend/nats/`), as
@@ -18,6 +20,7 @@
 //! The agent is what talks to the network; its workers are the local
 //! pool's, behind the same seccomp filter as any pool's, with no socket.
 
+mod calls;
 mod chunk;
 mod context;
 mod depth;

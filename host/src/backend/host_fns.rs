@@ -1,6 +1,6 @@
 //! [`HostFns`]: the functions a pool offers its tasks on the host, by name
 //! (`host.call` in `wit/wasmpool.wit`); the local backend serves their calls
-//! (`backend/local/host_calls.rs`).
+//! (`backend/calls/host_fns.rs`).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -23,12 +23,6 @@ impl fmt::Debug for HostFns {
 }
 
 impl HostFns {
-    /// Whether no function is offered.
-    #[cfg(feature = "nats")]
-    pub(crate) fn is_empty(&self) -> bool {
-        self.functions.is_empty()
-    }
-
     /// Adds (or replaces) the function `name`.
     pub(crate) fn insert(&mut self, name: &str, function: HostFn) {
         self.functions.insert(name.to_string(), function);

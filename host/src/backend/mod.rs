@@ -16,6 +16,7 @@
 //! hands up sits here, below both backends: a [`KillHandle`] on each worker
 //! process, and the [`output`] guests write.
 
+pub(crate) mod calls;
 mod host_fns;
 mod kill;
 pub(crate) mod local;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::backend::HostFns;
+use crate::backend::calls::Forward;
 use crate::backend::output::OutputHandler;
 use crate::cache::CacheDir;
 use crate::channel::Setup;
@@ -35,6 +36,8 @@ pub(crate) struct Settings {
     pub(crate) timed: bool,
     pub(crate) on_output: OutputHandler,
     pub(crate) host_fns: HostFns,
+    /// Where the tasks' calls go instead, on an agent: its job's host.
+    pub(crate) forward: Option<Arc<dyn Forward>>,
     pub(crate) max_payload: usize,
     /// The shared objects in the initializer's arguments.
     pub(crate) initializer_objects: Vec<ObjectRef>,

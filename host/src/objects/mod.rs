@@ -10,7 +10,7 @@
 //! — and any other id a guest names is refused ([`grants`]). A guest's
 //! operation reaches the host over the worker channel as an `Invoke`, and is
 //! answered by the local backend's object calls
-//! (`backend/local/object_calls.rs`): at once, or, if it must wait, once a
+//! (`backend/calls/objects.rs`): at once, or, if it must wait, once a
 //! change to the object or its deadline lets it finish — parked on the
 //! object meanwhile, holding no thread ([`parked`]) — unless the task's
 //! time limit (a `Cancel` from the worker) or the worker's death gives it

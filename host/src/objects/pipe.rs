@@ -193,7 +193,7 @@ impl Object for End {
                 };
                 encode(&self.poll(patience, wait)?)
             }
-            // "close" is the grant's, not the end's: see `backend/local/object_calls.rs`.
+            // "close" is the grant's, not the end's: see `backend/calls/objects.rs`.
             _ => Err(unknown_op(Kind::Connection, op)),
         }
     }

@@ -15,7 +15,7 @@ use crate::objects::parked::{self, Retry};
 /// take, the acquisition it made, and, for a guest's operation that may
 /// wait, where it parks. (A guest's wait given up — its task stopped, its
 /// worker died — is dropped from its worker's grants, and never tried
-/// again: see `backend/local/object_calls.rs`.)
+/// again: see `backend/calls/objects.rs`.)
 #[derive(Clone)]
 pub(crate) struct Wait {
     /// The acquisition the operation made (0: none), so that giving its

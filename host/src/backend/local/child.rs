@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, unbounded};
 
+use crate::backend::calls::Replies;
 use crate::backend::local::Shared;
 use crate::backend::local::event::Event;
 use crate::backend::local::in_flight::InFlight;
@@ -224,9 +225,9 @@ impl WorkerChild {
         self.in_flight.outbound().send(message);
     }
 
-    /// A sending end of the worker's channel, for other threads.
-    pub(crate) fn outbound(&self) -> Outbound {
-        self.in_flight.outbound().clone()
+    /// Where the answers to the worker's calls go, from any thread.
+    pub(crate) fn replies(&self) -> Arc<dyn Replies> {
+        self.in_flight.replies()
     }
 
     /// Waits for the process to end and reaps it.

@@ -13,14 +13,15 @@
 //! The slot hears of progress only when it waits for it ([`Held::slot_waits`]).
 
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use crossbeam_channel::Sender;
 use serde_bytes::ByteBuf;
 
-use super::object_calls::{self, Invoke};
+use crate::backend::calls::objects::{self as object_calls, Invoke};
+use crate::backend::calls::{Asked, Forward, Replies};
 use crate::backend::local::Shared;
 use crate::backend::local::event::Event;
 use crate::backend::local::outbound::Outbound;
@@ -88,6 +89,10 @@ pub(crate) struct InFlight {
     /// The shared objects its tasks may use, and their waits.
     grants: Arc<Mutex<Grants>>,
     outbound: Outbound,
+    /// Where the answers to its tasks' calls go: its channel.
+    replies: Arc<dyn Replies>,
+    /// Its number, unique in this process: what names it to a [`Forward`].
+    id: u64,
     /// Its slot's events, to wake it.
     events: Sender<Event>,
 }
@@ -101,6 +106,7 @@ impl InFlight {
         quota: Option<usize>,
         initializer: &[ObjectRef],
     ) -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
         InFlight {
             held: Mutex::new(Held {
                 chunks: VecDeque::new(),
@@ -114,7 +120,9 @@ impl InFlight {
                 slot_waits: false,
             }),
             grants: Arc::new(Mutex::new(Grants::new(initializer))),
+            replies: Arc::new(outbound.clone()),
             outbound,
+            id: NEXT.fetch_add(1, Ordering::Relaxed),
             events,
         }
     }
@@ -150,23 +158,50 @@ impl InFlight {
         held.count_idle(shared);
         drop(held);
         // Its tasks' waits end, and what they held is let go of.
-        object_calls::end(&self.grants);
+        match &shared.forward {
+            Some(forward) => forward.ended(self.id),
+            None => object_calls::end(&self.grants),
+        }
         chunks
+    }
+
+    /// Where the answers to the worker's calls go.
+    pub(crate) fn replies(&self) -> Arc<dyn Replies> {
+        self.replies.clone()
     }
 
     /// Serves a task's operation on a shared object.
     pub(crate) fn invoke(&self, invoke: Invoke, max_payload: usize) {
-        object_calls::invoke(invoke, &self.grants, &self.outbound, max_payload);
+        object_calls::invoke(invoke, &self.grants, &self.replies, max_payload);
+    }
+
+    /// Passes task `index`'s `call` on to `forward`, naming the chunk the
+    /// task is in: the worker's first (it sends a task's outcome before
+    /// any call of the next, and this channel's reader settles outcomes
+    /// before it reads on), or none while its initializer runs.
+    pub(crate) fn forward(&self, forward: &dyn Forward, call: u64, index: u64, asked: Asked) {
+        let chunk = self
+            .lock()
+            .chunks
+            .front()
+            .and_then(|handed| handed.chunk.origin);
+        forward.call(self.id, chunk, index, call, asked, self.replies());
     }
 
     /// A task stopped waiting for `call`.
-    pub(crate) fn cancel(&self, call: u64) {
-        object_calls::cancel(call, &self.grants);
+    pub(crate) fn cancel(&self, call: u64, shared: &Shared) {
+        match &shared.forward {
+            Some(forward) => forward.cancel(self.id, call),
+            None => object_calls::cancel(call, &self.grants),
+        }
     }
 
     /// The answer to `call` came back unclaimed.
-    pub(crate) fn unclaimed(&self, call: u64, result: &[u8]) {
-        object_calls::unclaimed(call, result, &self.grants);
+    pub(crate) fn unclaimed(&self, call: u64, result: ByteBuf, shared: &Shared) {
+        match &shared.forward {
+            Some(forward) => forward.unclaimed(self.id, call, result),
+            None => object_calls::unclaimed(call, &result, &self.grants),
+        }
     }
 
     /// The worker no longer holds a chunk that carried `objects`.

@@ -10,7 +10,8 @@ use std::thread;
 
 use crossbeam_channel::Sender;
 
-use super::object_calls::Invoke;
+use crate::backend::calls::Asked;
+use crate::backend::calls::objects::Invoke;
 use crate::backend::local::Shared;
 use crate::backend::local::event::Event;
 use crate::backend::local::in_flight::InFlight;
@@ -88,26 +89,44 @@ fn read(
             Ok(Some(FromWorker::Withdrawn { seq })) => in_flight.given_back(seq, shared),
             Ok(Some(FromWorker::Invoke {
                 call,
-                index: _,
+                index,
                 object,
                 op,
                 args,
             })) => {
-                let invoke = Invoke {
-                    call,
-                    object,
-                    op,
-                    args,
-                };
-                in_flight.invoke(invoke, shared.max_payload);
+                match &shared.forward {
+                    Some(forward) => {
+                        let asked = Asked::Invoke { object, op, args };
+                        in_flight.forward(forward.as_ref(), call, index, asked);
+                    }
+                    None => {
+                        let invoke = Invoke {
+                            call,
+                            object,
+                            op,
+                            args,
+                        };
+                        in_flight.invoke(invoke, shared.max_payload);
+                    }
+                }
+                Ok(())
+            }
+            Ok(Some(FromWorker::Request {
+                call,
+                index,
+                name,
+                args,
+            })) if shared.forward.is_some() => {
+                let forward = shared.forward.as_deref().expect("checked");
+                in_flight.forward(forward, call, index, Asked::HostFn { name, args });
                 Ok(())
             }
             Ok(Some(FromWorker::Cancel { call })) => {
-                in_flight.cancel(call);
+                in_flight.cancel(call, shared);
                 Ok(())
             }
             Ok(Some(FromWorker::Unclaimed { call, result })) => {
-                in_flight.unclaimed(call, &result);
+                in_flight.unclaimed(call, result, shared);
                 Ok(())
             }
             Ok(Some(message)) => match events.send(Event::Message(message)) {

@@ -12,17 +12,17 @@
 //!   the slot;
 //! - [`capacity`]: how many workers this machine can hold;
 //! - [`starting`]: a pool's first workers start in turn, and stop at
-//!   the first that cannot;
-//! - [`host_calls`]: serving the host functions tasks call;
-//!   [`object_calls`]: serving their operations on shared objects.
+//!   the first that cannot.
+//!
+//! What tasks ask of the host (host functions, shared objects) is served in
+//! [`backend::calls`](crate::backend::calls), or, on an agent, passed on to
+//! the job's host (see [`Forward`]).
 
 pub(crate) mod capacity;
 mod child;
 mod event;
-mod host_calls;
 mod in_flight;
 mod inbound;
-mod object_calls;
 mod outbound;
 mod schedule;
 mod slot;
@@ -38,6 +38,7 @@ use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 
 use super::Backend;
 use crate::backend::HostFns;
+use crate::backend::calls::Forward;
 use crate::backend::output::OutputHandler;
 use crate::backend::{KillHandle, Settings, SpawnConfig};
 use crate::cache::CacheDir;
@@ -93,6 +94,7 @@ impl Local {
             on_output: settings.on_output.clone(),
             withdrawals: withdrawals_rx,
             host_fns: settings.host_fns.clone(),
+            forward: settings.forward.clone(),
             max_payload: settings.max_payload,
             initializer_objects: settings.initializer_objects.clone(),
             exit,
@@ -224,6 +226,9 @@ pub(crate) struct Shared {
     pub(crate) withdrawals: Vec<Receiver<()>>,
     /// The functions tasks may call on the host.
     pub(crate) host_fns: HostFns,
+    /// Where the tasks' calls go when they are not served here (an agent's
+    /// pool passes them to its job's host).
+    pub(crate) forward: Option<Arc<dyn Forward>>,
     /// The most bytes of a host call's arguments or result.
     pub(crate) max_payload: usize,
     /// The shared objects in the initializer's arguments, which every

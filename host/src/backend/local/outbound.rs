@@ -11,11 +11,13 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
 
 use crossbeam_channel::Sender;
+use serde_bytes::ByteBuf;
 use rustix::event::{PollFd, PollFlags};
 use rustix::fs::OFlags;
 
+use crate::backend::calls::Replies;
 use crate::backend::local::event::Event;
-use crate::channel::{ToWorker, codec};
+use crate::channel::{Failure, ToWorker, codec};
 
 /// What waits to be written.
 struct Pending {
@@ -121,6 +123,20 @@ impl Outbound {
     pub(crate) fn close(&self) {
         self.writer.lock().closed = true;
         self.writer.more.notify_one();
+    }
+}
+
+impl Replies for Outbound {
+    fn reply(
+        &self,
+        call: u64,
+        result: Result<ByteBuf, Failure>,
+    ) -> Option<Result<ByteBuf, Failure>> {
+        let message = ToWorker::Reply { call, result };
+        match (self.send(&message), message) {
+            (false, ToWorker::Reply { result, .. }) => Some(result),
+            _ => None,
+        }
     }
 }
 

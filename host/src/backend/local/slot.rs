@@ -17,7 +17,7 @@ use crossbeam_channel::{Select, Sender, TryRecvError};
 
 use crate::backend::local::child::{WorkerChild, describe_status};
 use crate::backend::local::event::Event;
-use crate::backend::local::host_calls::{self, Request};
+use crate::backend::calls::host_fns::{self, Request};
 use crate::backend::local::in_flight::{Handed, Held};
 use crate::backend::local::schedule::{self, Load};
 use crate::backend::local::{Serving, Shared};
@@ -355,11 +355,11 @@ impl Slot {
                 if let Some(worker) = &self.worker {
                     let request = Request { call, name, args };
                     let shared = &self.shared;
-                    host_calls::call(
+                    host_fns::call(
                         &shared.host_fns,
                         request,
                         shared.max_payload,
-                        worker.outbound(),
+                        worker.replies(),
                     );
                 }
             }

@@ -157,6 +157,10 @@ pub(crate) enum Domain {
     Enroll,
     /// The host's answer to it.
     Enrolled,
+    /// A task's call on the host, by its agent.
+    Call,
+    /// The host's answer to a call.
+    Answer,
 }
 
 impl Domain {
@@ -168,6 +172,8 @@ impl Domain {
             Domain::Output => b"wasmpool output",
             Domain::Enroll => b"wasmpool enroll",
             Domain::Enrolled => b"wasmpool enrolled",
+            Domain::Call => b"wasmpool call",
+            Domain::Answer => b"wasmpool answer",
         }
     }
 }

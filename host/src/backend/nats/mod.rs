@@ -9,6 +9,8 @@
 //! - [`store`]: connecting, and making the streams and buckets;
 //! - [`remote`]: the host's side, the backend of a pool built with
 //!   [`PoolBuilder::nats`](crate::PoolBuilder::nats);
+//! - [`calls`]: the host's side of what tasks on agents ask of it (host
+//!   functions, shared objects): checked, served, answered;
 //! - [`watchdog`]: the host's watch on the job's state on the server, which
 //!   makes again what vanished;
 //! - [`throttle`]: warnings that repeat, let through at most every few
@@ -27,6 +29,7 @@
 //! (`remote.rs`). An agent that dies leaves its chunk
 //! unacknowledged, and JetStream hands it to another after the ack wait.
 
+pub(crate) mod calls;
 pub(crate) mod connect;
 pub(crate) mod enroll;
 pub(crate) mod keys;

@@ -23,6 +23,7 @@ use serde_bytes::ByteBuf;
 use tokio::runtime::Runtime;
 use tokio::sync::Notify;
 
+use super::calls::{self, Calls};
 use super::enroll::{self, Roster};
 use super::keys::{self, Domain, SigningKey};
 use super::store::{AgentInfo, SERVER_PATIENCE, Store, remote};
@@ -38,6 +39,7 @@ use crate::channel::Batch;
 use crate::chunk::{Chunk, withdrawn_error};
 use crate::error::{Error, ErrorKind};
 use crate::module;
+use crate::objects::ObjectRef;
 
 /// How long after the server says a chunk was acknowledged its outcomes
 /// may still be on their way (an agent acknowledges a chunk once its
@@ -67,6 +69,8 @@ struct Inner {
     key: SigningKey,
     /// The agents admitted to serve the job: whose reports are taken.
     roster: Arc<Roster>,
+    /// What the tasks on agents ask of the host.
+    calls: Arc<Calls>,
     /// The warnings of reports dropped as forged or unsigned.
     forgery_warnings: Mutex<Throttle>,
     /// The job's record marked ended, signed: put when the job ends, once
@@ -179,7 +183,7 @@ impl Remote {
             max_ack_pending: window as i64,
             ..Default::default()
         };
-        let (store, reports, output, requests) = block_on(runtime.handle(), async {
+        let (store, reports, output, requests, asked) = block_on(runtime.handle(), async {
             let store = Store::open(nats, &format!("wasmpool pool {job}")).await?;
             let output = store
                 .client
@@ -191,6 +195,11 @@ impl Remote {
                 .subscribe(wire::enroll_subject(&job))
                 .await
                 .map_err(|err| remote("cannot subscribe to agents' requests", err))?;
+            let asked = store
+                .client
+                .subscribe(wire::calls_subject(&job))
+                .await
+                .map_err(|err| remote("cannot subscribe to agents' calls", err))?;
             store.publish_module(&spec.module, module).await?;
             store
                 .chunks
@@ -204,7 +213,7 @@ impl Remote {
                 .put(&job, record.clone())
                 .await
                 .map_err(|err| remote("cannot publish the job", err))?;
-            Ok::<_, Error>((store, reports, output, requests))
+            Ok::<_, Error>((store, reports, output, requests, asked))
         })?;
         let watched = Watched::new(
             &store,
@@ -213,12 +222,23 @@ impl Remote {
             module.to_vec(),
         );
         let room = store.message_room();
+        let calls = Calls::new(
+            &job,
+            key.clone(),
+            roster.clone(),
+            store.client.clone(),
+            runtime.handle().clone(),
+            settings.host_fns.clone(),
+            settings.max_payload,
+            Duration::from_millis(spec.ack_wait_ms),
+        );
         let (stop_tx, stop_rx) = bounded(0);
         let inner = Arc::new(Inner {
             job,
             store,
             key,
             roster: roster.clone(),
+            calls: calls.clone(),
             forgery_warnings: Mutex::new(Throttle::default()),
             ended_record,
             ending: AtomicBool::new(false),
@@ -238,6 +258,10 @@ impl Remote {
         runtime.spawn(read_reports(inner.clone(), reports));
         runtime.spawn(show_output(inner.clone(), output, on_output));
         runtime.spawn(enroll::serve(roster, inner.store.client.clone(), requests));
+        let serving = inner.clone();
+        runtime.spawn(calls::serve_calls(calls, asked, move |_, message| {
+            serving.on_call(message);
+        }));
         runtime.spawn(heartbeat(inner.clone(), record));
         runtime.spawn(watch_state(inner.clone()));
         let dispatcher = {
@@ -287,6 +311,7 @@ impl Backend for Remote {
         let out = std::mem::take(&mut inner.out().chunks);
         inner.returned.notify_all();
         drop(out);
+        inner.calls.end_all();
         fence(Ordering::SeqCst);
         while inner.queue.try_recv().is_ok() {}
     }
@@ -412,6 +437,7 @@ impl Inner {
             }
             for number in done {
                 out.chunks.remove(&number);
+                self.calls.ended_before(number, None);
             }
         }
         self.returned.notify_all();
@@ -420,6 +446,34 @@ impl Inner {
                 self.fail_chunk(number, &err);
             }
         }
+    }
+
+    /// What the tasks of chunk `number` that have their outcomes (all, if
+    /// it is no longer out) held is let go of.
+    fn settled(&self, out: &Out, number: u64) {
+        let next = out
+            .chunks
+            .get(&number)
+            .map(|sent| sent.chunk.first_index + sent.chunk.done() as u64);
+        self.calls.ended_before(number, next);
+    }
+
+    /// Takes a task's call from an agent, checked against the chunks out:
+    /// the task must run (its chunk is out, its outcome has not come), and
+    /// may use only the objects its arguments carried.
+    fn on_call(&self, message: async_nats::Message) {
+        let out = self.out();
+        let reply = message.reply.map(|subject| subject.to_string());
+        self.calls
+            .on_message(&message.payload, reply, |number, index| {
+                let sent = out.chunks.get(&number)?;
+                let chunk = &sent.chunk;
+                let next = chunk.first_index + chunk.done() as u64;
+                if index < next || index >= chunk.first_index + chunk.len() as u64 {
+                    return None;
+                }
+                Some(handed_to(chunk, index))
+            });
     }
 
     /// Takes the report an agent published. Returns the message that sends
@@ -471,6 +525,7 @@ impl Inner {
                     out.chunks.remove(&number);
                     self.returned.notify_all();
                 }
+                self.settled(&out, number);
                 None
             }
             Report::Lost {
@@ -494,8 +549,11 @@ impl Inner {
                 if sent.chunk.remaining() == 0 {
                     out.chunks.remove(&number);
                     self.returned.notify_all();
+                    self.settled(&out, number);
                     return None;
                 }
+                self.settled(&out, number);
+                let sent = out.chunks.get_mut(&number)?;
                 sent.sending += 1;
                 Some((number, self.message(number, sent)))
             }
@@ -601,8 +659,13 @@ impl Inner {
                 first_index,
                 args: ByteBuf::from(args),
                 ends,
-                // A pool on agents hands its tasks no shared object.
-                handed: Vec::new(),
+                handed: sent
+                    .chunk
+                    .handed
+                    .iter()
+                    .filter(|(index, _)| *index >= first_index)
+                    .copied()
+                    .collect(),
             },
         };
         Bytes::from(Signed::encode(&self.key, Domain::Chunk, &self.job, &chunk))
@@ -611,6 +674,7 @@ impl Inner {
     /// Fails the tasks without an outcome of every chunk out.
     fn fail_all(&self, err: &Error) {
         let out = std::mem::take(&mut self.out().chunks);
+        self.calls.end_all();
         self.returned.notify_all();
         for sent in out.into_values() {
             sent.chunk.fail(err);
@@ -620,6 +684,7 @@ impl Inner {
     /// Fails the tasks of chunk `number` without an outcome.
     fn fail_chunk(&self, number: u64, err: &Error) {
         let removed = self.out().chunks.remove(&number);
+        self.calls.ended_before(number, None);
         self.returned.notify_all();
         if let Some(sent) = removed {
             sent.chunk.fail(err);
@@ -654,14 +719,6 @@ fn dispatch(inner: &Arc<Inner>, stop: &Receiver<()>) {
         };
         if chunk.is_withdrawn() {
             chunk.fail(&withdrawn_error());
-            continue;
-        }
-        if !chunk.objects.is_empty() {
-            chunk.fail(&Error::new(
-                ErrorKind::Config,
-                "shared objects (locks, queues, pipes, managed values, ...) work only on a \
-                 local pool: a pool on NATS agents cannot pass them to tasks",
-            ));
             continue;
         }
         for piece in pieces(chunk, inner.room) {
@@ -759,6 +816,17 @@ fn pieces(mut chunk: Chunk, room: usize) -> Vec<Chunk> {
             None => return pieces,
         }
     }
+}
+
+/// The shared objects handed to task `index` of `chunk`.
+fn handed_to(chunk: &Chunk, index: u64) -> Vec<ObjectRef> {
+    chunk
+        .handed
+        .iter()
+        .filter(|(task, _)| *task == index)
+        .filter_map(|(_, id)| chunk.objects.iter().find(|object| object.id() == *id))
+        .cloned()
+        .collect()
 }
 
 /// The task that reads the job's reports, in order, and sends again the

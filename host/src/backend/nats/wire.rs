@@ -16,9 +16,13 @@
 //!   stdout and stderr, as [`OutputMessage`]s, for the host's output handler.
 //! - Subject `wasmpool.enroll.<job>` (no stream, request and reply): an
 //!   agent's [`Enrollment`] to serve a job, and its host's [`Enrolled`].
+//! - Subject `wasmpool.calls.<job>` (no stream): what tasks on agents ask
+//!   of the host, as [`CallMessage`]s; the host's [`Answer`]s go to the
+//!   subject each call names, unique to its agent's process.
 //!
-//! Every message but an agent's record is [`Signed`]: a job's record and
-//! chunks by its host, reports and output by the agent that ran them.
+//! Every message but an agent's record is [`Signed`]: a job's record,
+//! chunks and answers by its host, reports, output and calls by the agent
+//! that ran them.
 
 use std::time::Duration;
 
@@ -27,11 +31,12 @@ use serde_bytes::ByteBuf;
 
 use super::keys::{self, Domain, SigningKey};
 use crate::GuestOutput;
-use crate::channel::{Batch, Call, Limits, Outcomes, Stream};
+use crate::backend::calls::Asked;
+use crate::channel::{Batch, Call, Failure, Limits, Outcomes, Stream};
 use crate::error::{Error, ErrorKind};
 
 /// The version of these messages; a job of another version is refused.
-pub(crate) const VERSION: u32 = 5;
+pub(crate) const VERSION: u32 = 6;
 /// The key-value bucket of running jobs.
 pub(crate) const JOBS: &str = "wasmpool_jobs";
 /// The key-value bucket of agents.
@@ -73,6 +78,12 @@ pub(crate) fn output_subject(job: &str) -> String {
 /// The subject on which agents ask a job's host to serve it.
 pub(crate) fn enroll_subject(job: &str) -> String {
     format!("wasmpool.enroll.{job}")
+}
+
+/// The subject on which agents pass their tasks' calls to a job's host
+/// (core NATS: the host answers each on the subject the call names).
+pub(crate) fn calls_subject(job: &str) -> String {
+    format!("wasmpool.calls.{job}")
 }
 
 /// The durable consumer through which agents pull a job's chunks.
@@ -152,6 +163,48 @@ pub(crate) enum Report {
         sending: u32,
         deliveries: u64,
     },
+}
+
+/// What an agent sends on a job's calls subject, signed by its key. Its
+/// workers are named by numbers unique in the agent's process, their calls
+/// by the worker's own numbers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum CallMessage {
+    /// Task `index` of chunk `chunk` (none: the pool's initializer) on
+    /// `worker` asks `asked` in `call`. Sent again while unanswered: the
+    /// host runs a call once, and answers it again when asked again.
+    Call {
+        worker: u64,
+        chunk: Option<u64>,
+        index: u64,
+        call: u64,
+        asked: Asked,
+    },
+    /// The task no longer waits for `call`: a wait it started is given up.
+    Cancel { worker: u64, call: u64 },
+    /// The answer to `call` came after its task stopped waiting: `result`
+    /// is what it carried, to give back.
+    Unclaimed {
+        worker: u64,
+        call: u64,
+        result: ByteBuf,
+    },
+    /// `worker` is gone: what its tasks held is let go of.
+    Ended { worker: u64 },
+    /// The agent lives: what its tasks hold stays theirs.
+    Alive,
+}
+
+/// The host's answer to a [`CallMessage::Call`], signed by the job's host
+/// key, on the subject the call named.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Answer {
+    /// The subject it answers on (unique to one agent's process, so that an
+    /// answer cannot be replayed to another), and the call answered.
+    pub(crate) to: String,
+    pub(crate) worker: u64,
+    pub(crate) call: u64,
+    pub(crate) result: Result<ByteBuf, Failure>,
 }
 
 /// An agent, as it describes itself to hosts.

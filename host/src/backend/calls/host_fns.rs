@@ -7,9 +7,11 @@ use std::thread;
 
 use serde_bytes::ByteBuf;
 
+use std::sync::Arc;
+
+use super::Replies;
 use crate::backend::HostFns;
-use crate::backend::local::outbound::Outbound;
-use crate::channel::{Failure, ToWorker};
+use crate::channel::Failure;
 use crate::user_code::call_guarded;
 
 /// A task's call of a host function, as its worker sent it.
@@ -20,18 +22,20 @@ pub(crate) struct Request {
 }
 
 /// Runs `request`, a call of one of `functions`, on a thread of its own and
-/// sends the reply through `outbound`. Arguments and result are checked
+/// sends the reply through `replies`. Arguments and result are checked
 /// against `max_payload`; a function that panics fails the call, not the
 /// pool.
-pub(crate) fn call(functions: &HostFns, request: Request, max_payload: usize, outbound: Outbound) {
+pub(crate) fn call(
+    functions: &HostFns,
+    request: Request,
+    max_payload: usize,
+    replies: Arc<dyn Replies>,
+) {
     let Request { call, name, args } = request;
     let function = functions.get(&name);
     let known = || functions.names().join(", ");
     let reply = move |result: Result<Vec<u8>, String>| {
-        outbound.send(&ToWorker::Reply {
-            call,
-            result: result.map(ByteBuf::from).map_err(Failure::Refused),
-        });
+        replies.reply(call, result.map(ByteBuf::from).map_err(Failure::Refused));
     };
     let Some(function) = function else {
         return reply(Err(format!(

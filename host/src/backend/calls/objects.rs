@@ -2,17 +2,17 @@
 //! in `wit/wasmpool.wit`), checked against its worker's grants, run at once
 //! — or, if it must wait, parked on its object until a change or its
 //! deadline lets it finish (see [`parked`](crate::objects::parked)): no
-//! thread waits for a guest — and answered on the worker's channel; and
+//! thread waits for a guest — and answered through its [`Replies`]; and
 //! what a worker's waits and holdings become when its task stops waiting,
 //! its answer comes back unclaimed, or it dies. The twin of
-//! [`host_calls`](super::host_calls).
+//! [`host_fns`](super::host_fns).
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use serde_bytes::ByteBuf;
 
-use super::outbound::Outbound;
-use crate::channel::{Failure, ToWorker};
+use super::Replies;
+use crate::channel::Failure;
 use crate::objects::grants::{Grants, release};
 use crate::objects::parked::{self, Retry};
 use crate::objects::wait::Wait;
@@ -30,7 +30,7 @@ pub(crate) struct Invoke {
 #[derive(Clone)]
 struct Answer {
     call: u64,
-    outbound: Outbound,
+    replies: Arc<dyn Replies>,
     max_payload: usize,
 }
 
@@ -49,24 +49,15 @@ impl Answer {
             }
             Ok(ByteBuf::from(bytes))
         });
-        let message = ToWorker::Reply {
-            call: self.call,
-            result,
-        };
-        match (self.outbound.send(&message), message) {
-            (
-                false,
-                ToWorker::Reply {
-                    result: Ok(bytes), ..
-                },
-            ) => Some(bytes.into_vec()),
+        match self.replies.reply(self.call, result) {
+            Some(Ok(bytes)) => Some(bytes.into_vec()),
             _ => None,
         }
     }
 }
 
-/// Runs `invoke` for the worker whose grants are `grants`, and answers on
-/// `outbound`. A result over `max_payload` bytes is refused.
+/// Runs `invoke` for the worker whose grants are `grants`, and answers
+/// through `replies`. A result over `max_payload` bytes is refused.
 ///
 /// Every try of an operation runs under its worker's grants, checked then:
 /// the worker's death or its task's end, which let go of what it held only
@@ -76,13 +67,18 @@ impl Answer {
 pub(crate) fn invoke(
     invoke: Invoke,
     grants: &Arc<Mutex<Grants>>,
-    outbound: &Outbound,
+    replies: &Arc<dyn Replies>,
     max_payload: usize,
 ) {
-    parked::deferring(|| serve(invoke, grants, outbound, max_payload));
+    parked::deferring(|| serve(invoke, grants, replies, max_payload));
 }
 
-fn serve(invoke: Invoke, grants: &Arc<Mutex<Grants>>, outbound: &Outbound, max_payload: usize) {
+fn serve(
+    invoke: Invoke,
+    grants: &Arc<Mutex<Grants>>,
+    replies: &Arc<dyn Replies>,
+    max_payload: usize,
+) {
     let Invoke {
         call,
         object: id,
@@ -91,7 +87,7 @@ fn serve(invoke: Invoke, grants: &Arc<Mutex<Grants>>, outbound: &Outbound, max_p
     } = invoke;
     let answer = Answer {
         call,
-        outbound: outbound.clone(),
+        replies: replies.clone(),
         max_payload,
     };
     let mut held = grants.lock().unwrap_or_else(PoisonError::into_inner);

@@ -1,0 +1,431 @@
+//! The host's side of what tasks on agents ask of it: [`Calls`] takes the
+//! [`CallMessage`]s agents send on the job's calls subject, checks each
+//! against what the host knows of the task, serves it as a local worker's
+//! (`backend/calls/`), and answers, signed, on the subject the call named.
+//! The agent's side is `agent/calls.rs`.
+//!
+//! The rule is the local one: a task may call the pool's host functions and
+//! use the shared objects its own arguments carried, while it runs. "While
+//! it runs" is the host's view: its chunk is out and its outcome has not
+//! come. Each task of an agent's worker is a holder of its own, ended
+//! (its waits given up, what it held let go of, the next holder told) as
+//! soon as the first of these comes: its outcome, its chunk's end, its
+//! worker's end (the agent says so), or the agent's silence for the job's
+//! `ack_wait` — the time after which the server gives its chunks to other
+//! agents too. Agents show they live every third of that while they have
+//! called.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde_bytes::ByteBuf;
+
+use super::enroll::Roster;
+use super::keys::{Domain, SigningKey};
+use super::wire::{Answer, CallMessage, Signed};
+use crate::backend::HostFns;
+use crate::backend::calls::host_fns::{self, Request};
+use crate::backend::calls::objects::{self as object_calls, Invoke};
+use crate::backend::calls::{Asked, Replies};
+use crate::channel::{Failure, bounds};
+use crate::objects::ObjectRef;
+use crate::objects::grants::Grants;
+
+/// How many ended tasks an agent's record remembers: their late calls are
+/// refused, and answers that come back unclaimed still given back.
+const ENDED_KEPT: usize = 4096;
+
+/// A task on an agent: the worker it runs on, its chunk (none: the pool's
+/// initializer) and its index.
+type TaskKey = (u64, Option<u64>, u64);
+
+/// What a task on an agent may use, and its last call.
+struct RemoteTask {
+    grants: Arc<Mutex<Grants>>,
+    /// Its last call, with the answer once sent (sent again if asked again).
+    last: Mutex<Option<(u64, Option<Bytes>)>>,
+    ended: AtomicBool,
+}
+
+impl RemoteTask {
+    fn last(&self) -> MutexGuard<'_, Option<(u64, Option<Bytes>)>> {
+        self.last.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Gives up its waits and lets go of what it held.
+    fn end(&self) {
+        if !self.ended.swap(true, Ordering::SeqCst) {
+            object_calls::end(&self.grants);
+        }
+    }
+}
+
+/// One agent's tasks that called.
+struct AgentTasks {
+    heard: Instant,
+    running: HashMap<TaskKey, Arc<RemoteTask>>,
+    ended: HashMap<TaskKey, Arc<RemoteTask>>,
+    ended_order: VecDeque<TaskKey>,
+}
+
+impl AgentTasks {
+    fn new() -> Self {
+        AgentTasks {
+            heard: Instant::now(),
+            running: HashMap::new(),
+            ended: HashMap::new(),
+            ended_order: VecDeque::new(),
+        }
+    }
+
+    /// Moves the running tasks `which` picks to the ended, returning them
+    /// to end (outside the lock).
+    fn end_where(&mut self, which: impl Fn(&TaskKey) -> bool) -> Vec<Arc<RemoteTask>> {
+        let keys: Vec<TaskKey> = self.running.keys().filter(|key| which(key)).copied().collect();
+        let mut ended = Vec::with_capacity(keys.len());
+        for key in keys {
+            let task = self.running.remove(&key).expect("listed");
+            if self.ended_order.len() == ENDED_KEPT
+                && let Some(old) = self.ended_order.pop_front()
+            {
+                self.ended.remove(&old);
+            }
+            self.ended_order.push_back(key);
+            self.ended.insert(key, task.clone());
+            ended.push(task);
+        }
+        ended
+    }
+}
+
+/// Where the answers to one task's calls go: its agent's subject.
+struct ToAgent {
+    calls: Arc<Calls>,
+    task: Arc<RemoteTask>,
+    to: String,
+    worker: u64,
+}
+
+impl Replies for ToAgent {
+    fn reply(
+        &self,
+        call: u64,
+        result: Result<ByteBuf, Failure>,
+    ) -> Option<Result<ByteBuf, Failure>> {
+        let mut last = self.task.last();
+        // An answer to a task that ended can never be used: it goes back.
+        if self.task.ended.load(Ordering::SeqCst) || last.as_ref().is_none_or(|(c, _)| *c != call)
+        {
+            return Some(result);
+        }
+        let answer = Answer {
+            to: self.to.clone(),
+            worker: self.worker,
+            call,
+            result,
+        };
+        let signed = Bytes::from(Signed::encode(
+            &self.calls.key,
+            Domain::Answer,
+            &self.calls.job,
+            &answer,
+        ));
+        *last = Some((call, Some(signed.clone())));
+        drop(last);
+        self.calls.send(self.to.clone(), signed);
+        None
+    }
+}
+
+/// The host's record of its agents' calls.
+pub(crate) struct Calls {
+    job: String,
+    key: SigningKey,
+    roster: Arc<Roster>,
+    client: async_nats::Client,
+    handle: tokio::runtime::Handle,
+    host_fns: HostFns,
+    max_payload: usize,
+    /// How long an agent may be silent before its tasks are taken as lost.
+    patience: Duration,
+    agents: Mutex<HashMap<String, AgentTasks>>,
+}
+
+impl Calls {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        job: &str,
+        key: SigningKey,
+        roster: Arc<Roster>,
+        client: async_nats::Client,
+        handle: tokio::runtime::Handle,
+        host_fns: HostFns,
+        max_payload: usize,
+        patience: Duration,
+    ) -> Arc<Calls> {
+        Arc::new(Calls {
+            job: job.to_string(),
+            key,
+            roster,
+            client,
+            handle,
+            host_fns,
+            max_payload,
+            patience,
+            agents: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn agents(&self) -> MutexGuard<'_, HashMap<String, AgentTasks>> {
+        self.agents.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Publishes `message` on `subject`, from any thread.
+    fn send(&self, subject: String, message: Bytes) {
+        let client = self.client.clone();
+        self.handle.spawn(async move {
+            let _ = client.publish(subject, message).await;
+        });
+    }
+
+    /// Takes a message on the calls subject, answered (if it is a call) on
+    /// `reply`. `running(chunk, index)` says whether task `index` of chunk
+    /// `chunk` runs, with the objects handed to it; the caller holds what
+    /// it reads until this returns, so that a task cannot end between the
+    /// check and its record here.
+    pub(crate) fn on_message(
+        self: &Arc<Self>,
+        payload: &[u8],
+        reply: Option<String>,
+        running: impl FnOnce(u64, u64) -> Option<Vec<ObjectRef>>,
+    ) {
+        let job = &self.job;
+        let (agent, message) = match Signed::open::<CallMessage>(payload, Domain::Call, job, "call")
+        {
+            Ok(opened) => opened,
+            Err(err) => {
+                tracing::warn!("job {job}: dropped a call: {err}");
+                return;
+            }
+        };
+        if !self.roster.admits(&agent) {
+            tracing::warn!("job {job}: dropped a call of an agent it did not admit");
+            return;
+        }
+        let mut agents = self.agents();
+        let tasks = agents.entry(agent.clone()).or_insert_with(AgentTasks::new);
+        tasks.heard = Instant::now();
+        match message {
+            CallMessage::Alive => {}
+            CallMessage::Ended { worker } => {
+                let ended = tasks.end_where(|key| key.0 == worker);
+                drop(agents);
+                ended.iter().for_each(|task| task.end());
+            }
+            CallMessage::Cancel { worker, call } => {
+                let found = find(tasks, worker, call);
+                drop(agents);
+                if let Some(task) = found {
+                    object_calls::cancel(call, &task.grants);
+                }
+            }
+            CallMessage::Unclaimed {
+                worker,
+                call,
+                result,
+            } => {
+                let found = find(tasks, worker, call);
+                drop(agents);
+                if let Some(task) = found {
+                    object_calls::unclaimed(call, &result, &task.grants);
+                }
+            }
+            CallMessage::Call {
+                worker,
+                chunk,
+                index,
+                call,
+                asked,
+            } => {
+                let Some(to) = reply else {
+                    return;
+                };
+                let key = (worker, chunk, index);
+                let refuse = |why: String| {
+                    let answer = Answer {
+                        to: to.clone(),
+                        worker,
+                        call,
+                        result: Err(Failure::Refused(why)),
+                    };
+                    Bytes::from(Signed::encode(&self.key, Domain::Answer, job, &answer))
+                };
+                if tasks.ended.contains_key(&key) {
+                    let why = "this task ended on the host (its outcome came, or its agent was \
+                               taken for lost): it may call no more";
+                    let refused = refuse(why.to_string());
+                    drop(agents);
+                    return self.send(to, refused);
+                }
+                let task = match tasks.running.get(&key) {
+                    Some(task) => task.clone(),
+                    None => {
+                        let objects = match chunk {
+                            Some(chunk) => running(chunk, index),
+                            None => Some(Vec::new()),
+                        };
+                        let Some(objects) = objects else {
+                            let why = format!(
+                                "task {index} of chunk {} does not run on this agent's \
+                                 host: it ended, or never was",
+                                chunk.unwrap_or_default()
+                            );
+                            let refused = refuse(why);
+                            drop(agents);
+                            return self.send(to, refused);
+                        };
+                        let mut grants = Grants::new(&objects);
+                        if chunk.is_some() {
+                            grants.initialized();
+                        }
+                        let task = Arc::new(RemoteTask {
+                            grants: Arc::new(Mutex::new(grants)),
+                            last: Mutex::new(None),
+                            ended: AtomicBool::new(false),
+                        });
+                        tasks.running.insert(key, task.clone());
+                        task
+                    }
+                };
+                drop(agents);
+                self.serve(task, to, worker, call, asked);
+            }
+        }
+    }
+
+    /// Runs `call` of `task` once, or answers it again if it was asked
+    /// before (the agent asks again while it has no answer).
+    fn serve(self: &Arc<Self>, task: Arc<RemoteTask>, to: String, worker: u64, call: u64, asked: Asked) {
+        {
+            let mut last = task.last();
+            match &*last {
+                Some((seen, answer)) if *seen >= call => {
+                    if *seen == call
+                        && let Some(answer) = answer
+                    {
+                        self.send(to, answer.clone());
+                    }
+                    return;
+                }
+                _ => *last = Some((call, None)),
+            }
+        }
+        let replies: Arc<dyn Replies> = Arc::new(ToAgent {
+            calls: self.clone(),
+            task: task.clone(),
+            to,
+            worker,
+        });
+        match asked {
+            Asked::HostFn { name, args } => {
+                if let Err(why) = bounds::check_name("host function", &name) {
+                    replies.reply(call, Err(Failure::Refused(why)));
+                    return;
+                }
+                let request = Request { call, name, args };
+                host_fns::call(&self.host_fns, request, self.max_payload, replies);
+            }
+            Asked::Invoke { object, op, args } => {
+                if let Err(why) = bounds::check_name("operation", &op) {
+                    replies.reply(call, Err(Failure::Refused(why)));
+                    return;
+                }
+                let invoke = Invoke {
+                    call,
+                    object,
+                    op,
+                    args,
+                };
+                object_calls::invoke(invoke, &task.grants, &replies, self.max_payload);
+            }
+        }
+    }
+
+    /// The tasks of chunk `chunk` before index `next` have their outcomes
+    /// (with `next` none: the chunk is done): they end.
+    pub(crate) fn ended_before(&self, chunk: u64, next: Option<u64>) {
+        let mut ended = Vec::new();
+        for tasks in self.agents().values_mut() {
+            ended.extend(tasks.end_where(|&(_, of, index)| {
+                of == Some(chunk) && next.is_none_or(|next| index < next)
+            }));
+        }
+        ended.iter().for_each(|task| task.end());
+    }
+
+    /// Every task ends: the pool stops.
+    pub(crate) fn end_all(&self) {
+        let mut ended = Vec::new();
+        for tasks in self.agents().values_mut() {
+            ended.extend(tasks.end_where(|_| true));
+        }
+        ended.iter().for_each(|task| task.end());
+    }
+
+    /// Ends the tasks of agents silent for longer than the job's patience:
+    /// the server gives their chunks to other agents, and what they held
+    /// goes to the next holders.
+    pub(crate) fn end_silent(&self) {
+        let mut ended = Vec::new();
+        for (agent, tasks) in self.agents().iter_mut() {
+            if tasks.running.is_empty() || tasks.heard.elapsed() <= self.patience {
+                continue;
+            }
+            tracing::warn!(
+                "job {}: agent {} silent for {:?}: what its tasks held is let go of",
+                self.job,
+                super::keys::short(agent),
+                tasks.heard.elapsed()
+            );
+            ended.extend(tasks.end_where(|_| true));
+        }
+        ended.iter().for_each(|task| task.end());
+    }
+
+    /// How often silent agents are looked for.
+    pub(crate) fn sweep_every(&self) -> Duration {
+        self.patience / 3
+    }
+}
+
+/// The task of `worker` whose last call is `call`, running or ended.
+fn find(tasks: &AgentTasks, worker: u64, call: u64) -> Option<Arc<RemoteTask>> {
+    tasks
+        .running
+        .iter()
+        .chain(tasks.ended.iter())
+        .find(|(key, task)| key.0 == worker && task.last().as_ref().is_some_and(|(c, _)| *c == call))
+        .map(|(_, task)| task.clone())
+}
+
+/// Reads the agents' calls until the subscription ends.
+pub(crate) async fn serve_calls(
+    calls: Arc<Calls>,
+    mut messages: async_nats::Subscriber,
+    on_call: impl Fn(&Arc<Calls>, async_nats::Message) + Send + 'static,
+) {
+    use futures_util::StreamExt;
+    let mut sweep = tokio::time::interval(calls.sweep_every());
+    loop {
+        tokio::select! {
+            message = messages.next() => match message {
+                Some(message) => on_call(&calls, message),
+                None => return,
+            },
+            _ = sweep.tick() => calls.end_silent(),
+        }
+    }
+}
