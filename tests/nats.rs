@@ -2,6 +2,8 @@
 //! through a real `nats-server`, with real agents (`wasmpool agent`
 //! processes) running real guests.
 
+#[path = "common/calls.rs"]
+mod calls;
 #[path = "common/command.rs"]
 mod command;
 mod common;
@@ -1260,28 +1262,53 @@ fn a_server_restarted_mid_job_loses_no_task() {
     assert!(agent.is_running(), "{}", agent.stderr());
 }
 
-#[test]
-fn tasks_on_agents_call_host_functions_and_share_a_lock() {
-    let _deadline = deadline("host functions and a lock on agents", DEADLINE);
-    let server = NatsServer::start();
-    let _one = AgentProcess::start(server.url(), 2, "one");
-    let pool = nats_builder(&server, 2)
-        .host_fn("lookup", |(key,): (String,)| -> Result<i64, String> {
-            Ok(key.len() as i64 * 10)
-        })
-        .build()
-        .expect("the pool starts");
-    assert_eq!(pool.apply::<i64, _>("ask_host", ("abc",)).unwrap(), 30);
-    let lock = wasmpool::Lock::new();
-    let counter = wasmpool::Manager::new().value(&0i64).unwrap();
-    let tasks: Vec<_> = (0..4)
-        .map(|_| {
-            pool.apply_async::<u64, _>("locked_increments", (lock.clone(), counter.clone(), 10))
-                .unwrap()
-        })
-        .collect();
-    for task in &tasks {
-        assert_eq!(outcome(task, "a counting task").unwrap(), 0);
+/// What tasks on agents ask of the host — its functions, its shared objects:
+/// the cases of `tests/common/calls.rs`, which a local pool runs too
+/// (`tests/all/here.rs`).
+mod on_agents {
+    use std::sync::Mutex;
+
+    use super::{AgentProcess, NatsServer, descendants};
+    use crate::calls::{Pools, tests_of_calls};
+    use crate::common::builder;
+    use wasmpool::{Nats, Pool, PoolBuilder};
+
+    /// Tasks run by agents: each pool gets a server of its own, and one
+    /// agent with as many processes as the pool plans.
+    struct OnAgents {
+        running: Mutex<Vec<(NatsServer, AgentProcess)>>,
     }
-    assert_eq!(counter.get().unwrap(), 40);
+
+    impl OnAgents {
+        fn new() -> Self {
+            OnAgents {
+                running: Mutex::new(Vec::new()),
+            }
+        }
+    }
+
+    impl Pools for OnAgents {
+        fn builder(&self, processes: usize) -> PoolBuilder {
+            let server = NatsServer::start();
+            let agent = AgentProcess::start(server.url(), processes, "calls");
+            // Trusted, so that the pool may hand it environment variables.
+            let nats = Nats::new(server.url()).trust_agent(agent.key());
+            let builder = builder(processes).nats_options(nats);
+            self.running.lock().unwrap().push((server, agent));
+            builder
+        }
+
+        /// The workers of the agents: a case's pools run nowhere else.
+        fn worker_pids(&self, _pool: &Pool) -> Vec<u32> {
+            let running = self.running.lock().unwrap();
+            let mut pids: Vec<u32> = running
+                .iter()
+                .flat_map(|(_, agent)| descendants(agent.pid()))
+                .collect();
+            pids.sort_unstable();
+            pids
+        }
+    }
+
+    tests_of_calls!(OnAgents::new());
 }

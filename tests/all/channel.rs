@@ -2,8 +2,8 @@
 //! only the task it ran, chunks are bounded by bytes, a slot never blocks on
 //! a pipe, abandoned work is withdrawn, and tasks call host functions.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::common::{DEADLINE, builder, deadline, outcome};
@@ -183,113 +183,6 @@ fn cancel_withdraws_the_tasks_of_an_async_result_that_have_not_started() {
         value
     };
     assert_eq!(done, 9);
-}
-
-#[test]
-fn a_task_calls_a_host_function_and_gets_its_answer() {
-    let _deadline = deadline("tasks calling host functions", DEADLINE);
-    let pool = builder(2)
-        .host_fn("lookup", |(key,): (String,)| -> Result<i64, String> {
-            if key == "missing" {
-                return Err(format!("no entry for {key}"));
-            }
-            Ok(key.len() as i64 * 10)
-        })
-        .host_fn("explode", |(): ()| -> Result<String, String> {
-            panic!("the host function blew up")
-        })
-        .build()
-        .unwrap();
-    assert_eq!(pool.apply::<i64, _>("ask_host", ("abc",)).unwrap(), 30);
-    let keys: Vec<String> = (0..200).map(|i| "k".repeat(i % 7 + 1)).collect();
-    let answers: Vec<i64> = pool.map("ask_host", keys.clone(), 8).unwrap();
-    let expected: Vec<i64> = keys.iter().map(|k| k.len() as i64 * 10).collect();
-    assert_eq!(answers, expected);
-    // Its error, a panic, an unknown name and bad arguments reach the task,
-    // never the pool.
-    let err = pool.apply::<i64, _>("ask_host", ("missing",)).unwrap_err();
-    assert!(
-        err.is_failed() && err.message().contains("no entry for missing"),
-        "{err}"
-    );
-    let err = pool
-        .apply::<String, _>("call_host_fn", ("explode",))
-        .unwrap_err();
-    assert!(err.message().contains("`explode` panicked"), "{err}");
-    let err = pool
-        .apply::<String, _>("call_host_fn", ("nope",))
-        .unwrap_err();
-    assert!(
-        err.message().contains("no host function named `nope`"),
-        "{err}"
-    );
-    assert!(err.message().contains("explode, lookup"), "{err}");
-    let err = pool
-        .apply::<String, _>("call_host_fn", ("lookup",))
-        .unwrap_err();
-    assert!(err.message().contains("do not decode"), "{err}");
-    assert_eq!(pool.apply::<i64, _>("square", (5,)).unwrap(), 25);
-}
-
-#[test]
-fn the_pool_goes_on_while_a_task_waits_in_a_host_call() {
-    let _deadline = deadline("work beside a task blocked in a host call", DEADLINE);
-    let gate = Arc::new(Mutex::new(()));
-    let held = gate.lock().unwrap();
-    let waiting = gate.clone();
-    let pool = builder(2)
-        .host_fn("wait", move |(): ()| -> Result<String, String> {
-            drop(waiting.lock().unwrap());
-            Ok("released".into())
-        })
-        .build()
-        .unwrap();
-    let blocked = pool
-        .apply_async::<String, _>("call_host_fn", ("wait",))
-        .unwrap();
-    // The other worker, and the pool, go on.
-    let squares: Vec<i64> = pool.map("square", 0..100i64, 10).unwrap();
-    assert_eq!(squares[99], 9801);
-    assert!(!blocked.ready());
-    drop(held);
-    assert_eq!(
-        outcome(&blocked, "the released host call").unwrap(),
-        "released"
-    );
-}
-
-#[test]
-fn a_task_blocked_in_a_host_call_still_obeys_its_time_limit() {
-    let _deadline = deadline("a host call past the task's time limit", DEADLINE);
-    let pool = builder(1)
-        .task_timeout(Duration::from_millis(500))
-        .host_fn("stall", |(): ()| -> Result<String, String> {
-            std::thread::sleep(Duration::from_millis(1500));
-            Ok("too late".into())
-        })
-        .host_fn("lookup", |(key,): (String,)| -> Result<i64, String> {
-            Ok(key.len() as i64)
-        })
-        .build()
-        .unwrap();
-    let worker = pool.worker_pids();
-    let err = pool
-        .apply::<String, _>("call_host_fn", ("stall",))
-        .unwrap_err();
-    assert!(err.is_timeout(), "{err}");
-    // The worker stopped the task itself and goes on; the late reply, when
-    // it comes, is nobody's answer.
-    let until = Instant::now() + Duration::from_secs(2);
-    let mut calls = 0;
-    while Instant::now() < until {
-        let key = "x".repeat(calls % 5 + 1);
-        assert_eq!(
-            pool.apply::<i64, _>("ask_host", (key.clone(),)).unwrap(),
-            key.len() as i64
-        );
-        calls += 1;
-    }
-    assert_eq!(pool.worker_pids(), worker, "the worker was not replaced");
 }
 
 #[test]

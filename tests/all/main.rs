@@ -8,6 +8,8 @@
 //! called), and each names its temporary directories apart. The tests that
 //! run the `wasmpool` command are the `wasmpool-cli` package's.
 
+#[path = "../common/calls.rs"]
+mod calls;
 #[path = "../common/mod.rs"]
 mod common;
 #[path = "../common/terminal.rs"]
@@ -17,6 +19,7 @@ mod bounds;
 mod cache;
 mod channel;
 mod faults;
+mod here;
 mod histories;
 mod isolation;
 mod kwargs;

@@ -67,7 +67,12 @@ pub(crate) struct Forwarder {
 
 impl Drop for Forwarder {
     fn drop(&mut self) {
-        for task in self.tasks.get_mut().unwrap_or_else(PoisonError::into_inner).drain(..) {
+        for task in self
+            .tasks
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain(..)
+        {
             task.abort();
         }
     }
@@ -129,9 +134,7 @@ impl Forwarder {
             self.inbox.clone(),
         );
         self.handle.spawn(async move {
-            let _ = client
-                .publish_with_reply(subject, inbox, message)
-                .await;
+            let _ = client.publish_with_reply(subject, inbox, message).await;
         });
     }
 

@@ -101,9 +101,7 @@ pub(crate) async fn run(
                 Err(err) => local.fail(&err),
             }
         }
-        JobPool::Broken(err) => {
-            Forward(forward).deliver(first_index, failed(tasks, err))
-        }
+        JobPool::Broken(err) => Forward(forward).deliver(first_index, failed(tasks, err)),
     }
     let mut progress = tokio::time::interval(serving.ack_wait / 3);
     progress.tick().await;

@@ -10,8 +10,8 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
-use super::chunk::{self, JobPool, Serving};
 use super::calls::Forwarder;
+use super::chunk::{self, JobPool, Serving};
 use super::context::{Caps, JobContext};
 use super::depth::{Ahead, Depth};
 use super::enroll::enroll;
@@ -316,9 +316,14 @@ async fn prepare(
     });
     // What tasks ask of the host goes to the job's host.
     let ack_wait = Duration::from_millis(spec.ack_wait_ms);
-    let forwarder =
-        Forwarder::start(context.store.client.clone(), context.key.clone(), job, host, ack_wait)
-            .await?;
+    let forwarder = Forwarder::start(
+        context.store.client.clone(),
+        context.key.clone(),
+        job,
+        host,
+        ack_wait,
+    )
+    .await?;
     builder = builder.forward_calls(forwarder);
     if let Some(dir) = &context.cache_dir {
         builder = builder.cache_dir(dir);

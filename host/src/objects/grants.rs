@@ -208,11 +208,13 @@ impl Grants {
 
     /// The worker is gone: returns every operation waiting, to drop, and
     /// every object it held, with the holders that may hold them (its
-    /// initializer and its running task), to let go of.
+    /// initializer and its running task), to let go of. What it was
+    /// answered is still remembered: an answer on its way when it ended (to
+    /// an agent's task, whose end the host may hear of first) can still
+    /// come back unclaimed, and what it carries be given back.
     #[must_use]
     pub(crate) fn end(&mut self) -> (Vec<Pending>, Vec<Holder>, Vec<ObjectRef>) {
         self.ended = true;
-        self.answered.clear();
         let pending = self.pending.drain().map(|(_, wait)| wait).collect();
         let held = self.held.drain().map(|(_, (object, _))| object).collect();
         let mut holders = vec![Holder::Task {

@@ -14,8 +14,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::{Chaos, Rng, run};
+use crate::calls::pool_hearing_its_tasks;
 use crate::common::{OUTCOME_WAIT, builder, outcome};
-use crate::objects::pool_hearing_its_tasks;
+use crate::here::Local;
 use wasmpool::{AsyncResult, ErrorKind, Event, Lock, Manager, Pool, Semaphore, Value};
 
 #[test]
@@ -65,7 +66,7 @@ impl Setting {
         let span = limit * u32::try_from(tasks.div_ceil(processes)).unwrap();
         let strike = Duration::from_micros(rng.below(span.as_micros() as u64));
         let chaos = Chaos::pick(&mut rng, strike);
-        let (pool, _said) = pool_hearing_its_tasks(processes as usize, limit);
+        let (pool, _said) = pool_hearing_its_tasks(&Local, processes as usize, limit);
         Setting {
             pool,
             tasks,

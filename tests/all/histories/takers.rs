@@ -9,8 +9,9 @@
 use std::time::{Duration, Instant};
 
 use super::{Chaos, Rng, run};
+use crate::calls::pool_hearing_its_tasks;
 use crate::common::{OUTCOME_WAIT, outcome};
-use crate::objects::pool_hearing_its_tasks;
+use crate::here::Local;
 use wasmpool::{AsyncResult, Connection, ErrorKind, Event, Pipe, Pool, Queue, RecvError};
 
 #[test]
@@ -86,7 +87,7 @@ fn history(seed: u64, channel: Channel) -> String {
     let items = 2 + rng.below(4) as i64;
     // The chaos strikes, if at all, near the last taker's time limit.
     let chaos = Chaos::pick(&mut rng, limit);
-    let (pool, said) = pool_hearing_its_tasks(1 + rng.below(2) as usize, limit);
+    let (pool, said) = pool_hearing_its_tasks(&Local, 1 + rng.below(2) as usize, limit);
     let started = Event::new();
     let mut returned = Vec::new();
     let mut failed = 0;

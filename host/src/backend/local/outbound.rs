@@ -11,9 +11,9 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
 
 use crossbeam_channel::Sender;
-use serde_bytes::ByteBuf;
 use rustix::event::{PollFd, PollFlags};
 use rustix::fs::OFlags;
+use serde_bytes::ByteBuf;
 
 use crate::backend::calls::Replies;
 use crate::backend::local::event::Event;

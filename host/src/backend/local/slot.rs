@@ -15,9 +15,9 @@ use std::time::Instant;
 
 use crossbeam_channel::{Select, Sender, TryRecvError};
 
+use crate::backend::calls::host_fns::{self, Request};
 use crate::backend::local::child::{WorkerChild, describe_status};
 use crate::backend::local::event::Event;
-use crate::backend::calls::host_fns::{self, Request};
 use crate::backend::local::in_flight::{Handed, Held};
 use crate::backend::local::schedule::{self, Load};
 use crate::backend::local::{Serving, Shared};

@@ -26,10 +26,10 @@ use serde_bytes::ByteBuf;
 use super::enroll::Roster;
 use super::keys::{Domain, SigningKey};
 use super::wire::{Answer, CallMessage, Signed};
-use crate::backend::HostFns;
 use crate::backend::calls::host_fns::{self, Request};
 use crate::backend::calls::objects::{self as object_calls, Invoke};
 use crate::backend::calls::{Asked, Replies};
+use crate::backend::{HostFns, Settings};
 use crate::channel::{Failure, bounds};
 use crate::objects::ObjectRef;
 use crate::objects::grants::Grants;
@@ -84,7 +84,12 @@ impl AgentTasks {
     /// Moves the running tasks `which` picks to the ended, returning them
     /// to end (outside the lock).
     fn end_where(&mut self, which: impl Fn(&TaskKey) -> bool) -> Vec<Arc<RemoteTask>> {
-        let keys: Vec<TaskKey> = self.running.keys().filter(|key| which(key)).copied().collect();
+        let keys: Vec<TaskKey> = self
+            .running
+            .keys()
+            .filter(|key| which(key))
+            .copied()
+            .collect();
         let mut ended = Vec::with_capacity(keys.len());
         for key in keys {
             let task = self.running.remove(&key).expect("listed");
@@ -117,8 +122,7 @@ impl Replies for ToAgent {
     ) -> Option<Result<ByteBuf, Failure>> {
         let mut last = self.task.last();
         // An answer to a task that ended can never be used: it goes back.
-        if self.task.ended.load(Ordering::SeqCst) || last.as_ref().is_none_or(|(c, _)| *c != call)
-        {
+        if self.task.ended.load(Ordering::SeqCst) || last.as_ref().is_none_or(|(c, _)| *c != call) {
             return Some(result);
         }
         let answer = Answer {
@@ -155,15 +159,16 @@ pub(crate) struct Calls {
 }
 
 impl Calls {
-    #[allow(clippy::too_many_arguments)]
+    /// The record of `job`'s calls, answered with `key`, taken from the
+    /// agents of `roster`, served as a local pool of `settings` serves
+    /// them; agents silent for `patience` are taken for lost.
     pub(crate) fn new(
         job: &str,
         key: SigningKey,
         roster: Arc<Roster>,
         client: async_nats::Client,
         handle: tokio::runtime::Handle,
-        host_fns: HostFns,
-        max_payload: usize,
+        settings: &Settings,
         patience: Duration,
     ) -> Arc<Calls> {
         Arc::new(Calls {
@@ -172,8 +177,8 @@ impl Calls {
             roster,
             client,
             handle,
-            host_fns,
-            max_payload,
+            host_fns: settings.host_fns.clone(),
+            max_payload: settings.max_payload,
             patience,
             agents: Mutex::new(HashMap::new()),
         })
@@ -308,7 +313,14 @@ impl Calls {
 
     /// Runs `call` of `task` once, or answers it again if it was asked
     /// before (the agent asks again while it has no answer).
-    fn serve(self: &Arc<Self>, task: Arc<RemoteTask>, to: String, worker: u64, call: u64, asked: Asked) {
+    fn serve(
+        self: &Arc<Self>,
+        task: Arc<RemoteTask>,
+        to: String,
+        worker: u64,
+        call: u64,
+        asked: Asked,
+    ) {
         {
             let mut last = task.last();
             match &*last {
@@ -407,7 +419,9 @@ fn find(tasks: &AgentTasks, worker: u64, call: u64) -> Option<Arc<RemoteTask>> {
         .running
         .iter()
         .chain(tasks.ended.iter())
-        .find(|(key, task)| key.0 == worker && task.last().as_ref().is_some_and(|(c, _)| *c == call))
+        .find(|(key, task)| {
+            key.0 == worker && task.last().as_ref().is_some_and(|(c, _)| *c == call)
+        })
         .map(|(_, task)| task.clone())
 }
 

@@ -228,8 +228,7 @@ impl Remote {
             roster.clone(),
             store.client.clone(),
             runtime.handle().clone(),
-            settings.host_fns.clone(),
-            settings.max_payload,
+            settings,
             Duration::from_millis(spec.ack_wait_ms),
         );
         let (stop_tx, stop_rx) = bounded(0);
@@ -998,11 +997,17 @@ mod tests {
                 Some(*end)
             })
             .collect();
-        let chunk = Chunk::encoded(
-            "t".into(),
-            50,
-            vec![0; 140],
+        let batch = Batch {
+            seq: 0,
+            task: "t".into(),
+            first_index: 50,
+            args: ByteBuf::from(vec![0; 140]),
             ends,
+            handed: Vec::new(),
+        };
+        let chunk = Chunk::encoded(
+            0,
+            batch,
             Submission::new(kept.clone(), Withdrawals::new(Vec::new())),
         );
         let pieces = pieces(chunk, 40);
