@@ -7,6 +7,8 @@ mod calls;
 #[path = "common/command.rs"]
 mod command;
 mod common;
+#[path = "common/histories/mod.rs"]
+mod histories;
 #[path = "common/nats.rs"]
 mod server;
 
@@ -1263,7 +1265,8 @@ fn a_server_restarted_mid_job_loses_no_task() {
 }
 
 /// What tasks on agents ask of the host — its functions, its shared objects:
-/// the cases of `tests/common/calls.rs`, which a local pool runs too
+/// the cases of `tests/common/calls.rs` and the randomized histories of
+/// `tests/common/histories/`, which a local pool runs too
 /// (`tests/all/here.rs`).
 mod on_agents {
     use std::sync::Mutex;
@@ -1271,30 +1274,46 @@ mod on_agents {
     use super::{AgentProcess, NatsServer, descendants};
     use crate::calls::{Pools, tests_of_calls};
     use crate::common::builder;
+    use crate::histories::tests_of_histories;
     use wasmpool::{Nats, Pool, PoolBuilder};
 
     /// Tasks run by agents: each pool gets a server of its own, and one
     /// agent with as many processes as the pool plans.
     struct OnAgents {
         running: Mutex<Vec<(NatsServer, AgentProcess)>>,
+        /// Each pool's server and agent stop when the next pool's start:
+        /// for cases whose pools come one after another.
+        one_at_a_time: bool,
     }
 
     impl OnAgents {
         fn new() -> Self {
             OnAgents {
                 running: Mutex::new(Vec::new()),
+                one_at_a_time: false,
+            }
+        }
+
+        fn one_at_a_time() -> Self {
+            OnAgents {
+                one_at_a_time: true,
+                ..OnAgents::new()
             }
         }
     }
 
     impl Pools for OnAgents {
         fn builder(&self, processes: usize) -> PoolBuilder {
+            let mut running = self.running.lock().unwrap();
+            if self.one_at_a_time {
+                running.clear();
+            }
             let server = NatsServer::start();
             let agent = AgentProcess::start(server.url(), processes, "calls");
             // Trusted, so that the pool may hand it environment variables.
             let nats = Nats::new(server.url()).trust_agent(agent.key());
             let builder = builder(processes).nats_options(nats);
-            self.running.lock().unwrap().push((server, agent));
+            running.push((server, agent));
             builder
         }
 
@@ -1308,7 +1327,13 @@ mod on_agents {
             pids.sort_unstable();
             pids
         }
+
+        /// A fifth: each history starts a server and an agent.
+        fn histories(&self, default: u64) -> u64 {
+            default.div_ceil(5)
+        }
     }
 
     tests_of_calls!(OnAgents::new());
+    tests_of_histories!(OnAgents::one_at_a_time());
 }

@@ -1,9 +1,11 @@
 //! What tasks ask of the host — its functions, its shared objects — on a
-//! local pool: the cases of `tests/common/calls.rs`, which agents run too
+//! local pool: the cases of `tests/common/calls.rs` and the randomized
+//! histories of `tests/common/histories/`, which agents run too
 //! (`tests/nats.rs`).
 
 use crate::calls::{Pools, tests_of_calls};
 use crate::common::builder;
+use crate::histories::tests_of_histories;
 use wasmpool::{Pool, PoolBuilder};
 
 /// Tasks run on this machine, by a local pool's workers.
@@ -20,3 +22,4 @@ impl Pools for Local {
 }
 
 tests_of_calls!(Local);
+tests_of_histories!(Local);

@@ -12,6 +12,8 @@
 mod calls;
 #[path = "../common/mod.rs"]
 mod common;
+#[path = "../common/histories/mod.rs"]
+mod histories;
 #[path = "../common/terminal.rs"]
 mod terminal;
 
@@ -20,7 +22,6 @@ mod cache;
 mod channel;
 mod faults;
 mod here;
-mod histories;
 mod isolation;
 mod kwargs;
 mod lifecycle;

@@ -26,6 +26,11 @@ pub trait Pools {
     /// The processes running `pool`'s tasks now.
     fn worker_pids(&self, pool: &Pool) -> Vec<u32>;
 
+    /// How many of `default` randomized histories to run here.
+    fn histories(&self, default: u64) -> u64 {
+        default
+    }
+
     /// A pool of `processes` workers.
     fn pool(&self, processes: usize) -> Pool {
         self.builder(processes).build().expect("the pool starts")

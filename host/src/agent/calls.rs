@@ -11,7 +11,7 @@
 //! shows the host it lives at the same pace: a host that hears nothing for
 //! its job's `ack_wait` lets go of what the agent's tasks held.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
@@ -43,10 +43,21 @@ struct Waiting {
 struct State {
     /// By worker and call.
     waiting: HashMap<(u64, u64), Waiting>,
-    /// Calls whose task stopped waiting before their answer came.
-    cancelled: HashSet<(u64, u64)>,
+    /// Calls whose task stopped waiting (or whose worker ended) before
+    /// their answer came, the oldest first.
+    cancelled: VecDeque<(u64, u64)>,
     /// The job's tasks have called: the host is shown the agent lives.
     called: bool,
+}
+
+impl State {
+    /// Remembers that nobody waits for the answer to `call` any more.
+    fn cancel(&mut self, call: (u64, u64)) {
+        if self.cancelled.len() == CANCELLED_KEPT {
+            self.cancelled.pop_front();
+        }
+        self.cancelled.push_back(call);
+    }
 }
 
 /// Passes one job's calls to its host.
@@ -160,7 +171,8 @@ impl Forwarder {
             if let Some(Ok(result)) = waiting.replies.reply(answer.call, answer.result) {
                 self.unclaimed(answer.worker, answer.call, result);
             }
-        } else if state.cancelled.remove(&key) {
+        } else if let Some(at) = state.cancelled.iter().position(|of| *of == key) {
+            state.cancelled.remove(at);
             drop(state);
             if let Ok(result) = answer.result {
                 self.unclaimed(answer.worker, answer.call, result);
@@ -222,10 +234,7 @@ impl Forward for Forwarder {
     fn cancel(&self, worker: u64, call: u64) {
         let mut state = self.state();
         if state.waiting.remove(&(worker, call)).is_some() {
-            if state.cancelled.len() >= CANCELLED_KEPT {
-                state.cancelled.clear();
-            }
-            state.cancelled.insert((worker, call));
+            state.cancel((worker, call));
         }
         drop(state);
         self.send(self.signed(&CallMessage::Cancel { worker, call }));
@@ -241,8 +250,17 @@ impl Forward for Forwarder {
 
     fn ended(&self, worker: u64) {
         let mut state = self.state();
-        state.waiting.retain(|(of, _), _| *of != worker);
-        state.cancelled.retain(|(of, _)| *of != worker);
+        // An answer still on its way to the worker's calls goes back.
+        let orphans: Vec<(u64, u64)> = state
+            .waiting
+            .keys()
+            .filter(|(of, _)| *of == worker)
+            .copied()
+            .collect();
+        for key in orphans {
+            state.waiting.remove(&key);
+            state.cancel(key);
+        }
         let called = state.called;
         drop(state);
         if called {

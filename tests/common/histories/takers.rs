@@ -9,22 +9,19 @@
 use std::time::{Duration, Instant};
 
 use super::{Chaos, Rng, run};
-use crate::calls::pool_hearing_its_tasks;
+use crate::calls::{Pools, pool_hearing_its_tasks};
 use crate::common::{OUTCOME_WAIT, outcome};
-use crate::here::Local;
 use wasmpool::{AsyncResult, Connection, ErrorKind, Event, Pipe, Pool, Queue, RecvError};
 
-#[test]
-fn queue_histories_take_each_item_at_most_once_and_lose_none_to_time_limits() {
-    run("queue", 100, Duration::from_millis(500), |seed| {
-        history(seed, Channel::queue())
+pub fn queue_histories_take_each_item_at_most_once_and_lose_none_to_time_limits(at: &dyn Pools) {
+    run(at, "queue", 100, Duration::from_millis(500), |seed| {
+        history(at, seed, Channel::queue())
     });
 }
 
-#[test]
-fn pipe_histories_take_each_message_at_most_once_and_end_with_end_of_file() {
-    run("pipe", 60, Duration::from_millis(500), |seed| {
-        history(seed, Channel::pipe())
+pub fn pipe_histories_take_each_message_at_most_once_and_end_with_end_of_file(at: &dyn Pools) {
+    run(at, "pipe", 60, Duration::from_millis(500), |seed| {
+        history(at, seed, Channel::pipe())
     });
 }
 
@@ -73,21 +70,23 @@ impl Channel {
         match self {
             Channel::Queue(queue) => queue.get_timeout(moment).ok(),
             Channel::Pipe { theirs, .. } => {
-                let bytes = theirs.recv_bytes_timeout(moment).ok()?;
-                Some(rmp_serde::from_slice(&bytes).unwrap())
+                if !theirs.poll(Some(moment)) {
+                    return None;
+                }
+                theirs.recv().ok()
             }
         }
     }
 }
 
 /// Runs history `seed` on `channel`; what its tasks did, for the tally.
-fn history(seed: u64, channel: Channel) -> String {
+fn history(place: &dyn Pools, seed: u64, channel: Channel) -> String {
     let mut rng = Rng::new(seed);
     let limit = Duration::from_millis(40 + rng.below(30));
     let items = 2 + rng.below(4) as i64;
     // The chaos strikes, if at all, near the last taker's time limit.
     let chaos = Chaos::pick(&mut rng, limit);
-    let (pool, said) = pool_hearing_its_tasks(&Local, 1 + rng.below(2) as usize, limit);
+    let (pool, said) = pool_hearing_its_tasks(place, 1 + rng.below(2) as usize, limit);
     let started = Event::new();
     let mut returned = Vec::new();
     let mut failed = 0;
@@ -113,7 +112,7 @@ fn history(seed: u64, channel: Channel) -> String {
             if put {
                 channel.put(item);
             } else {
-                chaos.strike(&pool);
+                chaos.strike(place, &pool);
             }
         }
         match outcome(&taker, "a taker of a history") {

@@ -14,49 +14,45 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::{Chaos, Rng, run};
-use crate::calls::pool_hearing_its_tasks;
-use crate::common::{OUTCOME_WAIT, builder, outcome};
-use crate::here::Local;
+use crate::calls::{Pools, pool_hearing_its_tasks};
+use crate::common::{OUTCOME_WAIT, outcome};
 use wasmpool::{AsyncResult, ErrorKind, Event, Lock, Manager, Pool, Semaphore, Value};
 
-#[test]
-fn lock_histories_never_have_two_holders_and_end_with_the_lock_free() {
-    run("lock", 100, Duration::from_millis(300), lock_history);
+pub fn lock_histories_never_have_two_holders_and_end_with_the_lock_free(at: &dyn Pools) {
+    run(at, "lock", 100, Duration::from_millis(300), |seed| {
+        lock_history(at, seed)
+    });
 }
 
-#[test]
-fn a_lock_left_held_by_a_task_that_ended_is_free_for_the_next_task_on_any_worker() {
-    run(
-        "ended holder",
-        40,
-        Duration::from_millis(150),
-        ended_holder_history,
-    );
+pub fn a_lock_left_held_by_a_task_that_ended_is_free_for_the_next_task_on_any_worker(
+    at: &dyn Pools,
+) {
+    run(at, "ended holder", 40, Duration::from_millis(150), |seed| {
+        ended_holder_history(at, seed)
+    });
 }
 
-#[test]
-fn semaphore_histories_neither_lose_nor_make_up_a_permit() {
-    run(
-        "semaphore",
-        100,
-        Duration::from_millis(300),
-        semaphore_history,
-    );
+pub fn semaphore_histories_neither_lose_nor_make_up_a_permit(at: &dyn Pools) {
+    run(at, "semaphore", 100, Duration::from_millis(300), |seed| {
+        semaphore_history(at, seed)
+    });
 }
 
 /// Rounds enough that only a task's time limit ends it.
 const ROUNDS: u64 = 100_000;
 
-/// A history's pool, how many tasks it runs, and when its chaos strikes.
-struct Setting {
+/// A history's pool, where it runs, how many tasks it runs, and when its
+/// chaos strikes.
+struct Setting<'a> {
+    at: &'a dyn Pools,
     pool: Pool,
     tasks: u64,
     chaos: Chaos,
     rng: Rng,
 }
 
-impl Setting {
-    fn new(seed: u64) -> Setting {
+impl<'a> Setting<'a> {
+    fn new(at: &'a dyn Pools, seed: u64) -> Setting<'a> {
         let mut rng = Rng::new(seed);
         let limit = Duration::from_millis(20 + rng.below(40));
         let processes = 1 + rng.below(2);
@@ -66,8 +62,9 @@ impl Setting {
         let span = limit * u32::try_from(tasks.div_ceil(processes)).unwrap();
         let strike = Duration::from_micros(rng.below(span.as_micros() as u64));
         let chaos = Chaos::pick(&mut rng, strike);
-        let (pool, _said) = pool_hearing_its_tasks(&Local, processes as usize, limit);
+        let (pool, _said) = pool_hearing_its_tasks(at, processes as usize, limit);
         Setting {
+            at,
             pool,
             tasks,
             chaos,
@@ -91,7 +88,7 @@ impl Setting {
     fn finish(self, seed: u64, tasks: Vec<AsyncResult<u64>>, begun: Instant) -> String {
         if let Some(at) = self.chaos.at() {
             thread::sleep(at.saturating_sub(begun.elapsed()));
-            self.chaos.strike(&self.pool);
+            self.chaos.strike(self.at, &self.pool);
         }
         for task in tasks {
             let err =
@@ -139,8 +136,8 @@ fn host_holder(
     })
 }
 
-fn lock_history(seed: u64) -> String {
-    let mut setting = Setting::new(seed);
+fn lock_history(at: &dyn Pools, seed: u64) -> String {
+    let mut setting = Setting::new(at, seed);
     let lock = Lock::new();
     let manager = Manager::new();
     let owner = manager.value(&0i64).unwrap();
@@ -169,8 +166,8 @@ fn lock_history(seed: u64) -> String {
     done
 }
 
-fn semaphore_history(seed: u64) -> String {
-    let mut setting = Setting::new(seed);
+fn semaphore_history(at: &dyn Pools, seed: u64) -> String {
+    let mut setting = Setting::new(at, seed);
     let permits = 1 + setting.rng.below(3) as usize;
     let semaphore = Semaphore::new(permits);
     let stop = Arc::new(AtomicBool::new(false));
@@ -242,11 +239,11 @@ enum Pace {
 /// a task taking the lock after one that ended holding it is told that
 /// its previous holder died (where the order is known); and the lock is
 /// free once every task ended.
-fn ended_holder_history(seed: u64) -> String {
+fn ended_holder_history(at: &dyn Pools, seed: u64) -> String {
     let mut rng = Rng::new(seed);
     let processes = 1 + rng.below(2) as usize;
     let pace = [Pace::AfterEach, Pace::AtOnce, Pace::OneChunk][rng.below(3) as usize];
-    let pool = builder(processes).retries(0).build().unwrap();
+    let pool = at.builder(processes).retries(0).build().unwrap();
     let (lock, holding) = (Lock::new(), Event::new());
     let hold = |lock: &Lock| (lock.clone(), holding.clone(), "return");
     let steps = 2 + rng.below(7) as usize;

@@ -13,14 +13,40 @@
 //! `WASMPOOL_HISTORY_SEED` to replay it, and `WASMPOOL_HISTORIES` to run
 //! that many of each kind (a release run: thousands).
 
-mod holders;
-mod takers;
+#![allow(unreachable_pub)]
+
+pub mod holders;
+pub mod takers;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::calls::Pools;
 use crate::common::{DEADLINE, deadline};
 use wasmpool::Pool;
+
+/// Declares a `#[test]` of each kind of history, run on the [`Pools`]
+/// `$place` makes.
+macro_rules! tests_of_histories {
+    ($place:expr) => {
+        tests_of_histories!(@each $place;
+            holders::lock_histories_never_have_two_holders_and_end_with_the_lock_free,
+            holders::a_lock_left_held_by_a_task_that_ended_is_free_for_the_next_task_on_any_worker,
+            holders::semaphore_histories_neither_lose_nor_make_up_a_permit,
+            takers::queue_histories_take_each_item_at_most_once_and_lose_none_to_time_limits,
+            takers::pipe_histories_take_each_message_at_most_once_and_end_with_end_of_file,
+        );
+    };
+    (@each $place:expr; $($module:ident :: $case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                $crate::histories::$module::$case(&$place);
+            }
+        )*
+    };
+}
+pub(crate) use tests_of_histories;
 
 /// A small generator of its own (xorshift64*), so that a history is its
 /// seed.
@@ -77,11 +103,11 @@ impl Chaos {
         }
     }
 
-    /// Strikes `pool`.
-    fn strike(self, pool: &Pool) {
+    /// Strikes `pool`, which runs at `at`.
+    fn strike(self, at: &dyn Pools, pool: &Pool) {
         match self {
             Chaos::Kill(_) => {
-                for pid in pool.worker_pids() {
+                for pid in at.worker_pids(pool) {
                     // SAFETY: kill(2) of a worker of this pool.
                     unsafe { libc::kill(pid as i32, libc::SIGKILL) };
                 }
@@ -104,11 +130,12 @@ fn env_number(name: &str) -> Option<u64> {
     std::env::var(name).ok()?.parse().ok()
 }
 
-/// Runs `default` histories of one kind (or `WASMPOOL_HISTORIES`), from
-/// seed 1 (or `WASMPOOL_HISTORY_SEED`), each taking about `each`; prints
-/// the tally of what `history` says each did.
-fn run(kind: &str, default: u64, each: Duration, history: impl Fn(u64) -> String) {
-    let histories = env_number("WASMPOOL_HISTORIES").unwrap_or(default);
+/// Runs `default` histories of one kind at `at` (or `WASMPOOL_HISTORIES`;
+/// as many as `at` runs of that: [`Pools::histories`]), from seed 1 (or
+/// `WASMPOOL_HISTORY_SEED`), each taking about `each`; prints the tally of
+/// what `history` says each did.
+fn run(at: &dyn Pools, kind: &str, default: u64, each: Duration, history: impl Fn(u64) -> String) {
+    let histories = at.histories(env_number("WASMPOOL_HISTORIES").unwrap_or(default));
     let _deadline = deadline(
         &format!("{kind} histories"),
         DEADLINE + each * u32::try_from(histories).unwrap_or(u32::MAX),
