@@ -1264,6 +1264,90 @@ fn a_server_restarted_mid_job_loses_no_task() {
     assert!(agent.is_running(), "{}", agent.stderr());
 }
 
+#[test]
+fn an_agent_killed_while_its_tasks_hold_a_lock_lets_the_next_holder_in() {
+    let _deadline = deadline("locks held by tasks of killed agents", LONG_DEADLINE);
+    const ROUNDS: u64 = 6;
+    let server = NatsServer::start();
+    let ack_wait = Duration::from_secs(1);
+    let pool = builder(2)
+        .task_timeout(Duration::from_millis(1500))
+        .nats_options(Nats::new(server.url()).ack_wait(ack_wait))
+        .build()
+        .unwrap();
+    let lock = wasmpool::Lock::new();
+    let manager = wasmpool::Manager::new();
+    let owner = manager.value(&0i64).unwrap();
+    let broken = manager.list::<String>([]).unwrap();
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut below = |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let mut released_after = Vec::new();
+    for round in 0..ROUNDS {
+        let mut doomed = AgentProcess::start(server.url(), 2, &format!("doomed-{round}"));
+        // Two tasks take the lock by turns, holding it a few hundred
+        // microseconds, until their time limit.
+        let tasks: Vec<AsyncResult<u64>> = (1..=2i64)
+            .map(|me| {
+                let args = (
+                    &lock,
+                    &owner,
+                    me,
+                    below(500),
+                    Some(1 + below(5)),
+                    1_000_000u64,
+                    &broken,
+                );
+                pool.apply_async("guard_lock", args).unwrap()
+            })
+            .collect();
+        let until = std::time::Instant::now() + OUTCOME_WAIT;
+        while owner.get().unwrap() == 0 {
+            assert!(
+                std::time::Instant::now() < until,
+                "round {round}: no task took the lock"
+            );
+        }
+        // The agent dies anywhere in their turns: a task holding the lock,
+        // waiting for it, or between.
+        std::thread::sleep(Duration::from_micros(below(20_000)));
+        doomed.kill();
+        let killed = std::time::Instant::now();
+        let held = lock
+            .acquire_timeout(ack_wait * 5)
+            .unwrap_or_else(|| panic!("round {round}: the lock of a lost agent stays held"));
+        released_after.push(killed.elapsed());
+        let before = owner.get().unwrap();
+        if before != 0 && !held.previous_holder_died() {
+            broken
+                .append(&format!(
+                    "round {round}: the host took the lock while {before} held it"
+                ))
+                .unwrap();
+        }
+        owner.set(&0).unwrap();
+        drop(held);
+        // Another agent takes the tasks the lost one held, which run to
+        // their time limit (or fail as lost): each gets one outcome.
+        let _rescuer = AgentProcess::start(server.url(), 2, &format!("rescuer-{round}"));
+        for task in &tasks {
+            let err = outcome(task, "a guard of a lost agent").unwrap_err();
+            assert!(
+                matches!(err.kind(), ErrorKind::Timeout | ErrorKind::WorkerLost),
+                "round {round}: {err}"
+            );
+        }
+    }
+    assert_eq!(broken.items().unwrap(), Vec::<String>::new());
+    eprintln!(
+        "the lock came free {released_after:?} after its agent was killed (ack wait {ack_wait:?})"
+    );
+}
+
 /// What tasks on agents ask of the host — its functions, its shared objects:
 /// the cases of `tests/common/calls.rs` and the randomized histories of
 /// `tests/common/histories/`, which a local pool runs too

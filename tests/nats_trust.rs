@@ -412,3 +412,130 @@ fn map_and_agent_with_keys_on_both_sides() {
     assert_eq!(records.len(), 1);
     assert_eq!(records[0]["ok"], "321cba");
 }
+
+/// Every answer to `reply` the rogue got within a moment, as results or
+/// refusals.
+fn answers(rogue: &mut server::RawClient, reply: &str) -> Vec<Result<Vec<u8>, String>> {
+    rogue
+        .messages(Duration::from_millis(500))
+        .into_iter()
+        .filter(|(subject, _)| subject == reply)
+        .map(|(_, payload)| wasmpool::internals::answer_of(&payload).expect("an answer"))
+        .collect()
+}
+
+/// The calls tasks on agents make on the host, against a rogue of the same
+/// server: calls signed with a key the pool did not admit are dropped
+/// unanswered; a real call replayed is not run again (while its task waits,
+/// nor once it ended); and even with the agent's own key (read from its
+/// file), a call for a task that does not run, or on an object its task was
+/// not handed, is refused, and changes nothing.
+#[test]
+fn a_rogue_cannot_call_for_a_task_nor_replay_its_calls() {
+    let _deadline = deadline("forged and replayed calls", DEADLINE);
+    let server = NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("agent.nk");
+    let key_path = key_file.to_str().unwrap();
+    assert!(wasmpool(&["keygen", key_path], "").status.success());
+    let agent = AgentProcess::start_with(server.url(), 1, "honest", &["--key", key_path]);
+    let stolen = SigningKey::from_file(&key_file).unwrap();
+    let stranger = SigningKey::generate();
+    let mut rogue = server.raw_client(None);
+    rogue.subscribe("wasmpool.calls.*");
+    rogue.subscribe("rogue.answers");
+    assert_eq!(rogue.flush(), None);
+    let pool = builder(1)
+        .nats_options(Nats::new(server.url()).trust_agent(agent.key()))
+        .build()
+        .expect("the pool starts");
+    let dict = wasmpool::Manager::new()
+        .dict([("count".to_string(), 10i64)])
+        .unwrap();
+    assert_eq!(
+        pool.apply::<i64, _>("count_down", (dict.clone(), "count"))
+            .unwrap(),
+        9
+    );
+    let (subject, count_down) = rogue
+        .messages(Duration::from_millis(300))
+        .into_iter()
+        .find(|(subject, payload)| {
+            subject.starts_with("wasmpool.calls.")
+                && wasmpool::internals::is_call_of(payload, "add")
+        })
+        .expect("the rogue reads the task's call");
+
+    // A task waits in `acquire` on the host while the host holds the lock.
+    let lock = wasmpool::Lock::new();
+    let held = lock.acquire();
+    let taker = pool
+        .apply_async::<bool, _>("take_lock", (lock.clone(),))
+        .unwrap();
+    let acquire = loop {
+        let seen = rogue.messages(Duration::from_millis(100));
+        if let Some((_, payload)) = seen
+            .into_iter()
+            .find(|(_, payload)| wasmpool::internals::is_call_of(payload, "acquire"))
+        {
+            break payload;
+        }
+    };
+
+    // Replayed: the waiting call is not run twice, the ended one not again.
+    rogue.publish_with_reply(&subject, "rogue.answers", &acquire);
+    rogue.publish_with_reply(&subject, "rogue.answers", &count_down);
+    assert_eq!(rogue.flush(), None);
+    let replayed = answers(&mut rogue, "rogue.answers");
+    assert_eq!(replayed.len(), 1, "{replayed:?}");
+    let why = replayed[0].clone().unwrap_err();
+    assert!(why.contains("this task ended"), "{why}");
+    assert_eq!(dict.get(&"count".to_string()).unwrap(), Some(9));
+
+    // A stranger's key: dropped, unanswered, whatever it asks.
+    let forged = wasmpool::internals::forged_call(
+        &stranger,
+        &job_of(&subject),
+        &acquire,
+        1 << 40,
+        None,
+        None,
+    )
+    .unwrap();
+    rogue.publish_with_reply(&subject, "rogue.answers", &forged);
+    assert_eq!(rogue.flush(), None);
+    assert_eq!(answers(&mut rogue, "rogue.answers"), []);
+
+    // The agent's own key: a task that does not run, an object its task was
+    // not handed.
+    let job = job_of(&subject);
+    let elsewhere =
+        wasmpool::internals::forged_call(&stolen, &job, &acquire, 1 << 41, None, Some(1 << 30))
+            .unwrap();
+    let dict_id = wasmpool::internals::object_id(&dict).unwrap();
+    let other_object =
+        wasmpool::internals::forged_call(&stolen, &job, &acquire, 1 << 42, Some(dict_id), None)
+            .unwrap();
+    rogue.publish_with_reply(&subject, "rogue.answers", &elsewhere);
+    rogue.publish_with_reply(&subject, "rogue.answers", &other_object);
+    assert_eq!(rogue.flush(), None);
+    let refused = answers(&mut rogue, "rogue.answers");
+    assert_eq!(refused.len(), 2, "{refused:?}");
+    let whys: Vec<String> = refused.into_iter().map(Result::unwrap_err).collect();
+    assert!(
+        whys.iter().any(|why| why.contains("does not run")),
+        "{whys:?}"
+    );
+    assert!(
+        whys.iter().any(|why| why.contains("was not handed")),
+        "{whys:?}"
+    );
+    assert_eq!(dict.get(&"count".to_string()).unwrap(), Some(9));
+
+    // The task took the lock once, when the host let go of it, and let go
+    // of it as it ended.
+    assert!(!taker.ready());
+    drop(held);
+    assert_eq!(outcome(&taker, "the task taking the lock"), Ok(false));
+    assert!(lock.acquire_timeout(OUTCOME_WAIT).is_some());
+}

@@ -217,3 +217,83 @@ pub fn forged_report(
     };
     Some(Signed::encode(key, Domain::Report, job, &report))
 }
+
+/// What a lying peer that signs with `key` sends in place of the call
+/// `captured` (a task's call on the host, as it crossed the server, of
+/// `job`): the same call with a number of its own (`call`), and, if given,
+/// another object id or chunk number. None if `captured` is not a call.
+/// For the tests of a host's trust in its agents' calls.
+#[cfg(feature = "nats")]
+pub fn forged_call(
+    key: &crate::SigningKey,
+    job: &str,
+    captured: &[u8],
+    call: u64,
+    object: Option<u64>,
+    chunk: Option<u64>,
+) -> Option<Vec<u8>> {
+    use crate::backend::calls::Asked;
+    use crate::backend::nats::keys::Domain;
+    use crate::backend::nats::wire::{self, CallMessage, Signed};
+    let signed: Signed = wire::decode(captured, "call").ok()?;
+    let CallMessage::Call {
+        worker,
+        chunk: their_chunk,
+        index,
+        mut asked,
+        ..
+    } = wire::decode(&signed.body, "call").ok()?
+    else {
+        return None;
+    };
+    if let (Asked::Invoke { object: id, .. }, Some(object)) = (&mut asked, object) {
+        *id = object;
+    }
+    let message = CallMessage::Call {
+        worker,
+        chunk: chunk.or(their_chunk),
+        index,
+        call,
+        asked,
+    };
+    Some(Signed::encode(key, Domain::Call, job, &message))
+}
+
+/// Whether `payload` (a message on a job's calls subject) is a task's call
+/// of operation `op`.
+#[cfg(feature = "nats")]
+pub fn is_call_of(payload: &[u8], op: &str) -> bool {
+    use crate::backend::calls::Asked;
+    use crate::backend::nats::wire::{self, CallMessage, Signed};
+    let Ok(signed) = wire::decode::<Signed>(payload, "call") else {
+        return false;
+    };
+    matches!(
+        wire::decode(&signed.body, "call"),
+        Ok(CallMessage::Call { asked: Asked::Invoke { op: of, .. }, .. }) if of == op
+    )
+}
+
+/// What the host's answer `payload` to a call says: the result, or why it
+/// was refused (its signature unchecked). None if it is no answer.
+#[cfg(feature = "nats")]
+pub fn answer_of(payload: &[u8]) -> Option<Result<Vec<u8>, String>> {
+    use crate::backend::nats::wire::{self, Answer, Signed};
+    let signed: Signed = wire::decode(payload, "answer").ok()?;
+    let answer: Answer = wire::decode(&signed.body, "answer").ok()?;
+    Some(
+        answer
+            .result
+            .map(serde_bytes::ByteBuf::into_vec)
+            .map_err(|failure| failure.to_string()),
+    )
+}
+
+/// The id of the shared object `handle` (a lock, a queue, a managed dict,
+/// ...) names in its tasks' arguments; None for what is not one.
+pub fn object_id<T: serde::Serialize>(handle: &T) -> Option<u64> {
+    let ((), objects) = crate::objects::handle::collecting(|| {
+        let _ = rmp_serde::to_vec(handle);
+    });
+    objects.first().map(|object| object.id())
+}

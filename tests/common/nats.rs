@@ -576,6 +576,13 @@ impl RawClient {
         self.stream.write_all(b"\r\n").unwrap();
     }
 
+    /// Publishes `payload` on `subject`, asking for answers on `reply`.
+    pub fn publish_with_reply(&mut self, subject: &str, reply: &str, payload: &[u8]) {
+        write!(self.stream, "PUB {subject} {reply} {}\r\n", payload.len()).unwrap();
+        self.stream.write_all(payload).unwrap();
+        self.stream.write_all(b"\r\n").unwrap();
+    }
+
     /// Deletes `key` of the key-value bucket `bucket`, as `nats kv del`
     /// does: a message with no payload and a header that says so.
     pub fn kv_delete(&mut self, bucket: &str, key: &str) {

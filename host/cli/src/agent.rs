@@ -55,7 +55,7 @@ pub(crate) struct AgentArgs {
     /// publish runs here.
     #[arg(long, value_name = "SHA256")]
     allow_module: Vec<String>,
-    /// Sign reports and output with the key whose seed is in this file
+    /// Sign reports, output and calls with the key whose seed is in this file
     /// (`wasmpool keygen FILE` makes one), whose public key hosts trust
     /// with `--trust-agent` (default: a new key each run).
     #[arg(long, value_name = "FILE")]

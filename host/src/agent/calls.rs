@@ -192,8 +192,13 @@ impl Forwarder {
             .collect();
         let called = state.called;
         drop(state);
-        if called && again.is_empty() {
-            self.send(self.signed(&CallMessage::Alive));
+        if called {
+            let at = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |since| {
+                    u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+                });
+            self.send(self.signed(&CallMessage::Alive { at }));
         }
         for message in again {
             self.send(message);

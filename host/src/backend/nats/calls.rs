@@ -38,21 +38,31 @@ use crate::objects::grants::Grants;
 /// refused, and answers that come back unclaimed still given back.
 const ENDED_KEPT: usize = 4096;
 
+/// How many of a task's last calls are remembered, with their answers (a
+/// task makes one call at a time: the one it waits for, and a few before).
+const CALLS_KEPT: usize = 4;
+
 /// A task on an agent: the worker it runs on, its chunk (none: the pool's
 /// initializer) and its index.
 type TaskKey = (u64, Option<u64>, u64);
 
-/// What a task on an agent may use, and its last call.
+/// What a task on an agent may use, and its last calls.
 struct RemoteTask {
     grants: Arc<Mutex<Grants>>,
-    /// Its last call, with the answer once sent (sent again if asked again).
-    last: Mutex<Option<(u64, Option<Bytes>)>>,
+    /// Its last calls, the newest last, each with its answer once sent
+    /// (sent again if asked again).
+    calls: Mutex<VecDeque<(u64, Option<Bytes>)>>,
     ended: AtomicBool,
 }
 
 impl RemoteTask {
-    fn last(&self) -> MutexGuard<'_, Option<(u64, Option<Bytes>)>> {
-        self.last.lock().unwrap_or_else(PoisonError::into_inner)
+    fn calls(&self) -> MutexGuard<'_, VecDeque<(u64, Option<Bytes>)>> {
+        self.calls.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether it made `call`, of those remembered.
+    fn made(&self, call: u64) -> bool {
+        self.calls().iter().any(|(made, _)| *made == call)
     }
 
     /// Gives up its waits and lets go of what it held.
@@ -65,7 +75,9 @@ impl RemoteTask {
 
 /// One agent's tasks that called.
 struct AgentTasks {
+    /// When it last showed it lives, and the mark it showed.
     heard: Instant,
+    alive_at: u64,
     running: HashMap<TaskKey, Arc<RemoteTask>>,
     ended: HashMap<TaskKey, Arc<RemoteTask>>,
     ended_order: VecDeque<TaskKey>,
@@ -75,6 +87,7 @@ impl AgentTasks {
     fn new() -> Self {
         AgentTasks {
             heard: Instant::now(),
+            alive_at: 0,
             running: HashMap::new(),
             ended: HashMap::new(),
             ended_order: VecDeque::new(),
@@ -120,9 +133,9 @@ impl Replies for ToAgent {
         call: u64,
         result: Result<ByteBuf, Failure>,
     ) -> Option<Result<ByteBuf, Failure>> {
-        let mut last = self.task.last();
+        let mut calls = self.task.calls();
         // An answer to a task that ended can never be used: it goes back.
-        if self.task.ended.load(Ordering::SeqCst) || last.as_ref().is_none_or(|(c, _)| *c != call) {
+        if self.task.ended.load(Ordering::SeqCst) {
             return Some(result);
         }
         let answer = Answer {
@@ -137,8 +150,10 @@ impl Replies for ToAgent {
             &self.calls.job,
             &answer,
         ));
-        *last = Some((call, Some(signed.clone())));
-        drop(last);
+        if let Some((_, answer)) = calls.iter_mut().find(|(made, _)| *made == call) {
+            *answer = Some(signed.clone());
+        }
+        drop(calls);
         self.calls.send(self.to.clone(), signed);
         None
     }
@@ -221,10 +236,15 @@ impl Calls {
             return;
         }
         let mut agents = self.agents();
-        let tasks = agents.entry(agent.clone()).or_insert_with(AgentTasks::new);
-        tasks.heard = Instant::now();
+        let tasks = agents.entry(agent).or_insert_with(AgentTasks::new);
         match message {
-            CallMessage::Alive => {}
+            CallMessage::Alive { at } => {
+                // Only a sign newer than the last counts: not a replay.
+                if at > tasks.alive_at {
+                    tasks.alive_at = at;
+                    tasks.heard = Instant::now();
+                }
+            }
             CallMessage::Ended { worker } => {
                 let ended = tasks.end_where(|key| key.0 == worker);
                 drop(agents);
@@ -298,7 +318,7 @@ impl Calls {
                         }
                         let task = Arc::new(RemoteTask {
                             grants: Arc::new(Mutex::new(grants)),
-                            last: Mutex::new(None),
+                            calls: Mutex::new(VecDeque::new()),
                             ended: AtomicBool::new(false),
                         });
                         tasks.running.insert(key, task.clone());
@@ -322,18 +342,21 @@ impl Calls {
         asked: Asked,
     ) {
         {
-            let mut last = task.last();
-            match &*last {
-                Some((seen, answer)) if *seen >= call => {
-                    if *seen == call
-                        && let Some(answer) = answer
-                    {
-                        self.send(to, answer.clone());
-                    }
-                    return;
+            let mut calls = task.calls();
+            if let Some((_, answer)) = calls.iter().find(|(made, _)| *made == call) {
+                if let Some(answer) = answer {
+                    self.send(to, answer.clone());
                 }
-                _ => *last = Some((call, None)),
+                return;
             }
+            // Numbers grow: one older than all remembered was answered.
+            if calls.front().is_some_and(|(oldest, _)| call < *oldest) {
+                return;
+            }
+            if calls.len() == CALLS_KEPT {
+                calls.pop_front();
+            }
+            calls.push_back((call, None));
         }
         let replies: Arc<dyn Replies> = Arc::new(ToAgent {
             calls: self.clone(),
@@ -413,15 +436,13 @@ impl Calls {
     }
 }
 
-/// The task of `worker` whose last call is `call`, running or ended.
+/// The task of `worker` that made `call`, running or ended.
 fn find(tasks: &AgentTasks, worker: u64, call: u64) -> Option<Arc<RemoteTask>> {
     tasks
         .running
         .iter()
         .chain(tasks.ended.iter())
-        .find(|(key, task)| {
-            key.0 == worker && task.last().as_ref().is_some_and(|(c, _)| *c == call)
-        })
+        .find(|(key, task)| key.0 == worker && task.made(call))
         .map(|(_, task)| task.clone())
 }
 

@@ -191,8 +191,10 @@ pub(crate) enum CallMessage {
     },
     /// `worker` is gone: what its tasks held is let go of.
     Ended { worker: u64 },
-    /// The agent lives: what its tasks hold stays theirs.
-    Alive,
+    /// The agent lives: what its tasks hold stays theirs. `at` grows with
+    /// each (milliseconds since the Unix epoch, on the agent's clock), so a
+    /// sign of life replayed by another client shows nothing.
+    Alive { at: u64 },
 }
 
 /// The host's answer to a [`CallMessage::Call`], signed by the job's host
