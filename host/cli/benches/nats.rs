@@ -8,7 +8,9 @@
 //!    processes and on a pool of two processes on one agent (`-j 2`), and
 //!    their ratio: what going through the server costs per chunk; then W2
 //!    once more, counting the messages through the server and the CPU time
-//!    of each process (host, server, agent, workers) per chunk;
+//!    of each process (host, server, agent, workers) per chunk; and a
+//!    lock's acquire and release from a task, locally and on one agent
+//!    (`WASMPOOL_BENCH_ONLY=calls` runs this alone);
 //! 2. the throughput of a CPU-bound task (`sum_range`, 1.5–2 ms a task)
 //!    with one, two and three agents of one process each (`-j 1`), next to a
 //!    local pool of one and of two processes.
@@ -37,8 +39,8 @@ use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use nats_server::{AgentProcess, NatsServer};
-use wasmpool::{AsyncResult, Pool};
-use wasmpool_artifacts::SEEDS;
+use wasmpool::{AsyncResult, Lock, Pool};
+use wasmpool_artifacts::{FIXTURES, SEEDS};
 
 #[path = "../../benches/shared/mod.rs"]
 mod shared;
@@ -80,6 +82,8 @@ const LINKS: [(u64, Option<usize>); 4] = [(0, None), (5, None), (25, None), (25,
 const LINK_NOOPS: usize = 500;
 const LINK_NAPS: usize = 200;
 const LINK_TRIPS: usize = 20;
+/// Acquire-and-release pairs of a lock one task makes per timed run.
+const LOCK_TRIPS: u64 = 200;
 
 /// How long the warm-up waits for every worker to have run a task.
 const SPREAD_LIMIT: Duration = Duration::from_secs(20);
@@ -108,6 +112,32 @@ fn nats_pool(url: &str, processes: usize) -> Pool {
         .processes(processes)
         .build()
         .expect("the NATS pool starts")
+}
+
+/// A pool of one process on the fixtures module (which has the tasks on
+/// shared objects), local or, given a server's `url`, on its agents.
+fn fixtures_pool(url: Option<&str>) -> Pool {
+    let builder = Pool::builder().module_file(FIXTURES).processes(1);
+    match url {
+        Some(url) => builder.nats(url),
+        None => builder,
+    }
+    .build()
+    .expect("the fixtures pool starts")
+}
+
+/// A lock's acquire-and-release from a task on `pool`, in seconds: the
+/// median of 5 runs of [`LOCK_TRIPS`], per pair.
+fn lock_round_trip(pool: &Pool) -> f64 {
+    let lock = Lock::new();
+    let _: () = pool
+        .apply("lock_round_trips", (&lock, 20u64))
+        .expect("a warm-up");
+    time_runs(5, || {
+        let _: () = pool
+            .apply("lock_round_trips", (&lock, LOCK_TRIPS))
+            .expect("lock round trips");
+    }) / LOCK_TRIPS as f64
 }
 
 /// Runs tiny tasks until `workers` distinct worker processes have run one
@@ -421,6 +451,25 @@ fn main() {
         println!("{}", link_table(&links));
         return;
     }
+    let locks = || {
+        eprintln!("part 1: a lock's round trip from a task, local and on one agent ...");
+        let local = lock_round_trip(&fixtures_pool(None));
+        let agent = AgentProcess::start(&url, 1, "bench-lock");
+        let remote = lock_round_trip(&fixtures_pool(Some(&url)));
+        stop(agent);
+        format!(
+            "| lock `acquire` + `release` from a task | {:.1} µs | {:.1} µs | {:.1}× | {:.1} µs |\n",
+            local * 1e6,
+            remote * 1e6,
+            remote / local,
+            (remote - local) * 1e6,
+        )
+    };
+    if std::env::var("WASMPOOL_BENCH_ONLY").as_deref() == Ok("calls") {
+        println!("{}", locks());
+        return;
+    }
+    let lock_row = locks();
 
     eprintln!("part 1: local Pool({PROCESSES}) ...");
     let local = {
@@ -541,6 +590,7 @@ fn main() {
         "s",
         1.0,
     );
+    table.push_str(&lock_row);
     let _ = writeln!(
         table,
         "\n| `sum_range({SUM_N})` × {SUM_TASKS}, chunksize 1 | workers | tasks/s | vs. 1 worker |"
