@@ -9,6 +9,8 @@ mod command;
 mod common;
 #[path = "common/histories/mod.rs"]
 mod histories;
+#[path = "common/processes.rs"]
+mod processes;
 #[path = "common/nats.rs"]
 mod server;
 
@@ -923,9 +925,6 @@ fn what_belongs_to_this_machine_is_refused_on_agents() {
         assert_eq!(err.kind(), ErrorKind::Config, "{what}: {err}");
         assert!(err.message().contains(what), "{what}: {err}");
     }
-    let err = builder(1).nats(url).context().unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
-    assert!(err.message().contains("Processes on this machine"), "{err}");
     let err = builder(1)
         .nats_options(Nats::new(url).ack_wait(Duration::from_millis(100)))
         .build()
@@ -1348,9 +1347,10 @@ fn an_agent_killed_while_its_tasks_hold_a_lock_lets_the_next_holder_in() {
     );
 }
 
-/// What tasks on agents ask of the host — its functions, its shared objects:
-/// the cases of `tests/common/calls.rs` and the randomized histories of
-/// `tests/common/histories/`, which a local pool runs too
+/// What tasks on agents ask of the host — its functions, its shared objects —
+/// and processes on agents: the cases of `tests/common/calls.rs`, the
+/// randomized histories of `tests/common/histories/` and the processes of
+/// `tests/common/processes.rs`, which a local pool runs too
 /// (`tests/all/here.rs`).
 mod on_agents {
     use std::sync::Mutex;
@@ -1359,6 +1359,7 @@ mod on_agents {
     use crate::calls::{Pools, tests_of_calls};
     use crate::common::builder;
     use crate::histories::tests_of_histories;
+    use crate::processes::tests_of_processes;
     use wasmpool::{Nats, Pool, PoolBuilder};
 
     /// Tasks run by agents: each pool gets a server of its own, and one
@@ -1412,6 +1413,12 @@ mod on_agents {
             pids
         }
 
+        /// The last agent started: a case's processes run there.
+        fn parent_of_workers(&self) -> u32 {
+            let running = self.running.lock().unwrap();
+            running.last().map_or(0, |(_, agent)| agent.pid())
+        }
+
         /// A fifth: each history starts a server and an agent.
         fn histories(&self, default: u64) -> u64 {
             default.div_ceil(5)
@@ -1420,4 +1427,5 @@ mod on_agents {
 
     tests_of_calls!(OnAgents::new());
     tests_of_histories!(OnAgents::one_at_a_time());
+    tests_of_processes!(OnAgents::new());
 }

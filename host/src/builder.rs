@@ -40,15 +40,6 @@ const MAX_PAYLOAD_LIMIT: usize = FRAME_LIMIT / 2;
 const DEFAULT_OUTPUT_LIMIT: u32 = 64 << 10;
 /// The default most bytes of artifacts the cache keeps.
 const DEFAULT_CACHE_LIMIT: u64 = 1 << 30;
-/// The chunks per process a pool on NATS keeps out at once unless told
-/// ([`Nats::window`](crate::Nats::window)). Each chunk is out for at least
-/// a round trip to its agent: 4 a process covered a local network, and ran
-/// waiting tasks on an agent 50 ms away (a round trip) at 61% of what its
-/// workers could; 16 cover such a link. Agents take no more than they keep
-/// ahead (see the agent's `depth`), so the rest wait on the server, for any
-/// agent.
-#[cfg(feature = "nats")]
-const NATS_WINDOW_PER_PROCESS: usize = 16;
 /// The default linear memory limit of one instance.
 const DEFAULT_MEMORY_LIMIT: u64 = 1 << 30;
 /// The largest memory limit: a wasm memory (32-bit) never grows past 4 GiB.
@@ -682,24 +673,27 @@ impl PoolBuilder {
 
     /// [`build`](Self::build) for [`nats`](Self::nats).
     #[cfg(feature = "nats")]
-    fn build_remote(mut self, processes: usize) -> Result<Pool, Error> {
-        use crossbeam_channel::unbounded;
+    fn build_remote(self, processes: usize) -> Result<Pool, Error> {
+        crate::process::context::check_processes(processes)?;
+        self.remote_context()?.pool(processes)
+    }
 
-        use crate::backend::nats::remote::Remote;
-        use crate::chunk::Withdrawals;
-        use crate::pool::submit::Submitter;
-        use crate::process::context::check_processes;
+    /// [`context`](Self::context) for [`nats`](Self::nats): the module is
+    /// checked here, as a local pool checks it, and its tasks listed, by
+    /// one worker that stops again; the pools and processes of the context
+    /// run on agents.
+    #[cfg(feature = "nats")]
+    fn remote_context(mut self) -> Result<Context, Error> {
+        use crate::backend::nats::on_agents::OnAgents;
 
         let nats = self.nats.take().expect("a builder set for NATS");
         nats.check()?;
-        let refuse = |what: &str| {
-            Err(Error::new(
-                ErrorKind::Config,
-                format!("{what} belong to this machine: a pool on NATS agents cannot offer them"),
-            ))
-        };
         if !self.grants.dirs.is_empty() {
-            return refuse("preopened directories");
+            return Err(Error::new(
+                ErrorKind::Config,
+                "preopened directories belong to this machine: a pool on NATS agents cannot \
+                 offer them",
+            ));
         }
         if !self.initializer_objects.is_empty() {
             return Err(Error::new(
@@ -708,8 +702,7 @@ impl PoolBuilder {
                  agent's workers outlive its tasks; hand them to the tasks in their arguments",
             ));
         }
-        check_processes(processes)?;
-        // Read once: published from here, and checked by `context` below.
+        // Read once: published from the context, and checked here.
         let (module, name) = self
             .module
             .take()
@@ -719,24 +712,9 @@ impl PoolBuilder {
             bytes: module.clone(),
             name,
         });
-        // The module is checked here as a local pool checks it, and its
-        // tasks listed, by one worker that stops again.
         let context = self.context()?;
         let tasks = context.pool(1)?.tasks().to_vec();
-        let settings = &context.prepared().local;
-        let window = nats.window.unwrap_or(NATS_WINDOW_PER_PROCESS * processes);
-        let (queue_tx, queue_rx) = unbounded();
-        let remote = Remote::start(&nats, settings, &module, queue_rx, window)?;
-        Pool::new(
-            Submitter::new(
-                remote,
-                queue_tx,
-                processes,
-                settings.max_payload,
-                Withdrawals::new(Vec::new()),
-            ),
-            tasks,
-        )
+        Ok(context.on_agents(OnAgents::new(nats, module, tasks)))
     }
 
     /// Compiles the module (or loads it from the cache) and checks the
@@ -760,11 +738,7 @@ impl PoolBuilder {
     pub fn context(self) -> Result<Context, Error> {
         #[cfg(feature = "nats")]
         if self.nats.is_some() {
-            return Err(Error::new(
-                ErrorKind::Config,
-                "a Context starts Processes on this machine: build a pool on NATS agents \
-                 with build()",
-            ));
+            return self.remote_context();
         }
         if std::env::var_os(worker::MARKER).is_some() {
             return Err(Error::new(
@@ -873,6 +847,8 @@ impl PoolBuilder {
             limit.saturating_add(renewal)
         });
         Ok(Context::new(Arc::new(Prepared {
+            #[cfg(feature = "nats")]
+            agents: None,
             local: Settings {
                 spawn: SpawnConfig { program, setup },
                 cache,

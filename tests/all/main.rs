@@ -14,6 +14,8 @@ mod calls;
 mod common;
 #[path = "../common/histories/mod.rs"]
 mod histories;
+#[path = "../common/processes.rs"]
+mod processes;
 #[path = "../common/terminal.rs"]
 mod terminal;
 

@@ -26,6 +26,9 @@ pub trait Pools {
     /// The processes running `pool`'s tasks now.
     fn worker_pids(&self, pool: &Pool) -> Vec<u32>;
 
+    /// The process whose children the workers are: this one, or an agent.
+    fn parent_of_workers(&self) -> u32;
+
     /// How many of `default` randomized histories to run here.
     fn histories(&self, default: u64) -> u64 {
         default

@@ -11,16 +11,20 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
 
 use super::context::JobContext;
 use super::depth::Here;
+use super::process::{self, Running};
 use crate::backend::nats::keys::{self, Domain};
 use crate::backend::nats::wire::{self, ChunkMessage, Report, Signed};
 use crate::channel::{Outcomes, bounds};
 use crate::chunk::{Chunk, Sink};
 use crate::error::{Error, ErrorKind};
 use crate::pool::Pool;
+use crate::process::Context;
 
 /// What runs a job's chunks here.
 pub(crate) enum JobPool {
     Pool(Arc<Pool>),
+    /// The job is a process's: its chunk runs in a process of its own.
+    Process(Context),
     /// The job cannot run here: its chunks fail with this.
     Broken(Error),
 }
@@ -37,6 +41,8 @@ pub(crate) struct Serving {
     pub(crate) ack_wait: Duration,
     /// The most bytes of results one report carries.
     pub(crate) room: usize,
+    /// The job's processes running here.
+    pub(crate) running: Running,
 }
 
 /// A local chunk's outcomes, on their way to be published.
@@ -102,6 +108,9 @@ pub(crate) async fn run(
             }
         }
         JobPool::Broken(err) => Forward(forward).deliver(first_index, failed(tasks, err)),
+        JobPool::Process(context) => {
+            return process::run(&serving, &message, context, chunk, &mut cancelled).await;
+        }
     }
     let mut progress = tokio::time::interval(serving.ack_wait / 3);
     progress.tick().await;
@@ -171,7 +180,7 @@ fn open(serving: &Serving, payload: &[u8]) -> Result<ChunkMessage, Error> {
 /// Publishes a report on the job, signed, and waits until the server
 /// stored it (publishing it again while the server may be restarting,
 /// unless the chunk stops being served).
-async fn publish(
+pub(crate) async fn publish(
     serving: &Serving,
     report: &Report,
     cancelled: &watch::Receiver<Option<bool>>,
@@ -192,7 +201,7 @@ async fn publish(
 }
 
 /// `tasks` outcomes, each failed with `err`.
-fn failed(tasks: usize, err: &Error) -> Outcomes {
+pub(crate) fn failed(tasks: usize, err: &Error) -> Outcomes {
     let mut outcomes = Outcomes::with_capacity(tasks);
     for _ in 0..tasks {
         outcomes.push_err(err.clone());
@@ -205,7 +214,7 @@ fn failed(tasks: usize, err: &Error) -> Outcomes {
 /// encoded size. A result that alone does not fit becomes a failure that
 /// says so; an error that alone does not fit is cut to fit (see
 /// [`fit`]): either way the task ran once, and its report goes once.
-fn pack(batches: Vec<(u64, Outcomes)>, room: usize) -> Vec<(u64, Outcomes)> {
+pub(crate) fn pack(batches: Vec<(u64, Outcomes)>, room: usize) -> Vec<(u64, Outcomes)> {
     // Each report with the bytes its outcomes take.
     let mut packed: Vec<(u64, Outcomes, usize)> = Vec::new();
     for (first_index, outcomes) in batches {

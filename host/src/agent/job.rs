@@ -15,6 +15,7 @@ use super::chunk::{self, JobPool, Serving};
 use super::context::{Caps, JobContext};
 use super::depth::{Ahead, Depth};
 use super::enroll::enroll;
+use super::process::{self, Running};
 use crate::backend::nats::keys::Domain;
 use crate::backend::nats::store::remote;
 use crate::backend::nats::throttle::Throttle;
@@ -106,11 +107,14 @@ async fn run_until_ended(
     let pool = match prepared {
         Ok(pool) => {
             tracing::info!(
-                "job {job}: serving, module sha256 {}, {} processes",
+                "job {job}: serving, module sha256 {}, {}",
                 spec.module,
-                context.processes
+                match pool {
+                    JobPool::Process(_) => "a process".to_string(),
+                    _ => format!("{} processes", context.processes),
+                }
             );
-            JobPool::Pool(Arc::new(pool))
+            pool
         }
         Err(err) => {
             tracing::warn!("job {job}: cannot run here, its tasks fail: {err}");
@@ -125,8 +129,31 @@ async fn run_until_ended(
         agent_retries: spec.agent_retries,
         ack_wait: Duration::from_millis(spec.ack_wait_ms),
         room: context.store.message_room(),
+        running: Running::default(),
     });
+    // A process's host stops it through the job's control subject.
+    let obeying = match &serving.pool {
+        JobPool::Process(_) => {
+            match context
+                .store
+                .client
+                .subscribe(wire::control_subject(&job))
+                .await
+            {
+                Ok(controls) => Some(tokio::spawn(process::obey(serving.clone(), controls))),
+                Err(err) => {
+                    tracing::warn!("job {job}: cannot hear its host's controls: {err}");
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
     pull_chunks(&serving, &mut cancelled).await;
+    if let Some(obeying) = obeying {
+        obeying.abort();
+        let _ = obeying.await;
+    }
     let Ok(serving) = Arc::try_unwrap(serving) else {
         return;
     };
@@ -247,7 +274,7 @@ async fn prepare(
     host: &str,
     spec: &JobSpec,
     env: &[(String, String)],
-) -> Result<Pool, Error> {
+) -> Result<JobPool, Error> {
     if let Some(allowed) = &context.allowed_modules
         && !allowed.contains(&spec.module)
     {
@@ -331,11 +358,14 @@ async fn prepare(
     if let Some(program) = &context.worker_program {
         builder = builder.worker_program(program);
     }
-    let job = job.to_string();
+    let (job, process) = (job.to_string(), spec.process);
     tokio::task::spawn_blocking(move || {
-        builder
-            .build()
-            .map_err(|err| Error::new(err.kind(), format!("job {job}: {}", err.message())))
+        let prepared = if process {
+            builder.processes(1).context().map(JobPool::Process)
+        } else {
+            builder.build().map(|pool| JobPool::Pool(Arc::new(pool)))
+        };
+        prepared.map_err(|err| Error::new(err.kind(), format!("job {job}: {}", err.message())))
     })
     .await
     .map_err(|err| Error::new(ErrorKind::Spawn, format!("starting the job's pool: {err}")))?

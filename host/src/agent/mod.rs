@@ -9,6 +9,8 @@
 //! - [`enroll`]: asking a job's host to serve it, and getting its secrets;
 //! - [`job`]: serving one job: its module, its local pool, pulling chunks;
 //! - [`chunk`]: running one chunk and reporting its outcomes;
+//! - [`process`]: running a process job's chunk in a process of its own,
+//!   which its host may signal;
 //! - [`calls`]: passing what its tasks ask (host functions, shared
 //!   objects) to the job's host, and its answers back;
 //! - [`context`]: what the jobs an agent serves share.
@@ -26,6 +28,7 @@ mod context;
 mod depth;
 mod enroll;
 mod job;
+mod process;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;

@@ -25,12 +25,53 @@ pub(crate) mod nats;
 pub(crate) mod output;
 mod settings;
 
+use std::process::ExitStatus;
+use std::sync::Arc;
+use std::time::Instant;
+
 use crossbeam_channel::Receiver;
+use rustix::process::Signal;
 
 use crate::chunk::Chunk;
 pub(crate) use host_fns::HostFns;
 pub(crate) use kill::KillHandle;
 pub(crate) use settings::{Settings, SpawnConfig};
+
+/// What a [`Process`](crate::Process) holds of its one worker, wherever it
+/// runs.
+pub(crate) trait ProcessWorker: Send + Sync {
+    /// Waits until the worker has started, at most until `deadline`;
+    /// whether it has.
+    fn started(&self, deadline: Option<Instant>) -> bool;
+
+    /// Its pid (on its machine); 0 if it never started.
+    fn pid(&self) -> u32;
+
+    /// Sends it `signal`; nothing happens to a worker that has ended.
+    fn signal(&self, signal: Signal);
+
+    /// Its task has its outcome, and no exit status came before it: the
+    /// status to take, where the outcome is the last word (an agent's
+    /// worker says its status first; a local one's slot says it once it
+    /// reaped it: None).
+    fn unreported_exit(&self) -> Option<ExitStatus> {
+        None
+    }
+}
+
+impl ProcessWorker for KillHandle {
+    fn started(&self, _deadline: Option<Instant>) -> bool {
+        true
+    }
+
+    fn pid(&self) -> u32 {
+        KillHandle::pid(self)
+    }
+
+    fn signal(&self, signal: Signal) {
+        let _ = KillHandle::signal(self, signal);
+    }
+}
 
 /// What runs the chunks a pool queues.
 pub(crate) trait Backend: Send + Sync {
@@ -58,6 +99,13 @@ pub(crate) trait Backend: Send + Sync {
 
     /// The worker processes on this machine running now.
     fn workers(&self) -> Vec<KillHandle>;
+
+    /// The worker of a [`Process`](crate::Process)'s pool: the one it
+    /// started, or, on agents, the one an agent will say it started.
+    fn process_worker(&self) -> Option<Arc<dyn ProcessWorker>> {
+        let worker = self.workers().pop()?;
+        Some(Arc::new(worker))
+    }
 
     /// The agents that run the chunks on other machines (none for a local
     /// backend).

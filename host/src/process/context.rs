@@ -47,6 +47,15 @@ impl Context {
         &self.prepared
     }
 
+    /// The context, its pools and processes run on `agents`.
+    #[cfg(feature = "nats")]
+    pub(crate) fn on_agents(mut self, agents: crate::backend::nats::on_agents::OnAgents) -> Self {
+        Arc::get_mut(&mut self.prepared)
+            .expect("a context just made is not shared")
+            .agents = Some(agents);
+        self
+    }
+
     /// Starts configuring a process that runs `task` (CPython's
     /// `Process(target=task)`).
     pub fn process(&self, task: &str) -> ProcessBuilder<'_> {
@@ -80,6 +89,9 @@ pub(crate) fn check_processes(processes: usize) -> Result<(), Error> {
 pub(crate) struct Prepared {
     /// What the local backend of each pool is built from.
     pub(crate) local: Settings,
+    /// Where its pools and processes run instead, if on agents.
+    #[cfg(feature = "nats")]
+    pub(crate) agents: Option<crate::backend::nats::on_agents::OnAgents>,
     /// The module, as errors name it.
     pub(crate) name: String,
     /// Start pools past what this machine can hold.
@@ -97,6 +109,10 @@ impl Prepared {
         exit: Option<Arc<Settled<Option<ExitStatus>>>>,
     ) -> Result<Pool, Error> {
         check_processes(processes)?;
+        #[cfg(feature = "nats")]
+        if let Some(agents) = &self.agents {
+            return agents.launch(&self.local, processes, exit);
+        }
         if processes > 1 {
             Capacity::of_this_machine().check(processes, self.force_processes)?;
         }

@@ -20,9 +20,9 @@ use rustix::process::Signal;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::backend::KillHandle;
+use crate::backend::ProcessWorker;
 use crate::channel::Outcomes;
-use crate::chunk::{Shape, Sink, decode};
+use crate::chunk::{Shape, Sink, Submission, decode};
 use crate::error::{Error, ErrorKind};
 use crate::pool::Pool;
 use crate::settled::Settled;
@@ -148,51 +148,105 @@ impl<'a, A: Serialize, K: Serialize> ProcessBuilder<'a, A, K> {
     /// start. Arguments that do not fit the task fail the task, not the
     /// start: see [`Process::result`].
     pub fn start(self) -> Result<Process, Error> {
-        let exit = Arc::new(Settled::new());
-        let pool = self.context.prepared().launch(1, Some(exit.clone()))?;
-        let Some(worker) = pool.submitter.backend.workers().pop() else {
-            return Err(Error::new(
-                ErrorKind::Spawn,
-                "the process's worker ended as soon as it was ready",
-            ));
-        };
-        let outcome = Arc::new(Outcome(Settled::new()));
-        let submission = pool.submitter.submission(outcome.clone());
-        match self.kwargs {
-            Some(kwargs) => pool.submitter.submit(
-                &self.task,
-                [(self.args, kwargs)],
-                Shape::Keywords,
-                1,
-                submission,
-            )?,
+        let ProcessBuilder {
+            context,
+            task,
+            args,
+            kwargs,
+            name,
+            daemon,
+        } = self;
+        start(context, name, daemon, |pool, submission| match kwargs {
+            Some(kwargs) => {
+                pool.submitter
+                    .submit(&task, [(args, kwargs)], Shape::Keywords, 1, submission)
+            }
             None => pool
                 .submitter
-                .submit(&self.task, [self.args], Shape::Star, 1, submission)?,
-        }
-        // Its one task is in: the worker shuts down once it is done.
-        pool.close();
-        let name = self
-            .name
-            .unwrap_or_else(|| format!("Process-{}", UNNAMED.fetch_add(1, Ordering::Relaxed)));
-        Ok(Process {
-            name,
-            daemon: self.daemon,
-            worker,
-            outcome,
-            exit,
-            pool,
+                .submit(&task, [args], Shape::Star, 1, submission),
         })
     }
 }
 
+/// Starts a process of `context` whose task `batch` (one task, its
+/// arguments encoded and bound) is chunk `origin` of a process job on
+/// agents: an agent runs it so.
+#[cfg(feature = "nats")]
+pub(crate) fn start_encoded(
+    context: &Context,
+    origin: u64,
+    batch: crate::channel::Batch,
+) -> Result<Process, Error> {
+    start(context, None, false, |pool, submission| {
+        let chunk = crate::chunk::Chunk::encoded(origin, batch, submission);
+        let sender = pool.submitter.sender()?;
+        pool.submitter.send(&sender, chunk);
+        Ok(())
+    })
+}
+
+/// Starts the worker of a process of `context`, waits until it has
+/// started, and hands it its task with `submit`.
+fn start(
+    context: &Context,
+    name: Option<String>,
+    daemon: bool,
+    submit: impl FnOnce(&Pool, Arc<Submission>) -> Result<(), Error>,
+) -> Result<Process, Error> {
+    let exit = Arc::new(Settled::new());
+    let pool = context.prepared().launch(1, Some(exit.clone()))?;
+    let Some(worker) = pool.submitter.backend.process_worker() else {
+        return Err(Error::new(
+            ErrorKind::Spawn,
+            "the process's worker ended as soon as it was ready",
+        ));
+    };
+    let outcome = Arc::new(Outcome {
+        result: Settled::new(),
+        worker: worker.clone(),
+        exit: exit.clone(),
+    });
+    submit(&pool, pool.submitter.submission(outcome.clone()))?;
+    // Its one task is in: the worker shuts down once it is done.
+    pool.close();
+    let limit = context.prepared().local.spawn.setup.limits.startup_timeout;
+    if !worker.started(Instant::now().checked_add(limit)) {
+        pool.terminate();
+        return Err(Error::new(
+            ErrorKind::Spawn,
+            format!(
+                "no agent started the process within {limit:?} (the pool's startup \
+                 timeout): is an agent serving the server?"
+            ),
+        ));
+    }
+    let name =
+        name.unwrap_or_else(|| format!("Process-{}", UNNAMED.fetch_add(1, Ordering::Relaxed)));
+    Ok(Process {
+        name,
+        daemon,
+        worker,
+        outcome,
+        exit,
+        pool,
+    })
+}
+
 /// Where the task's outcome goes: its encoded result, or its error.
-struct Outcome(Settled<Result<Vec<u8>, Error>>);
+struct Outcome {
+    result: Settled<Result<Vec<u8>, Error>>,
+    /// The worker, which says what its end was if it did not say so yet.
+    worker: Arc<dyn ProcessWorker>,
+    exit: Arc<Settled<Option<ExitStatus>>>,
+}
 
 impl Sink for Outcome {
     fn deliver(&self, _first_index: u64, outcomes: Outcomes) {
         if let Some(outcome) = outcomes.iter().next() {
-            self.0
+            if let Some(status) = self.worker.unreported_exit() {
+                self.exit.set(Some(status));
+            }
+            self.result
                 .set(outcome.map(<[u8]>::to_vec).map_err(Error::clone));
         }
     }
@@ -216,7 +270,7 @@ impl Sink for Outcome {
 pub struct Process {
     name: String,
     daemon: bool,
-    worker: KillHandle,
+    worker: Arc<dyn ProcessWorker>,
     outcome: Arc<Outcome>,
     /// How the worker ended, once it was reaped.
     exit: Arc<Settled<Option<ExitStatus>>>,
@@ -253,7 +307,7 @@ impl Process {
     /// Whether the process still runs: false once it has ended and its task
     /// has its outcome.
     pub fn is_alive(&self) -> bool {
-        !(self.exit.get().is_some() && self.outcome.0.get().is_some())
+        !(self.exit.get().is_some() && self.outcome.result.get().is_some())
     }
 
     /// Waits until the process has ended.
@@ -270,7 +324,7 @@ impl Process {
     fn wait(&self, deadline: Option<Instant>) -> bool {
         // The worker's slot settles the task right after it reaps the
         // worker, then ends.
-        if self.exit.wait(deadline).is_none() || self.outcome.0.wait(deadline).is_none() {
+        if self.exit.wait(deadline).is_none() || self.outcome.result.wait(deadline).is_none() {
             return false;
         }
         let _ = self.pool.join();
@@ -281,14 +335,14 @@ impl Process {
     /// fails with [`ErrorKind::WorkerLost`] and the exit code is `-15`.
     /// Nothing happens to a process that has ended.
     pub fn terminate(&self) {
-        let _ = self.worker.signal(Signal::TERM);
+        self.worker.signal(Signal::TERM);
     }
 
     /// Stops the process with SIGKILL: the task fails with
     /// [`ErrorKind::WorkerLost`] and the exit code is `-9`. Nothing happens
     /// to a process that has ended.
     pub fn kill(&self) {
-        let _ = self.worker.kill();
+        self.worker.signal(Signal::KILL);
     }
 
     /// The exit code, as CPython gives it: `None` while the process runs,
@@ -296,7 +350,7 @@ impl Process {
     /// it failed (the worker's own exit status if it ended otherwise).
     pub fn exitcode(&self) -> Option<i32> {
         let status = *self.exit.get()?;
-        let succeeded = self.outcome.0.get()?.is_ok();
+        let succeeded = self.outcome.result.get()?.is_ok();
         if let Some(signal) = status.and_then(|status| status.signal()) {
             return Some(-signal);
         }
@@ -316,10 +370,16 @@ impl Process {
     /// [`ErrorKind::WorkerLost`] for a process killed under it), or
     /// [`ErrorKind::BadResult`] if the result does not decode as `R`.
     pub fn result<R: DeserializeOwned>(&self) -> Option<Result<R, Error>> {
-        Some(match self.outcome.0.get()? {
+        Some(match self.outcome.result.get()? {
             Ok(bytes) => decode(0, bytes),
             Err(err) => Err(err.clone()),
         })
+    }
+
+    /// The task's outcome as it came (its result encoded), once it has one.
+    #[cfg(feature = "nats")]
+    pub(crate) fn outcome(&self) -> Option<&Result<Vec<u8>, Error>> {
+        self.outcome.result.get()
     }
 }
 

@@ -161,6 +161,8 @@ pub(crate) enum Domain {
     Call,
     /// The host's answer to a call.
     Answer,
+    /// The host's word to the agent running its process.
+    Control,
 }
 
 impl Domain {
@@ -174,6 +176,7 @@ impl Domain {
             Domain::Enrolled => b"wasmpool enrolled",
             Domain::Call => b"wasmpool call",
             Domain::Answer => b"wasmpool answer",
+            Domain::Control => b"wasmpool control",
         }
     }
 }

@@ -7,8 +7,12 @@
 //!   and the roster of those it admitted;
 //! - [`wire`]: the streams, buckets and subjects, and the messages on them;
 //! - [`store`]: connecting, and making the streams and buckets;
+//! - [`on_agents`]: what a context built for NATS starts its pools and
+//!   processes with;
 //! - [`remote`]: the host's side, the backend of a pool built with
 //!   [`PoolBuilder::nats`](crate::PoolBuilder::nats);
+//! - [`process`]: the host's record of a [`Process`](crate::Process) on an
+//!   agent;
 //! - [`calls`]: the host's side of what tasks on agents ask of it (host
 //!   functions, shared objects): checked, served, answered;
 //! - [`watchdog`]: the host's watch on the job's state on the server, which
@@ -33,6 +37,8 @@ pub(crate) mod calls;
 pub(crate) mod connect;
 pub(crate) mod enroll;
 pub(crate) mod keys;
+pub(crate) mod on_agents;
+pub(crate) mod process;
 pub(crate) mod remote;
 pub(crate) mod store;
 pub(crate) mod throttle;

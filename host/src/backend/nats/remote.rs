@@ -9,6 +9,7 @@
 //! outcome, so that nothing an agent loses is lost.
 
 use std::collections::HashMap;
+use std::process::ExitStatus;
 use std::sync::atomic::{AtomicBool, Ordering, fence};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
@@ -26,6 +27,7 @@ use tokio::sync::Notify;
 use super::calls::{self, Calls};
 use super::enroll::{self, Roster};
 use super::keys::{self, Domain, SigningKey};
+use super::process::{ProcessWatch, RemoteWorker};
 use super::store::{AgentInfo, SERVER_PATIENCE, Store, remote};
 use super::throttle::Throttle;
 use super::watchdog::Watched;
@@ -34,12 +36,13 @@ use super::wire::{
 };
 use super::{Nats, block_on, runtime};
 use crate::backend::output::OutputHandler;
-use crate::backend::{Backend, KillHandle, Settings};
+use crate::backend::{Backend, KillHandle, ProcessWorker, Settings};
 use crate::channel::Batch;
 use crate::chunk::{Chunk, withdrawn_error};
 use crate::error::{Error, ErrorKind};
 use crate::module;
 use crate::objects::ObjectRef;
+use crate::settled::Settled;
 
 /// How long after the server says a chunk was acknowledged its outcomes
 /// may still be on their way (an agent acknowledges a chunk once its
@@ -71,6 +74,8 @@ struct Inner {
     roster: Arc<Roster>,
     /// What the tasks on agents ask of the host.
     calls: Arc<Calls>,
+    /// The job's process, if it is a process's.
+    process: Option<Arc<ProcessWatch>>,
     /// The warnings of reports dropped as forged or unsigned.
     forgery_warnings: Mutex<Throttle>,
     /// The job's record marked ended, signed: put when the job ends, once
@@ -146,6 +151,7 @@ impl Remote {
         module: &[u8],
         queue: Receiver<Chunk>,
         window: usize,
+        process: Option<Arc<Settled<Option<ExitStatus>>>>,
     ) -> Result<Arc<Remote>, Error> {
         let env = &settings.spawn.setup.grants.env;
         if !env.is_empty() && nats.trusted_agents.is_empty() {
@@ -164,7 +170,12 @@ impl Remote {
             ));
         }
         let runtime = runtime(1, "wasmpool-nats")?;
-        let spec = job_spec(nats, settings, module);
+        let mut spec = job_spec(nats, settings, module);
+        if process.is_some() {
+            // A process's task never runs again.
+            spec.process = true;
+            spec.agent_retries = 0;
+        }
         let on_output = settings.on_output.clone();
         let job = nuid::next().to_string();
         let key = nats.key.clone().unwrap_or_else(SigningKey::generate);
@@ -231,8 +242,18 @@ impl Remote {
             settings,
             Duration::from_millis(spec.ack_wait_ms),
         );
+        let process = process.map(|exit| {
+            Arc::new(ProcessWatch::new(
+                &job,
+                key.clone(),
+                store.client.clone(),
+                runtime.handle().clone(),
+                exit,
+            ))
+        });
         let (stop_tx, stop_rx) = bounded(0);
         let inner = Arc::new(Inner {
+            process,
             job,
             store,
             key,
@@ -310,7 +331,7 @@ impl Backend for Remote {
         let out = std::mem::take(&mut inner.out().chunks);
         inner.returned.notify_all();
         drop(out);
-        inner.calls.end_all();
+        inner.all_over();
         fence(Ordering::SeqCst);
         while inner.queue.try_recv().is_ok() {}
     }
@@ -336,6 +357,11 @@ impl Backend for Remote {
 
     fn workers(&self) -> Vec<KillHandle> {
         Vec::new()
+    }
+
+    fn process_worker(&self) -> Option<Arc<dyn ProcessWorker>> {
+        let watch = self.inner.process.clone()?;
+        Some(Arc::new(RemoteWorker(watch)))
     }
 
     fn agents(&self) -> Result<Vec<AgentInfo>, Error> {
@@ -436,7 +462,7 @@ impl Inner {
             }
             for number in done {
                 out.chunks.remove(&number);
-                self.calls.ended_before(number, None);
+                self.chunk_over(number);
             }
         }
         self.returned.notify_all();
@@ -450,11 +476,30 @@ impl Inner {
     /// What the tasks of chunk `number` that have their outcomes (all, if
     /// it is no longer out) held is let go of.
     fn settled(&self, out: &Out, number: u64) {
-        let next = out
-            .chunks
-            .get(&number)
-            .map(|sent| sent.chunk.first_index + sent.chunk.done() as u64);
-        self.calls.ended_before(number, next);
+        match out.chunks.get(&number) {
+            Some(sent) => {
+                let next = sent.chunk.first_index + sent.chunk.done() as u64;
+                self.calls.ended_before(number, Some(next));
+            }
+            None => self.chunk_over(number),
+        }
+    }
+
+    /// Chunk `number` is no longer out: what its tasks held is let go of,
+    /// and a process's worker that never started never will.
+    fn chunk_over(&self, number: u64) {
+        self.calls.ended_before(number, None);
+        if let Some(process) = &self.process {
+            process.over();
+        }
+    }
+
+    /// No chunk is out any more (the pool terminates, or its chunks fail).
+    fn all_over(&self) {
+        self.calls.end_all();
+        if let Some(process) = &self.process {
+            process.over();
+        }
     }
 
     /// Takes a task's call from an agent, checked against the chunks out:
@@ -486,6 +531,36 @@ impl Inner {
             }
         };
         let mut out = self.out();
+        // A process job's worker: its start, and its exit ahead of its
+        // task's outcome.
+        let report = match report {
+            Report::Started { chunk, pid } => {
+                if let Some(process) = &self.process
+                    && out.chunks.contains_key(&chunk)
+                {
+                    process.started(pid);
+                }
+                return None;
+            }
+            Report::Exited {
+                chunk,
+                first_index,
+                outcomes,
+                exitcode,
+            } => {
+                if let Some(process) = &self.process
+                    && out.chunks.contains_key(&chunk)
+                {
+                    process.exited(exitcode);
+                }
+                Report::Outcomes {
+                    chunk,
+                    first_index,
+                    outcomes,
+                }
+            }
+            report => report,
+        };
         match report {
             Report::Outcomes {
                 chunk: number,
@@ -556,6 +631,8 @@ impl Inner {
                 sent.sending += 1;
                 Some((number, self.message(number, sent)))
             }
+            // Taken above.
+            Report::Started { .. } | Report::Exited { .. } => None,
         }
     }
 
@@ -673,7 +750,7 @@ impl Inner {
     /// Fails the tasks without an outcome of every chunk out.
     fn fail_all(&self, err: &Error) {
         let out = std::mem::take(&mut self.out().chunks);
-        self.calls.end_all();
+        self.all_over();
         self.returned.notify_all();
         for sent in out.into_values() {
             sent.chunk.fail(err);
@@ -683,7 +760,7 @@ impl Inner {
     /// Fails the tasks of chunk `number` without an outcome.
     fn fail_chunk(&self, number: u64, err: &Error) {
         let removed = self.out().chunks.remove(&number);
-        self.calls.ended_before(number, None);
+        self.chunk_over(number);
         self.returned.notify_all();
         if let Some(sent) = removed {
             sent.chunk.fail(err);
@@ -899,6 +976,7 @@ fn job_spec(nats: &Nats, settings: &Settings, module: &[u8]) -> JobSpec {
         retries: settings.retries,
         agent_retries: nats.agent_retries,
         ack_wait_ms: u64::try_from(nats.ack_wait.as_millis()).unwrap_or(u64::MAX),
+        process: false,
         ended: false,
     }
 }

@@ -16,12 +16,14 @@
 //!   stdout and stderr, as [`OutputMessage`]s, for the host's output handler.
 //! - Subject `wasmpool.enroll.<job>` (no stream, request and reply): an
 //!   agent's [`Enrollment`] to serve a job, and its host's [`Enrolled`].
+//! - Subject `wasmpool.control.<job>` (no stream): a process job's host
+//!   stopping its process ([`Control`]).
 //! - Subject `wasmpool.calls.<job>` (no stream): what tasks on agents ask
 //!   of the host, as [`CallMessage`]s; the host's [`Answer`]s go to the
 //!   subject each call names, unique to its agent's process.
 //!
 //! Every message but an agent's record is [`Signed`]: a job's record,
-//! chunks and answers by its host, reports, output and calls by the agent
+//! chunks, controls and answers by its host, reports, output and calls by the agent
 //! that ran them.
 
 use std::time::Duration;
@@ -86,6 +88,12 @@ pub(crate) fn calls_subject(job: &str) -> String {
     format!("wasmpool.calls.{job}")
 }
 
+/// The subject on which a process job's host stops its process
+/// ([`Control`]).
+pub(crate) fn control_subject(job: &str) -> String {
+    format!("wasmpool.control.{job}")
+}
+
 /// The durable consumer through which agents pull a job's chunks.
 pub(crate) fn consumer_name(job: &str) -> String {
     format!("job-{job}")
@@ -119,6 +127,11 @@ pub(crate) struct JobSpec {
     /// The consumer's ack wait, in milliseconds: agents show a chunk's
     /// progress three times in it.
     pub(crate) ack_wait_ms: u64,
+    /// The job is one [`Process`](crate::Process): its one task runs in a
+    /// worker of its own, reported [`Report::Started`] (with the worker's
+    /// pid) and [`Report::Exited`] (with its exit code), and stopped by the
+    /// host's [`Control`]s.
+    pub(crate) process: bool,
     /// The job has ended: its host's last word, before it deletes the
     /// record (a deleted record alone is no sign of the end: anyone who
     /// may write to the bucket could delete it).
@@ -163,6 +176,25 @@ pub(crate) enum Report {
         sending: u32,
         deliveries: u64,
     },
+    /// A process job's task started in worker `pid` on the agent.
+    Started { chunk: u64, pid: u32 },
+    /// A process job's worker ended with `exitcode` (as
+    /// [`Process::exitcode`](crate::Process::exitcode) says it), its task
+    /// with `outcomes`.
+    Exited {
+        chunk: u64,
+        first_index: u64,
+        outcomes: Outcomes,
+        exitcode: i32,
+    },
+}
+
+/// The host's word to the agent running a process job's chunk, on the
+/// job's control subject, signed by the job's host key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Control {
+    /// Send `signal` (SIGTERM or SIGKILL) to the worker running `chunk`.
+    Signal { chunk: u64, signal: i32 },
 }
 
 /// What an agent sends on a job's calls subject, signed by its key. Its
