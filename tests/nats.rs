@@ -1347,6 +1347,39 @@ fn an_agent_killed_while_its_tasks_hold_a_lock_lets_the_next_holder_in() {
     );
 }
 
+/// A program not told of NATS runs on the agents of the server its
+/// environment names (`WASMPOOL_NATS`), unchanged: here the command-line
+/// tool's `map`, which the agent serves. Empty, the variable names no
+/// server, and the tasks run here.
+#[test]
+fn the_environment_moves_a_program_to_agents() {
+    let _deadline = deadline("a map moved to agents by its environment", DEADLINE);
+    let server = NatsServer::start();
+    let agent = AgentProcess::start(server.url(), 2, "env");
+    let input: String = (0..8).map(|i| format!("{i}\n")).collect();
+    let fixtures = wasmpool_artifacts::FIXTURES;
+    let serving = || agent.stderr().matches(": serving, ").count();
+    for (url, jobs) in [(server.url(), 1), ("", 1)] {
+        let out = command::wasmpool_with_env(
+            &["map", fixtures, "square", "--no-progress"],
+            &input,
+            &[(wasmpool::NATS_ENV, url)],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let squares: Vec<u64> = records(&out)
+            .iter()
+            .map(|record| record["ok"].as_u64().unwrap())
+            .collect();
+        assert_eq!(squares, [0, 1, 4, 9, 16, 25, 36, 49]);
+        agent.wait_for_line(": serving, ", OUTCOME_WAIT);
+        assert_eq!(serving(), jobs, "{url:?}: {}", agent.stderr());
+    }
+}
+
 /// What tasks on agents ask of the host — its functions, its shared objects —
 /// and processes on agents: the cases of `tests/common/calls.rs`, the
 /// randomized histories of `tests/common/histories/` and the processes of

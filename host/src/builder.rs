@@ -137,7 +137,17 @@ pub struct PoolBuilder {
     /// Run the tasks on agents through this NATS server.
     #[cfg(feature = "nats")]
     nats: Option<crate::Nats>,
+    /// Whether [`NATS_ENV`] may say where to run the tasks (not for an
+    /// agent's own pools, nor the check of a pool on agents).
+    #[cfg(feature = "nats")]
+    nats_from_env: bool,
 }
+
+/// The environment variable that runs a program's pools and processes on
+/// the agents of a NATS server without a change to its code: the server's
+/// URL, taken by every [`PoolBuilder`] not given [`nats`](PoolBuilder::nats).
+#[cfg(feature = "nats")]
+pub const NATS_ENV: &str = "WASMPOOL_NATS";
 
 /// Told when the pool compiles its module.
 type CompileHandler = Arc<dyn Fn(&Compiling<'_>) + Send + Sync>;
@@ -185,6 +195,8 @@ impl PoolBuilder {
             forward: None,
             #[cfg(feature = "nats")]
             nats: None,
+            #[cfg(feature = "nats")]
+            nats_from_env: true,
         }
     }
 
@@ -599,34 +611,45 @@ impl PoolBuilder {
     /// fails or runs past [`initializer_timeout`](Self::initializer_timeout);
     /// [`ErrorKind::Config`] for an invalid configuration.
     pub fn build(self) -> Result<Pool, Error> {
-        let processes = self
+        let builder = self.nats_from_env()?;
+        let processes = builder
             .processes
             .unwrap_or_else(|| thread::available_parallelism().map_or(1, usize::from));
         #[cfg(feature = "nats")]
-        if self.nats.is_some() {
-            return self.build_remote(processes);
+        if builder.nats.is_some() {
+            return builder.build_remote(processes);
         }
-        self.context()?.pool(processes)
+        builder.local_context()?.pool(processes)
     }
 
     /// Runs the pool's tasks on agents (`wasmpool agent`, or
     /// [`Agent`](crate::Agent)) on any machine, reached through the NATS
     /// server at `url`, which must have JetStream enabled. Credentials may
     /// be in the URL (`nats://user:password@host:4222`); see
-    /// [`nats_options`](Self::nats_options) for the rest.
+    /// [`nats_options`](Self::nats_options) for the rest. A program not
+    /// given a server runs on the one its environment names in
+    /// [`NATS_ENV`] (`WASMPOOL_NATS=nats://host:4222`), unchanged.
     ///
     /// Every call of the pool works as on a local pool, with the same
     /// limits, initializer, retries and `max_tasks_per_child` (each agent
-    /// runs the tasks on local workers of its own). What differs:
+    /// runs the tasks on local workers of its own); and a
+    /// [`context`](Self::context) starts each [`Process`](crate::Process)
+    /// on an agent, in a worker of its own there. What differs:
     ///
     /// - [`processes`](Self::processes) is the parallelism the pool plans
     ///   for (the chunk size of `map`, and the window: 16 chunks per
     ///   process out at once unless [`Nats::window`](crate::Nats::window)
     ///   says otherwise); the agents decide how many workers they run, and
     ///   [`Pool::agents`] lists them;
-    /// - [`Pool::worker_pids`] is empty: no worker runs here;
-    /// - tasks cannot be passed shared objects, and host functions and
-    ///   directories are not offered (they are of this machine);
+    /// - [`Pool::worker_pids`] is empty: no worker runs here (a process's
+    ///   [`pid`](crate::Process::pid) is its worker's, on its agent);
+    /// - host functions and the shared objects in a task's arguments are
+    ///   served here, as for a local pool (a task may use only what it was
+    ///   handed, while it runs), each call a round trip through the server;
+    ///   what a task held is let go of when its outcome comes, or when its
+    ///   agent has been silent for the [ack wait](crate::Nats::ack_wait);
+    ///   the initializer cannot be handed shared objects, and directories
+    ///   are not offered (they are of this machine);
     /// - guest output reaches the [output handler](Self::on_output) as it
     ///   comes, not always before the task's outcome, and attributed to the
     ///   worker's pid on its agent's machine;
@@ -635,7 +658,8 @@ impl PoolBuilder {
     ///   to [`Nats::agent_retries`](crate::Nats::agent_retries) times (a
     ///   worker that dies on an agent, up to [`retries`](Self::retries)
     ///   times, as here), then fails with [`ErrorKind::WorkerLost`]; each
-    ///   task gets one outcome however many times it ran;
+    ///   task gets one outcome however many times it ran (a process's task
+    ///   never runs again: it fails, and the process ends as killed);
     /// - a pool whose agents are all gone waits for one to come.
     ///
     /// `build` checks the module here (a worker starts to list its tasks,
@@ -668,6 +692,40 @@ impl PoolBuilder {
     #[cfg(feature = "nats")]
     pub(crate) fn forward_calls(mut self, forward: Arc<dyn Forward>) -> Self {
         self.forward = Some(forward);
+        self
+    }
+
+    /// Without the `nats` feature, tasks run here whatever the environment
+    /// says.
+    #[cfg(not(feature = "nats"))]
+    fn nats_from_env(self) -> Result<Self, Error> {
+        Ok(self)
+    }
+
+    /// Takes the server in [`NATS_ENV`], if set, for a builder not given
+    /// one; an empty value is none.
+    #[cfg(feature = "nats")]
+    fn nats_from_env(mut self) -> Result<Self, Error> {
+        if self.nats.is_none() && self.nats_from_env {
+            match std::env::var(NATS_ENV) {
+                Ok(url) if url.is_empty() => {}
+                Ok(url) => self.nats = Some(crate::Nats::new(url)),
+                Err(std::env::VarError::NotPresent) => {}
+                Err(std::env::VarError::NotUnicode(_)) => {
+                    return Err(Error::new(
+                        ErrorKind::Config,
+                        format!("{NATS_ENV} is not UTF-8: it must be a NATS server's URL"),
+                    ));
+                }
+            }
+        }
+        Ok(self)
+    }
+
+    /// Runs the tasks here, whatever [`NATS_ENV`] says: an agent's pools.
+    #[cfg(feature = "nats")]
+    pub(crate) fn here(mut self) -> Self {
+        self.nats_from_env = false;
         self
     }
 
@@ -712,7 +770,7 @@ impl PoolBuilder {
             bytes: module.clone(),
             name,
         });
-        let context = self.context()?;
+        let context = self.here().local_context()?;
         let tasks = context.pool(1)?.tasks().to_vec();
         Ok(context.on_agents(OnAgents::new(nats, module, tasks)))
     }
@@ -736,10 +794,16 @@ impl PoolBuilder {
     /// [`ErrorKind::BadModule`] for a module that is not a wasmpool
     /// component; [`ErrorKind::Config`] for an invalid configuration.
     pub fn context(self) -> Result<Context, Error> {
+        let builder = self.nats_from_env()?;
         #[cfg(feature = "nats")]
-        if self.nats.is_some() {
-            return self.remote_context();
+        if builder.nats.is_some() {
+            return builder.remote_context();
         }
+        builder.local_context()
+    }
+
+    /// [`context`](Self::context) on this machine.
+    fn local_context(self) -> Result<Context, Error> {
         if std::env::var_os(worker::MARKER).is_some() {
             return Err(Error::new(
                 ErrorKind::Config,

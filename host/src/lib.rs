@@ -531,6 +531,8 @@ pub use agent::{Agent, AgentBuilder};
 #[cfg(feature = "nats")]
 pub use backend::nats::{AgentInfo, Nats, SigningKey};
 pub use backend::output::{GuestOutput, Stream, escape_controls};
+#[cfg(feature = "nats")]
+pub use builder::NATS_ENV;
 pub use builder::PoolBuilder;
 pub use channel::bounds::{BACKTRACE_FRAMES, DESCRIPTION_BYTES, MESSAGE_BYTES, NAME_BYTES};
 pub use channel::{ParamInfo, Preopen, TaskInfo};

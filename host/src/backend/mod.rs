@@ -40,11 +40,12 @@ pub(crate) use settings::{Settings, SpawnConfig};
 /// What a [`Process`](crate::Process) holds of its one worker, wherever it
 /// runs.
 pub(crate) trait ProcessWorker: Send + Sync {
-    /// Waits until the worker has started, at most until `deadline`;
-    /// whether it has.
-    fn started(&self, deadline: Option<Instant>) -> bool;
+    /// Waits until the worker has started (on agents: until an agent says
+    /// so), at most until `deadline`; whether it has.
+    fn started(&self, deadline: Instant) -> bool;
 
-    /// Its pid (on its machine); 0 if it never started.
+    /// Its pid (on its machine), once it started (on agents: waits until
+    /// an agent started it); 0 if it never did.
     fn pid(&self) -> u32;
 
     /// Sends it `signal`; nothing happens to a worker that has ended.
@@ -60,7 +61,8 @@ pub(crate) trait ProcessWorker: Send + Sync {
 }
 
 impl ProcessWorker for KillHandle {
-    fn started(&self, _deadline: Option<Instant>) -> bool {
+    /// Here, a process's worker has started once its pool is built.
+    fn started(&self, _deadline: Instant) -> bool {
         true
     }
 

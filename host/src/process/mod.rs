@@ -29,6 +29,11 @@ use crate::settled::Settled;
 
 pub use context::Context;
 
+/// How long a process on NATS agents may wait for an agent to start it
+/// (fetch and compile its module, start its worker): past it, `start`
+/// fails rather than wait for an agent that may never come.
+const START_LIMIT: Duration = Duration::from_secs(60);
+
 /// Numbers the processes not given a name, as CPython does: `Process-1`, ...
 static UNNAMED: AtomicUsize = AtomicUsize::new(1);
 
@@ -139,13 +144,15 @@ impl<'a, A: Serialize, K: Serialize> ProcessBuilder<'a, A, K> {
     }
 
     /// Starts the worker process, waits until it is ready, and hands it the
-    /// task; returns while the task runs.
+    /// task; returns while the task runs. On NATS agents, publishes its job
+    /// and waits until an agent has started its worker.
     ///
     /// # Errors
     ///
     /// [`ErrorKind::UnknownTask`] if the module has no such task; as
     /// [`PoolBuilder::build`](crate::PoolBuilder::build) if the worker cannot
-    /// start. Arguments that do not fit the task fail the task, not the
+    /// start; on NATS agents, [`ErrorKind::Spawn`] if no agent started it
+    /// within a minute. Arguments that do not fit the task fail the task, not the
     /// start: see [`Process::result`].
     pub fn start(self) -> Result<Process, Error> {
         let ProcessBuilder {
@@ -185,8 +192,9 @@ pub(crate) fn start_encoded(
     })
 }
 
-/// Starts the worker of a process of `context`, waits until it has
-/// started, and hands it its task with `submit`.
+/// Starts the worker of a process of `context`, hands it its task with
+/// `submit`, and waits until it has started (here: it is ready once its
+/// pool is; on agents: an agent says so, within [`START_LIMIT`]).
 fn start(
     context: &Context,
     name: Option<String>,
@@ -209,14 +217,14 @@ fn start(
     submit(&pool, pool.submitter.submission(outcome.clone()))?;
     // Its one task is in: the worker shuts down once it is done.
     pool.close();
-    let limit = context.prepared().local.spawn.setup.limits.startup_timeout;
-    if !worker.started(Instant::now().checked_add(limit)) {
+    if !worker.started(Instant::now() + START_LIMIT) {
         pool.terminate();
         return Err(Error::new(
             ErrorKind::Spawn,
             format!(
-                "no agent started the process within {limit:?} (the pool's startup \
-                 timeout): is an agent serving the server?"
+                "no agent started the process within {} s: is an agent serving the \
+                 pool's server?",
+                START_LIMIT.as_secs()
             ),
         ));
     }
@@ -294,7 +302,8 @@ impl Process {
         &self.name
     }
 
-    /// The worker process's pid.
+    /// The worker process's pid (on NATS agents, its worker's there; 0 if
+    /// its task failed before any agent started it).
     pub fn pid(&self) -> u32 {
         self.worker.pid()
     }

@@ -104,8 +104,8 @@ impl ProcessWatch {
 pub(crate) struct RemoteWorker(pub(crate) Arc<ProcessWatch>);
 
 impl ProcessWorker for RemoteWorker {
-    fn started(&self, deadline: Option<Instant>) -> bool {
-        self.0.pid.wait(deadline).is_some()
+    fn started(&self, deadline: Instant) -> bool {
+        self.0.pid.wait(Some(deadline)).is_some()
     }
 
     fn pid(&self) -> u32 {

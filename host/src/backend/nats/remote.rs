@@ -76,6 +76,8 @@ struct Inner {
     calls: Arc<Calls>,
     /// The job's process, if it is a process's.
     process: Option<Arc<ProcessWatch>>,
+    /// Where what the tasks write goes.
+    on_output: OutputHandler,
     /// The warnings of reports dropped as forged or unsigned.
     forgery_warnings: Mutex<Throttle>,
     /// The job's record marked ended, signed: put when the job ends, once
@@ -254,6 +256,7 @@ impl Remote {
         let (stop_tx, stop_rx) = bounded(0);
         let inner = Arc::new(Inner {
             process,
+            on_output: on_output.clone(),
             job,
             store,
             key,
@@ -530,6 +533,11 @@ impl Inner {
                 return None;
             }
         };
+        if let Report::Output(output) = report {
+            // A process's, among its reports: before its end.
+            (self.on_output)(&output.into_output());
+            return None;
+        }
         let mut out = self.out();
         // A process job's worker: its start, and its exit ahead of its
         // task's outcome.
@@ -632,7 +640,7 @@ impl Inner {
                 Some((number, self.message(number, sent)))
             }
             // Taken above.
-            Report::Started { .. } | Report::Exited { .. } => None,
+            Report::Started { .. } | Report::Exited { .. } | Report::Output(_) => None,
         }
     }
 

@@ -178,6 +178,9 @@ pub(crate) enum Report {
     },
     /// A process job's task started in worker `pid` on the agent.
     Started { chunk: u64, pid: u32 },
+    /// What a process job's task wrote: among its reports, so that it
+    /// comes before the process's end, as a local process's does.
+    Output(OutputMessage),
     /// A process job's worker ended with `exitcode` (as
     /// [`Process::exitcode`](crate::Process::exitcode) says it), its task
     /// with `outcomes`.
