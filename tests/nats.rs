@@ -451,6 +451,22 @@ fn a_second_tenant_reads_and_touches_nothing_of_the_first() {
     let refused = agent.flush().expect("the server refuses the agent");
     assert!(refused.contains("Permissions Violation"), "{refused}");
     assert_eq!(pool.apply::<i64, _>("square", (3,)).unwrap(), 9);
+
+    // What A's users may do covers calls on the host and processes.
+    let lock = wasmpool::Lock::new();
+    let counter = wasmpool::Manager::new().value(&0i64).unwrap();
+    let counted = pool.apply::<u64, _>("locked_increments", (&lock, &counter, 5u64));
+    assert_eq!(counted.unwrap(), 0);
+    assert_eq!(counter.get().unwrap(), 5);
+    let context = builder(1).nats(url("host-a")).context().unwrap();
+    let sleeper = context
+        .process("sleep_ms")
+        .args((60_000u64,))
+        .start()
+        .unwrap();
+    sleeper.kill();
+    sleeper.join();
+    assert_eq!(sleeper.exitcode(), Some(-libc::SIGKILL));
 }
 
 /// A job's stream of reports vanishes where its host may not make it again

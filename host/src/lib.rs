@@ -254,6 +254,8 @@
 //! | (NATS) the server stays out of reach for over a minute | [`ErrorKind::Remote`] | the tasks the pool has out there fail; the pool goes on when the server is back |
 //! | (NATS) a report, chunk or output not signed by whom it must be (forged, replayed from another job, junk) | — (dropped, with a warning naming its subject) | the task gets the outcome of an agent the job admitted |
 //! | (NATS) a chunk acknowledged on the server with no outcome (taken by a client that did not run it) | [`ErrorKind::WorkerLost`] after [`Nats::agent_retries`] + 1 times | sent again within about 6 s |
+//! | (NATS) the agent of a task that holds a shared object (a lock, a permit) or waits on one is lost | the task: [`ErrorKind::WorkerLost`] or run again, as above | what it held is let go of, the next holder told ([`LockGuard::previous_holder_died`]), and its waits given up, once its agent has been silent for the ack wait (at most a third more) |
+//! | (NATS) a task's call on the host, or its answer, lost with a restarting server | — | the agent sends it again every 2 s; the host runs it once and answers it again |
 //!
 //! A renewed instance runs the [initializer](PoolBuilder::initializer) again
 //! before its next task, so no broken state reaches it. The rest of a `map`
@@ -317,6 +319,51 @@
 //! tasks out with [`ErrorKind::Remote`], naming it. README's "Several
 //! machines" says how to deploy agents safely: what is protected, by what,
 //! and what is not (arguments and results cross the server in clear).
+//!
+//! A task on an agent calls the host's functions and uses the shared
+//! objects in its arguments as a local task does: the agent's pool passes
+//! each call, signed, to the job's host over core NATS (`agent/calls.rs`),
+//! which checks it against the chunks out — the task runs (its chunk is out,
+//! its outcome has not come) and was handed the object — serves it as a
+//! local worker's call (`backend/calls/`), and answers, signed, on a subject
+//! unique to the agent's process (`backend/nats/calls.rs`). Each task is a
+//! holder of its own; what it held is let go of, and the next holder told,
+//! when its outcome comes, when its worker dies (its agent says so), or
+//! when its agent has shown no sign of life for the ack wait — the time
+//! after which the server gives its chunks to other agents too — plus at
+//! most a third of it. A call not answered is sent again every 2 s (or a
+//! third of the ack wait): the host runs each call once and answers it
+//! again. The initializer cannot be handed objects (an agent's workers
+//! outlive any one task of the host's).
+//!
+//! A [`Context`] built for NATS starts each [`Process`] as a job of one task
+//! (`backend/nats/process.rs`), which an agent runs in a worker of its own
+//! (`agent/process.rs`): it reports the worker started (its pid), what the
+//! task writes, and the worker's exit (its exit code, with the task's
+//! outcome), in that order, among the job's reports; `kill` and `terminate`
+//! reach it as signed controls. Its task never runs twice: lost with its
+//! agent, it fails, and the process ends as killed. With the environment
+//! variable [`NATS_ENV`] (`WASMPOOL_NATS=nats://host:4222`), a program's
+//! pools and processes built without [`PoolBuilder::nats`] run on the
+//! agents of that server, unchanged.
+//!
+//! What is stored on file, and why. The server stores on file what must
+//! outlive a crash of any one party: the job's record (agents that start
+//! later find it), its module (fetched by hash), its chunks (a work queue:
+//! a chunk stays until an agent acknowledges it, so that a lost agent's
+//! chunks go to another), and the agents' reports (a stream the host reads
+//! in order: an agent acknowledges a chunk once its reports are stored, so
+//! that an outcome acknowledged is an outcome the host will read, even
+//! across a restart of the server or of the host's reader). A process's
+//! output and exit go among its reports, to come before its end. What need
+//! not be stored goes over core NATS: a pool's guest output (as it comes,
+//! for the output handler; lost with a restarting server, as a terminal's
+//! would be), requests to serve a job (asked again until answered), the
+//! host's controls (a process not stopped is stopped again by its host), and
+//! tasks' calls and their answers — a call lives only as long as its task
+//! waits for it, which a restarting server does not change: it is sent
+//! again until answered, and the host's record of it (which runs it once)
+//! is what must survive, and lives with the objects, on the host.
 //!
 //! # The channel
 //!

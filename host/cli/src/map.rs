@@ -106,7 +106,12 @@ pub(crate) struct MapArgs {
     /// NATS server (JetStream enabled): nats://HOST:PORT, or
     /// nats://USER:PASSWORD@HOST:PORT. -j is then the parallelism planned
     /// for (the agents choose their own); --dir is refused.
-    #[arg(long, value_name = "URL")]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "WASMPOOL_NATS",
+        hide_env_values = true
+    )]
     nats: Option<String>,
     #[command(flatten)]
     connect: NatsArgs,
@@ -230,7 +235,8 @@ fn build_pool(args: &MapArgs, max_payload: usize, bar: &ProgressBar) -> Result<P
             .map_err(|_| SetupError(format!("--env {name}: the variable is not set")))?;
         builder = builder.env(name, &value);
     }
-    if let Some(url) = &args.nats {
+    // An empty WASMPOOL_NATS names no server.
+    if let Some(url) = args.nats.as_deref().filter(|url| !url.is_empty()) {
         let mut nats = args.connect.to_nats(url).map_err(SetupError)?;
         if let Some(wait) = args.ack_wait {
             nats = nats.ack_wait(wait);

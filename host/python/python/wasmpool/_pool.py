@@ -119,8 +119,11 @@ class Pool:
     (``{"/data": "input"}``), read-only, or to ``(path, "rw")`` for one it
     may write; tasks see no other file. `nats` (a server's URL,
     ``"nats://host:4222"``) runs the tasks on the agents of that NATS server
-    (``wasmpool agent --nats URL`` on each machine) rather than on this one. Leaving a ``with`` block terminates the
-    pool, as CPython's does.
+    (``wasmpool agent --nats URL`` on each machine) rather than on this one;
+    without it, the server the environment variable ``WASMPOOL_NATS`` names,
+    if any, so that a program runs on agents unchanged (its processes too,
+    and its shared objects are served from here). Leaving a ``with`` block
+    terminates the pool, as CPython's does.
     """
 
     def __init__(

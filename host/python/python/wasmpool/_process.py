@@ -48,7 +48,9 @@ class Process:
     end; `exitcode` is CPython's (0, the `sys.exit` code, 1 for an
     exception, -N for signal N). What the call prints reaches this
     program's `sys.stdout` and `sys.stderr`; an exception it raises is
-    printed to `sys.stderr`, as CPython's child prints it."""
+    printed to `sys.stderr`, as CPython's child prints it. With the
+    environment variable ``WASMPOOL_NATS`` (a NATS server's URL), it runs
+    on one of that server's agents instead: `pid` is its worker's there."""
 
     def __init__(self, group=None, target=None, name=None, args=(), kwargs=None, *, daemon=None):
         if group is not None:
