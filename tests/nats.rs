@@ -1363,6 +1363,50 @@ fn an_agent_killed_while_its_tasks_hold_a_lock_lets_the_next_holder_in() {
     );
 }
 
+/// An agent killed while its task holds a lock, started again at once with
+/// the same key, runs the task again (its chunk comes back after the ack
+/// wait): its worker and call numbers start over as its predecessor's did,
+/// yet it is another run of the agent, whose calls are its own — the host
+/// neither takes them for its predecessor's (answering them from memory)
+/// nor lets its signs of life keep its predecessor's lock: the new run
+/// takes the lock once the dead run's is let go of, and sets the event
+/// itself.
+#[test]
+fn an_agent_started_again_with_its_key_is_another_run() {
+    let _deadline = deadline("a task run again by an agent's next run", DEADLINE);
+    let server = NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("agent.nk");
+    let key = key_file.to_str().unwrap();
+    assert!(wasmpool(&["keygen", key], "").status.success());
+    let mut first = AgentProcess::start_with(server.url(), 1, "first", &["--key", key]);
+    let pool = builder(1)
+        .nats_options(
+            Nats::new(server.url())
+                .ack_wait(Duration::from_secs(1))
+                .agent_retries(1),
+        )
+        .build()
+        .unwrap();
+    let (lock, holding) = (wasmpool::Lock::new(), wasmpool::Event::new());
+    let holder = pool
+        .apply_async::<(), _>("hold_lock", (&lock, &holding, "hang"))
+        .unwrap();
+    assert!(holding.wait_timeout(OUTCOME_WAIT), "the task took the lock");
+    first.kill();
+    holding.clear();
+    let _again = AgentProcess::start_with(server.url(), 1, "again", &["--key", key]);
+    assert!(
+        holding.wait_timeout(OUTCOME_WAIT),
+        "the task run again took the lock and set the event"
+    );
+    assert!(lock.try_acquire().is_none(), "the new run holds the lock");
+    pool.terminate();
+    let err = outcome(&holder, "the task run again").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Terminated, "{err}");
+    assert!(lock.acquire_timeout(OUTCOME_WAIT).is_some());
+}
+
 /// A program not told of NATS runs on the agents of the server its
 /// environment names (`WASMPOOL_NATS`), unchanged: here the command-line
 /// tool's `map`, which the agent serves. Empty, the variable names no

@@ -234,15 +234,16 @@ pub fn forged_call(
 ) -> Option<Vec<u8>> {
     use crate::backend::calls::Asked;
     use crate::backend::nats::keys::Domain;
-    use crate::backend::nats::wire::{self, CallMessage, Signed};
+    use crate::backend::nats::wire::{self, CallMessage, Calling, Signed};
     let signed: Signed = wire::decode(captured, "call").ok()?;
+    let Calling { session, message } = wire::decode(&signed.body, "call").ok()?;
     let CallMessage::Call {
         worker,
         chunk: their_chunk,
         index,
         mut asked,
         ..
-    } = wire::decode(&signed.body, "call").ok()?
+    } = message
     else {
         return None;
     };
@@ -256,7 +257,8 @@ pub fn forged_call(
         call,
         asked,
     };
-    Some(Signed::encode(key, Domain::Call, job, &message))
+    let calling = Calling { session, message };
+    Some(Signed::encode(key, Domain::Call, job, &calling))
 }
 
 /// Whether `payload` (a message on a job's calls subject) is a task's call
@@ -264,13 +266,16 @@ pub fn forged_call(
 #[cfg(feature = "nats")]
 pub fn is_call_of(payload: &[u8], op: &str) -> bool {
     use crate::backend::calls::Asked;
-    use crate::backend::nats::wire::{self, CallMessage, Signed};
+    use crate::backend::nats::wire::{self, CallMessage, Calling, Signed};
     let Ok(signed) = wire::decode::<Signed>(payload, "call") else {
         return false;
     };
     matches!(
         wire::decode(&signed.body, "call"),
-        Ok(CallMessage::Call { asked: Asked::Invoke { op: of, .. }, .. }) if of == op
+        Ok(Calling {
+            message: CallMessage::Call { asked: Asked::Invoke { op: of, .. }, .. },
+            ..
+        }) if of == op
     )
 }
 

@@ -331,7 +331,8 @@
 //! when its outcome comes, when its worker dies (its agent says so), or
 //! when its agent has shown no sign of life for the ack wait — the time
 //! after which the server gives its chunks to other agents too — plus at
-//! most a third of it. A call not answered is sent again every 2 s (or a
+//! most a third of it (an agent started again with the same key is another
+//! run of it, whose signs of life keep nothing of its predecessor's). A call not answered is sent again every 2 s (or a
 //! third of the ack wait): the host runs each call once and answers it
 //! again. The initializer cannot be handed objects (an agent's workers
 //! outlive any one task of the host's).

@@ -105,6 +105,16 @@ pub fn pool_hearing_its_tasks(
     (pool, said)
 }
 
+/// A pool of one worker at `at` whose tasks stop after 300 ms, and do not
+/// run again if their worker dies.
+fn stopped_at_300_ms(at: &dyn Pools) -> Pool {
+    at.builder(1)
+        .task_timeout(Duration::from_millis(300))
+        .retries(0)
+        .build()
+        .unwrap()
+}
+
 /// Waits up to `patience` for `queue` to hold an item, and takes it.
 fn item_back(queue: &Queue<i64>, patience: Duration) -> Option<i64> {
     let end = Instant::now() + patience;
@@ -295,12 +305,7 @@ pub fn a_task_stopped_while_it_waits_in_get_takes_nothing(at: &dyn Pools) {
     let _deadline = deadline("gets given up by a time limit and a kill", DEADLINE);
     let queue: Queue<i64> = Queue::new();
     // Its time limit stops the task in its wait.
-    let pool = at
-        .builder(1)
-        .task_timeout(Duration::from_millis(300))
-        .retries(0)
-        .build()
-        .unwrap();
+    let pool = stopped_at_300_ms(at);
     let err = pool
         .apply::<i64, _>("take_one", (queue.clone(), None::<u64>))
         .unwrap_err();
@@ -502,12 +507,7 @@ pub fn an_item_too_large_for_a_task_stays_in_its_queue(at: &dyn Pools) {
 
 pub fn a_task_stopped_while_it_waits_in_acquire_takes_nothing(at: &dyn Pools) {
     let _deadline = deadline("an acquire given up by a time limit", DEADLINE);
-    let pool = at
-        .builder(1)
-        .task_timeout(Duration::from_millis(300))
-        .retries(0)
-        .build()
-        .unwrap();
+    let pool = stopped_at_300_ms(at);
     let lock = Lock::new();
     let held = lock.acquire();
     let err = pool

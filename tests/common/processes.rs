@@ -40,6 +40,15 @@ macro_rules! tests_of_processes {
 }
 pub(crate) use tests_of_processes;
 
+/// A process of `context` that sleeps a minute, unless stopped.
+fn sleeper(context: &wasmpool::Context) -> wasmpool::Process {
+    context
+        .process("sleep_ms")
+        .args((60_000u64,))
+        .start()
+        .unwrap()
+}
+
 /// The parent pid of process `pid`, from `/proc/<pid>/stat`.
 fn parent_of(pid: u32) -> u32 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
@@ -91,11 +100,7 @@ pub fn kill_and_terminate_end_with_minus_the_signal(at: &dyn Pools) {
     let _deadline = deadline("a killed and a terminated process", DEADLINE);
     let context = at.builder(1).context().unwrap();
     let looping = context.process("spin").args((1u64,)).start().unwrap();
-    let sleeping = context
-        .process("sleep_ms")
-        .args((60_000u64,))
-        .start()
-        .unwrap();
+    let sleeping = sleeper(&context);
     looping.kill();
     sleeping.terminate();
     looping.join();
@@ -111,11 +116,7 @@ pub fn kill_and_terminate_end_with_minus_the_signal(at: &dyn Pools) {
 pub fn join_with_a_timeout_returns_while_the_process_runs_on(at: &dyn Pools) {
     let _deadline = deadline("a sleeping process joined with a timeout", DEADLINE);
     let context = at.builder(1).context().unwrap();
-    let p = context
-        .process("sleep_ms")
-        .args((60_000u64,))
-        .start()
-        .unwrap();
+    let p = sleeper(&context);
     assert!(p.is_alive());
     assert!(!p.join_timeout(Duration::from_millis(200)));
     assert!(p.is_alive());
@@ -130,11 +131,7 @@ pub fn join_with_a_timeout_returns_while_the_process_runs_on(at: &dyn Pools) {
 pub fn the_pid_is_the_workers_own_and_its_parent_runs_the_pool(at: &dyn Pools) {
     let _deadline = deadline("a process reporting its pid", DEADLINE);
     let context = at.builder(1).context().unwrap();
-    let p = context
-        .process("sleep_ms")
-        .args((60_000u64,))
-        .start()
-        .unwrap();
+    let p = sleeper(&context);
     assert_eq!(parent_of(p.pid()), at.parent_of_workers());
     p.kill();
     let p = context.process("pid").args((0,)).start().unwrap();

@@ -21,7 +21,7 @@ use serde_bytes::ByteBuf;
 
 use crate::backend::calls::{Asked, Forward, Replies};
 use crate::backend::nats::keys::{Domain, SigningKey};
-use crate::backend::nats::wire::{self, Answer, CallMessage, Signed};
+use crate::backend::nats::wire::{self, Answer, CallMessage, Calling, Signed};
 use crate::error::Error;
 
 /// How often calls not answered are sent again, and the agent shows it
@@ -71,6 +71,8 @@ pub(crate) struct Forwarder {
     subject: String,
     /// Where the answers come: unique to this agent's process.
     inbox: String,
+    /// Drawn when it began: what the host knows this run of the agent by.
+    session: String,
     state: Mutex<State>,
     /// Its tasks reading answers and sending again: stopped with it.
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
@@ -112,6 +114,7 @@ impl Forwarder {
             handle: tokio::runtime::Handle::current(),
             subject: wire::calls_subject(job),
             inbox,
+            session: nuid::next().to_string(),
             state: Mutex::new(State::default()),
             tasks: Mutex::new(Vec::new()),
         });
@@ -132,9 +135,13 @@ impl Forwarder {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// `message`, signed.
-    fn signed(&self, message: &CallMessage) -> Bytes {
-        Bytes::from(Signed::encode(&self.key, Domain::Call, &self.job, message))
+    /// `message` of this session, signed.
+    fn signed(&self, message: CallMessage) -> Bytes {
+        let calling = Calling {
+            session: self.session.clone(),
+            message,
+        };
+        Bytes::from(Signed::encode(&self.key, Domain::Call, &self.job, &calling))
     }
 
     /// Publishes `message`, with the subject answers come on.
@@ -198,7 +205,7 @@ impl Forwarder {
                 .map_or(0, |since| {
                     u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
                 });
-            self.send(self.signed(&CallMessage::Alive { at }));
+            self.send(self.signed(CallMessage::Alive { at }));
         }
         for message in again {
             self.send(message);
@@ -216,7 +223,7 @@ impl Forward for Forwarder {
         asked: Asked,
         replies: Arc<dyn Replies>,
     ) {
-        let message = self.signed(&CallMessage::Call {
+        let message = self.signed(CallMessage::Call {
             worker,
             chunk,
             index,
@@ -242,11 +249,11 @@ impl Forward for Forwarder {
             state.cancel((worker, call));
         }
         drop(state);
-        self.send(self.signed(&CallMessage::Cancel { worker, call }));
+        self.send(self.signed(CallMessage::Cancel { worker, call }));
     }
 
     fn unclaimed(&self, worker: u64, call: u64, result: ByteBuf) {
-        self.send(self.signed(&CallMessage::Unclaimed {
+        self.send(self.signed(CallMessage::Unclaimed {
             worker,
             call,
             result,
@@ -269,7 +276,7 @@ impl Forward for Forwarder {
         let called = state.called;
         drop(state);
         if called {
-            self.send(self.signed(&CallMessage::Ended { worker }));
+            self.send(self.signed(CallMessage::Ended { worker }));
         }
     }
 }

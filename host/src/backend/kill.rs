@@ -4,6 +4,7 @@
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
+use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::process::{Pid, PidfdFlags, Signal};
 
 /// A handle that kills one worker process and never another: it holds a
@@ -43,6 +44,17 @@ impl KillHandle {
     pub(crate) fn signal(&self, signal: Signal) -> std::io::Result<()> {
         rustix::process::pidfd_send_signal(&*self.pidfd, signal)?;
         Ok(())
+    }
+
+    /// Whether the process has ended (its pidfd is readable then), at
+    /// this instant.
+    pub(crate) fn has_ended(&self) -> bool {
+        let mut fds = [PollFd::new(&*self.pidfd, PollFlags::IN)];
+        let zero = Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        matches!(rustix::event::poll(&mut fds, Some(&zero)), Ok(ready) if ready > 0)
     }
 }
 
@@ -101,11 +113,13 @@ mod tests {
     }
 
     #[test]
-    fn a_kill_handle_kills_its_live_process() {
+    fn a_kill_handle_kills_its_live_process_and_sees_it_ended() {
         let mut child = sleeper();
         let handle = KillHandle::open(child.id()).unwrap();
+        assert!(!handle.has_ended());
         handle.clone().kill().unwrap();
         let status = child.wait().unwrap();
         assert_eq!(status.signal(), Some(libc::SIGKILL));
+        assert!(handle.has_ended());
     }
 }

@@ -86,7 +86,7 @@ impl WorkerChild {
         let stdout = child.stdout.take().expect("piped");
         let (tx, events) = unbounded();
         let pipe = File::from(OwnedFd::from(stdin));
-        let started = Outbound::new(pipe, tx.clone(), pid).and_then(|outbound| {
+        let started = Outbound::new(pipe, tx.clone(), handle.clone()).and_then(|outbound| {
             let quota = shared.max_tasks_per_child;
             let in_flight = Arc::new(InFlight::new(
                 outbound,

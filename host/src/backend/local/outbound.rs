@@ -15,6 +15,7 @@ use rustix::event::{PollFd, PollFlags};
 use rustix::fs::OFlags;
 use serde_bytes::ByteBuf;
 
+use crate::backend::KillHandle;
 use crate::backend::calls::Replies;
 use crate::backend::local::event::Event;
 use crate::channel::{Failure, ToWorker, codec};
@@ -45,6 +46,8 @@ struct Writer {
 #[derive(Clone)]
 pub(crate) struct Outbound {
     writer: Arc<Writer>,
+    /// The worker: a reply to one that has ended is not sent.
+    worker: KillHandle,
 }
 
 impl std::fmt::Debug for Outbound {
@@ -54,9 +57,14 @@ impl std::fmt::Debug for Outbound {
 }
 
 impl Outbound {
-    /// The sending end of `pipe`; a broken pipe is reported on `events` as
-    /// the end of the channel.
-    pub(crate) fn new(pipe: File, events: Sender<Event>, pid: u32) -> io::Result<Outbound> {
+    /// The sending end of `pipe` to `worker`; a broken pipe is reported on
+    /// `events` as the end of the channel.
+    pub(crate) fn new(
+        pipe: File,
+        events: Sender<Event>,
+        worker: KillHandle,
+    ) -> io::Result<Outbound> {
+        let pid = worker.pid();
         let flags = rustix::fs::fcntl_getfl(&pipe)?;
         rustix::fs::fcntl_setfl(&pipe, flags | OFlags::NONBLOCK)?;
         let writer = Arc::new(Writer {
@@ -69,7 +77,7 @@ impl Outbound {
             more: Condvar::new(),
             pipe,
         });
-        Ok(Outbound { writer })
+        Ok(Outbound { writer, worker })
     }
 
     /// Sends `message`, now if the pipe has room, else as soon as it has.
@@ -132,6 +140,12 @@ impl Replies for Outbound {
         call: u64,
         result: Result<ByteBuf, Failure>,
     ) -> Option<Result<ByteBuf, Failure>> {
+        // An ended worker reads nothing: what the answer carries goes back.
+        // (Its pipe refuses the answer too, unless a process another thread
+        // forks at that moment holds a copy of its end for an instant.)
+        if self.worker.has_ended() {
+            return Some(result);
+        }
         let message = ToWorker::Reply { call, result };
         match (self.send(&message), message) {
             (false, ToWorker::Reply { result, .. }) => Some(result),

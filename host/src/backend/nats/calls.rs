@@ -1,5 +1,6 @@
 //! The host's side of what tasks on agents ask of it: [`Calls`] takes the
-//! [`CallMessage`]s agents send on the job's calls subject, checks each
+//! [`CallMessage`]s agents send on the job's calls subject (each of one
+//! session of one agent: a run of it), checks each
 //! against what the host knows of the task, serves it as a local worker's
 //! (`backend/calls/`), and answers, signed, on the subject the call named.
 //! The agent's side is `agent/calls.rs`.
@@ -25,7 +26,7 @@ use serde_bytes::ByteBuf;
 
 use super::enroll::Roster;
 use super::keys::{Domain, SigningKey};
-use super::wire::{Answer, CallMessage, Signed};
+use super::wire::{Answer, CallMessage, Calling, Signed};
 use crate::backend::calls::host_fns::{self, Request};
 use crate::backend::calls::objects::{self as object_calls, Invoke};
 use crate::backend::calls::{Asked, Replies};
@@ -170,7 +171,8 @@ pub(crate) struct Calls {
     max_payload: usize,
     /// How long an agent may be silent before its tasks are taken as lost.
     patience: Duration,
-    agents: Mutex<HashMap<String, AgentTasks>>,
+    /// By agent key and session.
+    agents: Mutex<HashMap<(String, String), AgentTasks>>,
 }
 
 impl Calls {
@@ -199,7 +201,7 @@ impl Calls {
         })
     }
 
-    fn agents(&self) -> MutexGuard<'_, HashMap<String, AgentTasks>> {
+    fn agents(&self) -> MutexGuard<'_, HashMap<(String, String), AgentTasks>> {
         self.agents.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -223,20 +225,26 @@ impl Calls {
         running: impl FnOnce(u64, u64) -> Option<Vec<ObjectRef>>,
     ) {
         let job = &self.job;
-        let (agent, message) = match Signed::open::<CallMessage>(payload, Domain::Call, job, "call")
-        {
-            Ok(opened) => opened,
-            Err(err) => {
-                tracing::warn!("job {job}: dropped a call: {err}");
-                return;
-            }
-        };
+        let (agent, Calling { session, message }) =
+            match Signed::open::<Calling>(payload, Domain::Call, job, "call") {
+                Ok(opened) => opened,
+                Err(err) => {
+                    tracing::warn!("job {job}: dropped a call: {err}");
+                    return;
+                }
+            };
+        if let Err(why) = bounds::check_name("agent's session", &session) {
+            tracing::warn!("job {job}: dropped a call: {why}");
+            return;
+        }
         if !self.roster.admits(&agent) {
             tracing::warn!("job {job}: dropped a call of an agent it did not admit");
             return;
         }
         let mut agents = self.agents();
-        let tasks = agents.entry(agent).or_insert_with(AgentTasks::new);
+        let tasks = agents
+            .entry((agent, session))
+            .or_insert_with(AgentTasks::new);
         match message {
             CallMessage::Alive { at } => {
                 // Only a sign newer than the last counts: not a replay.
@@ -415,7 +423,7 @@ impl Calls {
     /// goes to the next holders.
     pub(crate) fn end_silent(&self) {
         let mut ended = Vec::new();
-        for (agent, tasks) in self.agents().iter_mut() {
+        for ((agent, _), tasks) in self.agents().iter_mut() {
             if tasks.running.is_empty() || tasks.heard.elapsed() <= self.patience {
                 continue;
             }

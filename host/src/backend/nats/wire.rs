@@ -200,9 +200,20 @@ pub(crate) enum Control {
     Signal { chunk: u64, signal: i32 },
 }
 
-/// What an agent sends on a job's calls subject, signed by its key. Its
-/// workers are named by numbers unique in the agent's process, their calls
-/// by the worker's own numbers.
+/// What an agent sends on a job's calls subject, signed by its key: a
+/// [`CallMessage`] of one session, which the agent drew when it began to
+/// serve the job. An agent started again with the same key begins another:
+/// nothing of its predecessor's tasks is taken for its own, and its signs of
+/// life keep none of theirs alive.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Calling {
+    pub(crate) session: String,
+    pub(crate) message: CallMessage,
+}
+
+/// What an agent asks of a job's host, in a [`Calling`]. Its workers are
+/// named by numbers unique in the agent's process, their calls by the
+/// worker's own numbers.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum CallMessage {
     /// Task `index` of chunk `chunk` (none: the pool's initializer) on
