@@ -159,10 +159,16 @@ impl Forwarder {
     /// Takes an answer from the host.
     fn on_answer(&self, payload: &[u8]) {
         let job = &self.job;
-        let answer = match Signed::open::<Answer>(payload, Domain::Answer, job, "answer") {
-            Ok((signer, answer)) if signer == self.host && answer.to == self.inbox => answer,
+        let answer = match Signed::open_from_host::<Answer>(
+            payload,
+            Domain::Answer,
+            job,
+            "answer",
+            &self.host,
+        ) {
+            Ok(answer) if answer.to == self.inbox => answer,
             Ok(_) => {
-                tracing::warn!("job {job}: dropped an answer not from its host, or not to here");
+                tracing::warn!("job {job}: dropped an answer to another run of an agent");
                 return;
             }
             Err(err) => {

@@ -12,7 +12,7 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
 use super::context::JobContext;
 use super::depth::Here;
 use super::process::{self, Running, Said};
-use crate::backend::nats::keys::{self, Domain};
+use crate::backend::nats::keys::Domain;
 use crate::backend::nats::wire::{self, ChunkMessage, Report, Signed};
 use crate::channel::{Outcomes, bounds};
 use crate::chunk::{Chunk, Sink};
@@ -227,17 +227,8 @@ pub(crate) async fn serve(
 
 /// The chunk `payload` carries, if the job's host signed it.
 fn open(serving: &Serving, payload: &[u8]) -> Result<ChunkMessage, Error> {
-    let (signer, chunk) =
-        Signed::open::<ChunkMessage>(payload, Domain::Chunk, &serving.job, "chunk")?;
-    if signer != serving.host {
-        return Err(Error::new(
-            ErrorKind::Remote,
-            format!(
-                "a chunk signed by {}, not by the job's host",
-                keys::short(&signer)
-            ),
-        ));
-    }
+    let chunk: ChunkMessage =
+        Signed::open_from_host(payload, Domain::Chunk, &serving.job, "chunk", &serving.host)?;
     chunk.check()?;
     Ok(chunk)
 }

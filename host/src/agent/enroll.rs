@@ -74,17 +74,8 @@ async fn ask(
         )
     })?
     .map_err(|err| Error::new(ErrorKind::Remote, err.to_string()))?;
-    let (signer, enrolled) =
-        Signed::open::<Enrolled>(&reply.payload, Domain::Enrolled, job, "host's answer")?;
-    if signer != host {
-        return Err(Error::new(
-            ErrorKind::Remote,
-            format!(
-                "an answer signed by {}, not by the job's host",
-                keys::short(&signer)
-            ),
-        ));
-    }
+    let enrolled: Enrolled =
+        Signed::open_from_host(&reply.payload, Domain::Enrolled, job, "host's answer", host)?;
     if enrolled.nonce != nonce || enrolled.agent != context.key.public_key() {
         return Err(Error::new(
             ErrorKind::Remote,

@@ -6,9 +6,8 @@
 //! it. The host's side is `backend/nats/process.rs`.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
-
 use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_nats::jetstream::{self, AckKind};
 use futures_util::StreamExt;
@@ -235,18 +234,20 @@ async fn exited(
 pub(crate) async fn obey(serving: Arc<Serving>, mut controls: async_nats::Subscriber) {
     let job = &serving.job;
     while let Some(message) = controls.next().await {
-        let control =
-            match Signed::open::<Control>(&message.payload, Domain::Control, job, "control") {
-                Ok((signer, control)) if signer == serving.host => control,
-                Ok(_) => {
-                    tracing::warn!("job {job}: dropped a control not signed by the job's host");
-                    continue;
-                }
-                Err(err) => {
-                    tracing::warn!("job {job}: dropped a control: {err}");
-                    continue;
-                }
-            };
+        let opened = Signed::open_from_host(
+            &message.payload,
+            Domain::Control,
+            job,
+            "control",
+            &serving.host,
+        );
+        let control: Control = match opened {
+            Ok(control) => control,
+            Err(err) => {
+                tracing::warn!("job {job}: dropped a control: {err}");
+                continue;
+            }
+        };
         let Control::Signal { chunk, signal } = control;
         let Some(process) = serving.running.get(chunk) else {
             continue;

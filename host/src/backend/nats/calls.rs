@@ -213,34 +213,41 @@ impl Calls {
         });
     }
 
-    /// Takes a message on the calls subject, answered (if it is a call) on
-    /// `reply`. `running(chunk, index)` says whether task `index` of chunk
-    /// `chunk` runs, with the objects handed to it; the caller holds what
-    /// it reads until this returns, so that a task cannot end between the
-    /// check and its record here.
+    /// The call `payload` carries, with the agent that signed it: none for
+    /// what is not a call of an admitted agent (said in a warning).
+    pub(crate) fn open(&self, payload: &[u8]) -> Option<(String, Calling)> {
+        let job = &self.job;
+        let (agent, calling) = match Signed::open::<Calling>(payload, Domain::Call, job, "call") {
+            Ok(opened) => opened,
+            Err(err) => {
+                tracing::warn!("job {job}: dropped a call: {err}");
+                return None;
+            }
+        };
+        if let Err(why) = bounds::check_name("agent's session", &calling.session) {
+            tracing::warn!("job {job}: dropped a call: {why}");
+            return None;
+        }
+        if !self.roster.admits(&agent) {
+            tracing::warn!("job {job}: dropped a call of an agent it did not admit");
+            return None;
+        }
+        Some((agent, calling))
+    }
+
+    /// Takes `calling`, [opened](Self::open) from `agent`, answered (if it
+    /// is a call) on `reply`. `running(chunk, index)` says whether task
+    /// `index` of chunk `chunk` runs, with the objects handed to it; the
+    /// caller holds what it reads until this returns, so that a task cannot
+    /// end between the check and its record here.
     pub(crate) fn on_message(
         self: &Arc<Self>,
-        payload: &[u8],
+        (agent, calling): (String, Calling),
         reply: Option<String>,
         running: impl FnOnce(u64, u64) -> Option<Vec<ObjectRef>>,
     ) {
         let job = &self.job;
-        let (agent, Calling { session, message }) =
-            match Signed::open::<Calling>(payload, Domain::Call, job, "call") {
-                Ok(opened) => opened,
-                Err(err) => {
-                    tracing::warn!("job {job}: dropped a call: {err}");
-                    return;
-                }
-            };
-        if let Err(why) = bounds::check_name("agent's session", &session) {
-            tracing::warn!("job {job}: dropped a call: {why}");
-            return;
-        }
-        if !self.roster.admits(&agent) {
-            tracing::warn!("job {job}: dropped a call of an agent it did not admit");
-            return;
-        }
+        let Calling { session, message } = calling;
         let mut agents = self.agents();
         let tasks = agents
             .entry((agent, session))

@@ -509,18 +509,21 @@ impl Inner {
     /// the task must run (its chunk is out, its outcome has not come), and
     /// may use only the objects its arguments carried.
     fn on_call(&self, message: async_nats::Message) {
-        let out = self.out();
+        // Its signature is checked before the chunks are locked.
+        let Some(opened) = self.calls.open(&message.payload) else {
+            return;
+        };
         let reply = message.reply.map(|subject| subject.to_string());
-        self.calls
-            .on_message(&message.payload, reply, |number, index| {
-                let sent = out.chunks.get(&number)?;
-                let chunk = &sent.chunk;
-                let next = chunk.first_index + chunk.done() as u64;
-                if index < next || index >= chunk.first_index + chunk.len() as u64 {
-                    return None;
-                }
-                Some(handed_to(chunk, index))
-            });
+        let out = self.out();
+        self.calls.on_message(opened, reply, |number, index| {
+            let sent = out.chunks.get(&number)?;
+            let chunk = &sent.chunk;
+            let next = chunk.first_index + chunk.done() as u64;
+            if index < next || index >= chunk.first_index + chunk.len() as u64 {
+                return None;
+            }
+            Some(handed_to(chunk, index))
+        });
     }
 
     /// Takes the report an agent published. Returns the message that sends

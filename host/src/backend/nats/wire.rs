@@ -343,6 +343,28 @@ impl Signed {
         let message = decode(&signed.body, what)?;
         Ok((signed.key, message))
     }
+
+    /// The message of `domain` in `job` that `bytes` carry (a `what`), once
+    /// its signature is checked and found to be `host`'s, the job's host.
+    pub(crate) fn open_from_host<T: for<'de> Deserialize<'de>>(
+        bytes: &[u8],
+        domain: Domain,
+        job: &str,
+        what: &str,
+        host: &str,
+    ) -> Result<T, Error> {
+        let (signer, message) = Signed::open(bytes, domain, job, what)?;
+        if signer != host {
+            return Err(Error::new(
+                ErrorKind::Remote,
+                format!(
+                    "a {what} signed by {}, not by the job's host",
+                    keys::short(&signer)
+                ),
+            ));
+        }
+        Ok(message)
+    }
 }
 
 /// Output a task wrote on an agent (a [`GuestOutput`](crate::GuestOutput)).
