@@ -782,6 +782,110 @@ fn an_agent_started_after_the_job_began_takes_work() {
     assert!(first_pids.is_disjoint(&second_pids));
 }
 
+/// A process on agents: `start` waits for an agent, and returns the
+/// process once one that came late started it; with no agent within
+/// `Nats::process_start_limit`, it fails with an error that names the
+/// limit.
+#[test]
+fn a_process_start_waits_for_an_agent_until_its_limit() {
+    let _deadline = deadline("processes waiting for an agent", DEADLINE);
+    let server = NatsServer::start();
+    let limited = Nats::new(server.url()).process_start_limit(Duration::from_secs(1));
+    let context = builder(1).nats_options(limited).context().unwrap();
+    let err = context.process("square").args((7i64,)).start().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Spawn, "{err}");
+    assert!(err.to_string().contains("process_start_limit"), "{err}");
+
+    let context = builder(1).nats(server.url()).context().unwrap();
+    let url = server.url().to_string();
+    let late = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        AgentProcess::start(&url, 1, "late")
+    });
+    let process = context.process("square").args((7i64,)).start().unwrap();
+    let _agent = late.join().unwrap();
+    assert_ne!(process.pid(), 0, "an agent started its worker");
+    process.join();
+    assert_eq!(process.exitcode(), Some(0));
+    assert_eq!(process.result::<i64>().unwrap().unwrap(), 49);
+}
+
+/// An agent's start crossing a process's start limit (the agent stopped,
+/// and let go at a random moment either side of the limit): either `start`
+/// returns the process, which runs (exit code 0, its one step on a shared
+/// count taken), or it fails, and the task never runs (the count
+/// untouched, even once the agent ran what it took late): one outcome,
+/// never both.
+#[test]
+fn a_start_crossing_the_start_limit_has_one_outcome() {
+    let _deadline = deadline("starts crossing the start limit", LONG_DEADLINE);
+    let server = NatsServer::start();
+    let agent = AgentProcess::start(server.url(), 1, "stopped");
+    let limit = Duration::from_millis(600);
+    let limited = Nats::new(server.url()).process_start_limit(limit);
+    let context = builder(1).nats_options(limited).context().unwrap();
+    // The module compiled on the agent: its starts then take milliseconds.
+    let first = context.process("square").args((1i64,)).start().unwrap();
+    first.join();
+    assert_eq!(first.exitcode(), Some(0), "{:?}", first.result::<i64>());
+    let seed = std::env::var("WASMPOOL_HISTORY_SEED")
+        .ok()
+        .and_then(|seed| seed.parse().ok())
+        .unwrap_or_else(|| u64::from(std::process::id()));
+    let mut rng = histories::Rng::new(seed);
+    let dict = wasmpool::Manager::new()
+        .dict([("steps".to_string(), 0i64)])
+        .unwrap();
+    let (mut ran, mut failed) = (0, 0);
+    for round in 0..12 {
+        agent.signal(libc::SIGSTOP);
+        // Let go between half the limit and half as much again past it.
+        let pause = limit / 2 + Duration::from_millis(rng.below(limit.as_millis() as u64));
+        let waking = std::thread::spawn({
+            let agent_pid = agent.pid();
+            move || {
+                std::thread::sleep(pause);
+                // SAFETY: kill(2) on the agent, which the test reaps.
+                unsafe { libc::kill(agent_pid as libc::pid_t, libc::SIGCONT) };
+            }
+        });
+        let started = context
+            .process("count_down")
+            .args((dict.clone(), "steps"))
+            .start();
+        waking.join().unwrap();
+        match started {
+            Ok(process) => {
+                ran += 1;
+                assert_ne!(process.pid(), 0);
+                process.join();
+                assert_eq!(
+                    process.exitcode(),
+                    Some(0),
+                    "round {round} (seed {seed}): {:?}",
+                    process.result::<i64>()
+                );
+            }
+            Err(err) => {
+                failed += 1;
+                assert_eq!(
+                    err.kind(),
+                    ErrorKind::Spawn,
+                    "round {round} (seed {seed}): {err}"
+                );
+            }
+        }
+        // What an agent that took the job late ran is not taken.
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(
+            dict.get(&"steps".to_string()).unwrap(),
+            Some(-ran),
+            "round {round} (seed {seed}): {ran} ran, {failed} failed"
+        );
+    }
+    eprintln!("seed {seed}: of 12 starts crossing the limit, {ran} ran and {failed} failed");
+}
+
 #[test]
 fn a_host_killed_mid_job_leaves_the_agents_ready_for_the_next() {
     let _deadline = deadline("a job after its host was killed", LONG_DEADLINE);

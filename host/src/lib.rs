@@ -256,6 +256,7 @@
 //! | (NATS) a chunk acknowledged on the server with no outcome (taken by a client that did not run it) | [`ErrorKind::WorkerLost`] after [`Nats::agent_retries`] + 1 times | sent again within about 6 s |
 //! | (NATS) the agent of a task that holds a shared object (a lock, a permit) or waits on one is lost | the task: [`ErrorKind::WorkerLost`] or run again, as above | what it held is let go of, the next holder told ([`LockGuard::previous_holder_died`]), and its waits given up, once its agent has been silent for the ack wait (at most a third more) |
 //! | (NATS) a task's call on the host, or its answer, lost with a restarting server | — | the agent sends it again every 2 s; the host runs it once and answers it again |
+//! | (NATS) no agent starts a [`Process`] (none serves the server, or none is free) | [`ErrorKind::Spawn`] from `start`, after [`Nats::process_start_limit`] | the job is over; an agent's start that crosses the limit either comes first (`start` returns the process) or finds the job over, never both |
 //!
 //! A renewed instance runs the [initializer](PoolBuilder::initializer) again
 //! before its next task, so no broken state reaches it. The rest of a `map`
@@ -339,10 +340,11 @@
 //!
 //! A [`Context`] built for NATS starts each [`Process`] as a job of one task
 //! (`backend/nats/process.rs`), which an agent runs in a worker of its own
-//! (`agent/process.rs`): it reports the worker started (its pid), what the
-//! task writes, and the worker's exit (its exit code, with the task's
-//! outcome), in that order, among the job's reports; `kill` and `terminate`
-//! reach it as signed controls. Its task never runs twice: lost with its
+//! (`agent/process.rs`); `start` waits until an agent started it, at most
+//! [`Nats::process_start_limit`]. The agent reports the worker started (its
+//! pid), what the task writes, and the worker's exit (its exit code, with
+//! the task's outcome), in that order, among the job's reports; `kill` and
+//! `terminate` reach it as signed controls. Its task never runs twice: lost with its
 //! agent, it fails, and the process ends as killed. With the environment
 //! variable [`NATS_ENV`] (`WASMPOOL_NATS=nats://host:4222`), a program's
 //! pools and processes built without [`PoolBuilder::nats`] run on the

@@ -102,7 +102,12 @@ def test_a_subclass_runs_its_own_run_with_its_name(runs):
 def test_a_daemon_ends_with_its_parent_and_another_child_outlives_it(runs):
     lines = out(runs, "seed_004_daemon.py")
     assert [line for line in lines if line != "我还活着"] == ["主进程执行"] * 2 + ["主进程执行完毕"]
-    assert 2 <= lines.count("我还活着") <= 5 and lines[-1] == "主进程执行完毕"
+    # Stopped at the parent's exit: what it said before may come in just
+    # after the parent's last line (as under CPython, where the daemon
+    # prints up to its end; here its output is relayed, on agents through
+    # the server), never a second tick later.
+    assert 2 <= lines.count("我还活着") <= 5, lines
+    assert lines.index("主进程执行完毕") >= len(lines) - 2, lines
     lines = out(runs, "seed_004_not_daemon.py")
     assert lines.count("我还活着") == 8 and lines[-1] == "我还活着"
     assert lines.index("主进程执行完毕") < len(lines) - 1
@@ -130,12 +135,18 @@ def test_a_semaphore_of_two_lets_ten_children_through_two_at_a_time(runs):
     assert 4 <= max(times) - min(times) <= 8, lines
 
 
-def test_an_event_holds_a_child_until_it_is_set(runs):
+def test_an_event_holds_a_child_until_it_is_set(runs, request):
     lines = out(runs, "seed_004_event.py")
     assert lines[:3] == ["False", "True", "False"]
-    assert "func准备执行" in lines
-    assert lines[-2] == "5秒过去了" and lines[-1].startswith("执行了,当前时间:")
-    assert sum(line.startswith("当前时间:") for line in lines) >= 4
+    assert "func准备执行" in lines, lines
+    # The child goes on only once the parent set the event.
+    assert lines[-2] == "5秒过去了" and lines[-1].startswith("执行了,当前时间:"), lines
+    # The parent ticks each second until five seconds after the moment
+    # before `start()`, which returns once the child runs: at once here,
+    # seconds later on an agent that compiles the program first (3 s on a
+    # fresh CI machine).
+    ticks = 4 if request.node.callspec.params["runs"] == "here" else 1
+    assert sum(line.startswith("当前时间:") for line in lines) >= ticks, lines
 
 
 def test_a_queue_says_when_it_is_full_and_empty(runs):

@@ -27,7 +27,6 @@ mod settings;
 
 use std::process::ExitStatus;
 use std::sync::Arc;
-use std::time::Instant;
 
 use crossbeam_channel::Receiver;
 use rustix::process::Signal;
@@ -40,12 +39,8 @@ pub(crate) use settings::{Settings, SpawnConfig};
 /// What a [`Process`](crate::Process) holds of its one worker, wherever it
 /// runs.
 pub(crate) trait ProcessWorker: Send + Sync {
-    /// Waits until the worker has started (on agents: until an agent says
-    /// so), at most until `deadline`; whether it has.
-    fn started(&self, deadline: Instant) -> bool;
-
     /// Its pid (on its machine), once it started (on agents: waits until
-    /// an agent started it); 0 if it never did.
+    /// an agent started it); 0 if it never will: its task failed first.
     fn pid(&self) -> u32;
 
     /// Sends it `signal`; nothing happens to a worker that has ended.
@@ -61,11 +56,6 @@ pub(crate) trait ProcessWorker: Send + Sync {
 }
 
 impl ProcessWorker for KillHandle {
-    /// Here, a process's worker has started once its pool is built.
-    fn started(&self, _deadline: Instant) -> bool {
-        true
-    }
-
     fn pid(&self) -> u32 {
         KillHandle::pid(self)
     }

@@ -29,11 +29,6 @@ use crate::settled::Settled;
 
 pub use context::Context;
 
-/// How long a process on NATS agents may wait for an agent to start it
-/// (fetch and compile its module, start its worker): past it, `start`
-/// fails rather than wait for an agent that may never come.
-const START_LIMIT: Duration = Duration::from_secs(60);
-
 /// Numbers the processes not given a name, as CPython does: `Process-1`, ...
 static UNNAMED: AtomicUsize = AtomicUsize::new(1);
 
@@ -145,15 +140,18 @@ impl<'a, A: Serialize, K: Serialize> ProcessBuilder<'a, A, K> {
 
     /// Starts the worker process, waits until it is ready, and hands it the
     /// task; returns while the task runs. On NATS agents, publishes its job
-    /// and waits until an agent has started its worker.
+    /// and waits until an agent has started its worker (compiling the
+    /// module first, the first time that agent sees it).
     ///
     /// # Errors
     ///
     /// [`ErrorKind::UnknownTask`] if the module has no such task; as
     /// [`PoolBuilder::build`](crate::PoolBuilder::build) if the worker cannot
     /// start; on NATS agents, [`ErrorKind::Spawn`] if no agent started it
-    /// within a minute. Arguments that do not fit the task fail the task, not the
-    /// start: see [`Process::result`].
+    /// within [`Nats::process_start_limit`](crate::Nats::process_start_limit),
+    /// or the agent that took it could not start a worker. Arguments that
+    /// do not fit the task fail the task, not the start: see
+    /// [`Process::result`].
     pub fn start(self) -> Result<Process, Error> {
         let ProcessBuilder {
             context,
@@ -194,7 +192,7 @@ pub(crate) fn start_encoded(
 
 /// Starts the worker of a process of `context`, hands it its task with
 /// `submit`, and waits until it has started (here: it is ready once its
-/// pool is; on agents: an agent says so, within [`START_LIMIT`]).
+/// pool is; on agents: an agent says so, or the task failed first).
 fn start(
     context: &Context,
     name: Option<String>,
@@ -217,16 +215,15 @@ fn start(
     submit(&pool, pool.submitter.submission(outcome.clone()))?;
     // Its one task is in: the worker shuts down once it is done.
     pool.close();
-    if !worker.started(Instant::now() + START_LIMIT) {
-        pool.terminate();
-        return Err(Error::new(
-            ErrorKind::Spawn,
-            format!(
-                "no agent started the process within {} s: is an agent serving the \
-                 pool's server?",
-                START_LIMIT.as_secs()
-            ),
-        ));
+    if worker.pid() == 0 {
+        // On agents, the task failed before any agent started its worker:
+        // the start fails if no worker could start (none did within the
+        // start limit, or the agent that took it could not spawn one), as
+        // here; the task's own failure (its arguments) is the process's.
+        let failed = outcome.result.wait(None).and_then(|r| r.as_ref().err());
+        if let Some(err) = failed.filter(|err| err.kind() == ErrorKind::Spawn) {
+            return Err(err.clone());
+        }
     }
     let name =
         name.unwrap_or_else(|| format!("Process-{}", UNNAMED.fetch_add(1, Ordering::Relaxed)));
@@ -302,8 +299,7 @@ impl Process {
         &self.name
     }
 
-    /// The worker process's pid (on NATS agents, its worker's there; 0 if
-    /// its task failed before any agent started it).
+    /// The worker process's pid (on NATS agents, its worker's there).
     pub fn pid(&self) -> u32 {
         self.worker.pid()
     }

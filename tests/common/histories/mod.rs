@@ -50,10 +50,10 @@ pub(crate) use tests_of_histories;
 
 /// A small generator of its own (xorshift64*), so that a history is its
 /// seed.
-struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 impl Rng {
-    fn new(seed: u64) -> Self {
+    pub(crate) fn new(seed: u64) -> Self {
         Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
     }
 
@@ -65,7 +65,7 @@ impl Rng {
     }
 
     /// A number below `n`.
-    fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
 

@@ -15,6 +15,8 @@ use crate::error::{Error, ErrorKind};
 const DEFAULT_ACK_WAIT: Duration = Duration::from_secs(30);
 /// The default number of times a chunk whose agent was lost runs again.
 const DEFAULT_AGENT_RETRIES: u32 = 2;
+/// The default time a process on agents may wait for an agent to start it.
+const DEFAULT_PROCESS_START_LIMIT: Duration = Duration::from_secs(60);
 
 /// A NATS server, and how to connect to it: for
 /// [`PoolBuilder::nats_options`](crate::PoolBuilder::nats_options) and
@@ -47,6 +49,7 @@ pub struct Nats {
     pub(crate) ack_wait: Duration,
     pub(crate) window: Option<usize>,
     pub(crate) agent_retries: u32,
+    pub(crate) process_start_limit: Duration,
     pub(crate) key: Option<SigningKey>,
     pub(crate) trusted_agents: Vec<String>,
 }
@@ -62,6 +65,7 @@ impl fmt::Debug for Nats {
             .field("ack_wait", &self.ack_wait)
             .field("window", &self.window)
             .field("agent_retries", &self.agent_retries)
+            .field("process_start_limit", &self.process_start_limit)
             .field("key", &self.key)
             .field("trusted_agents", &self.trusted_agents)
             .finish_non_exhaustive()
@@ -83,6 +87,7 @@ impl Nats {
             ack_wait: DEFAULT_ACK_WAIT,
             window: None,
             agent_retries: DEFAULT_AGENT_RETRIES,
+            process_start_limit: DEFAULT_PROCESS_START_LIMIT,
             key: None,
             trusted_agents: Vec::new(),
         }
@@ -197,6 +202,19 @@ impl Nats {
     /// others run elsewhere, however often agents are lost.
     pub fn agent_retries(mut self, retries: u32) -> Self {
         self.agent_retries = retries;
+        self
+    }
+
+    /// How long the `start` of a [`Process`](crate::Process) on agents
+    /// waits for an agent to start it (60 s unless set): to take its job,
+    /// fetch and compile its module (the first time it sees it) and start
+    /// its worker. Past it, `start` fails with [`ErrorKind::Spawn`] rather
+    /// than wait for an agent that may never come, and the job is over: an
+    /// agent's start that crosses the limit either comes first (`start`
+    /// returns the process) or finds the job over (the agent's worker is
+    /// stopped, and its task's calls refused) — never both.
+    pub fn process_start_limit(mut self, limit: Duration) -> Self {
+        self.process_start_limit = limit;
         self
     }
 

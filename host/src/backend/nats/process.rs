@@ -8,7 +8,6 @@
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Instant;
 
 use bytes::Bytes;
 use rustix::process::Signal;
@@ -81,6 +80,11 @@ impl ProcessWatch {
         self.pid.set(0);
     }
 
+    /// Whether the worker's start is settled: it started, or never will.
+    pub(crate) fn settled(&self) -> bool {
+        self.pid.get().is_some()
+    }
+
     /// Sends `signal` to the agent running the chunk.
     fn send(&self, signal: Signal) {
         let control = Control::Signal {
@@ -104,10 +108,6 @@ impl ProcessWatch {
 pub(crate) struct RemoteWorker(pub(crate) Arc<ProcessWatch>);
 
 impl ProcessWorker for RemoteWorker {
-    fn started(&self, deadline: Instant) -> bool {
-        self.0.pid.wait(Some(deadline)).is_some()
-    }
-
     fn pid(&self) -> u32 {
         self.0.pid.wait(None).copied().unwrap_or(0)
     }

@@ -27,7 +27,7 @@ use tokio::sync::Notify;
 use super::calls::{self, Calls};
 use super::enroll::{self, Roster};
 use super::keys::{self, Domain, SigningKey};
-use super::process::{ProcessWatch, RemoteWorker};
+use super::process::{self as process_job, ProcessWatch, RemoteWorker};
 use super::store::{AgentInfo, SERVER_PATIENCE, Store, remote};
 use super::throttle::Throttle;
 use super::watchdog::Watched;
@@ -287,6 +287,10 @@ impl Remote {
         }));
         runtime.spawn(heartbeat(inner.clone(), record));
         runtime.spawn(watch_state(inner.clone()));
+        if let Some(process) = &inner.process {
+            let limit = nats.process_start_limit;
+            runtime.spawn(limit_start(inner.clone(), process.clone(), limit));
+        }
         let dispatcher = {
             let (inner, stop) = (inner.clone(), stop_rx.clone());
             thread::Builder::new()
@@ -771,6 +775,12 @@ impl Inner {
     /// Fails the tasks of chunk `number` without an outcome.
     fn fail_chunk(&self, number: u64, err: &Error) {
         let removed = self.out().chunks.remove(&number);
+        self.failed(number, removed, err);
+    }
+
+    /// Chunk `number`, taken from the chunks out (`removed`, if it was
+    /// out), fails with `err`.
+    fn failed(&self, number: u64, removed: Option<Sent>, err: &Error) {
         self.chunk_over(number);
         self.returned.notify_all();
         if let Some(sent) = removed {
@@ -1004,6 +1014,36 @@ async fn show_output(
             Ok(output) => on_output(&output.into_output()),
             Err(err) => inner.warn_dropped(&message.subject, &err),
         }
+    }
+}
+
+/// Fails a process's task if no agent started its worker within `limit`.
+/// Checked under the lock the agents' reports take: a start that crosses
+/// the limit either comes first (the process runs) or finds its chunk
+/// gone (the process failed), never both.
+async fn limit_start(inner: Arc<Inner>, process: Arc<ProcessWatch>, limit: Duration) {
+    tokio::time::sleep(limit).await;
+    loop {
+        let removed = {
+            let mut out = inner.out();
+            if process.settled() || inner.terminating() {
+                return;
+            }
+            out.chunks.remove(&process_job::CHUNK)
+        };
+        if removed.is_some() {
+            let err = Error::new(
+                ErrorKind::Spawn,
+                format!(
+                    "no agent started the process within {limit:?} (`Nats::process_start_limit`): \
+                     is an agent serving the pool's server?"
+                ),
+            );
+            inner.failed(process_job::CHUNK, removed, &err);
+            return;
+        }
+        // Not out yet (its publication is under way): looked at again.
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
