@@ -305,7 +305,9 @@ fn what_does_not_fit_a_small_server_fails_once_and_says_so() {
 fn an_agent_says_what_it_serves_and_warns_of_what_it_drops() {
     let _deadline = deadline("an agent's log", DEADLINE);
     let server = NatsServer::start();
-    let agent = AgentProcess::start(server.url(), 1, "talker");
+    let cache = tempfile::tempdir().unwrap();
+    let cache_dir = cache.path().to_str().unwrap();
+    let agent = AgentProcess::start_with(server.url(), 1, "talker", &["--cache-dir", cache_dir]);
     server.publish_raw("$KV.wasmpool_jobs.not-a-job", b"junk");
     let line = agent.wait_for_line("not-a-job", OUTCOME_WAIT);
     assert!(line.starts_with("wasmpool: warning: "), "{line}");
@@ -318,6 +320,12 @@ fn an_agent_says_what_it_serves_and_warns_of_what_it_drops() {
     assert_eq!(pool.apply::<i64, _>("square", (4,)).unwrap(), 16);
     let line = agent.wait_for_line(": serving, module sha256 ", OUTCOME_WAIT);
     assert!(line.starts_with("wasmpool: info: job "), "{line}");
+    // What a job's first chunk waited for: the module fetched, then
+    // compiled into the agent's (here empty) cache.
+    let fetched = agent.wait_for_line("fetched module ", OUTCOME_WAIT);
+    assert!(fetched.contains(" bytes) in "), "{fetched}");
+    let compiled = agent.wait_for_line(": compiled its module, ", OUTCOME_WAIT);
+    assert!(compiled.ends_with(" s"), "{compiled}");
 }
 
 /// `--max-jobs 1`: a second job waits, said so, until the first ends.

@@ -22,7 +22,7 @@ use crate::backend::nats::throttle::Throttle;
 use crate::backend::nats::wire::{self, JobLimits, JobSpec, MODULE_LIMIT, OutputMessage, Signed};
 use crate::channel::Limits;
 use crate::error::{Error, ErrorKind};
-use crate::module;
+use crate::module::{self, Compiling};
 use crate::pool::Pool;
 
 /// How long an agent waits before it tries again what failed on the server.
@@ -294,8 +294,16 @@ async fn prepare(
         }
     };
     let limits = capped(&spec.limits, &context.caps);
+    let compiled = format!("job {job}: compiled its module, {}, in", spec.module);
     let mut builder = Pool::builder()
         .here()
+        .on_compile(move |compiling| {
+            // Once per module on each machine (its artifact is cached): the
+            // wait of a job's first chunk, or of a process's start.
+            if let Compiling::Finished { took, .. } = compiling {
+                tracing::info!("{compiled} {:.2} s", took.as_secs_f64());
+            }
+        })
         .module_bytes(module.as_slice())
         .processes(context.processes)
         .force_processes(true)
@@ -382,6 +390,7 @@ async fn fetch_module(context: &JobContext, spec: &JobSpec) -> Result<Arc<Vec<u8
     {
         return Ok(module.clone());
     }
+    let fetching = std::time::Instant::now();
     let object = context
         .store
         .modules
@@ -406,6 +415,11 @@ async fn fetch_module(context: &JobContext, spec: &JobSpec) -> Result<Arc<Vec<u8
             format!("the module stored as {hash} has another hash: it was tampered with"),
         ));
     }
+    tracing::info!(
+        "fetched module {hash} ({} bytes) in {:.2} s",
+        bytes.len(),
+        fetching.elapsed().as_secs_f64()
+    );
     let module = Arc::new(bytes);
     let mut modules = context
         .modules
