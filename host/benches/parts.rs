@@ -1,5 +1,7 @@
 //! Micro-benchmarks of the pieces: the IPC frame codec, one guest call,
-//! instantiation, and starting a worker process.
+//! instantiation, starting a worker process, and what the signature of a
+//! NATS report costs (a chunk's signature costs the same: each chunk on
+//! agents is signed and checked twice, once each way).
 //!
 //! Run: `cargo bench --bench parts --features internals`.
 
@@ -8,7 +10,7 @@
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group};
 use wasmpool::Pool;
-use wasmpool::internals::{Guest, answer_frame, batch_frame, decode_frame};
+use wasmpool::internals::{Guest, answer_frame, batch_frame, decode_frame, open_report, report};
 use wasmpool_artifacts::SEEDS;
 
 fn codec(c: &mut Criterion) {
@@ -76,7 +78,24 @@ fn spawn(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, codec, guest, spawn);
+fn signatures(c: &mut Criterion) {
+    let key = wasmpool::SigningKey::generate();
+    let job = "bench";
+    let result = rmp_serde_encode(42);
+    let mut group = c.benchmark_group("nats report");
+    for (signed, how) in [(false, "encoded"), (true, "signed")] {
+        group.bench_function(format!("make, {how}"), |b| {
+            b.iter(|| report(&key, job, &result, signed))
+        });
+        let made = report(&key, job, &result, signed);
+        group.bench_function(format!("take, {how}"), |b| {
+            b.iter(|| assert!(open_report(job, &made, signed)))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, codec, guest, spawn, signatures);
 
 fn main() {
     wasmpool::init();

@@ -191,6 +191,39 @@ impl Guest {
     }
 }
 
+/// A report that task 0 of chunk 0 of `job` returned `result`, as an
+/// agent that signs with `key` publishes it (`signed`), or only encoded
+/// (not): what [`open_report`] takes. For the benchmark of what a report's
+/// signature costs.
+#[cfg(feature = "nats")]
+pub fn report(key: &crate::SigningKey, job: &str, result: &[u8], signed: bool) -> Vec<u8> {
+    use crate::backend::nats::keys::Domain;
+    use crate::backend::nats::wire::{self, Report, Signed};
+    let mut outcomes = Outcomes::with_capacity(1);
+    outcomes.push_ok(result);
+    let report = Report::Outcomes {
+        chunk: 0,
+        first_index: 0,
+        outcomes,
+    };
+    match signed {
+        true => Signed::encode(key, Domain::Report, job, &report),
+        false => wire::encode(&report),
+    }
+}
+
+/// Takes a report [`report`] made of `job`: checks its signature (if
+/// `signed`) and decodes it; whether it held.
+#[cfg(feature = "nats")]
+pub fn open_report(job: &str, payload: &[u8], signed: bool) -> bool {
+    use crate::backend::nats::keys::Domain;
+    use crate::backend::nats::wire::{self, Report, Signed};
+    match signed {
+        true => Signed::open::<Report>(payload, Domain::Report, job, "report").is_ok(),
+        false => wire::decode::<Report>(payload, "report").is_ok(),
+    }
+}
+
 /// What a lying agent that signs with `key` publishes of the chunk
 /// `chunk` (as it crossed the server) of `job`: a report that every task
 /// of it returned `result` (encoded). None if `chunk` is not a chunk. For
