@@ -26,9 +26,11 @@ fn job_of(subject: &str) -> String {
 }
 
 /// A rogue without a key the pool admitted: it reads every chunk, and
-/// answers each with a well-formed report signed by a key of its own that
-/// says every task returned 666; it publishes junk as reports, output and
-/// chunks; it replays another job's real reports and chunks onto this one.
+/// answers each with well-formed reports that say every task returned 666,
+/// tagged as an agent of its own, and as the job's own agent (without the
+/// report key the host sealed to that agent); it publishes junk as reports,
+/// output and chunks; it replays another job's real reports and chunks onto
+/// this one.
 /// The pool delivers the agent's outcomes only, each once; the forged
 /// output never reaches the handler; the agent drops the junk chunk saying
 /// where it came from.
@@ -82,11 +84,13 @@ fn a_rogue_without_an_admitted_key_forges_nothing() {
     assert!(!chunks.is_empty(), "the rogue reads the chunks");
     let job = job_of(&chunks[0].0);
     let reports = format!("wasmpool.reports.{job}");
-    let rogue_key = SigningKey::generate();
+    let rogue_key = SigningKey::generate().public_key();
     for (_, chunk) in &chunks {
-        let forged = wasmpool::internals::forged_report(&rogue_key, &job, chunk, &FORGED_RESULT)
-            .expect("a chunk");
-        rogue.publish(&reports, &forged);
+        for as_whom in [&rogue_key, &agent.key()] {
+            let forged = wasmpool::internals::forged_report(as_whom, &job, chunk, &FORGED_RESULT)
+                .expect("a chunk");
+            rogue.publish(&reports, &forged);
+        }
     }
     for report in &old_reports {
         rogue.publish(&reports, report);
@@ -132,9 +136,9 @@ fn a_chunk_taken_and_acknowledged_by_a_rogue_runs_after_all() {
         .map(|(subject, _)| job_of(subject))
         .expect("the job's record");
     let chunk = rogue.pull_and_ack("WASMPOOL_CHUNKS", &format!("job-{job}"));
-    let forged =
-        wasmpool::internals::forged_report(&SigningKey::generate(), &job, &chunk, &FORGED_RESULT)
-            .expect("the rogue took a chunk");
+    let rogue_key = SigningKey::generate().public_key();
+    let forged = wasmpool::internals::forged_report(&rogue_key, &job, &chunk, &FORGED_RESULT)
+        .expect("the rogue took a chunk");
     rogue.publish(&format!("wasmpool.reports.{job}"), &forged);
     assert_eq!(rogue.flush(), None);
     std::thread::sleep(Duration::from_millis(500));

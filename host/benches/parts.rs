@@ -1,7 +1,7 @@
 //! Micro-benchmarks of the pieces: the IPC frame codec, one guest call,
-//! instantiation, starting a worker process, and what the signature of a
-//! NATS report costs (a chunk's signature costs the same: each chunk on
-//! agents is signed and checked twice, once each way).
+//! instantiation, starting a worker process, and what authenticating a
+//! NATS report costs: tagged with the key its agent shares with the host,
+//! as reports are, or signed, as chunks are.
 //!
 //! Run: `cargo bench --bench parts --features internals`.
 
@@ -10,7 +10,9 @@
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group};
 use wasmpool::Pool;
-use wasmpool::internals::{Guest, answer_frame, batch_frame, decode_frame, open_report, report};
+use wasmpool::internals::{
+    Authentication, Guest, answer_frame, batch_frame, decode_frame, open_report, report,
+};
 use wasmpool_artifacts::SEEDS;
 
 fn codec(c: &mut Criterion) {
@@ -83,13 +85,17 @@ fn signatures(c: &mut Criterion) {
     let job = "bench";
     let result = rmp_serde_encode(42);
     let mut group = c.benchmark_group("nats report");
-    for (signed, how) in [(false, "encoded"), (true, "signed")] {
-        group.bench_function(format!("make, {how}"), |b| {
-            b.iter(|| report(&key, job, &result, signed))
+    for (how, said) in [
+        (Authentication::None, "encoded"),
+        (Authentication::Signature, "signed"),
+        (Authentication::Tag, "tagged"),
+    ] {
+        group.bench_function(format!("make, {said}"), |b| {
+            b.iter(|| report(&key, job, &result, how))
         });
-        let made = report(&key, job, &result, signed);
-        group.bench_function(format!("take, {how}"), |b| {
-            b.iter(|| assert!(open_report(job, &made, signed)))
+        let made = report(&key, job, &result, how);
+        group.bench_function(format!("take, {said}"), |b| {
+            b.iter(|| assert!(open_report(job, &made, how)))
         });
     }
     group.finish();

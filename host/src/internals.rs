@@ -191,14 +191,15 @@ impl Guest {
     }
 }
 
-/// A report that task 0 of chunk 0 of `job` returned `result`, as an
-/// agent that signs with `key` publishes it (`signed`), or only encoded
-/// (not): what [`open_report`] takes. For the benchmark of what a report's
-/// signature costs.
+/// A report that task 0 of chunk 0 of `job` returned `result`, as the
+/// agent of `key` publishes it (tagged with a report key, see
+/// [`report_key`]), signed with `key` as the host's chunks are, or only
+/// encoded: what [`open_report`] takes. For the benchmark of what a
+/// report's authentication costs.
 #[cfg(feature = "nats")]
-pub fn report(key: &crate::SigningKey, job: &str, result: &[u8], signed: bool) -> Vec<u8> {
+pub fn report(key: &crate::SigningKey, job: &str, result: &[u8], how: Authentication) -> Vec<u8> {
     use crate::backend::nats::keys::Domain;
-    use crate::backend::nats::wire::{self, Report, Signed};
+    use crate::backend::nats::wire::{self, Report, Signed, Tagged};
     let mut outcomes = Outcomes::with_capacity(1);
     outcomes.push_ok(result);
     let report = Report::Outcomes {
@@ -206,37 +207,58 @@ pub fn report(key: &crate::SigningKey, job: &str, result: &[u8], signed: bool) -
         first_index: 0,
         outcomes,
     };
-    match signed {
-        true => Signed::encode(key, Domain::Report, job, &report),
-        false => wire::encode(&report),
+    match how {
+        Authentication::None => wire::encode(&report),
+        Authentication::Signature => Signed::encode(key, Domain::Report, job, &report),
+        Authentication::Tag => Tagged::encode(&key.public_key(), report_key(), job, &report),
     }
 }
 
-/// Takes a report [`report`] made of `job`: checks its signature (if
-/// `signed`) and decodes it; whether it held.
+/// How a benchmarked report is authenticated.
 #[cfg(feature = "nats")]
-pub fn open_report(job: &str, payload: &[u8], signed: bool) -> bool {
+#[derive(Clone, Copy, Debug)]
+pub enum Authentication {
+    /// Not: only encoded.
+    None,
+    /// Signed (ed25519), as chunks are.
+    Signature,
+    /// Tagged (HMAC-SHA256) with the key the agent shares with the host,
+    /// as reports are.
+    Tag,
+}
+
+/// The one report key of the benchmarks.
+#[cfg(feature = "nats")]
+fn report_key() -> &'static crate::backend::nats::keys::ReportKey {
+    static KEY: std::sync::OnceLock<crate::backend::nats::keys::ReportKey> =
+        std::sync::OnceLock::new();
+    KEY.get_or_init(crate::backend::nats::keys::ReportKey::generate)
+}
+
+/// Takes a report [`report`] made of `job`, authenticated `how`: checks
+/// it and decodes it; whether it held.
+#[cfg(feature = "nats")]
+pub fn open_report(job: &str, payload: &[u8], how: Authentication) -> bool {
     use crate::backend::nats::keys::Domain;
-    use crate::backend::nats::wire::{self, Report, Signed};
-    match signed {
-        true => Signed::open::<Report>(payload, Domain::Report, job, "report").is_ok(),
-        false => wire::decode::<Report>(payload, "report").is_ok(),
+    use crate::backend::nats::wire::{self, Report, Signed, Tagged};
+    match how {
+        Authentication::None => wire::decode::<Report>(payload, "report").is_ok(),
+        Authentication::Signature => {
+            Signed::open::<Report>(payload, Domain::Report, job, "report").is_ok()
+        }
+        Authentication::Tag => Tagged::open(payload, job, |_| Some(report_key().clone())).is_ok(),
     }
 }
 
-/// What a lying agent that signs with `key` publishes of the chunk
-/// `chunk` (as it crossed the server) of `job`: a report that every task
-/// of it returned `result` (encoded). None if `chunk` is not a chunk. For
-/// the tests of a pool's trust in its agents.
+/// What a lying client publishes of the chunk `chunk` (as it crossed the
+/// server) of `job`, as a report tagged as the agent of public key `agent`
+/// (with a report key of its own: not the one the host sealed to that
+/// agent): that every task of it returned `result` (encoded). None if
+/// `chunk` is not a chunk. For the tests of a pool's trust in its agents.
 #[cfg(feature = "nats")]
-pub fn forged_report(
-    key: &crate::SigningKey,
-    job: &str,
-    chunk: &[u8],
-    result: &[u8],
-) -> Option<Vec<u8>> {
-    use crate::backend::nats::keys::Domain;
-    use crate::backend::nats::wire::{self, ChunkMessage, Report, Signed};
+pub fn forged_report(agent: &str, job: &str, chunk: &[u8], result: &[u8]) -> Option<Vec<u8>> {
+    use crate::backend::nats::keys::ReportKey;
+    use crate::backend::nats::wire::{self, ChunkMessage, Report, Signed, Tagged};
     let signed: Signed = wire::decode(chunk, "chunk").ok()?;
     let chunk: ChunkMessage = wire::decode(&signed.body, "chunk").ok()?;
     let mut outcomes = Outcomes::with_capacity(chunk.tasks.ends.len());
@@ -248,7 +270,7 @@ pub fn forged_report(
         first_index: chunk.tasks.first_index,
         outcomes,
     };
-    Some(Signed::encode(key, Domain::Report, job, &report))
+    Some(Tagged::encode(agent, &ReportKey::generate(), job, &report))
 }
 
 /// What a lying peer that signs with `key` sends in place of the call

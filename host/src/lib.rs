@@ -284,13 +284,15 @@
 //! out, and delivers the first outcome of each task that agents report.
 //!
 //! Who said what is signed ([`SigningKey`], NATS nkeys): a job's record and
-//! chunks by its host, reports and output by the agent that ran them, each
+//! chunks by its host, output and calls by the agent that ran them, each
 //! signature good for one message of one job. Before it takes a job's
 //! chunks, an agent asks the job's host to serve it (`enroll.rs` on both
 //! sides); the host admits it (any agent, or only those of
-//! [`Nats::trust_agent`]), hands it the job's environment variables sealed
-//! to a key it made for that request, and from then on takes its reports
-//! only. An agent serves only jobs signed by the keys of
+//! [`Nats::trust_agent`]), hands it the job's environment variables and a
+//! report key made for that agent, sealed to a key it made for that
+//! request, and from then on takes its reports only: each carries an
+//! HMAC-SHA256 tag under that agent's report key, good for one report of
+//! one job (a microsecond to make or check, where a signature takes 30). An agent serves only jobs signed by the keys of
 //! [`AgentBuilder::trust_host`], if given, and pins every job to the key it
 //! was first signed with. A chunk the server says was acknowledged, whose
 //! outcomes never came, is sent again.

@@ -12,8 +12,8 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
 use super::context::JobContext;
 use super::depth::Here;
 use super::process::{self, Running, Said};
-use crate::backend::nats::keys::Domain;
-use crate::backend::nats::wire::{self, ChunkMessage, Report, Signed};
+use crate::backend::nats::keys::{Domain, ReportKey};
+use crate::backend::nats::wire::{self, ChunkMessage, Report, Signed, Tagged};
 use crate::channel::{Outcomes, bounds};
 use crate::chunk::{Chunk, Sink};
 use crate::error::{Error, ErrorKind};
@@ -36,6 +36,8 @@ pub(crate) struct Serving {
     pub(crate) job: String,
     /// The key the job's chunks are signed with.
     pub(crate) host: String,
+    /// The key this agent's reports are tagged with, shared with the host.
+    pub(crate) report_key: ReportKey,
     pub(crate) pool: JobPool,
     /// How many times a chunk whose agent was lost runs again.
     pub(crate) agent_retries: u32,
@@ -233,7 +235,7 @@ fn open(serving: &Serving, payload: &[u8]) -> Result<ChunkMessage, Error> {
     Ok(chunk)
 }
 
-/// Publishes a report on the job, signed, and waits until the server
+/// Publishes a report on the job, tagged, and waits until the server
 /// stored it (publishing it again while the server may be restarting,
 /// unless the chunk stops being served).
 pub(crate) async fn publish(
@@ -241,9 +243,9 @@ pub(crate) async fn publish(
     report: &Report,
     cancelled: &watch::Receiver<Option<bool>>,
 ) -> Result<(), Error> {
-    let report = Bytes::from(Signed::encode(
-        &serving.context.key,
-        Domain::Report,
+    let report = Bytes::from(Tagged::encode(
+        &serving.context.key.public_key(),
+        &serving.report_key,
         &serving.job,
         report,
     ));

@@ -21,7 +21,7 @@ pub(crate) struct Caps {
 pub(crate) struct JobContext {
     pub(crate) store: Store,
     pub(crate) agent: String,
-    /// What the agent signs its requests, reports and output with.
+    /// What the agent signs its requests, calls and output with.
     pub(crate) key: SigningKey,
     /// The host keys whose jobs it serves; empty: any host's.
     pub(crate) trusted_hosts: Vec<String>,

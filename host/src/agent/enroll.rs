@@ -1,17 +1,17 @@
 //! The agent's side of enrollment (the host's is
 //! `backend/nats/enroll.rs`): before it pulls a job's chunks, an agent asks
 //! the job's host to serve it, signed with its key; the answer, signed by
-//! the job's host key, admits it with the job's secrets sealed to this
-//! request, or refuses it, and then the agent leaves the job's chunks to
-//! others.
+//! the job's host key, admits it with the job's secrets (and the key its
+//! reports are tagged with) sealed to this request, or refuses it, and then
+//! the agent leaves the job's chunks to others.
 
 use std::time::Duration;
 
 use bytes::Bytes;
 
 use super::context::JobContext;
-use crate::backend::nats::enroll::opened_env;
-use crate::backend::nats::keys::{self, Domain};
+use crate::backend::nats::enroll::opened_secrets;
+use crate::backend::nats::keys::{self, Domain, ReportKey};
 use crate::backend::nats::throttle::Throttle;
 use crate::backend::nats::wire::{self, Enrolled, Enrollment, Signed};
 use crate::channel::bounds;
@@ -22,13 +22,13 @@ const ANSWER_WAIT: Duration = Duration::from_secs(5);
 /// How long after a request that went unanswered the agent asks again.
 const ASK_AGAIN_AFTER: Duration = Duration::from_secs(1);
 
+/// The job's environment variables, and the key this agent's reports are
+/// tagged with.
+pub(crate) type Admitted = (Vec<(String, String)>, ReportKey);
+
 /// Asks the host of `job`, whose key is `host`, to serve it, until it
-/// answers: the job's environment variables if admitted, or why not.
-pub(crate) async fn enroll(
-    context: &JobContext,
-    job: &str,
-    host: &str,
-) -> Result<Vec<(String, String)>, Error> {
+/// answers: what it hands an agent it admits, or why not.
+pub(crate) async fn enroll(context: &JobContext, job: &str, host: &str) -> Result<Admitted, Error> {
     let mut warnings = Throttle::default();
     loop {
         match ask(context, job, host).await {
@@ -48,7 +48,7 @@ async fn ask(
     context: &JobContext,
     job: &str,
     host: &str,
-) -> Result<Result<Vec<(String, String)>, Error>, Error> {
+) -> Result<Result<Admitted, Error>, Error> {
     let exchange = keys::exchange_key();
     let nonce = nuid::next().to_string();
     let request = Signed::encode(
@@ -83,7 +83,7 @@ async fn ask(
         ));
     }
     Ok(match enrolled.answer {
-        Ok(secrets) => Ok(opened_env(&secrets, &exchange)?),
+        Ok(secrets) => Ok(opened_secrets(&secrets, &exchange)?),
         Err(why) => Err(Error::new(
             ErrorKind::Config,
             format!(

@@ -92,8 +92,8 @@ async fn run_until_ended(
         admitted = enroll(&context, &job, &host) => admitted,
         _ = cancelled.wait_for(Option::is_some) => return,
     };
-    let env = match admitted {
-        Ok(env) => env,
+    let (env, report_key) = match admitted {
+        Ok(admitted) => admitted,
         Err(err) => {
             // Its chunks are left to the agents it trusts.
             tracing::warn!("job {job}: not served: {}", err.message());
@@ -125,6 +125,7 @@ async fn run_until_ended(
         context: context.clone(),
         job: job.clone(),
         host,
+        report_key,
         pool,
         agent_retries: spec.agent_retries,
         ack_wait: Duration::from_millis(spec.ack_wait_ms),

@@ -1,6 +1,7 @@
 //! The host's side of enrollment: agents ask a job's host to serve it
 //! ([`Enrollment`], on the job's enroll subject); the host answers each,
-//! signed, with the job's secrets sealed to that request, or with why it
+//! signed, with the job's secrets sealed to that request (and the key the
+//! agent's reports are tagged with, made for that agent), or with why it
 //! may not. The [`Roster`] is the agents it admitted: the only ones whose
 //! reports and output the host takes.
 //!
@@ -13,8 +14,8 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_bytes::ByteBuf;
 
-use super::keys::{self, Domain, SigningKey};
-use super::wire::{self, Enrolled, Enrollment, Secrets, Signed};
+use super::keys::{self, Domain, ReportKey, SigningKey};
+use super::wire::{self, Enrolled, Enrollment, Sealed, Secrets, Signed};
 use crate::channel::bounds;
 use crate::error::Error;
 
@@ -28,16 +29,16 @@ pub(crate) struct Roster {
     key: SigningKey,
     /// The agent keys the pool trusts; empty: any agent that asks.
     trusted: HashSet<String>,
-    /// The job's environment variables, encoded: sealed anew to each
-    /// request.
-    env: Vec<u8>,
+    /// The job's environment variables: sealed anew to each request.
+    env: Vec<(String, String)>,
     state: Mutex<State>,
 }
 
 #[derive(Default)]
 struct State {
-    /// The keys admitted, with the name their agent gave.
-    admitted: HashMap<String, String>,
+    /// The keys admitted, with the name their agent gave and the key of
+    /// their reports (the same for every request of one agent key).
+    admitted: HashMap<String, (String, ReportKey)>,
     /// The keys refused, warned of once each.
     refused: HashSet<String>,
 }
@@ -55,7 +56,7 @@ impl Roster {
             job: job.to_string(),
             key,
             trusted: trusted.iter().cloned().collect(),
-            env: wire::encode(&env),
+            env: env.to_vec(),
             state: Mutex::new(State::default()),
         }
     }
@@ -67,6 +68,15 @@ impl Roster {
     /// Whether the agent of `key` was admitted.
     pub(crate) fn admits(&self, key: &str) -> bool {
         self.state().admitted.contains_key(key)
+    }
+
+    /// The key of the reports of the agent of `key`, if it was admitted.
+    pub(crate) fn report_key(&self, key: &str) -> Option<ReportKey> {
+        let state = self.state();
+        state
+            .admitted
+            .get(key)
+            .map(|(_, report_key)| report_key.clone())
     }
 
     /// The answer to the request in `payload`, signed; none for what is
@@ -85,12 +95,16 @@ impl Roster {
             Ok(()) => request.name.clone(),
             Err(_) => keys::short(&agent),
         };
-        let answer = self.admit(&agent, &name).and_then(|()| {
-            let (exchange, sealed) = keys::seal(&self.env, &request.exchange)
-                .map_err(|err| err.message().to_string())?;
+        let answer = self.admit(&agent, &name).and_then(|report_key| {
+            let secrets = wire::encode(&Sealed {
+                env: self.env.clone(),
+                report_key: ByteBuf::from(report_key.as_bytes()),
+            });
+            let (exchange, sealed) =
+                keys::seal(&secrets, &request.exchange).map_err(|err| err.message().to_string())?;
             Ok(Secrets {
                 exchange,
-                sealed_env: ByteBuf::from(sealed),
+                sealed: ByteBuf::from(sealed),
             })
         });
         let enrolled = Enrolled {
@@ -101,12 +115,13 @@ impl Roster {
         Some(Signed::encode(&self.key, Domain::Enrolled, job, &enrolled))
     }
 
-    /// Admits the agent of `key`, called `name`, or says why not.
-    fn admit(&self, key: &str, name: &str) -> Result<(), String> {
+    /// Admits the agent of `key`, called `name`, with the key of its
+    /// reports, or says why not.
+    fn admit(&self, key: &str, name: &str) -> Result<ReportKey, String> {
         let job = &self.job;
         let mut state = self.state();
-        if state.admitted.contains_key(key) {
-            return Ok(());
+        if let Some((_, report_key)) = state.admitted.get(key) {
+            return Ok(report_key.clone());
         }
         let why = if !self.trusted.is_empty() && !self.trusted.contains(key) {
             format!("the pool does not trust its key {key} (give the pool `--trust-agent {key}`)")
@@ -117,8 +132,11 @@ impl Roster {
                 "job {job}: agent {name} serves it, key {}",
                 keys::short(key)
             );
-            state.admitted.insert(key.to_string(), name.to_string());
-            return Ok(());
+            let report_key = ReportKey::generate();
+            state
+                .admitted
+                .insert(key.to_string(), (name.to_string(), report_key.clone()));
+            return Ok(report_key);
         };
         if state.refused.len() < MOST_AGENTS && state.refused.insert(key.to_string()) {
             tracing::warn!("job {job}: refused agent {name}: {why}");
@@ -145,14 +163,15 @@ pub(crate) async fn serve(
     }
 }
 
-/// The job's environment variables that an [`Enrolled`] answer to a
-/// request made with `exchange` carries.
-pub(crate) fn opened_env(
+/// The job's environment variables and the key of the agent's reports
+/// that an [`Enrolled`] answer to a request made with `exchange` carries.
+pub(crate) fn opened_secrets(
     secrets: &Secrets,
     exchange: &nkeys::XKey,
-) -> Result<Vec<(String, String)>, Error> {
-    let env = keys::unseal(&secrets.sealed_env, exchange, &secrets.exchange)?;
-    wire::decode(&env, "job's environment")
+) -> Result<(Vec<(String, String)>, ReportKey), Error> {
+    let sealed = keys::unseal(&secrets.sealed, exchange, &secrets.exchange)?;
+    let sealed: Sealed = wire::decode(&sealed, "job's secrets")?;
+    Ok((sealed.env, ReportKey::from_bytes(&sealed.report_key)?))
 }
 
 #[cfg(test)]
@@ -195,8 +214,21 @@ mod tests {
         assert_eq!(enrolled.agent, trusted.public_key());
         assert_eq!(enrolled.nonce, "n1");
         let secrets = enrolled.answer.unwrap();
-        assert_eq!(opened_env(&secrets, &exchange).unwrap(), env);
+        let (opened, report_key) = opened_secrets(&secrets, &exchange).unwrap();
+        assert_eq!(opened, env);
         assert!(roster.admits(&trusted.public_key()));
+        // Its reports' key is the roster's for it, and for it only; asked
+        // again, the same.
+        let tag = report_key.tag(Domain::Report, "job1", b"report");
+        let kept = roster.report_key(&trusted.public_key()).unwrap();
+        assert!(kept.check(Domain::Report, "job1", b"report", &tag));
+        assert!(!kept.check(Domain::Report, "job2", b"report", &tag));
+        assert!(!kept.check(Domain::Output, "job1", b"report", &tag));
+        assert!(!kept.check(Domain::Report, "job1", b"another", &tag));
+        let again = answered(&roster, &request(&trusted, "job1", &exchange));
+        let (_, same) = opened_secrets(&again.answer.unwrap(), &exchange).unwrap();
+        assert_eq!(same.as_bytes(), report_key.as_bytes());
+        assert!(roster.report_key(&stranger.public_key()).is_none());
 
         let refused = answered(&roster, &request(&stranger, "job1", &exchange));
         let why = refused.answer.unwrap_err();

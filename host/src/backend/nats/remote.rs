@@ -32,7 +32,7 @@ use super::store::{AgentInfo, SERVER_PATIENCE, Store, remote};
 use super::throttle::Throttle;
 use super::watchdog::Watched;
 use super::wire::{
-    self, ChunkMessage, HEARTBEAT, JobLimits, JobSpec, OutputMessage, Report, Signed,
+    self, ChunkMessage, HEARTBEAT, JobLimits, JobSpec, OutputMessage, Report, Signed, Tagged,
 };
 use super::{Nats, block_on, runtime};
 use crate::backend::output::OutputHandler;
@@ -533,8 +533,9 @@ impl Inner {
     /// Takes the report an agent published. Returns the message that sends
     /// a chunk again, if agents died running it too often.
     fn on_report(&self, payload: &[u8]) -> Option<(u64, Bytes)> {
-        let report = match self.opened::<Report>(payload, Domain::Report, "report") {
-            Ok(report) => report,
+        let opened = Tagged::open(payload, &self.job, |agent| self.roster.report_key(agent));
+        let report = match opened {
+            Ok((_, report)) => report,
             Err(err) => {
                 self.warn_dropped(&wire::reports_subject(&self.job), &err);
                 return None;

@@ -31,14 +31,14 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
-use super::keys::{self, Domain, SigningKey};
+use super::keys::{self, Domain, ReportKey, SigningKey};
 use crate::GuestOutput;
 use crate::backend::calls::Asked;
 use crate::channel::{Batch, Call, Failure, Limits, Outcomes, Stream};
 use crate::error::{Error, ErrorKind};
 
 /// The version of these messages; a job of another version is refused.
-pub(crate) const VERSION: u32 = 6;
+pub(crate) const VERSION: u32 = 7;
 /// The key-value bucket of running jobs.
 pub(crate) const JOBS: &str = "wasmpool_jobs";
 /// The key-value bucket of agents.
@@ -290,15 +290,24 @@ pub(crate) struct Enrolled {
     pub(crate) answer: Result<Secrets, String>,
 }
 
-/// What a job hands its tasks that must not cross the server in clear:
-/// its environment variables, sealed to the curve key of one agent's
-/// request.
+/// What a job hands one agent that must not cross the server in clear:
+/// its environment variables and the agent's [`ReportKey`], sealed to the
+/// curve key of the agent's request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Secrets {
     /// The host's curve key made for this answer (`X...`).
     pub(crate) exchange: String,
-    /// The environment variables, as encoded pairs, sealed.
-    pub(crate) sealed_env: ByteBuf,
+    /// A [`Sealed`], encoded and sealed.
+    pub(crate) sealed: ByteBuf,
+}
+
+/// What [`Secrets`] seal.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Sealed {
+    /// The job's environment variables.
+    pub(crate) env: Vec<(String, String)>,
+    /// The key of the agent's reports ([`ReportKey`]).
+    pub(crate) report_key: ByteBuf,
 }
 
 /// A message and its signature: what travels of every message but an
@@ -364,6 +373,66 @@ impl Signed {
             ));
         }
         Ok(message)
+    }
+}
+
+/// A report and its tag: what an agent publishes on its job's reports
+/// subject, tagged with the [`ReportKey`] it shares with the job's host.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Tagged {
+    /// The agent's public key: whose report key the tag is of.
+    pub(crate) key: String,
+    /// The report, encoded.
+    pub(crate) body: ByteBuf,
+    pub(crate) tag: ByteBuf,
+}
+
+impl Tagged {
+    /// `report` of `job`, encoded and tagged with `report_key`, the key
+    /// the agent of public key `agent` shares with the job's host.
+    pub(crate) fn encode(
+        agent: &str,
+        report_key: &ReportKey,
+        job: &str,
+        report: &Report,
+    ) -> Vec<u8> {
+        let body = encode(report);
+        let tag = report_key.tag(Domain::Report, job, &body);
+        encode(&Tagged {
+            key: agent.to_string(),
+            body: ByteBuf::from(body),
+            tag: ByteBuf::from(tag),
+        })
+    }
+
+    /// The agent and the report of `job` that `bytes` carry, once its tag
+    /// is checked against the key `key_of` gives for its agent (none: an
+    /// agent the job did not admit).
+    pub(crate) fn open(
+        bytes: &[u8],
+        job: &str,
+        key_of: impl FnOnce(&str) -> Option<ReportKey>,
+    ) -> Result<(String, Report), Error> {
+        let tagged: Tagged = decode(bytes, "report")?;
+        let Some(report_key) = key_of(&tagged.key) else {
+            return Err(Error::new(
+                ErrorKind::Remote,
+                format!(
+                    "a report tagged as {}'s, an agent the job did not admit",
+                    keys::short(&tagged.key)
+                ),
+            ));
+        };
+        if !report_key.check(Domain::Report, job, &tagged.body, &tagged.tag) {
+            return Err(Error::new(
+                ErrorKind::Remote,
+                format!(
+                    "a report whose tag is not that of {}'s key",
+                    keys::short(&tagged.key)
+                ),
+            ));
+        }
+        Ok((tagged.key, decode(&tagged.body, "report")?))
     }
 }
 
