@@ -36,8 +36,9 @@ pub(crate) struct Serving {
     pub(crate) job: String,
     /// The key the job's chunks are signed with.
     pub(crate) host: String,
-    /// The key this agent's reports are tagged with, shared with the host.
-    pub(crate) report_key: ReportKey,
+    /// This agent's public key, which its reports name, and the key they
+    /// are tagged with, shared with the host.
+    pub(crate) reporter: (String, ReportKey),
     pub(crate) pool: JobPool,
     /// How many times a chunk whose agent was lost runs again.
     pub(crate) agent_retries: u32,
@@ -243,12 +244,8 @@ pub(crate) async fn publish(
     report: &Report,
     cancelled: &watch::Receiver<Option<bool>>,
 ) -> Result<(), Error> {
-    let report = Bytes::from(Tagged::encode(
-        &serving.context.key.public_key(),
-        &serving.report_key,
-        &serving.job,
-        report,
-    ));
+    let (agent, report_key) = &serving.reporter;
+    let report = Bytes::from(Tagged::encode(agent, report_key, &serving.job, report));
     let subject = wire::reports_subject(&serving.job);
     let store = &serving.context.store;
     store

@@ -125,7 +125,7 @@ async fn run_until_ended(
         context: context.clone(),
         job: job.clone(),
         host,
-        report_key,
+        reporter: (context.key.public_key(), report_key),
         pool,
         agent_retries: spec.agent_retries,
         ack_wait: Duration::from_millis(spec.ack_wait_ms),

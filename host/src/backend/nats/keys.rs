@@ -183,14 +183,18 @@ impl Domain {
     }
 }
 
+/// What a signature or a tag is of: `body` as a message of `domain` of
+/// `job`, in the pieces hashed one after the other.
+fn framed<'a>(domain: Domain, job: &'a str, body: &'a [u8]) -> [&'a [u8]; 5] {
+    [domain.tag(), &[0], job.as_bytes(), &[0], body]
+}
+
 /// What is signed of `body`.
 fn digest(domain: Domain, job: &str, body: &[u8]) -> [u8; 32] {
     let mut hash = Sha256::new();
-    hash.update(domain.tag());
-    hash.update([0]);
-    hash.update(job.as_bytes());
-    hash.update([0]);
-    hash.update(body);
+    for piece in framed(domain, job, body) {
+        hash.update(piece);
+    }
     hash.finalize().into()
 }
 
@@ -253,11 +257,9 @@ impl ReportKey {
     fn mac(&self, domain: Domain, job: &str, body: &[u8]) -> Hmac<Sha256> {
         let mut mac =
             <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes a key of any size");
-        mac.update(domain.tag());
-        mac.update(&[0]);
-        mac.update(job.as_bytes());
-        mac.update(&[0]);
-        mac.update(body);
+        for piece in framed(domain, job, body) {
+            mac.update(piece);
+        }
         mac
     }
 
