@@ -37,6 +37,16 @@ fn nats_builder(server: &NatsServer, processes: usize) -> PoolBuilder {
     builder(processes).nats(server.url())
 }
 
+/// A pool of one process on the agents of `server` that takes an agent
+/// silent for a second as lost, and runs a task of a lost agent once more.
+fn losing_agents_within_a_second(server: &NatsServer) -> PoolBuilder {
+    builder(1).nats_options(
+        Nats::new(server.url())
+            .ack_wait(Duration::from_secs(1))
+            .agent_retries(1),
+    )
+}
+
 /// The pid of the parent of process `pid`, from `/proc/PID/stat`; `None`
 /// once the process is gone.
 fn parent_of(pid: u32) -> Option<u32> {
@@ -1141,12 +1151,7 @@ fn a_stopped_agent_hands_its_chunks_to_another() {
 fn a_task_whose_agents_keep_dying_fails_with_worker_lost() {
     let _deadline = deadline("a task whose agents are killed under it", LONG_DEADLINE);
     let server = NatsServer::start();
-    let pool = builder(1)
-        .nats_options(
-            Nats::new(server.url())
-                .ack_wait(Duration::from_secs(1))
-                .agent_retries(1),
-        )
+    let pool = losing_agents_within_a_second(&server)
         .build()
         .expect("the pool starts");
     let endless = pool
@@ -1488,18 +1493,10 @@ fn an_agent_started_again_with_its_key_is_another_run() {
     let _deadline = deadline("a task run again by an agent's next run", DEADLINE);
     let server = NatsServer::start();
     let dir = tempfile::tempdir().unwrap();
-    let key_file = dir.path().join("agent.nk");
+    let key_file = command::keygen_in(dir.path());
     let key = key_file.to_str().unwrap();
-    assert!(wasmpool(&["keygen", key], "").status.success());
     let mut first = AgentProcess::start_with(server.url(), 1, "first", &["--key", key]);
-    let pool = builder(1)
-        .nats_options(
-            Nats::new(server.url())
-                .ack_wait(Duration::from_secs(1))
-                .agent_retries(1),
-        )
-        .build()
-        .unwrap();
+    let pool = losing_agents_within_a_second(&server).build().unwrap();
     let (lock, holding) = (wasmpool::Lock::new(), wasmpool::Event::new());
     let holder = pool
         .apply_async::<(), _>("hold_lock", (&lock, &holding, "hang"))

@@ -439,9 +439,8 @@ fn a_rogue_cannot_call_for_a_task_nor_replay_its_calls() {
     let _deadline = deadline("forged and replayed calls", DEADLINE);
     let server = NatsServer::start();
     let dir = tempfile::tempdir().unwrap();
-    let key_file = dir.path().join("agent.nk");
+    let key_file = command::keygen_in(dir.path());
     let key_path = key_file.to_str().unwrap();
-    assert!(wasmpool(&["keygen", key_path], "").status.success());
     let agent = AgentProcess::start_with(server.url(), 1, "honest", &["--key", key_path]);
     let stolen = SigningKey::from_file(&key_file).unwrap();
     let stranger = SigningKey::generate();

@@ -4,6 +4,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
@@ -35,6 +36,15 @@ pub fn wait_with_deadline(child: Child, limit: Duration, what: &str) -> Output {
 /// Runs `wasmpool ARGS` with `stdin` as its input, at most [`COMMAND_LIMIT`].
 pub fn wasmpool(args: &[&str], stdin: &str) -> Output {
     wasmpool_with_env(args, stdin, &[])
+}
+
+/// A signing key made with `wasmpool keygen` in `dir` (`agent.nk`): its
+/// file.
+pub fn keygen_in(dir: &Path) -> PathBuf {
+    let file = dir.join("agent.nk");
+    let made = wasmpool(&["keygen", file.to_str().unwrap()], "");
+    assert!(made.status.success(), "{made:?}");
+    file
 }
 
 /// [`wasmpool`], with these environment variables set besides.
