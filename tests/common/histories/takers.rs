@@ -160,7 +160,8 @@ fn history(place: &dyn Pools, seed: u64, channel: Channel) -> String {
             accounted,
             (0..items).collect::<Vec<_>>(),
             "history {seed} (limit {limit:?}, puts {puts:?}): an item lost: returned {returned:?}, \
-             seen {seen:?}, left {left:?}"
+             seen {seen:?}, left {left:?}; the tasks said {:?}",
+            said.lock().unwrap()
         );
     }
     if let Channel::Pipe { ours, theirs } = channel {
