@@ -370,6 +370,20 @@
 //! again until answered, and the host's record of it (which runs it once)
 //! is what must survive, and lives with the objects, on the host.
 //!
+//! The reports need not be stored either, and are the next to leave the
+//! file (not built yet): the host, not the stream, is what an outcome must
+//! reach, and the host runs no longer than its pool. An agent could send
+//! each report to the host as a core-NATS request, tagged as now, and
+//! acknowledge the chunk once the host answers (its answer tagged with the
+//! agent's report key, so that no other client of the server can make an
+//! agent drop a chunk unreported): the host's answer is then the point of
+//! durability. A report lost with a restarting server is not answered, the
+//! agent asks again, and a chunk whose agent gives up is unacknowledged and
+//! runs again elsewhere; a duplicate outcome is dropped by the host, which
+//! takes each task's first, and is answered all the same. That would take a
+//! store, its acknowledgement and a delivery off each chunk's path (BENCHMARKS.md:
+//! the server's share is about a third of a chunk's CPU).
+//!
 //! # The channel
 //!
 //! The pool and each worker talk over the worker's stdin and stdout, in
