@@ -7,7 +7,9 @@
 //!   other end;
 //! - [`holders`]: a lock taken by tasks and a host thread, a semaphore's
 //!   permits held by tasks: never two holders of the lock at once, and no
-//!   permit lost or made up.
+//!   permit lost or made up;
+//! - [`order`]: tasks submitted to one worker, which may stall: they run in
+//!   the order submitted.
 //!
 //! Each history comes from a seed, which a failure names: set
 //! `WASMPOOL_HISTORY_SEED` to replay it, and `WASMPOOL_HISTORIES` to run
@@ -16,6 +18,7 @@
 #![allow(unreachable_pub)]
 
 pub mod holders;
+pub mod order;
 pub mod takers;
 
 use std::collections::BTreeMap;
@@ -33,6 +36,7 @@ macro_rules! tests_of_histories {
             holders::lock_histories_never_have_two_holders_and_end_with_the_lock_free,
             holders::a_lock_left_held_by_a_task_that_ended_is_free_for_the_next_task_on_any_worker,
             holders::semaphore_histories_neither_lose_nor_make_up_a_permit,
+            order::one_worker_runs_tasks_in_the_order_they_were_submitted,
             takers::queue_histories_take_each_item_at_most_once_and_lose_none_to_time_limits,
             takers::pipe_histories_take_each_message_at_most_once_and_end_with_end_of_file,
         );

@@ -30,7 +30,7 @@ mod starting;
 
 use std::process::ExitStatus;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
@@ -85,6 +85,7 @@ impl Local {
             retries: if one_worker { 0 } else { settings.retries },
             queue,
             requeue: unbounded(),
+            handing: Mutex::new(()),
             stop: stop_rx,
             terminating: AtomicBool::new(false),
             starting: Starting::default(),
@@ -205,8 +206,14 @@ pub(crate) struct Shared {
     pub(crate) retries: u32,
     /// Chunks submitted by callers; disconnected when the pool closes.
     pub(crate) queue: Receiver<Chunk>,
-    /// The rest of chunks split to respect a worker's task quota; taken first.
+    /// Chunks put back: the rest of chunks split to respect a worker's task
+    /// quota, those of a worker that died, and those a stalled worker gave
+    /// back; taken before the queue.
     pub(crate) requeue: (Sender<Chunk>, Receiver<Chunk>),
+    /// Held while a chunk goes from a queue to a worker, and while a caller
+    /// hands one straight to an idle worker: a chunk taken from a queue is
+    /// handed before any submitted after it.
+    handing: Mutex<()>,
     /// Disconnected when the pool is terminated.
     pub(crate) stop: Receiver<()>,
     pub(crate) terminating: AtomicBool,
@@ -263,9 +270,18 @@ impl Shared {
 
     /// Hands `chunk` to an idle worker, from the caller's thread: the chunk
     /// reaches the worker without waking its slot. Gives the chunk back if
-    /// no worker is idle (or the pool does not allow it).
+    /// no worker is idle, chunks wait in the queues (or the pool does not
+    /// allow it).
     pub(crate) fn hand_to_idle(&self, chunk: Chunk) -> Option<Chunk> {
         if !self.hand_directly || self.idle.load(Ordering::SeqCst) == 0 || self.terminating() {
+            return Some(chunk);
+        }
+        // Never ahead of a chunk queued before it, nor of one put back (a
+        // worker's that died or stalled, or the rest of a split one), even
+        // one a slot took and is handing: with one worker, tasks run in the
+        // order they were submitted.
+        let _handing = self.handing();
+        if !self.queue.is_empty() || !self.requeue.1.is_empty() {
             return Some(chunk);
         }
         let workers = self.workers.lock().unwrap_or_else(PoisonError::into_inner);
@@ -277,6 +293,11 @@ impl Shared {
             }
         }
         Some(chunk)
+    }
+
+    /// Held from taking a chunk off a queue until it is handed to a worker.
+    pub(crate) fn handing(&self) -> MutexGuard<'_, ()> {
+        self.handing.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub(crate) fn terminating(&self) -> bool {

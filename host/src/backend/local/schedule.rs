@@ -15,7 +15,9 @@
 //! A worker that makes no progress for a while ([`stall_limit`]: a task
 //! blocked in a host call, or much slower than its peers) takes no more, and
 //! the chunks it holds beyond the running one are reclaimed for other
-//! workers, so slow work never holds up other callers for long.
+//! workers, so slow work never holds up other callers for long. A pool of
+//! one has no other worker: nothing is reclaimed, and its tasks run in the
+//! order they were submitted. Chunks put back go before those queued.
 
 use std::time::{Duration, Instant};
 

@@ -8,8 +8,8 @@
 //! pipe, so its stop signal and its watchdog always fire.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, MutexGuard};
 use std::thread;
 use std::time::Instant;
 
@@ -160,11 +160,13 @@ impl Slot {
                 self.retire();
                 return;
             }
-            if self.can_take()
-                && let Ok(chunk) = self.shared.requeue.1.try_recv()
-            {
-                self.hand(chunk);
-                continue;
+            if self.can_take() {
+                let shared = self.shared.clone();
+                let handing = shared.handing();
+                if let Ok(chunk) = shared.requeue.1.try_recv() {
+                    self.hand(chunk, handing);
+                    continue;
+                }
             }
             self.wait_for_something();
         }
@@ -194,7 +196,12 @@ impl Slot {
                 // worker to get on with what it holds.
                 held.slot_waits = !can_take || used_up || !self.queue_open;
                 let watchdog = self.watchdog_deadline(&held);
-                (can_take, watchdog, reclaim_deadline(&held))
+                // Reclaimed work is for other workers: a pool of one has
+                // none, and its chunks stay in the order they came.
+                let reclaim = (shared.withdrawals.len() > 1)
+                    .then(|| reclaim_deadline(&held))
+                    .flatten();
+                (can_take, watchdog, reclaim)
             }
             None => (false, None, None),
         };
@@ -205,7 +212,9 @@ impl Slot {
         // A handle of its own, so that the select borrows nothing of `self`.
         let worker_events = self.worker.as_ref().map(|worker| worker.events.clone());
         let withdrawals = &shared.withdrawals[self.index];
-        let mut select = Select::new();
+        // Biased: of the chunks ready, one put back (the rest of a split
+        // chunk, one reclaimed or retried) goes before those queued after it.
+        let mut select = Select::new_biased();
         let stop = select.recv(&shared.stop);
         let events = worker_events.as_ref().map(|events| select.recv(events));
         let withdrawn = select.recv(withdrawals);
@@ -234,12 +243,14 @@ impl Slot {
             let _ = op.recv(withdrawals);
             self.withdraw();
         } else if Some(index) == requeue {
+            let handing = shared.handing();
             if let Ok(chunk) = op.recv(&shared.requeue.1) {
-                self.hand(chunk);
+                self.hand(chunk, handing);
             }
         } else if Some(index) == queue {
+            let handing = shared.handing();
             match op.recv(&shared.queue) {
-                Ok(chunk) => self.hand(chunk),
+                Ok(chunk) => self.hand(chunk, handing),
                 Err(_) => self.queue_open = false,
             }
         }
@@ -311,10 +322,11 @@ impl Slot {
         self.drop_in_flight(held, &error, false);
     }
 
-    /// Hands `chunk` to the worker, keeping within its quota; a withdrawn
-    /// chunk fails instead.
-    fn hand(&mut self, mut chunk: Chunk) {
+    /// Hands `chunk`, just taken from a queue under `handing`, to the
+    /// worker, keeping within its quota; a withdrawn chunk fails instead.
+    fn hand(&mut self, mut chunk: Chunk, handing: MutexGuard<'_, ()>) {
         if chunk.is_withdrawn() {
+            drop(handing);
             return chunk.fail(&withdrawn_error());
         }
         let worker = self.worker.as_ref().expect("can_take");
@@ -329,6 +341,7 @@ impl Slot {
         worker.in_flight.hand(&mut held, chunk, &self.shared);
         let used_up = held.quota == Some(0);
         drop(held);
+        drop(handing);
         if used_up && self.spare.is_none() {
             // The worker was just handed its last tasks: start the next one,
             // so that it loads while these run.
