@@ -29,7 +29,9 @@
 //!
 //! It prints a table; the numbers are copied by hand into `BENCHMARKS.md`
 //! (section "Several machines (NATS)"). `WASMPOOL_BENCH_ONLY=link` runs
-//! part 4 alone.
+//! part 4 alone; `WASMPOOL_BENCH_ONLY=hops` profiles one `apply` round trip
+//! on an agent instead, system call by system call ([`hops`]; needs
+//! `perf`).
 
 #[path = "../../../tests/common/nats.rs"]
 mod nats_server;
@@ -42,6 +44,7 @@ use nats_server::{AgentProcess, NatsServer};
 use wasmpool::{AsyncResult, Lock, Pool};
 use wasmpool_artifacts::{FIXTURES, SEEDS};
 
+mod hops;
 #[path = "../../benches/shared/mod.rs"]
 mod shared;
 mod slow_link;
@@ -361,6 +364,32 @@ fn processes() -> Vec<(u32, u32, String, f64)> {
         .collect()
 }
 
+/// The children of `parent` named `name`.
+fn children_of(parent: u32, name: &str) -> Vec<u32> {
+    processes()
+        .into_iter()
+        .filter(|(_, ppid, named, _)| *ppid == parent && named == name)
+        .map(|(pid, ..)| pid)
+        .collect()
+}
+
+/// The descendants of `ancestor`.
+fn descendants_of(ancestor: u32) -> Vec<u32> {
+    let all = processes();
+    let mut descendants = vec![ancestor];
+    let mut at = 0;
+    while at < descendants.len() {
+        let parent = descendants[at];
+        descendants.extend(
+            all.iter()
+                .filter(|(_, ppid, ..)| *ppid == parent)
+                .map(|(pid, ..)| *pid),
+        );
+        at += 1;
+    }
+    descendants.split_off(1)
+}
+
 impl Cpu {
     fn now(agent: u32) -> Cpu {
         let all = processes();
@@ -370,17 +399,6 @@ impl Cpu {
                 .find(|(p, ..)| *p == pid)
                 .map_or(0.0, |(.., cpu)| *cpu)
         };
-        let mut descendants = vec![agent];
-        let mut at = 0;
-        while at < descendants.len() {
-            let parent = descendants[at];
-            descendants.extend(
-                all.iter()
-                    .filter(|(_, pp, ..)| *pp == parent)
-                    .map(|(p, ..)| *p),
-            );
-            at += 1;
-        }
         Cpu {
             host: cpu_of(me),
             server: all
@@ -389,7 +407,7 @@ impl Cpu {
                 .map(|(.., cpu)| cpu)
                 .sum(),
             agent: cpu_of(agent),
-            workers: descendants[1..].iter().map(|pid| cpu_of(*pid)).sum(),
+            workers: descendants_of(agent).iter().map(|pid| cpu_of(*pid)).sum(),
         }
     }
 
@@ -465,6 +483,27 @@ fn main() {
             (remote - local) * 1e6,
         )
     };
+    if std::env::var("WASMPOOL_BENCH_ONLY").as_deref() == Ok("hops") {
+        let agent = AgentProcess::start(&url, 1, "bench-hops");
+        let pool = nats_pool(&url, 1);
+        warm_up(&pool, 1);
+        let trips = round_trips(&pool, 500);
+        println!(
+            "`apply` round trip untraced, p50: {:.0} µs\n",
+            trips[trips.len() / 2] * 1e6
+        );
+        let sides = hops::Sides {
+            host: std::process::id(),
+            server: children_of(std::process::id(), "nats-server")[0],
+            agent: agent.pid(),
+            workers: descendants_of(agent.pid()),
+        };
+        match hops::profile(&pool, &sides) {
+            Ok(table) => println!("{table}"),
+            Err(why) => eprintln!("no profile: {why}"),
+        }
+        return;
+    }
     if std::env::var("WASMPOOL_BENCH_ONLY").as_deref() == Ok("calls") {
         println!("{}", locks());
         return;
