@@ -180,8 +180,7 @@ pub(crate) async fn serve(
             outcomes,
         } => (seq, tasks, outcomes),
     };
-    let mut progress = tokio::time::interval(serving.ack_wait / 3);
-    progress.tick().await;
+    let mut progress = progress_ticks(serving.ack_wait);
     let mut reported = 0;
     while reported < tasks {
         tokio::select! {
@@ -226,6 +225,16 @@ pub(crate) async fn serve(
     if let Err(err) = message.ack().await {
         tracing::warn!("job {job}: cannot acknowledge a chunk: {err}");
     }
+}
+
+/// When a chunk being served says it is in progress: a third of the
+/// server's `ack_wait`, the first a third from now. (Not an interval's
+/// first tick, due at once: it fires only at the timer's next turn, up to
+/// a millisecond later, and the chunk would wait for it before its
+/// outcomes.)
+pub(crate) fn progress_ticks(ack_wait: Duration) -> tokio::time::Interval {
+    let every = ack_wait / 3;
+    tokio::time::interval_at(tokio::time::Instant::now() + every, every)
 }
 
 /// The chunk `payload` carries, if the job's host signed it.

@@ -13,7 +13,7 @@ use async_nats::jetstream::{self, AckKind};
 use futures_util::StreamExt;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::chunk::{Serving, failed, pack, publish};
+use super::chunk::{Serving, failed, pack, progress_ticks, publish};
 use crate::backend::nats::keys::Domain;
 use crate::backend::nats::wire::{ChunkMessage, Control, OutputMessage, Report, Signed};
 use crate::channel::Outcomes;
@@ -150,8 +150,7 @@ pub(crate) async fn run(
         let process = process.clone();
         tokio::task::spawn_blocking(move || process.join())
     };
-    let mut progress = tokio::time::interval(serving.ack_wait / 3);
-    progress.tick().await;
+    let mut progress = progress_ticks(serving.ack_wait);
     loop {
         tokio::select! {
             _ = &mut ended => break,
