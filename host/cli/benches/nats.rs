@@ -364,18 +364,16 @@ fn processes() -> Vec<(u32, u32, String, f64)> {
         .collect()
 }
 
-/// The children of `parent` named `name`.
-fn children_of(parent: u32, name: &str) -> Vec<u32> {
-    processes()
-        .into_iter()
+/// The children of `parent` named `name`, among `all` processes.
+fn children_of(all: &[(u32, u32, String, f64)], parent: u32, name: &str) -> Vec<u32> {
+    all.iter()
         .filter(|(_, ppid, named, _)| *ppid == parent && named == name)
-        .map(|(pid, ..)| pid)
+        .map(|(pid, ..)| *pid)
         .collect()
 }
 
-/// The descendants of `ancestor`.
-fn descendants_of(ancestor: u32) -> Vec<u32> {
-    let all = processes();
+/// The descendants of `ancestor`, among `all` processes.
+fn descendants_of(all: &[(u32, u32, String, f64)], ancestor: u32) -> Vec<u32> {
     let mut descendants = vec![ancestor];
     let mut at = 0;
     while at < descendants.len() {
@@ -401,13 +399,12 @@ impl Cpu {
         };
         Cpu {
             host: cpu_of(me),
-            server: all
-                .iter()
-                .filter(|(_, ppid, name, _)| *ppid == me && name == "nats-server")
-                .map(|(.., cpu)| cpu)
+            server: children_of(&all, me, "nats-server")
+                .into_iter()
+                .map(cpu_of)
                 .sum(),
             agent: cpu_of(agent),
-            workers: descendants_of(agent).iter().map(|pid| cpu_of(*pid)).sum(),
+            workers: descendants_of(&all, agent).into_iter().map(cpu_of).sum(),
         }
     }
 
@@ -492,11 +489,12 @@ fn main() {
             "`apply` round trip untraced, p50: {:.0} µs\n",
             trips[trips.len() / 2] * 1e6
         );
+        let all = processes();
         let sides = hops::Sides {
             host: std::process::id(),
-            server: children_of(std::process::id(), "nats-server")[0],
+            server: children_of(&all, std::process::id(), "nats-server")[0],
             agent: agent.pid(),
-            workers: descendants_of(agent.pid()),
+            workers: descendants_of(&all, agent.pid()),
         };
         match hops::profile(&pool, &sides) {
             Ok(table) => println!("{table}"),

@@ -5,11 +5,11 @@
 //! milliseconds apart, while `perf trace` records the reads and writes of
 //! every process on the path: this one (the pool's host), the
 //! `nats-server`, the agent and its worker. The host marks the start and
-//! the end of each round trip with a `getpid` system call. The round trips
-//! whose events come in the most common order are lined up, and the table
-//! gives, for each event, the median time since the start and since the
-//! event before it: the gaps are the hops (a wake-up on another process, a
-//! message through the server, a store on file).
+//! the end of each round trip with a `getpid` system call. Each event that
+//! most round trips have (a thread's first, second… call of a kind on an
+//! fd) gets a row, in the order of its median time since the start, with
+//! the gap from the row before: the gaps are the hops (a wake-up on another
+//! process, a message through the server, a store on file).
 
 use std::collections::HashMap;
 use std::process::{Command, Stdio};
